@@ -1,0 +1,35 @@
+//! `/healthz` (the process answers) and `/readyz` (its dependencies answer).
+
+use http::StatusCode;
+
+use crate::pools::{PgPool, RedisPool};
+use crate::{json, Response};
+
+pub fn alive() -> Response {
+    json::respond_raw(StatusCode::OK, &br#"{"status":"ok"}"#[..])
+}
+
+/// 200 when every given dependency answers a trivial query, 503 naming the ones that don't.
+pub async fn ready(pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Response {
+    let pg_ok = match pg {
+        None => None,
+        Some(pool) => Some(match pool.get().await {
+            Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }),
+    };
+    let redis_ok = match redis {
+        None => None,
+        Some(pool) => Some(match pool.get().await {
+            Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut *c).await.is_ok(),
+            Err(_) => false,
+        }),
+    };
+    let all = pg_ok.unwrap_or(true) && redis_ok.unwrap_or(true);
+    let body = serde_json::json!({
+        "status": if all { "ready" } else { "unavailable" },
+        "postgres": pg_ok.map(|ok| if ok { "up" } else { "down" }),
+        "redis": redis_ok.map(|ok| if ok { "up" } else { "down" }),
+    });
+    json::respond(if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+}

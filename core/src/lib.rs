@@ -1,0 +1,43 @@
+//! Shared plumbing for every service of the platform.
+//!
+//! Layout:
+//! - [`server`]: the accept loop (connection cap, keep-alive, graceful shutdown).
+//! - [`router`]: method + path-segment routing without per-request allocation.
+//! - [`body`]: the response body type and bounded request-body reading.
+//! - [`json`]: simd-json parsing of request bodies, JSON responses.
+//! - [`error`]: the one HTTP error type, rendered as the contract's error body.
+//! - [`config`]: environment parsing that names the offending variable.
+//! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
+//! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`model`]: the message as stored, queued and sent to clients.
+//! - [`stream`]: the wire format shared by the chat service and the message worker.
+//! - [`time`]: RFC 3339 timestamps with milliseconds.
+//! - [`validate`]: field rules shared by the services (user ids, names).
+//! - [`telemetry`]: tracing set-up from `RUST_LOG`.
+//! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod migrate;
+pub mod model;
+pub mod pools;
+pub mod request_id;
+pub mod router;
+pub mod server;
+pub mod shutdown;
+pub mod stream;
+pub mod telemetry;
+pub mod time;
+pub mod validate;
+
+pub use body::Body;
+pub use error::ApiError;
+
+/// Every handler's request type.
+pub type Request = hyper::Request<hyper::body::Incoming>;
+/// Every handler's response type.
+pub type Response = hyper::Response<Body>;

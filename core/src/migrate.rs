@@ -1,0 +1,78 @@
+//! Versioned SQL migrations, applied at start-up by every service that uses the database.
+//! A session-level advisory lock serialises processes that start together; each migration
+//! runs in its own transaction with its version row, so a crash leaves no half-applied step.
+
+use std::time::Duration;
+
+use crate::pools::PgPool;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The platform's schema, in order. Never edit an applied migration: add a new one.
+pub const ALL: &[Migration] = &[Migration {
+    version: 1,
+    name: "conversations and messages",
+    sql: include_str!("../migrations/0001_conversations_messages.sql"),
+}];
+
+const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
+
+/// Applies what is missing. Waits (up to `patience`) for PostgreSQL to accept connections.
+pub async fn run(pool: &PgPool, migrations: &[Migration], patience: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut client = loop {
+        match pool.get().await {
+            Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for PostgreSQL");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("PostgreSQL unreachable: {e}")),
+        }
+    };
+    let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await.map_err(err)?;
+    let result = apply(&mut client, migrations).await;
+    // Unlock even after a failure; the session lock would also die with the connection.
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
+    result
+}
+
+async fn apply(client: &mut deadpool_postgres::Object, migrations: &[Migration]) -> Result<(), String> {
+    let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version int PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(err)?;
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        let tx = client.transaction().await.map_err(err)?;
+        tx.batch_execute(m.sql)
+            .await
+            .map_err(|e| format!("migration {} ({}) failed: {e}", m.version, m.name))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&m.version, &m.name],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Method + path-segment routing. Routes are literal segments and `:param` captures; a match
+//! borrows its parameters from the request path, so routing allocates nothing per request.
+//! An unknown path is 404; a known path with the wrong method is 405.
+
+use http::Method;
+
+/// At most this many `:param` captures per route.
+pub const MAX_PARAMS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Literal(&'static str),
+    Param,
+}
+
+#[derive(Debug)]
+struct Route<T> {
+    method: Method,
+    segments: Vec<Segment>,
+    target: T,
+}
+
+/// A routing table mapping `(method, path pattern)` to a target, usually a `Copy` enum.
+#[derive(Debug)]
+pub struct Router<T> {
+    routes: Vec<Route<T>>,
+}
+
+/// Path parameters captured by a match, in pattern order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params<'a> {
+    values: [&'a str; MAX_PARAMS],
+    len: usize,
+}
+
+impl<'a> Params<'a> {
+    pub fn get(&self, i: usize) -> &'a str {
+        if i < self.len {
+            self.values[i]
+        } else {
+            ""
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'r, 'p, T> {
+    Found(&'r T, Params<'p>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Router { routes: Vec::new() }
+    }
+}
+
+impl<T> Router<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a route. Patterns look like `/conversations/:id/messages`.
+    ///
+    /// # Panics
+    /// On a pattern with more than [`MAX_PARAMS`] captures: a programming error found at start-up.
+    pub fn route(mut self, method: Method, pattern: &'static str, target: T) -> Self {
+        let segments: Vec<Segment> = split(pattern)
+            .map(|s| {
+                if s.starts_with(':') {
+                    Segment::Param
+                } else {
+                    Segment::Literal(s)
+                }
+            })
+            .collect();
+        let params = segments.iter().filter(|s| **s == Segment::Param).count();
+        assert!(params <= MAX_PARAMS, "route {pattern} has too many parameters");
+        self.routes.push(Route {
+            method,
+            segments,
+            target,
+        });
+        self
+    }
+
+    pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Match<'r, 'p, T> {
+        let mut path_matched = false;
+        for route in &self.routes {
+            let Some(params) = match_segments(&route.segments, path) else {
+                continue;
+            };
+            if route.method == *method || (*method == Method::HEAD && route.method == Method::GET)
+            {
+                return Match::Found(&route.target, params);
+            }
+            path_matched = true;
+        }
+        if path_matched {
+            Match::MethodNotAllowed
+        } else {
+            Match::NotFound
+        }
+    }
+}
+
+/// Path segments, ignoring a leading and a trailing slash.
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    path.split('/').filter(move |_| !path.is_empty())
+}
+
+fn match_segments<'p>(pattern: &[Segment], path: &'p str) -> Option<Params<'p>> {
+    let mut params = Params {
+        values: [""; MAX_PARAMS],
+        len: 0,
+    };
+    let mut it = split(path);
+    for seg in pattern {
+        let got = it.next()?;
+        match seg {
+            Segment::Literal(lit) => {
+                if *lit != got {
+                    return None;
+                }
+            }
+            Segment::Param => {
+                if got.is_empty() {
+                    return None;
+                }
+                params.values[params.len] = got;
+                params.len += 1;
+            }
+        }
+    }
+    if it.next().is_some() {
+        return None;
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum R {
+        Create,
+        ByUser,
+        One,
+        Messages,
+        SendMessage,
+        Message,
+        DeleteMessage,
+    }
+
+    fn router() -> Router<R> {
+        Router::new()
+            .route(Method::POST, "/conversations", R::Create)
+            .route(Method::GET, "/conversations/user/:userId", R::ByUser)
+            .route(Method::GET, "/conversations/:id", R::One)
+            .route(Method::GET, "/conversations/:id/messages", R::Messages)
+            .route(Method::POST, "/conversations/:id/messages", R::SendMessage)
+            .route(Method::PATCH, "/conversations/:id/messages/:mid", R::Message)
+            .route(Method::DELETE, "/conversations/:id/messages/:mid", R::DeleteMessage)
+    }
+
+    #[test]
+    fn matches_literals_and_params() {
+        let r = router();
+        assert!(matches!(r.at(&Method::POST, "/conversations"), Match::Found(R::Create, p) if p.is_empty()));
+        match r.at(&Method::GET, "/conversations/user/u-1") {
+            Match::Found(R::ByUser, p) => assert_eq!(p.get(0), "u-1"),
+            other => panic!("{other:?}"),
+        }
+        match r.at(&Method::PATCH, "/conversations/a/messages/b") {
+            Match::Found(R::Message, p) => {
+                assert_eq!((p.get(0), p.get(1), p.len()), ("a", "b", 2));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn literal_wins_by_order() {
+        // "/conversations/user/x" must not be taken as conversation "user" + junk.
+        let r = router();
+        assert!(matches!(r.at(&Method::GET, "/conversations/user/x"), Match::Found(R::ByUser, _)));
+        assert!(matches!(r.at(&Method::GET, "/conversations/user"), Match::Found(R::One, _)));
+    }
+
+    #[test]
+    fn trailing_slash_is_ignored() {
+        let r = router();
+        assert!(matches!(r.at(&Method::POST, "/conversations/"), Match::Found(R::Create, _)));
+    }
+
+    #[test]
+    fn not_found_vs_method_not_allowed() {
+        let r = router();
+        assert_eq!(r.at(&Method::GET, "/nope"), Match::NotFound);
+        assert_eq!(r.at(&Method::GET, "/conversations/a/b"), Match::NotFound);
+        assert_eq!(r.at(&Method::GET, "/conversations/a/messages/b/c"), Match::NotFound);
+        assert_eq!(r.at(&Method::PUT, "/conversations"), Match::MethodNotAllowed);
+        assert_eq!(r.at(&Method::GET, "/conversations"), Match::MethodNotAllowed);
+    }
+
+    #[test]
+    fn empty_param_does_not_match() {
+        let r = router();
+        assert_eq!(r.at(&Method::GET, "/conversations//messages"), Match::NotFound);
+        assert_eq!(r.at(&Method::GET, "/"), Match::NotFound);
+    }
+
+    #[test]
+    fn head_falls_back_to_get() {
+        let r = router();
+        assert!(matches!(r.at(&Method::HEAD, "/conversations/x"), Match::Found(R::One, _)));
+    }
+}

@@ -1,0 +1,129 @@
+//! The accept loop every service runs: a semaphore caps open connections, each connection is
+//! served by hyper's HTTP/1 with keep-alive and upgrades, every response gets an
+//! `x-request-id`, and on shutdown the listener closes and in-flight requests drain until a
+//! deadline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::{request_id, Request, Response};
+
+/// What a service answers requests with. Implemented by a `Clone` struct holding `Arc` state.
+pub trait Handler: Clone + Send + Sync + 'static {
+    fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// A client must send its request head within this time.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `handler` on an already-bound listener until `shutdown` is cancelled, then drains.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: H,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(opts.max_connections));
+    let tracker = TaskTracker::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout);
+
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let h = handler.clone();
+        let svc = service_fn(move |req: Request| {
+            let h = h.clone();
+            async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close instead of keeping alive.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tokio::select! {
+        () = tracker.wait() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(opts.shutdown_grace) => {
+            tracing::warn!(grace = ?opts.shutdown_grace, "shutdown deadline passed with connections still open");
+        }
+    }
+}
+
+async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
+    let id = request_id::ensure(req.headers_mut());
+    let mut res = h.handle(req).await;
+    res.headers_mut().insert(request_id::HEADER, id);
+    res
+}
+
+/// Binds a listener, naming the address in the error.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}

@@ -1,0 +1,147 @@
+//! The message stream's wire format, shared by the chat service (producer) and the message
+//! worker (consumer): Redis key names, stream entries, and the commit notice the worker
+//! publishes after each batch.
+//!
+//! Flow of a send: the chat service atomically records the message as pending (and its
+//! `clientMessageId`, if any) and appends a `create` entry to the stream; a worker reads it
+//! through the consumer group, stores its batch in one transaction, acknowledges, clears the
+//! pending marks and publishes one [`Notice`] per batch; chat-service instances release the
+//! waiting requests (201) and fan the events out.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::Message;
+
+/// The consumer group every worker joins.
+pub const GROUP: &str = "workers";
+/// Field of a stream entry that holds its JSON.
+pub const FIELD: &str = "d";
+
+/// Redis names, all under one namespace so that several deployments (or test runs) can share
+/// a server.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+    pub stream: String,
+    pub dead_letter: String,
+    pub notices: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Keys {
+            ns: namespace.to_string(),
+            stream: format!("{namespace}:messages"),
+            dead_letter: format!("{namespace}:messages:dead"),
+            notices: format!("{namespace}:committed"),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// Set while a message is queued but not yet committed; holds its conversation id.
+    pub fn pending(&self, id: &Uuid) -> String {
+        format!("{}:pending:{}", self.ns, id)
+    }
+
+    /// Maps a `clientMessageId` (per conversation and sender) to the message first sent with it.
+    pub fn client_id(&self, conversation: &Uuid, sender: &str, client_message_id: &str) -> String {
+        format!("{}:cmid:{}:{}:{}", self.ns, conversation, sender.len(), sender) + ":" + client_message_id
+    }
+}
+
+/// One stream entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Entry {
+    Create(Message),
+    /// Queued only when the message it edits is itself still queued.
+    #[serde(rename_all = "camelCase")]
+    Edit {
+        id: Uuid,
+        conversation_id: Uuid,
+        body: String,
+        #[serde(with = "crate::time::rfc3339")]
+        at: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Delete {
+        id: Uuid,
+        conversation_id: Uuid,
+        #[serde(with = "crate::time::rfc3339")]
+        at: i64,
+    },
+}
+
+/// What a worker publishes after committing a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    /// Messages stored by this batch: released to their waiting requests and announced.
+    #[serde(default)]
+    pub created: Vec<Message>,
+    /// Ids already stored by an earlier delivery of the same entry: released, not announced again.
+    #[serde(default)]
+    pub already: Vec<Uuid>,
+    #[serde(default)]
+    pub updated: Vec<Message>,
+    #[serde(default)]
+    pub deleted: Vec<Message>,
+}
+
+impl Notice {
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.already.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            conversation_id: Uuid::now_v7(),
+            sender_id: "user-1".into(),
+            body: "hello".into(),
+            sent_at: 1_795_471_907_123,
+            edited_at: None,
+            client_message_id: Some("c-1".into()),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_through_simd_json() {
+        let entries = [
+            Entry::Create(msg()),
+            Entry::Edit { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), body: "b".into(), at: 5 },
+            Entry::Delete { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), at: 7 },
+        ];
+        for e in entries {
+            let mut bytes = serde_json::to_vec(&e).unwrap();
+            let back: Entry = simd_json::serde::from_slice(&mut bytes).unwrap();
+            assert_eq!(back, e);
+        }
+    }
+
+    #[test]
+    fn message_json_has_contract_shape() {
+        let v = serde_json::to_value(msg()).unwrap();
+        assert_eq!(v["sentAt"], "2026-11-23T22:11:47.123Z");
+        assert!(v["editedAt"].is_null());
+        assert_eq!(v["senderId"], "user-1");
+        assert!(v.get("conversationId").is_some());
+    }
+
+    #[test]
+    fn client_id_keys_cannot_collide_across_senders() {
+        let k = Keys::new("t");
+        let c = Uuid::nil();
+        // sender "a:b" + id "c" vs sender "a" + id "b:c"
+        assert_ne!(k.client_id(&c, "a:b", "c"), k.client_id(&c, "a", "b:c"));
+    }
+}

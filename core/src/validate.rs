@@ -1,0 +1,69 @@
+//! Field rules of the contract shared by the services: user ids, display names, UUIDs in paths.
+
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub const USER_ID_MAX: usize = 128;
+pub const DISPLAY_NAME_MAX: usize = 100;
+
+/// User ids: 1–128 characters of `A-Z a-z 0-9 . _ : @ -`.
+pub fn user_id(field: &str, v: &str) -> Result<(), ApiError> {
+    let ok = !v.is_empty()
+        && v.len() <= USER_ID_MAX
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field} must be 1-{USER_ID_MAX} characters of A-Z a-z 0-9 . _ : @ -"
+        )))
+    }
+}
+
+/// Counts characters (not bytes) and checks `min..=max` after trimming.
+pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = v.trim().chars().count();
+    if n < min || n > max {
+        Err(ApiError::bad_request(format!("{field} must be {min}-{max} characters")))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn display_name(field: &str, v: &str) -> Result<(), ApiError> {
+    text_len(field, v, 1, DISPLAY_NAME_MAX)
+}
+
+/// A UUID taken from the path: malformed is 400, as the contract says.
+pub fn path_uuid(what: &str, v: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(v).map_err(|_| ApiError::bad_request(format!("{what} must be a UUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        for ok in ["user-1", "a", "x.y_z:w@v-1", &"a".repeat(128)] {
+            assert!(user_id("userId", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", " ", "user 1", "é", "a/b", &"a".repeat(129)] {
+            assert!(user_id("userId", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lengths_count_characters_after_trimming() {
+        assert!(text_len("body", "  ", 1, 10).is_err());
+        assert!(text_len("body", " é ", 1, 1).is_ok());
+        assert!(text_len("body", "ééé", 1, 2).is_err());
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(path_uuid("id", "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b").is_ok());
+        assert_eq!(path_uuid("id", "nope").unwrap_err().status, 400);
+    }
+}
