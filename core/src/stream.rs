@@ -49,7 +49,14 @@ impl Keys {
 
     /// Maps a `clientMessageId` (per conversation and sender) to the message first sent with it.
     pub fn client_id(&self, conversation: &Uuid, sender: &str, client_message_id: &str) -> String {
-        format!("{}:cmid:{}:{}:{}", self.ns, conversation, sender.len(), sender) + ":" + client_message_id
+        format!(
+            "{}:cmid:{}:{}:{}",
+            self.ns,
+            conversation,
+            sender.len(),
+            sender
+        ) + ":"
+            + client_message_id
     }
 }
 
@@ -86,6 +93,9 @@ pub struct Notice {
     /// Ids already stored by an earlier delivery of the same entry: released, not announced again.
     #[serde(default)]
     pub already: Vec<Uuid>,
+    /// Sends refused because their `clientMessageId` was already used by a stored message.
+    #[serde(default)]
+    pub duplicates: Vec<Duplicate>,
     #[serde(default)]
     pub updated: Vec<Message>,
     #[serde(default)]
@@ -94,8 +104,21 @@ pub struct Notice {
 
 impl Notice {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.already.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
+        self.created.is_empty()
+            && self.already.is_empty()
+            && self.duplicates.is_empty()
+            && self.updated.is_empty()
+            && self.deleted.is_empty()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Duplicate {
+    /// The id the refused send was queued under.
+    pub id: Uuid,
+    /// The message stored earlier with the same `clientMessageId`.
+    pub original: Message,
 }
 
 #[cfg(test)]
@@ -118,8 +141,17 @@ mod tests {
     fn entries_round_trip_through_simd_json() {
         let entries = [
             Entry::Create(msg()),
-            Entry::Edit { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), body: "b".into(), at: 5 },
-            Entry::Delete { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), at: 7 },
+            Entry::Edit {
+                id: Uuid::now_v7(),
+                conversation_id: Uuid::now_v7(),
+                body: "b".into(),
+                at: 5,
+            },
+            Entry::Delete {
+                id: Uuid::now_v7(),
+                conversation_id: Uuid::now_v7(),
+                at: 7,
+            },
         ];
         for e in entries {
             let mut bytes = serde_json::to_vec(&e).unwrap();

@@ -1,1 +1,113 @@
-//! placeholder
+//! The chat service (port 3001): conversations, messages, and (later) Socket.IO realtime.
+//!
+//! - [`config`]: settings from the environment.
+//! - `routes`: the routing table and dispatch.
+//! - `conversations`, `messages`, `history`: the handlers and their SQL.
+//! - `queue`: appending sends to the Redis stream; `waiters` + `notices`: answering them once
+//!   the worker commits.
+//! - `members`: the in-memory member lists that authorise every send.
+
+pub mod config;
+mod conversations;
+mod history;
+mod members;
+mod messages;
+mod notices;
+mod queue;
+mod routes;
+mod waiters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_core::pools::{self, PgPool, RedisPool};
+use platform_core::server::{self, ServeOptions};
+use platform_core::stream::Keys;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Everything a request handler can reach.
+pub struct State {
+    pub config: Config,
+    pub pg: PgPool,
+    pub redis: RedisPool,
+    members: members::MemberCache,
+    queue: queue::Queue,
+    waiters: waiters::Waiters,
+}
+
+/// The service's request handler: cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct App {
+    state: Arc<State>,
+    router: Arc<platform_core::router::Router<routes::Route>>,
+}
+
+/// Builds the pools and the handler without touching the network.
+pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
+    let pg = pools::postgres(&config.database_url, config.pg_pool_size)?;
+    let redis = pools::redis(&config.redis_url, config.redis_pool_size)?;
+    let keys = Keys::new(&config.namespace);
+    let state = State {
+        members: members::MemberCache::new(config.member_cache_size),
+        queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
+        waiters: waiters::Waiters::default(),
+        pg,
+        redis,
+        config,
+    };
+    Ok(App {
+        state: Arc::new(state),
+        router: Arc::new(routes::table()),
+    })
+}
+
+/// Runs the service on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let app = app(config).map_err(|e| e.to_string())?;
+    let state = app.state.clone();
+    platform_core::migrate::run(
+        &state.pg,
+        platform_core::migrate::ALL,
+        Duration::from_secs(60),
+    )
+    .await?;
+    wait_for_redis(&state).await?;
+    let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(notices::run(
+        state.config.redis_url.clone(),
+        state.queue.keys().notices.clone(),
+        state.waiters.clone(),
+        ready_tx,
+        shutdown.clone(),
+    ));
+    // Serve only once commit notices flow, or the first sends would all time out into 202s.
+    let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx.wait_for(|r| *r)).await;
+    tracing::info!(addr = ?listener.local_addr().ok(), "chat service listening");
+    let opts = ServeOptions {
+        max_connections: state.config.max_connections,
+        ..ServeOptions::default()
+    };
+    server::serve(listener, app, opts, shutdown).await;
+    Ok(())
+}
+
+async fn wait_for_redis(state: &State) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match state.queue.ensure_group(&state.redis).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for Redis");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("Redis unreachable: {e}")),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use http::StatusCode;
+use hyper::body::Incoming;
+use platform_core::model::Message;
+use platform_core::{json, time, validate, ApiError, Response};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::members::Members;
+use crate::messages::{message_from_row, MESSAGE_COLUMNS};
+use crate::State;
+
+pub const NAME_MAX: usize = 200;
+pub const GROUP_MAX: usize = 1000;
+/// Most conversations one listing returns.
+pub const LIST_MAX: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateConversation {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub members: Vec<Member>,
+    #[serde(with = "platform_core::time::rfc3339")]
+    pub created_at: i64,
+    /// Only in a user's listing: the newest message, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<Option<Message>>,
+}
+
+fn check(body: &CreateConversation) -> Result<(), ApiError> {
+    let n = body.members.len();
+    match body.kind.as_str() {
+        "one_to_one" if n != 2 => {
+            return Err(ApiError::bad_request("one_to_one needs exactly 2 members"))
+        }
+        "group" if !(2..=GROUP_MAX).contains(&n) => {
+            return Err(ApiError::bad_request(format!(
+                "group needs 2-{GROUP_MAX} members"
+            )))
+        }
+        "one_to_one" | "group" => {}
+        _ => return Err(ApiError::bad_request("type must be one_to_one or group")),
+    }
+    if let Some(name) = &body.name {
+        if name.chars().count() > NAME_MAX {
+            return Err(ApiError::bad_request(format!(
+                "name must be at most {NAME_MAX} characters"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    for m in &body.members {
+        validate::user_id("members[].userId", &m.user_id)?;
+        validate::display_name("members[].displayName", &m.display_name)?;
+        if !seen.insert(m.user_id.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "member {} is listed twice",
+                m.user_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    state: &State,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response, ApiError> {
+    let body: CreateConversation = json::read_body(headers, body, state.config.body_limit).await?;
+    check(&body)?;
+    let pair_key = (body.kind == "one_to_one").then(|| {
+        let (a, b) = (&body.members[0].user_id, &body.members[1].user_id);
+        // '/' cannot appear in a user id, so the key is unambiguous.
+        if a < b {
+            format!("{a}/{b}")
+        } else {
+            format!("{b}/{a}")
+        }
+    });
+    let id = Uuid::now_v7();
+    let created_at = time::now_millis();
+    let mut client = state.pg.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO conversations (id, name, type, pair_key, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (pair_key) DO NOTHING RETURNING id",
+            &[&id, &body.name, &body.kind, &pair_key, &time::from_millis(created_at)],
+        )
+        .await?;
+    if inserted.is_none() {
+        // The pair already has its conversation (possibly created concurrently: the unique
+        // index made us wait for that commit).
+        drop(tx);
+        let existing: Uuid = client
+            .query_one(
+                "SELECT id FROM conversations WHERE pair_key = $1",
+                &[&pair_key],
+            )
+            .await?
+            .get(0);
+        let conv = load(state, existing)
+            .await?
+            .ok_or_else(|| ApiError::internal("one-to-one lookup", "vanished"))?;
+        return Ok(json::respond(StatusCode::OK, &conv));
+    }
+    let user_ids: Vec<&str> = body.members.iter().map(|m| m.user_id.as_str()).collect();
+    let names: Vec<&str> = body
+        .members
+        .iter()
+        .map(|m| m.display_name.as_str())
+        .collect();
+    tx.execute(
+        "INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
+         SELECT $1, u, d, p::int FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(u, d, p)",
+        &[&id, &user_ids, &names],
+    )
+    .await?;
+    tx.commit().await?;
+    state.members.insert(
+        id,
+        Arc::new(Members::new(
+            user_ids.iter().map(|s| s.to_string()).collect(),
+        )),
+    );
+    let conv = Conversation {
+        id,
+        name: body.name,
+        kind: body.kind,
+        members: body.members,
+        created_at,
+        last_message: None,
+    };
+    Ok(json::respond(StatusCode::CREATED, &conv))
+}
+
+/// One conversation with its members, or `None`.
+pub async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiError> {
+    let client = state.pg.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT name, type, created_at FROM conversations WHERE id = $1")
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
+        return Ok(None);
+    };
+    let stmt = client
+        .prepare_cached(
+            "SELECT user_id, display_name FROM conversation_members WHERE conversation_id = $1 ORDER BY position",
+        )
+        .await?;
+    let members = client
+        .query(&stmt, &[&id])
+        .await?
+        .iter()
+        .map(|r| Member {
+            user_id: r.get(0),
+            display_name: r.get(1),
+        })
+        .collect();
+    Ok(Some(Conversation {
+        id,
+        name: row.get(0),
+        kind: row.get(1),
+        members,
+        created_at: time::to_millis(row.get::<_, SystemTime>(2)),
+        last_message: None,
+    }))
+}
+
+pub async fn get(state: &State, id: &str) -> Result<Response, ApiError> {
+    let id = validate::path_uuid("conversationId", id)?;
+    match load(state, id).await? {
+        Some(c) => Ok(json::respond(StatusCode::OK, &c)),
+        None => Err(not_found(&id)),
+    }
+}
+
+pub fn not_found(id: &Uuid) -> ApiError {
+    ApiError::not_found(format!("conversation {id} not found"))
+}
+
+/// A user's conversations, newest activity first, each with its last message.
+pub async fn for_user(state: &State, user_id: &str) -> Result<Response, ApiError> {
+    validate::user_id("userId", user_id)?;
+    let client = state.pg.get().await?;
+    let sql = format!(
+        "SELECT c.id, c.name, c.type, c.created_at, lm.*
+         FROM conversation_members cm
+         JOIN conversations c ON c.id = cm.conversation_id
+         LEFT JOIN LATERAL (
+             SELECT {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.conversation_id = c.id AND m.deleted_at IS NULL
+             ORDER BY m.seq DESC LIMIT 1
+         ) lm ON true
+         WHERE cm.user_id = $1
+         ORDER BY COALESCE(lm.sent_at, c.created_at) DESC, c.id DESC
+         LIMIT $2"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    let rows = client.query(&stmt, &[&user_id, &LIST_MAX]).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let stmt = client
+        .prepare_cached(
+            "SELECT conversation_id, user_id, display_name FROM conversation_members
+             WHERE conversation_id = ANY($1) ORDER BY conversation_id, position",
+        )
+        .await?;
+    let mut members: HashMap<Uuid, Vec<Member>> = HashMap::with_capacity(ids.len());
+    for r in client.query(&stmt, &[&ids]).await? {
+        members.entry(r.get(0)).or_default().push(Member {
+            user_id: r.get(1),
+            display_name: r.get(2),
+        });
+    }
+    let list: Vec<Conversation> = rows
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            let last = r.get::<_, Option<Uuid>>(4).map(|_| message_from_row(r, 4));
+            Conversation {
+                id,
+                name: r.get(1),
+                kind: r.get(2),
+                members: members.remove(&id).unwrap_or_default(),
+                created_at: time::to_millis(r.get::<_, SystemTime>(3)),
+                last_message: Some(last),
+            }
+        })
+        .collect();
+    Ok(json::respond(StatusCode::OK, &list))
+}

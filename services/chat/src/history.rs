@@ -1,0 +1,212 @@
+//! Message history with cursor paging. Pages are cut on `seq`, the commit order, so a reader
+//! paging while messages arrive never skips or repeats one.
+
+use http::{header, HeaderValue, StatusCode};
+use platform_core::model::Message;
+use platform_core::{json, validate, ApiError, Response};
+use uuid::Uuid;
+
+use crate::conversations;
+use crate::messages::{message_from_row, MESSAGE_COLUMNS};
+use crate::State;
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 500;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Query {
+    pub limit: i64,
+    pub cursor: Cursor,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cursor {
+    Newest,
+    Before(Uuid),
+    After(Uuid),
+}
+
+/// Parses `limit`, `before` and `after` (anything else is ignored).
+pub fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut cursor = Cursor::Newest;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::bad_request(format!("limit must be 1-{MAX_LIMIT}")))?;
+            }
+            "before" | "after" => {
+                if cursor != Cursor::Newest {
+                    return Err(ApiError::bad_request(
+                        "give at most one of before and after",
+                    ));
+                }
+                let id = validate::path_uuid(k, v)?;
+                cursor = if k == "before" {
+                    Cursor::Before(id)
+                } else {
+                    Cursor::After(id)
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(Query { limit, cursor })
+}
+
+pub async fn list(
+    state: &State,
+    conversation: &str,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let conversation = validate::path_uuid("conversationId", conversation)?;
+    let q = parse_query(query)?;
+    if state.members.get(&state.pg, conversation).await?.is_none() {
+        return Err(conversations::not_found(&conversation));
+    }
+    let client = state.pg.get().await?;
+    let seq_of = |id: Uuid| {
+        let client = &client;
+        async move {
+            let stmt = client
+                .prepare_cached("SELECT seq FROM messages WHERE id = $1 AND conversation_id = $2")
+                .await?;
+            match client.query_opt(&stmt, &[&id, &conversation]).await? {
+                Some(r) => Ok(r.get::<_, i64>(0)),
+                None => Err(ApiError::bad_request(format!(
+                    "cursor {id} is not a message of this conversation"
+                ))),
+            }
+        }
+    };
+    let fetch = q.limit + 1;
+    let (page, more): (Vec<Message>, bool) = match q.cursor {
+        Cursor::Newest | Cursor::Before(_) => {
+            let bound = match q.cursor {
+                Cursor::Before(id) => seq_of(id).await?,
+                _ => i64::MAX,
+            };
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                     WHERE m.conversation_id = $1 AND m.seq < $2 AND m.deleted_at IS NULL
+                     ORDER BY m.seq DESC LIMIT $3"
+                ))
+                .await?;
+            let rows = client
+                .query(&stmt, &[&conversation, &bound, &fetch])
+                .await?;
+            let more = rows.len() as i64 > q.limit;
+            let mut page: Vec<Message> = rows
+                .iter()
+                .take(q.limit as usize)
+                .map(|r| message_from_row(r, 0))
+                .collect();
+            page.reverse();
+            (page, more)
+        }
+        Cursor::After(id) => {
+            let bound = seq_of(id).await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                     WHERE m.conversation_id = $1 AND m.seq > $2 AND m.deleted_at IS NULL
+                     ORDER BY m.seq ASC LIMIT $3"
+                ))
+                .await?;
+            let rows = client
+                .query(&stmt, &[&conversation, &bound, &fetch])
+                .await?;
+            let more = rows.len() as i64 > q.limit;
+            (
+                rows.iter()
+                    .take(q.limit as usize)
+                    .map(|r| message_from_row(r, 0))
+                    .collect(),
+                more,
+            )
+        }
+    };
+    let mut res = json::respond(StatusCode::OK, &page);
+    if let Some(link) = links(&conversation, &q, &page, more) {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
+}
+
+/// `rel="prev"` (older) when older messages exist; `rel="next"` (newer) on `after` pages
+/// that were cut short.
+fn links(conversation: &Uuid, q: &Query, page: &[Message], more: bool) -> Option<String> {
+    let base = format!("/conversations/{conversation}/messages?limit={}", q.limit);
+    let mut parts = Vec::new();
+    let older = match q.cursor {
+        Cursor::Newest | Cursor::Before(_) => more,
+        // The cursor message itself is older than this page.
+        Cursor::After(_) => true,
+    };
+    if older {
+        match page.first() {
+            Some(first) => parts.push(format!("<{base}&before={}>; rel=\"prev\"", first.id)),
+            None => {
+                if let Cursor::After(id) = q.cursor {
+                    parts.push(format!("<{base}&before={id}>; rel=\"prev\""));
+                }
+            }
+        }
+    }
+    if let (Cursor::After(_), true, Some(last)) = (&q.cursor, more, page.last()) {
+        parts.push(format!("<{base}&after={}>; rel=\"next\"", last.id));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_defaults_and_limits() {
+        assert_eq!(
+            parse_query(None).unwrap(),
+            Query {
+                limit: 100,
+                cursor: Cursor::Newest
+            }
+        );
+        assert_eq!(parse_query(Some("limit=500")).unwrap().limit, 500);
+        for bad in [
+            "limit=0",
+            "limit=501",
+            "limit=x",
+            "limit=",
+            "before=nope",
+            "after=1",
+        ] {
+            assert_eq!(parse_query(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors() {
+        let id = Uuid::now_v7();
+        assert_eq!(
+            parse_query(Some(&format!("before={id}&limit=5"))).unwrap(),
+            Query {
+                limit: 5,
+                cursor: Cursor::Before(id)
+            }
+        );
+        assert_eq!(
+            parse_query(Some(&format!("after={id}"))).unwrap().cursor,
+            Cursor::After(id)
+        );
+        assert!(parse_query(Some(&format!("after={id}&before={id}"))).is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! Sending, editing and deleting messages.
+//!
+//! A send is queued on the Redis stream and answered 201 once the worker's commit notice
+//! arrives (202 with `Prefer: respond-async` or when the wait runs out). An edit or delete
+//! goes straight to PostgreSQL; if its message is still queued it waits for that commit, and
+//! if the commit does not come in time it is queued behind the message instead.
+
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use http::StatusCode;
+use hyper::body::Incoming;
+use platform_core::model::Message;
+use platform_core::stream::Entry;
+use platform_core::{json, time, validate, ApiError, Response};
+use serde::Deserialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::conversations;
+use crate::queue::Enqueued;
+use crate::waiters::Outcome;
+use crate::State;
+
+pub const CLIENT_ID_MAX: usize = 128;
+
+/// The columns [`message_from_row`] reads, in order.
+pub const MESSAGE_COLUMNS: &str =
+    "m.id, m.conversation_id, m.sender_id, m.body, m.sent_at, m.edited_at, m.client_message_id";
+
+/// Reads a message from `row` starting at column `at` (laid out as [`MESSAGE_COLUMNS`]).
+pub fn message_from_row(row: &Row, at: usize) -> Message {
+    Message {
+        id: row.get(at),
+        conversation_id: row.get(at + 1),
+        sender_id: row.get(at + 2),
+        body: row.get(at + 3),
+        sent_at: time::to_millis(row.get::<_, SystemTime>(at + 4)),
+        edited_at: row
+            .get::<_, Option<SystemTime>>(at + 5)
+            .map(time::to_millis),
+        client_message_id: row.get(at + 6),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendMessage {
+    sender_id: String,
+    body: String,
+    client_message_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EditMessage {
+    body: String,
+}
+
+fn check_body(state: &State, body: &str) -> Result<(), ApiError> {
+    validate::text_len("body", body, 1, state.config.message_max_chars)
+}
+
+fn wants_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+pub async fn send(
+    state: &State,
+    conversation: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response, ApiError> {
+    let conversation = validate::path_uuid("conversationId", conversation)?;
+    let respond_async = wants_async(headers);
+    let body: SendMessage = json::read_body(headers, body, state.config.body_limit).await?;
+    validate::user_id("senderId", &body.sender_id)?;
+    check_body(state, &body.body)?;
+    if let Some(c) = &body.client_message_id {
+        if c.is_empty() || c.chars().count() > CLIENT_ID_MAX || c.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "clientMessageId must be 1-{CLIENT_ID_MAX} printable characters"
+            )));
+        }
+    }
+    let members = state
+        .members
+        .get(&state.pg, conversation)
+        .await?
+        .ok_or_else(|| conversations::not_found(&conversation))?;
+    if !members.contains(&body.sender_id) {
+        return Err(ApiError::forbidden(format!(
+            "{} is not a member of conversation {conversation}",
+            body.sender_id
+        )));
+    }
+    let message = Message {
+        id: Uuid::now_v7(),
+        conversation_id: conversation,
+        sender_id: body.sender_id,
+        body: body.body,
+        sent_at: time::now_millis(),
+        edited_at: None,
+        client_message_id: body.client_message_id,
+    };
+    // Registered before queueing so that the commit notice cannot slip past.
+    let wait = (!respond_async).then(|| state.waiters.register(message.id));
+    match state.queue.send(&state.redis, &message).await? {
+        Enqueued::Queued => {}
+        Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
+    }
+    let Some(wait) = wait else {
+        return Ok(json::respond(StatusCode::ACCEPTED, &message));
+    };
+    match wait.until(state.config.send_wait).await {
+        Some(Outcome::Stored) => Ok(json::respond(StatusCode::CREATED, &message)),
+        Some(Outcome::Duplicate(original)) => Ok(json::respond(StatusCode::OK, &original)),
+        None => Ok(json::respond(StatusCode::ACCEPTED, &message)),
+    }
+}
+
+/// A retry with a `clientMessageId` already used: the original message, as stored now
+/// (200), or as queued when it is not stored yet (202).
+async fn retried(state: &State, first: Message, respond_async: bool) -> Result<Response, ApiError> {
+    let wait = (!respond_async).then(|| state.waiters.register(first.id));
+    if let Some(stored) = find(state, &first.conversation_id, &first.id).await? {
+        return Ok(json::respond(StatusCode::OK, &stored));
+    }
+    if let Some(wait) = wait {
+        if wait.until(state.config.send_wait).await.is_some() {
+            if let Some(stored) = find(state, &first.conversation_id, &first.id).await? {
+                return Ok(json::respond(StatusCode::OK, &stored));
+            }
+        }
+    }
+    Ok(json::respond(StatusCode::ACCEPTED, &first))
+}
+
+async fn find(state: &State, conversation: &Uuid, id: &Uuid) -> Result<Option<Message>, ApiError> {
+    let client = state.pg.get().await?;
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.conversation_id = $2"
+        ))
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[id, conversation])
+        .await?
+        .map(|r| message_from_row(&r, 0)))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Edit,
+    Delete,
+}
+
+pub async fn edit(
+    state: &State,
+    conversation: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response, ApiError> {
+    let conversation = validate::path_uuid("conversationId", conversation)?;
+    let id = validate::path_uuid("messageId", id)?;
+    let body: EditMessage = json::read_body(headers, body, state.config.body_limit).await?;
+    check_body(state, &body.body)?;
+    change(state, conversation, id, Change::Edit, Some(body.body)).await
+}
+
+pub async fn delete(state: &State, conversation: &str, id: &str) -> Result<Response, ApiError> {
+    let conversation = validate::path_uuid("conversationId", conversation)?;
+    let id = validate::path_uuid("messageId", id)?;
+    change(state, conversation, id, Change::Delete, None).await
+}
+
+async fn change(
+    state: &State,
+    conversation: Uuid,
+    id: Uuid,
+    kind: Change,
+    body: Option<String>,
+) -> Result<Response, ApiError> {
+    let now = time::now_millis();
+    if let Some(m) = apply(state, conversation, id, kind, body.as_deref(), now).await? {
+        return Ok(json::respond(StatusCode::OK, &m));
+    }
+    // Not stored (yet?). Register before looking, so a commit in between is not missed.
+    let wait = state.waiters.register(id);
+    let Some(queued) = state.queue.pending(&state.redis, &id).await? else {
+        // Not pending: either committed since our first try, or unknown.
+        return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
+            Some(m) => Ok(json::respond(StatusCode::OK, &m)),
+            None => Err(message_not_found(&id)),
+        };
+    };
+    if queued.conversation_id != conversation {
+        return Err(message_not_found(&id));
+    }
+    if wait.until(state.config.send_wait).await.is_some() {
+        return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
+            Some(m) => Ok(json::respond(StatusCode::OK, &m)),
+            None => Err(message_not_found(&id)),
+        };
+    }
+    // The worker is behind: queue the change after the message itself.
+    let (entry, mut shown) = match kind {
+        Change::Edit => {
+            let body = body.unwrap_or_default();
+            let mut shown = queued;
+            shown.body.clone_from(&body);
+            shown.edited_at = Some(now);
+            (
+                Entry::Edit {
+                    id,
+                    conversation_id: conversation,
+                    body,
+                    at: now,
+                },
+                shown,
+            )
+        }
+        Change::Delete => (
+            Entry::Delete {
+                id,
+                conversation_id: conversation,
+                at: now,
+            },
+            queued,
+        ),
+    };
+    state.queue.follow_up(&state.redis, &entry).await?;
+    shown.conversation_id = conversation;
+    Ok(json::respond(StatusCode::ACCEPTED, &shown))
+}
+
+/// Applies an edit or delete to a stored, undeleted message; `None` when there is none.
+async fn apply(
+    state: &State,
+    conversation: Uuid,
+    id: Uuid,
+    kind: Change,
+    body: Option<&str>,
+    now: i64,
+) -> Result<Option<Message>, ApiError> {
+    let client = state.pg.get().await?;
+    let at = time::from_millis(now);
+    let row = match kind {
+        Change::Edit => {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "UPDATE messages m SET body = $3, edited_at = $4
+                     WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
+                     RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .await?;
+            client
+                .query_opt(&stmt, &[&id, &conversation, &body, &at])
+                .await?
+        }
+        Change::Delete => {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "UPDATE messages m SET deleted_at = $3
+                     WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
+                     RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .await?;
+            client.query_opt(&stmt, &[&id, &conversation, &at]).await?
+        }
+    };
+    Ok(row.map(|r| message_from_row(&r, 0)))
+}
+
+pub fn message_not_found(id: &Uuid) -> ApiError {
+    ApiError::not_found(format!("message {id} not found"))
+}

@@ -1,0 +1,78 @@
+//! The chat service's routing table and dispatch: one `match` from route to handler.
+
+use http::Method;
+use platform_core::router::{Match, Router};
+use platform_core::server::Handler;
+use platform_core::{health, ApiError, Request, Response};
+
+use crate::{conversations, history, messages, App};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Healthz,
+    Readyz,
+    CreateConversation,
+    UserConversations,
+    Conversation,
+    ListMessages,
+    SendMessage,
+    EditMessage,
+    DeleteMessage,
+}
+
+pub fn table() -> Router<Route> {
+    Router::new()
+        .route(Method::GET, "/healthz", Route::Healthz)
+        .route(Method::GET, "/readyz", Route::Readyz)
+        .route(Method::POST, "/conversations", Route::CreateConversation)
+        .route(
+            Method::GET,
+            "/conversations/user/:userId",
+            Route::UserConversations,
+        )
+        .route(Method::GET, "/conversations/:id", Route::Conversation)
+        .route(
+            Method::GET,
+            "/conversations/:id/messages",
+            Route::ListMessages,
+        )
+        .route(
+            Method::POST,
+            "/conversations/:id/messages",
+            Route::SendMessage,
+        )
+        .route(
+            Method::PATCH,
+            "/conversations/:id/messages/:messageId",
+            Route::EditMessage,
+        )
+        .route(
+            Method::DELETE,
+            "/conversations/:id/messages/:messageId",
+            Route::DeleteMessage,
+        )
+}
+
+impl Handler for App {
+    async fn handle(&self, req: Request) -> Response {
+        let state = &*self.state;
+        let (parts, body) = req.into_parts();
+        let (path, h) = (parts.uri.path(), &parts.headers);
+        let result = match self.router.at(&parts.method, path) {
+            Match::Found(route, p) => match route {
+                Route::Healthz => Ok(health::alive()),
+                Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+                Route::CreateConversation => conversations::create(state, h, body).await,
+                Route::UserConversations => conversations::for_user(state, p.get(0)).await,
+                Route::Conversation => conversations::get(state, p.get(0)).await,
+                Route::ListMessages => history::list(state, p.get(0), parts.uri.query()).await,
+                Route::SendMessage => messages::send(state, p.get(0), h, body).await,
+                Route::EditMessage => messages::edit(state, p.get(0), p.get(1), h, body).await,
+                Route::DeleteMessage => messages::delete(state, p.get(0), p.get(1)).await,
+            },
+            Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
+            Match::NotFound => Err(ApiError::route_not_found(path)),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+}

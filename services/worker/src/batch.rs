@@ -1,0 +1,262 @@
+//! Storing one batch of stream entries in PostgreSQL: every create in one multi-row INSERT,
+//! then the edits and deletes in stream order, all in one transaction. Idempotent on message
+//! id, so a redelivered entry is never stored twice.
+
+use std::time::SystemTime;
+
+use deadpool_postgres::GenericClient;
+use platform_core::model::Message;
+use platform_core::pools::PgPool;
+use platform_core::stream::{Duplicate, Entry, Notice};
+use platform_core::time;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// Serialises batch commits across workers, so `messages.seq` grows in commit order.
+const COMMIT_LOCK: i64 = 0x6d73_675f_636f_6d6d; // "msg_comm"
+
+const COLUMNS: &str = "id, conversation_id, sender_id, body, sent_at, edited_at, client_message_id";
+
+/// A parsed stream entry and its stream id.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub stream_id: String,
+    pub entry: Entry,
+}
+
+/// What a stored batch produced.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Stream ids settled by the commit: acknowledge them.
+    pub done: Vec<String>,
+    pub notice: Notice,
+    /// Edits/deletes whose message was not found: `(stream id, message id)`. Kept pending
+    /// when the message is itself still queued, dropped otherwise.
+    pub unresolved: Vec<(String, Uuid)>,
+    /// Entries PostgreSQL refused on their own: `(item, reason)`.
+    pub rejected: Vec<(Item, String)>,
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub enum StoreError {
+    /// PostgreSQL refused the data (it has a SQL state): retrying the same data won't help.
+    Refused(String),
+    /// PostgreSQL is unreachable: keep the batch and try again.
+    Unavailable(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code().is_some() {
+            StoreError::Refused(e.to_string())
+        } else {
+            StoreError::Unavailable(e.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Stores a batch; if PostgreSQL refuses it as a whole, stores its entries one by one so
+/// that only the offending ones are rejected.
+pub async fn store(pg: &PgPool, items: Vec<Item>) -> Result<Stored, StoreError> {
+    match store_together(pg, &items).await {
+        Ok(stored) => Ok(stored),
+        Err(StoreError::Refused(reason)) if items.len() > 1 => {
+            tracing::warn!(%reason, size = items.len(), "batch refused; storing entries one by one");
+            let mut all = Stored::default();
+            for item in items {
+                match store_together(pg, std::slice::from_ref(&item)).await {
+                    Ok(one) => merge(&mut all, one),
+                    Err(StoreError::Refused(reason)) => all.rejected.push((item, reason)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(all)
+        }
+        Err(StoreError::Refused(reason)) => Ok(Stored {
+            rejected: items.into_iter().map(|i| (i, reason.clone())).collect(),
+            ..Stored::default()
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn merge(all: &mut Stored, one: Stored) {
+    all.done.extend(one.done);
+    all.notice.created.extend(one.notice.created);
+    all.notice.already.extend(one.notice.already);
+    all.notice.duplicates.extend(one.notice.duplicates);
+    all.notice.updated.extend(one.notice.updated);
+    all.notice.deleted.extend(one.notice.deleted);
+    all.unresolved.extend(one.unresolved);
+    all.rejected.extend(one.rejected);
+}
+
+async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreError> {
+    let mut client = pg.get().await?;
+    let mut out = Stored::default();
+    let creates: Vec<&Message> = items
+        .iter()
+        .filter_map(|i| match &i.entry {
+            Entry::Create(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COMMIT_LOCK])
+        .await?;
+    let inserted: Vec<Uuid> = if creates.is_empty() {
+        Vec::new()
+    } else {
+        insert(&tx, &creates)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    for item in items {
+        let (id, conv, at, body) = match &item.entry {
+            Entry::Create(_) => continue,
+            Entry::Edit {
+                id,
+                conversation_id,
+                body,
+                at,
+            } => (id, conversation_id, *at, Some(body)),
+            Entry::Delete {
+                id,
+                conversation_id,
+                at,
+            } => (id, conversation_id, *at, None),
+        };
+        let at = time::from_millis(at);
+        let row = match body {
+            Some(body) => {
+                let sql = format!(
+                    "UPDATE messages SET body = $3, edited_at = $4
+                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+                );
+                tx.query_opt(&sql, &[id, conv, body, &at]).await?
+            }
+            None => {
+                let sql = format!(
+                    "UPDATE messages SET deleted_at = $3
+                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+                );
+                tx.query_opt(&sql, &[id, conv, &at]).await?
+            }
+        };
+        match (row, body.is_some()) {
+            (Some(r), true) => out.notice.updated.push(message(&r)),
+            (Some(r), false) => out.notice.deleted.push(message(&r)),
+            (None, _) => {
+                out.unresolved.push((item.stream_id.clone(), *id));
+                continue;
+            }
+        }
+        out.done.push(item.stream_id.clone());
+    }
+    tx.commit().await?;
+
+    // Creates that inserted nothing: stored by an earlier delivery, or a reused clientMessageId.
+    let missing: Vec<&Message> = creates
+        .iter()
+        .copied()
+        .filter(|m| !inserted.contains(&m.id))
+        .collect();
+    let already: Vec<Uuid> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        let ids: Vec<Uuid> = missing.iter().map(|m| m.id).collect();
+        client
+            .query("SELECT id FROM messages WHERE id = ANY($1)", &[&ids])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    for m in &missing {
+        if already.contains(&m.id) {
+            continue;
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"
+        );
+        if let Some(r) = client
+            .query_opt(
+                &sql,
+                &[&m.conversation_id, &m.sender_id, &m.client_message_id],
+            )
+            .await?
+        {
+            out.notice.duplicates.push(Duplicate {
+                id: m.id,
+                original: message(&r),
+            });
+        }
+    }
+    for item in items {
+        if let Entry::Create(m) = &item.entry {
+            out.done.push(item.stream_id.clone());
+            if inserted.contains(&m.id) {
+                out.notice.created.push(m.clone());
+            } else if already.contains(&m.id) {
+                out.notice.already.push(m.id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn insert(
+    tx: &impl GenericClient,
+    creates: &[&Message],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let n = creates.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut convs = Vec::with_capacity(n);
+    let mut senders = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut client_ids = Vec::with_capacity(n);
+    let mut sent = Vec::with_capacity(n);
+    for m in creates {
+        ids.push(m.id);
+        convs.push(m.conversation_id);
+        senders.push(m.sender_id.as_str());
+        bodies.push(m.body.as_str());
+        client_ids.push(m.client_message_id.as_deref());
+        sent.push(time::from_millis(m.sent_at));
+    }
+    // WITH ORDINALITY + ORDER BY: seq follows stream order within the batch.
+    tx.query(
+        "INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
+         SELECT id, conv, sender, body, cmid, sent
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+              WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
+         ORDER BY ord
+         ON CONFLICT DO NOTHING
+         RETURNING id",
+        &[&ids, &convs, &senders, &bodies, &client_ids, &sent],
+    )
+    .await
+}
+
+fn message(r: &Row) -> Message {
+    Message {
+        id: r.get(0),
+        conversation_id: r.get(1),
+        sender_id: r.get(2),
+        body: r.get(3),
+        sent_at: time::to_millis(r.get::<_, SystemTime>(4)),
+        edited_at: r.get::<_, Option<SystemTime>>(5).map(time::to_millis),
+        client_message_id: r.get(6),
+    }
+}
