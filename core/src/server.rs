@@ -66,9 +66,9 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.cancelled() => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -80,7 +80,9 @@ pub async fn serve<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
-        let svc = service_fn(move |req: Request| {
+        let svc = service_fn(move |mut req: Request| {
+            // The peer address travels with the request, for forwarding headers and limits.
+            req.extensions_mut().insert(peer);
             let h = h.clone();
             async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
         });

@@ -1,1 +1,164 @@
-//! placeholder
+//! The gateway (port 3000): the public face of the platform. It answers CORS preflights,
+//! forwards every API route to its service (`/conversations` and `/socket.io/` to chat,
+//! `/calls` to call) and passes the answers through unchanged.
+//!
+//! - [`config`]: settings from the environment.
+//! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
+//! - `cors`: browser origin rules.
+
+pub mod config;
+mod cors;
+mod proxy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use platform_core::server::{self, Handler, ServeOptions};
+use platform_core::{health, json, ApiError, Request, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+struct State {
+    config: Config,
+    client: proxy::HttpClient,
+    cors: cors::Cors,
+}
+
+#[derive(Clone)]
+pub struct App {
+    state: Arc<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    Chat,
+    Call,
+}
+
+pub fn app(config: Config) -> App {
+    App {
+        state: Arc::new(State {
+            cors: cors::Cors::new(&config.cors_origins),
+            client: proxy::client(),
+            config,
+        }),
+    }
+}
+
+pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) {
+    let opts = ServeOptions {
+        max_connections: config.max_connections,
+        ..ServeOptions::default()
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), chat = %config.chat, call = %config.call, "gateway listening");
+    server::serve(listener, app(config), opts, shutdown).await;
+}
+
+/// Which service owns a path, by its first segment.
+fn upstream_for(path: &str) -> Option<Upstream> {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "conversations" | "socket.io" => Some(Upstream::Chat),
+        "calls" => Some(Upstream::Call),
+        _ => None,
+    }
+}
+
+impl Handler for App {
+    async fn handle(&self, req: Request) -> Response {
+        let s = &*self.state;
+        if let Some(res) = s.cors.preflight(req.method(), req.headers()) {
+            return res;
+        }
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let mut res = self
+            .route(req)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        s.cors.decorate(origin.as_ref(), &mut res);
+        res
+    }
+}
+
+impl App {
+    async fn route(&self, req: Request) -> Result<Response, ApiError> {
+        let s = &*self.state;
+        let path = req.uri().path();
+        match (req.method(), path) {
+            (&Method::GET, "/healthz") => return Ok(health::alive()),
+            (&Method::GET, "/readyz") => return Ok(self.ready().await),
+            (_, "/healthz" | "/readyz") => return Err(ApiError::method_not_allowed()),
+            _ => {}
+        }
+        let Some(upstream) = upstream_for(path) else {
+            return Err(ApiError::route_not_found(path));
+        };
+        let (base, timeout) = match upstream {
+            Upstream::Chat if path.starts_with("/socket.io") => {
+                (&s.config.chat, s.config.poll_timeout)
+            }
+            Upstream::Chat => (&s.config.chat, s.config.request_timeout),
+            Upstream::Call => (&s.config.call, s.config.request_timeout),
+        };
+        proxy::Forward {
+            client: &s.client,
+            base,
+            timeout,
+            body_limit: s.config.body_limit,
+        }
+        .send(req)
+        .await
+    }
+
+    /// Ready when every upstream answers its `/healthz`.
+    async fn ready(&self) -> Response {
+        let s = &*self.state;
+        let check = |base: &http::Uri| {
+            let uri = format!("{base}healthz");
+            async move {
+                let Ok(uri) = uri.parse::<http::Uri>() else {
+                    return false;
+                };
+                let req = hyper::Request::get(uri).body(platform_core::Body::Empty);
+                let Ok(req) = req else { return false };
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(2), s.client.request(req)).await,
+                    Ok(Ok(r)) if r.status().is_success()
+                )
+            }
+        };
+        let (chat, call) = tokio::join!(check(&s.config.chat), check(&s.config.call));
+        let up = |ok: bool| if ok { "up" } else { "down" };
+        let body = serde_json::json!({
+            "status": if chat && call { "ready" } else { "unavailable" },
+            "chat": up(chat),
+            "call": up(call),
+        });
+        let status = if chat && call {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json::respond(status, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_first_segment() {
+        assert_eq!(
+            upstream_for("/conversations/x/messages"),
+            Some(Upstream::Chat)
+        );
+        assert_eq!(upstream_for("/socket.io/"), Some(Upstream::Chat));
+        assert_eq!(upstream_for("/calls/conversation/x"), Some(Upstream::Call));
+        assert_eq!(upstream_for("/conversationsx"), None);
+        assert_eq!(upstream_for("/"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! The gateway's settings, read once from the environment.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::Uri;
+use platform_core::config::{ConfigError, Env};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub chat: Uri,
+    pub call: Uri,
+    /// Longest wait for an upstream's response head on API routes (then 504).
+    pub request_timeout: Duration,
+    /// The same for Socket.IO long-polling, which is held open by design.
+    pub poll_timeout: Duration,
+    pub body_limit: usize,
+    /// Allowed browser origins; `*` allows any.
+    pub cors_origins: Vec<String>,
+    pub max_connections: usize,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Config {
+            host: env.host("HOST", "0.0.0.0")?,
+            port: env.port("PORT", 3000)?,
+            chat: upstream(env, "CHAT_SERVICE_URL", "http://127.0.0.1:3001")?,
+            call: upstream(env, "CALL_SERVICE_URL", "http://127.0.0.1:3002")?,
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 15_000, 100, 600_000)?,
+            poll_timeout: env.millis("POLL_TIMEOUT_MS", 60_000, 1_000, 600_000)?,
+            body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
+            cors_origins: env
+                .string("CORS_ORIGINS", "*")
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// An upstream base URL: `http://host:port`, nothing after the authority.
+fn upstream(env: &Env, var: &str, default: &str) -> Result<Uri, ConfigError> {
+    let raw = env.url(var, default, &["http"])?;
+    let bad = |reason: &str| ConfigError {
+        var: var.into(),
+        value: raw.clone(),
+        reason: reason.into(),
+    };
+    let uri: Uri = raw
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| bad("not a URL"))?;
+    if uri.authority().is_none() || uri.path().len() > 1 || uri.query().is_some() {
+        return Err(bad("expected http://host:port with no path"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_are_checked() {
+        let ok = Config::from_env(&Env::from_pairs(&[(
+            "CHAT_SERVICE_URL",
+            "http://chat:3001/",
+        )]))
+        .unwrap();
+        assert_eq!(ok.chat.authority().unwrap().as_str(), "chat:3001");
+        for bad in ["https://x", "http://x/path", "chat:3001"] {
+            let e = Config::from_env(&Env::from_pairs(&[("CHAT_SERVICE_URL", bad)])).unwrap_err();
+            assert_eq!(e.var, "CHAT_SERVICE_URL", "{bad}");
+        }
+    }
+}
