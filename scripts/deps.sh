@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# PostgreSQL and Redis for the run and test commands. Source this file, then call
+# `deps_up PG_URL REDIS_URL`: each server that does not answer at its URL is started here
+# (installed with apt-get first when missing and running as root), in a temporary
+# directory, and stopped by `deps_down` (the callers trap EXIT).
+
+DEPS_DIR="${DEPS_DIR:-}"
+DEPS_STARTED_PG=""
+DEPS_STARTED_REDIS=""
+
+deps_log() { printf '[deps] %s\n' "$*" >&2; }
+
+# url_part URL host|port|user|pass|db
+url_part() {
+  python3 - "$1" "$2" <<'PY'
+import sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+part = sys.argv[2]
+print({"host": u.hostname or "127.0.0.1", "port": u.port or (5432 if u.scheme.startswith("postgres") else 6379),
+       "user": u.username or "", "pass": u.password or "", "db": (u.path or "/").lstrip("/")}[part])
+PY
+}
+
+deps_install() {
+  # deps_install COMMAND PACKAGE...
+  local cmd="$1"; shift
+  if command -v "$cmd" >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/"$cmd" >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    deps_log "installing $* with apt-get"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || {
+      deps_log "apt-get install $* failed"; return 1; }
+    # Debian's packages may start their own server on the default port; ours are private.
+    if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+  else
+    deps_log "missing $cmd: install it with: sudo apt-get install $*"
+    return 1
+  fi
+}
+
+redis_answers() {
+  local host="$1" port="$2"
+  if command -v redis-cli >/dev/null 2>&1; then
+    [ "$(redis-cli -h "$host" -p "$port" ping 2>/dev/null)" = "PONG" ]
+  else
+    (exec 3<>"/dev/tcp/$host/$port" && printf 'PING\r\n' >&3 && read -r -t 1 line <&3 && [[ "$line" == +PONG* ]]) 2>/dev/null
+  fi
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+pg_answers() { "$(pg_bin)/pg_isready" -q -h "$1" -p "$2" >/dev/null 2>&1; }
+
+deps_up() {
+  local pg_url="$1" redis_url="$2"
+  [ -n "$DEPS_DIR" ] || DEPS_DIR="$(mktemp -d /tmp/chat-deps.XXXXXX)"
+  chmod 755 "$DEPS_DIR"
+  deps_install pg_ctl postgresql postgresql-contrib || return 1
+  deps_install redis-server redis-server || return 1
+
+  local host port
+  host="$(url_part "$pg_url" host)"; port="$(url_part "$pg_url" port)"
+  if pg_answers "$host" "$port"; then
+    deps_log "PostgreSQL answers at $host:$port; using it"
+  else
+    deps_log "starting PostgreSQL on $host:$port (data in $DEPS_DIR/pg)"
+    local bin user pass; bin="$(pg_bin)"; user="$(url_part "$pg_url" user)"; pass="$(url_part "$pg_url" pass)"
+    mkdir -p "$DEPS_DIR/pg"
+    local as=()
+    if [ "$(id -u)" = 0 ]; then
+      # PostgreSQL refuses to run as root: run it as its own user, made here if need be.
+      id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+      chown postgres "$DEPS_DIR/pg"; as=(runuser -u postgres --)
+    fi
+    "${as[@]}" "$bin/initdb" -D "$DEPS_DIR/pg/data" -U "${user:-postgres}" --auth=trust -E UTF8 >"$DEPS_DIR/initdb.log" 2>&1 \
+      || { deps_log "initdb failed:"; cat "$DEPS_DIR/initdb.log" >&2; return 1; }
+    "${as[@]}" "$bin/pg_ctl" -D "$DEPS_DIR/pg/data" -l "$DEPS_DIR/pg/server.log" -w -t 30 start \
+      -o "-h $host -p $port -k $DEPS_DIR/pg -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
+      || { deps_log "PostgreSQL did not start:"; tail -20 "$DEPS_DIR/pg/server.log" >&2; return 1; }
+    DEPS_STARTED_PG="$bin/pg_ctl -D $DEPS_DIR/pg/data"
+    [ -n "$pass" ] && "$bin/psql" -q -h "$host" -p "$port" -U "${user:-postgres}" -d postgres \
+      -c "ALTER USER \"${user:-postgres}\" PASSWORD '$pass'" >/dev/null
+  fi
+  local db; db="$(url_part "$pg_url" db)"
+  if [ -n "$db" ] && [ "$db" != postgres ]; then
+    PGPASSWORD="$(url_part "$pg_url" pass)" "$(pg_bin)/psql" -q -h "$host" -p "$port" -U "$(url_part "$pg_url" user)" -d postgres \
+      -tc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+      || PGPASSWORD="$(url_part "$pg_url" pass)" "$(pg_bin)/createdb" -h "$host" -p "$port" -U "$(url_part "$pg_url" user)" "$db"
+  fi
+
+  host="$(url_part "$redis_url" host)"; port="$(url_part "$redis_url" port)"
+  if redis_answers "$host" "$port"; then
+    deps_log "Redis answers at $host:$port; using it"
+  else
+    deps_log "starting Redis on $host:$port (append-only file in $DEPS_DIR/redis)"
+    mkdir -p "$DEPS_DIR/redis"
+    redis-server --bind "$host" --port "$port" --dir "$DEPS_DIR/redis" --appendonly yes --appendfsync everysec \
+      --save "" --daemonize yes --pidfile "$DEPS_DIR/redis/redis.pid" --logfile "$DEPS_DIR/redis/redis.log" \
+      || { deps_log "Redis did not start"; return 1; }
+    for _ in $(seq 50); do redis_answers "$host" "$port" && break; sleep 0.1; done
+    redis_answers "$host" "$port" || { deps_log "Redis did not answer"; tail -20 "$DEPS_DIR/redis/redis.log" >&2; return 1; }
+    DEPS_STARTED_REDIS="$DEPS_DIR/redis/redis.pid"
+  fi
+}
+
+deps_down() {
+  if [ -n "$DEPS_STARTED_REDIS" ] && [ -f "$DEPS_STARTED_REDIS" ]; then
+    kill "$(cat "$DEPS_STARTED_REDIS")" 2>/dev/null || true
+    deps_log "Redis stopped"
+  fi
+  if [ -n "$DEPS_STARTED_PG" ]; then
+    local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+    "${as[@]}" $DEPS_STARTED_PG -m fast -w stop >/dev/null 2>&1 || true
+    deps_log "PostgreSQL stopped"
+  fi
+  DEPS_STARTED_PG=""; DEPS_STARTED_REDIS=""
+  if [ -n "$DEPS_DIR" ] && [[ "$DEPS_DIR" == /tmp/chat-deps.* ]]; then rm -rf "$DEPS_DIR"; fi
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole platform on this machine: PostgreSQL and Redis (started here unless they
+# already answer at CHAT_DATABASE_URL / REDIS_URL), the chat service, the message worker and
+# the gateway, built in release mode. Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+export CHAT_DATABASE_URL="${CHAT_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/chat}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+CHAT_PORT="${CHAT_PORT:-3001}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
+
+pids=()
+stop_all() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  deps_down
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
+cargo build --release -p chat -p worker -p gateway
+bin=target/release
+
+wait_ready() {
+  local url="$1"
+  for _ in $(seq 150); do
+    curl -fsS "$url" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "not ready: $url" >&2; return 1
+}
+
+PORT="$CHAT_PORT" "$bin/chat" & pids+=($!)
+PORT="$WORKER_PORT" "$bin/worker" & pids+=($!)
+PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" "$bin/gateway" & pids+=($!)
+wait_ready "http://127.0.0.1:$CHAT_PORT/readyz"
+wait_ready "http://127.0.0.1:$WORKER_PORT/readyz"
+wait_ready "http://127.0.0.1:$GATEWAY_PORT/healthz"
+
+cat <<MSG
+
+  The platform is up. Ctrl-C stops it.
+    gateway   http://localhost:$GATEWAY_PORT   (public API and /socket.io/)
+    chat      http://localhost:$CHAT_PORT
+    worker    http://127.0.0.1:$WORKER_PORT/healthz
+    postgres  $CHAT_DATABASE_URL
+    redis     $REDIS_URL
+
+MSG
+wait -n "${pids[@]}"
+echo "a service exited; stopping the rest" >&2
+exit 1
