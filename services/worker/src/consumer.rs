@@ -33,7 +33,8 @@ impl Consumer {
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
         while !self.shutdown.is_cancelled() {
-            if Instant::now() >= next_maintenance {
+            // Maintenance needs the consumer group, which connecting the reader creates.
+            if reader.is_some() && Instant::now() >= next_maintenance {
                 if let Err(e) = self.maintain().await {
                     tracing::warn!(error = %e, "stream maintenance failed");
                 }

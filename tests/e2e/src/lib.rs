@@ -1,0 +1,360 @@
+//! The end-to-end harness: every test gets its own PostgreSQL database and Redis namespace,
+//! and runs the real service binaries (gateway, chat, worker) as child processes on free
+//! ports, so a worker can be stopped or SIGKILLed like in production.
+//!
+//! Environment: `E2E_DATABASE_URL` (an admin connection, default
+//! `postgres://postgres@127.0.0.1:55432/postgres`), `E2E_REDIS_URL` (default
+//! `redis://127.0.0.1:56379`), `E2E_BIN_DIR` (default `target/debug`). The test command
+//! (`scripts/test-all.sh`) starts the servers and builds the binaries first.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn admin_url() -> String {
+    std::env::var("E2E_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:56379".into())
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var("E2E_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug"));
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// One running service process.
+pub struct Service {
+    pub name: &'static str,
+    pub port: u16,
+    child: Child,
+}
+
+impl Service {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for service")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A database, a namespace and the services using them.
+pub struct Stack {
+    pub database_url: String,
+    pub namespace: String,
+    db_name: String,
+    pub chat: Option<Service>,
+    pub workers: Vec<Service>,
+    pub gateway: Option<Service>,
+    pub http: reqwest::Client,
+    log_dir: PathBuf,
+    /// Extra environment for the chat service.
+    pub chat_env: Vec<(String, String)>,
+    pub worker_env: Vec<(String, String)>,
+}
+
+impl Stack {
+    /// Gateway + chat + one worker, ready.
+    pub async fn start() -> Stack {
+        let mut s = Stack::empty().await;
+        s.start_chat().await;
+        s.start_worker().await;
+        s.start_gateway(&[]).await;
+        s
+    }
+
+    /// A fresh database and namespace, no services yet.
+    pub async fn empty() -> Stack {
+        let db_name = unique("e2e");
+        let admin = admin_url();
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach PostgreSQL at {admin}: {e} (start it with scripts/test-all.sh)"
+                )
+            });
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create test database");
+        let database_url = match admin.rfind('/') {
+            Some(i) => format!("{}/{db_name}", &admin[..i]),
+            None => panic!("E2E_DATABASE_URL needs a database path"),
+        };
+        let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/e2e-logs")
+            .join(&db_name);
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        Stack {
+            database_url,
+            namespace: unique("ns"),
+            db_name,
+            chat: None,
+            workers: Vec::new(),
+            gateway: None,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("http client"),
+            log_dir,
+            chat_env: Vec::new(),
+            worker_env: Vec::new(),
+        }
+    }
+
+    fn spawn(&self, name: &'static str, port: u16, env: &[(String, String)]) -> Service {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("{name}.log")))
+            .expect("log file");
+        let mut cmd = Command::new(bin(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("CHAT_DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", redis_url())
+            .env("CHAT_NAMESPACE", &self.namespace)
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Service { name, port, child }
+    }
+
+    async fn wait_ready(&self, svc: &Service, path: &str) {
+        let url = format!("{}{path}", svc.url());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready at {url}",
+                svc.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn start_chat(&mut self) {
+        let svc = self.spawn("chat", free_port(), &self.chat_env);
+        self.wait_ready(&svc, "/readyz").await;
+        self.chat = Some(svc);
+    }
+
+    pub async fn start_worker(&mut self) {
+        let mut env = vec![
+            ("CLAIM_IDLE_MS".to_string(), "1000".to_string()),
+            ("MAINTENANCE_MS".into(), "200".into()),
+        ];
+        env.extend(self.worker_env.iter().cloned());
+        let svc = self.spawn("worker", free_port(), &env);
+        self.wait_ready(&svc, "/readyz").await;
+        self.workers.push(svc);
+    }
+
+    pub async fn start_gateway(&mut self, env: &[(&str, &str)]) {
+        let chat = self
+            .chat
+            .as_ref()
+            .map(|c| c.url())
+            .unwrap_or_else(|| "http://127.0.0.1:9".into());
+        let mut full = vec![("CHAT_SERVICE_URL".to_string(), chat)];
+        full.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let svc = self.spawn("gateway", free_port(), &full);
+        self.wait_ready(&svc, "/healthz").await;
+        self.gateway = Some(svc);
+    }
+
+    /// The gateway's base URL.
+    pub fn url(&self) -> String {
+        self.gateway.as_ref().expect("gateway running").url()
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(conn);
+        client
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to redis")
+    }
+
+    /// A request through the gateway: `(status, headers, JSON body or Null)`.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let req = self.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.url()),
+        );
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        Reply::from(req.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None).await
+    }
+
+    /// Creates a group conversation of the given users; returns its id.
+    pub async fn group(&self, users: &[&str]) -> String {
+        let members: Vec<Value> = users
+            .iter()
+            .map(|u| serde_json::json!({"userId": u, "displayName": format!("User {u}")}))
+            .collect();
+        let r = self
+            .post(
+                "/conversations",
+                serde_json::json!({"type": "group", "name": "test", "members": members}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Polls until `f` holds or the deadline passes.
+    pub async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + limit;
+        while !f().await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.gateway.take();
+        self.chat.take();
+        self.workers.clear();
+        let db = self.db_name.clone();
+        // Drop runs outside async context guarantees: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn from(r: reqwest::Response) -> Reply {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the contract's error body for this status.
+    pub fn assert_error(&self, status: u16) {
+        assert_eq!(self.status, status, "{:?}", self.body);
+        assert_eq!(self.body["statusCode"], status, "{:?}", self.body);
+        assert!(self.body["error"].is_string(), "{:?}", self.body);
+        assert!(self.body["message"].is_string(), "{:?}", self.body);
+    }
+}
