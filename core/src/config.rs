@@ -25,9 +25,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// A view of the environment (the process's, or a map in tests).
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String>>,
+    lookup: Lookup,
 }
 
 impl Env {
