@@ -1,0 +1,71 @@
+//! Shared pieces of the load generators: one keep-alive HTTP/1 connection per virtual user,
+//! latency histograms, and the summary printed at the end.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+/// One keep-alive connection, as a browser tab or app would hold.
+pub struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl Conn {
+    pub async fn open(authority: &str) -> std::io::Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(Conn {
+            sender,
+            authority: authority.to_string(),
+        })
+    }
+
+    /// Sends a request and reads the whole response: `(status, body)`.
+    pub async fn request(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes), String> {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.authority);
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b.body(Full::new(body.unwrap_or_default())).map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let res = self.sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// A latency histogram in microseconds, 1 µs to 60 s.
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Summary line: rate and percentiles.
+pub fn summary(label: &str, h: &hdrhistogram::Histogram<u64>, elapsed: Duration, errors: u64) -> String {
+    format!(
+        "{label}: {n} ok in {secs:.1} s = {rate:.0}/s, errors {errors}; latency ms p50 {p50:.2} p90 {p90:.2} p99 {p99:.2} p99.9 {p999:.2} max {max:.2}",
+        n = h.len(),
+        secs = elapsed.as_secs_f64(),
+        rate = h.len() as f64 / elapsed.as_secs_f64(),
+        p50 = ms(h.value_at_quantile(0.50)),
+        p90 = ms(h.value_at_quantile(0.90)),
+        p99 = ms(h.value_at_quantile(0.99)),
+        p999 = ms(h.value_at_quantile(0.999)),
+        max = ms(h.max()),
+    )
+}
