@@ -29,7 +29,12 @@ impl Conn {
     }
 
     /// Sends a request and reads the whole response: `(status, body)`.
-    pub async fn request(&mut self, method: &str, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes), String> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(u16, Bytes), String> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -37,11 +42,22 @@ impl Conn {
         if body.is_some() {
             b = b.header("content-type", "application/json");
         }
-        let req = b.body(Full::new(body.unwrap_or_default())).map_err(|e| e.to_string())?;
+        let req = b
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
         self.sender.ready().await.map_err(|e| e.to_string())?;
-        let res = self.sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let res = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = res.status().as_u16();
-        let body = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok((status, body))
     }
 }
@@ -56,7 +72,12 @@ pub fn ms(us: u64) -> f64 {
 }
 
 /// Summary line: rate and percentiles.
-pub fn summary(label: &str, h: &hdrhistogram::Histogram<u64>, elapsed: Duration, errors: u64) -> String {
+pub fn summary(
+    label: &str,
+    h: &hdrhistogram::Histogram<u64>,
+    elapsed: Duration,
+    errors: u64,
+) -> String {
     format!(
         "{label}: {n} ok in {secs:.1} s = {rate:.0}/s, errors {errors}; latency ms p50 {p50:.2} p90 {p90:.2} p99 {p99:.2} p99.9 {p999:.2} max {max:.2}",
         n = h.len(),

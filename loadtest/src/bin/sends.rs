@@ -60,9 +60,14 @@ async fn main() {
         let members: Vec<serde_json::Value> = (0..4)
             .map(|m| serde_json::json!({"userId": format!("load-{c}-{m}"), "displayName": format!("Load {m}")}))
             .collect();
-        let body = serde_json::json!({"type": "group", "name": format!("load {c}"), "members": members});
+        let body =
+            serde_json::json!({"type": "group", "name": format!("load {c}"), "members": members});
         let (status, res) = setup
-            .request("POST", "/conversations", Some(Bytes::from(body.to_string())))
+            .request(
+                "POST",
+                "/conversations",
+                Some(Bytes::from(body.to_string())),
+            )
             .await
             .expect("create conversation");
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&res));
@@ -73,7 +78,11 @@ async fn main() {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(a.warmup);
     let end = measure_from + Duration::from_secs(a.seconds);
-    let total = Arc::new(Mutex::new((histogram(), 0u64, std::collections::BTreeMap::<u16, u64>::new())));
+    let total = Arc::new(Mutex::new((
+        histogram(),
+        0u64,
+        std::collections::BTreeMap::<u16, u64>::new(),
+    )));
     let mut tasks = Vec::new();
     for s in 0..a.senders {
         let c = s % convs.len();
@@ -94,7 +103,8 @@ async fn main() {
                 if now >= end {
                     break;
                 }
-                let body = format!(r#"{{"senderId":"{sender}","body":"message {i} from sender {s}"}}"#);
+                let body =
+                    format!(r#"{{"senderId":"{sender}","body":"message {i} from sender {s}"}}"#);
                 i += 1;
                 let t0 = Instant::now();
                 let r = conn.request("POST", &path, Some(Bytes::from(body))).await;
@@ -131,7 +141,12 @@ async fn main() {
     let t = total.lock().await;
     println!(
         "{}",
-        summary(&format!("durable sends (201), {} senders", a.senders), &t.0, Duration::from_secs(a.seconds), t.1)
+        summary(
+            &format!("durable sends (201), {} senders", a.senders),
+            &t.0,
+            Duration::from_secs(a.seconds),
+            t.1
+        )
     );
     if !t.2.is_empty() {
         println!("non-201 answers: {:?}", t.2);

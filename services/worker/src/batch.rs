@@ -4,11 +4,11 @@
 
 use std::time::SystemTime;
 
-use deadpool_postgres::GenericClient;
 use platform_core::model::Message;
 use platform_core::pools::PgPool;
 use platform_core::stream::{Duplicate, Entry, Notice};
 use platform_core::time;
+use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -109,61 +109,23 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
         })
         .collect();
 
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COMMIT_LOCK])
-        .await?;
-    let inserted: Vec<Uuid> = if creates.is_empty() {
-        Vec::new()
+    let only_creates = creates.len() == items.len();
+    let inserted: Vec<Uuid> = if only_creates {
+        // The common case: one statement is its own transaction, one round trip.
+        let stmt = client.prepare_cached(INSERT).await?;
+        insert(&**client, &stmt, &creates).await?
     } else {
-        insert(&tx, &creates)
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        let tx = client.transaction().await?;
+        let inserted = if creates.is_empty() {
+            Vec::new()
+        } else {
+            let stmt = tx.prepare_cached(INSERT).await?;
+            insert(&*tx, &stmt, &creates).await?
+        };
+        apply_changes(&tx, items, &mut out).await?;
+        tx.commit().await?;
+        inserted
     };
-    for item in items {
-        let (id, conv, at, body) = match &item.entry {
-            Entry::Create(_) => continue,
-            Entry::Edit {
-                id,
-                conversation_id,
-                body,
-                at,
-            } => (id, conversation_id, *at, Some(body)),
-            Entry::Delete {
-                id,
-                conversation_id,
-                at,
-            } => (id, conversation_id, *at, None),
-        };
-        let at = time::from_millis(at);
-        let row = match body {
-            Some(body) => {
-                let sql = format!(
-                    "UPDATE messages SET body = $3, edited_at = $4
-                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
-                );
-                tx.query_opt(&sql, &[id, conv, body, &at]).await?
-            }
-            None => {
-                let sql = format!(
-                    "UPDATE messages SET deleted_at = $3
-                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
-                );
-                tx.query_opt(&sql, &[id, conv, &at]).await?
-            }
-        };
-        match (row, body.is_some()) {
-            (Some(r), true) => out.notice.updated.push(message(&r)),
-            (Some(r), false) => out.notice.deleted.push(message(&r)),
-            (None, _) => {
-                out.unresolved.push((item.stream_id.clone(), *id));
-                continue;
-            }
-        }
-        out.done.push(item.stream_id.clone());
-    }
-    tx.commit().await?;
 
     // Creates that inserted nothing: stored by an earlier delivery, or a reused clientMessageId.
     let missing: Vec<&Message> = creates
@@ -216,10 +178,76 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
     Ok(out)
 }
 
+/// Edits and deletes, in stream order, inside the batch's transaction.
+async fn apply_changes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    items: &[Item],
+    out: &mut Stored,
+) -> Result<(), StoreError> {
+    for item in items {
+        let (id, conv, at, body) = match &item.entry {
+            Entry::Create(_) => continue,
+            Entry::Edit {
+                id,
+                conversation_id,
+                body,
+                at,
+            } => (id, conversation_id, *at, Some(body)),
+            Entry::Delete {
+                id,
+                conversation_id,
+                at,
+            } => (id, conversation_id, *at, None),
+        };
+        let at = time::from_millis(at);
+        let row = match body {
+            Some(body) => {
+                let sql = format!(
+                    "UPDATE messages SET body = $3, edited_at = $4
+                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+                );
+                tx.query_opt(&sql, &[id, conv, body, &at]).await?
+            }
+            None => {
+                let sql = format!(
+                    "UPDATE messages SET deleted_at = $3
+                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+                );
+                tx.query_opt(&sql, &[id, conv, &at]).await?
+            }
+        };
+        match (row, body.is_some()) {
+            (Some(r), true) => out.notice.updated.push(message(&r)),
+            (Some(r), false) => out.notice.deleted.push(message(&r)),
+            (None, _) => {
+                out.unresolved.push((item.stream_id.clone(), *id));
+                continue;
+            }
+        }
+        out.done.push(item.stream_id.clone());
+    }
+    Ok(())
+}
+
+/// One multi-row insert. The advisory lock is taken by the statement itself, before any
+/// row gets its `seq`, and held until commit: batches from several workers commit in `seq`
+/// order. ORDER BY the ordinality keeps stream order within the batch.
+const INSERT: &str = "
+    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7))
+    INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
+    SELECT id, conv, sender, body, cmid, sent
+    FROM commit_lock,
+         unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
+    ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING id";
+
 async fn insert(
-    tx: &impl GenericClient,
+    client: &impl GenericClient,
+    stmt: &tokio_postgres::Statement,
     creates: &[&Message],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
     let n = creates.len();
     let mut ids = Vec::with_capacity(n);
     let mut convs = Vec::with_capacity(n);
@@ -235,18 +263,21 @@ async fn insert(
         client_ids.push(m.client_message_id.as_deref());
         sent.push(time::from_millis(m.sent_at));
     }
-    // WITH ORDINALITY + ORDER BY: seq follows stream order within the batch.
-    tx.query(
-        "INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
-         SELECT id, conv, sender, body, cmid, sent
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-              WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
-         ORDER BY ord
-         ON CONFLICT DO NOTHING
-         RETURNING id",
-        &[&ids, &convs, &senders, &bodies, &client_ids, &sent],
-    )
-    .await
+    let rows = client
+        .query(
+            stmt,
+            &[
+                &ids,
+                &convs,
+                &senders,
+                &bodies,
+                &client_ids,
+                &sent,
+                &COMMIT_LOCK,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 fn message(r: &Row) -> Message {
