@@ -204,14 +204,23 @@ impl Stack {
     }
 
     pub async fn start_worker(&mut self) {
+        self.start_workers(1).await;
+    }
+
+    /// Starts `n` workers at once, then waits for all of them.
+    pub async fn start_workers(&mut self, n: usize) {
         let mut env = vec![
             ("CLAIM_IDLE_MS".to_string(), "1000".to_string()),
             ("MAINTENANCE_MS".into(), "200".into()),
         ];
         env.extend(self.worker_env.iter().cloned());
-        let svc = self.spawn("worker", free_port(), &env);
-        self.wait_ready(&svc, "/readyz").await;
-        self.workers.push(svc);
+        let started: Vec<Service> = (0..n)
+            .map(|_| self.spawn("worker", free_port(), &env))
+            .collect();
+        for svc in &started {
+            self.wait_ready(svc, "/readyz").await;
+        }
+        self.workers.extend(started);
     }
 
     pub async fn start_gateway(&mut self, env: &[(&str, &str)]) {

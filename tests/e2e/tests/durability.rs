@@ -346,3 +346,71 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice() {
         "a settled entry was stored again"
     );
 }
+
+#[tokio::test]
+async fn concurrent_sends_share_commits_and_a_lone_send_does_not_wait() {
+    let mut s = Stack::empty().await;
+    // A lone send must be stored well within this wait, or it would come back 202.
+    s.chat_env.push(("SEND_WAIT_MS".into(), "1000".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_gateway(&[]).await;
+    let g = s.group(&["a", "b"]).await;
+    let path = format!("/conversations/{g}/messages");
+    let lone = s
+        .post(&path, json!({"senderId": "a", "body": "alone"}))
+        .await;
+    assert_eq!(lone.status, 201);
+
+    let db = s.db().await;
+    let commits = || async {
+        db.query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+    };
+    let before = commits().await;
+    let replies = join_all((0..200).map(|i| {
+        s.post(
+            &path,
+            json!({"senderId": "b", "body": format!("burst {i}")}),
+        )
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    // pg_stat counters are flushed by backends at most every second or so.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let spent = commits().await - before;
+    assert!(
+        spent < 150,
+        "200 concurrent sends took {spent} commits: no group commit"
+    );
+    assert_eq!(stored_count(&s).await, 201);
+}
+
+#[tokio::test]
+async fn services_starting_together_migrate_once() {
+    let mut s = Stack::empty().await;
+    // Four workers race to migrate the same empty database.
+    s.start_workers(4).await;
+    let db = s.db().await;
+    let applied: i64 = db
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1);
+    s.start_chat().await;
+    s.start_gateway(&[]).await;
+    let g = s.group(&["a", "b"]).await;
+    let r = s
+        .post(
+            &format!("/conversations/{g}/messages"),
+            json!({"senderId": "a", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}
