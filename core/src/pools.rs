@@ -10,7 +10,7 @@ use tokio_postgres::NoTls;
 use crate::config::ConfigError;
 
 pub type PgPool = deadpool_postgres::Pool;
-pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
+pub type RedisPool = bb8::Pool<RedisManager>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,15 +43,97 @@ pub fn postgres(url: &str, max_size: usize) -> Result<PgPool, ConfigError> {
 }
 
 pub fn redis(url: &str, max_size: u32) -> Result<RedisPool, ConfigError> {
-    let mgr = bb8_redis::RedisConnectionManager::new(url).map_err(|e| ConfigError {
+    let inner = bb8_redis::RedisConnectionManager::new(url).map_err(|e| ConfigError {
         var: "REDIS_URL".into(),
         value: redact(url),
         reason: format!("{e}"),
     })?;
+    let mgr = RedisManager { inner };
     Ok(bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECT_TIMEOUT)
+        // Checking out must not cost a PING round trip per command: a connection that failed
+        // is marked by `RedisConn` and replaced when it comes back (`has_broken`).
+        .test_on_check_out(false)
         .build_unchecked(mgr))
+}
+
+/// bb8-redis's manager, plus the one thing it lacks: noticing a dead connection without a
+/// PING on every checkout. A multiplexed connection never recovers once its socket is gone,
+/// so the first connection-level error marks it, and bb8 drops it on return.
+pub struct RedisManager {
+    inner: bb8_redis::RedisConnectionManager,
+}
+
+pub struct RedisConn {
+    inner: redis::aio::MultiplexedConnection,
+    broken: bool,
+}
+
+impl RedisConn {
+    fn note<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &r {
+            if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+                || e.is_timeout()
+            {
+                self.broken = true;
+            }
+        }
+        r
+    }
+}
+
+impl redis::aio::ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let r = self.inner.req_packed_command(cmd).await;
+            self.note(r)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let r = self
+                .inner
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.note(r)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+impl bb8::ManageConnection for RedisManager {
+    type Connection = RedisConn;
+    type Error = redis::RedisError;
+
+    async fn connect(&self) -> Result<RedisConn, redis::RedisError> {
+        Ok(RedisConn {
+            inner: self.inner.connect().await?,
+            broken: false,
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut RedisConn) -> Result<(), redis::RedisError> {
+        self.inner.is_valid(&mut conn.inner).await
+    }
+
+    fn has_broken(&self, conn: &mut RedisConn) -> bool {
+        conn.broken
+    }
 }
 
 /// Hides a password in a URL before it is printed.

@@ -179,7 +179,7 @@ impl Consumer {
         dead: &[(String, Vec<u8>, String)],
     ) -> Result<(), String> {
         let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-        let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
+        let still_queued = self.still_queued(&mut *conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
         let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
         for (stream_id, id) in &stored.unresolved {
@@ -234,7 +234,7 @@ impl Consumer {
     /// Of the messages that edits/deletes did not find, those still queued themselves.
     async fn still_queued(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut platform_core::pools::RedisConn,
         unresolved: &[(String, uuid::Uuid)],
     ) -> Result<Vec<uuid::Uuid>, String> {
         let mut out = Vec::new();
