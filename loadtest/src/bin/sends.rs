@@ -51,7 +51,7 @@ fn args() -> Args {
     a
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = args();
     let mut setup = Conn::open(&a.target).await.expect("connect to the gateway");
