@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole platform on this machine: PostgreSQL and Redis (started here unless they
 # already answer at CHAT_DATABASE_URL / REDIS_URL), the chat service, the message worker and
-# the gateway, built in release mode. Ctrl-C stops everything this script started.
+# the call service and the gateway, built in release mode. Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 
 export CHAT_DATABASE_URL="${CHAT_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/chat}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
-CHAT_PORT="${CHAT_PORT:-3001}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
+CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
 
 pids=()
 stop_all() {
@@ -21,7 +21,7 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
-cargo build --release -p chat -p worker -p gateway
+cargo build --release -p chat -p worker -p call -p gateway
 bin=target/release
 
 wait_ready() {
@@ -35,16 +35,19 @@ wait_ready() {
 
 PORT="$CHAT_PORT" "$bin/chat" & pids+=($!)
 PORT="$WORKER_PORT" "$bin/worker" & pids+=($!)
-PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" "$bin/gateway" & pids+=($!)
+PORT="$CALL_PORT" "$bin/call" & pids+=($!)
+PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & pids+=($!)
 wait_ready "http://127.0.0.1:$CHAT_PORT/readyz"
 wait_ready "http://127.0.0.1:$WORKER_PORT/readyz"
-wait_ready "http://127.0.0.1:$GATEWAY_PORT/healthz"
+wait_ready "http://127.0.0.1:$CALL_PORT/readyz"
+wait_ready "http://127.0.0.1:$GATEWAY_PORT/readyz"
 
 cat <<MSG
 
   The platform is up. Ctrl-C stops it.
     gateway   http://localhost:$GATEWAY_PORT   (public API and /socket.io/)
     chat      http://localhost:$CHAT_PORT
+    call      http://localhost:$CALL_PORT
     worker    http://127.0.0.1:$WORKER_PORT/healthz
     postgres  $CHAT_DATABASE_URL
     redis     $REDIS_URL

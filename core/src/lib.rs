@@ -5,6 +5,7 @@
 //! - [`router`]: method + path-segment routing without per-request allocation.
 //! - [`body`]: the response body type and bounded request-body reading.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
+//! - [`events`]: realtime events published for the chat instances to deliver.
 //! - [`error`]: the one HTTP error type, rendered as the contract's error body.
 //! - [`config`]: environment parsing that names the offending variable.
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
@@ -20,6 +21,7 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod json;
 pub mod migrate;

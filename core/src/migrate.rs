@@ -13,11 +13,18 @@ pub struct Migration {
 }
 
 /// The platform's schema, in order. Never edit an applied migration: add a new one.
-pub const ALL: &[Migration] = &[Migration {
-    version: 1,
-    name: "conversations and messages",
-    sql: include_str!("../migrations/0001_conversations_messages.sql"),
-}];
+pub const ALL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "conversations and messages",
+        sql: include_str!("../migrations/0001_conversations_messages.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "calls",
+        sql: include_str!("../migrations/0002_calls.sql"),
+    },
+];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 

@@ -26,6 +26,8 @@ pub struct Keys {
     pub stream: String,
     pub dead_letter: String,
     pub notices: String,
+    /// Realtime events for the chat instances to deliver ([`crate::events::Envelope`]).
+    pub events: String,
 }
 
 impl Keys {
@@ -35,6 +37,7 @@ impl Keys {
             stream: format!("{namespace}:messages"),
             dead_letter: format!("{namespace}:messages:dead"),
             notices: format!("{namespace}:committed"),
+            events: format!("{namespace}:events"),
         }
     }
 

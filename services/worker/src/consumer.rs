@@ -179,7 +179,7 @@ impl Consumer {
         dead: &[(String, Vec<u8>, String)],
     ) -> Result<(), String> {
         let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-        let still_queued = self.still_queued(&mut *conn, &stored.unresolved).await?;
+        let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
         let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
         for (stream_id, id) in &stored.unresolved {

@@ -89,6 +89,7 @@ pub struct Stack {
     pub namespace: String,
     db_name: String,
     pub chat: Option<Service>,
+    pub call: Option<Service>,
     pub workers: Vec<Service>,
     pub gateway: Option<Service>,
     pub http: reqwest::Client,
@@ -104,8 +105,26 @@ impl Stack {
         let mut s = Stack::empty().await;
         s.start_chat().await;
         s.start_worker().await;
+        s.start_call(&[]).await;
         s.start_gateway(&[]).await;
         s
+    }
+
+    pub async fn start_call(&mut self, env: &[(&str, &str)]) {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let svc = self.spawn("call", free_port(), &env);
+        self.wait_ready(&svc, "/readyz").await;
+        self.call = Some(svc);
+    }
+
+    /// Starts the call service again on the port the gateway already knows.
+    pub async fn start_call_on(&mut self, port: u16) {
+        let svc = self.spawn("call", port, &[]);
+        self.wait_ready(&svc, "/readyz").await;
+        self.call = Some(svc);
     }
 
     /// A fresh database and namespace, no services yet.
@@ -137,6 +156,7 @@ impl Stack {
             namespace: unique("ns"),
             db_name,
             chat: None,
+            call: None,
             workers: Vec::new(),
             gateway: None,
             http: reqwest::Client::builder()
@@ -229,7 +249,15 @@ impl Stack {
             .as_ref()
             .map(|c| c.url())
             .unwrap_or_else(|| "http://127.0.0.1:9".into());
-        let mut full = vec![("CHAT_SERVICE_URL".to_string(), chat)];
+        let call = self
+            .call
+            .as_ref()
+            .map(|c| c.url())
+            .unwrap_or_else(|| "http://127.0.0.1:9".into());
+        let mut full = vec![
+            ("CHAT_SERVICE_URL".to_string(), chat),
+            ("CALL_SERVICE_URL".to_string(), call),
+        ];
         full.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let svc = self.spawn("gateway", free_port(), &full);
         self.wait_ready(&svc, "/healthz").await;
@@ -312,6 +340,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway.take();
         self.chat.take();
+        self.call.take();
         self.workers.clear();
         let db = self.db_name.clone();
         // Drop runs outside async context guarantees: use a thread with its own runtime.

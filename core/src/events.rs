@@ -1,0 +1,63 @@
+//! Realtime events that any service publishes on Redis for the chat instances to deliver to
+//! their sockets: who gets it (a conversation's members or listed users, optionally minus
+//! one) and what (a Socket.IO event name and its payload).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::pools::RedisPool;
+use crate::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<T> {
+    pub event: String,
+    /// Deliver to this conversation's members...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Uuid>,
+    /// ...and/or to these users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Never to this user (the sender of a relayed event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<String>,
+    pub data: T,
+}
+
+/// Publishes one envelope on the events channel. Delivery is best effort, as for any
+/// realtime event: what a client misses it reads back over HTTP.
+pub async fn publish<T: Serialize>(
+    redis: &RedisPool,
+    channel: &str,
+    envelope: &Envelope<T>,
+) -> Result<(), ApiError> {
+    let body =
+        serde_json::to_vec(envelope).map_err(|e| ApiError::internal("encoding an event", e))?;
+    let mut conn = redis.get().await?;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(body)
+        .query_async(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_omits_empty_audiences() {
+        let e = Envelope {
+            event: "call:signal".into(),
+            conversation: None,
+            users: vec!["u2".into()],
+            except: None,
+            data: serde_json::json!({"kind": "offer"}),
+        };
+        let raw = serde_json::to_string(&e).unwrap();
+        assert!(!raw.contains("conversation") && !raw.contains("except"));
+        let back: Envelope<serde_json::Value> = serde_json::from_str(&raw).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,137 @@
+//! The call service (port 3002): audio/video call sessions and WebRTC signalling, stored in
+//! PostgreSQL so a call survives a restart. It holds no sockets: its realtime events go
+//! through Redis to the chat instances, like message events.
+//!
+//! - [`config`]: settings from the environment.
+//! - `calls`: start, fetch, list, status changes; `status`: the contract's status rules.
+//! - `signals`: offers, answers and ICE candidates.
+//! - `sweep`: ringing calls that time out become `missed`.
+
+mod calls;
+pub mod config;
+mod signals;
+mod status;
+mod sweep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use platform_core::pools::{self, PgPool, RedisPool};
+use platform_core::router::{Match, Router};
+use platform_core::server::{self, Handler, ServeOptions};
+use platform_core::stream::Keys;
+use platform_core::{health, ApiError, Request, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+pub struct State {
+    pub config: Config,
+    pub pg: PgPool,
+    pub redis: RedisPool,
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Healthz,
+    Readyz,
+    Start,
+    ForConversation,
+    Get,
+    Status,
+    PostSignal,
+    ListSignals,
+}
+
+fn table() -> Router<Route> {
+    Router::new()
+        .route(Method::GET, "/healthz", Route::Healthz)
+        .route(Method::GET, "/readyz", Route::Readyz)
+        .route(Method::POST, "/calls", Route::Start)
+        .route(
+            Method::GET,
+            "/calls/conversation/:conversationId",
+            Route::ForConversation,
+        )
+        .route(Method::GET, "/calls/:callId", Route::Get)
+        .route(Method::PATCH, "/calls/:callId/status", Route::Status)
+        .route(
+            Method::POST,
+            "/calls/:callId/signals/:kind",
+            Route::PostSignal,
+        )
+        .route(
+            Method::GET,
+            "/calls/:callId/signals/:kind",
+            Route::ListSignals,
+        )
+}
+
+#[derive(Clone)]
+pub struct App {
+    state: Arc<State>,
+    router: Arc<Router<Route>>,
+}
+
+pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
+    let state = State {
+        pg: pools::postgres(&config.database_url, config.pg_pool_size)?,
+        redis: pools::redis(&config.redis_url, 4)?,
+        keys: Keys::new(&config.namespace),
+        config,
+    };
+    Ok(App {
+        state: Arc::new(state),
+        router: Arc::new(table()),
+    })
+}
+
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let app = app(config).map_err(|e| e.to_string())?;
+    platform_core::migrate::run(
+        &app.state.pg,
+        platform_core::migrate::ALL,
+        Duration::from_secs(60),
+    )
+    .await?;
+    tokio::spawn(sweep::run(app.state.clone(), shutdown.clone()));
+    tracing::info!(addr = ?listener.local_addr().ok(), "call service listening");
+    let opts = ServeOptions {
+        max_connections: app.state.config.max_connections,
+        ..ServeOptions::default()
+    };
+    server::serve(listener, app, opts, shutdown).await;
+    Ok(())
+}
+
+impl Handler for App {
+    async fn handle(&self, req: Request) -> Response {
+        let state = &*self.state;
+        let (parts, body) = req.into_parts();
+        let (path, h) = (parts.uri.path(), &parts.headers);
+        let result = match self.router.at(&parts.method, path) {
+            Match::Found(route, p) => match route {
+                Route::Healthz => Ok(health::alive()),
+                Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+                Route::Start => calls::start(state, h, body).await,
+                Route::ForConversation => calls::for_conversation(state, p.get(0)).await,
+                Route::Get => calls::get(state, p.get(0)).await,
+                Route::Status => calls::set_status(state, p.get(0), h, body).await,
+                Route::PostSignal => signals::post(state, p.get(0), p.get(1), h, body).await,
+                Route::ListSignals => {
+                    signals::list(state, p.get(0), p.get(1), parts.uri.query()).await
+                }
+            },
+            Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
+            Match::NotFound => Err(ApiError::route_not_found(path)),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+}
