@@ -15,7 +15,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}={:?}: {}", self.var, self.value, self.reason)
+        write!(
+            f,
+            "invalid configuration: {}={:?}: {}",
+            self.var, self.value, self.reason
+        )
     }
 }
 
@@ -34,8 +38,10 @@ impl Env {
     }
 
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        let map: std::collections::HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Env {
             lookup: Box::new(move |k| map.get(k).cloned()),
         }
@@ -71,12 +77,24 @@ impl Env {
         self.number(var, default, 0, u16::MAX)
     }
 
-    pub fn millis(&self, var: &str, default_ms: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
-        self.number(var, default_ms, min, max).map(Duration::from_millis)
+    pub fn millis(
+        &self,
+        var: &str,
+        default_ms: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(var, default_ms, min, max)
+            .map(Duration::from_millis)
     }
 
     pub fn boolean(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.raw(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .raw(var)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => Ok(default),
             Some("1" | "true" | "yes" | "on") => Ok(true),
             Some("0" | "false" | "no" | "off") => Ok(false),
@@ -93,7 +111,9 @@ impl Env {
     pub fn url(&self, var: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let v = self.string(var, default);
         let scheme_ok = schemes.iter().any(|s| {
-            v.len() > s.len() + 3 && v[..s.len()].eq_ignore_ascii_case(s) && &v[s.len()..s.len() + 3] == "://"
+            v.len() > s.len() + 3
+                && v[..s.len()].eq_ignore_ascii_case(s)
+                && &v[s.len()..s.len() + 3] == "://"
         });
         if scheme_ok {
             Ok(v)

@@ -54,7 +54,10 @@ impl ApiError {
     /// answered with 503 and nothing internal.
     pub fn unavailable(context: &str, cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "{context}");
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "a dependency is unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a dependency is unavailable",
+        );
         e.retry_after = Some(1);
         e
     }
@@ -70,7 +73,10 @@ impl ApiError {
         let mut res = Response::new(Body::from(body));
         *res.status_mut() = self.status;
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

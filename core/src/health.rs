@@ -21,7 +21,10 @@ pub async fn ready(pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Response {
     let redis_ok = match redis {
         None => None,
         Some(pool) => Some(match pool.get().await {
-            Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut *c).await.is_ok(),
+            Ok(mut c) => redis::cmd("PING")
+                .query_async::<String>(&mut *c)
+                .await
+                .is_ok(),
             Err(_) => false,
         }),
     };
@@ -31,5 +34,12 @@ pub async fn ready(pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Response {
         "postgres": pg_ok.map(|ok| if ok { "up" } else { "down" }),
         "redis": redis_ok.map(|ok| if ok { "up" } else { "down" }),
     });
-    json::respond(if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+    json::respond(
+        if all {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
 }

@@ -16,7 +16,9 @@ pub fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
         .map(|v| {
             let mime = v.split(';').next().unwrap_or("").trim();
             mime.eq_ignore_ascii_case("application/json")
-                || (mime.get(..12).is_some_and(|p| p.eq_ignore_ascii_case("application/"))
+                || (mime
+                    .get(..12)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("application/"))
                     && mime.ends_with("+json"))
         })
         .unwrap_or(false);
@@ -33,9 +35,12 @@ pub fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
 /// Parses a JSON document in place. Malformed JSON and wrong types are 400.
 pub fn parse<T: DeserializeOwned>(buf: &mut [u8]) -> Result<T, ApiError> {
     if buf.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::bad_request("request body must be a JSON document"));
+        return Err(ApiError::bad_request(
+            "request body must be a JSON document",
+        ));
     }
-    simd_json::serde::from_slice(buf).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    simd_json::serde::from_slice(buf)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Reads (bounded), checks and parses a request's JSON body.
@@ -88,7 +93,14 @@ mod tests {
 
     #[test]
     fn malformed_and_wrong_types_are_400() {
-        for raw in [&b"{"[..], b"", b"   ", b"[]", br#"{"senderId":1,"body":"x"}"#, br#"{"body":"x"}"#] {
+        for raw in [
+            &b"{"[..],
+            b"",
+            b"   ",
+            b"[]",
+            br#"{"senderId":1,"body":"x"}"#,
+            br#"{"body":"x"}"#,
+        ] {
             let mut b = raw.to_vec();
             let err = parse::<Send>(&mut b).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{raw:?}");
@@ -98,14 +110,26 @@ mod tests {
     #[test]
     fn content_type_rules() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(require_json(&h).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            require_json(&h).unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(require_json(&h).is_err());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(require_json(&h).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/JSON"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/JSON"),
+        );
         assert!(require_json(&h).is_ok());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/merge-patch+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/merge-patch+json"),
+        );
         assert!(require_json(&h).is_ok());
     }
 }

@@ -22,7 +22,11 @@ pub const ALL: &[Migration] = &[Migration {
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 
 /// Applies what is missing. Waits (up to `patience`) for PostgreSQL to accept connections.
-pub async fn run(pool: &PgPool, migrations: &[Migration], patience: Duration) -> Result<(), String> {
+pub async fn run(
+    pool: &PgPool,
+    migrations: &[Migration],
+    patience: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut client = loop {
         match pool.get().await {
@@ -35,14 +39,22 @@ pub async fn run(pool: &PgPool, migrations: &[Migration], patience: Duration) ->
         }
     };
     let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
-    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await.map_err(err)?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(err)?;
     let result = apply(&mut client, migrations).await;
     // Unlock even after a failure; the session lock would also die with the connection.
-    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
     result
 }
 
-async fn apply(client: &mut deadpool_postgres::Object, migrations: &[Migration]) -> Result<(), String> {
+async fn apply(
+    client: &mut deadpool_postgres::Object,
+    migrations: &[Migration],
+) -> Result<(), String> {
     let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
     client
         .batch_execute(

@@ -74,13 +74,19 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("redis://h:6379"), "redis://h:6379");
     }
 
     #[test]
     fn bad_urls_name_their_variable() {
-        assert_eq!(postgres("postgres://h:notaport/db", 4).unwrap_err().var, "CHAT_DATABASE_URL");
+        assert_eq!(
+            postgres("postgres://h:notaport/db", 4).unwrap_err().var,
+            "CHAT_DATABASE_URL"
+        );
         assert_eq!(redis("nope://", 4).unwrap_err().var, "REDIS_URL");
     }
 }

@@ -84,7 +84,10 @@ impl<T> Router<T> {
             })
             .collect();
         let params = segments.iter().filter(|s| **s == Segment::Param).count();
-        assert!(params <= MAX_PARAMS, "route {pattern} has too many parameters");
+        assert!(
+            params <= MAX_PARAMS,
+            "route {pattern} has too many parameters"
+        );
         self.routes.push(Route {
             method,
             segments,
@@ -99,8 +102,7 @@ impl<T> Router<T> {
             let Some(params) = match_segments(&route.segments, path) else {
                 continue;
             };
-            if route.method == *method || (*method == Method::HEAD && route.method == Method::GET)
-            {
+            if route.method == *method || (*method == Method::HEAD && route.method == Method::GET) {
                 return Match::Found(&route.target, params);
             }
             path_matched = true;
@@ -171,14 +173,24 @@ mod tests {
             .route(Method::GET, "/conversations/:id", R::One)
             .route(Method::GET, "/conversations/:id/messages", R::Messages)
             .route(Method::POST, "/conversations/:id/messages", R::SendMessage)
-            .route(Method::PATCH, "/conversations/:id/messages/:mid", R::Message)
-            .route(Method::DELETE, "/conversations/:id/messages/:mid", R::DeleteMessage)
+            .route(
+                Method::PATCH,
+                "/conversations/:id/messages/:mid",
+                R::Message,
+            )
+            .route(
+                Method::DELETE,
+                "/conversations/:id/messages/:mid",
+                R::DeleteMessage,
+            )
     }
 
     #[test]
     fn matches_literals_and_params() {
         let r = router();
-        assert!(matches!(r.at(&Method::POST, "/conversations"), Match::Found(R::Create, p) if p.is_empty()));
+        assert!(
+            matches!(r.at(&Method::POST, "/conversations"), Match::Found(R::Create, p) if p.is_empty())
+        );
         match r.at(&Method::GET, "/conversations/user/u-1") {
             Match::Found(R::ByUser, p) => assert_eq!(p.get(0), "u-1"),
             other => panic!("{other:?}"),
@@ -195,14 +207,23 @@ mod tests {
     fn literal_wins_by_order() {
         // "/conversations/user/x" must not be taken as conversation "user" + junk.
         let r = router();
-        assert!(matches!(r.at(&Method::GET, "/conversations/user/x"), Match::Found(R::ByUser, _)));
-        assert!(matches!(r.at(&Method::GET, "/conversations/user"), Match::Found(R::One, _)));
+        assert!(matches!(
+            r.at(&Method::GET, "/conversations/user/x"),
+            Match::Found(R::ByUser, _)
+        ));
+        assert!(matches!(
+            r.at(&Method::GET, "/conversations/user"),
+            Match::Found(R::One, _)
+        ));
     }
 
     #[test]
     fn trailing_slash_is_ignored() {
         let r = router();
-        assert!(matches!(r.at(&Method::POST, "/conversations/"), Match::Found(R::Create, _)));
+        assert!(matches!(
+            r.at(&Method::POST, "/conversations/"),
+            Match::Found(R::Create, _)
+        ));
     }
 
     #[test]
@@ -210,21 +231,36 @@ mod tests {
         let r = router();
         assert_eq!(r.at(&Method::GET, "/nope"), Match::NotFound);
         assert_eq!(r.at(&Method::GET, "/conversations/a/b"), Match::NotFound);
-        assert_eq!(r.at(&Method::GET, "/conversations/a/messages/b/c"), Match::NotFound);
-        assert_eq!(r.at(&Method::PUT, "/conversations"), Match::MethodNotAllowed);
-        assert_eq!(r.at(&Method::GET, "/conversations"), Match::MethodNotAllowed);
+        assert_eq!(
+            r.at(&Method::GET, "/conversations/a/messages/b/c"),
+            Match::NotFound
+        );
+        assert_eq!(
+            r.at(&Method::PUT, "/conversations"),
+            Match::MethodNotAllowed
+        );
+        assert_eq!(
+            r.at(&Method::GET, "/conversations"),
+            Match::MethodNotAllowed
+        );
     }
 
     #[test]
     fn empty_param_does_not_match() {
         let r = router();
-        assert_eq!(r.at(&Method::GET, "/conversations//messages"), Match::NotFound);
+        assert_eq!(
+            r.at(&Method::GET, "/conversations//messages"),
+            Match::NotFound
+        );
         assert_eq!(r.at(&Method::GET, "/"), Match::NotFound);
     }
 
     #[test]
     fn head_falls_back_to_get() {
         let r = router();
-        assert!(matches!(r.at(&Method::HEAD, "/conversations/x"), Match::Found(R::One, _)));
+        assert!(matches!(
+            r.at(&Method::HEAD, "/conversations/x"),
+            Match::Found(R::One, _)
+        ));
     }
 }

@@ -49,7 +49,14 @@ impl Keys {
 
     /// Maps a `clientMessageId` (per conversation and sender) to the message first sent with it.
     pub fn client_id(&self, conversation: &Uuid, sender: &str, client_message_id: &str) -> String {
-        format!("{}:cmid:{}:{}:{}", self.ns, conversation, sender.len(), sender) + ":" + client_message_id
+        format!(
+            "{}:cmid:{}:{}:{}",
+            self.ns,
+            conversation,
+            sender.len(),
+            sender
+        ) + ":"
+            + client_message_id
     }
 }
 
@@ -94,7 +101,10 @@ pub struct Notice {
 
 impl Notice {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.already.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
+        self.created.is_empty()
+            && self.already.is_empty()
+            && self.updated.is_empty()
+            && self.deleted.is_empty()
     }
 }
 
@@ -118,8 +128,17 @@ mod tests {
     fn entries_round_trip_through_simd_json() {
         let entries = [
             Entry::Create(msg()),
-            Entry::Edit { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), body: "b".into(), at: 5 },
-            Entry::Delete { id: Uuid::now_v7(), conversation_id: Uuid::now_v7(), at: 7 },
+            Entry::Edit {
+                id: Uuid::now_v7(),
+                conversation_id: Uuid::now_v7(),
+                body: "b".into(),
+                at: 5,
+            },
+            Entry::Delete {
+                id: Uuid::now_v7(),
+                conversation_id: Uuid::now_v7(),
+                at: 7,
+            },
         ];
         for e in entries {
             let mut bytes = serde_json::to_vec(&e).unwrap();

@@ -38,13 +38,22 @@ pub fn write_millis(out: &mut String, ms: i64) {
     let (y, m, d) = civil_from_days(days);
     let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
     use std::fmt::Write;
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{milli:03}Z");
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{milli:03}Z"
+    );
 }
 
 /// Parses an RFC 3339 timestamp (any offset, optional fraction) to epoch milliseconds.
 pub fn parse_millis(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -130,21 +139,45 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for ms in [0, 1, 999, 86_399_999, 951_782_400_000, 1_795_471_907_123, 4_102_444_800_000] {
+        for ms in [
+            0,
+            1,
+            999,
+            86_399_999,
+            951_782_400_000,
+            1_795_471_907_123,
+            4_102_444_800_000,
+        ] {
             assert_eq!(parse_millis(&format_millis(ms)), Some(ms));
         }
     }
 
     #[test]
     fn parses_offsets_and_fractions() {
-        assert_eq!(parse_millis("2026-11-23T23:11:47.1+01:00"), Some(1_795_471_907_100));
-        assert_eq!(parse_millis("2026-11-23T22:11:47Z"), Some(1_795_471_907_000));
-        assert_eq!(parse_millis("2026-11-23T22:11:47.123456Z"), Some(1_795_471_907_123));
+        assert_eq!(
+            parse_millis("2026-11-23T23:11:47.1+01:00"),
+            Some(1_795_471_907_100)
+        );
+        assert_eq!(
+            parse_millis("2026-11-23T22:11:47Z"),
+            Some(1_795_471_907_000)
+        );
+        assert_eq!(
+            parse_millis("2026-11-23T22:11:47.123456Z"),
+            Some(1_795_471_907_123)
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-23T22:11:47", "2026-11-23T22:11:47.Z", "2026-11-23T22:11:47Zjunk"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T22:11:47",
+            "2026-11-23T22:11:47.Z",
+            "2026-11-23T22:11:47Zjunk",
+        ] {
             assert_eq!(parse_millis(s), None, "{s}");
         }
     }
@@ -160,7 +193,8 @@ pub mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
-        super::parse_millis(&s).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+        super::parse_millis(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
     }
 }
 
@@ -178,7 +212,8 @@ pub mod rfc3339_opt {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         let s = Option::<std::borrow::Cow<str>>::deserialize(d)?;
         s.map(|s| {
-            super::parse_millis(&s).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+            super::parse_millis(&s)
+                .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
         })
         .transpose()
     }

@@ -11,7 +11,8 @@ pub const DISPLAY_NAME_MAX: usize = 100;
 pub fn user_id(field: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
         && v.len() <= USER_ID_MAX
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -25,7 +26,9 @@ pub fn user_id(field: &str, v: &str) -> Result<(), ApiError> {
 pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = v.trim().chars().count();
     if n < min || n > max {
-        Err(ApiError::bad_request(format!("{field} must be {min}-{max} characters")))
+        Err(ApiError::bad_request(format!(
+            "{field} must be {min}-{max} characters"
+        )))
     } else {
         Ok(())
     }
