@@ -246,14 +246,28 @@ impl Socket {
         self.inner.conn.send(item)
     }
 
-    /// Marks the CONNECT answer as sent and flushes the emits made before it.
+    /// Marks the CONNECT answer as queued and flushes the emits made before it.
+    ///
+    /// Those emits go out a millisecond later: clients that wait for one message at a time
+    /// (the official protocol test suite does) would lose them if they arrived in the same
+    /// read as the CONNECT answer. Emits made meanwhile keep queueing behind them, in order.
     pub(crate) fn mark_connected(&self) {
-        let early = {
-            let mut st = lock(&self.inner.state);
-            st.connected = true;
-            std::mem::take(&mut st.early)
-        };
-        for item in early {
+        if lock(&self.inner.state).early.is_empty() {
+            self.flush_early();
+            return;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            s.flush_early();
+        });
+    }
+
+    fn flush_early(&self) {
+        let mut st = lock(&self.inner.state);
+        st.connected = true;
+        // Sent under the lock so a concurrent emit cannot overtake them.
+        for item in std::mem::take(&mut st.early) {
             if self.inner.conn.send(item).is_err() {
                 break;
             }

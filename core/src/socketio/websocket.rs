@@ -36,21 +36,31 @@ pub(crate) fn upgrade<H: EngineHandler>(
     req: &mut Request,
     session: Option<Arc<Session<H::Conn>>>,
 ) -> Result<Response, EioError> {
-    if let Some(s) = &session {
-        if s.state.load(Ordering::Acquire) != POLLING || s.ws_attached.swap(true, Ordering::AcqRel)
-        {
-            return Err(EioError::BadRequest);
-        }
-    }
+    // A second WebSocket for a session that already has one is accepted, then closed at
+    // once, as the reference server does (clients expect a close, not an HTTP error).
+    let refused = session.as_ref().is_some_and(|s| {
+        s.state.load(Ordering::Acquire) != POLLING || s.ws_attached.swap(true, Ordering::AcqRel)
+    });
     let (res, fut) = match fastwebsockets::upgrade::upgrade(req) {
         Ok(x) => x,
         Err(_) => {
-            if let Some(s) = &session {
+            if let (Some(s), false) = (&session, refused) {
                 s.ws_attached.store(false, Ordering::Release);
             }
             return Err(EioError::BadRequest);
         }
     };
+    let (parts, _) = res.into_parts();
+    if refused {
+        tokio::spawn(async move {
+            if let Ok(mut ws) = fut.await {
+                let _ = ws
+                    .write_frame(fastwebsockets::Frame::close(1000, b""))
+                    .await;
+            }
+        });
+        return Ok(Response::from_parts(parts, Body::Empty));
+    }
     tokio::spawn(async move {
         let ws = match fut.await {
             Ok(ws) => ws,
@@ -73,7 +83,6 @@ pub(crate) fn upgrade<H: EngineHandler>(
             Some(s) => upgraded(&inner, &s, reader, wr).await,
         }
     });
-    let (parts, _) = res.into_parts();
     Ok(Response::from_parts(parts, Body::Empty))
 }
 
