@@ -77,6 +77,8 @@ pub(crate) struct Session<C> {
     /// Ends the poll in flight with a noop when an upgrade starts.
     pub wake_poll: Notify,
     pub pong: Notify,
+    /// When the outstanding ping's pong is due.
+    pub pong_deadline: Mutex<Option<tokio::time::Instant>>,
     finished: AtomicBool,
 }
 
@@ -198,7 +200,12 @@ impl<H: EngineHandler> Inner<H> {
     fn find(&self, sid: &str) -> Option<Arc<Session<H::Conn>>> {
         lock(&self.sessions)
             .get(sid)
-            .filter(|s| !s.conn.is_closed())
+            .filter(|s| {
+                if polling::pong_overdue(s) {
+                    s.conn.close(CloseReason::PingTimeout);
+                }
+                !s.conn.is_closed()
+            })
             .cloned()
     }
 
@@ -241,6 +248,7 @@ impl<H: EngineHandler> Inner<H> {
             posting: AtomicBool::new(false),
             wake_poll: Notify::new(),
             pong: Notify::new(),
+            pong_deadline: Mutex::new(None),
             finished: AtomicBool::new(false),
         });
         lock(&self.sessions).insert(conn.sid().into(), session.clone());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::conn::CloseReason;
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
@@ -150,27 +151,32 @@ async fn deliver<H: EngineHandler>(
 pub(crate) async fn heartbeat<H: EngineHandler>(inner: Arc<Inner<H>>, s: Arc<Session<H::Conn>>) {
     let cfg = &inner.config;
     let token = s.conn.token().clone();
+    // Absolute deadlines, so timer lateness does not add up across the interval and timeout.
+    let mut next_ping = Instant::now() + cfg.ping_interval;
     loop {
         tokio::select! {
             () = token.cancelled() => break,
-            () = tokio::time::sleep(cfg.ping_interval) => {}
+            () = tokio::time::sleep_until(next_ping) => {}
         }
-        match s.state.load(Ordering::Acquire) {
-            WEBSOCKET => return,
-            // The ping waits in the queue and goes out over the new transport.
-            UPGRADING | POLLING => {}
-            _ => {}
+        if s.state.load(Ordering::Acquire) == WEBSOCKET {
+            return;
         }
+        // During an upgrade the ping waits in the queue and goes out over the new transport.
         if s.conn.send(ep::ping()).is_err() {
             break;
         }
+        let deadline = next_ping + cfg.ping_timeout;
+        *lock(&s.pong_deadline) = Some(deadline);
         tokio::select! {
             () = token.cancelled() => break,
-            () = s.pong.notified() => {}
-            () = tokio::time::sleep(cfg.ping_timeout) => {
+            () = s.pong.notified() => {
+                *lock(&s.pong_deadline) = None;
+                next_ping = Instant::now() + cfg.ping_interval;
+            }
+            () = tokio::time::sleep_until(deadline) => {
                 match s.state.load(Ordering::Acquire) {
                     WEBSOCKET => return,
-                    UPGRADING => {}
+                    UPGRADING => next_ping = Instant::now() + cfg.ping_interval,
                     _ => {
                         s.conn.close(CloseReason::PingTimeout);
                         break;
@@ -182,4 +188,10 @@ pub(crate) async fn heartbeat<H: EngineHandler>(inner: Arc<Inner<H>>, s: Arc<Ses
     if s.state.load(Ordering::Acquire) != WEBSOCKET {
         inner.finish(&s);
     }
+}
+
+/// True when a ping went unanswered past its deadline, even if the timer has not fired yet.
+pub(crate) fn pong_overdue<C>(s: &Session<C>) -> bool {
+    s.state.load(Ordering::Acquire) == POLLING
+        && lock(&s.pong_deadline).is_some_and(|d| Instant::now() >= d)
 }
