@@ -131,6 +131,7 @@ async fn deliver<H: EngineHandler>(
                 continue;
             }
             Packet::Close => {
+                settle_poll(s).await;
                 s.conn.close(CloseReason::ClientClose);
                 break;
             }
@@ -144,6 +145,17 @@ async fn deliver<H: EngineHandler>(
             .map_err(|_| EioError::BadRequest)?;
     }
     Ok(())
+}
+
+/// Clients send the close packet while their poll is in flight and expect that poll to end
+/// with a noop; when both requests race, give the poll a moment to arrive first.
+async fn settle_poll<C>(s: &Session<C>) {
+    for _ in 0..25 {
+        if lock(&s.rx).is_none() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 /// Pings a polling session and closes it when a pong is late; ends when the session closes
