@@ -82,10 +82,12 @@ pub(crate) struct Session<C> {
     finished: AtomicBool,
 }
 
+type SessionTable<C> = HashMap<Box<str>, Arc<Session<C>>>;
+
 pub(crate) struct Inner<H: EngineHandler> {
     pub config: Config,
     pub handler: H,
-    sessions: Mutex<HashMap<Box<str>, Arc<Session<H::Conn>>>>,
+    sessions: Mutex<SessionTable<H::Conn>>,
     root: CancellationToken,
     open: AtomicUsize,
 }
