@@ -17,6 +17,7 @@
 //! - [`validate`]: field rules shared by the services (user ids, names).
 //! - [`telemetry`]: tracing set-up from `RUST_LOG`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
+//! - [`socketio`]: the Socket.IO v5 / Engine.IO v4 server for realtime clients.
 
 pub mod body;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod shutdown;
+pub mod socketio;
 pub mod stream;
 pub mod telemetry;
 pub mod time;

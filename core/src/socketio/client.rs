@@ -1,0 +1,272 @@
+//! The Socket.IO side of one Engine.IO connection: which namespaces it joined, reassembly of
+//! binary packets from their attachments, and dispatch of packets to namespace handlers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::config::Config;
+use super::conn::{CloseReason, Conn};
+use super::engine::{lock, BoxFuture, EngineHandler, Message, ProtocolViolation};
+use super::namespace::Namespace;
+use super::packet::{self, Kind, Packet};
+use super::socket::{Ack, DisconnectReason, Payload, Socket};
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub namespaces: RwLock<HashMap<Arc<str>, Arc<Namespace>>>,
+}
+
+impl Shared {
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// The Engine.IO handler that speaks Socket.IO.
+pub(crate) struct SioHandler {
+    pub shared: Arc<Shared>,
+}
+
+/// A binary packet waiting for its attachments.
+struct Pending {
+    packet: Packet,
+    attachments: Vec<Bytes>,
+}
+
+#[derive(Default)]
+struct State {
+    sockets: Vec<Socket>,
+    pending: Option<Pending>,
+}
+
+pub(crate) struct Client {
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    joined_once: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl EngineHandler for SioHandler {
+    type Conn = Arc<Client>;
+
+    fn open(&self, conn: &Arc<Conn>) -> Arc<Client> {
+        let client = Arc::new(Client {
+            conn: conn.clone(),
+            shared: self.shared.clone(),
+            joined_once: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+        });
+        // A client that never joins a namespace is closed; the timer ends early on close.
+        let weak = Arc::downgrade(&client);
+        let token = conn.token().clone();
+        let timeout = self.shared.config.connect_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = tokio::time::sleep(timeout) => {
+                    if let Some(c) = weak.upgrade() {
+                        if !c.joined_once.load(Ordering::Acquire) {
+                            c.conn.close(CloseReason::ConnectTimeout);
+                        }
+                    }
+                }
+            }
+        });
+        client
+    }
+
+    fn message<'a>(
+        &'a self,
+        client: &'a Arc<Client>,
+        msg: Message,
+    ) -> BoxFuture<'a, Result<(), ProtocolViolation>> {
+        Box::pin(client.clone().on_message(msg))
+    }
+
+    fn close(&self, client: &Arc<Client>, reason: CloseReason) {
+        let sockets = {
+            let mut st = lock(&client.state);
+            st.pending = None;
+            std::mem::take(&mut st.sockets)
+        };
+        let reason = DisconnectReason::from_close(reason);
+        for s in sockets {
+            if s.ns().remove(&s) {
+                spawn_disconnect(s, reason);
+            }
+        }
+    }
+}
+
+fn spawn_disconnect(s: Socket, reason: DisconnectReason) {
+    tokio::spawn(async move {
+        let ns = s.ns().clone();
+        ns.handler.on_disconnect(s, reason).await;
+    });
+}
+
+impl Client {
+    async fn on_message(self: Arc<Self>, msg: Message) -> Result<(), ProtocolViolation> {
+        let max_attachments = self.shared.config.max_attachments;
+        let ready = match msg {
+            Message::Text(text) => {
+                if lock(&self.state).pending.is_some() {
+                    return Err(ProtocolViolation);
+                }
+                let p = packet::decode(&text, max_attachments).map_err(|_| ProtocolViolation)?;
+                if p.attachments > 0 {
+                    lock(&self.state).pending = Some(Pending {
+                        packet: p,
+                        attachments: Vec::new(),
+                    });
+                    return Ok(());
+                }
+                (p, Vec::new())
+            }
+            Message::Binary(b) => {
+                let mut st = lock(&self.state);
+                let Some(pending) = st.pending.as_mut() else {
+                    return Err(ProtocolViolation);
+                };
+                pending.attachments.push(b);
+                if pending.attachments.len() < pending.packet.attachments {
+                    return Ok(());
+                }
+                let Some(p) = st.pending.take() else {
+                    return Err(ProtocolViolation);
+                };
+                (p.packet, p.attachments)
+            }
+        };
+        self.dispatch(ready.0, ready.1).await
+    }
+
+    fn socket(&self, nsp: &str) -> Option<Socket> {
+        lock(&self.state)
+            .sockets
+            .iter()
+            .find(|s| s.namespace() == nsp)
+            .cloned()
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        p: Packet,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), ProtocolViolation> {
+        match p.kind {
+            Kind::Connect => {
+                self.connect(
+                    p.nsp,
+                    p.data.unwrap_or_else(|| Value::Object(Default::default())),
+                )
+                .await;
+                Ok(())
+            }
+            Kind::Disconnect => {
+                if let Some(s) = self.socket(&p.nsp) {
+                    self.remove_socket(&s, DisconnectReason::ClientNamespaceDisconnect);
+                }
+                Ok(())
+            }
+            Kind::Event | Kind::BinaryEvent => {
+                // Events for a namespace the client has not joined are dropped, as in the
+                // reference implementation.
+                let Some(s) = self.socket(&p.nsp) else {
+                    return Ok(());
+                };
+                let Some(Value::Array(mut args)) = p.data else {
+                    return Err(ProtocolViolation);
+                };
+                let Value::String(event) = args.remove(0) else {
+                    return Err(ProtocolViolation);
+                };
+                let ack = p.id.map(|id| Ack::new(s.clone(), id));
+                let payload = Payload { args, attachments };
+                let ns = s.ns().clone();
+                ns.handler.on_event(s, event, payload, ack).await;
+                Ok(())
+            }
+            Kind::Ack | Kind::BinaryAck => {
+                if let (Some(s), Some(id), Some(Value::Array(args))) =
+                    (self.socket(&p.nsp), p.id, p.data)
+                {
+                    s.resolve_ack(id, Payload { args, attachments });
+                }
+                Ok(())
+            }
+            Kind::ConnectError => Err(ProtocolViolation),
+        }
+    }
+
+    async fn connect(self: &Arc<Self>, nsp: String, auth: Value) {
+        let Some(ns) = self.shared.namespace(&nsp) else {
+            let _ = self.conn.send(packet::connect_error(
+                &nsp,
+                &Value::String("Invalid namespace".into()),
+            ));
+            return;
+        };
+        if self.socket(&nsp).is_some() {
+            // Already joined: the reference server answers again with the same socket.
+            return;
+        }
+        let socket = Socket::new(
+            new_socket_id(),
+            ns.clone(),
+            self.conn.clone(),
+            Arc::downgrade(self),
+        );
+        match ns.handler.on_connect(socket.clone(), auth).await {
+            Ok(()) => {
+                if self.conn.is_closed() {
+                    socket.cleanup();
+                    return;
+                }
+                self.joined_once.store(true, Ordering::Release);
+                lock(&self.state).sockets.push(socket.clone());
+                ns.insert(&socket);
+                if self.conn.send(packet::connect(&nsp, socket.id())).is_ok() {
+                    socket.mark_connected();
+                }
+            }
+            Err(data) => {
+                socket.cleanup();
+                let _ = self.conn.send(packet::connect_error(&nsp, &data));
+            }
+        }
+    }
+
+    /// Takes a socket out of this connection and its namespace, then runs `on_disconnect`.
+    pub(crate) fn remove_socket(&self, s: &Socket, reason: DisconnectReason) {
+        let mut st = lock(&self.state);
+        let Some(i) = st
+            .sockets
+            .iter()
+            .position(|x| Arc::ptr_eq(&x.inner, &s.inner))
+        else {
+            return;
+        };
+        st.sockets.swap_remove(i);
+        drop(st);
+        if s.ns().remove(s) {
+            spawn_disconnect(s.clone(), reason);
+        }
+    }
+}
+
+fn new_socket_id() -> Arc<str> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(uuid::Uuid::new_v4().as_bytes())
+        .into()
+}

@@ -1,0 +1,193 @@
+//! Socket.IO v5 over Engine.IO v4, served from the crate's own HTTP plumbing: any standard
+//! Socket.IO v4 client works, over WebSocket directly or long-polling with upgrade.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use platform_core::socketio::{Ack, NamespaceHandler, Payload, Socket, SocketIo};
+//!
+//! struct Chat;
+//!
+//! impl NamespaceHandler for Chat {
+//!     async fn on_event(&self, socket: Socket, event: String, payload: Payload, ack: Option<Ack>) {
+//!         if event == "join" {
+//!             socket.join("room-1");
+//!         }
+//!         if let Some(ack) = ack {
+//!             let _ = ack.send_payload(&payload);
+//!         }
+//!     }
+//! }
+//!
+//! let io = SocketIo::builder().build();
+//! io.namespace("/", Chat);
+//! // In the service's router: every request under `/socket.io/` goes to `io.handle(req).await`.
+//! let _ = io.to("room-1").except("some-socket-id").emit("message:created", &serde_json::json!({}));
+//! ```
+//!
+//! # Layout
+//! - [`engine`]: Engine.IO sessions and request dispatch; [`engine_packet`] its packets;
+//!   `polling` and `websocket` the two transports; `http` the error/CORS answers.
+//! - [`packet`]: Socket.IO packets; `client` per-connection Socket.IO state; [`Socket`],
+//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out.
+//!
+//! # Back-pressure and memory
+//! Every connection has one bounded send queue ([`Builder::send_queue`] frames, 256 by
+//! default). Emits never wait: when a client's queue is full it is too slow to keep up, and
+//! it is disconnected (reason "slow client") instead of letting memory grow. A broadcast is
+//! encoded once into `Bytes`; every recipient's queue holds a reference to the same buffer,
+//! written as the WebSocket frame payload as-is, or framed into a polling response at flush.
+//!
+//! A WebSocket connection is served by one task (reads, writes, heartbeat); besides the
+//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. The handlers'
+//! futures are boxed per call so an idle connection's task does not carry their size.
+//!
+//! # Limits
+//! `max_payload` bounds a polling body, a WebSocket message (fragments included) and so any
+//! packet; `max_attachments` bounds binary attachments per packet; namespace names and ack ids
+//! are bounded in [`packet`]; JSON nesting is bounded by serde_json's recursion limit.
+//! Malformed input closes that connection; it never panics the server.
+
+mod broadcast;
+mod client;
+pub mod config;
+mod conn;
+pub mod engine;
+pub mod engine_packet;
+mod http;
+mod namespace;
+pub mod packet;
+mod polling;
+mod socket;
+mod websocket;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+
+pub use broadcast::{BroadcastOperator, Encoded};
+pub use config::{Builder, Config, Cors};
+pub use conn::{CloseReason, Conn, SendError};
+pub use namespace::NamespaceHandler;
+pub use socket::{Ack, AckError, DisconnectReason, EmitError, Payload, Socket};
+
+use client::{Shared, SioHandler};
+use engine::Engine;
+use namespace::Namespace;
+
+use crate::{Request, Response};
+
+/// The Socket.IO server. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct SocketIo {
+    engine: Engine<SioHandler>,
+    shared: Arc<Shared>,
+    sockets: Arc<AtomicUsize>,
+}
+
+impl SocketIo {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub fn new(config: Config) -> Self {
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            namespaces: RwLock::new(HashMap::new()),
+        });
+        SocketIo {
+            engine: Engine::new(
+                config,
+                SioHandler {
+                    shared: shared.clone(),
+                },
+            ),
+            shared,
+            sockets: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Registers (or replaces) the handler of namespace `name` (`"/"` is the main one).
+    /// Clients asking for an unregistered namespace get CONNECT_ERROR "Invalid namespace".
+    pub fn namespace(&self, name: &str, handler: impl NamespaceHandler) {
+        let name: Arc<str> = name.into();
+        let ns = Namespace::new(
+            name.clone(),
+            Box::new(handler),
+            self.sockets.clone(),
+            self.shared.config.ack_timeout,
+        );
+        self.shared
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, Arc::new(ns));
+    }
+
+    /// Answers a request under the configured path (`/socket.io/`); 404 for other paths.
+    pub async fn handle(&self, req: Request) -> Response {
+        self.engine.handle(req).await
+    }
+
+    /// Every socket of namespace `name` (none if it is not registered).
+    pub fn of(&self, name: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.shared.namespace(name))
+    }
+
+    /// Sockets of the main namespace in `room`.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.of("/").to(room)
+    }
+
+    /// Emits to every socket of the main namespace; returns how many it was queued for.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<usize, EmitError> {
+        self.of("/").emit(event, data)
+    }
+
+    /// Sends a pre-encoded packet to the sockets of `room` in the packet's namespace.
+    pub fn emit_encoded_to_room(&self, room: &str, enc: &Encoded) -> usize {
+        self.of(enc.namespace()).to(room).emit_encoded(enc)
+    }
+
+    /// Sockets connected, across namespaces.
+    pub fn socket_count(&self) -> usize {
+        self.sockets.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Engine.IO connections open (a connection may carry several namespaces, or none yet).
+    pub fn connection_count(&self) -> usize {
+        self.engine.connection_count()
+    }
+
+    /// Sockets of `room` in namespace `nsp`.
+    pub fn room_size(&self, nsp: &str, room: &str) -> usize {
+        self.shared
+            .namespace(nsp)
+            .map_or(0, |ns| ns.room_size(room))
+    }
+
+    /// Closes every connection (for shutdown); handlers see "server shutting down".
+    pub fn close_all(&self) {
+        self.engine.close_all();
+    }
+
+    pub fn config(&self) -> &Config {
+        self.engine.config()
+    }
+}
+
+impl crate::server::Handler for SocketIo {
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response> + Send {
+        SocketIo::handle(self, req)
+    }
+}
+
+impl<H: engine::EngineHandler> crate::server::Handler for Engine<H> {
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response> + Send {
+        Engine::handle(self, req)
+    }
+}

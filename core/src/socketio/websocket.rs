@@ -1,0 +1,352 @@
+//! The WebSocket transport: the HTTP upgrade, the `2probe`/`3probe`/`5` upgrade of a polling
+//! session, and the single task that serves a connection (reads, queued writes, heartbeat).
+//!
+//! One task per connection keeps idle memory small: the task selects over the next frame,
+//! the send queue, the heartbeat timer and the close signal. The read future lives inside a
+//! stream that is polled, never dropped, mid-frame, because fastwebsockets' reader is not
+//! cancel-safe.
+
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use futures_util::{Stream, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{sleep, Instant};
+
+use super::conn::{CloseReason, Conn};
+use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
+use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
+use super::http::EioError;
+use crate::{Body, Request, Response};
+
+type Io = TokioIo<Upgraded>;
+type Writer = WebSocketWrite<WriteHalf<Io>>;
+type Incoming = Result<(OpCode, bool, BytesMut), WebSocketError>;
+
+/// Answers the upgrade request and spawns the connection's task.
+pub(crate) fn upgrade<H: EngineHandler>(
+    inner: Arc<Inner<H>>,
+    req: &mut Request,
+    session: Option<Arc<Session<H::Conn>>>,
+) -> Result<Response, EioError> {
+    // A second WebSocket for a session that already has one is accepted, then closed at
+    // once, as the reference server does (clients expect a close, not an HTTP error).
+    let refused = session.as_ref().is_some_and(|s| {
+        s.state.load(Ordering::Acquire) != POLLING || s.ws_attached.swap(true, Ordering::AcqRel)
+    });
+    let (res, fut) = match fastwebsockets::upgrade::upgrade(req) {
+        Ok(x) => x,
+        Err(_) => {
+            if let (Some(s), false) = (&session, refused) {
+                s.ws_attached.store(false, Ordering::Release);
+            }
+            return Err(EioError::BadRequest);
+        }
+    };
+    let (parts, _) = res.into_parts();
+    if refused {
+        tokio::spawn(async move {
+            if let Ok(mut ws) = fut.await {
+                let _ = ws
+                    .write_frame(fastwebsockets::Frame::close(1000, b""))
+                    .await;
+            }
+        });
+        return Ok(Response::from_parts(parts, Body::Empty));
+    }
+    tokio::spawn(async move {
+        let ws = match fut.await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                if let Some(s) = &session {
+                    s.ws_attached.store(false, Ordering::Release);
+                }
+                return;
+            }
+        };
+        let (mut rd, wr) = ws.split(tokio::io::split);
+        // Control frames are answered here, through the writer, so the reader never writes.
+        rd.set_auto_close(false);
+        rd.set_auto_pong(false);
+        rd.set_max_message_size(inner.config.max_payload.saturating_add(16));
+        let reader = pin!(frames(rd));
+        match session {
+            None => direct(&inner, reader, wr).await,
+            Some(s) => upgraded(&inner, &s, reader, wr).await,
+        }
+    });
+    Ok(Response::from_parts(parts, Body::Empty))
+}
+
+/// The reader as a stream of owned frames.
+fn frames(rd: WebSocketRead<ReadHalf<Io>>) -> impl Stream<Item = Incoming> {
+    futures_util::stream::unfold(rd, |mut rd| async move {
+        let mut never = |_f: fastwebsockets::Frame<'_>| async { Ok::<(), std::io::Error>(()) };
+        let res = rd
+            .read_frame(&mut never)
+            .await
+            .map(|f| (f.opcode, f.fin, owned(f.payload)));
+        Some((res, rd))
+    })
+}
+
+fn owned(p: Payload<'_>) -> BytesMut {
+    match p {
+        Payload::Bytes(b) => b,
+        other => BytesMut::from(&other[..]),
+    }
+}
+
+/// A session that started on WebSocket.
+async fn direct<H: EngineHandler>(
+    inner: &Arc<Inner<H>>,
+    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    mut wr: Writer,
+) {
+    let (conn, rx) = inner.new_conn();
+    let open = inner.open_packet(conn.sid(), false);
+    let upper = inner.handler.open(&conn);
+    if write(&mut wr, &Frame::Text(open)).await.is_err() {
+        conn.close(CloseReason::TransportError);
+    } else {
+        serve(inner, &conn, &upper, rx, reader.as_mut(), &mut wr).await;
+    }
+    inner.closed(&conn, &upper);
+}
+
+/// A polling session upgrading: the probe exchange, then the same loop as a direct one.
+async fn upgraded<H: EngineHandler>(
+    inner: &Arc<Inner<H>>,
+    s: &Arc<Session<H::Conn>>,
+    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    mut wr: Writer,
+) {
+    let probed = tokio::time::timeout(
+        inner.config.upgrade_timeout,
+        probe(s, reader.as_mut(), &mut wr),
+    )
+    .await;
+    if probed != Ok(true) {
+        // The session carries on over polling.
+        let _ = s
+            .state
+            .compare_exchange(UPGRADING, POLLING, Ordering::AcqRel, Ordering::Acquire);
+        s.ws_attached.store(false, Ordering::Release);
+        let _ = wr
+            .write_frame(fastwebsockets::Frame::close(1000, b""))
+            .await;
+        return;
+    }
+    let Some(rx) = take_queue(s).await else {
+        s.conn.close(CloseReason::TransportError);
+        inner.finish(s);
+        return;
+    };
+    s.state.store(WEBSOCKET, Ordering::Release);
+    serve(inner, &s.conn, &s.upper, rx, reader, &mut wr).await;
+    inner.finish(s);
+}
+
+/// Runs the probe; true once the client sent `5`.
+async fn probe<C>(
+    s: &Session<C>,
+    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    wr: &mut Writer,
+) -> bool {
+    loop {
+        let next = tokio::select! {
+            () = s.conn.token().cancelled() => return false,
+            f = reader.next() => f,
+        };
+        let Some(Ok((OpCode::Text, true, data))) = next else {
+            return false;
+        };
+        match ep::decode_text(data.freeze()) {
+            Ok(Packet::Ping(p)) if &p[..] == b"probe" => {
+                if write(wr, &Frame::Text(Bytes::from_static(b"3probe")))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+                s.state.store(UPGRADING, Ordering::Release);
+                s.wake_poll.notify_one();
+            }
+            Ok(Packet::Pong(_)) => s.pong.notify_one(),
+            Ok(Packet::Upgrade) if s.state.load(Ordering::Acquire) == UPGRADING => return true,
+            Ok(Packet::Noop) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Waits for the poll in flight (already told to end) to hand the queue back.
+async fn take_queue<C>(s: &Session<C>) -> Option<mpsc::Receiver<Outgoing>> {
+    for _ in 0..500 {
+        if let Some(rx) = lock(&s.rx).take() {
+            return Some(rx);
+        }
+        s.wake_poll.notify_one();
+        sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+async fn write(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
+    match f {
+        Frame::Text(b) => {
+            wr.write_frame(fastwebsockets::Frame::text(Payload::Borrowed(b)))
+                .await
+        }
+        Frame::Binary(b) => {
+            wr.write_frame(fastwebsockets::Frame::binary(Payload::Borrowed(b)))
+                .await
+        }
+    }
+}
+
+/// A message being reassembled from fragments.
+struct Partial {
+    text: bool,
+    data: BytesMut,
+}
+
+/// The connection loop. Returns when the connection is over; the reason is on `conn`.
+async fn serve<H: EngineHandler>(
+    inner: &Inner<H>,
+    conn: &Conn,
+    upper: &H::Conn,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    wr: &mut Writer,
+) {
+    let cfg = &inner.config;
+    let heartbeat = sleep(cfg.ping_interval);
+    let mut heartbeat = pin!(heartbeat);
+    let mut awaiting_pong = false;
+    let mut partial: Option<Partial> = None;
+    let reason = loop {
+        tokio::select! {
+            biased;
+            () = conn.token().cancelled() => break None,
+            () = &mut heartbeat => {
+                if awaiting_pong {
+                    break Some(CloseReason::PingTimeout);
+                }
+                if write(wr, &Frame::Text(Bytes::from_static(b"2"))).await.is_err() {
+                    break Some(CloseReason::TransportError);
+                }
+                awaiting_pong = true;
+                heartbeat.as_mut().reset(Instant::now() + cfg.ping_timeout);
+            }
+            item = rx.recv() => {
+                let Some(item) = item else { break Some(CloseReason::ServerClose) };
+                if write_item(wr, &item).await.is_err() {
+                    break Some(CloseReason::TransportError);
+                }
+            }
+            next = reader.next() => {
+                let Some(Ok((op, fin, data))) = next else {
+                    break Some(CloseReason::TransportError);
+                };
+                let msg = match op {
+                    OpCode::Close => break Some(CloseReason::ClientClose),
+                    OpCode::Ping => {
+                        let pong = fastwebsockets::Frame::pong(Payload::Bytes(data));
+                        if wr.write_frame(pong).await.is_err() {
+                            break Some(CloseReason::TransportError);
+                        }
+                        continue;
+                    }
+                    OpCode::Pong => continue,
+                    OpCode::Text | OpCode::Binary => {
+                        if partial.is_some() {
+                            break Some(CloseReason::ParseError);
+                        }
+                        let text = op == OpCode::Text;
+                        if !fin {
+                            partial = Some(Partial { text, data });
+                            continue;
+                        }
+                        (text, data)
+                    }
+                    OpCode::Continuation => {
+                        let Some(p) = partial.as_mut() else {
+                            break Some(CloseReason::ParseError);
+                        };
+                        if p.data.len() + data.len() > cfg.max_payload {
+                            break Some(CloseReason::ParseError);
+                        }
+                        p.data.extend_from_slice(&data);
+                        if !fin {
+                            continue;
+                        }
+                        let Some(p) = partial.take() else { continue };
+                        (p.text, p.data)
+                    }
+                };
+                let (text, data) = msg;
+                let msg = if text {
+                    match ep::decode_text(data.freeze()) {
+                        Ok(Packet::Message(t)) => Message::Text(t),
+                        Ok(Packet::Pong(_)) => {
+                            awaiting_pong = false;
+                            heartbeat.as_mut().reset(Instant::now() + cfg.ping_interval);
+                            continue;
+                        }
+                        Ok(Packet::Ping(p)) => {
+                            let mut pong = BytesMut::with_capacity(1 + p.len());
+                            pong.extend_from_slice(b"3");
+                            pong.extend_from_slice(&p);
+                            if write(wr, &Frame::Text(pong.freeze())).await.is_err() {
+                                break Some(CloseReason::TransportError);
+                            }
+                            continue;
+                        }
+                        Ok(Packet::Close) => break Some(CloseReason::ClientClose),
+                        Ok(Packet::Noop) => continue,
+                        Ok(Packet::Open | Packet::Upgrade | Packet::Binary(_)) | Err(_) => {
+                            break Some(CloseReason::ParseError)
+                        }
+                    }
+                } else {
+                    Message::Binary(data.freeze())
+                };
+                if inner.handler.message(upper, msg).await.is_err() {
+                    break Some(CloseReason::ParseError);
+                }
+            }
+        }
+    };
+    if let Some(r) = reason {
+        conn.close(r);
+    }
+    // Whatever is still queued (a CONNECT_ERROR, a last message) goes out before the close,
+    // within a deadline since the client may be the slow one.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(item) = rx.try_recv() {
+            if write_item(wr, &item).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr
+            .write_frame(fastwebsockets::Frame::close(1000, b""))
+            .await;
+    })
+    .await;
+}
+
+async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketError> {
+    for f in item.frames() {
+        write(wr, f).await?;
+    }
+    Ok(())
+}
