@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use platform_core::config::{ConfigError, Env};
+use platform_core::socketio::Cors;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +25,15 @@ pub struct Config {
     pub max_connections: usize,
     /// Conversations whose member lists are kept in memory.
     pub member_cache_size: usize,
+    /// Socket.IO heartbeat: a ping every `ping_interval`, a pong due within `ping_timeout`.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Largest Socket.IO message or polling body.
+    pub socket_max_payload: usize,
+    /// Browser origins allowed to long-poll this instance directly (`CORS_ORIGINS`).
+    pub socket_cors: Cors,
+    /// At most one `presence:update` per recipient this often.
+    pub presence_coalesce: Duration,
 }
 
 impl Config {
@@ -42,10 +52,30 @@ impl Config {
             redis_pool_size: env.number("REDIS_POOL_SIZE", 4, 1, 1000)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
+            ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
+            ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
+            socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
+            socket_cors: cors(&env.string("CORS_ORIGINS", "*")),
+            presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
+    }
+}
+
+fn cors(origins: &str) -> Cors {
+    let list: Vec<String> = origins
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.iter().any(|o| o == "*") {
+        Cors::Any
+    } else if list.is_empty() {
+        Cors::Off
+    } else {
+        Cors::Origins(list)
     }
 }

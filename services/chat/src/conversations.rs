@@ -144,12 +144,11 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    state.members.insert(
-        id,
-        Arc::new(Members::new(
-            user_ids.iter().map(|s| s.to_string()).collect(),
-        )),
-    );
+    let ids: Vec<String> = user_ids.iter().map(|s| s.to_string()).collect();
+    state
+        .members
+        .insert(id, Arc::new(Members::new(ids.clone())));
+    crate::realtime::publish_conversation(state, id, ids).await;
     let conv = Conversation {
         id,
         name: body.name,

@@ -1,10 +1,11 @@
-//! The chat service (port 3001): conversations, messages, and (later) Socket.IO realtime.
+//! The chat service (port 3001): conversations, messages, and Socket.IO realtime.
 //!
 //! - [`config`]: settings from the environment.
 //! - `routes`: the routing table and dispatch.
 //! - `conversations`, `messages`, `history`: the handlers and their SQL.
-//! - `queue`: appending sends to the Redis stream; `waiters` + `notices`: answering them once
-//!   the worker commits.
+//! - `queue`: appending sends to the Redis stream; `waiters`: answering them once the worker's
+//!   commit notice arrives (through `realtime::subscriber`).
+//! - `realtime`: Socket.IO at `/socket.io/`, presence, and delivery of every event.
 //! - `members`: the in-memory member lists that authorise every send.
 
 pub mod config;
@@ -12,8 +13,8 @@ mod conversations;
 mod history;
 mod members;
 mod messages;
-mod notices;
 mod queue;
+mod realtime;
 mod routes;
 mod waiters;
 
@@ -43,6 +44,7 @@ pub struct State {
 pub struct App {
     state: Arc<State>,
     router: Arc<platform_core::router::Router<routes::Route>>,
+    rt: realtime::Realtime,
 }
 
 /// Builds the pools and the handler without touching the network.
@@ -58,8 +60,10 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         redis,
         config,
     };
+    let state = Arc::new(state);
     Ok(App {
-        state: Arc::new(state),
+        rt: realtime::Realtime::new(&state),
+        state,
         router: Arc::new(routes::table()),
     })
 }
@@ -80,13 +84,18 @@ pub async fn run(
     .await?;
     wait_for_redis(&state).await?;
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(notices::run(
-        state.config.redis_url.clone(),
-        state.queue.keys().notices.clone(),
-        state.waiters.clone(),
+    tokio::spawn(realtime::subscriber::run(
+        state.clone(),
+        app.rt.clone(),
         ready_tx,
         shutdown.clone(),
     ));
+    let presence = tokio::spawn(
+        app.rt
+            .presence
+            .clone()
+            .run(state.config.presence_coalesce, shutdown.clone()),
+    );
     // Serve only once commit notices flow, or the first sends would all time out into 202s.
     let _ = tokio::time::timeout(Duration::from_secs(10), ready_rx.wait_for(|r| *r)).await;
     tracing::info!(addr = ?listener.local_addr().ok(), "chat service listening");
@@ -94,7 +103,15 @@ pub async fn run(
         max_connections: state.config.max_connections,
         ..ServeOptions::default()
     };
+    let io = app.rt.io.clone();
+    let closing = shutdown.clone();
+    // Sockets are upgraded connections the HTTP drain does not track: close them ourselves.
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        io.close_all();
+    });
     server::serve(listener, app, opts, shutdown).await;
+    let _ = presence.await;
     Ok(())
 }
 

@@ -25,6 +25,10 @@ impl Members {
     pub fn contains(&self, user: &str) -> bool {
         self.ids.binary_search_by(|m| (**m).cmp(user)).is_ok()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(|s| &**s)
+    }
 }
 
 pub struct MemberCache {
@@ -89,6 +93,7 @@ mod tests {
         assert!(m.contains("a"));
         assert!(!m.contains("user"));
         assert!(!m.contains("user-10"));
+        assert_eq!(m.iter().collect::<Vec<_>>(), ["a", "user-1", "user-2"]);
     }
 
     #[test]

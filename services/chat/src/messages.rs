@@ -188,14 +188,14 @@ async fn change(
 ) -> Result<Response, ApiError> {
     let now = time::now_millis();
     if let Some(m) = apply(state, conversation, id, kind, body.as_deref(), now).await? {
-        return Ok(json::respond(StatusCode::OK, &m));
+        return Ok(applied(state, kind, m).await);
     }
     // Not stored (yet?). Register before looking, so a commit in between is not missed.
     let wait = state.waiters.register(id);
     let Some(queued) = state.queue.pending(&state.redis, &id).await? else {
         // Not pending: either committed since our first try, or unknown.
         return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
-            Some(m) => Ok(json::respond(StatusCode::OK, &m)),
+            Some(m) => Ok(applied(state, kind, m).await),
             None => Err(message_not_found(&id)),
         };
     };
@@ -204,7 +204,7 @@ async fn change(
     }
     if wait.until(state.config.send_wait).await.is_some() {
         return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
-            Some(m) => Ok(json::respond(StatusCode::OK, &m)),
+            Some(m) => Ok(applied(state, kind, m).await),
             None => Err(message_not_found(&id)),
         };
     }
@@ -237,6 +237,16 @@ async fn change(
     state.queue.follow_up(&state.redis, &entry).await?;
     shown.conversation_id = conversation;
     Ok(json::respond(StatusCode::ACCEPTED, &shown))
+}
+
+/// Announces an applied change to every instance's sockets and answers 200.
+async fn applied(state: &State, kind: Change, m: Message) -> Response {
+    let event = match kind {
+        Change::Edit => "message:updated",
+        Change::Delete => "message:deleted",
+    };
+    crate::realtime::publish_message(state, event, &m).await;
+    json::respond(StatusCode::OK, &m)
 }
 
 /// Applies an edit or delete to a stored, undeleted message; `None` when there is none.

@@ -55,6 +55,9 @@ pub fn table() -> Router<Route> {
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
+        if req.uri().path().starts_with("/socket.io/") {
+            return self.rt.io.handle(req).await;
+        }
         let state = &*self.state;
         let (parts, body) = req.into_parts();
         let (path, h) = (parts.uri.path(), &parts.headers);

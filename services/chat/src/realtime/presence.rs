@@ -1,0 +1,450 @@
+//! Who is online, shared by every chat instance through Redis, and the `presence:update`
+//! lists sent to each user: itself plus the online users it shares a conversation with.
+//!
+//! Each instance keeps its online users in a Redis hash of its own and refreshes a heartbeat
+//! in a sorted set; the hash expires when the instance stops refreshing it, so a crashed
+//! instance's users go offline within `STALE` by themselves. A user's first socket or last
+//! socket on an instance publishes a change; every instance then re-reads the live hashes,
+//! works out whose lists changed, and sends them. One pass at most every `COALESCE`, so a
+//! thousand users coming online costs each recipient a few updates, always ending with the
+//! current list.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use platform_core::events::Envelope;
+use platform_core::socketio::SocketIo;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{emit_to_users, PRESENCE_CHANGED};
+use crate::State;
+
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const STALE: Duration = Duration::from_secs(15);
+const CONTACTS_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Online {
+    pub user_id: String,
+    pub display_name: String,
+}
+
+struct LocalUser {
+    display_name: String,
+    sockets: usize,
+}
+
+pub struct Presence {
+    state: Arc<State>,
+    io: SocketIo,
+    instance: String,
+    local: Mutex<HashMap<String, LocalUser>>,
+    /// Local users owed a list whatever changed (just joined, or new contacts).
+    owed: Mutex<HashSet<String>>,
+    contacts: Mutex<HashMap<String, (Instant, Arc<HashSet<String>>)>>,
+    wake: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Presence {
+    pub fn new(state: Arc<State>, io: SocketIo) -> Self {
+        Presence {
+            state,
+            io,
+            instance: uuid::Uuid::now_v7().simple().to_string(),
+            local: Mutex::new(HashMap::new()),
+            owed: Mutex::new(HashSet::new()),
+            contacts: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn hash_key(&self, instance: &str) -> String {
+        format!(
+            "{}:presence:{instance}",
+            self.state.queue.keys().namespace()
+        )
+    }
+
+    fn instances_key(&self) -> String {
+        format!("{}:presence:instances", self.state.queue.keys().namespace())
+    }
+
+    /// A socket of `user` said who it is.
+    pub async fn joined(&self, user: &str, display_name: &str) {
+        let first = {
+            let mut local = lock(&self.local);
+            let entry = local.entry(user.to_string()).or_insert_with(|| LocalUser {
+                display_name: display_name.to_string(),
+                sockets: 0,
+            });
+            entry.sockets += 1;
+            entry.display_name = display_name.to_string();
+            entry.sockets == 1
+        };
+        lock(&self.owed).insert(user.to_string());
+        if first {
+            let r = async {
+                let mut conn = self.state.redis.get().await?;
+                redis::pipe()
+                    .cmd("HSET")
+                    .arg(self.hash_key(&self.instance))
+                    .arg(user)
+                    .arg(display_name)
+                    .ignore()
+                    .cmd("ZADD")
+                    .arg(self.instances_key())
+                    .arg(platform_core::time::now_millis())
+                    .arg(&self.instance)
+                    .ignore()
+                    .query_async::<()>(&mut *conn)
+                    .await?;
+                Ok::<_, platform_core::ApiError>(())
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(user, error = %e, "presence not recorded; the next heartbeat retries");
+            }
+            self.announce().await;
+        }
+        self.wake.notify_one();
+    }
+
+    /// A socket of `user` closed.
+    pub async fn left(&self, user: &str) {
+        let last = {
+            let mut local = lock(&self.local);
+            match local.get_mut(user) {
+                Some(u) if u.sockets > 1 => {
+                    u.sockets -= 1;
+                    false
+                }
+                Some(_) => {
+                    local.remove(user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            let r = async {
+                let mut conn = self.state.redis.get().await?;
+                let _: i64 = redis::cmd("HDEL")
+                    .arg(self.hash_key(&self.instance))
+                    .arg(user)
+                    .query_async(&mut *conn)
+                    .await?;
+                Ok::<_, platform_core::ApiError>(())
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(user, error = %e, "presence not cleared; the next heartbeat retries");
+            }
+            self.announce().await;
+        }
+    }
+
+    async fn announce(&self) {
+        let env = Envelope {
+            event: PRESENCE_CHANGED.to_string(),
+            conversation: None,
+            users: Vec::new(),
+            except: None,
+            data: Value::Null,
+        };
+        if let Err(e) =
+            platform_core::events::publish(&self.state.redis, &self.state.queue.keys().events, &env)
+                .await
+        {
+            tracing::warn!(error = %e, "presence change not published");
+            self.wake.notify_one();
+        }
+    }
+
+    /// Some instance's online users changed.
+    pub fn changed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A conversation was created: its members may have new contacts online.
+    pub fn conversation_created(&self, users: &[String]) {
+        {
+            let mut contacts = lock(&self.contacts);
+            for u in users {
+                contacts.remove(u);
+            }
+        }
+        {
+            let local = lock(&self.local);
+            let mut owed = lock(&self.owed);
+            owed.extend(users.iter().filter(|u| local.contains_key(*u)).cloned());
+        }
+        self.wake.notify_one();
+    }
+
+    /// The presence loop: heartbeats, re-reads, coalesced updates. Until shutdown.
+    pub async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
+        let mut global: HashMap<String, String> = HashMap::new();
+        let mut next_beat = Instant::now();
+        loop {
+            let wait = next_beat.saturating_duration_since(Instant::now());
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => break,
+            }
+            if Instant::now() >= next_beat {
+                if let Err(e) = self.heartbeat().await {
+                    tracing::warn!(error = %e, "presence heartbeat failed");
+                }
+                next_beat = Instant::now() + HEARTBEAT;
+            }
+            match self.read_global().await {
+                Ok(now) => {
+                    self.send_updates(&global, &now).await;
+                    global = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read presence"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(coalesce) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.withdraw().await;
+    }
+
+    async fn heartbeat(&self) -> Result<(), platform_core::ApiError> {
+        let users: Vec<(String, String)> = lock(&self.local)
+            .iter()
+            .map(|(u, l)| (u.clone(), l.display_name.clone()))
+            .collect();
+        let key = self.hash_key(&self.instance);
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&key).ignore();
+        if !users.is_empty() {
+            pipe.cmd("HSET").arg(&key).arg(&users).ignore();
+        }
+        pipe.cmd("EXPIRE")
+            .arg(&key)
+            .arg(STALE.as_secs() + 5)
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(self.instances_key())
+            .arg(platform_core::time::now_millis())
+            .arg(&self.instance)
+            .ignore();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(self.instances_key())
+            .arg("-inf")
+            .arg(platform_core::time::now_millis() - 4 * STALE.as_millis() as i64)
+            .ignore();
+        let mut conn = self.state.redis.get().await?;
+        pipe.atomic().query_async::<()>(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Leaves the shared view at shutdown, so others do not wait for the expiry.
+    async fn withdraw(&self) {
+        let r = async {
+            let mut conn = self.state.redis.get().await?;
+            redis::pipe()
+                .cmd("DEL")
+                .arg(self.hash_key(&self.instance))
+                .ignore()
+                .cmd("ZREM")
+                .arg(self.instances_key())
+                .arg(&self.instance)
+                .ignore()
+                .query_async::<()>(&mut *conn)
+                .await?;
+            Ok::<_, platform_core::ApiError>(())
+        }
+        .await;
+        if r.is_ok() {
+            self.announce().await;
+        }
+    }
+
+    /// Every live instance's online users.
+    async fn read_global(&self) -> Result<HashMap<String, String>, platform_core::ApiError> {
+        let mut conn = self.state.redis.get().await?;
+        let since = platform_core::time::now_millis() - STALE.as_millis() as i64;
+        let live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.instances_key())
+            .arg(since)
+            .arg("+inf")
+            .query_async(&mut *conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for i in &live {
+            pipe.cmd("HGETALL").arg(self.hash_key(i));
+        }
+        let hashes: Vec<HashMap<String, String>> = if live.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut *conn).await?
+        };
+        Ok(hashes.into_iter().flatten().collect())
+    }
+
+    async fn send_updates(&self, before: &HashMap<String, String>, now: &HashMap<String, String>) {
+        let changed = changed_users(before, now);
+        let owed = std::mem::take(&mut *lock(&self.owed));
+        if changed.is_empty() && owed.is_empty() {
+            return;
+        }
+        let local: Vec<String> = lock(&self.local).keys().cloned().collect();
+        for r in local {
+            let contacts = match self.contacts_of(&r).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(user = %r, error = %e, "presence update skipped");
+                    continue;
+                }
+            };
+            let concerned = owed.contains(&r)
+                || changed.contains(r.as_str())
+                || changed.iter().any(|c| contacts.contains(*c));
+            if !concerned {
+                continue;
+            }
+            let list = visible_to(&r, &contacts, now);
+            emit_to_users(&self.io, [r.as_str()], None, "presence:update", &list);
+        }
+    }
+
+    /// Users who share a conversation with `user`, cached for a while.
+    async fn contacts_of(
+        &self,
+        user: &str,
+    ) -> Result<Arc<HashSet<String>>, platform_core::ApiError> {
+        if let Some((at, c)) = lock(&self.contacts).get(user) {
+            if at.elapsed() < CONTACTS_TTL {
+                return Ok(c.clone());
+            }
+        }
+        let client = self.state.pg.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT DISTINCT other.user_id FROM conversation_members mine
+                 JOIN conversation_members other ON other.conversation_id = mine.conversation_id
+                 WHERE mine.user_id = $1",
+            )
+            .await?;
+        let set: HashSet<String> = client
+            .query(&stmt, &[&user])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let set = Arc::new(set);
+        lock(&self.contacts).insert(user.to_string(), (Instant::now(), set.clone()));
+        Ok(set)
+    }
+}
+
+/// Users who came, went, or changed their display name.
+pub fn changed_users<'a>(
+    before: &'a HashMap<String, String>,
+    now: &'a HashMap<String, String>,
+) -> HashSet<&'a str> {
+    let mut out = HashSet::new();
+    for (u, d) in now {
+        if before.get(u) != Some(d) {
+            out.insert(u.as_str());
+        }
+    }
+    for u in before.keys() {
+        if !now.contains_key(u) {
+            out.insert(u.as_str());
+        }
+    }
+    out
+}
+
+/// What `user` sees: itself and its online contacts, one entry each, sorted by id.
+pub fn visible_to(
+    user: &str,
+    contacts: &HashSet<String>,
+    online: &HashMap<String, String>,
+) -> Vec<Online> {
+    let mut list: Vec<Online> = if contacts.len() < online.len() {
+        contacts
+            .iter()
+            .filter_map(|c| online.get(c).map(|d| (c, d)))
+            .map(|(c, d)| Online {
+                user_id: c.clone(),
+                display_name: d.clone(),
+            })
+            .collect()
+    } else {
+        online
+            .iter()
+            .filter(|(u, _)| contacts.contains(*u))
+            .map(|(u, d)| Online {
+                user_id: u.clone(),
+                display_name: d.clone(),
+            })
+            .collect()
+    };
+    if !list.iter().any(|o| o.user_id == user) {
+        if let Some(d) = online.get(user) {
+            list.push(Online {
+                user_id: user.to_string(),
+                display_name: d.clone(),
+            });
+        }
+    }
+    list.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn changes_cover_arrivals_departures_and_renames() {
+        let before = map(&[("a", "A"), ("b", "B"), ("c", "C")]);
+        let now = map(&[("a", "A"), ("b", "Bee"), ("d", "D")]);
+        let mut got: Vec<_> = changed_users(&before, &now).into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn lists_hold_self_and_online_contacts_only() {
+        let online = map(&[("me", "Me"), ("friend", "F"), ("stranger", "S")]);
+        let contacts: HashSet<String> = ["me", "friend", "offline"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ids: Vec<_> = visible_to("me", &contacts, &online)
+            .into_iter()
+            .map(|o| o.user_id)
+            .collect();
+        assert_eq!(ids, ["friend", "me"]);
+        // With no conversations yet, a user still sees itself.
+        let ids: Vec<_> = visible_to("me", &HashSet::new(), &online)
+            .into_iter()
+            .map(|o| o.user_id)
+            .collect();
+        assert_eq!(ids, ["me"]);
+    }
+}

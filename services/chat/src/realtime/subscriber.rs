@@ -1,0 +1,97 @@
+//! The instance's Redis subscription: the worker's commit notices (which release waiting
+//! sends and announce messages) and the events channel (which any service publishes to).
+//! One connection, reconnected on failure. While it is down, sends answer 202 (still durably
+//! queued) and realtime events are missed; clients read them back over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use platform_core::events::Envelope;
+use platform_core::stream::Notice;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{deliver, deliver_messages, Realtime, CONVERSATION_CREATED, PRESENCE_CHANGED};
+use crate::waiters::Outcome;
+use crate::State;
+
+pub async fn run(
+    state: Arc<State>,
+    rt: Realtime,
+    ready: tokio::sync::watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let keys = state.queue.keys().clone();
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match subscribe(&state.config.redis_url, &[&keys.notices, &keys.events]).await {
+            Ok(mut pubsub) => {
+                backoff = Duration::from_millis(100);
+                let _ = ready.send(true);
+                // Anything missed while disconnected: presence is re-read in full.
+                rt.presence.changed();
+                let mut messages = pubsub.on_message();
+                loop {
+                    let msg = tokio::select! {
+                        m = messages.next() => m,
+                        () = shutdown.cancelled() => return,
+                    };
+                    let Some(msg) = msg else { break };
+                    let mut payload = msg.get_payload_bytes().to_vec();
+                    if msg.get_channel_name() == keys.notices {
+                        match simd_json::serde::from_slice::<Notice>(&mut payload) {
+                            Ok(n) => on_notice(&state, &rt, n).await,
+                            Err(e) => tracing::error!(error = %e, "unreadable commit notice"),
+                        }
+                    } else {
+                        match simd_json::serde::from_slice::<Envelope<Value>>(&mut payload) {
+                            Ok(env) => on_event(&state, &rt, env).await,
+                            Err(e) => tracing::error!(error = %e, "unreadable event"),
+                        }
+                    }
+                }
+                let _ = ready.send(false);
+                tracing::warn!("Redis subscription lost; reconnecting");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis channels"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn subscribe(url: &str, channels: &[&str]) -> redis::RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channels).await?;
+    Ok(pubsub)
+}
+
+async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
+    for m in &n.created {
+        state.waiters.release(&m.id, Outcome::Stored);
+    }
+    for id in &n.already {
+        state.waiters.release(id, Outcome::Stored);
+    }
+    for d in &n.duplicates {
+        state
+            .waiters
+            .release(&d.id, Outcome::Duplicate(d.original.clone()));
+    }
+    deliver_messages(state, &rt.io, "message:created", &n.created).await;
+    deliver_messages(state, &rt.io, "message:updated", &n.updated).await;
+    deliver_messages(state, &rt.io, "message:deleted", &n.deleted).await;
+}
+
+async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
+    match env.event.as_str() {
+        PRESENCE_CHANGED => rt.presence.changed(),
+        CONVERSATION_CREATED => rt.presence.conversation_created(&env.users),
+        _ => deliver(state, &rt.io, env).await,
+    }
+}
