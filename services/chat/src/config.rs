@@ -34,6 +34,8 @@ pub struct Config {
     pub socket_cors: Cors,
     /// At most one `presence:update` per recipient this often.
     pub presence_coalesce: Duration,
+    /// An instance silent this long is taken as crashed, and its users as offline.
+    pub presence_stale: Duration,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
             socket_cors: cors(&env.string("CORS_ORIGINS", "*")),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
+            presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
         })
     }
 

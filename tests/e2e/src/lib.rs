@@ -60,6 +60,10 @@ impl Service {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -215,6 +219,13 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Another chat instance on the same database and namespace, owned by the caller.
+    pub async fn start_chat_instance(&self) -> Service {
+        let svc = self.spawn("chat", free_port(), &self.chat_env);
+        self.wait_ready(&svc, "/readyz").await;
+        svc
     }
 
     pub async fn start_chat(&mut self) {

@@ -3,9 +3,9 @@
 //!
 //! Each instance keeps its online users in a Redis hash of its own and refreshes a heartbeat
 //! in a sorted set; the hash expires when the instance stops refreshing it, so a crashed
-//! instance's users go offline within `STALE` by themselves. A user's first socket or last
+//! instance's users go offline within `presence_stale` by themselves. A user's first socket or last
 //! socket on an instance publishes a change; every instance then re-reads the live hashes,
-//! works out whose lists changed, and sends them. One pass at most every `COALESCE`, so a
+//! works out whose lists changed, and sends them. One pass at most every `presence_coalesce`, so a
 //! thousand users coming online costs each recipient a few updates, always ending with the
 //! current list.
 
@@ -23,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 use super::{emit_to_users, PRESENCE_CHANGED};
 use crate::State;
 
-const HEARTBEAT: Duration = Duration::from_secs(5);
-const STALE: Duration = Duration::from_secs(15);
 const CONTACTS_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -194,6 +192,7 @@ impl Presence {
     pub async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
         let mut global: HashMap<String, String> = HashMap::new();
         let mut next_beat = Instant::now();
+        let heartbeat = self.stale() / 3;
         loop {
             let wait = next_beat.saturating_duration_since(Instant::now());
             tokio::select! {
@@ -205,7 +204,7 @@ impl Presence {
                 if let Err(e) = self.heartbeat().await {
                     tracing::warn!(error = %e, "presence heartbeat failed");
                 }
-                next_beat = Instant::now() + HEARTBEAT;
+                next_beat = Instant::now() + heartbeat;
             }
             match self.read_global().await {
                 Ok(now) => {
@@ -222,6 +221,10 @@ impl Presence {
         self.withdraw().await;
     }
 
+    fn stale(&self) -> Duration {
+        self.state.config.presence_stale
+    }
+
     async fn heartbeat(&self) -> Result<(), platform_core::ApiError> {
         let users: Vec<(String, String)> = lock(&self.local)
             .iter()
@@ -233,9 +236,9 @@ impl Presence {
         if !users.is_empty() {
             pipe.cmd("HSET").arg(&key).arg(&users).ignore();
         }
-        pipe.cmd("EXPIRE")
+        pipe.cmd("PEXPIRE")
             .arg(&key)
-            .arg(STALE.as_secs() + 5)
+            .arg(self.stale().as_millis() as u64 + 5000)
             .ignore();
         pipe.cmd("ZADD")
             .arg(self.instances_key())
@@ -245,7 +248,7 @@ impl Presence {
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(self.instances_key())
             .arg("-inf")
-            .arg(platform_core::time::now_millis() - 4 * STALE.as_millis() as i64)
+            .arg(platform_core::time::now_millis() - 4 * self.stale().as_millis() as i64)
             .ignore();
         let mut conn = self.state.redis.get().await?;
         pipe.atomic().query_async::<()>(&mut *conn).await?;
@@ -277,7 +280,7 @@ impl Presence {
     /// Every live instance's online users.
     async fn read_global(&self) -> Result<HashMap<String, String>, platform_core::ApiError> {
         let mut conn = self.state.redis.get().await?;
-        let since = platform_core::time::now_millis() - STALE.as_millis() as i64;
+        let since = platform_core::time::now_millis() - self.stale().as_millis() as i64;
         let live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.instances_key())
             .arg(since)
