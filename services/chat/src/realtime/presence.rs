@@ -32,6 +32,9 @@ pub struct Online {
     pub display_name: String,
 }
 
+/// When a user's contacts were read, and who they are.
+type Contacts = (Instant, Arc<HashSet<String>>);
+
 struct LocalUser {
     display_name: String,
     sockets: usize,
@@ -44,7 +47,7 @@ pub struct Presence {
     local: Mutex<HashMap<String, LocalUser>>,
     /// Local users owed a list whatever changed (just joined, or new contacts).
     owed: Mutex<HashSet<String>>,
-    contacts: Mutex<HashMap<String, (Instant, Arc<HashSet<String>>)>>,
+    contacts: Mutex<HashMap<String, Contacts>>,
     wake: Notify,
 }
 
