@@ -47,6 +47,8 @@ struct Pending {
 struct State {
     sockets: Vec<Socket>,
     pending: Option<Pending>,
+    /// The connect-timeout timer, stopped at the first join so it does not linger.
+    timer: Option<tokio::task::AbortHandle>,
 }
 
 pub(crate) struct Client {
@@ -70,7 +72,7 @@ impl EngineHandler for SioHandler {
         let weak = Arc::downgrade(&client);
         let token = conn.token().clone();
         let timeout = self.shared.config.connect_timeout;
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
                 () = tokio::time::sleep(timeout) => {
@@ -82,6 +84,7 @@ impl EngineHandler for SioHandler {
                 }
             }
         });
+        lock(&client.state).timer = Some(timer.abort_handle());
         client
     }
 
@@ -234,7 +237,13 @@ impl Client {
                     return;
                 }
                 self.joined_once.store(true, Ordering::Release);
-                lock(&self.state).sockets.push(socket.clone());
+                {
+                    let mut st = lock(&self.state);
+                    st.sockets.push(socket.clone());
+                    if let Some(t) = st.timer.take() {
+                        t.abort();
+                    }
+                }
                 ns.insert(&socket);
                 if self.conn.send(packet::connect(&nsp, socket.id())).is_ok() {
                     socket.mark_connected();

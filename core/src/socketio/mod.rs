@@ -40,7 +40,25 @@
 //!
 //! A WebSocket connection is served by one task (reads, writes, heartbeat); besides the
 //! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. The handlers'
-//! futures are boxed per call so an idle connection's task does not carry their size.
+//! futures are boxed per call so an idle connection's task does not carry their size. A
+//! polling session has a heartbeat task instead, and every connection has a connect-timeout
+//! timer task until it joins a namespace. Measured with 2,000 idle WebSocket clients joined
+//! to `/`: about 15 KB of server RSS per connection.
+//!
+//! # Ordering
+//! Packets of one connection are handled one at a time, in order, in that connection's task
+//! (see [`NamespaceHandler`]). Emits made inside `on_connect` are held until the CONNECT
+//! answer is queued and follow it 5 ms later, so that clients reading one message per
+//! listener (the official protocol test suite) do not lose them.
+//!
+//! # Tests
+//! - unit tests: `cargo test -p platform-core --lib socketio`
+//! - over real sockets: `cargo test -p platform-core --test socketio_engine --test socketio_protocol`
+//! - the official JavaScript client: build the conformance server
+//!   (`cargo build -p platform-core --example socketio_conformance --release`), then
+//!   `npm ci && npm test` in `tests/node` (`SIO_SERVER_BIN` overrides the binary path).
+//! - the official protocol suites: run the conformance server (with `--engine-io` for the
+//!   Engine.IO suite) and `npm test` in each suite's `test-suite` folder.
 //!
 //! # Limits
 //! `max_payload` bounds a polling body, a WebSocket message (fragments included) and so any

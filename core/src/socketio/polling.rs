@@ -39,6 +39,18 @@ pub(crate) async fn poll<H: EngineHandler>(
     _inner: &Arc<Inner<H>>,
     s: &Arc<Session<H::Conn>>,
 ) -> Result<Response, EioError> {
+    if s.ws_attached.load(Ordering::Acquire) {
+        // A WebSocket is taking over: the client's `2probe`/`5` may be in flight on it, and
+        // this poll must see the outcome (refused after `5`) rather than race it.
+        for _ in 0..25 {
+            if s.state.load(Ordering::Acquire) == WEBSOCKET
+                || !s.ws_attached.load(Ordering::Acquire)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
     match s.state.load(Ordering::Acquire) {
         WEBSOCKET => return Err(EioError::BadRequest),
         UPGRADING => return Ok(text_response(ep::noop())),

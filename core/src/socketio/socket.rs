@@ -152,6 +152,12 @@ impl std::fmt::Display for AckError {
 
 impl std::error::Error for AckError {}
 
+/// How long emits made during `on_connect` wait behind the CONNECT answer (see
+/// [`Socket::mark_connected`]).
+const EARLY_DELAY: Duration = Duration::from_millis(5);
+/// Packets held for a socket before its CONNECT answer; more means the socket is flooded.
+const EARLY_LIMIT: usize = 256;
+
 #[derive(Default)]
 struct State {
     /// False until the CONNECT answer is queued: emits made in `on_connect` wait here so
@@ -234,7 +240,7 @@ impl Socket {
             let mut st = lock(&self.inner.state);
             if !st.connected {
                 // Bounded like the real queue, so a handler cannot grow it without limit.
-                if st.early.len() >= 64 {
+                if st.early.len() >= EARLY_LIMIT {
                     drop(st);
                     self.inner.conn.close(CloseReason::SlowClient);
                     return Err(SendError);
@@ -248,7 +254,7 @@ impl Socket {
 
     /// Marks the CONNECT answer as queued and flushes the emits made before it.
     ///
-    /// Those emits go out a millisecond later: clients that wait for one message at a time
+    /// Those emits go out [`EARLY_DELAY`] later: clients that wait for one message at a time
     /// (the official protocol test suite does) would lose them if they arrived in the same
     /// read as the CONNECT answer. Emits made meanwhile keep queueing behind them, in order.
     pub(crate) fn mark_connected(&self) {
@@ -258,7 +264,7 @@ impl Socket {
         }
         let s = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tokio::time::sleep(EARLY_DELAY).await;
             s.flush_early();
         });
     }

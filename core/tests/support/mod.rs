@@ -1,6 +1,7 @@
 //! Test helpers: a server on port 0, a raw HTTP/1.1 client and a WebSocket client, so the
 //! tests see the bytes on the wire exactly as a Socket.IO client would.
 
+// Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
