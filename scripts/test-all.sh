@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, unit tests, and the end-to-end tests against real
+# Runs every test: formatting and lints, unit tests, the end-to-end tests against real
 # PostgreSQL and Redis (started here on private ports unless E2E_DATABASE_URL /
-# E2E_REDIS_URL point at running servers; stopped again on exit).
+# E2E_REDIS_URL point at running servers; stopped again on exit), and the Socket.IO interop
+# tests with the official JavaScript client (installed from npm here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -21,9 +22,17 @@ deps_up "$E2E_DATABASE_URL" "$E2E_REDIS_URL"
 
 step "build"
 cargo build --workspace --bins
+cargo build -p platform-core --example socketio_conformance
+
+step "JavaScript test dependencies"
+(cd tests/node && npm ci --no-audit --no-fund --silent)
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit and end-to-end tests"
 cargo test --workspace
+
+step "Socket.IO interop with the official client"
+(cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \
+  node --test --test-concurrency=1 interop.test.mjs)
