@@ -18,6 +18,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::{request_id, Request, Response};
 
+/// The connection a request came on, in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    /// One of the `max_connections` permits. An upgraded connection outlives its HTTP task:
+    /// the code that takes it over keeps a clone, so it still counts against the cap.
+    pub permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What a service answers requests with. Implemented by a `Clone` struct holding `Arc` state.
 pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
@@ -80,9 +89,14 @@ pub async fn serve<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
+        let conn_info = Connection {
+            peer,
+            permit: Arc::new(permit),
+        };
         let svc = service_fn(move |mut req: Request| {
-            // The peer address travels with the request, for forwarding headers and limits.
-            req.extensions_mut().insert(peer);
+            // Travels with the request: the peer for forwarding headers and limits, the permit
+            // for whoever takes over the connection on an upgrade.
+            req.extensions_mut().insert(conn_info.clone());
             let h = h.clone();
             async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
         });
@@ -103,7 +117,6 @@ pub async fn serve<H: Handler>(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);

@@ -124,6 +124,15 @@ test("messages, typing, presence and calls reach exactly the members, on both in
   assert.equal((await http("PATCH", `/calls/${callId}/status`, { status: "active" })).status, 200);
   await waitFor("call:updated", () => bob.of("call:updated").some((c) => c.status === "in_progress"));
 
+  // A call nobody answers becomes missed by itself, announced with call:updated.
+  const unanswered = await http("POST", "/calls", {
+    conversationId: cid, type: "audio",
+    participants: [{ userId: "bob", displayName: "Bob" }, { userId: "alice", displayName: "Alice" }],
+  });
+  assert.equal(unanswered.status, 201);
+  await waitFor("call:updated missed", () =>
+    alice.of("call:updated").some((c) => c.id === unanswered.body.id && c.status === "missed" && c.endedAt), 15000);
+
   // Nothing leaked to the non-member, and nothing arrived twice.
   await sleep(300);
   for (const e of ["message:created", "message:updated", "message:deleted", "typing:update", "call:created", "call:signal", "call:updated"]) {
@@ -132,7 +141,7 @@ test("messages, typing, presence and calls reach exactly the members, on both in
   assert.equal(alice.of("typing:update").length, 0, "typing is not sent back to its sender");
   assert.equal(bob.of("typing:update").length, 1, "carol's typing was ignored");
   assert.equal(bob.of("message:created").length, 1);
-  assert.equal(bob.of("call:created").length, 1);
+  assert.equal(bob.of("call:created").length, 2);
 
   // Presence: Alice's last socket closing takes her offline for Bob.
   alice.socket.close();

@@ -41,6 +41,11 @@ pub(crate) fn upgrade<H: EngineHandler>(
     let refused = session.as_ref().is_some_and(|s| {
         s.state.load(Ordering::Acquire) != POLLING || s.ws_attached.swap(true, Ordering::AcqRel)
     });
+    // Keeps the connection counted against the server's cap while the socket lives.
+    let permit = req
+        .extensions()
+        .get::<crate::server::Connection>()
+        .map(|c| c.permit.clone());
     let (res, fut) = match fastwebsockets::upgrade::upgrade(req) {
         Ok(x) => x,
         Err(_) => {
@@ -62,6 +67,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
         return Ok(Response::from_parts(parts, Body::Empty));
     }
     tokio::spawn(async move {
+        let _permit = permit;
         let ws = match fut.await {
             Ok(ws) => ws,
             Err(e) => {

@@ -89,7 +89,10 @@ impl Forward<'_> {
         if is_upgrade(req.headers()) {
             return self.tunnel(req, uri).await;
         }
-        let client_addr = req.extensions().get::<std::net::SocketAddr>().copied();
+        let client_addr = req
+            .extensions()
+            .get::<platform_core::server::Connection>()
+            .map(|c| c.peer);
         let (mut parts, incoming) = req.into_parts();
         let bytes = body::read_limited(&parts.headers, incoming, self.body_limit).await?;
         strip_hop_by_hop(&mut parts.headers);
@@ -141,6 +144,10 @@ impl Forward<'_> {
     /// Passes the upgrade request on; if the upstream switches protocols, joins the two
     /// upgraded connections.
     async fn tunnel(&self, mut req: Request, uri: Uri) -> Result<Response, ApiError> {
+        let permit = req
+            .extensions()
+            .get::<platform_core::server::Connection>()
+            .map(|c| c.permit.clone());
         let downstream = hyper::upgrade::on(&mut req);
         let (mut parts, _) = req.into_parts();
         parts.headers.remove(header::HOST);
@@ -153,6 +160,8 @@ impl Forward<'_> {
         }
         let upstream = hyper::upgrade::on(&mut res);
         tokio::spawn(async move {
+            // The tunnel still counts against the gateway's connection cap.
+            let _permit = permit;
             match tokio::try_join!(downstream, upstream) {
                 Ok((down, up)) => {
                     let mut down = TokioIo::new(down);

@@ -152,3 +152,67 @@ fn bad_configuration_exits_non_zero_naming_the_variable() {
         assert!(err.contains(var), "{bin}: {err}");
     }
 }
+
+/// Opens a raw WebSocket upgrade to `/socket.io/` and returns the open stream.
+async fn websocket(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+#[tokio::test]
+async fn websocket_connections_count_against_the_connection_cap() {
+    let mut s = Stack::empty().await;
+    // The readiness probe's keep-alive connection stays open: it holds the first slot.
+    s.chat_env.push(("MAX_CONNECTIONS".into(), "3".into()));
+    s.start_chat().await;
+    let chat = s.chat.as_ref().unwrap();
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let first = websocket(chat.port).await;
+    let _second = websocket(chat.port).await;
+    let blocked = fresh.get(format!("{}/healthz", chat.url())).send().await;
+    assert!(
+        blocked.is_err(),
+        "a third connection was served beyond the cap of 2"
+    );
+    drop(first);
+    let mut served = false;
+    for _ in 0..20 {
+        if fresh
+            .get(format!("{}/healthz", chat.url()))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            served = true;
+            break;
+        }
+    }
+    assert!(
+        served,
+        "closing a websocket did not free its connection slot"
+    );
+}

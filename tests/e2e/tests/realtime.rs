@@ -14,7 +14,8 @@ async fn realtime_events_with_the_official_client_across_two_instances() {
     s.start_chat().await;
     let b = s.start_chat_instance().await;
     s.start_worker().await;
-    s.start_call(&[]).await;
+    // Long enough for the answered call to be answered, short enough to watch one go missed.
+    s.start_call(&[("RING_TIMEOUT_MS", "3000")]).await;
     s.start_gateway(&[]).await;
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node");
