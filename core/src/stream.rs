@@ -86,6 +86,14 @@ pub enum Entry {
     },
 }
 
+/// A `create` entry serialised from a borrowed message (same JSON as [`Entry::Create`]),
+/// so queueing a send does not copy it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum EntryRef<'a> {
+    Create(&'a Message),
+}
+
 /// What a worker publishes after committing a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +169,15 @@ mod tests {
             let back: Entry = simd_json::serde::from_slice(&mut bytes).unwrap();
             assert_eq!(back, e);
         }
+    }
+
+    #[test]
+    fn borrowed_create_matches_owned() {
+        let m = msg();
+        assert_eq!(
+            serde_json::to_string(&EntryRef::Create(&m)).unwrap(),
+            serde_json::to_string(&Entry::Create(m)).unwrap()
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use platform_core::model::Message;
 use platform_core::pools::RedisPool;
-use platform_core::stream::{Entry, Keys, FIELD, GROUP};
+use platform_core::stream::{Entry, EntryRef, Keys, FIELD, GROUP};
 use platform_core::ApiError;
 
 /// KEYS: stream, pending mark, [clientMessageId key]. ARGV: entry JSON, TTL seconds.
@@ -66,7 +66,7 @@ impl Queue {
     }
 
     pub async fn send(&self, redis: &RedisPool, message: &Message) -> Result<Enqueued, ApiError> {
-        let entry = serde_json::to_string(&Entry::Create(message.clone()))
+        let entry = serde_json::to_string(&EntryRef::Create(message))
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let mut inv = self.enqueue.prepare_invoke();
         inv.key(&self.keys.stream)

@@ -29,7 +29,16 @@ use crate::State;
 
 /// The room of every socket of one user.
 pub fn user_room(user: &str) -> String {
-    format!("u:{user}")
+    let mut room = String::with_capacity(2 + user.len());
+    write_user_room(&mut room, user);
+    room
+}
+
+/// Writes a user's room name into a reused buffer (fan-out builds one per member).
+fn write_user_room(buf: &mut String, user: &str) {
+    buf.clear();
+    buf.push_str("u:");
+    buf.push_str(user);
 }
 
 /// Internal event names: handled by the instances, never sent to clients.
@@ -63,7 +72,8 @@ impl Realtime {
     }
 }
 
-/// Emits `event` to the local sockets of `users` (each user's sockets get it once).
+/// Emits `event` to the local sockets of `users` (each user's sockets get it once). Encodes
+/// only when some of them are connected here, and then once for all of them.
 pub fn emit_to_users<'a, T: Serialize + ?Sized>(
     io: &SocketIo,
     users: impl IntoIterator<Item = &'a str>,
@@ -71,28 +81,23 @@ pub fn emit_to_users<'a, T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) {
-    let enc = match Encoded::event("/", event, data) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(event, error = ?e, "cannot encode event");
-            return;
-        }
-    };
-    let mut op = io.of("/");
-    let mut any = false;
+    let mut op = None;
+    let mut room = String::with_capacity(64);
     for u in users {
         if Some(u) == except {
             continue;
         }
-        let room = user_room(u);
-        if io.room_size("/", &room) == 0 {
-            continue;
+        write_user_room(&mut room, u);
+        if io.room_size("/", &room) > 0 {
+            op = Some(op.unwrap_or_else(|| io.of("/")).to(&room));
         }
-        op = op.to(&room);
-        any = true;
     }
-    if any {
-        op.emit_encoded(&enc);
+    let Some(op) = op else { return };
+    match Encoded::event("/", event, data) {
+        Ok(enc) => {
+            op.emit_encoded(&enc);
+        }
+        Err(e) => tracing::error!(event, error = ?e, "cannot encode event"),
     }
 }
 
