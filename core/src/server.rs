@@ -136,6 +136,33 @@ async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
     res
 }
 
+/// The whole of a service's `main`: tracing, configuration read and checked before any port
+/// is bound (exit 2 naming the variable), the listener (exit 1 if the port is taken), then
+/// `run` until SIGINT/SIGTERM (exit 1 if it fails).
+pub async fn launch<C, Fut>(
+    service: &'static str,
+    config: impl FnOnce(&crate::config::Env) -> Result<C, crate::config::ConfigError>,
+    addr: impl FnOnce(&C) -> std::net::SocketAddr,
+    run: impl FnOnce(TcpListener, C, CancellationToken) -> Fut,
+) where
+    Fut: Future<Output = Result<(), String>>,
+{
+    crate::telemetry::init(service);
+    let config = crate::config::exit_on_error(config(&crate::config::Env::process()));
+    let listener = match bind(addr(&config)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let shutdown = crate::shutdown::on_signal();
+    if let Err(e) = run(listener, config, shutdown).await {
+        eprintln!("{service} failed: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Binds a listener, naming the address in the error.
 pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)

@@ -48,13 +48,18 @@ pub fn app(config: Config) -> App {
     }
 }
 
-pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let opts = ServeOptions {
         max_connections: config.max_connections,
         ..ServeOptions::default()
     };
     tracing::info!(addr = ?listener.local_addr().ok(), chat = %config.chat, call = %config.call, "gateway listening");
     server::serve(listener, app(config), opts, shutdown).await;
+    Ok(())
 }
 
 /// Which service owns a path, by its first segment.

@@ -1,17 +1,12 @@
-//! The gateway binary: configuration from the environment, then [`gateway::run`].
+//! The gateway binary: everything is in the library; see [`gateway::run`].
 
 #[tokio::main]
 async fn main() {
-    platform_core::telemetry::init("gateway");
-    let env = platform_core::config::Env::process();
-    let config = platform_core::config::exit_on_error(gateway::Config::from_env(&env));
-    let listener = match platform_core::server::bind(config.addr()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
-    };
-    let shutdown = platform_core::shutdown::on_signal();
-    gateway::run(listener, config, shutdown).await;
+    platform_core::server::launch(
+        "gateway",
+        gateway::Config::from_env,
+        gateway::Config::addr,
+        gateway::run,
+    )
+    .await;
 }
