@@ -5,7 +5,10 @@
 //! Environment: `E2E_DATABASE_URL` (an admin connection, default
 //! `postgres://postgres@127.0.0.1:55432/postgres`), `E2E_REDIS_URL` (default
 //! `redis://127.0.0.1:56379`), `E2E_BIN_DIR` (default `target/debug`). The test command
-//! (`scripts/test-all.sh`) starts the servers and builds the binaries first.
+//! (`scripts/test-all.sh`) starts the servers and builds the binaries first. The fault tests
+//! run private servers of their own ([`servers`]) so they can restart them.
+
+pub mod servers;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -101,6 +104,8 @@ pub struct Stack {
     /// Extra environment for the chat service.
     pub chat_env: Vec<(String, String)>,
     pub worker_env: Vec<(String, String)>,
+    admin_url: String,
+    redis_url: String,
 }
 
 impl Stack {
@@ -133,8 +138,12 @@ impl Stack {
 
     /// A fresh database and namespace, no services yet.
     pub async fn empty() -> Stack {
+        Stack::empty_on(admin_url(), redis_url()).await
+    }
+
+    /// The same, on given servers (the fault tests run their own).
+    pub async fn empty_on(admin: String, redis: String) -> Stack {
         let db_name = unique("e2e");
-        let admin = admin_url();
         let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|e| {
@@ -170,6 +179,8 @@ impl Stack {
             log_dir,
             chat_env: Vec::new(),
             worker_env: Vec::new(),
+            admin_url: admin,
+            redis_url: redis,
         }
     }
 
@@ -185,7 +196,7 @@ impl Stack {
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
             .env("CHAT_DATABASE_URL", &self.database_url)
-            .env("REDIS_URL", redis_url())
+            .env("REDIS_URL", &self.redis_url)
             .env("CHAT_NAMESPACE", &self.namespace)
             .env(
                 "RUST_LOG",
@@ -226,6 +237,13 @@ impl Stack {
         let svc = self.spawn("chat", free_port(), &self.chat_env);
         self.wait_ready(&svc, "/readyz").await;
         svc
+    }
+
+    /// Starts the chat service again on the port the gateway already knows.
+    pub async fn start_chat_on(&mut self, port: u16) {
+        let svc = self.spawn("chat", port, &self.chat_env);
+        self.wait_ready(&svc, "/readyz").await;
+        self.chat = Some(svc);
     }
 
     pub async fn start_chat(&mut self) {
@@ -289,7 +307,7 @@ impl Stack {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
+        redis::Client::open(self.redis_url.as_str())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -354,6 +372,7 @@ impl Drop for Stack {
         self.call.take();
         self.workers.clear();
         let db = self.db_name.clone();
+        let admin = self.admin_url.clone();
         // Drop runs outside async context guarantees: use a thread with its own runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -361,7 +380,7 @@ impl Drop for Stack {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
                     .await
                     .ok()?;
                 tokio::spawn(conn);
