@@ -26,7 +26,7 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
 
     // The realtime client, through the gateway.
     let node_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node");
-    let mut follower = Command::new("node")
+    let follower = Command::new("node")
         .arg("follower.mjs")
         .current_dir(&node_dir)
         .env("GATEWAY_URL", s.url())
