@@ -9,6 +9,7 @@
 //! - [`error`]: the one HTTP error type, rendered as the contract's error body.
 //! - [`config`]: environment parsing that names the offending variable.
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
+//! - [`metrics`]: Prometheus counters and histograms for `/metrics`.
 //! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`model`]: the message as stored, queued and sent to clients.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod pools;

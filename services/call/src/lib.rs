@@ -32,7 +32,22 @@ pub struct State {
     pub pg: PgPool,
     pub redis: RedisPool,
     pub keys: Keys,
+    pub metrics: platform_core::metrics::Metrics,
 }
+
+/// Metric labels: one per [`Route`] in order, then unmatched requests.
+const LABELS: [&str; 10] = [
+    "healthz",
+    "readyz",
+    "start_call",
+    "conversation_calls",
+    "call",
+    "call_status",
+    "post_signal",
+    "list_signals",
+    "metrics",
+    "unmatched",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -44,12 +59,14 @@ enum Route {
     Status,
     PostSignal,
     ListSignals,
+    Metrics,
 }
 
 fn table() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Healthz)
         .route(Method::GET, "/readyz", Route::Readyz)
+        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::POST, "/calls", Route::Start)
         .route(
             Method::GET,
@@ -81,6 +98,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         pg: pools::postgres(&config.database_url, config.pg_pool_size)?,
         redis: pools::redis(&config.redis_url, 4)?,
         keys: Keys::new(&config.namespace),
+        metrics: platform_core::metrics::Metrics::new("call", &LABELS),
         config,
     };
     Ok(App {
@@ -113,10 +131,16 @@ pub async fn run(
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
+        let start = std::time::Instant::now();
         let state = &*self.state;
         let (parts, body) = req.into_parts();
         let (path, h) = (parts.uri.path(), &parts.headers);
-        let result = match self.router.at(&parts.method, path) {
+        let matched = self.router.at(&parts.method, path);
+        let label = match matched {
+            Match::Found(route, _) => *route as usize,
+            _ => LABELS.len() - 1,
+        };
+        let result = match matched {
             Match::Found(route, p) => match route {
                 Route::Healthz => Ok(health::alive()),
                 Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
@@ -128,10 +152,15 @@ impl Handler for App {
                 Route::ListSignals => {
                     signals::list(state, p.get(0), p.get(1), parts.uri.query()).await
                 }
+                Route::Metrics => Ok(state.metrics.respond()),
             },
             Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
             Match::NotFound => Err(ApiError::route_not_found(path)),
         };
-        result.unwrap_or_else(ApiError::into_response)
+        let res = result.unwrap_or_else(ApiError::into_response);
+        state
+            .metrics
+            .record(label, res.status().as_u16(), start.elapsed());
+        res
     }
 }

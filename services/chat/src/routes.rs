@@ -1,5 +1,7 @@
 //! The chat service's routing table and dispatch: one `match` from route to handler.
 
+use std::time::Instant;
+
 use http::Method;
 use platform_core::router::{Match, Router};
 use platform_core::server::Handler;
@@ -18,12 +20,32 @@ pub enum Route {
     SendMessage,
     EditMessage,
     DeleteMessage,
+    Metrics,
 }
+
+/// Metric labels: one per [`Route`] in order, then Socket.IO and unmatched requests.
+pub const LABELS: [&str; 12] = [
+    "healthz",
+    "readyz",
+    "create_conversation",
+    "user_conversations",
+    "conversation",
+    "list_messages",
+    "send_message",
+    "edit_message",
+    "delete_message",
+    "metrics",
+    "socket_io",
+    "unmatched",
+];
+const SOCKET_IO: usize = 10;
+const UNMATCHED: usize = 11;
 
 pub fn table() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Healthz)
         .route(Method::GET, "/readyz", Route::Readyz)
+        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::POST, "/conversations", Route::CreateConversation)
         .route(
             Method::GET,
@@ -55,13 +77,23 @@ pub fn table() -> Router<Route> {
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
-        if req.uri().path().starts_with("/socket.io/") {
-            return self.rt.io.handle(req).await;
-        }
+        let start = Instant::now();
         let state = &*self.state;
+        if req.uri().path().starts_with("/socket.io/") {
+            let res = self.rt.io.handle(req).await;
+            state
+                .metrics
+                .record(SOCKET_IO, res.status().as_u16(), start.elapsed());
+            return res;
+        }
         let (parts, body) = req.into_parts();
         let (path, h) = (parts.uri.path(), &parts.headers);
-        let result = match self.router.at(&parts.method, path) {
+        let matched = self.router.at(&parts.method, path);
+        let label = match matched {
+            Match::Found(route, _) => *route as usize,
+            _ => UNMATCHED,
+        };
+        let result = match matched {
             Match::Found(route, p) => match route {
                 Route::Healthz => Ok(health::alive()),
                 Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
@@ -72,10 +104,15 @@ impl Handler for App {
                 Route::SendMessage => messages::send(state, p.get(0), h, body).await,
                 Route::EditMessage => messages::edit(state, p.get(0), p.get(1), h, body).await,
                 Route::DeleteMessage => messages::delete(state, p.get(0), p.get(1)).await,
+                Route::Metrics => Ok(state.metrics.respond()),
             },
             Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
             Match::NotFound => Err(ApiError::route_not_found(path)),
         };
-        result.unwrap_or_else(ApiError::into_response)
+        let res = result.unwrap_or_else(ApiError::into_response);
+        state
+            .metrics
+            .record(label, res.status().as_u16(), start.elapsed());
+        res
     }
 }

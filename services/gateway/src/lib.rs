@@ -25,7 +25,19 @@ struct State {
     config: Config,
     client: proxy::HttpClient,
     cors: cors::Cors,
+    metrics: platform_core::metrics::Metrics,
 }
+
+/// Metric labels: local routes, then each upstream, then unmatched requests.
+const LABELS: [&str; 7] = [
+    "healthz",
+    "readyz",
+    "metrics",
+    "chat",
+    "call",
+    "socket_io",
+    "unmatched",
+];
 
 #[derive(Clone)]
 pub struct App {
@@ -43,6 +55,7 @@ pub fn app(config: Config) -> App {
         state: Arc::new(State {
             cors: cors::Cors::new(&config.cors_origins),
             client: proxy::client(),
+            metrics: platform_core::metrics::Metrics::new("gateway", &LABELS),
             config,
         }),
     }
@@ -62,6 +75,21 @@ pub async fn run(
     Ok(())
 }
 
+/// The metric label of a request path (an index into `LABELS`).
+fn label_for(path: &str) -> usize {
+    match path {
+        "/healthz" => 0,
+        "/readyz" => 1,
+        "/metrics" => 2,
+        _ if path.starts_with("/socket.io") => 5,
+        _ => match upstream_for(path) {
+            Some(Upstream::Chat) => 3,
+            Some(Upstream::Call) => 4,
+            None => 6,
+        },
+    }
+}
+
 /// Which service owns a path, by its first segment.
 fn upstream_for(path: &str) -> Option<Upstream> {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
@@ -78,12 +106,16 @@ impl Handler for App {
         if let Some(res) = s.cors.preflight(req.method(), req.headers()) {
             return res;
         }
+        let start = std::time::Instant::now();
+        let label = label_for(req.uri().path());
         let origin = req.headers().get(http::header::ORIGIN).cloned();
         let mut res = self
             .route(req)
             .await
             .unwrap_or_else(ApiError::into_response);
         s.cors.decorate(origin.as_ref(), &mut res);
+        s.metrics
+            .record(label, res.status().as_u16(), start.elapsed());
         res
     }
 }
@@ -95,7 +127,8 @@ impl App {
         match (req.method(), path) {
             (&Method::GET, "/healthz") => return Ok(health::alive()),
             (&Method::GET, "/readyz") => return Ok(self.ready().await),
-            (_, "/healthz" | "/readyz") => return Err(ApiError::method_not_allowed()),
+            (&Method::GET, "/metrics") => return Ok(s.metrics.respond()),
+            (_, "/healthz" | "/readyz" | "/metrics") => return Err(ApiError::method_not_allowed()),
             _ => {}
         }
         let Some(upstream) = upstream_for(path) else {

@@ -48,10 +48,13 @@ pub enum StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.code().is_some() {
-            StoreError::Refused(e.to_string())
-        } else {
-            StoreError::Unavailable(e.to_string())
+        match e.as_db_error() {
+            // The server's own words: they end up in the dead-letter reason.
+            Some(db) => {
+                StoreError::Refused(format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+            }
+            None if e.code().is_some() => StoreError::Refused(e.to_string()),
+            None => StoreError::Unavailable(e.to_string()),
         }
     }
 }

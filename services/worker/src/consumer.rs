@@ -3,6 +3,7 @@
 //! it takes over entries a dead worker left pending, moves entries that keep failing to the
 //! dead-letter stream, and trims what every consumer has acknowledged.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use platform_core::pools::{PgPool, RedisPool};
@@ -21,6 +22,7 @@ pub struct Consumer {
     pub keys: Keys,
     pub pg: PgPool,
     pub redis: RedisPool,
+    pub stats: std::sync::Arc<crate::stats::Stats>,
     pub shutdown: CancellationToken,
 }
 
@@ -125,6 +127,7 @@ impl Consumer {
 
     /// Stores a batch (retrying while PostgreSQL is down), then settles it in Redis.
     pub async fn handle(&self, entries: Vec<StreamId>) {
+        let started = Instant::now();
         let mut items = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();
         for e in entries {
@@ -169,6 +172,13 @@ impl Consumer {
             }
             self.pause(&mut backoff).await;
         }
+        let st = &self.stats;
+        st.batches.fetch_add(1, Ordering::Relaxed);
+        st.stored
+            .fetch_add(stored.notice.created.len() as u64, Ordering::Relaxed);
+        st.dead_letters
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        st.commit.observe(started.elapsed());
         tracing::debug!(size, "batch committed");
     }
 
@@ -276,6 +286,7 @@ impl Consumer {
             };
             let reason = format!("not stored after {deliveries} deliveries");
             tracing::error!(stream_id = %id, %reason, "entry dead-lettered");
+            self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             let mut pipe = redis::pipe();
             pipe.cmd("XADD")
                 .arg(&self.keys.dead_letter)
@@ -342,13 +353,35 @@ impl Consumer {
             .query_async(&mut *conn)
             .await
             .map_err(|e| e.to_string())?;
-        let oldest_pending = match summary {
-            redis::Value::Array(v) if v.len() >= 2 => match &v[1] {
-                redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-                _ => None,
-            },
-            _ => None,
+        let (count, oldest_pending) = match summary {
+            redis::Value::Array(v) if v.len() >= 2 => {
+                let count = match &v[0] {
+                    redis::Value::Int(n) => *n as u64,
+                    _ => 0,
+                };
+                match &v[1] {
+                    redis::Value::BulkString(b) => {
+                        (count, Some(String::from_utf8_lossy(b).into_owned()))
+                    }
+                    _ => (count, None),
+                }
+            }
+            _ => (0, None),
         };
+        let length: u64 = conn
+            .xlen(&self.keys.stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lag = oldest_pending
+            .as_deref()
+            .and_then(|id| id.split_once('-'))
+            .and_then(|(ms, _)| ms.parse::<i64>().ok())
+            .map_or(0, |ms| {
+                (platform_core::time::now_millis() - ms).max(0) as u64
+            });
+        self.stats.stream_length.store(length, Ordering::Relaxed);
+        self.stats.pending.store(count, Ordering::Relaxed);
+        self.stats.lag_ms.store(lag, Ordering::Relaxed);
         let min_id = match oldest_pending {
             Some(p) => p,
             None => match next_id(&last) {

@@ -5,11 +5,13 @@
 //!   entries, dead-lettering, trimming.
 //! - `batch`: one batch as one transaction, idempotent on message id.
 //!
-//! A small HTTP server answers `/healthz` and `/readyz` on `PORT` (default 3003, loopback).
+//! A small HTTP server on `PORT` (default 3003, loopback) answers `/healthz`, `/readyz`,
+//! `/metrics`, and `/dead-letters` (the newest dead-lettered entries, with their reasons).
 
 mod batch;
 pub mod config;
 mod consumer;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,28 +36,35 @@ pub async fn run(
     let pg = pools::postgres(&config.database_url, 4).map_err(|e| e.to_string())?;
     let redis = pools::redis(&config.redis_url, 2).map_err(|e| e.to_string())?;
     platform_core::migrate::run(&pg, platform_core::migrate::ALL, Duration::from_secs(60)).await?;
-    let health = Health {
+    let keys = Keys::new(&config.namespace);
+    let stats = Arc::new(stats::Stats::new());
+    let admin = Admin {
         pg: pg.clone(),
         redis: redis.clone(),
-        router: Arc::new(Router::new().route(Method::GET, "/healthz", true).route(
-            Method::GET,
-            "/readyz",
-            false,
-        )),
+        keys: keys.clone(),
+        stats: stats.clone(),
+        router: Arc::new(
+            Router::new()
+                .route(Method::GET, "/healthz", AdminRoute::Healthz)
+                .route(Method::GET, "/readyz", AdminRoute::Readyz)
+                .route(Method::GET, "/metrics", AdminRoute::Metrics)
+                .route(Method::GET, "/dead-letters", AdminRoute::DeadLetters),
+        ),
     };
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(server::serve(
         listener,
-        health,
+        admin,
         ServeOptions::default(),
         http_stop.clone(),
     ));
     tracing::info!(consumer = %config.consumer, batch_max = config.batch_max, "worker consuming");
     consumer::Consumer {
-        keys: Keys::new(&config.namespace),
+        keys,
         config,
         pg,
         redis,
+        stats,
         shutdown,
     }
     .run()
@@ -65,21 +74,81 @@ pub async fn run(
     Ok(())
 }
 
-#[derive(Clone)]
-struct Health {
-    pg: PgPool,
-    redis: RedisPool,
-    /// `true` for liveness, `false` for readiness.
-    router: Arc<Router<bool>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdminRoute {
+    Healthz,
+    Readyz,
+    Metrics,
+    DeadLetters,
 }
 
-impl Handler for Health {
+#[derive(Clone)]
+struct Admin {
+    pg: PgPool,
+    redis: RedisPool,
+    keys: Keys,
+    stats: Arc<stats::Stats>,
+    router: Arc<Router<AdminRoute>>,
+}
+
+impl Handler for Admin {
     async fn handle(&self, req: Request) -> Response {
-        match self.router.at(req.method(), req.uri().path()) {
-            Match::Found(true, _) => health::alive(),
-            Match::Found(false, _) => health::ready(Some(&self.pg), Some(&self.redis)).await,
-            Match::MethodNotAllowed => ApiError::method_not_allowed().into_response(),
-            Match::NotFound => ApiError::route_not_found(req.uri().path()).into_response(),
-        }
+        let start = std::time::Instant::now();
+        let matched = self.router.at(req.method(), req.uri().path());
+        let (label, res) = match matched {
+            Match::Found(route, _) => (
+                *route as usize,
+                match route {
+                    AdminRoute::Healthz => health::alive(),
+                    AdminRoute::Readyz => health::ready(Some(&self.pg), Some(&self.redis)).await,
+                    AdminRoute::Metrics => self.stats.metrics.respond(),
+                    AdminRoute::DeadLetters => self
+                        .dead_letters()
+                        .await
+                        .unwrap_or_else(ApiError::into_response),
+                },
+            ),
+            Match::MethodNotAllowed => (4, ApiError::method_not_allowed().into_response()),
+            Match::NotFound => (
+                4,
+                ApiError::route_not_found(req.uri().path()).into_response(),
+            ),
+        };
+        self.stats
+            .metrics
+            .record(label, res.status().as_u16(), start.elapsed());
+        res
+    }
+}
+
+impl Admin {
+    /// The newest 100 dead-lettered entries, newest first.
+    async fn dead_letters(&self) -> Result<Response, ApiError> {
+        let mut conn = self.redis.get().await?;
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.keys.dead_letter)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut *conn)
+            .await?;
+        let text = |e: &redis::streams::StreamId, k: &str| match e.map.get(k) {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        let list: Vec<serde_json::Value> = entries
+            .ids
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "deadLetterId": e.id,
+                    "streamId": text(e, "id"),
+                    "reason": text(e, "reason"),
+                    "entry": text(e, platform_core::stream::FIELD),
+                })
+            })
+            .collect();
+        Ok(platform_core::json::respond(http::StatusCode::OK, &list))
     }
 }

@@ -49,6 +49,8 @@ pub const CONVERSATION_CREATED: &str = "_conversation";
 pub struct Realtime {
     pub io: SocketIo,
     pub presence: Arc<presence::Presence>,
+    /// From a message's `sentAt` to its `message:created` leaving this instance.
+    pub delivery: Arc<platform_core::metrics::Histogram>,
 }
 
 impl Realtime {
@@ -61,6 +63,12 @@ impl Realtime {
             .cors(cfg.socket_cors.clone())
             .build();
         let presence = Arc::new(presence::Presence::new(state.clone(), io.clone()));
+        let counted = io.clone();
+        state.metrics.gauge(
+            "socketio_sockets",
+            "Sockets connected to this instance.",
+            move || counted.socket_count() as f64,
+        );
         io.namespace(
             "/",
             handler::ChatEvents {
@@ -68,19 +76,28 @@ impl Realtime {
                 presence: presence.clone(),
             },
         );
-        Realtime { io, presence }
+        let delivery = state.metrics.histogram(
+            "message_delivery_seconds",
+            "From a send to its message:created being queued for this instance's sockets.",
+        );
+        Realtime {
+            io,
+            presence,
+            delivery,
+        }
     }
 }
 
 /// Emits `event` to the local sockets of `users` (each user's sockets get it once). Encodes
-/// only when some of them are connected here, and then once for all of them.
+/// only when some of them are connected here, and then once for all of them. Returns whether
+/// anyone here was sent it.
 pub fn emit_to_users<'a, T: Serialize + ?Sized>(
     io: &SocketIo,
     users: impl IntoIterator<Item = &'a str>,
     except: Option<&str>,
     event: &str,
     data: &T,
-) {
+) -> bool {
     let mut op = None;
     let mut room = String::with_capacity(64);
     for u in users {
@@ -92,12 +109,13 @@ pub fn emit_to_users<'a, T: Serialize + ?Sized>(
             op = Some(op.unwrap_or_else(|| io.of("/")).to(&room));
         }
     }
-    let Some(op) = op else { return };
+    let Some(op) = op else { return false };
     match Encoded::event("/", event, data) {
-        Ok(enc) => {
-            op.emit_encoded(&enc);
+        Ok(enc) => op.emit_encoded(&enc) > 0,
+        Err(e) => {
+            tracing::error!(event, error = ?e, "cannot encode event");
+            false
         }
-        Err(e) => tracing::error!(event, error = ?e, "cannot encode event"),
     }
 }
 
@@ -126,10 +144,18 @@ pub async fn deliver(state: &State, io: &SocketIo, env: Envelope<Value>) {
 }
 
 /// Delivers `message:*` events for messages of one committed batch.
-pub async fn deliver_messages(state: &State, io: &SocketIo, event: &str, messages: &[Message]) {
+pub async fn deliver_messages(state: &State, rt: &Realtime, event: &str, messages: &[Message]) {
     for m in messages {
         match state.members.get(&state.pg, m.conversation_id).await {
-            Ok(Some(members)) => emit_to_users(io, members.iter(), None, event, m),
+            Ok(Some(members)) => {
+                if emit_to_users(&rt.io, members.iter(), None, event, m)
+                    && event == "message:created"
+                {
+                    let age = platform_core::time::now_millis().saturating_sub(m.sent_at);
+                    rt.delivery
+                        .observe(std::time::Duration::from_millis(age.max(0) as u64));
+                }
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(message = %m.id, error = %e, "{event} not delivered"),
         }

@@ -83,9 +83,9 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
             .waiters
             .release(&d.id, Outcome::Duplicate(d.original.clone()));
     }
-    deliver_messages(state, &rt.io, "message:created", &n.created).await;
-    deliver_messages(state, &rt.io, "message:updated", &n.updated).await;
-    deliver_messages(state, &rt.io, "message:deleted", &n.deleted).await;
+    deliver_messages(state, rt, "message:created", &n.created).await;
+    deliver_messages(state, rt, "message:updated", &n.updated).await;
+    deliver_messages(state, rt, "message:deleted", &n.deleted).await;
 }
 
 async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {

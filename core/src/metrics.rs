@@ -1,0 +1,234 @@
+//! Prometheus metrics without a registry crate: counters and histograms are plain atomics,
+//! registered once at start-up with fixed labels, so recording on the hot path takes no lock
+//! and allocates nothing. `render` writes the text exposition format for `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histograms.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A cumulative histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Requests of one route: counts per status class and a latency histogram.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    by_class: [AtomicU64; 5],
+    latency: Histogram,
+}
+
+/// A value read when rendering (connected sockets, queue depth...).
+type Gauge = Box<dyn Fn() -> f64 + Send + Sync>;
+
+enum Extra {
+    Counter {
+        name: &'static str,
+        help: &'static str,
+        value: Arc<AtomicU64>,
+    },
+    Gauge {
+        name: &'static str,
+        help: &'static str,
+        read: Gauge,
+    },
+    Histogram {
+        name: &'static str,
+        help: &'static str,
+        hist: Arc<Histogram>,
+    },
+}
+
+/// A service's metrics.
+pub struct Metrics {
+    service: &'static str,
+    routes: Vec<(&'static str, RouteStats)>,
+    extra: Mutex<Vec<Extra>>,
+}
+
+impl Metrics {
+    /// `routes` are the labels the service records under, by index.
+    pub fn new(service: &'static str, routes: &[&'static str]) -> Self {
+        Metrics {
+            service,
+            routes: routes.iter().map(|r| (*r, RouteStats::default())).collect(),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records one request of route `index` (out of range: ignored).
+    pub fn record(&self, index: usize, status: u16, elapsed: Duration) {
+        if let Some((_, s)) = self.routes.get(index) {
+            let class = usize::from(status / 100).clamp(1, 5) - 1;
+            s.by_class[class].fetch_add(1, Ordering::Relaxed);
+            s.latency.observe(elapsed);
+        }
+    }
+
+    pub fn counter(&self, name: &'static str, help: &'static str) -> Arc<AtomicU64> {
+        let value = Arc::new(AtomicU64::new(0));
+        self.push(Extra::Counter {
+            name,
+            help,
+            value: value.clone(),
+        });
+        value
+    }
+
+    pub fn histogram(&self, name: &'static str, help: &'static str) -> Arc<Histogram> {
+        let hist = Arc::new(Histogram::default());
+        self.push(Extra::Histogram {
+            name,
+            help,
+            hist: hist.clone(),
+        });
+        hist
+    }
+
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        self.push(Extra::Gauge {
+            name,
+            help,
+            read: Box::new(read),
+        });
+    }
+
+    fn push(&self, e: Extra) {
+        self.extra.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let svc = self.service;
+        let _ = writeln!(
+            out,
+            "# HELP http_requests_total Requests answered, by route and status class."
+        );
+        let _ = writeln!(out, "# TYPE http_requests_total counter");
+        for (route, s) in &self.routes {
+            for (i, c) in s.by_class.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "http_requests_total{{service=\"{svc}\",route=\"{route}\",status=\"{}xx\"}} {n}",
+                        i + 1
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP http_request_duration_seconds Time to answer, by route."
+        );
+        let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
+        for (route, s) in &self.routes {
+            s.latency.render(
+                &mut out,
+                "http_request_duration_seconds",
+                &format!("service=\"{svc}\",route=\"{route}\""),
+            );
+        }
+        for e in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            match e {
+                Extra::Counter { name, help, value } => {
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                    let _ = writeln!(
+                        out,
+                        "{name}{{service=\"{svc}\"}} {}",
+                        value.load(Ordering::Relaxed)
+                    );
+                }
+                Extra::Gauge { name, help, read } => {
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                    let _ = writeln!(out, "{name}{{service=\"{svc}\"}} {}", read());
+                }
+                Extra::Histogram { name, help, hist } => {
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+                    hist.render(&mut out, name, &format!("service=\"{svc}\""));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `/metrics` response.
+    pub fn respond(&self) -> crate::Response {
+        let mut res = crate::Response::new(crate::Body::from(self.render().into_bytes()));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_buckets_and_extras() {
+        let m = Metrics::new("chat", &["send", "list"]);
+        m.record(0, 201, Duration::from_millis(3));
+        m.record(0, 202, Duration::from_millis(30));
+        m.record(1, 404, Duration::from_micros(100));
+        m.record(9, 200, Duration::from_millis(1));
+        let c = m.counter("dead_letters_total", "Entries dead-lettered.");
+        c.fetch_add(2, Ordering::Relaxed);
+        m.gauge("sockets_connected", "Sockets.", || 7.0);
+        let text = m.render();
+        assert!(
+            text.contains("http_requests_total{service=\"chat\",route=\"send\",status=\"2xx\"} 2")
+        );
+        assert!(
+            text.contains("http_requests_total{service=\"chat\",route=\"list\",status=\"4xx\"} 1")
+        );
+        assert!(text.contains("route=\"send\",le=\"0.005\"} 1"));
+        assert!(text.contains("route=\"send\",le=\"0.05\"} 2"));
+        assert!(text.contains("route=\"send\",le=\"+Inf\"} 2"));
+        assert!(text.contains("dead_letters_total{service=\"chat\"} 2"));
+        assert!(text.contains("sockets_connected{service=\"chat\"} 7"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The worker's metrics: batches and their commit time, messages stored, dead letters, and
+//! the stream's depth and lag as last seen by maintenance.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use platform_core::metrics::{Histogram, Metrics};
+
+pub struct Stats {
+    pub metrics: Metrics,
+    pub batches: Arc<AtomicU64>,
+    pub stored: Arc<AtomicU64>,
+    pub dead_letters: Arc<AtomicU64>,
+    pub commit: Arc<Histogram>,
+    /// Entries in the stream, entries delivered but unacknowledged, age of the oldest of those.
+    pub stream_length: Arc<AtomicU64>,
+    pub pending: Arc<AtomicU64>,
+    pub lag_ms: Arc<AtomicU64>,
+}
+
+/// Route labels of the worker's small HTTP server.
+pub const LABELS: [&str; 5] = ["healthz", "readyz", "metrics", "dead_letters", "unmatched"];
+
+impl Stats {
+    pub fn new() -> Stats {
+        let metrics = Metrics::new("worker", &LABELS);
+        let gauge = |name: &'static str, help: &'static str| {
+            let v = Arc::new(AtomicU64::new(0));
+            let read = v.clone();
+            metrics.gauge(name, help, move || read.load(Ordering::Relaxed) as f64);
+            v
+        };
+        let stream_length = gauge("stream_length", "Entries in the send stream.");
+        let pending = gauge(
+            "stream_pending",
+            "Entries delivered to workers and not yet acknowledged.",
+        );
+        let lag_ms = gauge(
+            "stream_lag_milliseconds",
+            "Age of the oldest unacknowledged entry.",
+        );
+        Stats {
+            batches: metrics.counter("worker_batches_total", "Batches committed."),
+            stored: metrics.counter(
+                "worker_messages_stored_total",
+                "Messages stored (average batch size: this over batches).",
+            ),
+            dead_letters: metrics.counter(
+                "worker_dead_letters_total",
+                "Entries moved to the dead-letter stream.",
+            ),
+            commit: metrics.histogram(
+                "worker_batch_seconds",
+                "Time to store and settle one batch.",
+            ),
+            stream_length,
+            pending,
+            lag_ms,
+            metrics,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! What operators see: Prometheus metrics on every service, and poison entries moved to the
+//! dead-letter stream (listed by the worker) without blocking the stream.
+
+use std::time::Duration;
+
+use e2e::Stack;
+use serde_json::json;
+
+async fn metrics(s: &Stack, base: &str) -> String {
+    let r = s.http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    r.text().await.unwrap()
+}
+
+/// The value of the first series whose line starts with `prefix`.
+fn value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no series {prefix} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn every_service_exposes_metrics() {
+    let s = Stack::start().await;
+    let g = s.group(&["a", "b"]).await;
+    for i in 0..5 {
+        let r = s
+            .post(
+                &format!("/conversations/{g}/messages"),
+                json!({"senderId": "a", "body": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    s.get("/conversations/not-a-uuid").await.assert_error(400);
+
+    let gw = metrics(&s, &s.url()).await;
+    assert!(
+        value(
+            &gw,
+            "http_requests_total{service=\"gateway\",route=\"chat\",status=\"2xx\"}"
+        ) >= 6.0
+    );
+    assert_eq!(
+        value(
+            &gw,
+            "http_requests_total{service=\"gateway\",route=\"chat\",status=\"4xx\"}"
+        ),
+        1.0
+    );
+    let chat = metrics(&s, &s.chat.as_ref().unwrap().url()).await;
+    assert_eq!(
+        value(
+            &chat,
+            "http_requests_total{service=\"chat\",route=\"send_message\",status=\"2xx\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &chat,
+            "http_request_duration_seconds_count{service=\"chat\",route=\"send_message\"}"
+        ),
+        5.0
+    );
+    assert_eq!(value(&chat, "socketio_sockets{service=\"chat\"}"), 0.0);
+    let worker = metrics(&s, &s.workers[0].url()).await;
+    assert_eq!(
+        value(&worker, "worker_messages_stored_total{service=\"worker\"}"),
+        5.0
+    );
+    assert!(value(&worker, "worker_batches_total{service=\"worker\"}") >= 1.0);
+    assert!(worker.contains("stream_lag_milliseconds{service=\"worker\"}"));
+    let call = metrics(&s, &s.call.as_ref().unwrap().url()).await;
+    assert!(call.contains("http_requests_total{service=\"call\",route=\"readyz\",status=\"2xx\"}"));
+}
+
+#[tokio::test]
+async fn poison_entries_are_dead_lettered_without_blocking_the_stream() {
+    let s = Stack::start().await;
+    let g = s.group(&["a", "b"]).await;
+    let stream = format!("{}:messages", s.namespace);
+    let mut r = s.redis().await;
+    // Unreadable, and well-formed but for a conversation that does not exist.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("d")
+        .arg("{not json")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let ghost = json!({"op": "create", "id": uuid::Uuid::now_v7(), "conversationId": uuid::Uuid::now_v7(),
+        "senderId": "a", "body": "to nowhere", "sentAt": "2026-11-23T22:11:47.123Z", "editedAt": null});
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("d")
+        .arg(ghost.to_string())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    // Real sends queued around them are stored.
+    let sent = s
+        .post(
+            &format!("/conversations/{g}/messages"),
+            json!({"senderId": "a", "body": "fine"}),
+        )
+        .await;
+    assert_eq!(sent.status, 201);
+
+    let worker = s.workers[0].url();
+    s.eventually(
+        "two dead letters listed",
+        Duration::from_secs(10),
+        || async {
+            let list: serde_json::Value = s
+                .http
+                .get(format!("{worker}/dead-letters"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list.as_array().is_some_and(|l| l.len() == 2)
+        },
+    )
+    .await;
+    let list: serde_json::Value = s
+        .http
+        .get(format!("{worker}/dead-letters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("unreadable")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("foreign key")),
+        "{reasons:?}"
+    );
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["entry"].as_str().unwrap().contains("to nowhere")));
+    let m = metrics(&s, &worker).await;
+    assert_eq!(
+        value(&m, "worker_dead_letters_total{service=\"worker\"}"),
+        2.0
+    );
+    // Nothing stays pending: the stream moved on.
+    s.eventually("no pending entries", Duration::from_secs(10), || async {
+        let mut r = s.redis().await;
+        let p: redis::Value = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        matches!(p, redis::Value::Array(v) if v[0] == redis::Value::Int(0))
+    })
+    .await;
+    let stored: i64 = s
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+}
