@@ -130,8 +130,11 @@ pub async fn serve<H: Handler>(
 }
 
 async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
+    use tracing::Instrument;
     let id = request_id::ensure(req.headers_mut());
-    let mut res = h.handle(req).await;
+    // Everything logged while handling the request carries its id.
+    let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
+    let mut res = h.handle(req).instrument(span).await;
     res.headers_mut().insert(request_id::HEADER, id);
     res
 }

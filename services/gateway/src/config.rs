@@ -20,6 +20,9 @@ pub struct Config {
     /// Allowed browser origins; `*` allows any.
     pub cors_origins: Vec<String>,
     pub max_connections: usize,
+    /// API requests forwarded at once; past this the gateway answers 503 at once instead of
+    /// queueing work that would only time out.
+    pub max_in_flight: usize,
 }
 
 impl Config {
@@ -39,6 +42,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect(),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
         })
     }
 

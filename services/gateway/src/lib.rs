@@ -26,6 +26,8 @@ struct State {
     client: proxy::HttpClient,
     cors: cors::Cors,
     metrics: platform_core::metrics::Metrics,
+    in_flight: tokio::sync::Semaphore,
+    shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Metric labels: local routes, then each upstream, then unmatched requests.
@@ -51,11 +53,17 @@ enum Upstream {
 }
 
 pub fn app(config: Config) -> App {
+    let metrics = platform_core::metrics::Metrics::new("gateway", &LABELS);
     App {
         state: Arc::new(State {
             cors: cors::Cors::new(&config.cors_origins),
             client: proxy::client(),
-            metrics: platform_core::metrics::Metrics::new("gateway", &LABELS),
+            in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
+            shed: metrics.counter(
+                "gateway_shed_total",
+                "API requests refused with 503 because too many were in flight.",
+            ),
+            metrics,
             config,
         }),
     }
@@ -133,6 +141,23 @@ impl App {
         }
         let Some(upstream) = upstream_for(path) else {
             return Err(ApiError::route_not_found(path));
+        };
+        // Long-polls are held open by design and bounded by the connection cap instead.
+        let _permit = if path.starts_with("/socket.io") {
+            None
+        } else {
+            match s.in_flight.try_acquire() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    s.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut e = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the platform is overloaded; retry shortly",
+                    );
+                    e.retry_after = Some(1);
+                    return Err(e);
+                }
+            }
         };
         let (base, timeout) = match upstream {
             Upstream::Chat if path.starts_with("/socket.io") => {

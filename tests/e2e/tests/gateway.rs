@@ -216,3 +216,60 @@ async fn websocket_connections_count_against_the_connection_cap() {
         "closing a websocket did not free its connection slot"
     );
 }
+
+#[tokio::test]
+async fn past_capacity_the_gateway_sheds_load_at_once() {
+    let mut s = Stack::empty().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    s.start_gateway(&[
+        ("CALL_SERVICE_URL", &silent_url),
+        ("REQUEST_TIMEOUT_MS", "2000"),
+        ("MAX_IN_FLIGHT", "2"),
+    ])
+    .await;
+    let stuck: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, url) = (
+                s.http.clone(),
+                format!("{}/calls/{}", s.url(), uuid::Uuid::now_v7()),
+            );
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let shed = s.get(&format!("/calls/{}", uuid::Uuid::now_v7())).await;
+    shed.assert_error(503);
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "shedding took {:?}",
+        started.elapsed()
+    );
+    for t in stuck {
+        assert_eq!(t.await.unwrap().unwrap(), 504);
+    }
+    // Capacity is back once they finished.
+    let after = s.get(&format!("/calls/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(after.status, 504);
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("gateway_shed_total{service=\"gateway\"} 1"),
+        "{m}"
+    );
+}
