@@ -418,3 +418,62 @@ async fn services_starting_together_migrate_once() {
         .await;
     assert_eq!(r.status, 201);
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_worker_finish_its_batch_and_leave_nothing_pending() {
+    let mut s = Stack::empty().await;
+    s.chat_env.push(("SEND_WAIT_MS".into(), "300".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_gateway(&[]).await;
+    let g = s.group(&["a", "b"]).await;
+    let url = format!("{}/conversations/{g}/messages", s.url());
+    let load: Vec<_> = (0..8)
+        .map(|w| {
+            let (http, url) = (s.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..40 {
+                    let r = http
+                        .post(&url)
+                        .header("prefer", "respond-async")
+                        .json(&json!({"senderId": "a", "body": format!("{w}-{i}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 202);
+                    let v: Value = r.json().await.unwrap();
+                    ids.push(v["id"].as_str().unwrap().to_string());
+                }
+                ids
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let worker = s.workers.remove(0);
+    let status = tokio::task::spawn_blocking(move || worker.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "worker exited with {status}");
+    // Whatever it had read, it stored and acknowledged before leaving.
+    let mut r = s.redis().await;
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("{}:messages", s.namespace))
+        .arg("workers")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&pending, redis::Value::Array(v) if v[0] == redis::Value::Int(0)),
+        "left pending: {pending:?}"
+    );
+    let mut accepted = HashSet::new();
+    for t in load {
+        accepted.extend(t.await.unwrap());
+    }
+    s.start_worker().await;
+    s.eventually("all stored", Duration::from_secs(20), || async {
+        stored_count(&s).await == accepted.len() as i64
+    })
+    .await;
+}
