@@ -2,7 +2,8 @@
 # Runs every test: formatting and lints, unit tests, the end-to-end tests against real
 # PostgreSQL and Redis (started here on private ports unless E2E_DATABASE_URL /
 # E2E_REDIS_URL point at running servers; stopped again on exit), and the Socket.IO interop
-# tests with the official JavaScript client (installed from npm here).
+# tests with the official JavaScript client (installed from npm here), and schemathesis
+# against the gateway's OpenAPI document (installed from PyPI into target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -26,6 +27,14 @@ cargo build -p platform-core --example socketio_conformance
 
 step "JavaScript test dependencies"
 (cd tests/node && npm ci --no-audit --no-fund --silent)
+
+step "schemathesis (PyPI) for the contract test"
+venv="$PWD/target/schemathesis-venv"
+if [ ! -x "$venv/bin/st" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi
+export SCHEMATHESIS_BIN="$venv/bin/st"
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings

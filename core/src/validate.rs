@@ -22,8 +22,33 @@ pub fn user_id(field: &str, v: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Counts characters (not bytes) and checks `min..=max` after trimming.
+/// PostgreSQL text cannot hold NUL: refuse it at the door rather than fail at the insert.
+pub fn no_nul(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.contains('\0') {
+        Err(ApiError::bad_request(format!(
+            "{field} must not contain NUL characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// The same for every string and key of a JSON document (stored as jsonb).
+pub fn json_no_nul(field: &str, v: &serde_json::Value) -> Result<(), ApiError> {
+    match v {
+        serde_json::Value::String(s) => no_nul(field, s),
+        serde_json::Value::Array(a) => a.iter().try_for_each(|x| json_no_nul(field, x)),
+        serde_json::Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            no_nul(field, k)?;
+            json_no_nul(field, x)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Counts characters (not bytes) and checks `min..=max` after trimming; no NUL.
 pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    no_nul(field, v)?;
     let n = v.trim().chars().count();
     if n < min || n > max {
         Err(ApiError::bad_request(format!(
@@ -62,6 +87,15 @@ mod tests {
         assert!(text_len("body", "  ", 1, 10).is_err());
         assert!(text_len("body", " é ", 1, 1).is_ok());
         assert!(text_len("body", "ééé", 1, 2).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        assert!(text_len("displayName", "a\0b", 1, 10).is_err());
+        assert!(no_nul("name", "ok").is_ok());
+        let doc = serde_json::json!({"sdp": ["fine", {"k\u{0}": 1}]});
+        assert!(json_no_nul("payload", &doc).is_err());
+        assert!(json_no_nul("payload", &serde_json::json!({"a": ["b", 1, null]})).is_ok());
     }
 
     #[test]

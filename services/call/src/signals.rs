@@ -152,6 +152,7 @@ pub async fn post(
         }
     }
     check_payload(kind, &body.payload)?;
+    validate::json_no_nul("payload", &body.payload)?;
     let size = serde_json::to_vec(&body.payload)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);

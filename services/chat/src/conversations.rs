@@ -68,6 +68,7 @@ fn check(body: &CreateConversation) -> Result<(), ApiError> {
         _ => return Err(ApiError::bad_request("type must be one_to_one or group")),
     }
     if let Some(name) = &body.name {
+        validate::no_nul("name", name)?;
         if name.chars().count() > NAME_MAX {
             return Err(ApiError::bad_request(format!(
                 "name must be at most {NAME_MAX} characters"

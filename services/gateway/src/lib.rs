@@ -5,6 +5,9 @@
 //! - [`config`]: settings from the environment.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
 //! - `cors`: browser origin rules.
+//!
+//! It also answers `/healthz`, `/readyz` (every upstream up), `/metrics`, and `/openapi.json`
+//! (the HTTP contract, `api/openapi.json`).
 
 pub mod config;
 mod cors;
@@ -31,7 +34,7 @@ struct State {
 }
 
 /// Metric labels: local routes, then each upstream, then unmatched requests.
-const LABELS: [&str; 7] = [
+const LABELS: [&str; 8] = [
     "healthz",
     "readyz",
     "metrics",
@@ -39,7 +42,11 @@ const LABELS: [&str; 7] = [
     "call",
     "socket_io",
     "unmatched",
+    "openapi",
 ];
+
+/// The HTTP contract as OpenAPI 3, served at `/openapi.json`.
+const OPENAPI: &str = include_str!("../api/openapi.json");
 
 #[derive(Clone)]
 pub struct App {
@@ -89,6 +96,7 @@ fn label_for(path: &str) -> usize {
         "/healthz" => 0,
         "/readyz" => 1,
         "/metrics" => 2,
+        "/openapi.json" => 7,
         _ if path.starts_with("/socket.io") => 5,
         _ => match upstream_for(path) {
             Some(Upstream::Chat) => 3,
@@ -136,7 +144,12 @@ impl App {
             (&Method::GET, "/healthz") => return Ok(health::alive()),
             (&Method::GET, "/readyz") => return Ok(self.ready().await),
             (&Method::GET, "/metrics") => return Ok(s.metrics.respond()),
-            (_, "/healthz" | "/readyz" | "/metrics") => return Err(ApiError::method_not_allowed()),
+            (&Method::GET, "/openapi.json") => {
+                return Ok(json::respond_raw(StatusCode::OK, OPENAPI))
+            }
+            (_, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") => {
+                return Err(ApiError::method_not_allowed())
+            }
             _ => {}
         }
         let Some(upstream) = upstream_for(path) else {

@@ -161,6 +161,19 @@ async fn every_listed_client_error() {
     for b in bad_bodies {
         s.post("/conversations", b.clone()).await.assert_error(400);
     }
+    // PostgreSQL text cannot hold NUL: refused with 400, not a 500 at the insert.
+    s.post(
+        "/conversations",
+        json!({"type": "group", "members": [member("a"), {"userId": "b", "displayName": "\u{0}"}]}),
+    )
+    .await
+    .assert_error(400);
+    s.post(
+        "/conversations",
+        json!({"type": "group", "name": "a\u{0}b", "members": [member("a"), member("b")]}),
+    )
+    .await
+    .assert_error(400);
     let too_many: Vec<Value> = (0..1001).map(|i| member(&format!("u{i}"))).collect();
     s.post(
         "/conversations",

@@ -1,0 +1,48 @@
+//! The gateway's OpenAPI document, and schemathesis (from PyPI) throwing generated requests
+//! at every operation of it: no 5xx, and every response matches the document.
+
+use std::process::Command;
+
+use e2e::Stack;
+
+/// The schemathesis CLI: `SCHEMATHESIS_BIN`, or `st` on the PATH (the test command installs
+/// it into a virtualenv under `target/`).
+fn schemathesis() -> String {
+    std::env::var("SCHEMATHESIS_BIN").unwrap_or_else(|_| "st".into())
+}
+
+#[tokio::test]
+async fn the_openapi_document_holds_under_schemathesis() {
+    let s = Stack::start().await;
+    let doc = s.get("/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    assert!(doc.body["paths"]["/conversations/{conversationId}/messages"]["post"].is_object());
+
+    // Real ids give the generator something to hit besides 404s.
+    let _ = s.group(&["a", "b"]).await;
+    let (url, bin) = (s.url(), schemathesis());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&bin)
+            .args(["run", &format!("{url}/openapi.json"), "--url", &url])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
+            .args(["--max-examples", "40", "--seed", "1", "--workers", "2", "--request-timeout", "10", "--no-color"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {bin} ({e}); install schemathesis or set SCHEMATHESIS_BIN"))
+    })
+    .await
+    .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+}
