@@ -3,7 +3,8 @@
 # PostgreSQL and Redis (started here on private ports unless E2E_DATABASE_URL /
 # E2E_REDIS_URL point at running servers; stopped again on exit), and the Socket.IO interop
 # tests with the official JavaScript client (installed from npm here), and schemathesis
-# against the gateway's OpenAPI document (installed from PyPI into target/).
+# against the gateway's OpenAPI document (installed from PyPI into target/), then a bounded
+# cargo-fuzz run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -45,3 +46,6 @@ cargo test --workspace
 step "Socket.IO interop with the official client"
 (cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \
   node --test --test-concurrency=1 interop.test.mjs)
+
+step "fuzzing (each parser and the router, bounded)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
