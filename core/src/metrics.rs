@@ -8,39 +8,63 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histograms.
-const BUCKETS: [f64; 12] = [
+pub const LATENCY: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+/// Upper bounds of size histograms (items per batch).
+pub const SIZES: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+];
 
-/// A cumulative histogram of durations.
-#[derive(Debug, Default)]
+/// A cumulative histogram, of durations (in seconds) or of plain values.
+#[derive(Debug)]
 pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Box<[AtomicU64]>,
     count: AtomicU64,
-    sum_micros: AtomicU64,
+    /// The sum, in millionths, so it fits an atomic integer.
+    sum_micro: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(LATENCY)
+    }
 }
 
 impl Histogram {
+    pub fn with_bounds(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micro: AtomicU64::new(0),
+        }
+    }
+
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        self.observe_value(d.as_secs_f64());
+    }
+
+    pub fn observe_value(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micro
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+        for (b, c) in self.bounds.iter().zip(self.counts.iter()) {
             cumulative += c.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
@@ -110,8 +134,18 @@ impl Metrics {
         value
     }
 
+    /// A latency histogram (seconds).
     pub fn histogram(&self, name: &'static str, help: &'static str) -> Arc<Histogram> {
-        let hist = Arc::new(Histogram::default());
+        self.histogram_with(name, help, LATENCY)
+    }
+
+    pub fn histogram_with(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        bounds: &'static [f64],
+    ) -> Arc<Histogram> {
+        let hist = Arc::new(Histogram::with_bounds(bounds));
         self.push(Extra::Histogram {
             name,
             help,
@@ -230,5 +264,12 @@ mod tests {
         assert!(text.contains("route=\"send\",le=\"+Inf\"} 2"));
         assert!(text.contains("dead_letters_total{service=\"chat\"} 2"));
         assert!(text.contains("sockets_connected{service=\"chat\"} 7"));
+        let sizes = m.histogram_with("batch_size", "Items per batch.", SIZES);
+        sizes.observe_value(3.0);
+        sizes.observe_value(700.0);
+        let text = m.render();
+        assert!(text.contains("batch_size_bucket{service=\"chat\",le=\"5\"} 1"));
+        assert!(text.contains("batch_size_bucket{service=\"chat\",le=\"1000\"} 2"));
+        assert!(text.contains("batch_size_sum{service=\"chat\"} 703"));
     }
 }

@@ -179,6 +179,7 @@ impl Consumer {
         st.dead_letters
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
         st.commit.observe(started.elapsed());
+        st.batch_size.observe_value(size as f64);
         tracing::debug!(size, "batch committed");
     }
 

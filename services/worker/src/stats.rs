@@ -12,6 +12,7 @@ pub struct Stats {
     pub stored: Arc<AtomicU64>,
     pub dead_letters: Arc<AtomicU64>,
     pub commit: Arc<Histogram>,
+    pub batch_size: Arc<Histogram>,
     /// Entries in the stream, entries delivered but unacknowledged, age of the oldest of those.
     pub stream_length: Arc<AtomicU64>,
     pub pending: Arc<AtomicU64>,
@@ -52,6 +53,11 @@ impl Stats {
             commit: metrics.histogram(
                 "worker_batch_seconds",
                 "Time to store and settle one batch.",
+            ),
+            batch_size: metrics.histogram_with(
+                "worker_batch_size",
+                "Entries per batch.",
+                platform_core::metrics::SIZES,
             ),
             stream_length,
             pending,

@@ -77,6 +77,10 @@ async fn every_service_exposes_metrics() {
     );
     assert!(value(&worker, "worker_batches_total{service=\"worker\"}") >= 1.0);
     assert!(worker.contains("stream_lag_milliseconds{service=\"worker\"}"));
+    assert_eq!(
+        value(&worker, "worker_batch_size_sum{service=\"worker\"}"),
+        5.0
+    );
     let call = metrics(&s, &s.call.as_ref().unwrap().url()).await;
     assert!(call.contains("http_requests_total{service=\"call\",route=\"readyz\",status=\"2xx\"}"));
 }
