@@ -237,6 +237,10 @@ impl Consumer {
                 .arg(body)
                 .ignore();
         }
+        if pipe.is_empty() {
+            // Everything was kept pending (edits waiting for their message): nothing to say.
+            return Ok(());
+        }
         pipe.query_async::<()>(&mut *conn)
             .await
             .map_err(|e| e.to_string())

@@ -191,3 +191,67 @@ async fn poison_entries_are_dead_lettered_without_blocking_the_stream() {
         .get(0);
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn an_entry_that_keeps_failing_is_dead_lettered_after_its_deliveries() {
+    let mut s = Stack::empty().await;
+    s.worker_env.push(("MAX_DELIVERIES".into(), "2".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_gateway(&[]).await;
+    let g = s.group(&["a", "b"]).await;
+    // An edit of a message that is marked queued but never arrives: the worker keeps it
+    // pending, waiting for the message, until it gives up.
+    let id = uuid::Uuid::now_v7();
+    let mut r = s.redis().await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}:pending:{id}", s.namespace))
+        .arg("{}")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let edit = json!({"op": "edit", "id": id, "conversationId": g, "body": "never", "at": "2026-11-23T22:11:47.123Z"});
+    let stream = format!("{}:messages", s.namespace);
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("d")
+        .arg(edit.to_string())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let ok = s
+        .post(
+            &format!("/conversations/{g}/messages"),
+            json!({"senderId": "a", "body": "meanwhile"}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "the stuck entry does not hold up others");
+
+    let worker = s.workers[0].url();
+    s.eventually(
+        "dead-lettered after 2 deliveries",
+        Duration::from_secs(20),
+        || async {
+            let list: serde_json::Value = s
+                .http
+                .get(format!("{worker}/dead-letters"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|e| e["reason"].as_str().unwrap_or("").contains("deliveries"))
+            })
+        },
+    )
+    .await;
+    let m = metrics(&s, &worker).await;
+    assert_eq!(
+        value(&m, "worker_dead_letters_total{service=\"worker\"}"),
+        1.0
+    );
+}
