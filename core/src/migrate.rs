@@ -65,10 +65,13 @@ async fn apply(
     let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+            // Quiet: "already exists" notices on every start are noise.
+            "SET client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version int PRIMARY KEY,
                 name text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now())",
+                applied_at timestamptz NOT NULL DEFAULT now());
+             RESET client_min_messages",
         )
         .await
         .map_err(err)?;

@@ -7,9 +7,12 @@ pub fn init(service: &'static str) {
     let json = std::env::var("LOG_FORMAT")
         .map(|v| v == "json")
         .unwrap_or(false);
+    // Colours only for a person at a terminal, not in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     let result = if json {
         builder.json().try_init()
     } else {
