@@ -20,7 +20,9 @@ pub fn client() -> HttpClient {
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     connector.set_keepalive(Some(Duration::from_secs(60)));
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Shorter than the services' 30 s keep-alive idle limit, so the gateway drops an idle
+        // connection before the other side does and never sends on one being closed.
+        .pool_idle_timeout(Duration::from_secs(20))
         .pool_max_idle_per_host(1024)
         .build(connector)
 }
