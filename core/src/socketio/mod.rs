@@ -70,6 +70,7 @@ mod broadcast;
 mod client;
 pub mod config;
 mod conn;
+mod detached;
 pub mod engine;
 pub mod engine_packet;
 mod http;
@@ -86,6 +87,8 @@ use std::sync::{Arc, RwLock};
 pub use broadcast::{BroadcastOperator, Encoded};
 pub use config::{Builder, Config, Cors};
 pub use conn::{CloseReason, Conn, SendError};
+#[doc(hidden)]
+pub use detached::DetachedQueue;
 pub use namespace::NamespaceHandler;
 pub use socket::{Ack, AckError, DisconnectReason, EmitError, Payload, Socket};
 
