@@ -27,3 +27,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit and end-to-end tests"
 cargo test --workspace
+
+# Each criterion benchmark runs once (test mode, debug build) so none can rot; the timed
+# short mode is scripts/bench-quick.sh.
+step "benchmarks, once each"
+cargo test -p bench --benches
