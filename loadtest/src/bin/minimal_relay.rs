@@ -138,15 +138,23 @@ async fn serve(hub: &Hub, mut ws: Ws) {
         .write()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, tx);
-    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    // Writes go through a buffer flushed when the queue is empty: a burst of frames for one
+    // client costs one write system call, not one each.
+    let (mut rd, mut wr) = ws.split(|io| {
+        let (r, w) = tokio::io::split(io);
+        (r, tokio::io::BufWriter::with_capacity(16 * 1024, w))
+    });
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
-            if wr
-                .write_frame(Frame::text(Payload::Borrowed(&b)))
-                .await
-                .is_err()
-            {
-                break;
+            let mut next = Some(b);
+            while let Some(b) = next.take() {
+                if wr.write_frame(Frame::text(Payload::Borrowed(&b))).await.is_err() {
+                    return;
+                }
+                next = rx.try_recv().ok();
+            }
+            if wr.flush().await.is_err() {
+                return;
             }
         }
     });

@@ -317,7 +317,9 @@ async fn load(a: &Args) {
 
     // Fixed rate.
     let period = Duration::from_micros(1_000_000 / a.rate);
+    let mut rate_sent = 0;
     for (p, secs) in [(RATE_WARMUP, a.warmup), (RATE, a.seconds)] {
+        let first = seq;
         let end = Instant::now() + Duration::from_secs(secs);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -326,8 +328,8 @@ async fn load(a: &Args) {
             sender.send(p, seq).await;
             seq += 1;
         }
+        rate_sent = seq - first;
     }
-    let rate_sent = a.rate * a.seconds;
     sender.drain(seq).await;
 
     // Saturation: keep `window` relays in flight.
