@@ -59,7 +59,8 @@ relay() { timeout 300 "$T/relay" "$@" | tee -a "$OUT"; }
 # Idle memory first, on fresh servers, so that no earlier load inflates the baseline.
 for t in "minimal $MINIMAL $minimal_pid" "chat $CHAT $chat_pid" "node $NODE $node_pid"; do
   set -- $t
-  relay --mode idle --target "$2" --pid "$3" --clients "$IDLE" --settle 3 | sed "s/^RESULT idle/RESULT idle name=$1/"
+  timeout 300 "$T/relay" --mode idle --target "$2" --pid "$3" --clients "$IDLE" --settle 3 \
+    | sed "s/^RESULT idle/RESULT idle name=$1/" | tee -a "$OUT"
   sleep 2
 done
 common=(--mode load --clients "$CLIENTS" --rate "$RATE" --seconds "$RUN_SECS" --warmup 2 --window "$WINDOW")

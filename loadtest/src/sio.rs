@@ -38,7 +38,7 @@ pub async fn connect(addr: &str) -> Result<(Reader, Writer), Error> {
     let req = hyper::Request::builder()
         .method("GET")
         .uri(format!(
-            "http://{addr}/socket.io/?EIO=4&transport=websocket"
+            "/socket.io/?EIO=4&transport=websocket"
         ))
         .header(HOST, addr)
         .header(UPGRADE, "websocket")
