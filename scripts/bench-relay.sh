@@ -12,8 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 RUN_SECS="${1:-10}"; CLIENTS="${CLIENTS:-1000}"; RATE="${RATE:-100}"; IDLE="${IDLE:-10000}"; WINDOW="${WINDOW:-32}"
-PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:55434/benchrelay}"
-REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:56381}"
+# Ports below the ephemeral range (32768+): the 10,000 client sockets of the idle phase
+# would otherwise leave TIME_WAIT sockets on them and a rerun could not bind.
+PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:15434/benchrelay}"
+REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:16381}"
 CHAT=127.0.0.1:3311; WORKER_PORT=3313; MINIMAL=127.0.0.1:3312; NODE=127.0.0.1:3314
 T="${CARGO_TARGET_DIR:-target}/release"
 OUT="$(mktemp /tmp/bench-relay.XXXXXX)"
