@@ -66,6 +66,7 @@
 //! are bounded in [`packet`]; JSON nesting is bounded by serde_json's recursion limit.
 //! Malformed input closes that connection; it never panics the server.
 
+mod batched;
 mod broadcast;
 mod client;
 pub mod config;

@@ -148,7 +148,11 @@ async fn serve(hub: &Hub, mut ws: Ws) {
         while let Some(b) = rx.recv().await {
             let mut next = Some(b);
             while let Some(b) = next.take() {
-                if wr.write_frame(Frame::text(Payload::Borrowed(&b))).await.is_err() {
+                if wr
+                    .write_frame(Frame::text(Payload::Borrowed(&b)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 next = rx.try_recv().ok();
