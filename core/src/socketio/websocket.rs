@@ -375,9 +375,23 @@ async fn write_queued(
     rx: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<(), WebSocketError> {
     write_item(wr, &first).await?;
-    for _ in 1..BATCH {
-        let Ok(item) = rx.try_recv() else { break };
-        write_item(wr, &item).await?;
+    let mut n = 1;
+    let mut yielded = false;
+    while n < BATCH {
+        match rx.try_recv() {
+            Ok(item) => {
+                write_item(wr, &item).await?;
+                n += 1;
+            }
+            // One turn at the back of the run queue before the flush: under load, the
+            // broadcasts being emitted meanwhile join this write instead of each costing a
+            // system call of their own; when idle, the turn comes back at once.
+            Err(_) if !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            Err(_) => break,
+        }
     }
     wr.flush().await
 }
