@@ -37,7 +37,7 @@ pub async fn connect(addr: &str) -> Result<(Reader, Writer), Error> {
     stream.set_nodelay(true)?;
     let req = hyper::Request::builder()
         .method("GET")
-        .uri(format!("/socket.io/?EIO=4&transport=websocket"))
+        .uri("/socket.io/?EIO=4&transport=websocket")
         .header(HOST, addr)
         .header(UPGRADE, "websocket")
         .header(CONNECTION, "upgrade")
