@@ -29,7 +29,8 @@
 //! - [`engine`]: Engine.IO sessions and request dispatch; [`engine_packet`] its packets;
 //!   `polling` and `websocket` the two transports; `http` the error/CORS answers.
 //! - [`packet`]: Socket.IO packets; `client` per-connection Socket.IO state; [`Socket`],
-//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out.
+//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out;
+//!   `detached`: sockets without a transport, for the fan-out benchmarks in `bench/`.
 //!
 //! # Back-pressure and memory
 //! Every connection has one bounded send queue ([`Builder::send_queue`] frames, 256 by
@@ -39,7 +40,10 @@
 //! written as the WebSocket frame payload as-is, or framed into a polling response at flush.
 //!
 //! A WebSocket connection is served by one task (reads, writes, heartbeat); besides the
-//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. The handlers'
+//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. Its writes go
+//! through a buffer (`batched`) flushed once the queue is drained: frames queued by
+//! concurrent broadcasts leave in one system call, which is what fan-out throughput hangs
+//! on (see BENCHMARKS.md). The buffer is allocated on first write and released after bursts. The handlers'
 //! futures are boxed per call so an idle connection's task does not carry their size. A
 //! polling session has a heartbeat task instead, and every connection has a connect-timeout
 //! timer task until it joins a namespace. Measured with 2,000 idle WebSocket clients joined
