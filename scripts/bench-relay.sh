@@ -94,6 +94,8 @@ p99 = [get("rate", n, "p99_ms") for n in ("minimal", "chat", "node")]
 p50 = [get("rate", n, "p50_ms") for n in ("minimal", "chat", "node")]
 eps = [get("saturation", n, "events_per_s") for n in ("minimal", "chat", "node")]
 kib = [get("idle", n, "kib_per_conn") for n in ("minimal", "chat", "node")]
+ach = [get("rate", n, "relays_per_s") for n in ("minimal", "chat", "node")]
+print(f"{'relays/s achieved (fixed rate)':34}" + "".join(f"{v:12.1f}" for v in ach))
 print(f"{'p50 ms at rate':34}" + "".join(f"{v:12.2f}" for v in p50))
 print(f"{'p99 ms at rate':34}" + "".join(f"{v:12.2f}" for v in p99) + f"   chat/minimal {p99[1]/p99[0]:.2f} (<= 1.2)")
 print(f"{'delivered events/s, saturation':34}" + "".join(f"{v:12.0f}" for v in eps)
