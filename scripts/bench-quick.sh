@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 cargo bench -q -p bench -- --warm-up-time 0.2 --measurement-time 0.5 "$@" 2>/dev/null | awk '
   # criterion prints "name  time: [low median high]", the name alone on the line before
-  # when it is long, then "thrpt: [...]" when a throughput is set.
+  # when it is long, then "thrpt: [...]" when a throughput is set. Comparisons with the
+  # previous run ("change:" and lines of percentages) are left out.
+  /change:|%/ { next }
   /time:/ {
     if ($1 != "time:") name = $1
     for (i = 1; i <= NF; i++) if ($i == "time:") { t = $(i + 3) " " $(i + 4) }
