@@ -68,6 +68,30 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Batched<W> {
         Poll::Ready(Ok(data.len()))
     }
 
+    /// fastwebsockets writes large frames as header + payload slices: both are taken at once.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if this.buf.len() + total > HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+            if total > HIGH_WATER {
+                return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+            }
+        }
+        for b in bufs {
+            this.buf.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(total))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
@@ -102,6 +126,12 @@ mod tests {
         w.flush().await.unwrap();
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello world");
+        let parts = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")];
+        assert_eq!(w.write_vectored(&parts).await.unwrap(), 4);
+        w.flush().await.unwrap();
+        let mut four = [0u8; 4];
+        b.read_exact(&mut four).await.unwrap();
+        assert_eq!(&four, b"abcd");
         let big = vec![1u8; 3 * HIGH_WATER / 4];
         w.write_all(&big).await.unwrap();
         w.flush().await.unwrap();
