@@ -1,5 +1,8 @@
 //! Shared pieces of the load generators: one keep-alive HTTP/1 connection per virtual user,
-//! latency histograms, and the summary printed at the end.
+//! latency histograms, and the summary printed at the end. [`sio`] is the raw Socket.IO
+//! client of the relay benchmark.
+
+pub mod sio;
 
 use std::time::Duration;
 

@@ -29,7 +29,8 @@
 //! - [`engine`]: Engine.IO sessions and request dispatch; [`engine_packet`] its packets;
 //!   `polling` and `websocket` the two transports; `http` the error/CORS answers.
 //! - [`packet`]: Socket.IO packets; `client` per-connection Socket.IO state; [`Socket`],
-//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out.
+//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out;
+//!   `detached`: sockets without a transport, for the fan-out benchmarks in `bench/`.
 //!
 //! # Back-pressure and memory
 //! Every connection has one bounded send queue ([`Builder::send_queue`] frames, 256 by
@@ -39,7 +40,10 @@
 //! written as the WebSocket frame payload as-is, or framed into a polling response at flush.
 //!
 //! A WebSocket connection is served by one task (reads, writes, heartbeat); besides the
-//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. The handlers'
+//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. Its writes go
+//! through a buffer (`batched`) flushed once the queue is drained: frames queued by
+//! concurrent broadcasts leave in one system call, which is what fan-out throughput hangs
+//! on (see BENCHMARKS.md). The buffer is allocated on first write and released after bursts. The handlers'
 //! futures are boxed per call so an idle connection's task does not carry their size. A
 //! polling session has a heartbeat task instead, and every connection has a connect-timeout
 //! timer task until it joins a namespace. Measured with 2,000 idle WebSocket clients joined
@@ -66,10 +70,12 @@
 //! are bounded in [`packet`]; JSON nesting is bounded by serde_json's recursion limit.
 //! Malformed input closes that connection; it never panics the server.
 
+mod batched;
 mod broadcast;
 mod client;
 pub mod config;
 mod conn;
+mod detached;
 pub mod engine;
 pub mod engine_packet;
 mod http;
@@ -86,6 +92,8 @@ use std::sync::{Arc, RwLock};
 pub use broadcast::{BroadcastOperator, Encoded};
 pub use config::{Builder, Config, Cors};
 pub use conn::{CloseReason, Conn, SendError};
+#[doc(hidden)]
+pub use detached::DetachedQueue;
 pub use namespace::NamespaceHandler;
 pub use socket::{Ack, AckError, DisconnectReason, EmitError, Payload, Socket};
 

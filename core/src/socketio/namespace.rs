@@ -186,12 +186,18 @@ impl Namespace {
                 }
             }
             many => {
-                let mut seen = std::collections::HashSet::new();
-                for r in many {
-                    for s in room_map.get(r).into_iter().flat_map(|m| m.values()) {
-                        if !excluded(s) && seen.insert(s.id_arc().clone()) {
-                            f(s);
-                        }
+                // A socket in several of the rooms gets the packet once. Sorting references
+                // by address and dropping repeats is cheaper than hashing every socket id
+                // (a delivery to a conversation's members names one room per member).
+                let mut all: Vec<&Socket> = Vec::new();
+                for m in many.iter().filter_map(|r| room_map.get(r)) {
+                    all.extend(m.values());
+                }
+                all.sort_unstable_by_key(|s| Arc::as_ptr(&s.inner) as usize);
+                all.dedup_by_key(|s| Arc::as_ptr(&s.inner) as usize);
+                for s in all {
+                    if !excluded(s) {
+                        f(s);
                     }
                 }
             }

@@ -20,6 +20,7 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
+use super::batched::Batched;
 use super::conn::{CloseReason, Conn};
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
 use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
@@ -27,7 +28,7 @@ use super::http::EioError;
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
-type Writer = WebSocketWrite<WriteHalf<Io>>;
+type Writer = WebSocketWrite<Batched<WriteHalf<Io>>>;
 type Incoming = Result<(OpCode, bool, BytesMut), WebSocketError>;
 
 /// Answers the upgrade request and spawns the connection's task.
@@ -78,7 +79,10 @@ pub(crate) fn upgrade<H: EngineHandler>(
                 return;
             }
         };
-        let (mut rd, wr) = ws.split(tokio::io::split);
+        let (mut rd, wr) = ws.split(|io| {
+            let (r, w) = tokio::io::split(io);
+            (r, Batched::new(w))
+        });
         // Control frames are answered here, through the writer, so the reader never writes.
         rd.set_auto_close(false);
         rd.set_auto_pong(false);
@@ -149,6 +153,7 @@ async fn upgraded<H: EngineHandler>(
         let _ = wr
             .write_frame(fastwebsockets::Frame::close(1000, b""))
             .await;
+        let _ = wr.flush().await;
         return;
     }
     let Some(rx) = take_queue(s).await else {
@@ -206,7 +211,14 @@ async fn take_queue<C>(s: &Session<C>) -> Option<mpsc::Receiver<Outgoing>> {
     None
 }
 
+/// Writes one frame and sends it at once.
 async fn write(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
+    buffer(wr, f).await?;
+    wr.flush().await
+}
+
+/// Writes one frame into the connection's buffer; it goes out at the next flush.
+async fn buffer(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
     match f {
         Frame::Text(b) => {
             wr.write_frame(fastwebsockets::Frame::text(Payload::Borrowed(b)))
@@ -255,7 +267,7 @@ async fn serve<H: EngineHandler>(
             }
             item = rx.recv() => {
                 let Some(item) = item else { break Some(CloseReason::ServerClose) };
-                if write_item(wr, &item).await.is_err() {
+                if write_queued(wr, item, &mut rx).await.is_err() {
                     break Some(CloseReason::TransportError);
                 }
             }
@@ -267,7 +279,7 @@ async fn serve<H: EngineHandler>(
                     OpCode::Close => break Some(CloseReason::ClientClose),
                     OpCode::Ping => {
                         let pong = fastwebsockets::Frame::pong(Payload::Bytes(data));
-                        if wr.write_frame(pong).await.is_err() {
+                        if wr.write_frame(pong).await.is_err() || wr.flush().await.is_err() {
                             break Some(CloseReason::TransportError);
                         }
                         continue;
@@ -346,13 +358,46 @@ async fn serve<H: EngineHandler>(
         let _ = wr
             .write_frame(fastwebsockets::Frame::close(1000, b""))
             .await;
+        let _ = wr.flush().await;
     })
     .await;
 }
 
 async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketError> {
     for f in item.frames() {
-        write(wr, f).await?;
+        buffer(wr, f).await?;
     }
     Ok(())
+}
+
+/// Most queue items written per flush, so the reader and the heartbeat get their turn.
+const BATCH: usize = 128;
+
+/// Writes `first` and whatever else is already queued (up to [`BATCH`]), then flushes: a
+/// burst of broadcasts costs one system call.
+async fn write_queued(
+    wr: &mut Writer,
+    first: Outgoing,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) -> Result<(), WebSocketError> {
+    write_item(wr, &first).await?;
+    let mut n = 1;
+    let mut yielded = false;
+    while n < BATCH {
+        match rx.try_recv() {
+            Ok(item) => {
+                write_item(wr, &item).await?;
+                n += 1;
+            }
+            // One turn at the back of the run queue before the flush: under load, the
+            // broadcasts being emitted meanwhile join this write instead of each costing a
+            // system call of their own; when idle, the turn comes back at once.
+            Err(_) if !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            Err(_) => break,
+        }
+    }
+    wr.flush().await
 }

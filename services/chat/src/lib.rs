@@ -1,7 +1,7 @@
 //! The chat service (port 3001): conversations, messages, and Socket.IO realtime.
 //!
 //! - [`config`]: settings from the environment.
-//! - `routes`: the routing table and dispatch.
+//! - [`routes`]: the routing table (public so the benchmarks route with it) and dispatch.
 //! - `conversations`, `messages`, `history`: the handlers and their SQL.
 //! - `queue`: appending sends to the Redis stream; `waiters`: answering them once the worker's
 //!   commit notice arrives (through `realtime::subscriber`).
@@ -15,7 +15,7 @@ mod members;
 mod messages;
 mod queue;
 mod realtime;
-mod routes;
+pub mod routes;
 mod waiters;
 
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use messages::SendMessage;
 
 /// Everything a request handler can reach.
 pub struct State {

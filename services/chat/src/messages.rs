@@ -43,12 +43,13 @@ pub fn message_from_row(row: &Row, at: usize) -> Message {
     }
 }
 
+/// The body of `POST /conversations/:id/messages`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SendMessage {
-    sender_id: String,
-    body: String,
-    client_message_id: Option<String>,
+pub struct SendMessage {
+    pub sender_id: String,
+    pub body: String,
+    pub client_message_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -246,36 +246,56 @@ const INSERT: &str = "
     ON CONFLICT DO NOTHING
     RETURNING id";
 
+/// The parameter arrays of [`INSERT`], one element per message, in batch order.
+pub struct InsertParams<'a> {
+    pub ids: Vec<Uuid>,
+    pub convs: Vec<Uuid>,
+    pub senders: Vec<&'a str>,
+    pub bodies: Vec<&'a str>,
+    pub client_ids: Vec<Option<&'a str>>,
+    pub sent: Vec<SystemTime>,
+}
+
+impl<'a> InsertParams<'a> {
+    /// Columns from rows: the arrays borrow the strings, so a batch is not copied again.
+    pub fn new(creates: &[&'a Message]) -> Self {
+        let n = creates.len();
+        let mut p = InsertParams {
+            ids: Vec::with_capacity(n),
+            convs: Vec::with_capacity(n),
+            senders: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+            client_ids: Vec::with_capacity(n),
+            sent: Vec::with_capacity(n),
+        };
+        for m in creates {
+            p.ids.push(m.id);
+            p.convs.push(m.conversation_id);
+            p.senders.push(m.sender_id.as_str());
+            p.bodies.push(m.body.as_str());
+            p.client_ids.push(m.client_message_id.as_deref());
+            p.sent.push(time::from_millis(m.sent_at));
+        }
+        p
+    }
+}
+
 async fn insert(
     client: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
     creates: &[&Message],
 ) -> Result<Vec<Uuid>, tokio_postgres::Error> {
-    let n = creates.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut convs = Vec::with_capacity(n);
-    let mut senders = Vec::with_capacity(n);
-    let mut bodies = Vec::with_capacity(n);
-    let mut client_ids = Vec::with_capacity(n);
-    let mut sent = Vec::with_capacity(n);
-    for m in creates {
-        ids.push(m.id);
-        convs.push(m.conversation_id);
-        senders.push(m.sender_id.as_str());
-        bodies.push(m.body.as_str());
-        client_ids.push(m.client_message_id.as_deref());
-        sent.push(time::from_millis(m.sent_at));
-    }
+    let p = InsertParams::new(creates);
     let rows = client
         .query(
             stmt,
             &[
-                &ids,
-                &convs,
-                &senders,
-                &bodies,
-                &client_ids,
-                &sent,
+                &p.ids,
+                &p.convs,
+                &p.senders,
+                &p.bodies,
+                &p.client_ids,
+                &p.sent,
                 &COMMIT_LOCK,
             ],
         )

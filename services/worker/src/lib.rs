@@ -25,6 +25,7 @@ use platform_core::{health, ApiError, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use batch::InsertParams;
 pub use config::Config;
 
 /// Runs the worker until `shutdown` is cancelled; the batch in hand is finished first.

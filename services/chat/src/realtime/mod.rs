@@ -88,9 +88,8 @@ impl Realtime {
     }
 }
 
-/// Emits `event` to the local sockets of `users` (each user's sockets get it once). Encodes
-/// only when some of them are connected here, and then once for all of them. Returns whether
-/// anyone here was sent it.
+/// Emits `event` to the local sockets of `users` (each user's sockets get it once), encoded
+/// once for all of them. Returns whether anyone here was sent it.
 pub fn emit_to_users<'a, T: Serialize + ?Sized>(
     io: &SocketIo,
     users: impl IntoIterator<Item = &'a str>,
@@ -98,18 +97,22 @@ pub fn emit_to_users<'a, T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> bool {
-    let mut op = None;
+    // Rooms of users with no socket here are simply empty: looking each one up first (as
+    // a size check) would cost a second lookup per member.
+    let mut op = io.of("/");
+    let mut any = false;
     let mut room = String::with_capacity(64);
     for u in users {
         if Some(u) == except {
             continue;
         }
         write_user_room(&mut room, u);
-        if io.room_size("/", &room) > 0 {
-            op = Some(op.unwrap_or_else(|| io.of("/")).to(&room));
-        }
+        op = op.to(&room);
+        any = true;
     }
-    let Some(op) = op else { return false };
+    if !any {
+        return false;
+    }
     match Encoded::event("/", event, data) {
         Ok(enc) => op.emit_encoded(&enc) > 0,
         Err(e) => {

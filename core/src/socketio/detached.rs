@@ -1,0 +1,38 @@
+//! Sockets without a transport, for in-process benchmarks of fan-out. Everything a broadcast
+//! touches is the real thing (namespace, rooms, the socket, its bounded queue); only the
+//! WebSocket task that would drain the queue is missing: the caller holds the receiver.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::Conn;
+use super::engine_packet::Outgoing;
+use super::socket::Socket;
+use super::SocketIo;
+
+/// The send queue of a detached socket, read by the caller.
+#[doc(hidden)]
+pub type DetachedQueue = mpsc::Receiver<Outgoing>;
+
+impl SocketIo {
+    /// A socket joined to namespace `nsp` (which must be registered) whose queue is read
+    /// through the returned receiver instead of a connection. Not for serving clients.
+    #[doc(hidden)]
+    pub fn detached_socket(&self, nsp: &str) -> Option<(Socket, DetachedQueue)> {
+        let ns = self.shared.namespace(nsp)?;
+        let (tx, rx) = mpsc::channel(self.shared.config.send_queue);
+        let id: Arc<str> = format!("detached-{}", uuid::Uuid::new_v4().simple()).into();
+        let conn = Arc::new(Conn::new(
+            id.to_string().into_boxed_str(),
+            tx,
+            CancellationToken::new(),
+        ));
+        // No Client: the socket is never reached by packets from a peer.
+        let socket = Socket::new(id, ns.clone(), conn, Weak::new());
+        ns.insert(&socket);
+        socket.mark_connected();
+        Some((socket, rx))
+    }
+}
