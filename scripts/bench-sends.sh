@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 SECONDS_RUN="${1:-20}"; SENDERS="${2:-64}"
-PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:55433/bench}"
-REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:56380}"
+PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:25433/bench}"
+REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:26380}"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; deps_down; }

@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 
-export E2E_DATABASE_URL="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/postgres}"
-export E2E_REDIS_URL="${E2E_REDIS_URL:-redis://127.0.0.1:56379}"
+export E2E_DATABASE_URL="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
+export E2E_REDIS_URL="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 export E2E_BIN_DIR="$PWD/target/debug"
 trap deps_down EXIT
 

@@ -3,8 +3,8 @@
 //! ports, so a worker can be stopped or SIGKILLed like in production.
 //!
 //! Environment: `E2E_DATABASE_URL` (an admin connection, default
-//! `postgres://postgres@127.0.0.1:55432/postgres`), `E2E_REDIS_URL` (default
-//! `redis://127.0.0.1:56379`), `E2E_BIN_DIR` (default `target/debug`). The test command
+//! `postgres://postgres@127.0.0.1:25432/postgres`), `E2E_REDIS_URL` (default
+//! `redis://127.0.0.1:26379`), `E2E_BIN_DIR` (default `target/debug`). The test command
 //! (`scripts/test-all.sh`) starts the servers and builds the binaries first. The fault tests
 //! run private servers of their own ([`servers`]) so they can restart them.
 
@@ -19,11 +19,11 @@ use serde_json::Value;
 
 pub fn admin_url() -> String {
     std::env::var("E2E_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:25432/postgres".into())
 }
 
 pub fn redis_url() -> String {
-    std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:56379".into())
+    std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:26379".into())
 }
 
 pub fn bin(name: &str) -> PathBuf {
