@@ -43,16 +43,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit and end-to-end tests"
 cargo test --workspace
 
-<<<<<<< HEAD
+# Each criterion benchmark runs once (test mode, debug build) so none can rot; the timed
+# short mode is scripts/bench-quick.sh.
+step "benchmarks, once each"
+cargo test -p bench --benches
+
 step "Socket.IO interop with the official client"
 (cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \
   node --test --test-concurrency=1 interop.test.mjs)
 
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
-=======
-# Each criterion benchmark runs once (test mode, debug build) so none can rot; the timed
-# short mode is scripts/bench-quick.sh.
-step "benchmarks, once each"
-cargo test -p bench --benches
->>>>>>> socketio
