@@ -314,6 +314,24 @@ impl Stack {
             .expect("connect to redis")
     }
 
+    /// Entries of the send stream delivered to a worker and not yet acknowledged.
+    pub async fn pending_entries(&self) -> i64 {
+        let mut r = self.redis().await;
+        let summary: redis::Value = redis::cmd("XPENDING")
+            .arg(format!("{}:messages", self.namespace))
+            .arg("workers")
+            .query_async(&mut r)
+            .await
+            .expect("XPENDING");
+        match summary {
+            redis::Value::Array(v) => match v.first() {
+                Some(redis::Value::Int(n)) => *n,
+                other => panic!("unexpected XPENDING count {other:?}"),
+            },
+            other => panic!("unexpected XPENDING reply {other:?}"),
+        }
+    }
+
     /// A request through the gateway: `(status, headers, JSON body or Null)`.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let req = self.http.request(

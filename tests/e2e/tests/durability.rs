@@ -328,16 +328,8 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice() {
         "stored messages differ from accepted ones"
     );
     // Entries committed but not acknowledged by a killed worker are taken over and settled.
-    let stream = format!("{}:messages", s.namespace);
     s.eventually("nothing left pending", Duration::from_secs(15), || async {
-        let mut r = s.redis().await;
-        let pending: redis::Value = redis::cmd("XPENDING")
-            .arg(&stream)
-            .arg("workers")
-            .query_async(&mut r)
-            .await
-            .unwrap();
-        matches!(pending, redis::Value::Array(v) if v[0] == redis::Value::Int(0))
+        s.pending_entries().await == 0
     })
     .await;
     assert_eq!(
@@ -456,17 +448,7 @@ async fn sigterm_lets_the_worker_finish_its_batch_and_leave_nothing_pending() {
         .unwrap();
     assert!(status.success(), "worker exited with {status}");
     // Whatever it had read, it stored and acknowledged before leaving.
-    let mut r = s.redis().await;
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg(format!("{}:messages", s.namespace))
-        .arg("workers")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    assert!(
-        matches!(&pending, redis::Value::Array(v) if v[0] == redis::Value::Int(0)),
-        "left pending: {pending:?}"
-    );
+    assert_eq!(s.pending_entries().await, 0, "entries left pending");
     let mut accepted = HashSet::new();
     for t in load {
         accepted.extend(t.await.unwrap());
