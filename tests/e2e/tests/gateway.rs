@@ -7,18 +7,24 @@ use std::time::Duration;
 use e2e::Stack;
 use serde_json::json;
 
-#[tokio::test]
-async fn upstream_down_is_502_and_silent_upstream_is_504() {
-    let mut s = Stack::empty().await;
-    // A "call service" that accepts connections and never answers.
+/// An upstream that accepts connections and never answers; returns its URL.
+async fn silent_upstream() -> String {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let url = format!("http://{}", silent.local_addr().unwrap());
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((sock, _)) = silent.accept().await {
             held.push(sock);
         }
     });
+    url
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_silent_upstream_is_504() {
+    let mut s = Stack::empty().await;
+    // A "call service" that never answers.
+    let silent_url = silent_upstream().await;
     s.start_gateway(&[
         ("CALL_SERVICE_URL", &silent_url),
         ("REQUEST_TIMEOUT_MS", "300"),
@@ -220,14 +226,7 @@ async fn websocket_connections_count_against_the_connection_cap() {
 #[tokio::test]
 async fn past_capacity_the_gateway_sheds_load_at_once() {
     let mut s = Stack::empty().await;
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
+    let silent_url = silent_upstream().await;
     s.start_gateway(&[
         ("CALL_SERVICE_URL", &silent_url),
         ("REQUEST_TIMEOUT_MS", "2000"),
