@@ -2,6 +2,7 @@
 //! then the edits and deletes in stream order, all in one transaction. Idempotent on message
 //! id, so a redelivered entry is never stored twice.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use platform_core::model::Message;
@@ -113,17 +114,21 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
         .collect();
 
     let only_creates = creates.len() == items.len();
-    let inserted: Vec<Uuid> = if only_creates {
+    // Sets: a batch holds up to BATCH_MAX entries, and each is looked up below.
+    let inserted: HashSet<Uuid> = if only_creates {
         // The common case: one statement is its own transaction, one round trip.
         let stmt = client.prepare_cached(INSERT).await?;
-        insert(&**client, &stmt, &creates).await?
+        insert(&**client, &stmt, &creates)
+            .await?
+            .into_iter()
+            .collect()
     } else {
         let tx = client.transaction().await?;
         let inserted = if creates.is_empty() {
-            Vec::new()
+            HashSet::new()
         } else {
             let stmt = tx.prepare_cached(INSERT).await?;
-            insert(&*tx, &stmt, &creates).await?
+            insert(&*tx, &stmt, &creates).await?.into_iter().collect()
         };
         apply_changes(&tx, items, &mut out).await?;
         tx.commit().await?;
@@ -136,8 +141,8 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
         .copied()
         .filter(|m| !inserted.contains(&m.id))
         .collect();
-    let already: Vec<Uuid> = if missing.is_empty() {
-        Vec::new()
+    let already: HashSet<Uuid> = if missing.is_empty() {
+        HashSet::new()
     } else {
         let ids: Vec<Uuid> = missing.iter().map(|m| m.id).collect();
         client
