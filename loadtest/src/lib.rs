@@ -93,3 +93,25 @@ pub fn summary(
         max = ms(h.max()),
     )
 }
+
+/// The command line as `--name value` pairs (a name without a value gets "").
+pub fn options() -> Vec<(String, String)> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    argv.chunks(2)
+        .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// A whole-number option value; anything else ends the program with a message.
+pub fn number(v: &str) -> u64 {
+    v.parse().unwrap_or_else(|_| {
+        eprintln!("expected a number, got {v:?}");
+        std::process::exit(2)
+    })
+}
+
+/// Ends the program on an option it does not know.
+pub fn unknown(option: &str) -> ! {
+    eprintln!("unknown option {option}");
+    std::process::exit(2)
+}

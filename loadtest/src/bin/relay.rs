@@ -62,31 +62,20 @@ fn args() -> Args {
         pid: None,
         settle: 3,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    for pair in argv.chunks(2) {
-        let v = pair.get(1).cloned().unwrap_or_default();
-        let num = |v: &str| -> u64 {
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("expected a number, got {v:?}");
-                std::process::exit(2)
-            })
-        };
-        match pair[0].as_str() {
+    for (name, v) in loadtest::options() {
+        match name.as_str() {
             "--target" => a.target = v,
             "--mode" => a.mode = v,
-            "--clients" => a.clients = num(&v) as usize,
-            "--rate" => a.rate = num(&v).max(1),
-            "--seconds" => a.seconds = num(&v),
-            "--warmup" => a.warmup = num(&v),
-            "--window" => a.window = num(&v).max(1),
+            "--clients" => a.clients = loadtest::number(&v) as usize,
+            "--rate" => a.rate = loadtest::number(&v).max(1),
+            "--seconds" => a.seconds = loadtest::number(&v),
+            "--warmup" => a.warmup = loadtest::number(&v),
+            "--window" => a.window = loadtest::number(&v).max(1),
             "--conversation" => a.conversation = Some(v),
             "--users" => a.users = v,
-            "--pid" => a.pid = Some(num(&v) as u32),
-            "--settle" => a.settle = num(&v),
-            other => {
-                eprintln!("unknown option {other}");
-                std::process::exit(2)
-            }
+            "--pid" => a.pid = Some(loadtest::number(&v) as u32),
+            "--settle" => a.settle = loadtest::number(&v),
+            other => loadtest::unknown(other),
         }
     }
     if a.clients < 2 || !matches!(a.mode.as_str(), "load" | "idle") {

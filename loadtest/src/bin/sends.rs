@@ -27,25 +27,14 @@ fn args() -> Args {
         warmup: 3,
         conversations: 16,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    for pair in argv.chunks(2) {
-        let v = pair.get(1).cloned().unwrap_or_default();
-        let num = |v: &str| -> u64 {
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("expected a number, got {v:?}");
-                std::process::exit(2)
-            })
-        };
-        match pair[0].as_str() {
+    for (name, v) in loadtest::options() {
+        match name.as_str() {
             "--target" => a.target = v,
-            "--senders" => a.senders = num(&v) as usize,
-            "--seconds" => a.seconds = num(&v),
-            "--warmup" => a.warmup = num(&v),
-            "--conversations" => a.conversations = num(&v) as usize,
-            other => {
-                eprintln!("unknown option {other}");
-                std::process::exit(2)
-            }
+            "--senders" => a.senders = loadtest::number(&v) as usize,
+            "--seconds" => a.seconds = loadtest::number(&v),
+            "--warmup" => a.warmup = loadtest::number(&v),
+            "--conversations" => a.conversations = loadtest::number(&v) as usize,
+            other => loadtest::unknown(other),
         }
     }
     a
