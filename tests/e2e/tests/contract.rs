@@ -29,7 +29,7 @@ async fn the_openapi_document_holds_under_schemathesis() {
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
-            .args(["--max-examples", "40", "--seed", "1", "--workers", "2", "--request-timeout", "10", "--no-color"])
+            .args(["--max-examples", "40", "--seed", "1", "--workers", "1", "--request-timeout", "10", "--no-color"])
             .output()
             .unwrap_or_else(|e| panic!("cannot run {bin} ({e}); install schemathesis or set SCHEMATHESIS_BIN"))
     })
