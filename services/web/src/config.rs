@@ -1,0 +1,148 @@
+//! The web server's settings, read once from the environment and checked before binding.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use platform_core::config::{ConfigError, Env};
+
+/// The value of `GATEWAY_PUBLIC_URL` that makes the UI call the origin it was loaded from
+/// (for a reverse proxy that serves the UI and the API under one host).
+pub const SAME_ORIGIN: &str = "same-origin";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    /// The built UI: a directory holding `index.html`, canonicalised.
+    pub static_dir: PathBuf,
+    /// The gateway as browsers reach it, handed to the UI by `/config.json`; empty means
+    /// the UI's own origin.
+    pub api_url: String,
+    pub max_connections: usize,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Config {
+            host: env.host("HOST", "0.0.0.0")?,
+            port: env.port("PORT", 8080)?,
+            static_dir: static_dir(env)?,
+            api_url: api_url(env)?,
+            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// `STATIC_DIR` must be a directory with an `index.html`: a missing build is reported at
+/// start-up rather than as a blank page.
+fn static_dir(env: &Env) -> Result<PathBuf, ConfigError> {
+    let raw = env.string("STATIC_DIR", "frontend/dist");
+    let bad = |reason: String| ConfigError {
+        var: "STATIC_DIR".into(),
+        value: raw.clone(),
+        reason,
+    };
+    let dir = std::fs::canonicalize(&raw).map_err(|e| {
+        bad(format!(
+            "{e} (build the UI first: cd frontend && npm ci && npm run build)"
+        ))
+    })?;
+    if !dir.join("index.html").is_file() {
+        return Err(bad(
+            "no index.html in it (build the UI first: cd frontend && npm ci && npm run build)"
+                .into(),
+        ));
+    }
+    Ok(dir)
+}
+
+/// `GATEWAY_PUBLIC_URL`: `http(s)://host[:port]` with no path, or `same-origin`. It ends up
+/// in the page's Content-Security-Policy, so anything else is refused.
+fn api_url(env: &Env) -> Result<String, ConfigError> {
+    const VAR: &str = "GATEWAY_PUBLIC_URL";
+    if env.raw(VAR).as_deref() == Some(SAME_ORIGIN) {
+        return Ok(String::new());
+    }
+    let raw = env.url(VAR, "http://localhost:3000", &["http", "https"])?;
+    let url = raw.trim_end_matches('/');
+    let authority = url.split_once("://").map(|(_, a)| a).unwrap_or("");
+    let authority_ok = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+    if !authority_ok {
+        return Err(ConfigError {
+            var: VAR.into(),
+            value: raw.clone(),
+            reason: format!("expected http(s)://host[:port] with no path, or {SAME_ORIGIN}"),
+        });
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_dist(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("web-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "<!doctype html>").unwrap();
+        let dir = dir.to_string_lossy().into_owned();
+        let mut all = vec![("STATIC_DIR", dir.as_str())];
+        all.extend_from_slice(pairs);
+        Config::from_env(&Env::from_pairs(&all))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = with_dist(&[]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.api_url, "http://localhost:3000");
+    }
+
+    #[test]
+    fn gateway_url_is_checked() {
+        assert_eq!(
+            with_dist(&[("GATEWAY_PUBLIC_URL", "https://chat.example.org/")])
+                .unwrap()
+                .api_url,
+            "https://chat.example.org"
+        );
+        assert_eq!(
+            with_dist(&[("GATEWAY_PUBLIC_URL", "same-origin")])
+                .unwrap()
+                .api_url,
+            ""
+        );
+        for bad in [
+            "ftp://x",
+            "http://x/api",
+            "http://x?y",
+            "http://x y",
+            "x:3000",
+        ] {
+            let e = with_dist(&[("GATEWAY_PUBLIC_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "GATEWAY_PUBLIC_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn static_dir_needs_an_index() {
+        let e =
+            Config::from_env(&Env::from_pairs(&[("STATIC_DIR", "/nonexistent/dist")])).unwrap_err();
+        assert_eq!(e.var, "STATIC_DIR");
+        let empty = std::env::temp_dir().join(format!("web-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = Config::from_env(&Env::from_pairs(&[(
+            "STATIC_DIR",
+            empty.to_string_lossy().as_ref(),
+        )]))
+        .unwrap_err();
+        assert!(e.reason.contains("index.html"));
+    }
+}
