@@ -1,0 +1,210 @@
+// The HTTP client for the gateway: one place that adds the bearer token, turns the
+// contract's error body into an ApiError, and bounds every request in time.
+import type {
+  Call,
+  CallStatus,
+  CallType,
+  Conversation,
+  Message,
+  Session,
+  SignalKind,
+  StoredSignal,
+  User,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  /** The server has no such route (identity not deployed, for /auth/*). */
+  get isMissingRoute(): boolean {
+    return this.status === 404 && /no such route/.test(this.message);
+  }
+}
+
+/** The request never got an answer (network down, server gone, timed out). */
+export class NetworkError extends Error {
+  constructor(message = "The server could not be reached.") {
+    super(message);
+    this.name = "NetworkError";
+  }
+}
+
+const TIMEOUT_MS = 20_000;
+
+export interface Page {
+  messages: Message[];
+  /** A `Link: rel="prev"` header was present: older messages exist. */
+  hasOlder: boolean;
+}
+
+export class Api {
+  token: string | null = null;
+  /** Called when a token is refused, so the app can return to sign-in. */
+  onUnauthorized: (() => void) | null = null;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
+  ) {}
+
+  private async raw(method: string, path: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: ctrl.signal,
+      });
+    } catch {
+      throw new NetworkError();
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok) {
+      let message = res.statusText || `HTTP ${res.status}`;
+      try {
+        const err = await res.json();
+        if (err && typeof err.message === "string") message = err.message;
+      } catch {
+        // not the contract's error body; keep the status text
+      }
+      const retry = Number(res.headers.get("Retry-After"));
+      if (res.status === 401 && this.token) this.onUnauthorized?.();
+      throw new ApiError(res.status, message, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+    }
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, body);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+
+  register(userId: string, displayName: string, password: string) {
+    return this.json<Extract<Session, { mode: "token" }>>("POST", "/auth/register", {
+      userId,
+      displayName,
+      password,
+    });
+  }
+
+  login(userId: string, password: string) {
+    return this.json<Extract<Session, { mode: "token" }>>("POST", "/auth/login", {
+      userId,
+      password,
+    });
+  }
+
+  logout() {
+    return this.json<void>("POST", "/auth/logout");
+  }
+
+  me() {
+    return this.json<User>("GET", "/me");
+  }
+
+  conversations(userId: string) {
+    return this.json<Conversation[]>("GET", `/conversations/user/${enc(userId)}`);
+  }
+
+  conversation(id: string) {
+    return this.json<Conversation>("GET", `/conversations/${enc(id)}`);
+  }
+
+  createConversation(input: { type: Conversation["type"]; name?: string; members: User[] }) {
+    return this.json<Conversation>("POST", "/conversations", input);
+  }
+
+  async messages(
+    conversationId: string,
+    opts: { limit?: number; before?: string; after?: string } = {},
+  ): Promise<Page> {
+    const q = new URLSearchParams();
+    if (opts.limit) q.set("limit", String(opts.limit));
+    if (opts.before) q.set("before", opts.before);
+    if (opts.after) q.set("after", opts.after);
+    const qs = q.toString();
+    const res = await this.raw(
+      "GET",
+      `/conversations/${enc(conversationId)}/messages${qs ? `?${qs}` : ""}`,
+    );
+    const link = res.headers.get("Link") ?? "";
+    return { messages: (await res.json()) as Message[], hasOlder: /rel="?prev"?/.test(link) };
+  }
+
+  sendMessage(conversationId: string, senderId: string, body: string, clientMessageId: string) {
+    return this.json<Message>("POST", `/conversations/${enc(conversationId)}/messages`, {
+      senderId,
+      body,
+      clientMessageId,
+    });
+  }
+
+  editMessage(conversationId: string, messageId: string, body: string) {
+    return this.json<Message>(
+      "PATCH",
+      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`,
+      { body },
+    );
+  }
+
+  deleteMessage(conversationId: string, messageId: string) {
+    return this.json<Message>(
+      "DELETE",
+      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`,
+    );
+  }
+
+  createCall(conversationId: string, type: CallType, participants: User[]) {
+    return this.json<Call>("POST", "/calls", { conversationId, type, participants });
+  }
+
+  setCallStatus(callId: string, status: CallStatus) {
+    return this.json<Call>("PATCH", `/calls/${enc(callId)}/status`, { status });
+  }
+
+  calls(conversationId: string) {
+    return this.json<Call[]>("GET", `/calls/conversation/${enc(conversationId)}`);
+  }
+
+  sendSignal(callId: string, kind: SignalKind, senderId: string, payload: unknown, targetId?: string) {
+    return this.json<{ status: string }>("POST", `/calls/${enc(callId)}/signals/${kind}`, {
+      senderId,
+      payload,
+      ...(targetId ? { targetId } : {}),
+    });
+  }
+
+  signals(callId: string, kind: SignalKind) {
+    return this.json<StoredSignal[]>("GET", `/calls/${enc(callId)}/signals/${kind}`);
+  }
+}
+
+function enc(s: string) {
+  return encodeURIComponent(s);
+}
+
+/** A message for people: what went wrong and, where it helps, what to do. */
+export function describeError(e: unknown): string {
+  if (e instanceof NetworkError) return "The server could not be reached. Check your connection and try again.";
+  if (e instanceof ApiError) {
+    if (e.status === 429) return `Too many attempts; try again in ${e.retryAfter ?? "a few"} seconds.`;
+    if (e.status >= 500) return "The service is having trouble right now; try again shortly.";
+    return e.message.charAt(0).toUpperCase() + e.message.slice(1);
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,144 @@
+// The signed-in app: the live connection, the conversation list beside the open
+// conversation (one at a time on a phone), calls, and the banner for a lost connection.
+import { useEffect, useMemo, useState } from "react";
+import type { Api } from "../api";
+import { CallController } from "../call/calls";
+import { connect } from "../realtime";
+import { ChatController } from "../state/chat";
+import { useStore } from "../state/store";
+import type { Session } from "../types";
+import { CallView } from "./CallView";
+import { ConnectionBanner } from "./ConnectionBanner";
+import { ConversationList } from "./ConversationList";
+import { ConversationView } from "./ConversationView";
+import { IncomingCall } from "./IncomingCall";
+import { NewConversation } from "./NewConversation";
+
+interface Props {
+  api: Api;
+  apiUrl: string;
+  session: Session;
+  onSignOut(): void;
+}
+
+function routeId(): string | null {
+  const m = /^\/c\/([^/]+)\/?$/.exec(location.pathname);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+export function ChatShell({ api, apiUrl, session, onSignOut }: Props) {
+  const chat = useMemo(() => new ChatController(api, session.user), [api, session.user]);
+  const calls = useMemo(() => new CallController(api, session.user), [api, session.user]);
+  const state = useStore(chat.store);
+  const [selected, setSelected] = useState<string | null>(routeId);
+  const [creating, setCreating] = useState(false);
+
+  useEffect(() => {
+    const socket = connect(apiUrl, session, {
+      onState: (s) => chat.setConnection(s),
+      onReconnect: () => void chat.catchUp(),
+      onUnauthorized: () => api.onUnauthorized?.(),
+    });
+    chat.attach(socket);
+    calls.attach(socket);
+    return () => {
+      chat.detach();
+      calls.detach();
+      socket.disconnect();
+    };
+  }, [api, apiUrl, session, chat, calls]);
+
+  useEffect(() => {
+    const onPop = () => setSelected(routeId());
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+
+  const select = (id: string | null) => {
+    setCreating(false);
+    setSelected(id);
+    const path = id ? `/c/${encodeURIComponent(id)}` : "/";
+    if (location.pathname !== path) history.pushState(null, "", path);
+  };
+
+  const conversation = state.conversations.find((c) => c.id === selected);
+
+  useEffect(() => {
+    if (selected && state.conversationsLoaded && !conversation) void chat.ensureConversation(selected);
+  }, [selected, state.conversationsLoaded, conversation, chat]);
+
+  return (
+    <div className={`shell ${selected || creating ? "has-detail" : ""}`}>
+      <header className="topbar">
+        <span className="brand" aria-hidden="true">
+          Chat
+        </span>
+        <span className="me">
+          Signed in as <strong>{session.user.displayName}</strong> <span className="muted">({session.user.userId})</span>
+        </span>
+        <button type="button" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <ConnectionBanner state={state.connection} />
+      {state.notice && (
+        <div className="toast" role="alert">
+          <span>{state.notice}</span>
+          <button type="button" onClick={() => chat.dismissNotice()} aria-label="Dismiss">
+            ×
+          </button>
+        </div>
+      )}
+      <div className="panes">
+        <nav className="sidebar" aria-label="Conversations">
+          <div className="sidebar-head">
+            <h2>Conversations</h2>
+            <button type="button" className="primary" onClick={() => setCreating(true)}>
+              New conversation
+            </button>
+          </div>
+          <ConversationList
+            me={session.user.userId}
+            state={state}
+            selected={selected}
+            onSelect={select}
+            onRetry={() => void chat.loadConversations()}
+          />
+        </nav>
+        <main className="detail" aria-label={conversation ? "Conversation" : "Welcome"}>
+          {creating ? (
+            <NewConversation
+              me={session.user}
+              onCancel={() => setCreating(false)}
+              onCreate={async (input) => {
+                const c = await chat.createConversation(input);
+                select(c.id);
+              }}
+            />
+          ) : conversation ? (
+            <ConversationView
+              key={conversation.id}
+              chat={chat}
+              calls={calls}
+              conversation={conversation}
+              state={state}
+              me={session.user}
+              onBack={() => select(null)}
+            />
+          ) : selected ? (
+            <p className="empty" role="status">
+              Opening the conversation…
+            </p>
+          ) : (
+            <div className="empty">
+              <h2>No conversation open</h2>
+              <p>Choose a conversation from the list, or start a new one.</p>
+            </div>
+          )}
+        </main>
+      </div>
+      <IncomingCall calls={calls} />
+      <CallView calls={calls} me={session.user.userId} />
+    </div>
+  );
+}

@@ -1,0 +1,88 @@
+// The messages of a conversation, oldest at the top. Scrolling near the top loads the
+// next older page (a button does the same from the keyboard) without moving what the
+// reader is looking at; new messages scroll into view when the reader is at the bottom.
+import { useLayoutEffect, useRef } from "react";
+import type { ChatController } from "../state/chat";
+import type { Thread } from "../state/thread";
+import type { Conversation } from "../types";
+import { MessageItem } from "./MessageItem";
+
+interface Props {
+  chat: ChatController;
+  conversation: Conversation;
+  thread: Thread | undefined;
+  me: string;
+}
+
+const NEAR_TOP_PX = 80;
+const NEAR_BOTTOM_PX = 120;
+
+export function MessageList({ chat, conversation, thread, me }: Props) {
+  const box = useRef<HTMLDivElement>(null);
+  const prev = useRef({ first: "", last: "", height: 0, atBottom: true });
+  const messages = thread?.messages ?? [];
+  const first = messages[0]?.id ?? "";
+  const last = messages[messages.length - 1];
+
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const p = prev.current;
+    if (p.first && first !== p.first && last?.id === p.last) {
+      // An older page went in above: keep the same messages in view.
+      el.scrollTop += el.scrollHeight - p.height;
+    } else if (last && last.id !== p.last && (p.atBottom || last.senderId === me || !p.last)) {
+      el.scrollTop = el.scrollHeight;
+    }
+    prev.current = { first, last: last?.id ?? "", height: el.scrollHeight, atBottom: p.atBottom };
+  });
+
+  const onScroll = () => {
+    const el = box.current;
+    if (!el) return;
+    prev.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+    prev.current.height = el.scrollHeight;
+    if (el.scrollTop < NEAR_TOP_PX && thread?.hasOlder && !thread.loadingOlder) void chat.loadOlder(conversation.id);
+  };
+
+  const names = new Map(conversation.members.map((m) => [m.userId, m.displayName]));
+
+  return (
+    <div className="messages" ref={box} onScroll={onScroll} data-testid="messages">
+      {!thread?.loaded ? (
+        <p className="muted pad" role="status">
+          Loading messages…
+        </p>
+      ) : (
+        <>
+          {thread.hasOlder && (
+            <button
+              type="button"
+              className="load-older"
+              onClick={() => void chat.loadOlder(conversation.id)}
+              disabled={thread.loadingOlder}
+            >
+              {thread.loadingOlder ? "Loading older messages…" : "Load older messages"}
+            </button>
+          )}
+          {!thread.hasOlder && messages.length > 0 && <p className="muted center">Start of the conversation</p>}
+          {messages.length === 0 ? (
+            <p className="muted pad">No messages yet. Say hello!</p>
+          ) : (
+            <ol className="message-list" aria-label="Messages">
+              {messages.map((m) => (
+                <MessageItem
+                  key={m.clientMessageId && m.delivery !== "sent" ? `local:${m.clientMessageId}` : m.id}
+                  chat={chat}
+                  message={m}
+                  mine={m.senderId === me}
+                  sender={names.get(m.senderId) ?? m.senderId}
+                />
+              ))}
+            </ol>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
