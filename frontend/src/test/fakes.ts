@@ -1,0 +1,164 @@
+// In-memory stand-ins for component tests only: the gateway's HTTP routes (enough of the
+// contract for the UI) and a Socket.IO client socket the test drives.
+import type { Call, Conversation, Message, User } from "../types";
+
+type Handler = (...args: any[]) => void;
+
+export class FakeSocket {
+  handlers = new Map<string, Handler[]>();
+  sent: { event: string; data: unknown }[] = [];
+  active = true;
+  on(event: string, fn: Handler) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
+    return this;
+  }
+  emit(event: string, data: unknown) {
+    this.sent.push({ event, data });
+    return this;
+  }
+  /** The server sends an event to this client. */
+  deliver(event: string, data: unknown) {
+    for (const h of this.handlers.get(event) ?? []) h(data);
+  }
+  disconnect() {
+    this.active = false;
+    return this;
+  }
+  connect() {
+    return this;
+  }
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return new Response(body === undefined ? null : JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}
+
+const error = (status: number, message: string) =>
+  json(status, { statusCode: status, error: status === 404 ? "Not Found" : "Error", message });
+
+let clock = Date.UTC(2026, 0, 1);
+const now = () => new Date((clock += 1000)).toISOString();
+
+export class FakeGateway {
+  conversations: Conversation[] = [];
+  messages: Message[] = [];
+  calls: Call[] = [];
+  requests: { method: string; path: string; body?: any }[] = [];
+  /** Identity routes answer 404 (a server before identity) when false. */
+  identity = true;
+  /** The next N requests fail as if the network were down. */
+  failNext = 0;
+  /** Requests to hold until released (to see optimistic states). */
+  hold: ((path: string, method: string) => boolean) | null = null;
+  private held: (() => void)[] = [];
+  private seq = 0;
+
+  release() {
+    const h = this.held.splice(0);
+    for (const r of h) r();
+  }
+
+  addMessage(conversationId: string, senderId: string, body: string, clientMessageId?: string): Message {
+    const m: Message = { id: `m${++this.seq}`, conversationId, senderId, body, sentAt: now(), editedAt: null, clientMessageId };
+    this.messages.push(m);
+    return m;
+  }
+
+  addConversation(members: User[], extra: Partial<Conversation> = {}): Conversation {
+    const c: Conversation = { id: `c${++this.seq}`, type: "one_to_one", members, createdAt: now(), ...extra };
+    this.conversations.push(c);
+    return c;
+  }
+
+  fetch = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
+    const url = new URL(String(input), "http://gw");
+    const method = init.method ?? "GET";
+    const body = init.body ? JSON.parse(String(init.body)) : undefined;
+    this.requests.push({ method, path: url.pathname + url.search, body });
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new TypeError("Failed to fetch");
+    }
+    if (this.hold?.(url.pathname, method)) await new Promise<void>((r) => this.held.push(r));
+    return this.route(method, url, body, init);
+  };
+
+  private route(method: string, url: URL, body: any, init: RequestInit): Response {
+    const p = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    const auth = (init.headers as Record<string, string> | undefined)?.Authorization;
+    if (p[0] === "auth" || p[0] === "me") {
+      if (!this.identity) return error(404, `cannot ${url.pathname}: no such route`);
+      if (p[0] === "me") return auth ? json(200, { userId: "alice", displayName: "Alice" }) : error(401, "missing token");
+      if (p[1] === "register") {
+        if (body.userId === "taken") return error(409, "user id taken");
+        return json(201, { token: "tok", expiresAt: "2999-01-01T00:00:00.000Z", user: { userId: body.userId, displayName: body.displayName } });
+      }
+      if (p[1] === "login") {
+        if (body.password !== "correct horse") return error(401, "wrong user id or password");
+        return json(200, { token: "tok", expiresAt: "2999-01-01T00:00:00.000Z", user: { userId: body.userId, displayName: body.userId } });
+      }
+      if (p[1] === "logout") return new Response(null, { status: 204 });
+    }
+    if (p[0] === "conversations") {
+      if (method === "POST" && p.length === 1) {
+        const c = this.addConversation(body.members, { type: body.type, ...(body.name ? { name: body.name } : {}) });
+        return json(201, c);
+      }
+      if (p[1] === "user") {
+        const list = this.conversations
+          .filter((c) => c.members.some((m) => m.userId === p[2]))
+          .map((c) => ({ ...c, lastMessage: this.messages.filter((m) => m.conversationId === c.id).at(-1) ?? null }));
+        return json(200, list);
+      }
+      const c = this.conversations.find((x) => x.id === p[1]);
+      if (!c) return error(404, `conversation ${p[1]} not found`);
+      if (p.length === 2) return json(200, c);
+      const all = this.messages.filter((m) => m.conversationId === c.id);
+      if (p.length === 3 && method === "GET") {
+        const limit = Number(url.searchParams.get("limit") ?? 100);
+        const before = url.searchParams.get("before");
+        const after = url.searchParams.get("after");
+        let list = all;
+        if (before) list = all.slice(0, all.findIndex((m) => m.id === before));
+        if (after) list = all.slice(all.findIndex((m) => m.id === after) + 1);
+        const page = after ? list.slice(0, limit) : list.slice(-limit);
+        const older = !after && list.length > limit;
+        return json(200, page, older ? { Link: `<${url.pathname}?before=${page[0].id}>; rel="prev"` } : {});
+      }
+      if (p.length === 3 && method === "POST") {
+        const dup = all.find((m) => m.clientMessageId && m.clientMessageId === body.clientMessageId);
+        return json(201, dup ?? this.addMessage(c.id, body.senderId, body.body, body.clientMessageId));
+      }
+      const m = all.find((x) => x.id === p[3]);
+      if (!m) return error(404, `message ${p[3]} not found`);
+      if (method === "PATCH") {
+        m.body = body.body;
+        m.editedAt = now();
+        return json(200, m);
+      }
+      if (method === "DELETE") {
+        this.messages = this.messages.filter((x) => x !== m);
+        return json(200, m);
+      }
+    }
+    if (p[0] === "calls") {
+      if (method === "POST" && p.length === 1) {
+        const call: Call = { id: `call${++this.seq}`, conversationId: body.conversationId, type: body.type, status: "ringing", startedAt: now(), participants: body.participants };
+        this.calls.push(call);
+        return json(201, call);
+      }
+      if (p[1] === "conversation") return json(200, this.calls.filter((c) => c.conversationId === p[2]));
+      const call = this.calls.find((c) => c.id === p[1]);
+      if (!call) return error(404, "call not found");
+      if (p[2] === "status") {
+        call.status = body.status === "active" ? "in_progress" : body.status;
+        return json(200, call);
+      }
+      if (p[2] === "signals") return method === "POST" ? json(201, { status: "ok" }) : json(200, []);
+    }
+    return error(404, `cannot ${url.pathname}: no such route`);
+  }
+}
