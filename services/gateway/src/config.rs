@@ -66,22 +66,6 @@ impl Limits {
             connects_per_address: Limit::per(n("RATE_CONNECTS_PER_ADDRESS", 300)?, MINUTE),
         })
     }
-
-    #[test]
-    fn limits_default_and_are_checked() {
-        let env = |pairs: &[(&str, &str)]| {
-            let mut all = vec![("AUTH_MODE", "compat")];
-            all.extend_from_slice(pairs);
-            Config::from_env(&Env::from_pairs(&all))
-        };
-        let c = env(&[]).unwrap();
-        assert_eq!(c.limits.sends_per_user.max, 100);
-        assert_eq!(c.session_ttl, Duration::from_secs(7 * 86_400));
-        let e = env(&[("RATE_SENDS_PER_USER", "0")]).unwrap_err();
-        assert_eq!(e.var, "RATE_SENDS_PER_USER");
-        let e = env(&[("SESSION_TTL_SECS", "forever")]).unwrap_err();
-        assert_eq!(e.var, "SESSION_TTL_SECS");
-    }
 }
 
 impl Config {
@@ -118,22 +102,6 @@ impl Config {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
-    }
-
-    #[test]
-    fn limits_default_and_are_checked() {
-        let env = |pairs: &[(&str, &str)]| {
-            let mut all = vec![("AUTH_MODE", "compat")];
-            all.extend_from_slice(pairs);
-            Config::from_env(&Env::from_pairs(&all))
-        };
-        let c = env(&[]).unwrap();
-        assert_eq!(c.limits.sends_per_user.max, 100);
-        assert_eq!(c.session_ttl, Duration::from_secs(7 * 86_400));
-        let e = env(&[("RATE_SENDS_PER_USER", "0")]).unwrap_err();
-        assert_eq!(e.var, "RATE_SENDS_PER_USER");
-        let e = env(&[("SESSION_TTL_SECS", "forever")]).unwrap_err();
-        assert_eq!(e.var, "SESSION_TTL_SECS");
     }
 }
 
