@@ -46,7 +46,11 @@ end
 return wait
 ";
 
-async fn run(redis: &RedisPool, limits: &[(&str, Limit)], count: bool) -> Result<Option<Duration>, ApiError> {
+async fn run(
+    redis: &RedisPool,
+    limits: &[(&str, Limit)],
+    count: bool,
+) -> Result<Option<Duration>, ApiError> {
     let script = redis::Script::new(SCRIPT);
     let mut inv = script.prepare_invoke();
     inv.arg(u8::from(count));
@@ -63,16 +67,26 @@ async fn run(redis: &RedisPool, limits: &[(&str, Limit)], count: bool) -> Result
 /// Counts one hit against every limit; 429 with `Retry-After` when any is exceeded.
 pub async fn hit(redis: &RedisPool, limits: &[(&str, Limit)], what: &str) -> Result<(), ApiError> {
     match run(redis, limits, true).await? {
-        Some(wait) => Err(ApiError::rate_limited(format!("too many {what}; retry later"), wait)),
+        Some(wait) => Err(ApiError::rate_limited(
+            format!("too many {what}; retry later"),
+            wait,
+        )),
         None => Ok(()),
     }
 }
 
 /// 429 when any limit is already used up, without counting (checked before costly work
 /// such as a password hash, counted only when it fails).
-pub async fn check(redis: &RedisPool, limits: &[(&str, Limit)], what: &str) -> Result<(), ApiError> {
+pub async fn check(
+    redis: &RedisPool,
+    limits: &[(&str, Limit)],
+    what: &str,
+) -> Result<(), ApiError> {
     match run(redis, limits, false).await? {
-        Some(wait) => Err(ApiError::rate_limited(format!("too many {what}; retry later"), wait)),
+        Some(wait) => Err(ApiError::rate_limited(
+            format!("too many {what}; retry later"),
+            wait,
+        )),
         None => Ok(()),
     }
 }

@@ -150,7 +150,12 @@ impl Sessions {
     }
 
     /// Ends one session (sign out).
-    pub async fn revoke(&self, redis: &RedisPool, token: &str, user_id: &str) -> Result<(), ApiError> {
+    pub async fn revoke(
+        &self,
+        redis: &RedisPool,
+        token: &str,
+        user_id: &str,
+    ) -> Result<(), ApiError> {
         let key = self.key(token);
         let id = key[self.prefix().len()..].to_string();
         let mut conn = redis.get().await?;

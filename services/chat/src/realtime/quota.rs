@@ -53,8 +53,8 @@ impl SocketQuota {
 
     /// Counts a new socket of `user`; `false` when the user already has the most allowed.
     pub async fn acquire(&self, user: &str) -> Result<bool, ApiError> {
-        let since = platform_core::time::now_millis()
-            - self.state.config.presence_stale.as_millis() as i64;
+        let since =
+            platform_core::time::now_millis() - self.state.config.presence_stale.as_millis() as i64;
         let mut conn = self.state.redis.get().await?;
         let counted: i64 = redis::Script::new(ACQUIRE)
             .key(self.key(user))

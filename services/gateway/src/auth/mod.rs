@@ -207,16 +207,28 @@ mod tests {
     #[test]
     fn handshakes_have_no_sid() {
         assert!(is_handshake("/socket.io/", Some("EIO=4&transport=polling")));
-        assert!(is_handshake("/socket.io/", Some("EIO=4&transport=websocket")));
-        assert!(!is_handshake("/socket.io/", Some("EIO=4&transport=polling&sid=abc")));
+        assert!(is_handshake(
+            "/socket.io/",
+            Some("EIO=4&transport=websocket")
+        ));
+        assert!(!is_handshake(
+            "/socket.io/",
+            Some("EIO=4&transport=polling&sid=abc")
+        ));
     }
 
     #[test]
     fn auth_routes_and_methods() {
-        assert_eq!(route_for(&Method::POST, "/auth/login").unwrap().unwrap(), Route::Login);
+        assert_eq!(
+            route_for(&Method::POST, "/auth/login").unwrap().unwrap(),
+            Route::Login
+        );
         assert_eq!(route_for(&Method::GET, "/me").unwrap().unwrap(), Route::Me);
         assert_eq!(
-            route_for(&Method::GET, "/auth/login").unwrap().unwrap_err().status,
+            route_for(&Method::GET, "/auth/login")
+                .unwrap()
+                .unwrap_err()
+                .status,
             405
         );
         assert!(route_for(&Method::GET, "/conversations").is_none());
