@@ -54,10 +54,11 @@ export class Api {
     private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
   ) {}
 
-  private async raw(method: string, path: string, body?: unknown): Promise<Response> {
+  private async raw(method: string, path: string, body?: unknown, anonymous = false): Promise<Response> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    const token = anonymous ? null : this.token;
+    if (token) headers.Authorization = `Bearer ${token}`;
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
     let res: Response;
@@ -82,14 +83,15 @@ export class Api {
         // not the contract's error body; keep the status text
       }
       const retry = Number(res.headers.get("Retry-After"));
-      if (res.status === 401 && this.token) this.onUnauthorized?.();
+      // Only a token that was presented can have been refused.
+      if (res.status === 401 && token) this.onUnauthorized?.();
       throw new ApiError(res.status, message, Number.isFinite(retry) && retry > 0 ? retry : undefined);
     }
     return res;
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, path, body);
+  private async json<T>(method: string, path: string, body?: unknown, anonymous = false): Promise<T> {
+    const res = await this.raw(method, path, body, anonymous);
     if (res.status === 204) return undefined as T;
     return (await res.json()) as T;
   }
@@ -115,6 +117,11 @@ export class Api {
 
   me() {
     return this.json<User>("GET", "/me");
+  }
+
+  /** GET /me without a token: 401 on a server with accounts, 404 on one without. */
+  probeIdentity() {
+    return this.json<User>("GET", "/me", undefined, true);
   }
 
   conversations(userId: string) {

@@ -7,17 +7,13 @@ export type ServerMode = "token" | "open";
 
 /** Asks the server whether it has accounts: GET /me without a token is 401 if it does. */
 export async function detectServerMode(api: Api): Promise<ServerMode> {
-  const saved = api.token;
-  api.token = null;
   try {
-    await api.me();
+    await api.probeIdentity();
     return "token";
   } catch (e) {
     if (e instanceof ApiError && e.isMissingRoute) return "open";
     if (e instanceof ApiError) return "token";
     throw e;
-  } finally {
-    api.token = saved;
   }
 }
 

@@ -130,8 +130,15 @@ export class CallController {
   }
 
   /** Places a call to every other member of the conversation. */
+  /** In a call (the "call ended" card does not count). */
+  get inCall(): boolean {
+    const a = this.store.get().active;
+    return Boolean(a && a.phase !== "ended");
+  }
+
   async start(conversation: Conversation, type: CallType) {
-    if (this.store.get().active) return;
+    if (this.inCall) return;
+    clearTimeout(this.lingerTimer);
     const others = conversation.members.filter((m) => m.userId !== this.me.userId);
     const participants = [this.me, ...others];
     const placeholder: Call = {
@@ -166,7 +173,8 @@ export class CallController {
 
   async accept() {
     const call = this.store.get().incoming;
-    if (!call || this.store.get().active) return;
+    if (!call || this.inCall) return;
+    clearTimeout(this.lingerTimer);
     this.store.set({
       incoming: undefined,
       error: undefined,
@@ -257,6 +265,7 @@ export class CallController {
     this.remember(call);
     const s = this.store.get();
     if (s.active && (s.active.call.id === call.id || (!s.active.call.id && this.placing === call.conversationId))) {
+      if (s.active.phase === "ended") return;
       if (s.active.call.id === call.id) this.setActive((a) => ({ ...a, call }));
       if (FINAL_CALL_STATUSES.includes(call.status)) {
         this.finish(endedReason(call.status, s.active.role));
@@ -272,7 +281,7 @@ export class CallController {
     }
     const placedHere = this.placing === call.conversationId;
     const placedByMe = call.participants[0]?.userId === this.me.userId;
-    if (created && call.status === "ringing" && !placedHere && !placedByMe && !s.active) {
+    if (created && call.status === "ringing" && !placedHere && !placedByMe && !this.inCall) {
       this.store.set({ incoming: call });
     }
   }
@@ -283,7 +292,7 @@ export class CallController {
     const active = this.store.get().active;
     if (active?.call.id === s.callId && active.phase !== "ended") {
       await this.applySignal(s);
-    } else if (this.store.get().incoming?.id === s.callId || !active) {
+    } else if (this.store.get().incoming?.id === s.callId || !this.inCall) {
       // Not answered yet (or the call:created event is still on its way).
       const list = this.early.get(s.callId) ?? [];
       if (list.length < 200) list.push(s);

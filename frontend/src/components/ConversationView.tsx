@@ -46,7 +46,7 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   }, [thread?.loaded, newest, me.userId, conversation.members]);
 
   const members = conversation.members;
-  const busy = Boolean(callState.active) || state.connection !== "online";
+  const busy = (callState.active !== undefined && callState.active.phase !== "ended") || state.connection !== "online";
 
   return (
     <section className="conversation" aria-labelledby="conv-title">

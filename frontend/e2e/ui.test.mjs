@@ -1,0 +1,301 @@
+// End-to-end test of the browser UI against the real stack (started by scripts/test-ui.sh):
+// two users in two Chromium contexts sign up, start a conversation, chat live (typing,
+// presence, edits, deletes, paging, a lost connection) and make a video call with
+// Chromium's fake camera and microphone that connects on both sides.
+//
+// Environment: WEB_URL (the web server), GATEWAY_URL, CHROMIUM_BIN (default
+// /usr/bin/chromium), UI_ARTIFACTS (screenshots; default ../target/ui-artifacts).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const WEB_URL = process.env.WEB_URL ?? "http://127.0.0.1:8080";
+const GATEWAY_URL = process.env.GATEWAY_URL ?? "http://127.0.0.1:3000";
+const ARTIFACTS = process.env.UI_ARTIFACTS ?? join(process.cwd(), "..", "target", "ui-artifacts");
+/** Upper bound for anything to show up; waits end as soon as it does. */
+const WAIT = 20_000;
+const CALL_WAIT = 45_000;
+
+const run = Math.random().toString(36).slice(2, 8);
+const alice = { userId: `alice-${run}`, displayName: "Alice", password: "alice-password-1" };
+const bob = { userId: `bob-${run}`, displayName: "Bob", password: "bob-password-12" };
+
+let browser;
+let a; // Alice's page
+let b; // Bob's page
+/** Bob's realtime link can be cut to test a lost connection. */
+const bobLink = { down: false, sockets: [] };
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+async function shot(page, name) {
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      // Loopback ICE: host candidates must be real addresses, not mDNS names.
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      "--autoplay-policy=no-user-gesture-required",
+      "--no-sandbox",
+    ],
+  });
+  const ctx = () =>
+    browser.newContext({ viewport: { width: 1200, height: 800 }, permissions: ["camera", "microphone"] });
+  a = await (await ctx()).newPage();
+  const bctx = await ctx();
+  // Bob's Socket.IO traffic goes through these routes so the test can take it down.
+  await bctx.route(/\/socket\.io\//, (route) => (bobLink.down ? route.abort("internetdisconnected") : route.continue()));
+  await bctx.routeWebSocket(/\/socket\.io\//, (ws) => {
+    if (bobLink.down) return ws.close({ code: 1006, reason: "offline" });
+    ws.connectToServer();
+    bobLink.sockets.push(ws);
+  });
+  b = await bctx.newPage();
+  for (const [who, page] of [["alice", a], ["bob", b]]) {
+    page.on("pageerror", (e) => console.error(`[${who}] page error:`, e.message));
+  }
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Signs up on the sign-in screen; on a server without accounts, joins by user id. */
+async function signUp(page, user, screenshot) {
+  await page.goto(WEB_URL);
+  const createTab = page.getByRole("button", { name: "Create account", exact: true }).first();
+  const joinHeading = page.getByRole("heading", { name: "Join the chat" });
+  await createTab.or(joinHeading).first().waitFor({ timeout: WAIT });
+  const open = await joinHeading.isVisible();
+  if (screenshot) await shot(page, "01-sign-in");
+  if (!open) await createTab.click();
+  await page.getByLabel("User id").fill(user.userId);
+  await page.getByLabel("Display name").fill(user.displayName);
+  if (!open) await page.getByLabel("Password").fill(user.password);
+  await page.locator("form.auth-card button[type=submit]").click();
+  await page.getByText(`Signed in as`).waitFor({ timeout: WAIT });
+  return open ? "open" : "token";
+}
+
+function composer(page) {
+  return page.locator(".composer textarea");
+}
+
+/** The message whose whole text is `text`. */
+function message(page, text) {
+  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+  return page.locator("li.message", { has: page.locator("p.body", { hasText: exact }) });
+}
+
+async function send(page, text) {
+  await composer(page).fill(text);
+  await composer(page).press("Enter");
+}
+
+test("two users chat live and make a video call in Chromium", async (t) => {
+  // Each step builds on the one before: after a failure the rest are skipped, and both
+  // pages are saved as they were.
+  let failed = false;
+  const step = (name, fn) =>
+    t.test(name, { skip: failed && "an earlier step failed" }, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = true;
+        await shot(a, "failure-alice").catch(() => {});
+        await shot(b, "failure-bob").catch(() => {});
+        throw e;
+      }
+    });
+  let mode;
+  let conversationUrl;
+
+  await step("sign up (the sign-in screen, then the empty list)", async () => {
+    mode = await signUp(b, bob, true);
+    await b.getByText(/No conversations yet/).waitFor({ timeout: WAIT });
+    const modeA = await signUp(a, alice, false);
+    assert.equal(mode, modeA);
+    console.log(`# server mode: ${mode === "token" ? "accounts (bearer tokens)" : "no accounts (compat)"}`);
+    // The session is kept: a reload stays signed in.
+    await a.reload();
+    await a.getByText("Signed in as").waitFor({ timeout: WAIT });
+  });
+
+  await step("start a conversation; presence shows both online", async () => {
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await a.getByLabel("User id").fill(bob.userId);
+    await a.getByLabel("Display name (optional)").fill(bob.displayName);
+    await a.getByRole("button", { name: "Start conversation" }).click();
+    await a.getByRole("heading", { name: "Bob", level: 2 }).waitFor({ timeout: WAIT });
+    await a.getByText("No messages yet. Say hello!").waitFor({ timeout: WAIT });
+    conversationUrl = a.url();
+    assert.match(new URL(conversationUrl).pathname, /^\/c\/[0-9a-f-]{36}$/);
+    await a.locator(`.members li[data-user-id="${bob.userId}"][data-online="true"]`).waitFor({ timeout: WAIT });
+  });
+
+  await step("messages arrive live, in the list and in the conversation", async () => {
+    await send(a, "Hello Bob");
+    // Shown at once, then confirmed by the server.
+    await message(a, "Hello Bob").waitFor({ timeout: WAIT });
+    await a.locator('li.message[data-delivery="sent"]', { hasText: "Hello Bob" }).waitFor({ timeout: WAIT });
+    // Bob's list gets the conversation and its last message without a reload.
+    const item = b.locator(".conv-item", { hasText: "Alice" });
+    await item.locator(".conv-last", { hasText: "Alice: Hello Bob" }).waitFor({ timeout: WAIT });
+    await shot(b, "02-conversation-list");
+    await item.click();
+    await message(b, "Hello Bob").waitFor({ timeout: WAIT });
+    await b.locator(`.members li[data-user-id="${alice.userId}"][data-online="true"]`).waitFor({ timeout: WAIT });
+
+    await send(b, "Hi Alice!");
+    await message(a, "Hi Alice!").waitFor({ timeout: WAIT });
+    // Announced to screen readers as it arrives.
+    await a.getByRole("status").filter({ hasText: "New message from Bob: Hi Alice!" }).waitFor({ timeout: WAIT });
+  });
+
+  await step("typing is shown to the other member and stops", async () => {
+    await composer(b).pressSequentially("I am wri", { delay: 20 });
+    await a.getByTestId("typing").filter({ hasText: "Bob is typing…" }).waitFor({ timeout: WAIT });
+    await composer(b).press("Enter");
+    await message(a, "I am wri").waitFor({ timeout: WAIT });
+    await a.getByTestId("typing").filter({ hasText: /^$/ }).waitFor({ timeout: WAIT });
+    await shot(a, "03-conversation");
+  });
+
+  await step("edits and deletes propagate", async () => {
+    // By id: while it is being edited its text is in a text box, not the paragraph.
+    const id = await message(a, "Hello Bob").getAttribute("data-message-id");
+    const mine = a.locator(`li.message[data-message-id="${id}"]`);
+    await mine.getByRole("button", { name: "Edit message" }).click();
+    const box = mine.getByRole("textbox", { name: "Edit message" });
+    await box.fill("Hello Bob (edited here)");
+    await box.press("Enter");
+    await message(b, "Hello Bob (edited here)").locator(".edited").waitFor({ timeout: WAIT });
+
+    // Only the author may change a message: Bob has no edit button on Alice's.
+    assert.equal(await message(b, "Hello Bob (edited here)").getByRole("button", { name: "Edit message" }).count(), 0);
+
+    const theirs = message(b, "I am wri");
+    await theirs.getByRole("button", { name: "Delete message" }).click();
+    await theirs.getByRole("button", { name: "Delete", exact: true }).click();
+    await message(b, "I am wri").waitFor({ state: "detached", timeout: WAIT });
+    await message(a, "I am wri").waitFor({ state: "detached", timeout: WAIT });
+  });
+
+  await step("history pages in as the reader scrolls up", async () => {
+    // 70 older messages sent through the API (as Alice), then Bob reopens the conversation.
+    const session = await a.evaluate(() => JSON.parse(localStorage.getItem("chat.session") ?? "null"));
+    const conversationId = new URL(conversationUrl).pathname.split("/").pop();
+    const headers = { "Content-Type": "application/json", Prefer: "respond-async" };
+    if (session.token) headers.Authorization = `Bearer ${session.token}`;
+    for (let i = 1; i <= 70; i++) {
+      const res = await fetch(`${GATEWAY_URL}/conversations/${conversationId}/messages`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ senderId: alice.userId, body: `history ${i}`, clientMessageId: `h-${run}-${i}` }),
+      });
+      assert.ok(res.status === 201 || res.status === 202, `send ${i}: ${res.status}`);
+    }
+    await message(b, "history 70").waitFor({ timeout: WAIT });
+    await b.reload();
+    await message(b, "history 70").waitFor({ timeout: WAIT });
+    assert.equal(await message(b, "history 1").count(), 0, "the first page holds only the newest 50");
+    const list = b.getByTestId("messages");
+    await list.evaluate((el) => (el.scrollTop = 0));
+    await message(b, "history 21").waitFor({ timeout: WAIT });
+    await list.evaluate((el) => (el.scrollTop = 0));
+    await message(b, "history 1").waitFor({ timeout: WAIT });
+    await b.getByText("Start of the conversation").waitFor({ timeout: WAIT });
+    // Nothing repeated: each message once.
+    for (const text of ["history 1", "history 21", "history 70", "Hi Alice!"]) {
+      assert.equal(await message(b, text).count(), 1, text);
+    }
+  });
+
+  await step("a lost connection is shown, and what was missed arrives after reconnecting", async () => {
+    bobLink.down = true;
+    for (const ws of bobLink.sockets.splice(0)) await ws.close({ code: 1006, reason: "link down" }).catch(() => {});
+    await b.locator('.banner[data-connection="reconnecting"]').waitFor({ timeout: WAIT });
+    await shot(b, "04-connection-lost");
+    await send(a, "sent while Bob was away");
+    await message(a, "sent while Bob was away").waitFor({ timeout: WAIT });
+    assert.equal(await message(b, "sent while Bob was away").count(), 0);
+    bobLink.down = false;
+    await b.locator('.banner[data-connection="online"]').waitFor({ state: "attached", timeout: WAIT });
+    await message(b, "sent while Bob was away").waitFor({ timeout: WAIT });
+    assert.equal(await message(b, "sent while Bob was away").count(), 1);
+  });
+
+  await step("a video call connects both sides with real media, then hangs up", async () => {
+    await a.getByRole("button", { name: "Video call" }).click();
+    const ring = b.getByRole("alertdialog", { name: "Incoming video call" });
+    await ring.waitFor({ timeout: WAIT });
+    assert.match(await ring.innerText(), /Alice is calling you/);
+    await shot(b, "05-incoming-call");
+    await ring.getByRole("button", { name: "Accept" }).click();
+
+    // Each side's RTCPeerConnection reports connectionState "connected".
+    await a.locator(`.call figure[data-peer="${bob.userId}"][data-peer-state="connected"]`).waitFor({ timeout: CALL_WAIT });
+    await b.locator(`.call figure[data-peer="${alice.userId}"][data-peer-state="connected"]`).waitFor({ timeout: CALL_WAIT });
+    for (const page of [a, b]) {
+      await page.locator('.call[data-call-phase="connected"]').waitFor({ timeout: WAIT });
+      // The other side's video is playing: frames decoded from the fake camera.
+      await page.waitForFunction(
+        () => {
+          const v = document.querySelector(".call figure.remote video");
+          return v instanceof HTMLVideoElement && v.readyState >= 2 && v.videoWidth > 0;
+        },
+        null,
+        { timeout: CALL_WAIT },
+      );
+    }
+    await shot(a, "06-call");
+
+    const mute = a.getByRole("button", { name: "Mute microphone" });
+    await mute.click();
+    assert.equal(await a.getByRole("button", { name: "Unmute microphone" }).getAttribute("aria-pressed"), "true");
+    await a.getByRole("button", { name: "Turn camera off" }).click();
+    await a.getByRole("button", { name: "Turn camera on" }).waitFor();
+
+    await a.getByRole("button", { name: "Hang up" }).click();
+    await b.locator(".call-status", { hasText: "The call has ended." }).waitFor({ timeout: WAIT });
+    await a.locator(".call-status", { hasText: "You hung up." }).waitFor({ timeout: WAIT });
+    await a.locator(".call").waitFor({ state: "detached", timeout: WAIT });
+
+    // The call is in the conversation's history.
+    await b.locator(".call-history summary").click();
+    await b.locator('.call-history li[data-call-status="ended"]', { hasText: "Video call" }).waitFor({ timeout: WAIT });
+  });
+
+  await step("a declined audio call tells the caller", async () => {
+    await a.getByRole("button", { name: "Audio call" }).click();
+    const ring = b.getByRole("alertdialog", { name: "Incoming audio call" });
+    await ring.waitFor({ timeout: WAIT });
+    await ring.getByRole("button", { name: "Decline" }).click();
+    await a.locator(".call-status", { hasText: "The call was declined." }).waitFor({ timeout: WAIT });
+  });
+
+  await step("at phone width one pane shows at a time", async () => {
+    await b.setViewportSize({ width: 390, height: 844 });
+    await b.goto(WEB_URL);
+    await b.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: WAIT });
+    await shot(b, "07-phone-list");
+    await b.locator(".conv-item", { hasText: "Alice" }).click();
+    await message(b, "sent while Bob was away").waitFor({ timeout: WAIT });
+    assert.equal(await b.getByRole("navigation", { name: "Conversations" }).isVisible(), false);
+    await shot(b, "08-phone-conversation");
+    await b.getByRole("button", { name: "Back to conversations" }).click();
+    await b.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: WAIT });
+  });
+
+  console.log(`# screenshots: ${ARTIFACTS}`);
+});
