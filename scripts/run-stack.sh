@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole platform on this machine: PostgreSQL and Redis (started here unless they
 # already answer at CHAT_DATABASE_URL / REDIS_URL), the chat service, the message worker and
-# the call service and the gateway, built in release mode. Ctrl-C stops everything this script started.
+# the call service and the gateway, built in release mode, and the browser UI (built with npm,
+# served by `web` on WEB_PORT, 8080). Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -11,6 +12,7 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 # The gateway proves itself to the services with this; a fresh one per run unless given.
 export INTERNAL_SECRET="${INTERNAL_SECRET:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
 CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
+WEB_PORT="${WEB_PORT:-8080}"
 
 pids=()
 stop_all() {
@@ -23,7 +25,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
-cargo build --release -p chat -p worker -p call -p gateway
+cargo build --release -p chat -p worker -p call -p gateway -p web
+(cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
 bin=target/release
 
 wait_ready() {
@@ -42,11 +45,14 @@ PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE
 wait_ready "http://127.0.0.1:$CHAT_PORT/readyz"
 wait_ready "http://127.0.0.1:$WORKER_PORT/readyz"
 wait_ready "http://127.0.0.1:$CALL_PORT/readyz"
+PORT="$WEB_PORT" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="${GATEWAY_PUBLIC_URL:-http://localhost:$GATEWAY_PORT}" "$bin/web" & pids+=($!)
 wait_ready "http://127.0.0.1:$GATEWAY_PORT/readyz"
+wait_ready "http://127.0.0.1:$WEB_PORT/healthz"
 
 cat <<MSG
 
   The platform is up. Ctrl-C stops it.
+    web UI    http://localhost:$WEB_PORT   (the browser app)
     gateway   http://localhost:$GATEWAY_PORT   (public API and /socket.io/)
     chat      http://localhost:$CHAT_PORT
     call      http://localhost:$CALL_PORT

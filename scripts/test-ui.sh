@@ -17,7 +17,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 artifacts="$PWD/target/ui-artifacts"
 logs="$artifacts/logs"
-bin="${UI_BIN_DIR:-$PWD/target/debug}"
+bin="${UI_BIN_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/debug}"
 pids=()
 stop_all() {
   local status=$?
