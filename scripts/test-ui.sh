@@ -24,6 +24,11 @@ stop_all() {
   trap - EXIT INT TERM
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${database_url:-}" ] && [ -z "$DEPS_STARTED_PG" ]; then
+    # A server this script did not start keeps running: leave no database behind on it.
+    "$(pg_bin)/dropdb" --if-exists -h "$(url_part "$database_url" host)" -p "$(url_part "$database_url" port)" \
+      -U "$(url_part "$database_url" user)" "$(url_part "$database_url" db)" 2>/dev/null || true
+  fi
   deps_down
   if [ "$status" != 0 ] && [ -d "$logs" ]; then
     echo "[ui] failed; service logs are in $logs" >&2

@@ -36,7 +36,6 @@ export function MessageItem({ chat, message: m, mine, sender }: Props) {
       className={`message ${mine ? "mine" : ""} ${m.delivery}`}
       data-message-id={sentToServer ? m.id : undefined}
       data-delivery={m.delivery}
-      aria-label={`${mine ? "You" : sender}, ${formatTime(m.sentAt)}`}
     >
       <div className="meta">
         <span className="sender">{mine ? "You" : sender}</span>
