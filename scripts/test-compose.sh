@@ -92,7 +92,12 @@ print(urllib.parse.urlunsplit(u._replace(path="/" + sys.argv[2])))
 PY
 )"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-declare -A port=([chat]="$(free_port)" [call]="$(free_port)" [worker]="$(free_port)" [gateway]="$(free_port)")
+declare -A port
+i=0
+for name in chat call worker gateway; do
+  # SMOKE_PORT_BASE: fixed ports from there on (for a machine that allots ports); else free ones.
+  port[$name]="${SMOKE_PORT_BASE:+$((SMOKE_PORT_BASE + i))}"; port[$name]="${port[$name]:-$(free_port)}"; i=$((i + 1))
+done
 
 # One secret for the whole stack.
 internal_secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
