@@ -37,9 +37,10 @@ COPY frontend/ ./
 RUN npm run build
 
 FROM debian:${DEBIAN}-slim AS runtime
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 COPY --chmod=755 docker/healthcheck /usr/local/bin/healthcheck
-USER app
+USER 10001:10001
 STOPSIGNAL SIGTERM
 
 FROM runtime AS gateway

@@ -52,5 +52,7 @@ step "Socket.IO interop with the official client"
 (cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \
   node --test --test-concurrency=1 interop.test.mjs)
 
+bash scripts/test-compose.sh  # compose files (no Docker engine here) and the stack smoke test
+
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

