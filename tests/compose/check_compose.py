@@ -60,7 +60,9 @@ class Checks:
 
 
 def service_name(raw: str) -> str:
-    name = raw.strip().strip("`").lower()
+    """A documented name as compose calls the service ("PostgreSQL" -> postgres, "browser UI"
+    or "web (browser UI)" -> web)."""
+    name = re.sub(r"\(.*?\)", "", raw).strip().strip("`").strip().lower()
     return NAME_ALIASES.get(name, name)
 
 
