@@ -102,7 +102,9 @@ impl Trust {
         if let Some(secret) = &self.secret {
             let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes());
             if !given.is_some_and(|g| constant_time_eq(g, secret)) {
-                return Err(ApiError::unauthorized("requests must come through the gateway"));
+                return Err(ApiError::unauthorized(
+                    "requests must come through the gateway",
+                ));
             }
         }
         let user = headers
@@ -183,7 +185,10 @@ mod tests {
         assert_eq!(missing.var, "INTERNAL_SECRET");
         let short = Trust::from_env(&Env::from_pairs(&[("INTERNAL_SECRET", "short")])).unwrap_err();
         assert_eq!(short.var, "INTERNAL_SECRET");
-        assert!(!short.to_string().contains("short"), "the secret is not echoed");
+        assert!(
+            !short.to_string().contains("short"),
+            "the secret is not echoed"
+        );
         let mode = Trust::from_env(&Env::from_pairs(&[("AUTH_MODE", "open")])).unwrap_err();
         assert_eq!(mode.var, "AUTH_MODE");
     }

@@ -156,9 +156,7 @@ impl Handler for App {
                 Route::ForConversation => calls::for_conversation(state, who, p.get(0)).await,
                 Route::Get => calls::get(state, who, p.get(0)).await,
                 Route::Status => calls::set_status(state, who, p.get(0), h, body).await,
-                Route::PostSignal => {
-                    signals::post(state, who, p.get(0), p.get(1), h, body).await
-                }
+                Route::PostSignal => signals::post(state, who, p.get(0), p.get(1), h, body).await,
                 Route::ListSignals => {
                     let q = parts.uri.query();
                     signals::list(state, who, p.get(0), p.get(1), q).await

@@ -106,13 +106,9 @@ impl Handler for App {
                 Route::CreateConversation => conversations::create(state, who, h, body).await,
                 Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
                 Route::Conversation => conversations::get(state, who, p.get(0)).await,
-                Route::ListMessages => {
-                    history::list(state, who, p.get(0), parts.uri.query()).await
-                }
+                Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
                 Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
-                Route::EditMessage => {
-                    messages::edit(state, who, p.get(0), p.get(1), h, body).await
-                }
+                Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
                 Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
                 Route::Metrics => Ok(state.metrics.respond()),
             },

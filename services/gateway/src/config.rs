@@ -57,7 +57,10 @@ impl Limits {
         Ok(Limits {
             sends_per_user: Limit::per(n("RATE_SENDS_PER_USER", 100)?, SECOND),
             sends_per_address: Limit::per(n("RATE_SENDS_PER_ADDRESS", 1000)?, SECOND),
-            login_failures_per_user: Limit::per(n("RATE_LOGIN_FAILURES_PER_USER", 10)?, QUARTER_HOUR),
+            login_failures_per_user: Limit::per(
+                n("RATE_LOGIN_FAILURES_PER_USER", 10)?,
+                QUARTER_HOUR,
+            ),
             login_failures_per_address: Limit::per(
                 n("RATE_LOGIN_FAILURES_PER_ADDRESS", 50)?,
                 QUARTER_HOUR,

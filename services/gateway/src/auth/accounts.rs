@@ -164,7 +164,9 @@ pub async fn login(
 }
 
 pub async fn logout(auth: &Auth, token: &str, user: &SessionUser) -> Result<Response, ApiError> {
-    auth.sessions.revoke(&auth.redis, token, &user.user_id).await?;
+    auth.sessions
+        .revoke(&auth.redis, token, &user.user_id)
+        .await?;
     let mut res = Response::new(platform_core::Body::Empty);
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
@@ -195,7 +197,9 @@ pub async fn change_password(
     let hash = auth.hasher.hash(body.new_password).await?;
     let client = auth.pg.get().await?;
     let stmt = client
-        .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE user_id = $1")
+        .prepare_cached(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE user_id = $1",
+        )
         .await?;
     client.execute(&stmt, &[&user.user_id, &hash]).await?;
     drop(client);
