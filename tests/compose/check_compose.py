@@ -107,6 +107,12 @@ def source_default_port(repo: Path, crate: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def source_default_host(repo: Path, crate: str) -> str | None:
+    config = repo / "services" / crate / "src" / "config.rs"
+    m = re.search(r'\.host\(\s*"HOST"\s*,\s*"([^"]+)"\s*\)', config.read_text()) if config.exists() else None
+    return m.group(1) if m else None
+
+
 def source_reads(repo: Path, crate: str, var: str) -> bool:
     needle = f'"{var}"'
     for root in (repo / "services" / crate / "src", repo / "core" / "src"):
@@ -195,13 +201,26 @@ def check_config(config: dict, repo: Path) -> Checks:
             c.check(name in services, f"{name}: the documented service is in compose.yaml")
 
     # URLs that name a compose service use its port; the upstreams name the right one.
+    reached: set[str] = set()
     for name, svc in services.items():
         for var, value in (svc.get("environment") or {}).items():
             if not value or "://" not in value:
                 continue
             u = urlsplit(value)
             if u.hostname in services:
+                reached.add(u.hostname)
                 c.check(u.port == listen.get(u.hostname), f"{name}: {var} uses {u.hostname}'s port {listen.get(u.hostname)}", value)
+    # A service reached from another container, or published, must not listen on loopback
+    # (its own default may be loopback: outside containers only the gateway calls it).
+    for name, svc in rust.items():
+        if name not in reached and not svc.get("ports"):
+            continue
+        crate = svc["build"]["target"]
+        host = (svc.get("environment") or {}).get("HOST") or source_default_host(repo, crate)
+        if host is None:
+            c.skip(f"{name}: listens beyond loopback", f"no HOST in compose and services/{crate} is not in this tree")
+            continue
+        c.check(not (host.startswith("127.") or host == "::1"), f"{name}: listens beyond loopback (HOST {host})")
     gw_env = services["gateway"].get("environment") or {}
     for var, target in (("CHAT_SERVICE_URL", "chat"), ("CALL_SERVICE_URL", "call")):
         c.check(urlsplit(gw_env.get(var) or "").hostname == target, f"gateway: {var} names the {target} service", str(gw_env.get(var)))

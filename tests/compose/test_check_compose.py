@@ -44,6 +44,9 @@ class CatchesMistakes(unittest.TestCase):
     def test_publishing_the_worker(self):
         self.assert_caught(lambda c: svc(c, "worker").update(ports=[{"target": 3003, "published": "3003"}]), "worker: publishes nothing")
 
+    def test_a_reached_service_on_loopback(self):
+        self.assert_caught(lambda c: svc(c, "chat")["environment"].update(HOST="127.0.0.1"), "chat: listens beyond loopback")
+
     def test_an_upstream_on_the_wrong_port(self):
         self.assert_caught(lambda c: svc(c, "gateway")["environment"].update(CHAT_SERVICE_URL="http://chat:3002"), "CHAT_SERVICE_URL uses chat's port")
 
