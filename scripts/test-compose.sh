@@ -83,7 +83,9 @@ python3 tests/compose/check_compose.py "$work/compose-test.json" . --test-overla
 (cd tests/compose && COMPOSE_JSON="$work/compose.json" python3 -m unittest test_check_compose.py)
 
 step "the stack from the debug binaries"
-cargo build --quiet -p gateway -p chat -p call -p worker
+packages=(-p gateway -p chat -p call -p worker)
+[ -f services/web/Cargo.toml ] && packages+=(-p web)
+cargo build --quiet "${packages[@]}"
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 pg_admin="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
 redis_url="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
@@ -99,7 +101,7 @@ PY
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 declare -A port
 i=0
-for name in chat call worker gateway; do
+for name in chat call worker gateway web; do
   # SMOKE_PORT_BASE: fixed ports from there on (for a machine that allots ports); else free ones.
   port[$name]="${SMOKE_PORT_BASE:+$((SMOKE_PORT_BASE + i))}"; port[$name]="${port[$name]:-$(free_port)}"; i=$((i + 1))
 done
@@ -118,6 +120,17 @@ start call
 start worker
 start gateway CHAT_SERVICE_URL="http://127.0.0.1:${port[chat]}" CALL_SERVICE_URL="http://127.0.0.1:${port[call]}"
 
+# The browser UI's server too once the UI is built (its own test step builds frontend/dist).
+web_url=""
+if [ -x "$bin/web" ] && [ -f frontend/dist/index.html ]; then
+  env HOST=127.0.0.1 PORT="${port[web]}" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="http://127.0.0.1:${port[gateway]}" \
+    RUST_LOG=warn "$bin/web" >"$work/web.log" 2>&1 &
+  pids+=($!)
+  web_url="http://127.0.0.1:${port[web]}"
+else
+  echo "skip - the UI server: build frontend/dist (cd frontend && npm ci && npm run build) and the web binary first"
+fi
+
 show_logs() { for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done >&2; }
 for name in chat call worker gateway; do
   # A bounded wait for start-up (migrations, connections), using the images' own probe.
@@ -128,10 +141,15 @@ for name in chat call worker gateway; do
   PORT="${port[$name]}" bash docker/healthcheck /readyz || { show_logs; fail "$name is not ready"; }
   echo "ok - docker/healthcheck /readyz: $name is ready"
 done
+if [ -n "$web_url" ]; then
+  for _ in $(seq 150); do PORT="${port[web]}" bash docker/healthcheck /healthz 2>/dev/null && break; sleep 0.2; done
+  PORT="${port[web]}" bash docker/healthcheck /healthz || { show_logs; fail "web is not healthy"; }
+  echo "ok - docker/healthcheck /healthz: web is up"
+fi
 if PORT="${port[gateway]}" bash docker/healthcheck /no-such-route 2>/dev/null; then fail "the probe passed a 404"; fi
 if bash docker/healthcheck /readyz "$(free_port)" 2>/dev/null; then fail "the probe passed a closed port"; fi
 echo "ok - docker/healthcheck fails on a 404 and on a closed port"
 
 step "smoke test through the gateway"
 (cd tests/compose && npm ci --no-audit --no-fund --silent)
-(cd tests/compose && GATEWAY_URL="http://127.0.0.1:${port[gateway]}" node --test smoke.test.mjs) || { show_logs; fail "smoke test"; }
+(cd tests/compose && GATEWAY_URL="http://127.0.0.1:${port[gateway]}" WEB_URL="$web_url" node --test smoke.test.mjs) || { show_logs; fail "smoke test"; }

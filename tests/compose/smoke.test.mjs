@@ -222,11 +222,15 @@ test("the stack answers through the gateway: accounts, realtime messages and cal
       const page = await fetch(`${WEB}/`);
       assert.equal(page.status, 200);
       assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
-      assert.match(await page.text(), /<script[^>]+src=/, "the app shell loads the bundle");
+      const bundle = (await page.text()).match(/<script[^>]+src="([^"]+)"/)?.[1];
+      assert.ok(bundle, "the app shell loads a bundle");
+      const script = await fetch(new URL(bundle, `${WEB}/`));
+      assert.equal(script.status, 200, `the bundle ${bundle}`);
+      assert.match(script.headers.get("content-type") ?? "", /javascript/);
       const config = await fetch(`${WEB}/config.json`);
       assert.equal(config.status, 200);
       const { apiUrl } = await config.json();
-      assert.equal(typeof apiUrl, "string");
+      assert.match(apiUrl, /^(https?:\/\/[^/]+)?$/, "the gateway's address, or empty for the page's own origin");
     });
   }
 });
