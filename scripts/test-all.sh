@@ -52,7 +52,8 @@ step "Socket.IO interop with the official client"
 (cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \
   node --test --test-concurrency=1 interop.test.mjs)
 
-step "browser UI: Vitest, then Chromium end to end (scripts/test-ui.sh)"; UI_BIN_DIR="$E2E_BIN_DIR" bash scripts/test-ui.sh
+UI_BIN_DIR="$E2E_BIN_DIR" bash scripts/test-ui.sh  # the browser UI: Vitest, its build, then Chromium end to end
+bash scripts/test-compose.sh  # compose files (no Docker engine here) and the stack smoke test
 
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

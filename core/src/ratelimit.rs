@@ -2,6 +2,7 @@
 //! counts a hit against several limits at once (say, per user and per address) and tells
 //! how long until the tightest exceeded one resets.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::error::ApiError;
@@ -15,20 +16,20 @@ pub struct Limit {
 }
 
 impl Limit {
+    pub fn window_ms(&self) -> u64 {
+        self.window.as_millis().max(1) as u64
+    }
+
     pub const fn per(max: u64, window: Duration) -> Self {
         Limit { max, window }
     }
 }
 
-/// KEYS: counters; ARGV: window ms and max for each key, in order. Counts a hit on every
-/// key (`count` = 1) or only reads them (`count` = 0, ARGV[1]); returns the longest wait in
-/// ms among the limits now exceeded, or -1.
-const SCRIPT: &str = r"
-local count = tonumber(ARGV[1]) == 1
-local wait = -1
-for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[2 * i])
-  local max = tonumber(ARGV[2 * i + 1])
+/// Lua: `over(key, window_ms, max, count)` counts a hit on one limit (`count` true) or only
+/// reads it, and returns the ms until it resets when the limit is exceeded, else -1. Shared
+/// by every script that counts.
+pub const OVER_FN: &str = r"
+local function over(key, window, max, count)
   local n
   if count then
     n = redis.call('INCR', key)
@@ -36,28 +37,40 @@ for i, key in ipairs(KEYS) do
   else
     n = tonumber(redis.call('GET', key) or '0')
   end
-  local over = (count and n > max) or ((not count) and n >= max)
-  if over then
+  if (count and n > max) or ((not count) and n >= max) then
     local t = redis.call('PTTL', key)
     if t < 0 then redis.call('PEXPIRE', key, window); t = window end
-    if t > wait then wait = t end
+    return t
   end
+  return -1
+end
+";
+
+/// KEYS: counters; ARGV[1]: 1 to count, 0 to read; then window ms and max for each key.
+/// Returns the longest wait in ms among the limits exceeded, or -1.
+const BODY: &str = r"
+local count = tonumber(ARGV[1]) == 1
+local wait = -1
+for i, key in ipairs(KEYS) do
+  local t = over(key, tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]), count)
+  if t > wait then wait = t end
 end
 return wait
 ";
+
+/// Scripts are hashed once; invoking sends only the hash (EVALSHA).
+static SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{OVER_FN}{BODY}")));
 
 async fn run(
     redis: &RedisPool,
     limits: &[(&str, Limit)],
     count: bool,
 ) -> Result<Option<Duration>, ApiError> {
-    let script = redis::Script::new(SCRIPT);
-    let mut inv = script.prepare_invoke();
+    let mut inv = SCRIPT.prepare_invoke();
     inv.arg(u8::from(count));
     for (key, limit) in limits {
-        inv.key(*key)
-            .arg(limit.window.as_millis().max(1) as u64)
-            .arg(limit.max);
+        inv.key(*key).arg(limit.window_ms()).arg(limit.max);
     }
     let mut conn = redis.get().await?;
     let wait: i64 = inv.invoke_async(&mut *conn).await?;

@@ -3,6 +3,7 @@
 //! copy of its data cannot be replayed as a token. The gateway issues and checks them for
 //! HTTP; chat instances check the Socket.IO CONNECT token the same way.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::pools::RedisPool;
+use crate::ratelimit::{self, Limit};
 
 /// Characters of a token: 32 random bytes in unpadded base64url.
 pub const TOKEN_LEN: usize = 43;
@@ -54,12 +56,45 @@ pub fn well_formed(token: &str) -> bool {
 }
 
 /// Revokes every session of a user: the session keys listed in the user's set, then the set.
-const REVOKE_ALL: &str = r"
+static REVOKE_ALL: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local ids = redis.call('SMEMBERS', KEYS[1])
 for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 redis.call('DEL', KEYS[1])
 return #ids
-";
+",
+    )
+});
+
+/// Looks a session up and, when it is live, counts a hit against a limit of the request's
+/// (KEYS[2], ARGV[1..2]) and one of its user (ARGV[3] .. user id, ARGV[4..5]): a limited
+/// request costs one round trip. Returns {session or nil, longest wait ms or -1}.
+static LOOKUP_COUNTING: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{}{}",
+        ratelimit::OVER_FN,
+        r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {false, -1} end
+local wait = over(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), true)
+local nl = string.find(v, '\n', 1, true)
+if nl then
+  local t = over(ARGV[3] .. string.sub(v, 1, nl - 1), tonumber(ARGV[4]), tonumber(ARGV[5]), true)
+  if t > wait then wait = t end
+end
+return {v, wait}
+"
+    ))
+});
+
+fn parse(value: &str) -> Option<SessionUser> {
+    let (user_id, display_name) = value.split_once('\n')?;
+    Some(SessionUser {
+        user_id: user_id.to_string(),
+        display_name: display_name.to_string(),
+    })
+}
 
 impl Sessions {
     pub fn new(namespace: &str, ttl: Duration) -> Self {
@@ -140,13 +175,37 @@ impl Sessions {
             .arg(self.key(token))
             .query_async(&mut *conn)
             .await?;
-        Ok(value.and_then(|v| {
-            let (user_id, display_name) = v.split_once('\n')?;
-            Some(SessionUser {
-                user_id: user_id.to_string(),
-                display_name: display_name.to_string(),
-            })
-        }))
+        Ok(value.as_deref().and_then(parse))
+    }
+
+    /// [`Sessions::lookup`], counting the request against `request_limit` (its key given) and
+    /// against `user_limit` under `user_prefix` + the session's user id, in one round trip.
+    /// The wait is `Some` when either limit is exceeded; nothing is counted for a dead token.
+    pub async fn lookup_counting(
+        &self,
+        redis: &RedisPool,
+        token: &str,
+        request_limit: (&str, Limit),
+        user_limit: (&str, Limit),
+    ) -> Result<(Option<SessionUser>, Option<Duration>), ApiError> {
+        if !well_formed(token) {
+            return Ok((None, None));
+        }
+        let mut inv = LOOKUP_COUNTING.prepare_invoke();
+        inv.key(self.key(token))
+            .key(request_limit.0)
+            .arg(request_limit.1.window_ms())
+            .arg(request_limit.1.max)
+            .arg(user_limit.0)
+            .arg(user_limit.1.window_ms())
+            .arg(user_limit.1.max);
+        let mut conn = redis.get().await?;
+        let (value, wait): (Option<String>, i64) = inv.invoke_async(&mut *conn).await?;
+        let user = value.as_deref().and_then(parse);
+        Ok((
+            user,
+            (wait >= 0).then(|| Duration::from_millis(wait.max(1) as u64)),
+        ))
     }
 
     /// Ends one session (sign out).
@@ -176,7 +235,7 @@ impl Sessions {
     /// Ends every session of a user (password change).
     pub async fn revoke_all(&self, redis: &RedisPool, user_id: &str) -> Result<(), ApiError> {
         let mut conn = redis.get().await?;
-        redis::Script::new(REVOKE_ALL)
+        REVOKE_ALL
             .key(self.user_key(user_id))
             .arg(self.prefix())
             .invoke_async::<i64>(&mut *conn)

