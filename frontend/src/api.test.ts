@@ -50,8 +50,13 @@ describe("Api", () => {
 
 describe("config", () => {
   it("reads the gateway address, trimming a trailing slash; empty means same origin", async () => {
-    const cfg = await loadConfig((async () => reply(200, { apiUrl: "http://gw:3000/" })) as typeof fetch);
+    const cfg = await loadConfig((async () =>
+      reply(200, {
+        apiUrl: "http://gw:3000/",
+        iceServers: [{ urls: ["stun:s"] }, { urls: ["turn:t"], username: "u", credential: "c" }, { urls: 7 }, "junk"],
+      })) as typeof fetch);
     expect(cfg.apiUrl).toBe("http://gw:3000");
+    expect(cfg.iceServers).toEqual([{ urls: ["stun:s"] }, { urls: ["turn:t"], username: "u", credential: "c" }]);
     expect((await loadConfig((async () => reply(200, { apiUrl: "" })) as typeof fetch)).apiUrl).toBe("");
     await expect(loadConfig((async () => reply(200, { apiUrl: "javascript:alert(1)" })) as typeof fetch)).rejects.toThrow(
       /invalid/,

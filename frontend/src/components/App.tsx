@@ -56,7 +56,7 @@ export function App({ config, api: given }: { config: ClientConfig; api?: Api })
   };
 
   if (session) {
-    return <ChatShell key={session.user.userId} api={api} apiUrl={config.apiUrl} session={session} onSignOut={() => signOut()} />;
+    return <ChatShell key={session.user.userId} api={api} config={config} session={session} onSignOut={() => signOut()} />;
   }
   return <AuthScreen api={api} mode={mode} modeError={modeError} onRetry={probe} notice={notice} onSignedIn={signedIn} />;
 }

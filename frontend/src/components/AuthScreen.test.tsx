@@ -17,7 +17,7 @@ beforeEach(() => {
 });
 
 const start = () => {
-  render(<App config={{ apiUrl: "" }} api={new Api("", gw.fetch)} />);
+  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch)} />);
   return userEvent.setup();
 };
 

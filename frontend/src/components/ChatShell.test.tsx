@@ -32,7 +32,7 @@ beforeEach(() => {
 
 function start() {
   const user = userEvent.setup();
-  render(<App config={{ apiUrl: "" }} api={new Api("", gw.fetch)} />);
+  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch)} />);
   return user;
 }
 
@@ -206,7 +206,7 @@ describe("chat", () => {
   it("signs out when the server refuses the token", async () => {
     gw.identity = true;
     const api = new Api("", gw.fetch);
-    render(<App config={{ apiUrl: "" }} api={api} />);
+    render(<App config={{ apiUrl: "", iceServers: [] }} api={api} />);
     await screen.findByText(/No conversations yet/);
     act(() => api.onUnauthorized?.());
     expect(await screen.findByText(/session has ended/)).toBeTruthy();

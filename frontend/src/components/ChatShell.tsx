@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useState } from "react";
 import type { Api } from "../api";
 import { CallController } from "../call/calls";
+import type { ClientConfig } from "../config";
 import { connect } from "../realtime";
 import { ChatController } from "../state/chat";
 import { useStore } from "../state/store";
@@ -16,7 +17,7 @@ import { NewConversation } from "./NewConversation";
 
 interface Props {
   api: Api;
-  apiUrl: string;
+  config: ClientConfig;
   session: Session;
   onSignOut(): void;
 }
@@ -26,9 +27,13 @@ function routeId(): string | null {
   return m ? decodeURIComponent(m[1]) : null;
 }
 
-export function ChatShell({ api, apiUrl, session, onSignOut }: Props) {
+export function ChatShell({ api, config, session, onSignOut }: Props) {
+  const { apiUrl, iceServers } = config;
   const chat = useMemo(() => new ChatController(api, session.user), [api, session.user]);
-  const calls = useMemo(() => new CallController(api, session.user), [api, session.user]);
+  const calls = useMemo(
+    () => new CallController(api, session.user, undefined, { iceServers }),
+    [api, session.user, iceServers],
+  );
   const state = useStore(chat.store);
   const [selected, setSelected] = useState<string | null>(routeId);
   const [creating, setCreating] = useState(false);

@@ -18,8 +18,23 @@ pub struct Config {
     /// The gateway as browsers reach it, handed to the UI by `/config.json`; empty means
     /// the UI's own origin.
     pub api_url: String,
+    /// STUN/TURN servers for calls, handed to the UI as RTCPeerConnection's `iceServers`.
+    pub ice: IceServers,
     pub max_connections: usize,
 }
+
+/// `ICE_SERVERS` (comma-separated `stun:`, `turn:` or `turns:` URLs) and the TURN
+/// credentials `ICE_USERNAME` / `ICE_CREDENTIAL`. Browsers get them from `/config.json`,
+/// so the credentials are public: use a TURN server's short-lived or restricted ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServers {
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+const MAX_ICE_SERVERS: usize = 8;
+const MAX_ICE_FIELD: usize = 512;
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -28,6 +43,7 @@ impl Config {
             port: env.port("PORT", 8080)?,
             static_dir: static_dir(env)?,
             api_url: api_url(env)?,
+            ice: ice_servers(env)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
         })
     }
@@ -84,6 +100,59 @@ fn api_url(env: &Env) -> Result<String, ConfigError> {
     Ok(url.to_string())
 }
 
+fn ice_servers(env: &Env) -> Result<IceServers, ConfigError> {
+    let bad = |var: &str, value: &str, reason: &str| ConfigError {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    let raw = env.string("ICE_SERVERS", "");
+    let urls: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
+    if urls.len() > MAX_ICE_SERVERS {
+        return Err(bad("ICE_SERVERS", &raw, "at most 8 URLs"));
+    }
+    for u in &urls {
+        let scheme_ok = ["stun:", "turn:", "turns:"]
+            .iter()
+            .any(|s| u.starts_with(s));
+        let chars_ok =
+            u.len() <= MAX_ICE_FIELD && u.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+        if !scheme_ok || !chars_ok {
+            return Err(bad(
+                "ICE_SERVERS",
+                u,
+                "expected stun:, turn: or turns: URLs, comma-separated",
+            ));
+        }
+    }
+    let field = |var: &str| -> Result<Option<String>, ConfigError> {
+        match env.raw(var) {
+            Some(v) if v.len() > MAX_ICE_FIELD || v.chars().any(char::is_control) => {
+                Err(bad(var, &v, "at most 512 printable characters"))
+            }
+            other => Ok(other),
+        }
+    };
+    let (username, credential) = (field("ICE_USERNAME")?, field("ICE_CREDENTIAL")?);
+    if username.is_some() != credential.is_some() {
+        return Err(bad(
+            "ICE_CREDENTIAL",
+            "",
+            "ICE_USERNAME and ICE_CREDENTIAL go together",
+        ));
+    }
+    Ok(IceServers {
+        urls,
+        username,
+        credential,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +197,29 @@ mod tests {
         ] {
             let e = with_dist(&[("GATEWAY_PUBLIC_URL", bad)]).unwrap_err();
             assert_eq!(e.var, "GATEWAY_PUBLIC_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ice_servers_are_checked() {
+        let c = with_dist(&[
+            (
+                "ICE_SERVERS",
+                "stun:stun.example.org:3478, turn:turn.example.org?transport=tcp",
+            ),
+            ("ICE_USERNAME", "u"),
+            ("ICE_CREDENTIAL", "p"),
+        ])
+        .unwrap();
+        assert_eq!(c.ice.urls.len(), 2);
+        assert_eq!(c.ice.credential.as_deref(), Some("p"));
+        assert!(with_dist(&[]).unwrap().ice.urls.is_empty());
+        for (var, value) in [
+            ("ICE_SERVERS", "http://x"),
+            ("ICE_SERVERS", "stun:a\"b"),
+            ("ICE_CREDENTIAL", "p"),
+        ] {
+            assert_eq!(with_dist(&[(var, value)]).unwrap_err().var, var, "{value}");
         }
     }
 

@@ -56,7 +56,7 @@ pub fn app(config: &Config) -> App {
         .route(Method::GET, "/healthz", Route::Health)
         .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::GET, "/config.json", Route::ClientConfig);
-    let client_config = serde_json::to_vec(&serde_json::json!({ "apiUrl": config.api_url }))
+    let client_config = serde_json::to_vec(&client_config(config))
         .unwrap_or_default()
         .into();
     App {
@@ -87,6 +87,27 @@ pub async fn run(
     );
     server::serve(listener, app(&config), opts, shutdown).await;
     Ok(())
+}
+
+/// What `/config.json` tells the UI: the gateway, and the ICE servers for calls (STUN
+/// URLs in one entry, TURN URLs with their credentials in another).
+fn client_config(config: &Config) -> serde_json::Value {
+    let ice = &config.ice;
+    let (turn, stun): (Vec<&String>, Vec<&String>) =
+        ice.urls.iter().partition(|u| u.starts_with("turn"));
+    let mut servers = Vec::new();
+    if !stun.is_empty() {
+        servers.push(serde_json::json!({ "urls": stun }));
+    }
+    if !turn.is_empty() {
+        let mut entry = serde_json::json!({ "urls": turn });
+        if let (Some(u), Some(c)) = (&ice.username, &ice.credential) {
+            entry["username"] = u.as_str().into();
+            entry["credential"] = c.as_str().into();
+        }
+        servers.push(entry);
+    }
+    serde_json::json!({ "apiUrl": config.api_url, "iceServers": servers })
 }
 
 /// The page may talk to itself and to the gateway (HTTP and WebSocket) and nothing else;

@@ -190,11 +190,26 @@ async fn config_names_the_gateway() {
     assert!(r.header("content-type").starts_with("application/json"));
     assert_eq!(r.header("cache-control"), "no-cache");
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(v, serde_json::json!({"apiUrl": "https://api.example.org"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"apiUrl": "https://api.example.org", "iceServers": []})
+    );
 
-    let s = site(&[("GATEWAY_PUBLIC_URL", "same-origin")]).await;
+    let s = site(&[
+        ("GATEWAY_PUBLIC_URL", "same-origin"),
+        ("ICE_SERVERS", "stun:s.example.org,turns:t.example.org:5349"),
+        ("ICE_USERNAME", "user"),
+        ("ICE_CREDENTIAL", "secret"),
+    ])
+    .await;
     let v: serde_json::Value = serde_json::from_str(&get(&s, "/config.json").await.body).unwrap();
-    assert_eq!(v, serde_json::json!({"apiUrl": ""}));
+    assert_eq!(
+        v,
+        serde_json::json!({"apiUrl": "", "iceServers": [
+            {"urls": ["stun:s.example.org"]},
+            {"urls": ["turns:t.example.org:5349"], "username": "user", "credential": "secret"},
+        ]})
+    );
     let csp = get(&s, "/").await;
     assert!(csp
         .header("content-security-policy")
