@@ -91,6 +91,7 @@ export function AuthScreen({ api, mode, modeError, onRetry, notice, onSignedIn }
         <input
           id={ids.user}
           name="userId"
+          autoFocus
           autoComplete="username"
           autoCapitalize="none"
           spellCheck={false}
