@@ -1,24 +1,30 @@
 //! Password hashing with argon2id (the OWASP parameters of the `argon2` crate's default).
-//! Hashing is deliberately slow and memory-hungry, so it runs on blocking threads, a few at a
-//! time: a burst of sign-ins queues here briefly instead of exhausting memory or starving
-//! the request threads, and waits too long are answered 503.
+//! Hashing is deliberately slow and memory-hungry, so it runs on one thread per core, off
+//! the request threads: a burst of sign-ins queues here briefly instead of exhausting memory
+//! or starving requests, and past a bounded queue it is answered 503.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use platform_core::ApiError;
-use tokio::sync::Semaphore;
 
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
-/// Longest wait for a hashing slot before answering 503.
-const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Hashes waiting for a thread; past this a sign-in is answered 503 at once (each takes
+/// tens of milliseconds, so a full queue is about a second of work per thread).
+const QUEUE: usize = 64;
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs hashes on a few dedicated threads. Each hash needs 19 MiB of working memory; on
+/// tokio's blocking pool every thread that ever hashed would keep its own freed 19 MiB in its
+/// allocator arena (hundreds of MiB after a burst of sign-ins), while a fixed set of threads
+/// bounds that to one block each.
 #[derive(Clone)]
 pub struct Hasher {
-    slots: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
 }
 
 /// A hash of a password nobody knows: unknown users are checked against it so that a wrong
@@ -63,45 +69,64 @@ pub fn check(field: &str, password: &str) -> Result<(), ApiError> {
 }
 
 impl Hasher {
+    /// One hashing thread per core, fed from a bounded queue.
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Hasher {
-            slots: Arc::new(Semaphore::new(cores)),
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..cores {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
         }
+        Hasher { jobs }
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(job());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => {
                 let mut e = ApiError::new(
                     http::StatusCode::SERVICE_UNAVAILABLE,
                     "too many sign-ins at once; retry shortly",
                 );
                 e.retry_after = Some(1);
                 e
-            })?
-            .map_err(|e| ApiError::internal("hash slots", e))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|e| ApiError::internal("password hashing task", e))
+            }
+            TrySendError::Disconnected(_) => {
+                ApiError::internal("password hashing", "no hashing thread is running")
+            }
+        })?;
+        result
+            .await
+            .map_err(|e| ApiError::internal("password hashing", e))
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.blocking(move || hash_now(&password))
+        self.run(move || hash_now(&password))
             .await?
             .map_err(|e| ApiError::internal("password hashing", e))
     }
 
     /// Whether `password` matches `phc`; with no stored hash, spends the same time and says no.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
-        self.blocking(move || match phc {
+        self.run(move || match phc {
             Some(phc) => verify_now(&password, &phc),
             None => {
                 verify_now(&password, decoy());
