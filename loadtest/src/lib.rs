@@ -38,12 +38,26 @@ impl Conn {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(u16, Bytes), String> {
+        self.request_as(method, path, body, None).await
+    }
+
+    /// [`Conn::request`] with `Authorization: Bearer <token>` when a token is given.
+    pub async fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+        token: Option<&str>,
+    ) -> Result<(u16, Bytes), String> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.authority);
         if body.is_some() {
             b = b.header("content-type", "application/json");
+        }
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
         }
         let req = b
             .body(Full::new(body.unwrap_or_default()))
@@ -63,6 +77,16 @@ impl Conn {
             .to_bytes();
         Ok((status, body))
     }
+}
+
+/// A process's resident memory (VmRSS in `/proc/<pid>/status`) in KiB; 0 once it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A latency histogram in microseconds, 1 µs to 60 s.
@@ -97,7 +121,12 @@ pub fn summary(
 /// The command line as `--name value` pairs (a name without a value gets "").
 pub fn options() -> Vec<(String, String)> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    argv.chunks(2)
+    pairs(&argv)
+}
+
+/// `args` as `--name value` pairs (a name without a value gets "").
+pub fn pairs(args: &[String]) -> Vec<(String, String)> {
+    args.chunks(2)
         .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
         .collect()
 }
@@ -114,4 +143,71 @@ pub fn number(v: &str) -> u64 {
 pub fn unknown(option: &str) -> ! {
     eprintln!("unknown option {option}");
     std::process::exit(2)
+}
+
+/// The message a peer server (`loadtest/peers/`) answers to a send and broadcasts as
+/// `message:created`, in the contract's shape: nothing is stored, so the id is a counter.
+pub fn peer_message(conversation: &str, sender: &str, body: &str, seq: u64) -> String {
+    serde_json::json!({
+        "id": format!("00000000-0000-7000-8000-{seq:012x}"),
+        "conversationId": conversation,
+        "senderId": sender,
+        "body": body,
+        "sentAt": rfc3339_now(),
+        "editedAt": null,
+    })
+    .to_string()
+}
+
+/// The current UTC time as RFC 3339 with milliseconds, e.g. `2026-11-23T22:11:47.123Z`.
+pub fn rfc3339_now() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    )
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
+fn rfc3339(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian; Howard Hinnant's method).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_760_000_000_123), "2025-10-09T08:53:20.123Z");
+        assert_eq!(super::rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn peer_message_has_the_contract_shape() {
+        let m: serde_json::Value =
+            serde_json::from_str(&super::peer_message("room-1", "u-1", "hi", 255)).unwrap();
+        assert_eq!(m["conversationId"], "room-1");
+        assert_eq!(m["senderId"], "u-1");
+        assert_eq!(m["body"], "hi");
+        assert_eq!(m["id"], "00000000-0000-7000-8000-0000000000ff");
+        assert!(m["editedAt"].is_null());
+    }
 }
