@@ -70,7 +70,10 @@ fn args() -> Args {
         out: "target/loadtest".into(),
         goose: goose.to_vec(),
     };
-    let number = |v: &str| -> u64 { v.parse().unwrap_or_else(|_| fail(format!("expected a number, got {v:?}"))) };
+    let number = |v: &str| -> u64 {
+        v.parse()
+            .unwrap_or_else(|_| fail(format!("expected a number, got {v:?}")))
+    };
     for (name, v) in loadtest::pairs(ours) {
         match name.as_str() {
             "--target" => a.target = v,
@@ -110,7 +113,8 @@ fn args() -> Args {
     if a.name.is_empty() {
         a.name = a.scenarios.join("-");
     }
-    a.goose.splice(0..0, ["--host".to_string(), format!("http://{}", a.target)]);
+    a.goose
+        .splice(0..0, ["--host".to_string(), format!("http://{}", a.target)]);
     a
 }
 
@@ -129,7 +133,8 @@ async fn run(a: Args) -> Result<(), String> {
     rest::set_run(&a.run);
     let realtime_wanted = a.scenarios.iter().any(|s| s != "rest");
     let rt = if realtime_wanted {
-        let rt = realtime::prepare(a.kind, &a.target, &a.run, a.rooms, a.members, a.parallel).await?;
+        let rt =
+            realtime::prepare(a.kind, &a.target, &a.run, a.rooms, a.members, a.parallel).await?;
         eprintln!(
             "{}: {} rooms of {} members connected and relaying",
             a.name, a.rooms, a.members

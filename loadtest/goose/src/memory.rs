@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+/// Seconds since the start, and each process's KiB in the order given.
+type Sample = (f64, Vec<u64>);
+
 pub struct Sampler {
     names: Vec<String>,
-    samples: Arc<Mutex<Vec<(f64, Vec<u64>)>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
     task: JoinHandle<()>,
 }
 
@@ -82,7 +85,7 @@ impl Sampler {
     }
 }
 
-fn summarize(names: &[String], samples: &[(f64, Vec<u64>)]) -> Vec<Usage> {
+fn summarize(names: &[String], samples: &[Sample]) -> Vec<Usage> {
     names
         .iter()
         .enumerate()
@@ -116,7 +119,12 @@ mod tests {
     #[test]
     fn start_peak_end_ignore_the_dead() {
         let names = vec!["a".to_string()];
-        let s = vec![(0.0, vec![10]), (1.0, vec![30]), (2.0, vec![20]), (3.0, vec![0])];
+        let s = vec![
+            (0.0, vec![10]),
+            (1.0, vec![30]),
+            (2.0, vec![20]),
+            (3.0, vec![0]),
+        ];
         assert_eq!(
             summarize(&names, &s),
             vec![Usage {
@@ -134,7 +142,10 @@ mod tests {
         let s = Sampler::start(me.clone(), Duration::from_millis(5));
         tokio::time::sleep(Duration::from_millis(30)).await;
         let (csv, usage) = s.finish(&me);
-        assert!(csv.starts_with("seconds,me\n") && csv.lines().count() > 2, "{csv}");
+        assert!(
+            csv.starts_with("seconds,me\n") && csv.lines().count() > 2,
+            "{csv}"
+        );
         assert!(usage[0].start_kib > 0 && usage[0].peak_kib >= usage[0].end_kib);
     }
 }

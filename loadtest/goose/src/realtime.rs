@@ -24,7 +24,8 @@ const CREATED_LIMIT: Duration = Duration::from_secs(10);
 const TYPING_LIMIT: Duration = Duration::from_secs(5);
 
 fn rt() -> &'static Arc<Realtime> {
-    RT.get().expect("the realtime setup runs before goose starts")
+    RT.get()
+        .expect("the realtime setup runs before goose starts")
 }
 
 /// The member goose user `index` sends for, as a flat index.

@@ -89,8 +89,16 @@ pub fn print(name: &str, v: &Value) {
             println!(
                 "{name}: {kind}: {} sent, {} reached everyone, {} timed out; {} deliveries/s; \
                  delivery ms p50 {} p99 {} max {}; every member ms p50 {} p99 {} p99.9 {}",
-                e["sent"], e["complete"], e["timeouts"], e["events_per_s"],
-                d["p50"], d["p99"], d["max"], a["p50"], a["p99"], a["p99_9"]
+                e["sent"],
+                e["complete"],
+                e["timeouts"],
+                e["events_per_s"],
+                d["p50"],
+                d["p99"],
+                d["max"],
+                a["p50"],
+                a["p99"],
+                a["p99_9"]
             );
         }
     }
@@ -106,7 +114,10 @@ pub fn print(name: &str, v: &Value) {
 pub fn html(name: &str, v: &Value) -> String {
     let mut rows = String::new();
     for (kind, e) in v["sockets"]["events"].as_object().into_iter().flatten() {
-        for (what, key) in [("each delivery", "delivery_ms"), ("every member", "every_member_ms")] {
+        for (what, key) in [
+            ("each delivery", "delivery_ms"),
+            ("every member", "every_member_ms"),
+        ] {
             let p = &e[key];
             rows.push_str(&format!(
                 "<tr><td>{kind}</td><td>{what}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",

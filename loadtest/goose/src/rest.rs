@@ -82,8 +82,11 @@ async fn call(
 }
 
 fn session(user: &GooseUser) -> Result<&Session, Box<TransactionError>> {
-    user.get_session_data::<Session>()
-        .ok_or_else(|| "the user did not start (registration failed)".to_string().into())
+    user.get_session_data::<Session>().ok_or_else(|| {
+        "the user did not start (registration failed)"
+            .to_string()
+            .into()
+    })
 }
 
 fn group(me: &str, others: &[String]) -> String {

@@ -73,9 +73,7 @@ pub async fn register_all(
                     continue;
                 }
                 let body = Bytes::from(register_body(user, display));
-                let (status, res) = conn
-                    .request("POST", "/auth/register", Some(body))
-                    .await?;
+                let (status, res) = conn.request("POST", "/auth/register", Some(body)).await?;
                 tokens.push(register_answer(status, &res)?);
             }
             Ok::<_, String>(tokens)

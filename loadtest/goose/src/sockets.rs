@@ -148,7 +148,10 @@ fn field<'t>(t: &'t [u8], key: &Finder<'_>) -> Option<&'t [u8]> {
 
 /// `lt <seq>` → seq.
 fn stamp(v: &[u8]) -> Option<u64> {
-    std::str::from_utf8(v.strip_prefix(b"lt ")?).ok()?.parse().ok()
+    std::str::from_utf8(v.strip_prefix(b"lt ")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -313,6 +316,9 @@ impl Realtime {
     }
 }
 
+/// A room to connect: its id, and its members as (user id, display name, token).
+pub type RoomPlan = (String, Vec<(String, String, Option<String>)>);
+
 /// What a socket needs to connect: its CONNECT auth payload and the events to emit first.
 pub struct Join {
     pub auth: Option<String>,
@@ -323,7 +329,7 @@ pub struct Join {
 /// readers, and returns the whole.
 pub async fn connect(
     target: &str,
-    rooms: Vec<(String, Vec<(String, String, Option<String>)>)>,
+    rooms: Vec<RoomPlan>,
     join: impl Fn(&str, &str, &str, Option<&str>) -> Join,
 ) -> Result<Arc<Realtime>, String> {
     let members = rooms.first().map_or(0, |r| r.1.len());

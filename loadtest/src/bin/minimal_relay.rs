@@ -76,7 +76,9 @@ impl Hub {
 
 /// The room of a `/conversations/<room>/messages` path.
 fn send_path(path: &str) -> Option<&str> {
-    let room = path.strip_prefix("/conversations/")?.strip_suffix("/messages")?;
+    let room = path
+        .strip_prefix("/conversations/")?
+        .strip_suffix("/messages")?;
     (!room.is_empty() && !room.contains('/')).then_some(room)
 }
 

@@ -152,7 +152,9 @@ async fn open_all(a: &Args, n: usize) -> Vec<(sio::Reader, Arc<tokio::sync::Mute
             let mut last = None;
             // A few tries: a listen backlog can overflow while thousands connect at once.
             for _ in 0..5 {
-                match tokio::time::timeout(Duration::from_secs(10), sio::connect(&target, None)).await {
+                match tokio::time::timeout(Duration::from_secs(10), sio::connect(&target, None))
+                    .await
+                {
                     Ok(Ok((rd, mut wr))) => {
                         if let Some(j) = &join {
                             sio::write_text(&mut wr, j.as_bytes())

@@ -39,7 +39,10 @@ fn respond(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 /// Every request socketioxide does not take: the send route, or 404.
-async fn http(sends: Arc<Sends>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn http(
+    sends: Arc<Sends>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let room = req
         .uri()
         .path()
@@ -54,10 +57,17 @@ async fn http(sends: Arc<Sends>, req: Request<Incoming>) -> Result<Response<Full
         return Ok(respond(StatusCode::BAD_REQUEST, "{}".into()));
     };
     let v: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
-    let (Some(sender), Some(text), Some(io)) = (v["senderId"].as_str(), v["body"].as_str(), sends.io.get()) else {
+    let (Some(sender), Some(text), Some(io)) =
+        (v["senderId"].as_str(), v["body"].as_str(), sends.io.get())
+    else {
         return Ok(respond(StatusCode::BAD_REQUEST, "{}".into()));
     };
-    let m = loadtest::peer_message(&room, sender, text, sends.next.fetch_add(1, Ordering::Relaxed));
+    let m = loadtest::peer_message(
+        &room,
+        sender,
+        text,
+        sends.next.fetch_add(1, Ordering::Relaxed),
+    );
     let data: Value = serde_json::from_str(&m).expect("peer_message is JSON");
     // Delivery is best effort, as in the chat service: a socket gone meanwhile is no error.
     let _ = io.to(room).emit("message:created", &data).await;
@@ -88,16 +98,21 @@ async fn main() {
             .and_then(|a| a["room"].as_str().map(str::to_string))
             .unwrap_or_else(|| "bench".into());
         s.join(room.clone());
-        s.on("typing:update", async move |s: SocketRef, Data(d): Data<Value>| {
-            let _ = s.to(room.clone()).emit("typing:update", &d).await;
-        });
+        s.on(
+            "typing:update",
+            async move |s: SocketRef, Data(d): Data<Value>| {
+                let _ = s.to(room.clone()).emit("typing:update", &d).await;
+            },
+        );
     });
     let _ = sends.io.set(io);
 
-    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap_or_else(|e| {
-        eprintln!("cannot listen on {listen}: {e}");
-        std::process::exit(1)
-    });
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("cannot listen on {listen}: {e}");
+            std::process::exit(1)
+        });
     println!("ready {}", listener.local_addr().expect("local address"));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
