@@ -39,6 +39,8 @@ cargo build --release -q -p chat -p worker -p loadtest
 (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
 
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="relay$$"
+# The relay clients connect without tokens, as the peers' clients do: compat mode.
+export AUTH_MODE=compat
 PORT="${CHAT##*:}" HOST=127.0.0.1 "$T/chat" & chat_pid=$!; pids+=("$chat_pid")
 PORT="$WORKER_PORT" "$T/worker" & pids+=($!)
 "$T/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; pids+=("$minimal_pid")

@@ -16,6 +16,9 @@ trap cleanup EXIT
 deps_up "$PG_URL" "$REDIS"
 cargo build --release -q -p chat -p worker -p gateway -p loadtest
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$"
+# The generator sends without tokens (compat mode) and faster than the default per-address
+# limit: this measures the message path itself; the goose load tests run signed in.
+export AUTH_MODE=compat RATE_SENDS_PER_ADDRESS=1000000000
 PORT=3201 HOST=127.0.0.1 target/release/chat & pids+=($!)
 PORT=3203 target/release/worker & pids+=($!)
 PORT=3200 HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:3201 target/release/gateway & pids+=($!)

@@ -8,6 +8,8 @@ source scripts/deps.sh
 
 export CHAT_DATABASE_URL="${CHAT_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/chat}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+# The gateway proves itself to the services with this; a fresh one per run unless given.
+export INTERNAL_SECRET="${INTERNAL_SECRET:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
 CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
 
 pids=()

@@ -12,6 +12,9 @@
 //! - [`metrics`]: Prometheus counters and histograms for `/metrics`.
 //! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`identity`]: the caller as the gateway vouches for it (`AUTH_MODE`, `INTERNAL_SECRET`).
+//! - [`sessions`]: bearer tokens in Redis: issue, look up, revoke.
+//! - [`ratelimit`]: fixed-window limits shared through Redis.
 //! - [`model`]: the message as stored, queued and sent to clients.
 //! - [`stream`]: the wire format shared by the chat service and the message worker.
 //! - [`time`]: RFC 3339 timestamps with milliseconds.
@@ -25,14 +28,17 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod pools;
+pub mod ratelimit;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod socketio;
 pub mod stream;

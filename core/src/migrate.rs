@@ -24,6 +24,11 @@ pub const ALL: &[Migration] = &[
         name: "calls",
         sql: include_str!("../migrations/0002_calls.sql"),
     },
+    Migration {
+        version: 3,
+        name: "users",
+        sql: include_str!("../migrations/0003_users.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

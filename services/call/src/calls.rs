@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::{status, State};
+use crate::{access, status, State};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +59,7 @@ pub fn not_found(id: &Uuid) -> ApiError {
 
 pub async fn start(
     state: &State,
+    caller: Option<&str>,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response, ApiError> {
@@ -98,6 +99,11 @@ pub async fn start(
     if members.is_empty() {
         return Err(ApiError::not_found(format!(
             "conversation {conversation} not found"
+        )));
+    }
+    if caller.is_some_and(|me| !members.iter().any(|m| m == me)) {
+        return Err(ApiError::forbidden(format!(
+            "you are not a member of conversation {conversation}"
         )));
     }
     if let Some(p) = body
@@ -204,16 +210,23 @@ pub async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<Call>,
     Ok(load_many(client, &[id]).await?.pop())
 }
 
-pub async fn get(state: &State, id: &str) -> Result<Response, ApiError> {
+pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Response, ApiError> {
     let id = validate::path_uuid("callId", id)?;
     let client = state.pg.get().await?;
     match load(&**client, id).await? {
-        Some(c) => Ok(json::respond(StatusCode::OK, &c)),
+        Some(c) => {
+            access::member(&**client, c.conversation_id, caller).await?;
+            Ok(json::respond(StatusCode::OK, &c))
+        }
         None => Err(not_found(&id)),
     }
 }
 
-pub async fn for_conversation(state: &State, conversation: &str) -> Result<Response, ApiError> {
+pub async fn for_conversation(
+    state: &State,
+    caller: Option<&str>,
+    conversation: &str,
+) -> Result<Response, ApiError> {
     let conversation = validate::path_uuid("conversationId", conversation)?;
     let client = state.pg.get().await?;
     let exists = client
@@ -228,6 +241,7 @@ pub async fn for_conversation(state: &State, conversation: &str) -> Result<Respo
             "conversation {conversation} not found"
         )));
     }
+    access::member(&**client, conversation, caller).await?;
     let ids: Vec<Uuid> = client
         .query(
             "SELECT id FROM calls WHERE conversation_id = $1 ORDER BY started_at, id LIMIT 1000",
@@ -243,6 +257,7 @@ pub async fn for_conversation(state: &State, conversation: &str) -> Result<Respo
 
 pub async fn set_status(
     state: &State,
+    caller: Option<&str>,
     id: &str,
     headers: &HeaderMap,
     body: Incoming,
@@ -262,6 +277,7 @@ pub async fn set_status(
     else {
         return Err(not_found(&id));
     };
+    access::participant(&*tx, id, caller).await?;
     let from: String = row.get(0);
     if from == to {
         drop(tx);

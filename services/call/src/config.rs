@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use platform_core::config::{ConfigError, Env};
+use platform_core::identity::Trust;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,12 +23,15 @@ pub struct Config {
     pub max_participants: usize,
     pub pg_pool_size: usize,
     pub max_connections: usize,
+    /// `AUTH_MODE` and the gateway's shared secret.
+    pub trust: Trust,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            host: env.host("HOST", "0.0.0.0")?,
+            // Only the gateway talks to it: not reachable from other machines unless asked.
+            host: env.host("HOST", "127.0.0.1")?,
             port: env.port("PORT", 3002)?,
             database_url: env.database_url()?,
             redis_url: env.redis_url()?,
@@ -39,6 +43,7 @@ impl Config {
             max_participants: env.number("MAX_CALL_PARTICIPANTS", 64, 1, 1000)?,
             pg_pool_size: env.number("PG_POOL_SIZE", 8, 1, 1000)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            trust: Trust::from_env(env)?,
         })
     }
 

@@ -4,9 +4,11 @@
 //!
 //! - [`config`]: settings from the environment.
 //! - `calls`: start, fetch, list, status changes; `status`: the contract's status rules.
+//! - `access`: membership and participation checks for authenticated callers.
 //! - `signals`: offers, answers and ICE candidates.
 //! - `sweep`: ringing calls that time out become `missed`.
 
+mod access;
 mod calls;
 pub mod config;
 mod signals;
@@ -140,22 +142,29 @@ impl Handler for App {
             Match::Found(route, _) => *route as usize,
             _ => LABELS.len() - 1,
         };
-        let result = match matched {
-            Match::Found(route, p) => match route {
+        // Every API route needs the gateway's word for who is calling (see `identity`).
+        let caller = match matched {
+            Match::Found(Route::Healthz | Route::Readyz | Route::Metrics, _) => Ok(None),
+            _ => state.config.trust.caller(h),
+        };
+        let result = match (matched, caller) {
+            (_, Err(e)) => Err(e),
+            (Match::Found(route, p), Ok(who)) => match route {
                 Route::Healthz => Ok(health::alive()),
                 Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
-                Route::Start => calls::start(state, h, body).await,
-                Route::ForConversation => calls::for_conversation(state, p.get(0)).await,
-                Route::Get => calls::get(state, p.get(0)).await,
-                Route::Status => calls::set_status(state, p.get(0), h, body).await,
-                Route::PostSignal => signals::post(state, p.get(0), p.get(1), h, body).await,
+                Route::Start => calls::start(state, who, h, body).await,
+                Route::ForConversation => calls::for_conversation(state, who, p.get(0)).await,
+                Route::Get => calls::get(state, who, p.get(0)).await,
+                Route::Status => calls::set_status(state, who, p.get(0), h, body).await,
+                Route::PostSignal => signals::post(state, who, p.get(0), p.get(1), h, body).await,
                 Route::ListSignals => {
-                    signals::list(state, p.get(0), p.get(1), parts.uri.query()).await
+                    let q = parts.uri.query();
+                    signals::list(state, who, p.get(0), p.get(1), q).await
                 }
                 Route::Metrics => Ok(state.metrics.respond()),
             },
-            Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
-            Match::NotFound => Err(ApiError::route_not_found(path)),
+            (Match::MethodNotAllowed, _) => Err(ApiError::method_not_allowed()),
+            (Match::NotFound, _) => Err(ApiError::route_not_found(path)),
         };
         let res = result.unwrap_or_else(ApiError::into_response);
         state

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{calls, status, State};
+use crate::{access, calls, status, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -134,6 +134,7 @@ pub fn check_payload(kind: Kind, payload: &Value) -> Result<(), ApiError> {
 
 pub async fn post(
     state: &State,
+    caller: Option<&str>,
     id: &str,
     kind: &str,
     headers: &HeaderMap,
@@ -143,6 +144,7 @@ pub async fn post(
     let kind = Kind::parse(kind).ok_or_else(|| unknown_kind(kind))?;
     let body: PostSignal = json::read_body(headers, body, state.config.body_limit).await?;
     validate::user_id("senderId", &body.sender_id)?;
+    platform_core::identity::must_be(caller, &body.sender_id, "senderId")?;
     if let Some(t) = &body.target_id {
         validate::user_id("targetId", t)?;
         if *t == body.sender_id {
@@ -175,6 +177,7 @@ pub async fn post(
     else {
         return Err(calls::not_found(&id));
     };
+    access::participant(&*tx, id, caller).await?;
     let current: String = row.get(0);
     if status::is_final(&current) {
         return Err(ApiError::conflict(format!(
@@ -267,6 +270,7 @@ pub async fn post(
 
 pub async fn list(
     state: &State,
+    caller: Option<&str>,
     id: &str,
     kind: &str,
     query: Option<&str>,
@@ -289,6 +293,7 @@ pub async fn list(
     {
         return Err(calls::not_found(&id));
     }
+    access::participant(&**client, id, caller).await?;
     let after_at = if after == i64::MIN {
         SystemTime::UNIX_EPOCH
     } else {

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use platform_core::config::{ConfigError, Env};
+use platform_core::identity::Trust;
 use platform_core::socketio::Cors;
 
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct Config {
     pub presence_coalesce: Duration,
     /// An instance silent this long is taken as crashed, and its users as offline.
     pub presence_stale: Duration,
+    /// `AUTH_MODE` and the gateway's shared secret.
+    pub trust: Trust,
+    /// Open Socket.IO connections one user may hold across every instance.
+    pub max_sockets_per_user: u64,
 }
 
 impl Config {
@@ -60,6 +65,8 @@ impl Config {
             socket_cors: cors(&env.string("CORS_ORIGINS", "*")),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
+            trust: Trust::from_env(env)?,
+            max_sockets_per_user: env.number("MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
         })
     }
 

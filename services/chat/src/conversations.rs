@@ -7,12 +7,13 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
+use platform_core::identity::must_be;
 use platform_core::model::Message;
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::members::Members;
+use crate::members::{self, Members};
 use crate::messages::{message_from_row, MESSAGE_COLUMNS};
 use crate::State;
 
@@ -91,11 +92,19 @@ fn check(body: &CreateConversation) -> Result<(), ApiError> {
 
 pub async fn create(
     state: &State,
+    caller: Option<&str>,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response, ApiError> {
     let body: CreateConversation = json::read_body(headers, body, state.config.body_limit).await?;
     check(&body)?;
+    if let Some(me) = caller {
+        if !body.members.iter().any(|m| m.user_id == me) {
+            return Err(ApiError::forbidden(
+                "a new conversation must include the signed-in user",
+            ));
+        }
+    }
     let pair_key = (body.kind == "one_to_one").then(|| {
         let (a, b) = (&body.members[0].user_id, &body.members[1].user_id);
         // '/' cannot appear in a user id, so the key is unambiguous.
@@ -194,8 +203,9 @@ pub async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiEr
     }))
 }
 
-pub async fn get(state: &State, id: &str) -> Result<Response, ApiError> {
+pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Response, ApiError> {
     let id = validate::path_uuid("conversationId", id)?;
+    members::readable(state, caller, id).await?;
     match load(state, id).await? {
         Some(c) => Ok(json::respond(StatusCode::OK, &c)),
         None => Err(not_found(&id)),
@@ -207,8 +217,13 @@ pub fn not_found(id: &Uuid) -> ApiError {
 }
 
 /// A user's conversations, newest activity first, each with its last message.
-pub async fn for_user(state: &State, user_id: &str) -> Result<Response, ApiError> {
+pub async fn for_user(
+    state: &State,
+    caller: Option<&str>,
+    user_id: &str,
+) -> Result<Response, ApiError> {
     validate::user_id("userId", user_id)?;
+    must_be(caller, user_id, "userId")?;
     let client = state.pg.get().await?;
     let sql = format!(
         "SELECT c.id, c.name, c.type, c.created_at, lm.*

@@ -6,7 +6,6 @@ use platform_core::model::Message;
 use platform_core::{json, validate, ApiError, Response};
 use uuid::Uuid;
 
-use crate::conversations;
 use crate::messages::{message_from_row, MESSAGE_COLUMNS};
 use crate::State;
 
@@ -61,14 +60,13 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
 
 pub async fn list(
     state: &State,
+    caller: Option<&str>,
     conversation: &str,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
     let conversation = validate::path_uuid("conversationId", conversation)?;
     let q = parse_query(query)?;
-    if state.members.get(&state.pg, conversation).await?.is_none() {
-        return Err(conversations::not_found(&conversation));
-    }
+    crate::members::readable(state, caller, conversation).await?;
     let client = state.pg.get().await?;
     let seq_of = |id: Uuid| {
         let client = &client;

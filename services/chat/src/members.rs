@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use platform_core::pools::PgPool;
+
+use crate::State;
 use platform_core::ApiError;
 use uuid::Uuid;
 
@@ -79,6 +81,26 @@ impl MemberCache {
             map.clear();
         }
         map.insert(conversation, members);
+    }
+}
+
+/// The members of a conversation the caller may read: 404 when it does not exist, 403 when
+/// an authenticated caller is not a member.
+pub async fn readable(
+    state: &State,
+    caller: Option<&str>,
+    conversation: Uuid,
+) -> Result<Arc<Members>, ApiError> {
+    let members = state
+        .members
+        .get(&state.pg, conversation)
+        .await?
+        .ok_or_else(|| crate::conversations::not_found(&conversation))?;
+    match caller {
+        Some(me) if !members.contains(me) => Err(ApiError::forbidden(format!(
+            "you are not a member of conversation {conversation}"
+        ))),
+        _ => Ok(members),
     }
 }
 

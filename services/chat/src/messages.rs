@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
+use platform_core::identity::must_be;
 use platform_core::model::Message;
 use platform_core::stream::Entry;
 use platform_core::{json, time, validate, ApiError, Response};
@@ -72,6 +73,7 @@ fn wants_async(headers: &HeaderMap) -> bool {
 
 pub async fn send(
     state: &State,
+    caller: Option<&str>,
     conversation: &str,
     headers: &HeaderMap,
     body: Incoming,
@@ -80,6 +82,7 @@ pub async fn send(
     let respond_async = wants_async(headers);
     let body: SendMessage = json::read_body(headers, body, state.config.body_limit).await?;
     validate::user_id("senderId", &body.sender_id)?;
+    must_be(caller, &body.sender_id, "senderId")?;
     check_body(state, &body.body)?;
     if let Some(c) = &body.client_message_id {
         if c.is_empty() || c.chars().count() > CLIENT_ID_MAX || c.chars().any(char::is_control) {
@@ -162,6 +165,7 @@ enum Change {
 
 pub async fn edit(
     state: &State,
+    caller: Option<&str>,
     conversation: &str,
     id: &str,
     headers: &HeaderMap,
@@ -171,40 +175,60 @@ pub async fn edit(
     let id = validate::path_uuid("messageId", id)?;
     let body: EditMessage = json::read_body(headers, body, state.config.body_limit).await?;
     check_body(state, &body.body)?;
-    change(state, conversation, id, Change::Edit, Some(body.body)).await
+    let change = Change::Edit;
+    edit_or_delete(state, caller, conversation, id, change, Some(body.body)).await
 }
 
-pub async fn delete(state: &State, conversation: &str, id: &str) -> Result<Response, ApiError> {
+pub async fn delete(
+    state: &State,
+    caller: Option<&str>,
+    conversation: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
     let conversation = validate::path_uuid("conversationId", conversation)?;
     let id = validate::path_uuid("messageId", id)?;
-    change(state, conversation, id, Change::Delete, None).await
+    edit_or_delete(state, caller, conversation, id, Change::Delete, None).await
 }
 
-async fn change(
+fn not_author() -> ApiError {
+    ApiError::forbidden("only the author may change a message")
+}
+
+async fn edit_or_delete(
     state: &State,
+    caller: Option<&str>,
     conversation: Uuid,
     id: Uuid,
     kind: Change,
     body: Option<String>,
 ) -> Result<Response, ApiError> {
     let now = time::now_millis();
-    if let Some(m) = apply(state, conversation, id, kind, body.as_deref(), now).await? {
+    let text = body.as_deref();
+    let apply = || apply(state, caller, conversation, id, kind, text, now);
+    if let Some(m) = apply().await? {
         return Ok(applied(state, kind, m).await);
+    }
+    if caller.is_some() && stored_author(state, conversation, id).await?.is_some() {
+        // Stored and live, yet the update did not match: someone else wrote it.
+        return Err(not_author());
     }
     // Not stored (yet?). Register before looking, so a commit in between is not missed.
     let wait = state.waiters.register(id);
     let Some(queued) = state.queue.pending(&state.redis, &id).await? else {
         // Not pending: either committed since our first try, or unknown.
-        return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
+        return match apply().await? {
             Some(m) => Ok(applied(state, kind, m).await),
-            None => Err(message_not_found(&id)),
+            None => Err(missing(state, caller, conversation, id).await),
         };
     };
     if queued.conversation_id != conversation {
         return Err(message_not_found(&id));
     }
+    if caller.is_some_and(|me| me != queued.sender_id) {
+        return Err(not_author());
+    }
     if wait.until(state.config.send_wait).await.is_some() {
-        return match apply(state, conversation, id, kind, body.as_deref(), now).await? {
+        return match apply().await? {
             Some(m) => Ok(applied(state, kind, m).await),
             None => Err(message_not_found(&id)),
         };
@@ -250,9 +274,41 @@ async fn applied(state: &State, kind: Change, m: Message) -> Response {
     json::respond(StatusCode::OK, &m)
 }
 
-/// Applies an edit or delete to a stored, undeleted message; `None` when there is none.
+/// The author of a stored, undeleted message.
+async fn stored_author(
+    state: &State,
+    conversation: Uuid,
+    id: Uuid,
+) -> Result<Option<String>, ApiError> {
+    let client = state.pg.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT sender_id FROM messages WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&stmt, &[&id, &conversation])
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// Why a change found nothing to apply: 403 when the message is someone else's, else 404.
+async fn missing(state: &State, caller: Option<&str>, conversation: Uuid, id: Uuid) -> ApiError {
+    if caller.is_some() {
+        match stored_author(state, conversation, id).await {
+            Ok(Some(_)) => return not_author(),
+            Err(e) => return e,
+            Ok(None) => {}
+        }
+    }
+    message_not_found(&id)
+}
+
+/// Applies an edit or delete to a stored, undeleted message written by `author` (anyone's
+/// when `None`); `None` when there is no such message.
 async fn apply(
     state: &State,
+    author: Option<&str>,
     conversation: Uuid,
     id: Uuid,
     kind: Change,
@@ -267,11 +323,12 @@ async fn apply(
                 .prepare_cached(&format!(
                     "UPDATE messages m SET body = $3, edited_at = $4
                      WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
+                       AND ($5::text IS NULL OR m.sender_id = $5)
                      RETURNING {MESSAGE_COLUMNS}"
                 ))
                 .await?;
             client
-                .query_opt(&stmt, &[&id, &conversation, &body, &at])
+                .query_opt(&stmt, &[&id, &conversation, &body, &at, &author])
                 .await?
         }
         Change::Delete => {
@@ -279,10 +336,13 @@ async fn apply(
                 .prepare_cached(&format!(
                     "UPDATE messages m SET deleted_at = $3
                      WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
+                       AND ($4::text IS NULL OR m.sender_id = $4)
                      RETURNING {MESSAGE_COLUMNS}"
                 ))
                 .await?;
-            client.query_opt(&stmt, &[&id, &conversation, &at]).await?
+            client
+                .query_opt(&stmt, &[&id, &conversation, &at, &author])
+                .await?
         }
     };
     Ok(row.map(|r| message_from_row(&r, 0)))

@@ -89,25 +89,31 @@ impl Handler for App {
         let (parts, body) = req.into_parts();
         let (path, h) = (parts.uri.path(), &parts.headers);
         let matched = self.router.at(&parts.method, path);
+        // Every API route needs the gateway's word for who is calling (see `identity`).
+        let caller = match matched {
+            Match::Found(Route::Healthz | Route::Readyz | Route::Metrics, _) => Ok(None),
+            _ => state.config.trust.caller(h),
+        };
         let label = match matched {
             Match::Found(route, _) => *route as usize,
             _ => UNMATCHED,
         };
-        let result = match matched {
-            Match::Found(route, p) => match route {
+        let result = match (matched, caller) {
+            (_, Err(e)) => Err(e),
+            (Match::Found(route, p), Ok(who)) => match route {
                 Route::Healthz => Ok(health::alive()),
                 Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
-                Route::CreateConversation => conversations::create(state, h, body).await,
-                Route::UserConversations => conversations::for_user(state, p.get(0)).await,
-                Route::Conversation => conversations::get(state, p.get(0)).await,
-                Route::ListMessages => history::list(state, p.get(0), parts.uri.query()).await,
-                Route::SendMessage => messages::send(state, p.get(0), h, body).await,
-                Route::EditMessage => messages::edit(state, p.get(0), p.get(1), h, body).await,
-                Route::DeleteMessage => messages::delete(state, p.get(0), p.get(1)).await,
+                Route::CreateConversation => conversations::create(state, who, h, body).await,
+                Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
+                Route::Conversation => conversations::get(state, who, p.get(0)).await,
+                Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
+                Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
+                Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
+                Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
                 Route::Metrics => Ok(state.metrics.respond()),
             },
-            Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
-            Match::NotFound => Err(ApiError::route_not_found(path)),
+            (Match::MethodNotAllowed, _) => Err(ApiError::method_not_allowed()),
+            (Match::NotFound, _) => Err(ApiError::route_not_found(path)),
         };
         let res = result.unwrap_or_else(ApiError::into_response);
         state

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use http::Uri;
 use platform_core::config::{ConfigError, Env};
+use platform_core::identity::Trust;
+use platform_core::ratelimit::Limit;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +25,50 @@ pub struct Config {
     /// API requests forwarded at once; past this the gateway answers 503 at once instead of
     /// queueing work that would only time out.
     pub max_in_flight: usize,
+    /// `AUTH_MODE` and the secret the services check.
+    pub trust: Trust,
+    /// Accounts live in PostgreSQL, sessions and rate counters in Redis.
+    pub database_url: String,
+    pub redis_url: String,
+    pub namespace: String,
+    pub session_ttl: Duration,
+    pub limits: Limits,
+}
+
+/// The abuse limits the gateway enforces, per user and per client address.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub sends_per_user: Limit,
+    pub sends_per_address: Limit,
+    pub login_failures_per_user: Limit,
+    pub login_failures_per_address: Limit,
+    pub registrations_per_address: Limit,
+    pub connects_per_address: Limit,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const QUARTER_HOUR: Duration = Duration::from_secs(15 * 60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Limits {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let n = |var: &str, default: u64| env.number(var, default, 1, 1_000_000_000);
+        Ok(Limits {
+            sends_per_user: Limit::per(n("RATE_SENDS_PER_USER", 100)?, SECOND),
+            sends_per_address: Limit::per(n("RATE_SENDS_PER_ADDRESS", 1000)?, SECOND),
+            login_failures_per_user: Limit::per(
+                n("RATE_LOGIN_FAILURES_PER_USER", 10)?,
+                QUARTER_HOUR,
+            ),
+            login_failures_per_address: Limit::per(
+                n("RATE_LOGIN_FAILURES_PER_ADDRESS", 50)?,
+                QUARTER_HOUR,
+            ),
+            registrations_per_address: Limit::per(n("RATE_REGISTRATIONS_PER_ADDRESS", 20)?, HOUR),
+            connects_per_address: Limit::per(n("RATE_CONNECTS_PER_ADDRESS", 300)?, MINUTE),
+        })
+    }
 }
 
 impl Config {
@@ -43,6 +89,17 @@ impl Config {
                 .collect(),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
+            trust: Trust::from_env(env)?,
+            database_url: env.database_url()?,
+            redis_url: env.redis_url()?,
+            namespace: env.string("CHAT_NAMESPACE", "chat"),
+            session_ttl: Duration::from_secs(env.number(
+                "SESSION_TTL_SECS",
+                7 * 86_400,
+                1,
+                365 * 86_400,
+            )?),
+            limits: Limits::from_env(env)?,
         })
     }
 
@@ -75,15 +132,31 @@ mod tests {
 
     #[test]
     fn upstreams_are_checked() {
-        let ok = Config::from_env(&Env::from_pairs(&[(
-            "CHAT_SERVICE_URL",
-            "http://chat:3001/",
-        )]))
+        let ok = Config::from_env(&Env::from_pairs(&[
+            ("CHAT_SERVICE_URL", "http://chat:3001/"),
+            ("INTERNAL_SECRET", "0123456789abcdef"),
+        ]))
         .unwrap();
         assert_eq!(ok.chat.authority().unwrap().as_str(), "chat:3001");
         for bad in ["https://x", "http://x/path", "chat:3001"] {
             let e = Config::from_env(&Env::from_pairs(&[("CHAT_SERVICE_URL", bad)])).unwrap_err();
             assert_eq!(e.var, "CHAT_SERVICE_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn limits_default_and_are_checked() {
+        let env = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("AUTH_MODE", "compat")];
+            all.extend_from_slice(pairs);
+            Config::from_env(&Env::from_pairs(&all))
+        };
+        let c = env(&[]).unwrap();
+        assert_eq!(c.limits.sends_per_user.max, 100);
+        assert_eq!(c.session_ttl, Duration::from_secs(7 * 86_400));
+        let e = env(&[("RATE_SENDS_PER_USER", "0")]).unwrap_err();
+        assert_eq!(e.var, "RATE_SENDS_PER_USER");
+        let e = env(&[("SESSION_TTL_SECS", "forever")]).unwrap_err();
+        assert_eq!(e.var, "SESSION_TTL_SECS");
     }
 }

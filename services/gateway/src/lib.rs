@@ -3,12 +3,14 @@
 //! `/calls` to call) and passes the answers through unchanged.
 //!
 //! - [`config`]: settings from the environment.
+//! - `auth`: accounts and sessions (`/auth/*`, `/me`), and authenticating what is forwarded.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
 //! - `cors`: browser origin rules.
 //!
 //! It also answers `/healthz`, `/readyz` (every upstream up), `/metrics`, and `/openapi.json`
 //! (the HTTP contract, `api/openapi.json`).
 
+mod auth;
 pub mod config;
 mod cors;
 mod proxy;
@@ -31,10 +33,11 @@ struct State {
     metrics: platform_core::metrics::Metrics,
     in_flight: tokio::sync::Semaphore,
     shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    auth: auth::Auth,
 }
 
 /// Metric labels: local routes, then each upstream, then unmatched requests.
-const LABELS: [&str; 8] = [
+const LABELS: [&str; 9] = [
     "healthz",
     "readyz",
     "metrics",
@@ -43,6 +46,7 @@ const LABELS: [&str; 8] = [
     "socket_io",
     "unmatched",
     "openapi",
+    "auth",
 ];
 
 /// The HTTP contract as OpenAPI 3, served at `/openapi.json`.
@@ -59,10 +63,12 @@ enum Upstream {
     Call,
 }
 
-pub fn app(config: Config) -> App {
+/// Builds the pools and the handler without touching the network.
+pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let metrics = platform_core::metrics::Metrics::new("gateway", &LABELS);
-    App {
+    Ok(App {
         state: Arc::new(State {
+            auth: auth::Auth::new(&config)?,
             cors: cors::Cors::new(&config.cors_origins),
             client: proxy::client(),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
@@ -73,7 +79,7 @@ pub fn app(config: Config) -> App {
             metrics,
             config,
         }),
-    }
+    })
 }
 
 pub async fn run(
@@ -85,8 +91,17 @@ pub async fn run(
         max_connections: config.max_connections,
         ..ServeOptions::default()
     };
-    tracing::info!(addr = ?listener.local_addr().ok(), chat = %config.chat, call = %config.call, "gateway listening");
-    server::serve(listener, app(config), opts, shutdown).await;
+    let app = app(config).map_err(|e| e.to_string())?;
+    // Accounts live in PostgreSQL: the schema must exist before the first sign-in.
+    platform_core::migrate::run(
+        &app.state.auth.pg,
+        platform_core::migrate::ALL,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let c = &app.state.config;
+    tracing::info!(addr = ?listener.local_addr().ok(), chat = %c.chat, call = %c.call, mode = ?c.trust.mode, "gateway listening");
+    server::serve(listener, app, opts, shutdown).await;
     Ok(())
 }
 
@@ -97,6 +112,8 @@ fn label_for(path: &str) -> usize {
         "/readyz" => 1,
         "/metrics" => 2,
         "/openapi.json" => 7,
+        "/me" => 8,
+        _ if path.starts_with("/auth/") => 8,
         _ if path.starts_with("/socket.io") => 5,
         _ => match upstream_for(path) {
             Some(Upstream::Chat) => 3,
@@ -137,7 +154,7 @@ impl Handler for App {
 }
 
 impl App {
-    async fn route(&self, req: Request) -> Result<Response, ApiError> {
+    async fn route(&self, mut req: Request) -> Result<Response, ApiError> {
         let s = &*self.state;
         let path = req.uri().path();
         match (req.method(), path) {
@@ -151,6 +168,9 @@ impl App {
                 return Err(ApiError::method_not_allowed())
             }
             _ => {}
+        }
+        if let Some(route) = auth::route_for(req.method(), path) {
+            return s.auth.handle(route?, req).await;
         }
         let Some(upstream) = upstream_for(path) else {
             return Err(ApiError::route_not_found(path));
@@ -172,6 +192,8 @@ impl App {
                 }
             }
         };
+        s.auth.admit(&mut req).await?;
+        let path = req.uri().path();
         let (base, timeout) = match upstream {
             Upstream::Chat if path.starts_with("/socket.io") => {
                 (&s.config.chat, s.config.poll_timeout)
@@ -206,14 +228,23 @@ impl App {
                 )
             }
         };
-        let (chat, call) = tokio::join!(check(&s.config.chat), check(&s.config.call));
+        let stores = async {
+            health::ready(Some(&s.auth.pg), Some(&s.auth.redis))
+                .await
+                .status()
+                .is_success()
+        };
+        let (chat, call, stores) =
+            tokio::join!(check(&s.config.chat), check(&s.config.call), stores);
         let up = |ok: bool| if ok { "up" } else { "down" };
+        let all = chat && call && stores;
         let body = serde_json::json!({
-            "status": if chat && call { "ready" } else { "unavailable" },
+            "status": if all { "ready" } else { "unavailable" },
             "chat": up(chat),
             "call": up(call),
+            "accounts": up(stores),
         });
-        let status = if chat && call {
+        let status = if all {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE

@@ -90,8 +90,18 @@ impl Drop for Service {
     }
 }
 
+/// How the stack's services authenticate callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `AUTH_MODE=compat`: no tokens, identities taken from requests (the original's clients).
+    Compat,
+    /// `AUTH_MODE=token` with this `INTERNAL_SECRET`.
+    Token(String),
+}
+
 /// A database, a namespace and the services using them.
 pub struct Stack {
+    pub auth: Auth,
     pub database_url: String,
     pub namespace: String,
     db_name: String,
@@ -109,13 +119,27 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Gateway + chat + one worker, ready.
+    /// Gateway + chat + one worker + call, ready, in compat mode (no tokens).
     pub async fn start() -> Stack {
         let mut s = Stack::empty().await;
         s.start_chat().await;
         s.start_worker().await;
         s.start_call(&[]).await;
         s.start_gateway(&[]).await;
+        s
+    }
+
+    /// The same with authentication on (`AUTH_MODE=token`); the lists add to the chat
+    /// service's and the gateway's environment (socket caps, rate limits, session lifetime).
+    pub async fn secure(chat_env: &[(&str, &str)], gateway_env: &[(&str, &str)]) -> Stack {
+        let mut s = Stack::empty().await;
+        s.auth = Auth::Token(unique("secret-0123456789abcdef"));
+        s.chat_env
+            .extend(chat_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        s.start_chat().await;
+        s.start_worker().await;
+        s.start_call(&[]).await;
+        s.start_gateway(gateway_env).await;
         s
     }
 
@@ -165,6 +189,7 @@ impl Stack {
             .join(&db_name);
         std::fs::create_dir_all(&log_dir).expect("log dir");
         Stack {
+            auth: Auth::Compat,
             database_url,
             namespace: unique("ns"),
             db_name,
@@ -198,6 +223,12 @@ impl Stack {
             .env("CHAT_DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("CHAT_NAMESPACE", &self.namespace)
+            // Tests send fast from one address: limits are raised unless a test sets them.
+            .env("RATE_SENDS_PER_ADDRESS", "1000000")
+            .env("RATE_SENDS_PER_USER", "1000000")
+            .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
+            .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")
+            .env("RATE_LOGIN_FAILURES_PER_ADDRESS", "1000000")
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
@@ -205,6 +236,10 @@ impl Stack {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
+        match &self.auth {
+            Auth::Compat => cmd.env("AUTH_MODE", "compat"),
+            Auth::Token(secret) => cmd.env("AUTH_MODE", "token").env("INTERNAL_SECRET", secret),
+        };
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -343,6 +378,43 @@ impl Stack {
             None => req,
         };
         Reply::from(req.send().await.expect("request")).await
+    }
+
+    /// A request through the gateway with `Authorization: Bearer <token>` when given.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.url()),
+        );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Reply::from(req.send().await.expect("request")).await
+    }
+
+    /// Registers `user` (display name `User <user>`, password `password-<user>`); its token.
+    pub async fn register(&self, user: &str) -> String {
+        let r = self
+            .post(
+                "/auth/register",
+                serde_json::json!({
+                    "userId": user,
+                    "displayName": format!("User {user}"),
+                    "password": format!("password-{user}"),
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "register {user}: {:?}", r.body);
+        r.body["token"].as_str().expect("token").to_string()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {

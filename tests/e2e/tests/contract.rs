@@ -11,16 +11,9 @@ fn schemathesis() -> String {
     std::env::var("SCHEMATHESIS_BIN").unwrap_or_else(|_| "st".into())
 }
 
-#[tokio::test]
-async fn the_openapi_document_holds_under_schemathesis() {
-    let s = Stack::start().await;
-    let doc = s.get("/openapi.json").await;
-    assert_eq!(doc.status, 200);
-    assert_eq!(doc.body["openapi"], "3.0.3");
-    assert!(doc.body["paths"]["/conversations/{conversationId}/messages"]["post"].is_object());
-
-    // Real ids give the generator something to hit besides 404s.
-    let _ = s.group(&["a", "b"]).await;
+/// Runs schemathesis against the stack; `extra` adds arguments. Panics with its report on
+/// any failure.
+async fn schemathesis_run(s: &Stack, extra: Vec<String>) {
     let (url, bin) = (s.url(), schemathesis());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(&bin)
@@ -29,7 +22,9 @@ async fn the_openapi_document_holds_under_schemathesis() {
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
-            .args(["--max-examples", "40", "--seed", "1", "--workers", "1", "--request-timeout", "10", "--no-color"])
+            // One worker: hypothesis's caches are not safe across threads.
+            .args(["--seed", "1", "--workers", "1", "--request-timeout", "10", "--no-color"])
+            .args(&extra)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {bin} ({e}); install schemathesis or set SCHEMATHESIS_BIN"))
     })
@@ -45,4 +40,36 @@ async fn the_openapi_document_holds_under_schemathesis() {
         out.status.success(),
         "schemathesis found problems:\n{report}"
     );
+}
+
+#[tokio::test]
+async fn the_openapi_document_holds_under_schemathesis() {
+    let s = Stack::start().await;
+    let doc = s.get("/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    assert!(doc.body["paths"]["/conversations/{conversationId}/messages"]["post"].is_object());
+    assert!(doc.body["paths"]["/auth/login"]["post"].is_object());
+
+    // Real ids give the generator something to hit besides 404s.
+    let _ = s.group(&["a", "b"]).await;
+    schemathesis_run(&s, vec!["--max-examples".into(), "40".into()]).await;
+}
+
+/// The same signed in, with authentication on: every route behind the token check, the
+/// authorization rules and the auth routes themselves.
+#[tokio::test]
+async fn the_openapi_document_holds_signed_in() {
+    let s = Stack::secure(&[], &[]).await;
+    let token = s.register("a").await;
+    let extra = vec![
+        "--max-examples".into(),
+        "15".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        // Signing out would revoke the token the rest of the run uses.
+        "--exclude-operation-id".into(),
+        "logout".into(),
+    ];
+    schemathesis_run(&s, extra).await;
 }

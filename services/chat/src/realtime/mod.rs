@@ -10,10 +10,12 @@
 //!
 //! - `handler`: the client → server events.
 //! - `presence`: who is online, shared through Redis, with coalesced `presence:update`s.
+//! - `quota`: the cap on each user's open sockets across instances.
 //! - `subscriber`: the Redis subscription feeding all of this.
 
 mod handler;
 pub mod presence;
+mod quota;
 pub mod subscriber;
 
 use std::sync::Arc;
@@ -74,6 +76,12 @@ impl Realtime {
             handler::ChatEvents {
                 state: state.clone(),
                 presence: presence.clone(),
+                // Only looked up here; the gateway issues them with their lifetime.
+                sessions: platform_core::sessions::Sessions::new(
+                    &state.config.namespace,
+                    std::time::Duration::ZERO,
+                ),
+                quota: quota::SocketQuota::new(state.clone(), presence.clone()),
             },
         );
         let delivery = state.metrics.histogram(

@@ -75,7 +75,13 @@ impl Presence {
         )
     }
 
-    fn instances_key(&self) -> String {
+    /// This instance's id in the shared view.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The sorted set of live instances, scored by their last heartbeat (ms).
+    pub fn instances_key(&self) -> String {
         format!("{}:presence:instances", self.state.queue.keys().namespace())
     }
 

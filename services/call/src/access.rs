@@ -1,0 +1,48 @@
+//! Who may do what with a call: members of its conversation see it, its participants
+//! change it and signal in it. Compat requests without a caller are not checked.
+
+use platform_core::ApiError;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// 403 unless the caller is a member of `conversation`.
+pub async fn member(
+    client: &impl GenericClient,
+    conversation: Uuid,
+    caller: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(me) = caller else { return Ok(()) };
+    let found = client
+        .query_opt(
+            "SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+            &[&conversation, &me],
+        )
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(ApiError::forbidden(format!(
+            "you are not a member of conversation {conversation}"
+        ))),
+    }
+}
+
+/// 403 unless the caller is a participant of `call`.
+pub async fn participant(
+    client: &impl GenericClient,
+    call: Uuid,
+    caller: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(me) = caller else { return Ok(()) };
+    let found = client
+        .query_opt(
+            "SELECT 1 FROM call_participants WHERE call_id = $1 AND user_id = $2",
+            &[&call, &me],
+        )
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(ApiError::forbidden(format!(
+            "you are not a participant of call {call}"
+        ))),
+    }
+}
