@@ -59,7 +59,7 @@ export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPA
 # one address driving thousands of users is not throttled (see the comment at the top).
 export INTERNAL_SECRET="loadtest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000 \
-  RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000
+  RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
 
 PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; pids+=("$chat_pid")
 PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; pids+=("$worker_pid")

@@ -162,7 +162,6 @@ async fn run(a: Args) -> Result<(), String> {
         "target": a.target,
         "kind": format!("{:?}", a.kind).to_lowercase(),
         "scenarios": a.scenarios,
-        "identity": !setup::identity_missing(),
         "loadavg": {"start": loadavg_start, "end": report::loadavg()},
     });
     if let Some(rt) = &rt {

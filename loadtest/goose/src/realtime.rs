@@ -73,22 +73,17 @@ pub async fn prepare(
             let flat: Vec<(String, String)> = users.iter().flatten().cloned().collect();
             let t = std::time::Instant::now();
             let tokens = setup::register_all(target, &flat, parallel).await?;
-            if !setup::identity_missing() {
-                eprintln!(
-                    "registered {} users in {:.1} s",
-                    flat.len(),
-                    t.elapsed().as_secs_f64()
-                );
-            }
+            eprintln!(
+                "registered {} users in {:.1} s",
+                flat.len(),
+                t.elapsed().as_secs_f64()
+            );
             let mut conn = loadtest::Conn::open(target)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut tokens = tokens.into_iter();
             for (r, us) in users.into_iter().enumerate() {
-                let ms: Vec<_> = us
-                    .into_iter()
-                    .map(|(u, d)| (u, d, tokens.next().expect("a token per user")))
-                    .collect();
+                let ms: Vec<_> = us.into_iter().map(|(u, d)| (u, d, tokens.next())).collect();
                 let pairs: Vec<(String, String)> =
                     ms.iter().map(|(u, d, _)| (u.clone(), d.clone())).collect();
                 let id = setup::create_group(
@@ -107,6 +102,8 @@ pub async fn prepare(
             auth: Some(serde_json::json!({ "room": room }).to_string()),
             first: Vec::new(),
         },
+        // The token signs the socket in (and joins it to its user's room); presence:join
+        // marks the user online, as clients do.
         Kind::Chat => Join {
             auth: token.map(|t| serde_json::json!({ "token": t }).to_string()),
             first: vec![format!(

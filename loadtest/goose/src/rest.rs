@@ -21,7 +21,7 @@ pub fn set_run(run: &str) {
 #[derive(Clone)]
 struct Session {
     user: String,
-    token: Option<String>,
+    token: String,
     /// Its conversations; sends go to the first, new ones are kept up to 8.
     conversations: Vec<String>,
     /// Its newest messages: (conversation, message id), at most 32.
@@ -49,9 +49,7 @@ async fn call(
     body: Option<String>,
     expect: u16,
 ) -> Result<Option<serde_json::Value>, Box<TransactionError>> {
-    let token = user
-        .get_session_data::<Session>()
-        .and_then(|s| s.token.clone());
+    let token = user.get_session_data::<Session>().map(|s| s.token.clone());
     let mut rb = user.get_request_builder(&method, path)?;
     if let Some(t) = token {
         rb = rb.bearer_auth(t);

@@ -3,7 +3,6 @@
 //! the realtime scenarios' group conversations. All of it over keep-alive connections to the
 //! gateway, a few at a time (registration hashes a password: it is slow on purpose).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,39 +12,19 @@ use tokio::sync::Semaphore;
 /// The password of every load-test account (8 to 128 characters).
 pub const PASSWORD: &str = "load-test-password";
 
-/// Set once `POST /auth/register` answered 404: the stack predates identity, and requests
-/// go without tokens.
-static NO_IDENTITY: AtomicBool = AtomicBool::new(false);
-
-pub fn identity_missing() -> bool {
-    NO_IDENTITY.load(Ordering::Relaxed)
-}
-
-/// What registering a user produced: its token, or none on a stack without identity.
-pub type Token = Option<String>;
-
-/// Reads a 404 from `/auth/register` as "no identity here" (said once) and anything
-/// else but 201 as an error.
-pub fn register_answer(status: u16, body: &[u8]) -> Result<Token, String> {
-    match status {
-        201 => {
-            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-            v["token"]
-                .as_str()
-                .map(|t| Some(t.to_string()))
-                .ok_or_else(|| "a session without a token".to_string())
-        }
-        404 => {
-            if !NO_IDENTITY.swap(true, Ordering::Relaxed) {
-                eprintln!("note: POST /auth/register is 404: this stack has no identity yet; running without tokens");
-            }
-            Ok(None)
-        }
-        s => Err(format!(
-            "POST /auth/register: {s} {}",
+/// Reads the answer to `POST /auth/register`: 201 and a session, or an error.
+pub fn register_answer(status: u16, body: &[u8]) -> Result<String, String> {
+    if status != 201 {
+        return Err(format!(
+            "POST /auth/register: {status} {}",
             String::from_utf8_lossy(body)
-        )),
+        ));
     }
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    v["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "a session without a token".to_string())
 }
 
 pub fn register_body(user: &str, display: &str) -> String {
@@ -57,7 +36,7 @@ pub async fn register_all(
     target: &str,
     users: &[(String, String)],
     parallel: usize,
-) -> Result<Vec<Token>, String> {
+) -> Result<Vec<String>, String> {
     let gate = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = Vec::with_capacity(users.len());
     for chunk in users.chunks(users.len().div_ceil(parallel.max(1)).max(1)) {
@@ -68,10 +47,6 @@ pub async fn register_all(
             let mut conn = Conn::open(&target).await.map_err(|e| e.to_string())?;
             let mut tokens = Vec::with_capacity(chunk.len());
             for (user, display) in &chunk {
-                if identity_missing() {
-                    tokens.push(None);
-                    continue;
-                }
                 let body = Bytes::from(register_body(user, display));
                 let (status, res) = conn.request("POST", "/auth/register", Some(body)).await?;
                 tokens.push(register_answer(status, &res)?);
@@ -122,9 +97,10 @@ mod tests {
     fn register_answers() {
         assert_eq!(
             register_answer(201, br#"{"token":"abc","expiresAt":"x"}"#),
-            Ok(Some("abc".into()))
+            Ok("abc".into())
         );
         assert!(register_answer(201, br#"{"expiresAt":"x"}"#).is_err());
         assert!(register_answer(429, b"{}").unwrap_err().contains("429"));
+        assert!(register_answer(409, b"{}").unwrap_err().contains("409"));
     }
 }

@@ -19,6 +19,7 @@ use fastwebsockets::{Frame, OpCode, Payload};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use loadtest::peer;
 use tokio::sync::mpsc;
 
 /// Frames queued per client, as the chat server's default send queue; a client that falls
@@ -64,46 +65,18 @@ impl Hub {
 
     /// `POST /conversations/<room>/messages`: the message, broadcast to the whole room.
     fn send(&self, room: &str, body: &[u8]) -> Option<String> {
-        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let (sender, text) = (v["senderId"].as_str()?, v["body"].as_str()?);
+        let (sender, text) = peer::send_body(body)?;
         let seq = self.sends.fetch_add(1, Ordering::Relaxed);
-        let m = loadtest::peer_message(room, sender, text, seq);
+        let m = peer::peer_message(room, &sender, &text, seq);
         let frame = Bytes::from(format!(r#"42["message:created",{m}]"#));
         self.relay(room, None, &frame);
         Some(m)
     }
 }
 
-/// The room of a `/conversations/<room>/messages` path.
-fn send_path(path: &str) -> Option<&str> {
-    let room = path
-        .strip_prefix("/conversations/")?
-        .strip_suffix("/messages")?;
-    (!room.is_empty() && !room.contains('/')).then_some(room)
-}
-
-fn respond(status: hyper::StatusCode, body: String) -> hyper::Response<Full<Bytes>> {
-    let mut res = hyper::Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
 #[tokio::main]
 async fn main() {
-    let mut listen = "127.0.0.1:3302".to_string();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    match argv.as_slice() {
-        [] => {}
-        [flag, addr] if flag == "--listen" => listen = addr.clone(),
-        _ => {
-            eprintln!("usage: minimal_relay [--listen ADDR]");
-            std::process::exit(2)
-        }
-    }
+    let listen = peer::listen_addr("127.0.0.1:3302");
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .unwrap_or_else(|e| {
@@ -138,24 +111,28 @@ async fn main() {
                 let hub = hub.clone();
                 async move {
                     if req.method() == hyper::Method::POST {
-                        let Some(room) = send_path(req.uri().path()).map(str::to_string) else {
-                            return Ok(respond(hyper::StatusCode::NOT_FOUND, "{}".into()));
+                        let Some(room) = peer::send_room(req.uri().path()).map(str::to_string)
+                        else {
+                            return Ok(peer::respond(hyper::StatusCode::NOT_FOUND, "{}".into()));
                         };
                         let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                             Ok(b) => b.to_bytes(),
                             Err(_) => {
-                                return Ok(respond(hyper::StatusCode::BAD_REQUEST, "{}".into()))
+                                return Ok(peer::respond(
+                                    hyper::StatusCode::BAD_REQUEST,
+                                    "{}".into(),
+                                ))
                             }
                         };
                         return Ok(match hub.send(&room, &body) {
-                            Some(m) => respond(hyper::StatusCode::CREATED, m),
-                            None => respond(hyper::StatusCode::BAD_REQUEST, "{}".into()),
+                            Some(m) => peer::respond(hyper::StatusCode::CREATED, m),
+                            None => peer::respond(hyper::StatusCode::BAD_REQUEST, "{}".into()),
                         });
                     }
                     let (res, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
                         Ok(x) => x,
                         Err(_) => {
-                            return Ok::<_, std::convert::Infallible>(respond(
+                            return Ok::<_, std::convert::Infallible>(peer::respond(
                                 hyper::StatusCode::BAD_REQUEST,
                                 "{}".into(),
                             ))

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use loadtest::peer::{self, respond};
 use serde_json::Value;
 use socketioxide::extract::{Data, SocketRef, TryData};
 use socketioxide::SocketIo;
@@ -28,46 +29,24 @@ struct Sends {
     next: AtomicU64,
 }
 
-fn respond(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
 /// Every request socketioxide does not take: the send route, or 404.
 async fn http(
     sends: Arc<Sends>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let room = req
-        .uri()
-        .path()
-        .strip_prefix("/conversations/")
-        .and_then(|p| p.strip_suffix("/messages"))
-        .filter(|r| !r.is_empty() && !r.contains('/'))
-        .map(str::to_string);
+    let room = peer::send_room(req.uri().path()).map(str::to_string);
     let (Some(room), true) = (room, req.method() == hyper::Method::POST) else {
         return Ok(respond(StatusCode::NOT_FOUND, "{}".into()));
     };
     let Ok(body) = Limited::new(req.into_body(), 64 * 1024).collect().await else {
         return Ok(respond(StatusCode::BAD_REQUEST, "{}".into()));
     };
-    let v: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
-    let (Some(sender), Some(text), Some(io)) =
-        (v["senderId"].as_str(), v["body"].as_str(), sends.io.get())
+    let (Some((sender, text)), Some(io)) = (peer::send_body(&body.to_bytes()), sends.io.get())
     else {
         return Ok(respond(StatusCode::BAD_REQUEST, "{}".into()));
     };
-    let m = loadtest::peer_message(
-        &room,
-        sender,
-        text,
-        sends.next.fetch_add(1, Ordering::Relaxed),
-    );
+    let seq = sends.next.fetch_add(1, Ordering::Relaxed);
+    let m = peer::peer_message(&room, &sender, &text, seq);
     let data: Value = serde_json::from_str(&m).expect("peer_message is JSON");
     // Delivery is best effort, as in the chat service: a socket gone meanwhile is no error.
     let _ = io.to(room).emit("message:created", &data).await;
@@ -76,16 +55,7 @@ async fn http(
 
 #[tokio::main]
 async fn main() {
-    let mut listen = "127.0.0.1:3305".to_string();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    match argv.as_slice() {
-        [] => {}
-        [flag, addr] if flag == "--listen" => listen = addr.clone(),
-        _ => {
-            eprintln!("usage: relay-peer-socketioxide [--listen ADDR]");
-            std::process::exit(2)
-        }
-    }
+    let listen = peer::listen_addr("127.0.0.1:3305");
     let sends = Arc::new(Sends::default());
     let inner = {
         let sends = sends.clone();
