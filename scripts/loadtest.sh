@@ -4,8 +4,8 @@
 # release gateway, chat, worker and call services, and the peers (minimal relay, Node
 # socket.io from npm, socketioxide); stops all of it at the end. Reports go to
 # target/loadtest/: goose's HTML and JSON per run (<run>.html, <run>.json), the socket-side
-# HDR percentiles and service memory beside them (<run>-sockets.{json,html},
-# <run>-memory.csv), and summary.md with the comparison table.
+# HDR percentiles and service memory beside them (<run>-extra.{json,html}, <run>-memory.csv),
+# and summary.md with the REST table and the peer comparison.
 #
 #   scripts/loadtest.sh [SECONDS]          REST mix, realtime scenarios, peer comparison
 #                                          (SECONDS per measured run, default 15; ~6 min)
@@ -14,7 +14,8 @@
 #                                          (default 200 HTTP requests/s), memory sampled
 #
 # Environment: ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
-# pause after each event in the paced runs; REST_USERS (32).
+# pause after each event in the paced runs (one sender per room); SENDERS (4): senders per
+# room in the saturation runs, each with one event in the air; REST_USERS (32).
 #
 # Identity: every load-test user registers (POST /auth/register) and sends its bearer token
 # with each request and in the Socket.IO CONNECT payload. The per-user and per-address
@@ -30,7 +31,7 @@ if [ "${1:-}" = "--soak" ]; then
 elif [ -n "${1:-}" ]; then
   SECS="$1"
 fi
-ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; REST_USERS="${REST_USERS:-32}"
+ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
 PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
 REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
 GATEWAY=127.0.0.1:5000; CHAT_PORT=5001; CALL_PORT=5002; WORKER_PORT=5003
@@ -38,6 +39,8 @@ MINIMAL=127.0.0.1:5010; NODE=127.0.0.1:5011; SIOXIDE=127.0.0.1:5012
 T="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$PWD/target/loadtest"
 mkdir -p "$OUT"
+# A full run replaces the reports of the last one; a soak only its own.
+if [ "$MODE" = normal ]; then rm -f "$OUT"/*; fi
 
 pids=()
 cleanup() {
@@ -87,7 +90,7 @@ goose() {
   local name="$1" users="$2" secs="$3"; shift 3
   echo "==> $name ($users users, ${secs}s; load average $(cut -d' ' -f1 /proc/loadavg))"
   if ! "$B/loadtest-goose" --name "$name" --out "$OUT" "$@" -- \
-      --users "$users" --hatch-rate "$users" --run-time "${secs}s" \
+      --users "$users" --increase-rate "$users" --run-time "${secs}s" \
       --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" "${GOOSE_EXTRA[@]}" >"$OUT/$name.log" 2>&1; then
     tail -20 "$OUT/$name.log" >&2; return 1
   fi
@@ -100,7 +103,7 @@ if [ "$MODE" = soak ]; then
   goose soak $((REST_USERS + 2 * ROOMS)) $((SOAK_MIN * 60)) --target "$GATEWAY" --kind chat \
     --scenarios rest,broadcast,typing --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$PACE_MS" \
     --pids "$SERVICE_PIDS" --sample-ms 5000
-  echo "reports: $OUT/soak.html, soak.json, soak-sockets.html, soak-sockets.json, soak-memory.csv"
+  echo "reports: $OUT/soak.html, soak.json, soak-extra.html, soak-extra.json, soak-memory.csv"
   exit 0
 fi
 
@@ -122,8 +125,9 @@ for scenario in typing broadcast; do
       "node $NODE peer node=$node_pid" "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
     set -- $target
     for pace in "$PACE_MS" 0; do
-      phase=paced; [ "$pace" = 0 ] && phase=saturation
-      goose "$scenario-$phase-$1" "$ROOMS" "$SECS" --target "$2" --kind "$3" --scenarios "$scenario" \
+      phase=paced; users="$ROOMS"
+      [ "$pace" = 0 ] && phase=saturation && users=$((ROOMS * SENDERS))
+      goose "$scenario-$phase-$1" "$users" "$SECS" --target "$2" --kind "$3" --scenarios "$scenario" \
         --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$4"
     done
   done
@@ -134,14 +138,28 @@ import json, sys, os
 out, machine, rooms, members, pace, secs = sys.argv[1:]
 def load(name):
     try:
-        return json.load(open(os.path.join(out, name + "-sockets.json")))
+        return json.load(open(os.path.join(out, name + "-extra.json")))
     except OSError:
         return None
 targets = ["chat", "minimal", "node", "socketioxide"]
 print(f"# Load test summary\n\nmachine: {machine}; {rooms} rooms of {members} members; {secs} s per run; paced runs wait {pace} ms after each event.\n")
 rest = load("rest")
-if rest:
-    print(f"REST mix: see rest.html / rest.json (load average {rest['loadavg']['start']} → {rest['loadavg']['end']}).\n")
+try:
+    g = json.load(open(os.path.join(out, "rest.json")))
+except OSError:
+    g = None
+if rest and g:
+    print(f"## REST mix through the gateway (goose, ms; load average {rest['loadavg']['start']} → {rest['loadavg']['end']})\n")
+    print("| request | count | failures | req/s | p50 | p90 | p99 | max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    pct = {(r["method"], r["name"]): r for r in g["raw_response_metrics"]}
+    for r in g["raw_request_metrics"]:
+        p = pct.get((r["method"], r["name"]), {})
+        print(f"| {r['method']} {r['name']} | {r['number_of_requests']:,} | {r['number_of_failures']:,} | {r['requests_per_second']:,.0f} | "
+              f"{p.get('percentile_50', '–')} | {p.get('percentile_90', '–')} | {p.get('percentile_99', '–')} | {p.get('percentile_100', '–')} |")
+    for m in rest.get("memory", []):
+        print(f"\nmemory {m['name']}: start {m['start_kib']:,} KiB, peak {m['peak_kib']:,} KiB, end {m['end_kib']:,} KiB", end="")
+    print("\n")
 for scen, event in (("typing", "typing:update"), ("broadcast", "message:created")):
     print(f"## {scen} ({event}; time until every {'other ' if scen == 'typing' else ''}member's socket had it)\n")
     print("| | " + " | ".join(targets) + " | chat/minimal | chat/node | chat/socketioxide |")
@@ -178,4 +196,4 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
     loads = [(load(f"{scen}-{p}-{t}") or {}).get("loadavg", {}).get("start") for t in targets for p in ("paced", "saturation")]
     print(f"\nTimeouts (events that did not reach everyone): {timeouts}. Load average at the start of each run: {loads}\n")
 PY
-echo "reports: $OUT (goose: <run>.html/.json; sockets: <run>-sockets.html/.json; summary.md)"
+echo "reports: $OUT (goose: <run>.html/.json; sockets and memory: <run>-extra.html/.json; summary.md)"

@@ -6,7 +6,7 @@
 //!   --target 127.0.0.1:3000     the gateway (or a peer): HTTP and Socket.IO
 //!   --kind chat|peer            chat: registered users and real conversations; peer: rooms
 //!   --scenarios rest,broadcast,typing
-//!   --name NAME                 names the reports: <out>/<NAME>-sockets.{json,html}
+//!   --name NAME                 names the reports: <out>/<NAME>-extra.{json,html}
 //!   --rooms 10 --members 20     the realtime scenarios' conversations and their sizes
 //!   --pace-ms 0                 each goose user's pause after each transaction
 //!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run
@@ -127,7 +127,7 @@ async fn main() {
 }
 
 async fn run(a: Args) -> Result<(), String> {
-    let config = GooseConfiguration::parse_args_default(&a.goose).map_err(|e| e.to_string())?;
+    let config = GooseConfiguration::parse_args_default(&a.goose).map_err(|e| format!("{e:?}"))?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let loadavg_start = report::loadavg();
     rest::set_run(&a.run);
@@ -174,10 +174,10 @@ async fn run(a: Args) -> Result<(), String> {
         summary["memory"] = report::memory(&usage);
     }
     report::print(&a.name, &summary);
-    let json = a.out.join(format!("{}-sockets.json", a.name));
+    let json = a.out.join(format!("{}-extra.json", a.name));
     let text = serde_json::to_string_pretty(&summary).expect("JSON");
     std::fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
-    let html = a.out.join(format!("{}-sockets.html", a.name));
+    let html = a.out.join(format!("{}-extra.html", a.name));
     std::fs::write(&html, report::html(&a.name, &summary))
         .map_err(|e| format!("{}: {e}", html.display()))?;
     // Sockets and goose's workers end with the process.

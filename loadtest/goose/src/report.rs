@@ -1,6 +1,6 @@
 //! What goose's own report cannot hold: the socket side's HDR percentiles (every delivery,
 //! and the time until every member had the event) and the services' memory. Written next to
-//! goose's reports as `<name>-sockets.json` and `<name>-sockets.html`, and printed.
+//! goose's reports as `<name>-extra.json` and `<name>-extra.html`, and printed.
 
 use std::sync::atomic::Ordering;
 
@@ -34,12 +34,7 @@ fn percentiles(h: &Histogram<u64>) -> Value {
 
 /// The socket side of a run.
 pub fn sockets(rt: &Realtime) -> Value {
-    let secs = rt
-        .measured_from
-        .lock()
-        .expect("clock")
-        .elapsed()
-        .as_secs_f64();
+    let secs = rt.measured_secs().max(1e-3);
     let c = &rt.counts;
     let mut events = serde_json::Map::new();
     for (k, (all, every)) in rt.histograms().iter().enumerate() {

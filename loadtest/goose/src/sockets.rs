@@ -108,8 +108,10 @@ pub struct Realtime {
     /// Time until every expected member had the event (µs), per kind.
     every: Mutex<[Histogram<u64>; 2]>,
     pub counts: Counts,
-    /// When the measured part began (after the readiness probe).
-    pub measured_from: Mutex<Instant>,
+    /// The first send and the last delivery since the last reset (µs, 0: none yet): the
+    /// span rates are computed over, free of goose's start and stop.
+    first_send_us: AtomicU64,
+    last_delivery_us: AtomicU64,
 }
 
 /// What a reader made of one frame.
@@ -191,6 +193,7 @@ impl Realtime {
             .max(1);
         self.counts.delivered[kind].fetch_add(1, Ordering::Relaxed);
         let _ = self.per_socket[at].lock().expect("histograms")[kind].record(lat);
+        self.last_delivery_us.fetch_max(now_us(), Ordering::Relaxed);
         let n = flight.got.fetch_add(1, Ordering::AcqRel) + 1;
         if n == flight.expected.load(Ordering::Acquire) {
             let _ = self.every.lock().expect("histograms")[kind].record(lat);
@@ -211,6 +214,9 @@ impl Realtime {
     /// everyone but the sender `typing:update`.
     pub fn begin(&self, kind: usize, flat: usize) -> u64 {
         self.counts.sent[kind].fetch_add(1, Ordering::Relaxed);
+        let _ =
+            self.first_send_us
+                .compare_exchange(0, now_us(), Ordering::Relaxed, Ordering::Relaxed);
         let expected = if kind == CREATED {
             self.members
         } else {
@@ -269,7 +275,15 @@ impl Realtime {
             }
         }
         c.failed_sends.store(0, Ordering::Relaxed);
-        *self.measured_from.lock().expect("clock") = Instant::now();
+        self.first_send_us.store(0, Ordering::Relaxed);
+        self.last_delivery_us.store(0, Ordering::Relaxed);
+    }
+
+    /// Seconds from the first send to the last delivery since the last reset.
+    pub fn measured_secs(&self) -> f64 {
+        let first = self.first_send_us.load(Ordering::Relaxed);
+        let last = self.last_delivery_us.load(Ordering::Relaxed);
+        last.saturating_sub(first) as f64 / 1e6
     }
 
     /// Per kind: every delivery's latency, and the time until every member had it (µs).
@@ -408,7 +422,8 @@ pub async fn connect(
             .collect(),
         every: Mutex::new(std::array::from_fn(|_| histogram())),
         counts: Counts::default(),
-        measured_from: Mutex::new(Instant::now()),
+        first_send_us: AtomicU64::new(0),
+        last_delivery_us: AtomicU64::new(0),
     });
     for (at, (mut rd, wr)) in readers.into_iter().enumerate() {
         let rt = rt.clone();
