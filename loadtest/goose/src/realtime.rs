@@ -159,7 +159,7 @@ async fn broadcast(user: &mut GooseUser) -> TransactionResult {
     let req = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path(path.as_str())
-        .name("POST /conversations/:id/messages (broadcast)")
+        .name("/conversations/:id/messages (broadcast)")
         .set_request_builder(rb)
         .build();
     let res = user.request(req).await?;

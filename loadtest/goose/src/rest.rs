@@ -104,7 +104,7 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
     let req = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path("/auth/register")
-        .name("POST /auth/register")
+        .name("/auth/register")
         .set_request_builder(
             user.get_request_builder(&GooseMethod::Post, "/auth/register")?
                 .header("content-type", "application/json")
@@ -129,7 +129,7 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Post,
         "/conversations",
-        "POST /conversations",
+        "/conversations",
         Some(group(&me, &others)),
         201,
     )
@@ -154,7 +154,7 @@ async fn send(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Post,
         &path,
-        "POST /conversations/:id/messages",
+        "/conversations/:id/messages",
         Some(body),
         201,
     )
@@ -177,7 +177,7 @@ async fn newest(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Get,
         &path,
-        "GET /conversations/:id/messages?limit=50",
+        "/conversations/:id/messages?limit=50",
         None,
         200,
     )
@@ -195,7 +195,7 @@ async fn older(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Get,
         &path,
-        "GET /conversations/:id/messages?before=",
+        "/conversations/:id/messages?before=",
         None,
         200,
     )
@@ -214,7 +214,7 @@ async fn edit(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Patch,
         &path,
-        "PATCH /conversations/:id/messages/:id",
+        "/conversations/:id/messages/:id",
         Some(body),
         200,
     )
@@ -232,7 +232,7 @@ async fn create(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Post,
         "/conversations",
-        "POST /conversations",
+        "/conversations",
         Some(body),
         201,
     )
@@ -255,7 +255,7 @@ async fn mine(user: &mut GooseUser) -> TransactionResult {
         user,
         GooseMethod::Get,
         &path,
-        "GET /conversations/user/:userId",
+        "/conversations/user/:userId",
         None,
         200,
     )
