@@ -9,13 +9,15 @@
 //!   --name NAME                 names the reports: <out>/<NAME>-extra.{json,html}
 //!   --rooms 10 --members 20     the realtime scenarios' conversations and their sizes
 //!   --pace-ms 0                 each goose user's pause after each transaction
+//!   --rate 0                    transactions per second across all users (0: unpaced)
 //!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run
 //!   --sample-ms 1000 --register-parallel 4 --run-id ID --out target/loadtest
 //! ```
 //! Goose's options follow `--` (users, run time, `--report-file` for its HTML and JSON
-//! reports, `--throttle-requests` for a fixed request rate); `--host` is set from --target.
+//! reports); `--host` is set from --target.
 
 mod memory;
+mod pace;
 mod realtime;
 mod report;
 mod rest;
@@ -35,6 +37,7 @@ struct Args {
     rooms: usize,
     members: usize,
     pace: Duration,
+    rate: u64,
     pids: Vec<(String, u32)>,
     sample: Duration,
     parallel: usize,
@@ -63,6 +66,7 @@ fn args() -> Args {
         rooms: 10,
         members: 20,
         pace: Duration::ZERO,
+        rate: 0,
         pids: Vec::new(),
         sample: Duration::from_secs(1),
         parallel: 4,
@@ -89,6 +93,7 @@ fn args() -> Args {
             "--rooms" => a.rooms = number(&v) as usize,
             "--members" => a.members = number(&v) as usize,
             "--pace-ms" => a.pace = Duration::from_millis(number(&v)),
+            "--rate" => a.rate = number(&v),
             "--pids" => a.pids = memory::parse_pids(&v).unwrap_or_else(|e| fail(e)),
             "--sample-ms" => a.sample = Duration::from_millis(number(&v).max(10)),
             "--register-parallel" => a.parallel = number(&v) as usize,
@@ -131,6 +136,7 @@ async fn run(a: Args) -> Result<(), String> {
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let loadavg_start = report::loadavg();
     rest::set_run(&a.run);
+    pace::set_rate(a.rate);
     let realtime_wanted = a.scenarios.iter().any(|s| s != "rest");
     let rt = if realtime_wanted {
         let rt =

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use goose::prelude::*;
 
-use crate::setup;
 use crate::sockets::{self, Join, Realtime, CREATED, TYPING};
+use crate::{pace, setup};
 
 static RT: OnceLock<Arc<Realtime>> = OnceLock::new();
 
@@ -143,6 +143,7 @@ pub fn scenarios(names: &[String], pace: Duration) -> Result<Vec<Scenario>, Goos
 }
 
 async fn broadcast(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let rt = rt();
     let flat = sender(rt, user.weighted_users_index);
     let (room, m) = rt.member(flat);
@@ -190,6 +191,7 @@ async fn broadcast(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn typing(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let rt = rt();
     let flat = sender(rt, user.weighted_users_index);
     let seq = rt.begin(TYPING, flat);

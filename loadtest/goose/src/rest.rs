@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use goose::prelude::*;
 
-use crate::setup;
+use crate::{pace, setup};
 
 /// The run's prefix for user ids, so that runs never collide.
 static RUN: OnceLock<String> = OnceLock::new();
@@ -145,6 +145,7 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn send(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let s = session(user)?;
     let conv = s.conversations[0].clone();
     let body = serde_json::json!({"senderId": s.user, "body": format!("mix message {}", user.get_iterations())})
@@ -171,6 +172,7 @@ async fn send(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn newest(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let conv = session(user)?.conversations[0].clone();
     let path = format!("/conversations/{conv}/messages?limit=50");
     call(
@@ -186,6 +188,7 @@ async fn newest(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn older(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let s = session(user)?;
     let Some((conv, id)) = s.recent.front().cloned() else {
         return Ok(());
@@ -204,6 +207,7 @@ async fn older(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn edit(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let s = session(user)?;
     let Some((conv, id)) = s.recent.back().cloned() else {
         return Ok(());
@@ -223,6 +227,7 @@ async fn edit(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn create(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let s = session(user)?;
     let others: Vec<String> = (0..2)
         .map(|k| format!("{}-new{}-{k}", s.user, s.made))
@@ -249,6 +254,7 @@ async fn create(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn mine(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
     let me = session(user)?.user.clone();
     let path = format!("/conversations/user/{me}");
     call(
