@@ -19,6 +19,8 @@ cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
   # previous run ("change:" and lines of percentages) are left out.
   /change:|%/ { next }
   /time:/ {
+    # The previous benchmark had no throughput line: end its line first.
+    if (pending) print ""
     if ($1 != "time:") name = $1
     for (i = 1; i <= NF; i++) if ($i == "time:") { t = $(i + 3) " " $(i + 4) }
     printf "%-48s %14s", name, t; pending = 1; next
