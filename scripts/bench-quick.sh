@@ -3,17 +3,24 @@
 # per benchmark: about a minute once built), printed as one line each: the median time and,
 # where set, the median throughput. Extra arguments go to criterion (a name filter, say).
 #   scripts/bench-quick.sh [FILTER]
-# The full run is `cargo bench -p bench`; the test command runs each benchmark once
-# (`cargo test -p bench --benches`) so they cannot rot.
+# Environment: BENCH_PROFILE (cargo profile, default `bench`), BENCH_WARMUP and
+# BENCH_MEASURE (seconds). The test command runs it as
+# `BENCH_PROFILE=bench-ci BENCH_WARMUP=0.05 BENCH_MEASURE=0.2`: every benchmark runs and
+# prints its figure, from a build without LTO (figures close to, not equal to, `cargo bench`).
+# The full run is `cargo bench -p bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-cargo bench -q -p bench -- --warm-up-time 0.2 --measurement-time 0.5 "$@" 2>/dev/null | awk '
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg); profile ${BENCH_PROFILE:-bench}"
+cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" --no-run
+cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
+  --warm-up-time "${BENCH_WARMUP:-0.2}" --measurement-time "${BENCH_MEASURE:-0.5}" "$@" 2>/dev/null | awk '
   # criterion prints "name  time: [low median high]", the name alone on the line before
   # when it is long, then "thrpt: [...]" when a throughput is set. Comparisons with the
   # previous run ("change:" and lines of percentages) are left out.
   /change:|%/ { next }
   /time:/ {
+    # The previous benchmark had no throughput line: end its line first.
+    if (pending) print ""
     if ($1 != "time:") name = $1
     for (i = 1; i <= NF; i++) if ($i == "time:") { t = $(i + 3) " " $(i + 4) }
     printf "%-48s %14s", name, t; pending = 1; next

@@ -43,10 +43,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit and end-to-end tests"
 cargo test --workspace
 
-# Each criterion benchmark runs once (test mode, debug build) so none can rot; the timed
-# short mode is scripts/bench-quick.sh.
-step "benchmarks, once each"
-cargo test -p bench --benches
+# Every criterion benchmark runs briefly and prints its figure (scripts/bench-quick.sh).
+step "benchmarks, short mode"
+BENCH_PROFILE=bench-ci BENCH_WARMUP=0.05 BENCH_MEASURE=0.2 bash scripts/bench-quick.sh
 
 step "Socket.IO interop with the official client"
 (cd tests/node && SIO_SERVER_BIN="$PWD/../../target/debug/examples/socketio_conformance" \

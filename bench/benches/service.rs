@@ -1,7 +1,7 @@
 //! Service hot paths: routing with the chat service's table, parsing a message send body
 //! (simd-json, as the service does, against serde_json), serialising a `Message` (serde_json,
-//! as the service does, against simd-json), and the worker's parameter arrays for the
-//! multi-row INSERT of a batch.
+//! as the service does, against simd-json) and parsing one back (both), and the worker's
+//! parameter arrays for the multi-row INSERT of a batch.
 
 use bench::{message, send_body};
 use chat::SendMessage;
@@ -56,6 +56,18 @@ fn json(c: &mut Criterion) {
     });
     g.bench_function("serialize_message/simd_json", |b| {
         b.iter(|| simd_json::to_vec(black_box(&m)).unwrap())
+    });
+    // A stored message as the instances read it back (commit notices, stream entries).
+    let json = serde_json::to_vec(&m).unwrap();
+    g.bench_function("parse_message/simd_json", |b| {
+        b.iter_batched_ref(
+            || json.clone(),
+            |buf| simd_json::serde::from_slice::<Message>(buf).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("parse_message/serde_json", |b| {
+        b.iter(|| serde_json::from_slice::<Message>(black_box(&json)).unwrap())
     });
     g.finish();
 }

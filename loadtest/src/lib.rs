@@ -1,7 +1,8 @@
 //! Shared pieces of the load generators: one keep-alive HTTP/1 connection per virtual user,
 //! latency histograms, and the summary printed at the end. [`sio`] is the raw Socket.IO
-//! client of the relay benchmark.
+//! client of the relay benchmark; [`peer`] what the Rust peer servers share.
 
+pub mod peer;
 pub mod sio;
 
 use std::time::Duration;
@@ -38,12 +39,26 @@ impl Conn {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(u16, Bytes), String> {
+        self.request_as(method, path, body, None).await
+    }
+
+    /// [`Conn::request`] with `Authorization: Bearer <token>` when a token is given.
+    pub async fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+        token: Option<&str>,
+    ) -> Result<(u16, Bytes), String> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.authority);
         if body.is_some() {
             b = b.header("content-type", "application/json");
+        }
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
         }
         let req = b
             .body(Full::new(body.unwrap_or_default()))
@@ -63,6 +78,16 @@ impl Conn {
             .to_bytes();
         Ok((status, body))
     }
+}
+
+/// A process's resident memory (VmRSS in `/proc/<pid>/status`) in KiB; 0 once it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A latency histogram in microseconds, 1 µs to 60 s.
@@ -97,7 +122,12 @@ pub fn summary(
 /// The command line as `--name value` pairs (a name without a value gets "").
 pub fn options() -> Vec<(String, String)> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    argv.chunks(2)
+    pairs(&argv)
+}
+
+/// `args` as `--name value` pairs (a name without a value gets "").
+pub fn pairs(args: &[String]) -> Vec<(String, String)> {
+    args.chunks(2)
         .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
         .collect()
 }

@@ -31,8 +31,9 @@ where
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Connects, reads the Engine.IO open packet, joins `/`; returns the socket split in two.
-pub async fn connect(addr: &str) -> Result<(Reader, Writer), Error> {
+/// Connects, reads the Engine.IO open packet, joins `/` (with `auth`, a JSON object, as
+/// the CONNECT payload when given); returns the socket split in two.
+pub async fn connect(addr: &str, auth: Option<&str>) -> Result<(Reader, Writer), Error> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let req = hyper::Request::builder()
@@ -58,12 +59,16 @@ pub async fn connect(addr: &str) -> Result<(Reader, Writer), Error> {
         )
         .into());
     }
-    send(&mut ws, b"40").await?;
+    match auth {
+        Some(a) => send(&mut ws, format!("40{a}").as_bytes()).await?,
+        None => send(&mut ws, b"40").await?,
+    }
     loop {
         let t = next_text(&mut ws).await?;
         match &t[..] {
             b"2" => send(&mut ws, b"3").await?,
             t if t.starts_with(b"40") => break,
+            // CONNECT_ERROR: refused, e.g. an invalid token.
             t if t.starts_with(b"44") => {
                 return Err(format!("refused: {}", String::from_utf8_lossy(t)).into())
             }

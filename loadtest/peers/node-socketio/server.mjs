@@ -1,18 +1,62 @@
-// The Node socket.io peer of the relay benchmark: every client joins one room, and each
-// `typing:update` is emitted to that room except its sender, as the chat service relays it.
+// The Node socket.io peer of the relay benchmarks, doing what the chat service does for
+// `typing:update` and `message:created`, minus storage and identity:
+// - each client joins the room named by its CONNECT auth payload's `room` (none: "bench");
+// - `typing:update` is emitted to that room except its sender;
+// - `POST /conversations/<room>/messages` `{"senderId","body"}` answers 201 with a message
+//   (stored nowhere) and emits it as `message:created` to everyone in the room.
 // Listens on loopback only: PORT (default 3304). Prints "ready <port>" once listening.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
 const port = Number(process.env.PORT || 3304);
-const http = createServer();
+let sends = 0;
+
+function send(req, res, room) {
+  let body = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk) => {
+    body += chunk;
+    if (body.length > 65536) req.destroy();
+  });
+  req.on("end", () => {
+    let v;
+    try {
+      v = JSON.parse(body);
+    } catch {
+      v = null;
+    }
+    if (!v || typeof v.senderId !== "string" || typeof v.body !== "string") {
+      res.writeHead(400, { "content-type": "application/json" }).end("{}");
+      return;
+    }
+    const seq = (sends++).toString(16).padStart(12, "0");
+    const message = {
+      id: `00000000-0000-7000-8000-${seq}`,
+      conversationId: room,
+      senderId: v.senderId,
+      body: v.body,
+      sentAt: new Date().toISOString(),
+      editedAt: null,
+    };
+    io.to(room).emit("message:created", message);
+    res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify(message));
+  });
+}
+
+const http = createServer((req, res) => {
+  const m = /^\/conversations\/([^/]+)\/messages$/.exec(req.url);
+  if (req.method === "POST" && m) return send(req, res, decodeURIComponent(m[1]));
+  // socket.io answers its own path before this handler runs.
+  res.writeHead(404, { "content-type": "application/json" }).end("{}");
+});
 // Defaults otherwise, so the figures are those of a stock socket.io server.
 const io = new Server(http, { serveClient: false });
 
 io.on("connection", (socket) => {
-  socket.join("bench");
+  const room = typeof socket.handshake.auth?.room === "string" ? socket.handshake.auth.room : "bench";
+  socket.join(room);
   socket.on("typing:update", (data) => {
-    socket.to("bench").emit("typing:update", data);
+    socket.to(room).emit("typing:update", data);
   });
 });
 

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use loadtest::{histogram, ms, sio};
+use loadtest::{histogram, ms, rss_kib, sio};
 use tokio::sync::{Notify, Semaphore};
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -152,7 +152,9 @@ async fn open_all(a: &Args, n: usize) -> Vec<(sio::Reader, Arc<tokio::sync::Mute
             let mut last = None;
             // A few tries: a listen backlog can overflow while thousands connect at once.
             for _ in 0..5 {
-                match tokio::time::timeout(Duration::from_secs(10), sio::connect(&target)).await {
+                match tokio::time::timeout(Duration::from_secs(10), sio::connect(&target, None))
+                    .await
+                {
                     Ok(Ok((rd, mut wr))) => {
                         if let Some(j) = &join {
                             sio::write_text(&mut wr, j.as_bytes())
@@ -175,15 +177,6 @@ async fn open_all(a: &Args, n: usize) -> Vec<(sio::Reader, Arc<tokio::sync::Mute
         out.push(t.await.expect("connect task"));
     }
     out
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn idle(a: &Args) {

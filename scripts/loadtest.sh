@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The goose load tests (loadtest/goose) against the gateway, and the realtime peer comparison.
+# Starts everything itself: PostgreSQL and Redis on private ports (scripts/deps.sh), the
+# release gateway, chat, worker and call services, and the peers (minimal relay, Node
+# socket.io from npm, socketioxide); stops all of it at the end. Reports go to
+# target/loadtest/: goose's HTML and JSON per run (<run>.html, <run>.json), the socket-side
+# HDR percentiles and service memory beside them (<run>-extra.{json,html}, <run>-memory.csv),
+# and summary.md with the REST table and the peer comparison.
+#
+#   scripts/loadtest.sh [SECONDS]          REST mix, realtime scenarios, peer comparison
+#                                          (SECONDS per measured run, default 15; ~6 min)
+#   scripts/loadtest.sh --soak MINUTES [PER_SECOND]
+#                                          REST mix + broadcast + typing at a fixed rate
+#                                          (default 200 transactions/s in all), memory sampled
+#
+# Environment: ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
+# pause after each event in the paced runs (one sender per room); SENDERS (4): senders per
+# room in the saturation runs, each with one event in the air; REST_USERS (32).
+#
+# Identity: every load-test user registers (POST /auth/register) and sends its bearer token
+# with each request and in the Socket.IO CONNECT payload. The per-user and per-address
+# limits (sends, registrations, sign-in failures) are raised far above what one run does,
+# so that they do not shape what is measured: all the load comes from one address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+MODE=normal; SECS=15; SOAK_MIN=0; RATE=200
+if [ "${1:-}" = "--soak" ]; then
+  MODE=soak; SOAK_MIN="${2:?--soak MINUTES [PER_SECOND]}"; RATE="${3:-200}"
+elif [ -n "${1:-}" ]; then
+  SECS="$1"
+fi
+ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
+PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
+REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
+GATEWAY=127.0.0.1:5000; CHAT_PORT=5001; CALL_PORT=5002; WORKER_PORT=5003
+MINIMAL=127.0.0.1:5010; NODE=127.0.0.1:5011; SIOXIDE=127.0.0.1:5012
+T="${CARGO_TARGET_DIR:-$PWD/target}"
+OUT="$PWD/target/loadtest"
+mkdir -p "$OUT"
+# A full run replaces the reports of the last one; a soak only its own.
+if [ "$MODE" = normal ]; then rm -f "$OUT"/*; fi
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  deps_down
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+deps_up "$PG_URL" "$REDIS"
+echo "==> building (release)"
+cargo build --release -q -p chat -p worker -p call -p gateway -p loadtest --target-dir "$T"
+cargo build --release -q --manifest-path loadtest/goose/Cargo.toml --target-dir "$T"
+B="$T/release"
+
+export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="load$$"
+# Identity: a shared secret between the gateway and the services, and limits raised so that
+# one address driving thousands of users is not throttled (see the comment at the top).
+export INTERNAL_SECRET="loadtest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000 \
+  RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
+
+PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; pids+=("$chat_pid")
+PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; pids+=("$worker_pid")
+PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; pids+=("$call_pid")
+PORT="${GATEWAY##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
+  CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$B/gateway" & gateway_pid=$!; pids+=("$gateway_pid")
+redis_pid="$(cat "$DEPS_DIR/redis/redis.pid" 2>/dev/null || true)"
+
+ready() {
+  for _ in $(seq 150); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  echo "not ready: $*" >&2; return 1
+}
+ready curl -fs "http://$GATEWAY/readyz" -o /dev/null
+ready curl -fs "http://127.0.0.1:$WORKER_PORT/readyz" -o /dev/null
+
+SERVICE_PIDS="gateway=$gateway_pid,chat=$chat_pid,worker=$worker_pid,call=$call_pid${redis_pid:+,redis=$redis_pid}"
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "machine: $machine; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# goose NAME USERS SECONDS [loadtest-goose options...]: one goose run, its output in NAME.log.
+goose() {
+  local name="$1" users="$2" secs="$3"; shift 3
+  echo "==> $name ($users users, ${secs}s; load average $(cut -d' ' -f1 /proc/loadavg))"
+  if ! "$B/loadtest-goose" --name "$name" --out "$OUT" "$@" -- \
+      --users "$users" --increase-rate "$users" --run-time "${secs}s" \
+      --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" >"$OUT/$name.log" 2>&1; then
+    tail -20 "$OUT/$name.log" >&2; return 1
+  fi
+  grep -E "^$name: " "$OUT/$name.log" || true
+}
+
+if [ "$MODE" = soak ]; then
+  goose soak $((REST_USERS + 2 * ROOMS)) $((SOAK_MIN * 60)) --target "$GATEWAY" --kind chat \
+    --scenarios rest,broadcast,typing --rooms "$ROOMS" --members "$MEMBERS" --rate "$RATE" \
+    --pids "$SERVICE_PIDS" --sample-ms 5000
+  echo "reports: $OUT/soak.html, soak.json, soak-extra.html, soak-extra.json, soak-memory.csv"
+  exit 0
+fi
+
+goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
+
+echo "==> peers"
+cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
+(cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
+"$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; pids+=("$minimal_pid")
+(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; pids+=("$node_pid")
+"$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; pids+=("$sioxide_pid")
+ready curl -fs "http://$NODE/socket.io/?EIO=4&transport=polling" -o /dev/null
+ready curl -fs "http://$SIOXIDE/socket.io/?EIO=4&transport=polling" -o /dev/null
+ready bash -c "exec 3<>/dev/tcp/${MINIMAL%:*}/${MINIMAL##*:}" 2>/dev/null
+
+# Each realtime scenario against each server: paced (latency) and unpaced (throughput).
+for scenario in typing broadcast; do
+  for target in "chat $GATEWAY chat $SERVICE_PIDS" "minimal $MINIMAL peer minimal=$minimal_pid" \
+      "node $NODE peer node=$node_pid" "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
+    set -- $target
+    for pace in "$PACE_MS" 0; do
+      phase=paced; users="$ROOMS"
+      [ "$pace" = 0 ] && phase=saturation && users=$((ROOMS * SENDERS))
+      goose "$scenario-$phase-$1" "$users" "$SECS" --target "$2" --kind "$3" --scenarios "$scenario" \
+        --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$4"
+    done
+  done
+done
+
+python3 - "$OUT" "$machine" "$ROOMS" "$MEMBERS" "$PACE_MS" "$SECS" <<'PY' | tee "$OUT/summary.md"
+import json, sys, os
+out, machine, rooms, members, pace, secs = sys.argv[1:]
+def load(name):
+    try:
+        return json.load(open(os.path.join(out, name + "-extra.json")))
+    except OSError:
+        return None
+targets = ["chat", "minimal", "node", "socketioxide"]
+print(f"# Load test summary\n\nmachine: {machine}; {rooms} rooms of {members} members; {secs} s per run; paced runs wait {pace} ms after each event.\n")
+rest = load("rest")
+try:
+    g = json.load(open(os.path.join(out, "rest.json")))
+except OSError:
+    g = None
+if rest and g:
+    print(f"## REST mix through the gateway (goose, ms; load average {rest['loadavg']['start']} → {rest['loadavg']['end']})\n")
+    print("| request | count | failures | req/s | p50 | p90 | p99 | max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    pct = {(r["method"], r["name"]): r for r in g["raw_response_metrics"]}
+    for r in g["raw_request_metrics"]:
+        p = pct.get((r["method"], r["name"]), {})
+        print(f"| {r['method']} {r['name']} | {r['number_of_requests']:,} | {r['number_of_failures']:,} | {r['requests_per_second']:,.0f} | "
+              f"{p.get('percentile_50', '–')} | {p.get('percentile_90', '–')} | {p.get('percentile_99', '–')} | {p.get('percentile_100', '–')} |")
+    for m in rest.get("memory", []):
+        print(f"\nmemory {m['name']}: start {m['start_kib']:,} KiB, peak {m['peak_kib']:,} KiB, end {m['end_kib']:,} KiB", end="")
+    print("\n")
+for scen, event in (("typing", "typing:update"), ("broadcast", "message:created")):
+    print(f"## {scen} ({event}; time until every {'other ' if scen == 'typing' else ''}member's socket had it)\n")
+    print("| | " + " | ".join(targets) + " | chat/minimal | chat/node | chat/socketioxide |")
+    print("|---|" + "---:|" * (len(targets) + 3))
+    def cell(phase, path):
+        vals = []
+        for t in targets:
+            d = load(f"{scen}-{phase}-{t}")
+            v = d
+            try:
+                for p in path:
+                    v = v[p]
+            except (TypeError, KeyError):
+                v = None
+            vals.append(v)
+        return vals
+    rows = [
+        ("paced: p50 ms, every member", "paced", ["sockets", "events", event, "every_member_ms", "p50"], False),
+        ("paced: p99 ms, every member", "paced", ["sockets", "events", event, "every_member_ms", "p99"], False),
+        ("paced: p99 ms, each delivery", "paced", ["sockets", "events", event, "delivery_ms", "p99"], False),
+        ("saturation: deliveries/s", "saturation", ["sockets", "events", event, "events_per_s"], True),
+        ("saturation: p99 ms, every member", "saturation", ["sockets", "events", event, "every_member_ms", "p99"], False),
+        ("saturation: events sent/s", "saturation", ["sockets", "events", event, "sends_per_s"], True),
+    ]
+    for label, phase, path, higher in rows:
+        v = cell(phase, path)
+        def ratio(i):
+            if v[0] is None or v[i] in (None, 0):
+                return "–"
+            return f"{v[0] / v[i]:.2f}"
+        fmt = lambda x: "–" if x is None else (f"{x:,.0f}" if higher else f"{x:.2f}")
+        print(f"| {label} | " + " | ".join(fmt(x) for x in v) + f" | {ratio(1)} | {ratio(2)} | {ratio(3)} |")
+    timeouts = {f"{t}/{p}": (load(f"{scen}-{p}-{t}") or {}).get("sockets", {}).get("events", {}).get(event, {}).get("timeouts") for t in targets for p in ("paced", "saturation")}
+    loads = [(load(f"{scen}-{p}-{t}") or {}).get("loadavg", {}).get("start") for t in targets for p in ("paced", "saturation")]
+    print(f"\nTimeouts (events that did not reach everyone): {timeouts}. Load average at the start of each run: {loads}\n")
+PY
+echo "reports: $OUT (goose: <run>.html/.json; sockets and memory: <run>-extra.html/.json; summary.md)"
