@@ -26,6 +26,37 @@ pub fn redis_url() -> String {
     std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:26379".into())
 }
 
+/// `node --test` of one file of `tests/node` (the official socket.io-client tests); add its
+/// environment and give it to [`must_succeed`].
+pub fn node_test(file: &str) -> Command {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../node");
+    assert!(
+        dir.join("node_modules/socket.io-client").exists(),
+        "run `npm ci` in tests/node first (scripts/test-all.sh does)"
+    );
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", file])
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs a command to the end off the async threads, prints its output, and fails the test
+/// with that output unless it succeeded.
+pub async fn must_succeed(mut cmd: Command, what: &str) {
+    let program = format!("{:?}", cmd.get_program());
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("cannot run {program} for {what}: {e}"));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    assert!(out.status.success(), "{what} failed:\n{report}");
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let dir = std::env::var("E2E_BIN_DIR")
         .map(PathBuf::from)

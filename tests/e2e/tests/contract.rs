@@ -14,32 +14,17 @@ fn schemathesis() -> String {
 /// Runs schemathesis against the stack; `extra` adds arguments. Panics with its report on
 /// any failure.
 async fn schemathesis_run(s: &Stack, extra: Vec<String>) {
-    let (url, bin) = (s.url(), schemathesis());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&bin)
-            .args(["run", &format!("{url}/openapi.json"), "--url", &url])
-            .args([
-                "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            ])
-            // One worker: hypothesis's caches are not safe across threads.
-            .args(["--seed", "1", "--workers", "1", "--request-timeout", "10", "--no-color"])
-            .args(&extra)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {bin} ({e}); install schemathesis or set SCHEMATHESIS_BIN"))
-    })
-    .await
-    .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{report}");
-    assert!(
-        out.status.success(),
-        "schemathesis found problems:\n{report}"
-    );
+    let url = s.url();
+    let mut cmd = Command::new(schemathesis());
+    cmd.args(["run", &format!("{url}/openapi.json"), "--url", &url])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        // One worker: hypothesis's caches are not safe across threads.
+        .args(["--seed", "1", "--workers", "1", "--request-timeout", "10", "--no-color"])
+        .args(&extra);
+    e2e::must_succeed(cmd, "schemathesis (install it or set SCHEMATHESIS_BIN)").await;
 }
 
 #[tokio::test]

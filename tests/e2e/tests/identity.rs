@@ -2,7 +2,6 @@
 //! change), the authorization matrix of every route, the services refusing forged
 //! identities, the abuse limits, and Socket.IO sign-in with the official client.
 
-use std::process::Command;
 use std::time::Duration;
 
 use e2e::{Reply, Stack};
@@ -529,33 +528,14 @@ async fn sockets_sign_in_with_their_token() {
         204
     );
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node");
-    let url = s.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(["--test", "--test-reporter=spec", "identity.test.mjs"])
-            .current_dir(dir)
-            .env("GATEWAY_URL", url)
-            .env("ALICE_TOKEN", alice)
-            .env("BOB_TOKEN", bob)
-            .env("CAROL_TOKEN", carol)
-            .env("REVOKED_TOKEN", revoked)
-            .env("CONVERSATION_ID", conversation)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{report}");
-    assert!(
-        out.status.success(),
-        "node identity tests failed:\n{report}"
-    );
+    let mut node = e2e::node_test("identity.test.mjs");
+    node.env("GATEWAY_URL", s.url())
+        .env("ALICE_TOKEN", alice)
+        .env("BOB_TOKEN", bob)
+        .env("CAROL_TOKEN", carol)
+        .env("REVOKED_TOKEN", revoked)
+        .env("CONVERSATION_ID", conversation);
+    e2e::must_succeed(node, "node identity tests").await;
 }
 
 /// A well-formed UUID no conversation has.
