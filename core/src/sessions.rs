@@ -35,7 +35,12 @@ pub struct Issued {
 pub struct Sessions {
     namespace: String,
     ttl: Duration,
+    /// Live sessions one user may hold; signing in again ends the oldest.
+    max_per_user: u32,
 }
+
+/// The default of [`Sessions::max_per_user`].
+pub const MAX_PER_USER: u32 = 50;
 
 /// The token of `Authorization: Bearer <token>`, when well formed.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -55,11 +60,33 @@ pub fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Starts a session: KEYS[1] the session, KEYS[2] the user's sessions (a sorted set by expiry);
+/// ARGV: value, lifetime (s), session id, now (ms), most sessions per user, session key
+/// prefix. Past the cap, the user's oldest sessions end.
+static ISSUE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[2]) * 1000, ARGV[3])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+if extra > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+    redis.call('DEL', ARGV[6] .. id)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 0
+",
+    )
+});
+
 /// Revokes every session of a user: the session keys listed in the user's set, then the set.
 static REVOKE_ALL: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-local ids = redis.call('SMEMBERS', KEYS[1])
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 redis.call('DEL', KEYS[1])
 return #ids
@@ -101,7 +128,14 @@ impl Sessions {
         Sessions {
             namespace: namespace.to_string(),
             ttl,
+            max_per_user: MAX_PER_USER,
         }
+    }
+
+    /// The same with another cap on live sessions per user.
+    pub fn with_max_per_user(mut self, max: u32) -> Self {
+        self.max_per_user = max.max(1);
+        self
     }
 
     pub fn ttl(&self) -> Duration {
@@ -135,25 +169,17 @@ impl Sessions {
         let id = &key[self.prefix().len()..];
         let secs = self.ttl.as_secs().max(1);
         let value = format!("{}\n{}", user.user_id, user.display_name);
-        let user_key = self.user_key(&user.user_id);
         let mut conn = redis.get().await?;
-        redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&key)
+        ISSUE
+            .key(&key)
+            .key(self.user_key(&user.user_id))
             .arg(value)
-            .arg("EX")
             .arg(secs)
-            .ignore()
-            .cmd("SADD")
-            .arg(&user_key)
             .arg(id)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&user_key)
-            .arg(secs)
-            .ignore()
-            .query_async::<()>(&mut *conn)
+            .arg(crate::time::now_millis())
+            .arg(self.max_per_user)
+            .arg(self.prefix())
+            .invoke_async::<()>(&mut *conn)
             .await?;
         Ok(Issued {
             token,
@@ -223,7 +249,7 @@ impl Sessions {
             .cmd("DEL")
             .arg(&key)
             .ignore()
-            .cmd("SREM")
+            .cmd("ZREM")
             .arg(self.user_key(user_id))
             .arg(id)
             .ignore()

@@ -32,6 +32,8 @@ pub struct Config {
     pub redis_url: String,
     pub namespace: String,
     pub session_ttl: Duration,
+    /// Live sessions per user; signing in again ends the oldest.
+    pub max_sessions_per_user: u32,
     pub limits: Limits,
 }
 
@@ -99,6 +101,12 @@ impl Config {
                 1,
                 365 * 86_400,
             )?),
+            max_sessions_per_user: env.number(
+                "MAX_SESSIONS_PER_USER",
+                platform_core::sessions::MAX_PER_USER,
+                1,
+                10_000,
+            )?,
             limits: Limits::from_env(env)?,
         })
     }

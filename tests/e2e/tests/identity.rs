@@ -390,6 +390,30 @@ async fn accounts_tokens_expiry_and_revocation() {
 }
 
 #[tokio::test]
+async fn a_user_holds_a_bounded_number_of_sessions() {
+    let s = Stack::secure(&[], &[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let first = s.register("lena").await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        let r = s
+            .post(
+                "/auth/login",
+                json!({"userId": "lena", "password": "password-lena"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        later.push(r.body["token"].as_str().unwrap().to_string());
+    }
+    // The fourth session ended the oldest; the three newest work.
+    s.request("GET", "/me", Some(&first), None)
+        .await
+        .assert_error(401);
+    for t in &later {
+        assert_eq!(s.request("GET", "/me", Some(t), None).await.status, 200);
+    }
+}
+
+#[tokio::test]
 async fn tokens_expire() {
     let s = Stack::secure(&[], &[("SESSION_TTL_SECS", "2")]).await;
     let token = s.register("kim").await;

@@ -91,7 +91,8 @@ impl Auth {
         Ok(Auth {
             pg: platform_core::pools::postgres(&config.database_url, 8)?,
             redis: platform_core::pools::redis(&config.redis_url, 4)?,
-            sessions: Sessions::new(&config.namespace, config.session_ttl),
+            sessions: Sessions::new(&config.namespace, config.session_ttl)
+                .with_max_per_user(config.max_sessions_per_user),
             trust: config.trust.clone(),
             limits: config.limits.clone(),
             namespace: config.namespace.clone(),
