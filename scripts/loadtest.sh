@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The goose load tests (loadtest/goose) against the gateway, and the realtime peer comparison.
+# The goose load tests (loadtest/goose) against the gateway, and the realtime peer comparison
+# (the chat service's sockets both straight to it and through the gateway).
 # Starts everything itself: PostgreSQL and Redis on private ports (scripts/deps.sh), the
 # release gateway, chat, worker and call services, and the peers (minimal relay, Node
 # socket.io from npm, socketioxide); stops all of it at the end. Reports go to
@@ -15,7 +16,10 @@
 #
 # Environment: ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
 # pause after each event in the paced runs (one sender per room); SENDERS (4): senders per
-# room in the saturation runs, each with one event in the air; REST_USERS (32).
+# room in the saturation runs, each with one event in the air; REST_USERS (32; 0 skips the
+# REST mix). A subset of the realtime runs (e.g. for an A/B of one change): TARGETS
+# (chat-direct chat-gateway minimal node socketioxide), SCENARIOS (typing broadcast), PHASES
+# (paced saturation).
 #
 # Identity: every load-test user registers (POST /auth/register) and sends its bearer token
 # with each request and in the Socket.IO CONNECT payload. The per-user and per-address
@@ -31,6 +35,8 @@ if [ "${1:-}" = "--soak" ]; then
 elif [ -n "${1:-}" ]; then
   SECS="$1"
 fi
+TARGETS="${TARGETS:-chat-direct chat-gateway minimal node socketioxide}"
+SCENARIOS="${SCENARIOS:-typing broadcast}"; PHASES="${PHASES:-paced saturation}"
 ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
 PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
 REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
@@ -105,7 +111,7 @@ if [ "$MODE" = soak ]; then
   exit 0
 fi
 
-goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
+[ "$REST_USERS" = 0 ] || goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
 
 echo "==> peers"
 cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
@@ -118,15 +124,21 @@ ready curl -fs "http://$SIOXIDE/socket.io/?EIO=4&transport=polling" -o /dev/null
 ready bash -c "exec 3<>/dev/tcp/${MINIMAL%:*}/${MINIMAL##*:}" 2>/dev/null
 
 # Each realtime scenario against each server: paced (latency) and unpaced (throughput).
-for scenario in typing broadcast; do
-  for target in "chat $GATEWAY chat $SERVICE_PIDS" "minimal $MINIMAL peer minimal=$minimal_pid" \
+# The chat stack twice: chat-direct (sockets straight to the chat service, like the peers;
+# HTTP through the gateway, as the chat service takes API requests from the gateway only)
+# and chat-gateway (sockets tunnelled by the gateway too, as browsers reach it).
+for scenario in $SCENARIOS; do
+  for target in "chat-direct $GATEWAY chat $SERVICE_PIDS --socket-target 127.0.0.1:$CHAT_PORT" \
+      "chat-gateway $GATEWAY chat $SERVICE_PIDS" "minimal $MINIMAL peer minimal=$minimal_pid" \
       "node $NODE peer node=$node_pid" "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
     set -- $target
-    for pace in "$PACE_MS" 0; do
-      phase=paced; users="$ROOMS"
-      [ "$pace" = 0 ] && phase=saturation && users=$((ROOMS * SENDERS))
-      goose "$scenario-$phase-$1" "$users" "$SECS" --target "$2" --kind "$3" --scenarios "$scenario" \
-        --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$4"
+    name="$1" addr="$2" kind="$3" pidlist="$4"; shift 4
+    [[ " $TARGETS " == *" $name "* ]] || continue
+    for phase in $PHASES; do
+      pace="$PACE_MS"; users="$ROOMS"
+      [ "$phase" = saturation ] && pace=0 && users=$((ROOMS * SENDERS))
+      goose "$scenario-$phase-$name" "$users" "$SECS" --target "$addr" --kind "$kind" --scenarios "$scenario" \
+        --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$pidlist" "$@"
     done
   done
 done
@@ -139,8 +151,12 @@ def load(name):
         return json.load(open(os.path.join(out, name + "-extra.json")))
     except OSError:
         return None
-targets = ["chat", "minimal", "node", "socketioxide"]
+targets = ["chat-direct", "chat-gateway", "minimal", "node", "socketioxide"]
+heads = ["chat direct", "chat via gateway", "minimal relay", "Node socket.io", "socketioxide"]
+# (numerator, denominator) column indexes of each ratio column.
+ratios = [(0, 2, "direct/minimal"), (0, 3, "direct/node"), (0, 4, "direct/socketioxide"), (1, 0, "gateway/direct")]
 print(f"# Load test summary\n\nmachine: {machine}; {rooms} rooms of {members} members; {secs} s per run; paced runs wait {pace} ms after each event.\n")
+print("chat direct: sockets straight to the chat service, HTTP through the gateway; chat via gateway: sockets tunnelled by the gateway too. Peers are hit directly.\n")
 rest = load("rest")
 try:
     g = json.load(open(os.path.join(out, "rest.json")))
@@ -159,14 +175,15 @@ if rest and g:
         print(f"\nmemory {m['name']}: start {m['start_kib']:,} KiB, peak {m['peak_kib']:,} KiB, end {m['end_kib']:,} KiB", end="")
     print("\n")
 for scen, event in (("typing", "typing:update"), ("broadcast", "message:created")):
+    if not any(load(f"{scen}-{p}-{t}") for t in targets for p in ("paced", "saturation")):
+        continue  # not run this time (SCENARIOS)
     print(f"## {scen} ({event}; time until every {'other ' if scen == 'typing' else ''}member's socket had it)\n")
-    print("| | " + " | ".join(targets) + " | chat/minimal | chat/node | chat/socketioxide |")
-    print("|---|" + "---:|" * (len(targets) + 3))
+    print("| | " + " | ".join(heads) + " | " + " | ".join(r[2] for r in ratios) + " |")
+    print("|---|" + "---:|" * (len(targets) + len(ratios)))
     def cell(phase, path):
         vals = []
         for t in targets:
-            d = load(f"{scen}-{phase}-{t}")
-            v = d
+            v = load(f"{scen}-{phase}-{t}")
             try:
                 for p in path:
                     v = v[p]
@@ -184,14 +201,14 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
     ]
     for label, phase, path, higher in rows:
         v = cell(phase, path)
-        def ratio(i):
-            if v[0] is None or v[i] in (None, 0):
+        def ratio(a, b):
+            if v[a] is None or v[b] in (None, 0):
                 return "–"
-            return f"{v[0] / v[i]:.2f}"
+            return f"{v[a] / v[b]:.2f}"
         fmt = lambda x: "–" if x is None else (f"{x:,.0f}" if higher else f"{x:.2f}")
-        print(f"| {label} | " + " | ".join(fmt(x) for x in v) + f" | {ratio(1)} | {ratio(2)} | {ratio(3)} |")
+        print(f"| {label} | " + " | ".join(fmt(x) for x in v) + " | " + " | ".join(ratio(a, b) for a, b, _ in ratios) + " |")
     timeouts = {f"{t}/{p}": (load(f"{scen}-{p}-{t}") or {}).get("sockets", {}).get("events", {}).get(event, {}).get("timeouts") for t in targets for p in ("paced", "saturation")}
-    loads = [(load(f"{scen}-{p}-{t}") or {}).get("loadavg", {}).get("start") for t in targets for p in ("paced", "saturation")]
-    print(f"\nTimeouts (events that did not reach everyone): {timeouts}. Load average at the start of each run: {loads}\n")
+    loads = {f"{t}/{p}": (load(f"{scen}-{p}-{t}") or {}).get("loadavg", {}).get("start") for t in targets for p in ("paced", "saturation")}
+    print(f"\nTimeouts (events that did not reach everyone): {timeouts}.\n\nLoad average (1, 5, 15 min) at the start of each run: {loads}\n")
 PY
 echo "reports: $OUT (goose: <run>.html/.json; sockets and memory: <run>-extra.html/.json; summary.md)"
