@@ -12,12 +12,14 @@
 //!   --rooms 10 --members 20     the realtime scenarios' conversations and their sizes
 //!   --pace-ms 0                 each goose user's pause after each transaction
 //!   --rate 0                    transactions per second across all users (0: unpaced)
-//!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run
+//!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run,
+//!                               and count their CPU time
 //!   --sample-ms 1000 --register-parallel 4 --run-id ID --out target/loadtest
 //! ```
 //! Goose's options follow `--` (users, run time, `--report-file` for its HTML and JSON
 //! reports); `--host` is set from --target.
 
+mod cpu;
 mod memory;
 mod pace;
 mod realtime;
@@ -173,7 +175,9 @@ async fn run(a: Args) -> Result<(), String> {
     if let Some(rt) = &rt {
         rt.reset();
     }
+    let cpu_start = cpu::Start::now(&a.pids);
     attack.execute().await.map_err(|e| e.to_string())?;
+    let cpu_used = cpu_start.used();
 
     let mut summary = serde_json::json!({
         "name": a.name,
@@ -191,6 +195,7 @@ async fn run(a: Args) -> Result<(), String> {
         let path = a.out.join(format!("{}-memory.csv", a.name));
         std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
         summary["memory"] = report::memory(&usage);
+        summary["cpu_seconds"] = report::cpu(&cpu_used);
     }
     report::print(&a.name, &summary);
     let json = a.out.join(format!("{}-extra.json", a.name));

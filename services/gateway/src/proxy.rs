@@ -9,8 +9,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use bytes::Bytes;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform_core::{body, ApiError, Body, Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
@@ -166,9 +171,7 @@ impl Forward<'_> {
             let _permit = permit;
             match tokio::try_join!(downstream, upstream) {
                 Ok((down, up)) => {
-                    let mut down = TokioIo::new(down);
-                    let mut up = TokioIo::new(up);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                    if let Err(e) = join(down, up).await {
                         tracing::debug!(error = %e, "websocket tunnel closed");
                     }
                 }
@@ -179,6 +182,34 @@ impl Forward<'_> {
         Ok(hyper::Response::from_parts(parts, Body::Empty))
     }
 }
+
+/// One side of a tunnel: its TCP socket when hyper's upgrade wraps one (it does on both sides:
+/// our server and `HttpConnector`), else hyper's upgraded I/O as it is.
+type TunnelIo = Either<TcpStream, TokioIo<Upgraded>>;
+
+/// Unwraps an upgraded connection to its socket, with the bytes hyper had already read past
+/// the handshake (they belong to the other side).
+fn unwrap_upgraded(io: Upgraded) -> (TunnelIo, Bytes) {
+    match io.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (Either::Left(parts.io.into_inner()), parts.read_buf),
+        Err(io) => (Either::Right(TokioIo::new(io)), Bytes::new()),
+    }
+}
+
+/// Copies both ways until either side closes. Straight between the two sockets: through hyper's
+/// boxed, rewindable upgraded I/O every read and write took two more dynamic calls and a
+/// buffer check for nothing.
+async fn join(down: Upgraded, up: Upgraded) -> std::io::Result<(u64, u64)> {
+    let (mut down, down_early) = unwrap_upgraded(down);
+    let (mut up, up_early) = unwrap_upgraded(up);
+    up.write_all(&down_early).await?;
+    down.write_all(&up_early).await?;
+    tokio::io::copy_bidirectional_with_sizes(&mut down, &mut up, TUNNEL_BUF, TUNNEL_BUF).await
+}
+
+/// Each direction's copy buffer. Allocated for the tunnel's whole life, so it is idle memory
+/// per open WebSocket; Socket.IO traffic reads far less than this at a time.
+const TUNNEL_BUF: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests {
