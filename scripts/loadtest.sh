@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The goose load tests (loadtest/goose) against the gateway, and the realtime peer comparison.
+# The goose load tests (loadtest/goose) against the gateway, and the realtime peer comparison
+# (the chat service's sockets both straight to it and through the gateway).
 # Starts everything itself: PostgreSQL and Redis on private ports (scripts/deps.sh), the
 # release gateway, chat, worker and call services, and the peers (minimal relay, Node
 # socket.io from npm, socketioxide); stops all of it at the end. Reports go to
@@ -15,7 +16,14 @@
 #
 # Environment: ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
 # pause after each event in the paced runs (one sender per room); SENDERS (4): senders per
-# room in the saturation runs, each with one event in the air; REST_USERS (32).
+# room in the saturation runs, each with one event in the air; REST_USERS (32; 0 skips the
+# REST mix). A subset of the realtime runs (e.g. for an A/B of one change): TARGETS
+# (chat-direct chat-gateway minimal node socketioxide), SCENARIOS (typing broadcast), PHASES
+# (paced saturation). ROUNDS (1): the realtime runs are repeated, in turn, this many times
+# (rounds after the first are named <run>-r<N>; summary.md lists every round). GATEWAY_B: a
+# second gateway binary (e.g. a build of another commit), started on port 5004 beside the
+# first and measured as the target chat-gateway-b, so that an A/B of a gateway change
+# alternates between the two under the same conditions.
 #
 # Identity: every load-test user registers (POST /auth/register) and sends its bearer token
 # with each request and in the Socket.IO CONNECT payload. The per-user and per-address
@@ -31,10 +39,17 @@ if [ "${1:-}" = "--soak" ]; then
 elif [ -n "${1:-}" ]; then
   SECS="$1"
 fi
+GATEWAY_B="${GATEWAY_B:-}"
+TARGETS="${TARGETS:-chat-direct chat-gateway${GATEWAY_B:+ chat-gateway-b} minimal node socketioxide}"
+ROUNDS="${ROUNDS:-1}"
+if [[ " $TARGETS " == *" chat-gateway-b "* && -z "$GATEWAY_B" ]]; then
+  echo "TARGETS has chat-gateway-b: set GATEWAY_B to a gateway binary" >&2; exit 2
+fi
+SCENARIOS="${SCENARIOS:-typing broadcast}"; PHASES="${PHASES:-paced saturation}"
 ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
 PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
 REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
-GATEWAY=127.0.0.1:5000; CHAT_PORT=5001; CALL_PORT=5002; WORKER_PORT=5003
+GATEWAY=127.0.0.1:5000; GATEWAY_B_ADDR=127.0.0.1:5004; CHAT_PORT=5001; CALL_PORT=5002; WORKER_PORT=5003
 MINIMAL=127.0.0.1:5010; NODE=127.0.0.1:5011; SIOXIDE=127.0.0.1:5012
 T="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$PWD/target/loadtest"
@@ -69,6 +84,10 @@ PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; pids+=("$worker_pid")
 PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; pids+=("$call_pid")
 PORT="${GATEWAY##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
   CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$B/gateway" & gateway_pid=$!; pids+=("$gateway_pid")
+if [ -n "$GATEWAY_B" ]; then
+  PORT="${GATEWAY_B_ADDR##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
+    CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$GATEWAY_B" & gateway_b_pid=$!; pids+=("$gateway_b_pid")
+fi
 redis_pid="$(cat "$DEPS_DIR/redis/redis.pid" 2>/dev/null || true)"
 
 ready() {
@@ -79,6 +98,7 @@ ready() {
   echo "not ready: $*" >&2; return 1
 }
 ready curl -fs "http://$GATEWAY/readyz" -o /dev/null
+[ -z "$GATEWAY_B" ] || ready curl -fs "http://$GATEWAY_B_ADDR/readyz" -o /dev/null
 ready curl -fs "http://127.0.0.1:$WORKER_PORT/readyz" -o /dev/null
 
 SERVICE_PIDS="gateway=$gateway_pid,chat=$chat_pid,worker=$worker_pid,call=$call_pid${redis_pid:+,redis=$redis_pid}"
@@ -105,7 +125,7 @@ if [ "$MODE" = soak ]; then
   exit 0
 fi
 
-goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
+[ "$REST_USERS" = 0 ] || goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
 
 echo "==> peers"
 cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
@@ -118,29 +138,48 @@ ready curl -fs "http://$SIOXIDE/socket.io/?EIO=4&transport=polling" -o /dev/null
 ready bash -c "exec 3<>/dev/tcp/${MINIMAL%:*}/${MINIMAL##*:}" 2>/dev/null
 
 # Each realtime scenario against each server: paced (latency) and unpaced (throughput).
-for scenario in typing broadcast; do
-  for target in "chat $GATEWAY chat $SERVICE_PIDS" "minimal $MINIMAL peer minimal=$minimal_pid" \
-      "node $NODE peer node=$node_pid" "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
-    set -- $target
-    for pace in "$PACE_MS" 0; do
-      phase=paced; users="$ROOMS"
-      [ "$pace" = 0 ] && phase=saturation && users=$((ROOMS * SENDERS))
-      goose "$scenario-$phase-$1" "$users" "$SECS" --target "$2" --kind "$3" --scenarios "$scenario" \
-        --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$4"
+# The chat stack twice: chat-direct (sockets straight to the chat service, like the peers;
+# HTTP through the gateway, as the chat service takes API requests from the gateway only)
+# and chat-gateway (sockets tunnelled by the gateway too, as browsers reach it).
+for round in $(seq "$ROUNDS"); do
+  suffix=""; [ "$round" = 1 ] || suffix="-r$round"
+  for scenario in $SCENARIOS; do
+    for target in "chat-direct $GATEWAY chat $SERVICE_PIDS --socket-target 127.0.0.1:$CHAT_PORT" \
+        "chat-gateway $GATEWAY chat $SERVICE_PIDS" \
+        "chat-gateway-b $GATEWAY_B_ADDR chat ${SERVICE_PIDS/gateway=$gateway_pid/gateway=${gateway_b_pid:-0}}" \
+        "minimal $MINIMAL peer minimal=$minimal_pid" "node $NODE peer node=$node_pid" \
+        "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
+      set -- $target
+      name="$1" addr="$2" kind="$3" pidlist="$4"; shift 4
+      [[ " $TARGETS " == *" $name "* ]] || continue
+      for phase in $PHASES; do
+        pace="$PACE_MS"; users="$ROOMS"
+        [ "$phase" = saturation ] && pace=0 && users=$((ROOMS * SENDERS))
+        goose "$scenario-$phase-$name$suffix" "$users" "$SECS" --target "$addr" --kind "$kind" \
+          --scenarios "$scenario" --rooms "$ROOMS" --members "$MEMBERS" --pace-ms "$pace" --pids "$pidlist" "$@"
+      done
     done
   done
 done
 
-python3 - "$OUT" "$machine" "$ROOMS" "$MEMBERS" "$PACE_MS" "$SECS" <<'PY' | tee "$OUT/summary.md"
-import json, sys, os
-out, machine, rooms, members, pace, secs = sys.argv[1:]
+python3 - "$OUT" "$machine" "$ROOMS" "$MEMBERS" "$PACE_MS" "$SECS" "$ROUNDS" <<'PY' | tee "$OUT/summary.md"
+import json, sys, os, statistics
+out, machine, rooms, members, pace, secs, rounds = sys.argv[1:]
+rounds = int(rounds)
 def load(name):
     try:
         return json.load(open(os.path.join(out, name + "-extra.json")))
     except OSError:
         return None
-targets = ["chat", "minimal", "node", "socketioxide"]
+targets = ["chat-direct", "chat-gateway", "minimal", "node", "socketioxide"]
+heads = ["chat direct", "chat via gateway", "minimal relay", "Node socket.io", "socketioxide"]
+if load("typing-saturation-chat-gateway-b") or load("broadcast-saturation-chat-gateway-b") \
+        or load("typing-paced-chat-gateway-b") or load("broadcast-paced-chat-gateway-b"):
+    targets.append("chat-gateway-b"); heads.append("chat via gateway B")
+# (numerator, denominator) column indexes of each ratio column.
+ratios = [(0, 2, "direct/minimal"), (0, 3, "direct/node"), (0, 4, "direct/socketioxide"), (1, 0, "gateway/direct")]
 print(f"# Load test summary\n\nmachine: {machine}; {rooms} rooms of {members} members; {secs} s per run; paced runs wait {pace} ms after each event.\n")
+print("chat direct: sockets straight to the chat service, HTTP through the gateway; chat via gateway: sockets tunnelled by the gateway too. Peers are hit directly.\n")
 rest = load("rest")
 try:
     g = json.load(open(os.path.join(out, "rest.json")))
@@ -159,39 +198,70 @@ if rest and g:
         print(f"\nmemory {m['name']}: start {m['start_kib']:,} KiB, peak {m['peak_kib']:,} KiB, end {m['end_kib']:,} KiB", end="")
     print("\n")
 for scen, event in (("typing", "typing:update"), ("broadcast", "message:created")):
+    if not any(load(f"{scen}-{p}-{t}") for t in targets for p in ("paced", "saturation")):
+        continue  # not run this time (SCENARIOS)
     print(f"## {scen} ({event}; time until every {'other ' if scen == 'typing' else ''}member's socket had it)\n")
-    print("| | " + " | ".join(targets) + " | chat/minimal | chat/node | chat/socketioxide |")
-    print("|---|" + "---:|" * (len(targets) + 3))
-    def cell(phase, path):
-        vals = []
-        for t in targets:
-            d = load(f"{scen}-{phase}-{t}")
-            v = d
+    print("| | " + " | ".join(heads) + " | " + " | ".join(r[2] for r in ratios) + " |")
+    print("|---|" + "---:|" * (len(targets) + len(ratios)))
+    def path(*keys):
+        def get(d):
             try:
-                for p in path:
-                    v = v[p]
+                for k in keys:
+                    d = d[k]
+                return d
             except (TypeError, KeyError):
-                v = None
-            vals.append(v)
-        return vals
+                return None
+        return get
+    def cpu_per_delivery(names):
+        # CPU µs of the named processes (None: all sampled) per delivery over the run.
+        def get(d):
+            try:
+                used = d["cpu_seconds"]
+                n = d["sockets"]["events"][event]["deliveries"]
+                secs = sum(v for k, v in used.items() if names is None or k in names)
+                return secs * 1e6 / n if n and (names is None or any(k in used for k in names)) else None
+            except (TypeError, KeyError):
+                return None
+        return get
+    ev = lambda *k: path("sockets", "events", event, *k)
     rows = [
-        ("paced: p50 ms, every member", "paced", ["sockets", "events", event, "every_member_ms", "p50"], False),
-        ("paced: p99 ms, every member", "paced", ["sockets", "events", event, "every_member_ms", "p99"], False),
-        ("paced: p99 ms, each delivery", "paced", ["sockets", "events", event, "delivery_ms", "p99"], False),
-        ("saturation: deliveries/s", "saturation", ["sockets", "events", event, "events_per_s"], True),
-        ("saturation: p99 ms, every member", "saturation", ["sockets", "events", event, "every_member_ms", "p99"], False),
-        ("saturation: events sent/s", "saturation", ["sockets", "events", event, "sends_per_s"], True),
+        ("paced: p50 ms, every member", "paced", ev("every_member_ms", "p50"), "{:.2f}"),
+        ("paced: p99 ms, every member", "paced", ev("every_member_ms", "p99"), "{:.2f}"),
+        ("paced: p99 ms, each delivery", "paced", ev("delivery_ms", "p99"), "{:.2f}"),
+        ("saturation: deliveries/s", "saturation", ev("events_per_s"), "{:,.0f}"),
+        ("saturation: p99 ms, every member", "saturation", ev("every_member_ms", "p99"), "{:.2f}"),
+        ("saturation: events sent/s", "saturation", ev("sends_per_s"), "{:,.0f}"),
+        ("saturation: server CPU µs per delivery", "saturation", cpu_per_delivery(None), "{:.1f}"),
+        ("saturation: gateway CPU µs per delivery", "saturation", cpu_per_delivery(["gateway"]), "{:.1f}"),
     ]
-    for label, phase, path, higher in rows:
-        v = cell(phase, path)
-        def ratio(i):
-            if v[0] is None or v[i] in (None, 0):
+    def run(phase, t, r=1):
+        return load(f"{scen}-{phase}-{t}" + ("" if r == 1 else f"-r{r}"))
+    for label, phase, get, f in rows:
+        v = [get(run(phase, t)) for t in targets]
+        if all(x is None for x in v):
+            continue
+        def ratio(a, b):
+            if v[a] is None or v[b] in (None, 0):
                 return "–"
-            return f"{v[0] / v[i]:.2f}"
-        fmt = lambda x: "–" if x is None else (f"{x:,.0f}" if higher else f"{x:.2f}")
-        print(f"| {label} | " + " | ".join(fmt(x) for x in v) + f" | {ratio(1)} | {ratio(2)} | {ratio(3)} |")
-    timeouts = {f"{t}/{p}": (load(f"{scen}-{p}-{t}") or {}).get("sockets", {}).get("events", {}).get(event, {}).get("timeouts") for t in targets for p in ("paced", "saturation")}
-    loads = [(load(f"{scen}-{p}-{t}") or {}).get("loadavg", {}).get("start") for t in targets for p in ("paced", "saturation")]
-    print(f"\nTimeouts (events that did not reach everyone): {timeouts}. Load average at the start of each run: {loads}\n")
+            return f"{v[a] / v[b]:.2f}"
+        fmt = lambda x: "–" if x is None else f.format(x)
+        print(f"| {label} | " + " | ".join(fmt(x) for x in v) + " | " + " | ".join(ratio(a, b) for a, b, _ in ratios) + " |")
+    done = [(t, p) for t in targets for p in ("paced", "saturation") if run(p, t)]
+    timeouts = ", ".join(f"{t}/{p} {ev('timeouts')(run(p, t))}" for t, p in done)
+    loads = ", ".join(f"{t}/{p} {path('loadavg', 'start')(run(p, t))}" for t, p in done)
+    print(f"\nTimeouts (events that did not reach everyone): {timeouts}.\n\nLoad average (1, 5, 15 min) at the start of each run: {loads}.\n")
+    print("Server CPU: every sampled process (chat stack: gateway, chat, worker, call, Redis; not PostgreSQL; a peer: itself).\n")
+    if rounds > 1:
+        print(f"Every round ({rounds}), run in turn; median last:\n")
+        print("| | " + " | ".join(heads) + " |")
+        print("|---|" + "---:|" * len(targets))
+        for label, phase, get, f in rows:
+            cols = []
+            for t in targets:
+                vals = [x for x in (get(run(phase, t, r)) for r in range(1, rounds + 1)) if x is not None]
+                cols.append(" / ".join(f.format(x) for x in vals) + (f"; **{f.format(statistics.median(vals))}**" if vals else "–"))
+            if any(c != "–" for c in cols):
+                print(f"| {label} | " + " | ".join(cols) + " |")
+        print()
 PY
 echo "reports: $OUT (goose: <run>.html/.json; sockets and memory: <run>-extra.html/.json; summary.md)"

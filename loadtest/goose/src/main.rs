@@ -4,18 +4,22 @@
 //! ```text
 //! loadtest-goose [OPTIONS] -- [GOOSE OPTIONS]
 //!   --target 127.0.0.1:3000     the gateway (or a peer): HTTP and Socket.IO
+//!   --socket-target ADDR        where the sockets connect instead (e.g. a chat instance,
+//!                               token in the CONNECT payload); HTTP still goes to --target
 //!   --kind chat|peer            chat: registered users and real conversations; peer: rooms
 //!   --scenarios rest,broadcast,typing
 //!   --name NAME                 names the reports: <out>/<NAME>-extra.{json,html}
 //!   --rooms 10 --members 20     the realtime scenarios' conversations and their sizes
 //!   --pace-ms 0                 each goose user's pause after each transaction
 //!   --rate 0                    transactions per second across all users (0: unpaced)
-//!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run
+//!   --pids chat=PID,...         sample these processes' memory (VmRSS) during the run,
+//!                               and count their CPU time
 //!   --sample-ms 1000 --register-parallel 4 --run-id ID --out target/loadtest
 //! ```
 //! Goose's options follow `--` (users, run time, `--report-file` for its HTML and JSON
 //! reports); `--host` is set from --target.
 
+mod cpu;
 mod memory;
 mod pace;
 mod realtime;
@@ -31,6 +35,8 @@ use goose::prelude::*;
 
 struct Args {
     target: String,
+    /// Where the sockets connect; `None`: the same as `target`.
+    socket_target: Option<String>,
     kind: realtime::Kind,
     scenarios: Vec<String>,
     name: String,
@@ -60,6 +66,7 @@ fn args() -> Args {
         .map_or(0, |d| d.as_secs());
     let mut a = Args {
         target: "127.0.0.1:3000".into(),
+        socket_target: None,
         kind: realtime::Kind::Chat,
         scenarios: vec!["rest".into(), "broadcast".into(), "typing".into()],
         name: String::new(),
@@ -81,6 +88,7 @@ fn args() -> Args {
     for (name, v) in loadtest::pairs(ours) {
         match name.as_str() {
             "--target" => a.target = v,
+            "--socket-target" => a.socket_target = Some(v),
             "--kind" => {
                 a.kind = match v.as_str() {
                     "chat" => realtime::Kind::Chat,
@@ -112,6 +120,9 @@ fn args() -> Args {
     if a.kind == realtime::Kind::Peer && a.scenarios.iter().any(|s| s == "rest") {
         fail("peers serve the realtime scenarios only (--scenarios broadcast,typing)");
     }
+    if a.kind == realtime::Kind::Peer && a.socket_target.is_some() {
+        fail("--socket-target is for the chat stack (a peer serves HTTP and sockets on one port)");
+    }
     if a.rooms == 0 || a.members < 2 {
         fail("--rooms 1 or more, --members 2 or more");
     }
@@ -139,10 +150,13 @@ async fn run(a: Args) -> Result<(), String> {
     pace::set_rate(a.rate);
     let realtime_wanted = a.scenarios.iter().any(|s| s != "rest");
     let rt = if realtime_wanted {
-        let rt =
-            realtime::prepare(a.kind, &a.target, &a.run, a.rooms, a.members, a.parallel).await?;
+        let sockets_at = a.socket_target.as_deref().unwrap_or(&a.target);
+        let rt = realtime::prepare(
+            a.kind, &a.target, sockets_at, &a.run, a.rooms, a.members, a.parallel,
+        )
+        .await?;
         eprintln!(
-            "{}: {} rooms of {} members connected and relaying",
+            "{}: {} rooms of {} members connected to {sockets_at} and relaying",
             a.name, a.rooms, a.members
         );
         Some(rt)
@@ -161,11 +175,14 @@ async fn run(a: Args) -> Result<(), String> {
     if let Some(rt) = &rt {
         rt.reset();
     }
+    let cpu_start = cpu::Start::now(&a.pids);
     attack.execute().await.map_err(|e| e.to_string())?;
+    let cpu_used = cpu_start.used();
 
     let mut summary = serde_json::json!({
         "name": a.name,
         "target": a.target,
+        "socket_target": a.socket_target.as_deref().unwrap_or(&a.target),
         "kind": format!("{:?}", a.kind).to_lowercase(),
         "scenarios": a.scenarios,
         "loadavg": {"start": loadavg_start, "end": report::loadavg()},
@@ -178,6 +195,7 @@ async fn run(a: Args) -> Result<(), String> {
         let path = a.out.join(format!("{}-memory.csv", a.name));
         std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
         summary["memory"] = report::memory(&usage);
+        summary["cpu_seconds"] = report::cpu(&cpu_used);
     }
     report::print(&a.name, &summary);
     let json = a.out.join(format!("{}-extra.json", a.name));

@@ -7,7 +7,8 @@
 //!
 //! Goose user `i` sends for member `(i / rooms) % members` of room `i % rooms`, so the
 //! first `rooms` users each drive one room. The same transactions run against the chat
-//! stack (through the gateway) and against the peers of `loadtest/peers/`.
+//! stack (HTTP through the gateway; sockets through it too, or straight to a chat instance
+//! with `--socket-target`) and against the peers of `loadtest/peers/`.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -44,11 +45,12 @@ pub enum Kind {
     Peer,
 }
 
-/// Makes the rooms and connects their sockets, checks that every room relays, and makes
-/// the result the scenarios' state.
+/// Makes the rooms over HTTP at `target` and connects their sockets to `sockets_at`, checks
+/// that every room relays, and makes the result the scenarios' state.
 pub async fn prepare(
     kind: Kind,
     target: &str,
+    sockets_at: &str,
     run: &str,
     rooms: usize,
     members: usize,
@@ -97,7 +99,7 @@ pub async fn prepare(
             }
         }
     }
-    let rt = sockets::connect(target, plan, |room, user, display, token| match kind {
+    let rt = sockets::connect(sockets_at, plan, |room, user, display, token| match kind {
         Kind::Peer => Join {
             auth: Some(serde_json::json!({ "room": room }).to_string()),
             first: Vec::new(),

@@ -76,6 +76,14 @@ pub fn memory(usage: &[Usage]) -> Value {
         .collect()
 }
 
+/// Each process's CPU seconds over the run, by name.
+pub fn cpu(used: &[(String, f64)]) -> Value {
+    used.iter()
+        .map(|(n, s)| (n.clone(), json!((s * 100.0).round() / 100.0)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// Plain lines for the terminal.
 pub fn print(name: &str, v: &Value) {
     if let Some(events) = v["sockets"]["events"].as_object() {
@@ -96,6 +104,10 @@ pub fn print(name: &str, v: &Value) {
                 a["p99_9"]
             );
         }
+    }
+    if let Some(cpu) = v["cpu_seconds"].as_object() {
+        let parts: Vec<String> = cpu.iter().map(|(n, s)| format!("{n} {s} s")).collect();
+        println!("{name}: cpu: {}", parts.join(", "));
     }
     for m in v["memory"].as_array().into_iter().flatten() {
         println!(

@@ -5,12 +5,17 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
+use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform_core::{body, ApiError, Body, Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
@@ -166,9 +171,7 @@ impl Forward<'_> {
             let _permit = permit;
             match tokio::try_join!(downstream, upstream) {
                 Ok((down, up)) => {
-                    let mut down = TokioIo::new(down);
-                    let mut up = TokioIo::new(up);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                    if let Err(e) = join(down, up).await {
                         tracing::debug!(error = %e, "websocket tunnel closed");
                     }
                 }
@@ -179,6 +182,34 @@ impl Forward<'_> {
         Ok(hyper::Response::from_parts(parts, Body::Empty))
     }
 }
+
+/// One side of a tunnel: its TCP socket when hyper's upgrade wraps one (it does on both sides:
+/// our server and `HttpConnector`), else hyper's upgraded I/O as it is.
+type TunnelIo = Either<TcpStream, TokioIo<Upgraded>>;
+
+/// Unwraps an upgraded connection to its socket, with the bytes hyper had already read past
+/// the handshake (they belong to the other side).
+fn unwrap_upgraded(io: Upgraded) -> (TunnelIo, Bytes) {
+    match io.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (Either::Left(parts.io.into_inner()), parts.read_buf),
+        Err(io) => (Either::Right(TokioIo::new(io)), Bytes::new()),
+    }
+}
+
+/// Copies both ways until either side closes. Straight between the two sockets: through hyper's
+/// boxed, rewindable upgraded I/O every read and write took two more dynamic calls and a
+/// buffer check for nothing.
+async fn join(down: Upgraded, up: Upgraded) -> std::io::Result<(u64, u64)> {
+    let (mut down, down_early) = unwrap_upgraded(down);
+    let (mut up, up_early) = unwrap_upgraded(up);
+    up.write_all(&down_early).await?;
+    down.write_all(&up_early).await?;
+    tokio::io::copy_bidirectional_with_sizes(&mut down, &mut up, TUNNEL_BUF, TUNNEL_BUF).await
+}
+
+/// Each direction's copy buffer. Allocated for the tunnel's whole life, so it is idle memory
+/// per open WebSocket; Socket.IO traffic reads far less than this at a time.
+const TUNNEL_BUF: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -203,6 +234,138 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+    use tokio::net::TcpListener;
+
+    /// An upgrade request with `early` right behind it, as a client may send its first frame.
+    fn upgrade_request(early: &str) -> Vec<u8> {
+        format!("GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n{early}")
+            .into_bytes()
+    }
+
+    /// Serves one HTTP/1 upgrade on `io` (hyper's server, as the gateway runs it) and hands
+    /// back the upgraded connection.
+    async fn upgraded<I>(io: I) -> Upgraded
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            if let Some(tx) = tx.lock().expect("sender").take() {
+                let _ = tx.send(hyper::upgrade::on(&mut req));
+            }
+            async {
+                let mut res = hyper::Response::new(http_body_util::Empty::<Bytes>::new());
+                *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                res.headers_mut()
+                    .insert(header::UPGRADE, HeaderValue::from_static("test"));
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                Ok::<_, std::convert::Infallible>(res)
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        tokio::spawn(conn);
+        rx.await.expect("a request").await.expect("upgraded")
+    }
+
+    /// Reads until `want` has arrived (after whatever came first, e.g. the 101 response).
+    async fn read_until(io: &mut (impl AsyncRead + Unpin), want: &str) -> String {
+        let mut got = Vec::new();
+        let read = async {
+            while !String::from_utf8_lossy(&got).contains(want) {
+                let mut buf = [0u8; 256];
+                let n = io.read(&mut buf).await.expect("read");
+                assert!(
+                    n > 0,
+                    "closed before {want:?} came: {:?}",
+                    String::from_utf8_lossy(&got)
+                );
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        // Only a guard against hanging on a broken tunnel, not a speed check.
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .unwrap_or_else(|_| panic!("{want:?} never came"));
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn a_tcp_upgrade_is_unwrapped_to_its_socket_with_the_bytes_read_early() {
+        let (mut client, server) = tcp_pair().await;
+        client
+            .write_all(&upgrade_request("first frame"))
+            .await
+            .expect("write");
+        let (io, early) = unwrap_upgraded(upgraded(server).await);
+        assert!(matches!(io, Either::Left(_)), "not unwrapped to the socket");
+        assert_eq!(&early[..], b"first frame");
+
+        // Anything else (here an in-memory pipe) stays hyper's upgraded I/O, early bytes and all.
+        let (mut client, server) = tokio::io::duplex(1024);
+        client
+            .write_all(&upgrade_request("first frame"))
+            .await
+            .expect("write");
+        let (mut io, early) = unwrap_upgraded(upgraded(server).await);
+        assert!(matches!(io, Either::Right(_)));
+        assert!(early.is_empty());
+        read_until(&mut io, "first frame").await;
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_passes_early_bytes_then_copies_both_ways_until_closed() {
+        // The client's side over TCP; the upstream's over a pipe, so both paths of
+        // `unwrap_upgraded` run.
+        let (mut client, server) = tcp_pair().await;
+        client
+            .write_all(&upgrade_request("early from the client"))
+            .await
+            .expect("write");
+        let down = upgraded(server).await;
+        let (mut upstream, pipe) = tokio::io::duplex(1024);
+        upstream
+            .write_all(&upgrade_request("early from upstream"))
+            .await
+            .expect("write");
+        let up = upgraded(pipe).await;
+        let tunnel = tokio::spawn(join(down, up));
+
+        let got = read_until(&mut client, "early from upstream").await;
+        assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+        read_until(&mut upstream, "early from the client").await;
+        client.write_all(b"ping").await.expect("write");
+        read_until(&mut upstream, "ping").await;
+        upstream.write_all(b"pong").await.expect("write");
+        read_until(&mut client, "pong").await;
+
+        client.shutdown().await.expect("shutdown");
+        let mut rest = Vec::new();
+        upstream.read_to_end(&mut rest).await.expect("read");
+        assert!(rest.is_empty(), "{rest:?}");
+        drop(upstream);
+        let (to_up, to_down) = tunnel.await.expect("joined").expect("copied");
+        // The socket's early bytes were written before the copy; the pipe's came through
+        // hyper's I/O, so the copy counted them.
+        assert_eq!(to_up, "ping".len() as u64);
+        assert_eq!(to_down, ("early from upstream".len() + "pong".len()) as u64);
     }
 
     #[test]
