@@ -28,10 +28,7 @@ pub use config::Config;
 
 struct State {
     config: Config,
-    /// API requests (HTTP/2).
     client: proxy::HttpClient,
-    /// Socket.IO (HTTP/1.1: upgrades and long-polls).
-    sockets: proxy::HttpClient,
     cors: cors::Cors,
     metrics: platform_core::metrics::Metrics,
     in_flight: tokio::sync::Semaphore,
@@ -73,12 +70,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
             cors: cors::Cors::new(&config.cors_origins),
-            client: if std::env::var_os("EXP_UPSTREAM_H1").is_some() {
-                proxy::http1_client()
-            } else {
-                proxy::http2_client()
-            },
-            sockets: proxy::http1_client(),
+            client: proxy::client(),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
             shed: metrics.counter(
                 "gateway_shed_total",
@@ -202,15 +194,15 @@ impl App {
         };
         s.auth.admit(&mut req).await?;
         let path = req.uri().path();
-        let (client, base, timeout) = match upstream {
+        let (base, timeout) = match upstream {
             Upstream::Chat if path.starts_with("/socket.io") => {
-                (&s.sockets, &s.config.chat, s.config.poll_timeout)
+                (&s.config.chat, s.config.poll_timeout)
             }
-            Upstream::Chat => (&s.client, &s.config.chat, s.config.request_timeout),
-            Upstream::Call => (&s.client, &s.config.call, s.config.request_timeout),
+            Upstream::Chat => (&s.config.chat, s.config.request_timeout),
+            Upstream::Call => (&s.config.call, s.config.request_timeout),
         };
         proxy::Forward {
-            client,
+            client: &s.client,
             base,
             timeout,
             body_limit: s.config.body_limit,

@@ -2,11 +2,6 @@
 //! headers pass through unchanged; hop-by-hop headers do not. No answer in time is 504, no
 //! connection is 502, an oversized body is 413 before anything is sent. WebSocket upgrades
 //! are tunnelled byte for byte once the upstream agrees to switch protocols.
-//!
-//! API requests travel over HTTP/2 (h2c with prior knowledge, which every service built on
-//! `platform_core::server` speaks): concurrent requests share one connection, and what they
-//! write at the same moment leaves in one system call instead of one per request. Socket.IO
-//! stays on HTTP/1.1, which its upgrades and long-polls need.
 
 use std::time::Duration;
 
@@ -14,43 +9,22 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform_core::{body, ApiError, Body, Request, Response};
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
-fn connector() -> HttpConnector {
+pub fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     connector.set_keepalive(Some(Duration::from_secs(60)));
-    connector
-}
-
-/// HTTP/1.1 connections, one per request in flight: Socket.IO's upgrades and long-polls.
-pub fn http1_client() -> HttpClient {
     Client::builder(TokioExecutor::new())
         // Shorter than the services' 30 s keep-alive idle limit, so the gateway drops an idle
         // connection before the other side does and never sends on one being closed.
         .pool_idle_timeout(Duration::from_secs(20))
         .pool_max_idle_per_host(1024)
-        .build(connector())
-}
-
-/// One HTTP/2 connection per upstream, shared by every API request.
-pub fn http2_client() -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .timer(TokioTimer::new())
-        // Answers up to a few MiB (a page of long messages) flow without waiting on window
-        // updates; the connection's window leaves room for many of them at once.
-        .http2_initial_stream_window_size(4 << 20)
-        .http2_initial_connection_window_size(32 << 20)
-        // A dead upstream whose socket never closed is noticed and replaced.
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .http2_keep_alive_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector())
+        .build(connector)
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
