@@ -98,7 +98,8 @@ impl Queue {
         });
         if std::env::var_os("EXP_NO_BATCH").is_some() {
             let mut inv = self.enqueue.prepare_invoke();
-            inv.key(&self.keys.stream).key(self.keys.pending(&message.id));
+            inv.key(&self.keys.stream)
+                .key(self.keys.pending(&message.id));
             if let Some(c) = &client_id {
                 inv.key(c);
             }
