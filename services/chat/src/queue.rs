@@ -96,21 +96,6 @@ impl Queue {
             self.keys
                 .client_id(&message.conversation_id, &message.sender_id, cmid)
         });
-        if std::env::var_os("EXP_NO_BATCH").is_some() {
-            let mut inv = self.enqueue.prepare_invoke();
-            inv.key(&self.keys.stream)
-                .key(self.keys.pending(&message.id));
-            if let Some(c) = &client_id {
-                inv.key(c);
-            }
-            inv.arg(entry).arg(self.ttl_secs);
-            let mut conn = redis.get().await?;
-            let first: Option<String> = inv.invoke_async(&mut *conn).await?;
-            return match first {
-                None => Ok(Enqueued::Queued),
-                Some(raw) => Ok(Enqueued::Duplicate(decode_create(raw).unwrap())),
-            };
-        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             entry,
