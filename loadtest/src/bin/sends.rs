@@ -11,8 +11,8 @@
 //!
 //! The load generator shares the machine with the servers, so each sender speaks HTTP/1.1
 //! over its socket itself (`--client raw`, the default): one write per request, reads until
-//! the answer is complete. That costs about half the CPU of a hyper client connection with
-//! its own task (`--client hyper`, kept to compare), leaving more for what is measured.
+//! the answer is complete. That costs about a third less CPU than a hyper client connection
+//! with its own task (`--client hyper`, kept to compare), leaving more for what is measured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
