@@ -2,13 +2,26 @@
 //! gateway, post messages as fast as their answers come back. Only 201s (stored in
 //! PostgreSQL) count as successes.
 //!
-//! `sends [--target 127.0.0.1:3000] [--senders 64] [--seconds 20] [--warmup 3] [--conversations 16]`
+//! `sends [--target 127.0.0.1:3000] [--senders 64] [--seconds 20] [--warmup 3]
+//! [--conversations 16] [--signed-in] [--client raw|hyper]`
+//!
+//! `--signed-in`: every sender registers (`POST /auth/register`) and sends with its bearer
+//! token, as clients do against a gateway in `AUTH_MODE=token`; without it the requests carry
+//! no token (the gateway must run in `AUTH_MODE=compat`).
+//!
+//! The load generator shares the machine with the servers, so each sender speaks HTTP/1.1
+//! over its socket itself (`--client raw`, the default): one write per request, reads until
+//! the answer is complete. That costs about a third less CPU than a hyper client connection
+//! with its own task (`--client hyper`, kept to compare), leaving more for what is measured.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use loadtest::{histogram, summary, Conn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 struct Args {
@@ -17,6 +30,8 @@ struct Args {
     seconds: u64,
     warmup: u64,
     conversations: usize,
+    signed_in: bool,
+    hyper: bool,
 }
 
 fn args() -> Args {
@@ -26,79 +41,259 @@ fn args() -> Args {
         seconds: 20,
         warmup: 3,
         conversations: 16,
+        signed_in: false,
+        hyper: false,
     };
-    for (name, v) in loadtest::options() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = argv.into_iter();
+    while let Some(name) = it.next() {
+        if name == "--signed-in" {
+            a.signed_in = true;
+            continue;
+        }
+        let v = it.next().unwrap_or_default();
         match name.as_str() {
             "--target" => a.target = v,
             "--senders" => a.senders = loadtest::number(&v) as usize,
             "--seconds" => a.seconds = loadtest::number(&v),
             "--warmup" => a.warmup = loadtest::number(&v),
             "--conversations" => a.conversations = loadtest::number(&v) as usize,
+            "--client" if v == "raw" || v == "hyper" => a.hyper = v == "hyper",
             other => loadtest::unknown(other),
         }
     }
+    if a.conversations == 0 || a.senders == 0 {
+        eprintln!("--senders and --conversations must be at least 1");
+        std::process::exit(2);
+    }
     a
+}
+
+/// One keep-alive HTTP/1.1 connection driven by hand.
+struct Raw {
+    stream: TcpStream,
+    host: String,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn open(target: &str) -> std::io::Result<Raw> {
+        let stream = TcpStream::connect(target).await?;
+        stream.set_nodelay(true)?;
+        Ok(Raw {
+            stream,
+            host: target.to_string(),
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends a request and reads the whole answer: `(status, body)`. Answers must carry a
+    /// `content-length` (every answer of the platform's API does).
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        use std::fmt::Write;
+        let mut head = String::with_capacity(256);
+        let _ = write!(
+            head,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            self.host,
+            body.len()
+        );
+        if let Some(t) = token {
+            let _ = write!(head, "authorization: Bearer {t}\r\n");
+        }
+        head.push_str("\r\n");
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body);
+        self.stream.write_all(&out).await?;
+
+        self.buf.clear();
+        let (head_len, status, length) = loop {
+            if let Some(end) = memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+                let (status, length) = parse_head(&self.buf[..end])?;
+                break (end + 4, status, length);
+            }
+            self.fill().await?;
+        };
+        while self.buf.len() < head_len + length {
+            self.fill().await?;
+        }
+        Ok((status, self.buf[head_len..head_len + length].to_vec()))
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        self.buf.reserve(4096);
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the gateway closed the connection",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Status code and `content-length` of a response head.
+fn parse_head(head: &[u8]) -> std::io::Result<(u16, usize)> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let text = std::str::from_utf8(head).map_err(|_| bad("response head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .ok_or_else(|| bad("response without content-length"))?;
+    Ok((status, length))
+}
+
+/// Either client, so the two can be compared on the same stack.
+enum Client {
+    Raw(Raw),
+    Hyper(Conn),
+}
+
+impl Client {
+    async fn open(target: &str, hyper: bool) -> std::io::Result<Client> {
+        Ok(if hyper {
+            Client::Hyper(Conn::open(target).await?)
+        } else {
+            Client::Raw(Raw::open(target).await?)
+        })
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        token: Option<&str>,
+        body: String,
+    ) -> Result<(u16, Vec<u8>), String> {
+        match self {
+            Client::Raw(r) => r
+                .request("POST", path, token, body.as_bytes())
+                .await
+                .map_err(|e| e.to_string()),
+            Client::Hyper(c) => {
+                if token.is_some() {
+                    return Err("--client hyper sends no tokens; use --client raw".into());
+                }
+                c.request("POST", path, Some(Bytes::from(body)))
+                    .await
+                    .map(|(s, b)| (s, b.to_vec()))
+            }
+        }
+    }
+}
+
+/// Posts JSON during set-up; anything but `want` ends the program.
+async fn setup_post(
+    c: &mut Raw,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+    want: u16,
+) -> serde_json::Value {
+    let (status, res) = c
+        .request("POST", path, token, body.to_string().as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    assert_eq!(
+        status,
+        want,
+        "POST {path}: {}",
+        String::from_utf8_lossy(&res)
+    );
+    serde_json::from_slice(&res).expect("JSON answer")
+}
+
+/// The user id of member `m` of conversation `c`; `run` keeps ids of separate runs apart.
+fn user(run: &str, c: usize, m: usize) -> String {
+    format!("load-{run}{c}-{m}")
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = args();
-    let mut setup = Conn::open(&a.target).await.expect("connect to the gateway");
+    let mut setup = Raw::open(&a.target).await.expect("connect to the gateway");
+    // Registering needs fresh user ids on a database that outlives a run.
+    let run = if a.signed_in {
+        format!(
+            "{}-",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        )
+    } else {
+        String::new()
+    };
+    // Sender s is member s % 4 of conversation s % conversations.
+    let members = a.senders.div_ceil(a.conversations).max(2);
+    let mut tokens: BTreeMap<(usize, usize), String> = BTreeMap::new();
+    if a.signed_in {
+        for s in 0..a.senders.max(a.conversations) {
+            let (c, m) = (s % a.conversations, (s / a.conversations) % members);
+            if tokens.contains_key(&(c, m)) {
+                continue;
+            }
+            let body = serde_json::json!({
+                "userId": user(&run, c, m), "displayName": format!("Load {m}"), "password": "load-test-password",
+            });
+            let v = setup_post(&mut setup, "/auth/register", None, body, 201).await;
+            let token = v["token"].as_str().expect("token").to_string();
+            tokens.insert((c, m), token);
+        }
+    }
     let mut convs = Vec::new();
     for c in 0..a.conversations {
-        let members: Vec<serde_json::Value> = (0..4)
-            .map(|m| serde_json::json!({"userId": format!("load-{c}-{m}"), "displayName": format!("Load {m}")}))
+        let list: Vec<serde_json::Value> = (0..members)
+            .map(|m| serde_json::json!({"userId": user(&run, c, m), "displayName": format!("Load {m}")}))
             .collect();
         let body =
-            serde_json::json!({"type": "group", "name": format!("load {c}"), "members": members});
-        let (status, res) = setup
-            .request(
-                "POST",
-                "/conversations",
-                Some(Bytes::from(body.to_string())),
-            )
-            .await
-            .expect("create conversation");
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&res));
-        let v: serde_json::Value = serde_json::from_slice(&res).expect("json");
+            serde_json::json!({"type": "group", "name": format!("load {c}"), "members": list});
+        let token = tokens.get(&(c, 0)).map(String::as_str);
+        let v = setup_post(&mut setup, "/conversations", token, body, 201).await;
         convs.push(v["id"].as_str().expect("id").to_string());
     }
 
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(a.warmup);
     let end = measure_from + Duration::from_secs(a.seconds);
-    let total = Arc::new(Mutex::new((
-        histogram(),
-        0u64,
-        std::collections::BTreeMap::<u16, u64>::new(),
-    )));
+    let total = Arc::new(Mutex::new((histogram(), 0u64, BTreeMap::<u16, u64>::new())));
     let mut tasks = Vec::new();
     for s in 0..a.senders {
-        let c = s % convs.len();
-        let conv = convs[c].clone();
-        let target = a.target.clone();
-        let total = total.clone();
+        let (c, m) = (s % a.conversations, (s / a.conversations) % members);
+        let path = format!("/conversations/{}/messages", convs[c]);
+        let sender = user(&run, c, m);
+        let token = tokens.get(&(c, m)).cloned();
+        let (target, hyper, total) = (a.target.clone(), a.hyper, total.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(&target).await.expect("connect");
-            let path = format!("/conversations/{conv}/messages");
-            // A member of conversation `c` (members are load-{c}-0..3).
-            let sender = format!("load-{c}-{}", s % 4);
+            let mut conn = Client::open(&target, hyper).await.expect("connect");
             let mut h = histogram();
             let mut errors = 0u64;
-            let mut statuses = std::collections::BTreeMap::new();
+            let mut statuses = BTreeMap::new();
             let mut i = 0u64;
-            loop {
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
+            while Instant::now() < end {
                 let body =
                     format!(r#"{{"senderId":"{sender}","body":"message {i} from sender {s}"}}"#);
                 i += 1;
                 let t0 = Instant::now();
-                let r = conn.request("POST", &path, Some(Bytes::from(body))).await;
+                let r = conn.post(&path, token.as_deref(), body).await;
                 let us = t0.elapsed().as_micros() as u64;
                 if t0 < measure_from {
+                    if r.is_err() {
+                        conn = Client::open(&target, hyper).await.expect("reconnect");
+                    }
                     continue;
                 }
                 match r {
@@ -112,7 +307,7 @@ async fn main() {
                     Err(e) => {
                         errors += 1;
                         eprintln!("request failed: {e}");
-                        conn = Conn::open(&target).await.expect("reconnect");
+                        conn = Client::open(&target, hyper).await.expect("reconnect");
                     }
                 }
             }
@@ -128,10 +323,11 @@ async fn main() {
         t.await.expect("sender task");
     }
     let t = total.lock().await;
+    let how = if a.signed_in { "signed in" } else { "no token" };
     println!(
         "{}",
         summary(
-            &format!("durable sends (201), {} senders", a.senders),
+            &format!("durable sends (201), {} senders, {how}", a.senders),
             &t.0,
             Duration::from_secs(a.seconds),
             t.1

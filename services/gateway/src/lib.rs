@@ -29,6 +29,8 @@ pub use config::Config;
 struct State {
     config: Config,
     client: proxy::HttpClient,
+    chat: proxy::Pool,
+    call: proxy::Pool,
     cors: cors::Cors,
     metrics: platform_core::metrics::Metrics,
     in_flight: tokio::sync::Semaphore,
@@ -71,6 +73,8 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
             auth: auth::Auth::new(&config)?,
             cors: cors::Cors::new(&config.cors_origins),
             client: proxy::client(),
+            chat: proxy::Pool::new(&config.chat),
+            call: proxy::Pool::new(&config.call),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
             shed: metrics.counter(
                 "gateway_shed_total",
@@ -194,15 +198,16 @@ impl App {
         };
         s.auth.admit(&mut req).await?;
         let path = req.uri().path();
-        let (base, timeout) = match upstream {
+        let (pool, base, timeout) = match upstream {
             Upstream::Chat if path.starts_with("/socket.io") => {
-                (&s.config.chat, s.config.poll_timeout)
+                (None, &s.config.chat, s.config.poll_timeout)
             }
-            Upstream::Chat => (&s.config.chat, s.config.request_timeout),
-            Upstream::Call => (&s.config.call, s.config.request_timeout),
+            Upstream::Chat => (Some(&s.chat), &s.config.chat, s.config.request_timeout),
+            Upstream::Call => (Some(&s.call), &s.config.call, s.config.request_timeout),
         };
         proxy::Forward {
             client: &s.client,
+            pool,
             base,
             timeout,
             body_limit: s.config.body_limit,
