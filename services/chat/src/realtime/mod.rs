@@ -11,10 +11,12 @@
 //! - `handler`: the client → server events.
 //! - `presence`: who is online, shared through Redis, with coalesced `presence:update`s.
 //! - `quota`: the cap on each user's open sockets across instances.
+//! - `publisher`: events raised by this instance's sockets, sent to Redis in order, pipelined.
 //! - `subscriber`: the Redis subscription feeding all of this.
 
 mod handler;
 pub mod presence;
+mod publisher;
 mod quota;
 pub mod subscriber;
 
@@ -82,6 +84,7 @@ impl Realtime {
                     std::time::Duration::ZERO,
                 ),
                 quota: quota::SocketQuota::new(state.clone(), presence.clone()),
+                publisher: publisher::Publisher::new(state.clone()),
             },
         );
         let delivery = state.metrics.histogram(
