@@ -1,6 +1,7 @@
 //! Emitting to many sockets: a namespace, some rooms, minus some sockets or rooms. The packet
 //! is encoded once and the same bytes are queued for every recipient.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -47,29 +48,51 @@ impl Encoded {
 #[derive(Clone)]
 pub struct BroadcastOperator {
     ns: Option<Arc<Namespace>>,
-    rooms: Vec<Arc<str>>,
-    except: Vec<Arc<str>>,
+    /// Every room and exclusion named so far, back to back: a delivery to a conversation's
+    /// members names one room per member, and an allocation per name was a measurable part
+    /// of each broadcast.
+    names: String,
+    rooms: Vec<Range<usize>>,
+    except: Vec<Range<usize>>,
 }
 
 impl BroadcastOperator {
     pub(crate) fn new(ns: Option<Arc<Namespace>>) -> Self {
         BroadcastOperator {
             ns,
+            names: String::new(),
             rooms: Vec::new(),
             except: Vec::new(),
         }
     }
 
+    fn name(&mut self, name: &str) -> Range<usize> {
+        let start = self.names.len();
+        self.names.push_str(name);
+        start..self.names.len()
+    }
+
     /// Adds a room; with several, a socket in more than one gets the packet once.
     pub fn to(mut self, room: &str) -> Self {
-        self.rooms.push(room.into());
+        let r = self.name(room);
+        self.rooms.push(r);
         self
     }
 
     /// Leaves out a socket id, or every socket of a room.
     pub fn except(mut self, socket_id_or_room: &str) -> Self {
-        self.except.push(socket_id_or_room.into());
+        let r = self.name(socket_id_or_room);
+        self.except.push(r);
         self
+    }
+
+    /// Calls `f` for each selected socket, once each.
+    fn for_each(&self, f: impl FnMut(&Socket)) {
+        let Some(ns) = &self.ns else { return };
+        let names = |r: &[Range<usize>]| -> Vec<&str> {
+            r.iter().map(|r| &self.names[r.clone()]).collect()
+        };
+        ns.for_each(&names(&self.rooms), &names(&self.except), f);
     }
 
     /// Emits `event` with one argument; returns how many sockets it was queued for.
@@ -97,17 +120,14 @@ impl BroadcastOperator {
     /// The selected sockets.
     pub fn sockets(&self) -> Vec<Socket> {
         let mut out = Vec::new();
-        if let Some(ns) = &self.ns {
-            ns.for_each(&self.rooms, &self.except, |s| out.push(s.clone()));
-        }
+        self.for_each(|s| out.push(s.clone()));
         out
     }
 
     /// Sockets too slow to take the packet are disconnected (see the module docs).
     fn send(&self, item: &Outgoing) -> usize {
-        let Some(ns) = &self.ns else { return 0 };
         let mut n = 0;
-        ns.for_each(&self.rooms, &self.except, |s| {
+        self.for_each(|s| {
             if s.send(item.clone()).is_ok() {
                 n += 1;
             }

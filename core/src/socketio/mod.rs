@@ -82,6 +82,7 @@ mod http;
 mod namespace;
 pub mod packet;
 mod polling;
+mod queue;
 mod socket;
 mod websocket;
 

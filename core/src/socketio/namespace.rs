@@ -161,12 +161,12 @@ impl Namespace {
 
     /// Calls `f` for each socket in any of `rooms` (all sockets when `rooms` is empty), once
     /// each, skipping those in `except` (socket ids or rooms). Locks are held only for reads.
-    pub fn for_each(&self, rooms: &[Arc<str>], except: &[Arc<str>], mut f: impl FnMut(&Socket)) {
+    pub fn for_each(&self, rooms: &[&str], except: &[&str], mut f: impl FnMut(&Socket)) {
         let room_map = read(&self.rooms);
         let excluded = |s: &Socket| {
             except
                 .iter()
-                .any(|e| **e == *s.id() || room_map.get(e).is_some_and(|m| m.contains_key(s.id())))
+                .any(|e| *e == s.id() || room_map.get(*e).is_some_and(|m| m.contains_key(s.id())))
         };
         match rooms {
             [] => {
@@ -177,7 +177,7 @@ impl Namespace {
                 }
             }
             [one] => {
-                if let Some(m) = room_map.get(one) {
+                if let Some(m) = room_map.get(*one) {
                     for s in m.values() {
                         if !excluded(s) {
                             f(s);
@@ -189,8 +189,8 @@ impl Namespace {
                 // A socket in several of the rooms gets the packet once. Sorting references
                 // by address and dropping repeats is cheaper than hashing every socket id
                 // (a delivery to a conversation's members names one room per member).
-                let mut all: Vec<&Socket> = Vec::new();
-                for m in many.iter().filter_map(|r| room_map.get(r)) {
+                let mut all: Vec<&Socket> = Vec::with_capacity(many.len());
+                for m in many.iter().filter_map(|r| room_map.get(*r)) {
                     all.extend(m.values());
                 }
                 all.sort_unstable_by_key(|s| Arc::as_ptr(&s.inner) as usize);

@@ -6,6 +6,7 @@
 //! stream that is polled, never dropped, mid-frame, because fastwebsockets' reader is not
 //! cancel-safe.
 
+use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use futures_util::{Stream, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
 use super::batched::Batched;
@@ -25,6 +25,7 @@ use super::conn::{CloseReason, Conn};
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
 use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
 use super::http::EioError;
+use super::queue::{self, Receiver};
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
@@ -200,7 +201,7 @@ async fn probe<C>(
 }
 
 /// Waits for the poll in flight (already told to end) to hand the queue back.
-async fn take_queue<C>(s: &Session<C>) -> Option<mpsc::Receiver<Outgoing>> {
+async fn take_queue<C>(s: &Session<C>) -> Option<Receiver> {
     for _ in 0..500 {
         if let Some(rx) = lock(&s.rx).take() {
             return Some(rx);
@@ -242,7 +243,7 @@ async fn serve<H: EngineHandler>(
     inner: &Inner<H>,
     conn: &Conn,
     upper: &H::Conn,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut rx: Receiver,
     mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
     wr: &mut Writer,
 ) {
@@ -251,10 +252,14 @@ async fn serve<H: EngineHandler>(
     let mut heartbeat = pin!(heartbeat);
     let mut awaiting_pong = false;
     let mut partial: Option<Partial> = None;
+    // What the queue held at the last wake; kept between wakes so its memory is reused.
+    let mut batch = VecDeque::new();
+    // Made once: a fresh one per wake would register with the token each time.
+    let mut cancelled = pin!(conn.token().cancelled());
     let reason = loop {
         tokio::select! {
             biased;
-            () = conn.token().cancelled() => break None,
+            () = &mut cancelled => break None,
             () = &mut heartbeat => {
                 if awaiting_pong {
                     break Some(CloseReason::PingTimeout);
@@ -265,9 +270,8 @@ async fn serve<H: EngineHandler>(
                 awaiting_pong = true;
                 heartbeat.as_mut().reset(Instant::now() + cfg.ping_timeout);
             }
-            item = rx.recv() => {
-                let Some(item) = item else { break Some(CloseReason::ServerClose) };
-                if write_queued(wr, item, &mut rx).await.is_err() {
+            () = rx.recv_all(&mut batch) => {
+                if write_queued(wr, &mut batch, &mut rx).await.is_err() {
                     break Some(CloseReason::TransportError);
                 }
             }
@@ -350,7 +354,8 @@ async fn serve<H: EngineHandler>(
     // Whatever is still queued (a CONNECT_ERROR, a last message) goes out before the close,
     // within a deadline since the client may be the slow one.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(item) = rx.try_recv() {
+        rx.try_recv_all(&mut batch);
+        for item in batch.drain(..) {
             if write_item(wr, &item).await.is_err() {
                 return;
             }
@@ -370,34 +375,25 @@ async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketErr
     Ok(())
 }
 
-/// Most queue items written per flush, so the reader and the heartbeat get their turn.
-const BATCH: usize = 128;
-
-/// Writes `first` and whatever else is already queued (up to [`BATCH`]), then flushes: a
+/// Writes `batch` (what the queue held) and whatever is queued meanwhile, then flushes: a
 /// burst of broadcasts costs one system call.
 async fn write_queued(
     wr: &mut Writer,
-    first: Outgoing,
-    rx: &mut mpsc::Receiver<Outgoing>,
+    batch: &mut VecDeque<Outgoing>,
+    rx: &mut Receiver,
 ) -> Result<(), WebSocketError> {
-    write_item(wr, &first).await?;
-    let mut n = 1;
-    let mut yielded = false;
-    while n < BATCH {
-        match rx.try_recv() {
-            Ok(item) => {
-                write_item(wr, &item).await?;
-                n += 1;
-            }
-            // One turn at the back of the run queue before the flush: under load, the
-            // broadcasts being emitted meanwhile join this write instead of each costing a
-            // system call of their own; when idle, the turn comes back at once.
-            Err(_) if !yielded => {
-                yielded = true;
-                tokio::task::yield_now().await;
-            }
-            Err(_) => break,
+    for item in batch.drain(..) {
+        write_item(wr, &item).await?;
+    }
+    // One turn at the back of the run queue before the flush: under load, the broadcasts
+    // being emitted meanwhile join this write instead of each costing a system call of their
+    // own; when idle, the turn comes back at once. The queue is bounded, so is this batch.
+    tokio::task::yield_now().await;
+    if rx.try_recv_all(batch) {
+        for item in batch.drain(..) {
+            write_item(wr, &item).await?;
         }
     }
+    queue::release(batch);
     wr.flush().await
 }
