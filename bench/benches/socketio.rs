@@ -96,7 +96,7 @@ fn packets(c: &mut Criterion) {
 fn text(o: &engine_packet::Outgoing) -> Bytes {
     match &o.frames()[0] {
         engine_packet::Frame::Text(b) => b.clone(),
-        engine_packet::Frame::Binary(_) => unreachable!("the first frame is text"),
+        _ => unreachable!("the first frame is text"),
     }
 }
 

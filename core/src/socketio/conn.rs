@@ -100,6 +100,7 @@ impl Conn {
         let _ = self
             .reason
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.tx.close();
         self.token.cancel();
     }
 

@@ -72,20 +72,20 @@ pub(crate) async fn poll<H: EngineHandler>(
     };
     // The queue is bounded, so so is this batch.
     let mut items = VecDeque::new();
-    tokio::select! {
+    let closed = tokio::select! {
         biased;
-        () = s.conn.token().cancelled() => {
-            // A client that asked to close gets a noop; anything else is told the session
-            // closed.
-            let last = if s.conn.close_reason() == Some(CloseReason::ClientClose) {
-                ep::noop()
-            } else {
-                Bytes::from_static(b"1")
-            };
-            return Ok(text_response(last));
-        }
+        () = s.conn.token().cancelled() => true,
         () = s.wake_poll.notified() => return Ok(text_response(ep::noop())),
-        () = rx.recv_all(&mut items) => {}
+        r = rx.recv_all(&mut items) => r == queue::Recv::Closing,
+    };
+    if closed {
+        // A client that asked to close gets a noop; anything else is told the session closed.
+        let last = if s.conn.close_reason() == Some(CloseReason::ClientClose) {
+            ep::noop()
+        } else {
+            Bytes::from_static(b"1")
+        };
+        return Ok(text_response(last));
     }
     let size: usize = items.iter().map(|i| i.polling_len() + 1).sum();
     let body = ep::encode_payload(items.iter().flat_map(|i| i.frames().iter()), size);

@@ -27,6 +27,8 @@ struct State {
     items: VecDeque<Outgoing>,
     /// The transport's waker while it waits on an empty queue.
     waker: Option<Waker>,
+    /// The connection is closing: nothing more is taken, and the transport is told.
+    closing: bool,
     /// The receiving end was dropped.
     closed: bool,
 }
@@ -48,6 +50,7 @@ pub(crate) fn queue(capacity: usize) -> (Sender, Receiver) {
         state: Mutex::new(State {
             items: VecDeque::new(),
             waker: None,
+            closing: false,
             closed: false,
         }),
         capacity: capacity.max(1),
@@ -62,7 +65,7 @@ impl Sender {
     pub(crate) fn push(&self, item: Outgoing) -> Result<(), Rejected> {
         let waker = {
             let mut st = lock(&self.0.state);
-            if st.closed {
+            if st.closing || st.closed {
                 return Err(Rejected::Closed);
             }
             if st.items.len() >= self.0.capacity {
@@ -81,6 +84,18 @@ impl Sender {
         }
         Ok(())
     }
+
+    /// Refuses further items and tells the transport, which sends what is left and ends.
+    pub(crate) fn close(&self) {
+        let waker = {
+            let mut st = lock(&self.0.state);
+            st.closing = true;
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 impl std::fmt::Debug for Sender {
@@ -89,27 +104,50 @@ impl std::fmt::Debug for Sender {
     }
 }
 
+/// What [`Receiver::recv_all`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recv {
+    /// Items, now in the batch.
+    Items,
+    /// The connection is closing; what is still queued is left for [`Receiver::try_recv_all`].
+    Closing,
+}
+
 impl Receiver {
     /// Waits until something is queued, then moves everything queued to the back of
-    /// `batch`.
-    pub(crate) async fn recv_all(&mut self, batch: &mut VecDeque<Outgoing>) {
+    /// `batch`; or until the connection closes.
+    pub(crate) async fn recv_all(&mut self, batch: &mut VecDeque<Outgoing>) -> Recv {
         poll_fn(|cx| {
             let mut st = lock(&self.0.state);
+            if st.closing {
+                return Poll::Ready(Recv::Closing);
+            }
             if st.items.is_empty() {
-                match &mut st.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
+                register(&mut st.waker, cx.waker());
                 return Poll::Pending;
             }
             take(&mut st.items, batch);
-            Poll::Ready(())
+            Poll::Ready(Recv::Items)
+        })
+        .await
+    }
+
+    /// Waits until the connection closes.
+    pub(crate) async fn closing(&self) {
+        poll_fn(|cx| {
+            let mut st = lock(&self.0.state);
+            if st.closing {
+                return Poll::Ready(());
+            }
+            // Pushes wake this too; the transport then polls again and comes back here.
+            register(&mut st.waker, cx.waker());
+            Poll::Pending
         })
         .await
     }
 
     /// Moves everything queued to the back of `batch`; false if nothing was.
-    pub(crate) fn try_recv_all(&mut self, batch: &mut VecDeque<Outgoing>) -> bool {
+    pub(crate) fn try_recv_all(&self, batch: &mut VecDeque<Outgoing>) -> bool {
         let mut st = lock(&self.0.state);
         if st.items.is_empty() {
             return false;
@@ -119,7 +157,7 @@ impl Receiver {
     }
 
     /// The oldest queued item, if any.
-    pub fn try_recv(&mut self) -> Result<Outgoing, Empty> {
+    pub fn try_recv(&self) -> Result<Outgoing, Empty> {
         lock(&self.0.state).items.pop_front().ok_or(Empty)
     }
 }
@@ -127,6 +165,13 @@ impl Receiver {
 /// Returned by [`Receiver::try_recv`] when nothing is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;
+
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        w => *w = Some(waker.clone()),
+    }
+}
 
 /// Moves `items` into `batch`; swapping when `batch` is empty keeps the copy out of the lock.
 fn take(items: &mut VecDeque<Outgoing>, batch: &mut VecDeque<Outgoing>) {
@@ -219,6 +264,32 @@ mod tests {
         assert_eq!(rx.try_recv().map(|_| ()), Err(Empty));
         drop(rx);
         assert_eq!(tx.push(item(5)), Err(Rejected::Closed));
+    }
+
+    #[test]
+    fn closing_wakes_the_transport_and_keeps_what_was_queued() {
+        let (tx, mut rx) = queue(8);
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        tx.push(item(1)).unwrap();
+        let mut batch = VecDeque::new();
+        assert!(rx.try_recv_all(&mut batch));
+        {
+            let fut = std::pin::pin!(rx.closing());
+            assert!(fut.poll(&mut cx).is_pending());
+        }
+        tx.push(item(2)).unwrap();
+        tx.close();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(tx.push(item(3)), Err(Rejected::Closed));
+        {
+            let fut = std::pin::pin!(rx.recv_all(&mut batch));
+            assert_eq!(fut.poll(&mut cx), Poll::Ready(Recv::Closing));
+        }
+        batch.clear();
+        assert!(rx.try_recv_all(&mut batch));
+        assert_eq!(batch.len(), 1, "queued before the close, still sent");
     }
 
     #[test]

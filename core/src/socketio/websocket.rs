@@ -25,7 +25,7 @@ use super::conn::{CloseReason, Conn};
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
 use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
 use super::http::EioError;
-use super::queue::{self, Receiver};
+use super::queue::{self, Receiver, Recv};
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
@@ -128,7 +128,7 @@ async fn direct<H: EngineHandler>(
     if write(&mut wr, &Frame::Text(open)).await.is_err() {
         conn.close(CloseReason::TransportError);
     } else {
-        serve(inner, &conn, &upper, rx, reader.as_mut(), &mut wr).await;
+        serve(inner, &conn, &upper, rx, reader.as_mut(), wr).await;
     }
     inner.closed(&conn, &upper);
 }
@@ -163,7 +163,7 @@ async fn upgraded<H: EngineHandler>(
         return;
     };
     s.state.store(WEBSOCKET, Ordering::Release);
-    serve(inner, &s.conn, &s.upper, rx, reader, &mut wr).await;
+    serve(inner, &s.conn, &s.upper, rx, reader, wr).await;
     inner.finish(s);
 }
 
@@ -229,6 +229,10 @@ async fn buffer(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
             wr.write_frame(fastwebsockets::Frame::binary(Payload::Borrowed(b)))
                 .await
         }
+        Frame::Pong(b) => {
+            wr.write_frame(fastwebsockets::Frame::pong(Payload::Borrowed(b)))
+                .await
+        }
     }
 }
 
@@ -238,60 +242,72 @@ struct Partial {
     data: BytesMut,
 }
 
-/// The connection loop. Returns when the connection is over; the reason is on `conn`.
+/// Serves a connection until it is over; the reason is then on `conn`.
+///
+/// Two tasks: this one reads (and runs the handlers) and keeps the heartbeat; a second one
+/// writes what the queue holds. A broadcast wakes only the writer, whose wake costs a queue
+/// drain and one system call, rather than a poll of everything the connection waits on.
+/// What this side sends (pings, pongs) goes through the queue too, so the writer alone
+/// owns the socket's write half.
 async fn serve<H: EngineHandler>(
+    inner: &Inner<H>,
+    conn: &Arc<Conn>,
+    upper: &H::Conn,
+    rx: Receiver,
+    reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    wr: Writer,
+) {
+    let writer = tokio::spawn(write_loop(conn.clone(), rx, wr));
+    let reason = read_loop(inner, conn, upper, reader).await;
+    // The root token (server shutdown) cancels without a reason of its own.
+    conn.close(reason.unwrap_or(CloseReason::ServerShutdown));
+    let _ = writer.await;
+}
+
+/// Reads and dispatches frames and keeps the heartbeat, until the connection closes.
+async fn read_loop<H: EngineHandler>(
     inner: &Inner<H>,
     conn: &Conn,
     upper: &H::Conn,
-    mut rx: Receiver,
     mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
-    wr: &mut Writer,
-) {
+) -> Option<CloseReason> {
     let cfg = &inner.config;
     let heartbeat = sleep(cfg.ping_interval);
     let mut heartbeat = pin!(heartbeat);
     let mut awaiting_pong = false;
     let mut partial: Option<Partial> = None;
-    // What the queue held at the last wake; kept between wakes so its memory is reused.
-    let mut batch = VecDeque::new();
-    // Made once: a fresh one per wake would register with the token each time.
-    let mut cancelled = pin!(conn.token().cancelled());
-    let reason = loop {
+    // A send that fails has closed the connection (slow client) or found it closed.
+    let send = |f: Frame| conn.send(Outgoing::Frame(f)).is_ok();
+    loop {
         tokio::select! {
             biased;
-            () = &mut cancelled => break None,
+            () = conn.token().cancelled() => return conn.close_reason(),
             () = &mut heartbeat => {
                 if awaiting_pong {
-                    break Some(CloseReason::PingTimeout);
+                    return Some(CloseReason::PingTimeout);
                 }
-                if write(wr, &Frame::Text(Bytes::from_static(b"2"))).await.is_err() {
-                    break Some(CloseReason::TransportError);
+                if !send(Frame::Text(Bytes::from_static(b"2"))) {
+                    return conn.close_reason();
                 }
                 awaiting_pong = true;
                 heartbeat.as_mut().reset(Instant::now() + cfg.ping_timeout);
             }
-            () = rx.recv_all(&mut batch) => {
-                if write_queued(wr, &mut batch, &mut rx).await.is_err() {
-                    break Some(CloseReason::TransportError);
-                }
-            }
             next = reader.next() => {
                 let Some(Ok((op, fin, data))) = next else {
-                    break Some(CloseReason::TransportError);
+                    return Some(CloseReason::TransportError);
                 };
                 let msg = match op {
-                    OpCode::Close => break Some(CloseReason::ClientClose),
+                    OpCode::Close => return Some(CloseReason::ClientClose),
                     OpCode::Ping => {
-                        let pong = fastwebsockets::Frame::pong(Payload::Bytes(data));
-                        if wr.write_frame(pong).await.is_err() || wr.flush().await.is_err() {
-                            break Some(CloseReason::TransportError);
+                        if !send(Frame::Pong(data.freeze())) {
+                            return conn.close_reason();
                         }
                         continue;
                     }
                     OpCode::Pong => continue,
                     OpCode::Text | OpCode::Binary => {
                         if partial.is_some() {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         }
                         let text = op == OpCode::Text;
                         if !fin {
@@ -302,10 +318,10 @@ async fn serve<H: EngineHandler>(
                     }
                     OpCode::Continuation => {
                         let Some(p) = partial.as_mut() else {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         };
                         if p.data.len() + data.len() > cfg.max_payload {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         }
                         p.data.extend_from_slice(&data);
                         if !fin {
@@ -328,35 +344,68 @@ async fn serve<H: EngineHandler>(
                             let mut pong = BytesMut::with_capacity(1 + p.len());
                             pong.extend_from_slice(b"3");
                             pong.extend_from_slice(&p);
-                            if write(wr, &Frame::Text(pong.freeze())).await.is_err() {
-                                break Some(CloseReason::TransportError);
+                            if !send(Frame::Text(pong.freeze())) {
+                                return conn.close_reason();
                             }
                             continue;
                         }
-                        Ok(Packet::Close) => break Some(CloseReason::ClientClose),
+                        Ok(Packet::Close) => return Some(CloseReason::ClientClose),
                         Ok(Packet::Noop) => continue,
                         Ok(Packet::Open | Packet::Upgrade | Packet::Binary(_)) | Err(_) => {
-                            break Some(CloseReason::ParseError)
+                            return Some(CloseReason::ParseError)
                         }
                     }
                 } else {
                     Message::Binary(data.freeze())
                 };
                 if inner.handler.message(upper, msg).await.is_err() {
-                    break Some(CloseReason::ParseError);
+                    return Some(CloseReason::ParseError);
                 }
             }
         }
-    };
-    if let Some(r) = reason {
-        conn.close(r);
     }
-    // Whatever is still queued (a CONNECT_ERROR, a last message) goes out before the close,
-    // within a deadline since the client may be the slow one.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+}
+
+/// How long a closing connection may take to send what it still has.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Writes what is queued until the connection closes; then whatever is still queued (a
+/// CONNECT_ERROR, a last message) and a close frame, within [`CLOSE_DEADLINE`] since the
+/// client may be the slow one.
+async fn write_loop(conn: Arc<Conn>, mut rx: Receiver, mut wr: Writer) {
+    let mut batch = VecDeque::new();
+    let mut intact = true;
+    while rx.recv_all(&mut batch).await == Recv::Items {
+        let mut write = pin!(write_queued(&mut wr, &mut batch, &rx));
+        let done = tokio::select! {
+            biased;
+            r = &mut write => Some(r),
+            // A write that hangs (the client stopped reading) must not keep the connection.
+            () = rx.closing() => None,
+        };
+        let r = match done {
+            Some(r) => r,
+            None => match tokio::time::timeout(CLOSE_DEADLINE, write).await {
+                Ok(r) => r,
+                Err(_) => {
+                    intact = false;
+                    break;
+                }
+            },
+        };
+        if r.is_err() {
+            conn.close(CloseReason::TransportError);
+            intact = false;
+            break;
+        }
+    }
+    if !intact {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
         rx.try_recv_all(&mut batch);
         for item in batch.drain(..) {
-            if write_item(wr, &item).await.is_err() {
+            if write_item(&mut wr, &item).await.is_err() {
                 return;
             }
         }
@@ -380,7 +429,7 @@ async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketErr
 async fn write_queued(
     wr: &mut Writer,
     batch: &mut VecDeque<Outgoing>,
-    rx: &mut Receiver,
+    rx: &Receiver,
 ) -> Result<(), WebSocketError> {
     for item in batch.drain(..) {
         write_item(wr, &item).await?;
