@@ -1,10 +1,10 @@
 //! The WebSocket transport: the HTTP upgrade, the `2probe`/`3probe`/`5` upgrade of a polling
-//! session, and the single task that serves a connection (reads, queued writes, heartbeat).
+//! session, and the two tasks that serve a connection: one reads (and keeps the heartbeat),
+//! one writes what the send queue holds.
 //!
-//! One task per connection keeps idle memory small: the task selects over the next frame,
-//! the send queue, the heartbeat timer and the close signal. The read future lives inside a
-//! stream that is polled, never dropped, mid-frame, because fastwebsockets' reader is not
-//! cancel-safe.
+//! fastwebsockets reads; writes are framed by `batched`, straight into one buffer per burst.
+//! The read future lives inside a stream that is polled, never dropped, mid-frame, because
+//! fastwebsockets' reader is not cancel-safe.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead};
 use futures_util::{Stream, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::time::{sleep, Instant};
 
-use super::batched::Batched;
+use super::batched::{self, FrameWriter};
 use super::conn::{CloseReason, Conn};
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
 use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
@@ -29,7 +29,7 @@ use super::queue::{self, Receiver, Recv};
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
-type Writer = WebSocketWrite<Batched<WriteHalf<Io>>>;
+type Writer = FrameWriter<WriteHalf<Io>>;
 type Incoming = Result<(OpCode, bool, BytesMut), WebSocketError>;
 
 /// Answers the upgrade request and spawns the connection's task.
@@ -60,10 +60,10 @@ pub(crate) fn upgrade<H: EngineHandler>(
     let (parts, _) = res.into_parts();
     if refused {
         tokio::spawn(async move {
-            if let Ok(mut ws) = fut.await {
-                let _ = ws
-                    .write_frame(fastwebsockets::Frame::close(1000, b""))
-                    .await;
+            if let Ok(ws) = fut.await {
+                let mut wr = FrameWriter::new(ws.into_inner());
+                wr.put_close();
+                let _ = wr.flush().await;
             }
         });
         return Ok(Response::from_parts(parts, Body::Empty));
@@ -80,11 +80,17 @@ pub(crate) fn upgrade<H: EngineHandler>(
                 return;
             }
         };
-        let (mut rd, wr) = ws.split(|io| {
+        // fastwebsockets keeps the read half; the write half is ours (`batched`).
+        let write_half = std::cell::Cell::new(None);
+        let (mut rd, _) = ws.split(|io| {
             let (r, w) = tokio::io::split(io);
-            (r, Batched::new(w))
+            write_half.set(Some(w));
+            (r, tokio::io::sink())
         });
-        // Control frames are answered here, through the writer, so the reader never writes.
+        let Some(wr) = write_half.take().map(FrameWriter::new) else {
+            return;
+        };
+        // Control frames are answered through the send queue, so the reader never writes.
         rd.set_auto_close(false);
         rd.set_auto_pong(false);
         rd.set_max_message_size(inner.config.max_payload.saturating_add(16));
@@ -151,9 +157,7 @@ async fn upgraded<H: EngineHandler>(
             .state
             .compare_exchange(UPGRADING, POLLING, Ordering::AcqRel, Ordering::Acquire);
         s.ws_attached.store(false, Ordering::Release);
-        let _ = wr
-            .write_frame(fastwebsockets::Frame::close(1000, b""))
-            .await;
+        wr.put_close();
         let _ = wr.flush().await;
         return;
     }
@@ -213,26 +217,17 @@ async fn take_queue<C>(s: &Session<C>) -> Option<Receiver> {
 }
 
 /// Writes one frame and sends it at once.
-async fn write(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
-    buffer(wr, f).await?;
+async fn write(wr: &mut Writer, f: &Frame) -> std::io::Result<()> {
+    buffer(wr, f);
     wr.flush().await
 }
 
-/// Writes one frame into the connection's buffer; it goes out at the next flush.
-async fn buffer(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
+/// Frames one frame into the connection's buffer; it goes out at the next flush.
+fn buffer(wr: &mut Writer, f: &Frame) {
     match f {
-        Frame::Text(b) => {
-            wr.write_frame(fastwebsockets::Frame::text(Payload::Borrowed(b)))
-                .await
-        }
-        Frame::Binary(b) => {
-            wr.write_frame(fastwebsockets::Frame::binary(Payload::Borrowed(b)))
-                .await
-        }
-        Frame::Pong(b) => {
-            wr.write_frame(fastwebsockets::Frame::pong(Payload::Borrowed(b)))
-                .await
-        }
+        Frame::Text(b) => wr.put(batched::OpCode::Text, b),
+        Frame::Binary(b) => wr.put(batched::OpCode::Binary, b),
+        Frame::Pong(b) => wr.put(batched::OpCode::Pong, b),
     }
 }
 
@@ -409,17 +404,19 @@ async fn write_loop(conn: Arc<Conn>, mut rx: Receiver, mut wr: Writer) {
                 return;
             }
         }
-        let _ = wr
-            .write_frame(fastwebsockets::Frame::close(1000, b""))
-            .await;
+        wr.put_close();
         let _ = wr.flush().await;
     })
     .await;
 }
 
-async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketError> {
+/// Frames `item`; past the high-water mark, what is buffered goes out first.
+async fn write_item(wr: &mut Writer, item: &Outgoing) -> std::io::Result<()> {
     for f in item.frames() {
-        buffer(wr, f).await?;
+        buffer(wr, f);
+        if wr.buffered() >= batched::HIGH_WATER {
+            wr.flush().await?;
+        }
     }
     Ok(())
 }
@@ -430,7 +427,7 @@ async fn write_queued(
     wr: &mut Writer,
     batch: &mut VecDeque<Outgoing>,
     rx: &Receiver,
-) -> Result<(), WebSocketError> {
+) -> std::io::Result<()> {
     for item in batch.drain(..) {
         write_item(wr, &item).await?;
     }
