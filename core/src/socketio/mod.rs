@@ -90,7 +90,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 
-pub use broadcast::{BroadcastOperator, Encoded};
+pub use broadcast::{BroadcastOperator, Encoded, Recipients};
 pub use config::{Builder, Config, Cors};
 pub use conn::{CloseReason, Conn, SendError};
 #[doc(hidden)]

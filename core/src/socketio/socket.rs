@@ -226,6 +226,11 @@ impl Socket {
         &self.inner.id
     }
 
+    /// Identifies the socket (not a clone of it) for as long as it exists.
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     pub fn namespace(&self) -> &str {
         self.inner.ns.name()
     }
