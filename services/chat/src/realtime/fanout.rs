@@ -105,3 +105,65 @@ impl Fanout {
         sent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform_core::socketio::{Ack, DetachedQueue, NamespaceHandler, Payload, Socket};
+
+    struct Silent;
+
+    impl NamespaceHandler for Silent {
+        async fn on_event(&self, _: Socket, _: String, _: Payload, _: Option<Ack>) {}
+    }
+
+    fn taken(q: &DetachedQueue) -> usize {
+        std::iter::from_fn(|| q.try_recv().ok()).count()
+    }
+
+    #[test]
+    fn kept_recipients_follow_every_join_and_leave_and_skip_the_sender() {
+        let io = SocketIo::builder().build();
+        io.namespace("/", Silent);
+        let user = |name: &str| {
+            let (s, q) = io.detached_socket("/").unwrap();
+            s.join(&user_room(name));
+            (s, q)
+        };
+        let (_a, qa) = user("a");
+        let (b1, qb1) = user("b");
+        let (_x, qx) = user("x");
+        let members = Arc::new(Members::new(vec!["a".into(), "b".into(), "c".into()]));
+        let conv = Uuid::now_v7();
+        let fanout = Fanout::default();
+        let enc = Encoded::event("/", "typing:update", &1).unwrap();
+        let counts = || (taken(&qa), taken(&qb1), taken(&qx));
+        // First event: rooms resolved; second: recipients kept; then reused.
+        for _ in 0..3 {
+            assert_eq!(fanout.emit(&io, conv, &members, Some("a"), &enc), 1);
+            assert_eq!(
+                counts(),
+                (0, 1, 0),
+                "only b; never the sender, never a non-member"
+            );
+        }
+        assert!(fanout.map.lock().unwrap()[&conv].recipients.is_some());
+        // A member connecting later gets the next event, and so does a second socket.
+        let (_c, qc) = user("c");
+        let (_b2, qb2) = user("b");
+        for _ in 0..3 {
+            assert_eq!(fanout.emit(&io, conv, &members, None, &enc), 4);
+            assert_eq!(counts(), (1, 1, 0));
+            assert_eq!((taken(&qc), taken(&qb2)), (1, 1));
+        }
+        // A socket that leaves stops getting them.
+        b1.leave(&user_room("b"));
+        assert_eq!(fanout.emit(&io, conv, &members, Some("c"), &enc), 2);
+        assert_eq!(counts(), (1, 0, 0));
+        assert_eq!((taken(&qc), taken(&qb2)), (0, 1));
+        // A new member list for the conversation is a new entry.
+        let fewer = Arc::new(Members::new(vec!["a".into(), "x".into()]));
+        assert_eq!(fanout.emit(&io, conv, &fewer, None, &enc), 2);
+        assert_eq!(counts(), (1, 0, 1));
+    }
+}
