@@ -3,10 +3,10 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_packet::Outgoing;
+use super::queue::{self, Rejected};
 
 /// Why a connection ended. The first reason recorded wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +62,13 @@ impl std::error::Error for SendError {}
 #[derive(Debug)]
 pub struct Conn {
     sid: Box<str>,
-    tx: mpsc::Sender<Outgoing>,
+    tx: queue::Sender,
     token: CancellationToken,
     reason: AtomicU8,
 }
 
 impl Conn {
-    pub(crate) fn new(sid: Box<str>, tx: mpsc::Sender<Outgoing>, token: CancellationToken) -> Conn {
+    pub(crate) fn new(sid: Box<str>, tx: queue::Sender, token: CancellationToken) -> Conn {
         Conn {
             sid,
             tx,
@@ -85,13 +85,13 @@ impl Conn {
     /// Queues `item` without waiting. A full queue means the client is too slow: the
     /// connection is closed rather than letting memory grow.
     pub fn send(&self, item: Outgoing) -> Result<(), SendError> {
-        match self.tx.try_send(item) {
+        match self.tx.push(item) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Rejected::Full) => {
                 self.close(CloseReason::SlowClient);
                 Err(SendError)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError),
+            Err(Rejected::Closed) => Err(SendError),
         }
     }
 
@@ -100,6 +100,7 @@ impl Conn {
         let _ = self
             .reason
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.tx.close();
         self.token.cancel();
     }
 

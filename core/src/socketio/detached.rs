@@ -4,17 +4,16 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::Conn;
-use super::engine_packet::Outgoing;
+use super::queue;
 use super::socket::Socket;
 use super::SocketIo;
 
 /// The send queue of a detached socket, read by the caller.
 #[doc(hidden)]
-pub type DetachedQueue = mpsc::Receiver<Outgoing>;
+pub type DetachedQueue = queue::Receiver;
 
 impl SocketIo {
     /// A socket joined to namespace `nsp` (which must be registered) whose queue is read
@@ -22,7 +21,7 @@ impl SocketIo {
     #[doc(hidden)]
     pub fn detached_socket(&self, nsp: &str) -> Option<(Socket, DetachedQueue)> {
         let ns = self.shared.namespace(nsp)?;
-        let (tx, rx) = mpsc::channel(self.shared.config.send_queue);
+        let (tx, rx) = queue::queue(self.shared.config.send_queue);
         let id: Arc<str> = format!("detached-{}", uuid::Uuid::new_v4().simple()).into();
         let conn = Arc::new(Conn::new(
             id.to_string().into_boxed_str(),

@@ -15,14 +15,13 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::Config;
 use super::conn::{CloseReason, Conn};
-use super::engine_packet::Outgoing;
 use super::http::{self as eio_http, EioError};
-use super::{polling, websocket};
+use super::{polling, queue, websocket};
 use crate::{Request, Response};
 
 /// A boxed future, so per-message work does not grow every connection's task.
@@ -69,7 +68,7 @@ pub(crate) struct Session<C> {
     pub conn: Arc<Conn>,
     pub upper: C,
     /// The send queue's receiving end, held by the poll request in flight.
-    pub rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    pub rx: Mutex<Option<queue::Receiver>>,
     pub state: AtomicU8,
     /// A WebSocket has attached for an upgrade; a second one is refused.
     pub ws_attached: AtomicBool,
@@ -224,8 +223,8 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// Creates a connection, not yet known to the layer above.
-    pub fn new_conn(&self) -> (Arc<Conn>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(self.config.send_queue);
+    pub fn new_conn(&self) -> (Arc<Conn>, queue::Receiver) {
+        let (tx, rx) = queue::queue(self.config.send_queue);
         let conn = Arc::new(Conn::new(new_sid(), tx, self.root.child_token()));
         self.open.fetch_add(1, Ordering::Relaxed);
         (conn, rx)

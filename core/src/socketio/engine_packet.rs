@@ -100,6 +100,9 @@ pub fn decode_payload(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
 pub enum Frame {
     Text(Bytes),
     Binary(Bytes),
+    /// A WebSocket pong answering the client's ping; WebSocket only, never in a polling
+    /// payload.
+    Pong(Bytes),
 }
 
 impl Frame {
@@ -107,6 +110,7 @@ impl Frame {
         match self {
             Frame::Text(b) => b.len(),
             Frame::Binary(b) => 1 + b.len().div_ceil(3) * 4,
+            Frame::Pong(_) => 0,
         }
     }
 }
@@ -157,6 +161,7 @@ pub fn message(text: &[u8]) -> Frame {
 /// Joins frames into one long-polling response body.
 pub fn encode_payload<'a>(frames: impl Iterator<Item = &'a Frame>, size_hint: usize) -> Bytes {
     let mut out = BytesMut::with_capacity(size_hint);
+    let frames = frames.filter(|f| !matches!(f, Frame::Pong(_)));
     for (i, f) in frames.enumerate() {
         if i > 0 {
             out.put_u8(SEPARATOR);
@@ -168,6 +173,7 @@ pub fn encode_payload<'a>(frames: impl Iterator<Item = &'a Frame>, size_hint: us
                 let encoded = base64::engine::general_purpose::STANDARD.encode(b);
                 out.put_slice(encoded.as_bytes());
             }
+            Frame::Pong(_) => {}
         }
     }
     out.freeze()

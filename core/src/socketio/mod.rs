@@ -29,25 +29,33 @@
 //! - [`engine`]: Engine.IO sessions and request dispatch; [`engine_packet`] its packets;
 //!   `polling` and `websocket` the two transports; `http` the error/CORS answers.
 //! - [`packet`]: Socket.IO packets; `client` per-connection Socket.IO state; [`Socket`],
-//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] for fan-out;
+//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] and [`Recipients`]
+//!   for fan-out; `queue` each connection's send queue;
 //!   `detached`: sockets without a transport, for the fan-out benchmarks in `bench/`.
 //!
 //! # Back-pressure and memory
 //! Every connection has one bounded send queue ([`Builder::send_queue`] frames, 256 by
-//! default). Emits never wait: when a client's queue is full it is too slow to keep up, and
-//! it is disconnected (reason "slow client") instead of letting memory grow. A broadcast is
-//! encoded once into `Bytes`; every recipient's queue holds a reference to the same buffer,
-//! written as the WebSocket frame payload as-is, or framed into a polling response at flush.
+//! default; `queue`). Emits never wait: when a client's queue is full it is too slow to keep
+//! up, and it is disconnected (reason "slow client") instead of letting memory grow. A
+//! broadcast is encoded once into `Bytes`; every recipient's queue holds a reference to the
+//! same buffer, written as the WebSocket frame payload as-is, or framed into a polling
+//! response at flush. A push wakes the transport only when the queue was empty, and the
+//! transport takes everything queued at once.
 //!
-//! A WebSocket connection is served by one task (reads, writes, heartbeat); besides the
-//! socket it holds fastwebsockets' 8 KiB read buffer and a small queue block. Its writes go
-//! through a buffer (`batched`) flushed once the queue is drained: frames queued by
-//! concurrent broadcasts leave in one system call, which is what fan-out throughput hangs
-//! on (see BENCHMARKS.md). The buffer is allocated on first write and released after bursts. The handlers'
-//! futures are boxed per call so an idle connection's task does not carry their size. A
-//! polling session has a heartbeat task instead, and every connection has a connect-timeout
-//! timer task until it joins a namespace. Measured with 2,000 idle WebSocket clients joined
-//! to `/`: about 15 KB of server RSS per connection.
+//! A WebSocket connection is served by two tasks: one reads (and runs the handlers, and keeps
+//! the heartbeat), the other writes. The writer is woken by the queue alone; it frames what
+//! the queue holds into one buffer (`batched`) and flushes it once the queue is drained, so
+//! frames queued by concurrent broadcasts leave in one system call, which is what fan-out
+//! throughput hangs on (see BENCHMARKS.md). The buffer is allocated on first write and
+//! released after bursts. Besides the socket, a connection holds fastwebsockets' 8 KiB read
+//! buffer and the two tasks. The handlers' futures are boxed per call so an idle connection's
+//! task does not carry their size. A polling session has a heartbeat task instead, and every
+//! connection has a connect-timeout timer task until it joins a namespace. Measured with
+//! 10,000 idle WebSocket clients joined to `/` (`scripts/bench-relay.sh`): about 8 KiB of
+//! server RSS per connection.
+//!
+//! [`Recipients`] keeps what a selection of rooms resolved to, for senders that deliver to
+//! the same large set of rooms again and again (the chat service's conversations).
 //!
 //! # Ordering
 //! Packets of one connection are handled one at a time, in order, in that connection's task
@@ -82,6 +90,7 @@ mod http;
 mod namespace;
 pub mod packet;
 mod polling;
+mod queue;
 mod socket;
 mod websocket;
 
@@ -89,7 +98,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 
-pub use broadcast::{BroadcastOperator, Encoded};
+pub use broadcast::{BroadcastOperator, Encoded, Recipients};
 pub use config::{Builder, Config, Cors};
 pub use conn::{CloseReason, Conn, SendError};
 #[doc(hidden)]

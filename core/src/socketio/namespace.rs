@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -89,6 +89,10 @@ pub(crate) struct Namespace {
     pub(crate) handler: Box<dyn DynHandler>,
     sockets: RwLock<Members>,
     rooms: RwLock<HashMap<Arc<str>, Members>>,
+    /// Changes whenever a socket joins or leaves the namespace or one of its rooms, while
+    /// the lock it changed is held: a selection resolved under those locks together with
+    /// this version stays exact for as long as the version does.
+    version: AtomicU64,
     /// Connected sockets across all namespaces, for metrics.
     total: Arc<AtomicUsize>,
     ack_timeout: Duration,
@@ -114,6 +118,7 @@ impl Namespace {
             handler,
             sockets: RwLock::new(HashMap::new()),
             rooms: RwLock::new(HashMap::new()),
+            version: AtomicU64::new(0),
             total,
             ack_timeout,
         }
@@ -128,13 +133,21 @@ impl Namespace {
     }
 
     pub fn insert(&self, s: &Socket) {
-        write(&self.sockets).insert(s.id_arc().clone(), s.clone());
+        let mut sockets = write(&self.sockets);
+        sockets.insert(s.id_arc().clone(), s.clone());
+        self.changed();
+        drop(sockets);
         self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes the socket out of the namespace and its rooms; false if it was not in.
     pub fn remove(&self, s: &Socket) -> bool {
-        let was_in = write(&self.sockets).remove(s.id()).is_some();
+        let was_in = {
+            let mut sockets = write(&self.sockets);
+            let was_in = sockets.remove(s.id()).is_some();
+            self.changed();
+            was_in
+        };
         if was_in {
             self.total.fetch_sub(1, Ordering::Relaxed);
         }
@@ -143,10 +156,12 @@ impl Namespace {
     }
 
     pub fn add_to_room(&self, room: Arc<str>, s: &Socket) {
-        write(&self.rooms)
+        let mut rooms = write(&self.rooms);
+        rooms
             .entry(room)
             .or_default()
             .insert(s.id_arc().clone(), s.clone());
+        self.changed();
     }
 
     pub fn remove_from_room(&self, room: &str, sid: &str) {
@@ -157,29 +172,40 @@ impl Namespace {
                 rooms.remove(room);
             }
         }
+        self.changed();
+    }
+
+    /// Called with the lock of what changed held (see `version`).
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The current membership version (see `version`).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Calls `f` for each socket in any of `rooms` (all sockets when `rooms` is empty), once
     /// each, skipping those in `except` (socket ids or rooms). Locks are held only for reads.
-    pub fn for_each(&self, rooms: &[Arc<str>], except: &[Arc<str>], mut f: impl FnMut(&Socket)) {
+    /// Returns the membership version the selection was made at.
+    pub fn for_each(&self, rooms: &[&str], except: &[&str], mut f: impl FnMut(&Socket)) -> u64 {
         let room_map = read(&self.rooms);
-        let excluded = |s: &Socket| {
-            except
-                .iter()
-                .any(|e| **e == *s.id() || room_map.get(e).is_some_and(|m| m.contains_key(s.id())))
-        };
+        // Taken for the version too: a socket joins or leaves the namespace under it.
+        let sockets = read(&self.sockets);
+        let version = self.version();
+        let excluded = Excluded::resolve(except, &room_map, &sockets);
         match rooms {
             [] => {
-                for s in read(&self.sockets).values() {
-                    if !excluded(s) {
+                for s in sockets.values() {
+                    if !excluded.contains(s) {
                         f(s);
                     }
                 }
             }
             [one] => {
-                if let Some(m) = room_map.get(one) {
+                if let Some(m) = room_map.get(*one) {
                     for s in m.values() {
-                        if !excluded(s) {
+                        if !excluded.contains(s) {
                             f(s);
                         }
                     }
@@ -189,22 +215,64 @@ impl Namespace {
                 // A socket in several of the rooms gets the packet once. Sorting references
                 // by address and dropping repeats is cheaper than hashing every socket id
                 // (a delivery to a conversation's members names one room per member).
-                let mut all: Vec<&Socket> = Vec::new();
-                for m in many.iter().filter_map(|r| room_map.get(r)) {
+                let mut all: Vec<&Socket> = Vec::with_capacity(many.len());
+                for m in many.iter().filter_map(|r| room_map.get(*r)) {
                     all.extend(m.values());
                 }
-                all.sort_unstable_by_key(|s| Arc::as_ptr(&s.inner) as usize);
-                all.dedup_by_key(|s| Arc::as_ptr(&s.inner) as usize);
+                all.sort_unstable_by_key(|s| s.addr());
+                all.dedup_by_key(|s| s.addr());
                 for s in all {
-                    if !excluded(s) {
+                    if !excluded.contains(s) {
                         f(s);
                     }
                 }
             }
         }
+        version
+    }
+
+    /// The sockets in any of `except` (socket ids or rooms), resolved now.
+    pub fn excluded(&self, except: &[&str]) -> Excluded {
+        Excluded::resolve(except, &read(&self.rooms), &read(&self.sockets))
     }
 
     pub fn room_size(&self, room: &str) -> usize {
         read(&self.rooms).get(room).map_or(0, |m| m.len())
+    }
+}
+
+/// Sockets a broadcast leaves out, resolved once rather than looked up per recipient.
+pub(crate) struct Excluded {
+    addrs: Vec<usize>,
+    /// Socket ids not (or not yet) in the namespace, compared by name.
+    ids: Vec<Box<str>>,
+}
+
+impl Excluded {
+    fn resolve(except: &[&str], rooms: &HashMap<Arc<str>, Members>, sockets: &Members) -> Self {
+        let mut addrs = Vec::new();
+        let mut ids = Vec::new();
+        for e in except {
+            match sockets.get(*e) {
+                Some(s) => addrs.push(s.addr()),
+                None => ids.push(Box::from(*e)),
+            }
+            if let Some(m) = rooms.get(*e) {
+                addrs.extend(m.values().map(Socket::addr));
+            }
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        Excluded { addrs, ids }
+    }
+
+    pub fn contains(&self, s: &Socket) -> bool {
+        // Usually none or the one sender: a scan beats anything cleverer.
+        let listed = match self.addrs.len() {
+            0 => false,
+            1..=16 => self.addrs.contains(&s.addr()),
+            _ => self.addrs.binary_search(&s.addr()).is_ok(),
+        };
+        listed || self.ids.iter().any(|id| **id == *s.id())
     }
 }

@@ -258,7 +258,7 @@ mod tests {
     fn text_of(o: &Outgoing) -> &[u8] {
         match &o.frames()[0] {
             Frame::Text(b) => b,
-            Frame::Binary(_) => panic!("expected text"),
+            Frame::Binary(_) | Frame::Pong(_) => panic!("expected text"),
         }
     }
 

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+
 use tokio::time::Instant;
 
 use super::conn::CloseReason;
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
-use super::engine_packet::{self as ep, Outgoing, Packet};
+use super::engine_packet::{self as ep, Packet};
 use super::http::{respond, EioError};
+use super::queue;
 use crate::{Request, Response};
 
 pub(crate) fn text_response(body: Bytes) -> Response {
@@ -23,7 +25,7 @@ pub(crate) fn text_response(body: Bytes) -> Response {
 /// Hands the queue back to the session when a poll ends, even if its request is dropped.
 struct RxGuard<'a, C> {
     session: &'a Session<C>,
-    rx: Option<mpsc::Receiver<Outgoing>>,
+    rx: Option<queue::Receiver>,
 }
 
 impl<C> Drop for RxGuard<'_, C> {
@@ -68,13 +70,15 @@ pub(crate) async fn poll<H: EngineHandler>(
     let Some(rx) = guard.rx.as_mut() else {
         return Err(EioError::BadRequest);
     };
-    let first = tokio::select! {
+    // The queue is bounded, so so is this batch.
+    let mut items = VecDeque::new();
+    let closed = tokio::select! {
         biased;
-        () = s.conn.token().cancelled() => None,
+        () = s.conn.token().cancelled() => true,
         () = s.wake_poll.notified() => return Ok(text_response(ep::noop())),
-        item = rx.recv() => item,
+        r = rx.recv_all(&mut items) => r == queue::Recv::Closing,
     };
-    let Some(first) = first else {
+    if closed {
         // A client that asked to close gets a noop; anything else is told the session closed.
         let last = if s.conn.close_reason() == Some(CloseReason::ClientClose) {
             ep::noop()
@@ -82,11 +86,6 @@ pub(crate) async fn poll<H: EngineHandler>(
             Bytes::from_static(b"1")
         };
         return Ok(text_response(last));
-    };
-    let mut items = vec![first];
-    // The queue is bounded, so so is this drain.
-    while let Ok(item) = rx.try_recv() {
-        items.push(item);
     }
     let size: usize = items.iter().map(|i| i.polling_len() + 1).sum();
     let body = ep::encode_payload(items.iter().flat_map(|i| i.frames().iter()), size);

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -175,6 +175,10 @@ pub(crate) struct Inner {
     conn: Arc<Conn>,
     client: Weak<Client>,
     next_ack: AtomicU64,
+    /// Set once the early emits are queued (after `State::connected`): from then on an emit
+    /// goes straight to the queue without taking the state lock, which is what a broadcast
+    /// to a thousand sockets does a thousand times.
+    flushed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -207,6 +211,7 @@ impl Socket {
                 conn,
                 client,
                 next_ack: AtomicU64::new(0),
+                flushed: AtomicBool::new(false),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -219,6 +224,11 @@ impl Socket {
 
     pub(crate) fn id_arc(&self) -> &Arc<str> {
         &self.inner.id
+    }
+
+    /// Identifies the socket (not a clone of it) for as long as it exists.
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 
     pub fn namespace(&self) -> &str {
@@ -236,6 +246,9 @@ impl Socket {
 
     /// Queues an encoded packet. A full queue disconnects the client.
     pub(crate) fn send(&self, item: Outgoing) -> Result<(), SendError> {
+        if self.inner.flushed.load(Ordering::Acquire) {
+            return self.inner.conn.send(item);
+        }
         {
             let mut st = lock(&self.inner.state);
             if !st.connected {
@@ -272,12 +285,14 @@ impl Socket {
     fn flush_early(&self) {
         let mut st = lock(&self.inner.state);
         st.connected = true;
-        // Sent under the lock so a concurrent emit cannot overtake them.
+        // Sent under the lock so a concurrent emit cannot overtake them; emits that skip
+        // the lock only start once they are all queued.
         for item in std::mem::take(&mut st.early) {
             if self.inner.conn.send(item).is_err() {
                 break;
             }
         }
+        self.inner.flushed.store(true, Ordering::Release);
     }
 
     /// Emits `event` with one argument.

@@ -1,34 +1,35 @@
 //! The WebSocket transport: the HTTP upgrade, the `2probe`/`3probe`/`5` upgrade of a polling
-//! session, and the single task that serves a connection (reads, queued writes, heartbeat).
+//! session, and the two tasks that serve a connection: one reads (and keeps the heartbeat),
+//! one writes what the send queue holds.
 //!
-//! One task per connection keeps idle memory small: the task selects over the next frame,
-//! the send queue, the heartbeat timer and the close signal. The read future lives inside a
-//! stream that is polled, never dropped, mid-frame, because fastwebsockets' reader is not
-//! cancel-safe.
+//! fastwebsockets reads; writes are framed by `batched`, straight into one buffer per burst.
+//! The read future lives inside a stream that is polled, never dropped, mid-frame, because
+//! fastwebsockets' reader is not cancel-safe.
 
+use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead};
 use futures_util::{Stream, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
-use super::batched::Batched;
+use super::batched::{self, FrameWriter};
 use super::conn::{CloseReason, Conn};
 use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
 use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
 use super::http::EioError;
+use super::queue::{self, Receiver, Recv};
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
-type Writer = WebSocketWrite<Batched<WriteHalf<Io>>>;
+type Writer = FrameWriter<WriteHalf<Io>>;
 type Incoming = Result<(OpCode, bool, BytesMut), WebSocketError>;
 
 /// Answers the upgrade request and spawns the connection's task.
@@ -59,10 +60,10 @@ pub(crate) fn upgrade<H: EngineHandler>(
     let (parts, _) = res.into_parts();
     if refused {
         tokio::spawn(async move {
-            if let Ok(mut ws) = fut.await {
-                let _ = ws
-                    .write_frame(fastwebsockets::Frame::close(1000, b""))
-                    .await;
+            if let Ok(ws) = fut.await {
+                let mut wr = FrameWriter::new(ws.into_inner());
+                wr.put_close();
+                let _ = wr.flush().await;
             }
         });
         return Ok(Response::from_parts(parts, Body::Empty));
@@ -79,11 +80,17 @@ pub(crate) fn upgrade<H: EngineHandler>(
                 return;
             }
         };
-        let (mut rd, wr) = ws.split(|io| {
+        // fastwebsockets keeps the read half; the write half is ours (`batched`).
+        let write_half = std::cell::Cell::new(None);
+        let (mut rd, _) = ws.split(|io| {
             let (r, w) = tokio::io::split(io);
-            (r, Batched::new(w))
+            write_half.set(Some(w));
+            (r, tokio::io::sink())
         });
-        // Control frames are answered here, through the writer, so the reader never writes.
+        let Some(wr) = write_half.take().map(FrameWriter::new) else {
+            return;
+        };
+        // Control frames are answered through the send queue, so the reader never writes.
         rd.set_auto_close(false);
         rd.set_auto_pong(false);
         rd.set_max_message_size(inner.config.max_payload.saturating_add(16));
@@ -127,7 +134,7 @@ async fn direct<H: EngineHandler>(
     if write(&mut wr, &Frame::Text(open)).await.is_err() {
         conn.close(CloseReason::TransportError);
     } else {
-        serve(inner, &conn, &upper, rx, reader.as_mut(), &mut wr).await;
+        serve(inner, &conn, &upper, rx, reader.as_mut(), wr).await;
     }
     inner.closed(&conn, &upper);
 }
@@ -150,9 +157,7 @@ async fn upgraded<H: EngineHandler>(
             .state
             .compare_exchange(UPGRADING, POLLING, Ordering::AcqRel, Ordering::Acquire);
         s.ws_attached.store(false, Ordering::Release);
-        let _ = wr
-            .write_frame(fastwebsockets::Frame::close(1000, b""))
-            .await;
+        wr.put_close();
         let _ = wr.flush().await;
         return;
     }
@@ -162,7 +167,7 @@ async fn upgraded<H: EngineHandler>(
         return;
     };
     s.state.store(WEBSOCKET, Ordering::Release);
-    serve(inner, &s.conn, &s.upper, rx, reader, &mut wr).await;
+    serve(inner, &s.conn, &s.upper, rx, reader, wr).await;
     inner.finish(s);
 }
 
@@ -200,7 +205,7 @@ async fn probe<C>(
 }
 
 /// Waits for the poll in flight (already told to end) to hand the queue back.
-async fn take_queue<C>(s: &Session<C>) -> Option<mpsc::Receiver<Outgoing>> {
+async fn take_queue<C>(s: &Session<C>) -> Option<Receiver> {
     for _ in 0..500 {
         if let Some(rx) = lock(&s.rx).take() {
             return Some(rx);
@@ -212,22 +217,17 @@ async fn take_queue<C>(s: &Session<C>) -> Option<mpsc::Receiver<Outgoing>> {
 }
 
 /// Writes one frame and sends it at once.
-async fn write(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
-    buffer(wr, f).await?;
+async fn write(wr: &mut Writer, f: &Frame) -> std::io::Result<()> {
+    buffer(wr, f);
     wr.flush().await
 }
 
-/// Writes one frame into the connection's buffer; it goes out at the next flush.
-async fn buffer(wr: &mut Writer, f: &Frame) -> Result<(), WebSocketError> {
+/// Frames one frame into the connection's buffer; it goes out at the next flush.
+fn buffer(wr: &mut Writer, f: &Frame) {
     match f {
-        Frame::Text(b) => {
-            wr.write_frame(fastwebsockets::Frame::text(Payload::Borrowed(b)))
-                .await
-        }
-        Frame::Binary(b) => {
-            wr.write_frame(fastwebsockets::Frame::binary(Payload::Borrowed(b)))
-                .await
-        }
+        Frame::Text(b) => wr.put(batched::OpCode::Text, b),
+        Frame::Binary(b) => wr.put(batched::OpCode::Binary, b),
+        Frame::Pong(b) => wr.put(batched::OpCode::Pong, b),
     }
 }
 
@@ -237,57 +237,72 @@ struct Partial {
     data: BytesMut,
 }
 
-/// The connection loop. Returns when the connection is over; the reason is on `conn`.
+/// Serves a connection until it is over; the reason is then on `conn`.
+///
+/// Two tasks: this one reads (and runs the handlers) and keeps the heartbeat; a second one
+/// writes what the queue holds. A broadcast wakes only the writer, whose wake costs a queue
+/// drain and one system call, rather than a poll of everything the connection waits on.
+/// What this side sends (pings, pongs) goes through the queue too, so the writer alone
+/// owns the socket's write half.
 async fn serve<H: EngineHandler>(
+    inner: &Inner<H>,
+    conn: &Arc<Conn>,
+    upper: &H::Conn,
+    rx: Receiver,
+    reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    wr: Writer,
+) {
+    let writer = tokio::spawn(write_loop(conn.clone(), rx, wr));
+    let reason = read_loop(inner, conn, upper, reader).await;
+    // The root token (server shutdown) cancels without a reason of its own.
+    conn.close(reason.unwrap_or(CloseReason::ServerShutdown));
+    let _ = writer.await;
+}
+
+/// Reads and dispatches frames and keeps the heartbeat, until the connection closes.
+async fn read_loop<H: EngineHandler>(
     inner: &Inner<H>,
     conn: &Conn,
     upper: &H::Conn,
-    mut rx: mpsc::Receiver<Outgoing>,
     mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
-    wr: &mut Writer,
-) {
+) -> Option<CloseReason> {
     let cfg = &inner.config;
     let heartbeat = sleep(cfg.ping_interval);
     let mut heartbeat = pin!(heartbeat);
     let mut awaiting_pong = false;
     let mut partial: Option<Partial> = None;
-    let reason = loop {
+    // A send that fails has closed the connection (slow client) or found it closed.
+    let send = |f: Frame| conn.send(Outgoing::Frame(f)).is_ok();
+    loop {
         tokio::select! {
             biased;
-            () = conn.token().cancelled() => break None,
+            () = conn.token().cancelled() => return conn.close_reason(),
             () = &mut heartbeat => {
                 if awaiting_pong {
-                    break Some(CloseReason::PingTimeout);
+                    return Some(CloseReason::PingTimeout);
                 }
-                if write(wr, &Frame::Text(Bytes::from_static(b"2"))).await.is_err() {
-                    break Some(CloseReason::TransportError);
+                if !send(Frame::Text(Bytes::from_static(b"2"))) {
+                    return conn.close_reason();
                 }
                 awaiting_pong = true;
                 heartbeat.as_mut().reset(Instant::now() + cfg.ping_timeout);
             }
-            item = rx.recv() => {
-                let Some(item) = item else { break Some(CloseReason::ServerClose) };
-                if write_queued(wr, item, &mut rx).await.is_err() {
-                    break Some(CloseReason::TransportError);
-                }
-            }
             next = reader.next() => {
                 let Some(Ok((op, fin, data))) = next else {
-                    break Some(CloseReason::TransportError);
+                    return Some(CloseReason::TransportError);
                 };
                 let msg = match op {
-                    OpCode::Close => break Some(CloseReason::ClientClose),
+                    OpCode::Close => return Some(CloseReason::ClientClose),
                     OpCode::Ping => {
-                        let pong = fastwebsockets::Frame::pong(Payload::Bytes(data));
-                        if wr.write_frame(pong).await.is_err() || wr.flush().await.is_err() {
-                            break Some(CloseReason::TransportError);
+                        if !send(Frame::Pong(data.freeze())) {
+                            return conn.close_reason();
                         }
                         continue;
                     }
                     OpCode::Pong => continue,
                     OpCode::Text | OpCode::Binary => {
                         if partial.is_some() {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         }
                         let text = op == OpCode::Text;
                         if !fin {
@@ -298,10 +313,10 @@ async fn serve<H: EngineHandler>(
                     }
                     OpCode::Continuation => {
                         let Some(p) = partial.as_mut() else {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         };
                         if p.data.len() + data.len() > cfg.max_payload {
-                            break Some(CloseReason::ParseError);
+                            return Some(CloseReason::ParseError);
                         }
                         p.data.extend_from_slice(&data);
                         if !fin {
@@ -324,80 +339,107 @@ async fn serve<H: EngineHandler>(
                             let mut pong = BytesMut::with_capacity(1 + p.len());
                             pong.extend_from_slice(b"3");
                             pong.extend_from_slice(&p);
-                            if write(wr, &Frame::Text(pong.freeze())).await.is_err() {
-                                break Some(CloseReason::TransportError);
+                            if !send(Frame::Text(pong.freeze())) {
+                                return conn.close_reason();
                             }
                             continue;
                         }
-                        Ok(Packet::Close) => break Some(CloseReason::ClientClose),
+                        Ok(Packet::Close) => return Some(CloseReason::ClientClose),
                         Ok(Packet::Noop) => continue,
                         Ok(Packet::Open | Packet::Upgrade | Packet::Binary(_)) | Err(_) => {
-                            break Some(CloseReason::ParseError)
+                            return Some(CloseReason::ParseError)
                         }
                     }
                 } else {
                     Message::Binary(data.freeze())
                 };
                 if inner.handler.message(upper, msg).await.is_err() {
-                    break Some(CloseReason::ParseError);
+                    return Some(CloseReason::ParseError);
                 }
             }
         }
-    };
-    if let Some(r) = reason {
-        conn.close(r);
     }
-    // Whatever is still queued (a CONNECT_ERROR, a last message) goes out before the close,
-    // within a deadline since the client may be the slow one.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(item) = rx.try_recv() {
-            if write_item(wr, &item).await.is_err() {
+}
+
+/// How long a closing connection may take to send what it still has.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Writes what is queued until the connection closes; then whatever is still queued (a
+/// CONNECT_ERROR, a last message) and a close frame, within [`CLOSE_DEADLINE`] since the
+/// client may be the slow one.
+async fn write_loop(conn: Arc<Conn>, mut rx: Receiver, mut wr: Writer) {
+    let mut batch = VecDeque::new();
+    let mut intact = true;
+    while rx.recv_all(&mut batch).await == Recv::Items {
+        let mut write = pin!(write_queued(&mut wr, &mut batch, &rx));
+        let done = tokio::select! {
+            biased;
+            r = &mut write => Some(r),
+            // A write that hangs (the client stopped reading) must not keep the connection.
+            () = rx.closing() => None,
+        };
+        let r = match done {
+            Some(r) => r,
+            None => match tokio::time::timeout(CLOSE_DEADLINE, write).await {
+                Ok(r) => r,
+                Err(_) => {
+                    intact = false;
+                    break;
+                }
+            },
+        };
+        if r.is_err() {
+            conn.close(CloseReason::TransportError);
+            intact = false;
+            break;
+        }
+    }
+    if !intact {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
+        rx.try_recv_all(&mut batch);
+        for item in batch.drain(..) {
+            if write_item(&mut wr, &item).await.is_err() {
                 return;
             }
         }
-        let _ = wr
-            .write_frame(fastwebsockets::Frame::close(1000, b""))
-            .await;
+        wr.put_close();
         let _ = wr.flush().await;
     })
     .await;
 }
 
-async fn write_item(wr: &mut Writer, item: &Outgoing) -> Result<(), WebSocketError> {
+/// Frames `item`; past the high-water mark, what is buffered goes out first.
+async fn write_item(wr: &mut Writer, item: &Outgoing) -> std::io::Result<()> {
     for f in item.frames() {
-        buffer(wr, f).await?;
+        buffer(wr, f);
+        if wr.buffered() >= batched::HIGH_WATER {
+            wr.flush().await?;
+        }
     }
     Ok(())
 }
 
-/// Most queue items written per flush, so the reader and the heartbeat get their turn.
-const BATCH: usize = 128;
-
-/// Writes `first` and whatever else is already queued (up to [`BATCH`]), then flushes: a
+/// Writes `batch` (what the queue held) and whatever is queued meanwhile, then flushes: a
 /// burst of broadcasts costs one system call.
 async fn write_queued(
     wr: &mut Writer,
-    first: Outgoing,
-    rx: &mut mpsc::Receiver<Outgoing>,
-) -> Result<(), WebSocketError> {
-    write_item(wr, &first).await?;
-    let mut n = 1;
-    let mut yielded = false;
-    while n < BATCH {
-        match rx.try_recv() {
-            Ok(item) => {
-                write_item(wr, &item).await?;
-                n += 1;
-            }
-            // One turn at the back of the run queue before the flush: under load, the
-            // broadcasts being emitted meanwhile join this write instead of each costing a
-            // system call of their own; when idle, the turn comes back at once.
-            Err(_) if !yielded => {
-                yielded = true;
-                tokio::task::yield_now().await;
-            }
-            Err(_) => break,
+    batch: &mut VecDeque<Outgoing>,
+    rx: &Receiver,
+) -> std::io::Result<()> {
+    for item in batch.drain(..) {
+        write_item(wr, &item).await?;
+    }
+    // One turn at the back of the run queue before the flush: under load, the broadcasts
+    // being emitted meanwhile join this write instead of each costing a system call of their
+    // own; when idle, the turn comes back at once. The queue is bounded, so is this batch.
+    tokio::task::yield_now().await;
+    if rx.try_recv_all(batch) {
+        for item in batch.drain(..) {
+            write_item(wr, &item).await?;
         }
     }
+    queue::release(batch);
     wr.flush().await
 }

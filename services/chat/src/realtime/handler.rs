@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::presence::Presence;
+use super::publisher::Publisher;
 use super::quota::SocketQuota;
 use super::user_room;
 use crate::State;
@@ -22,6 +23,7 @@ pub struct ChatEvents {
     pub presence: Arc<Presence>,
     pub sessions: Sessions,
     pub quota: SocketQuota,
+    pub publisher: Publisher,
 }
 
 /// Who a socket is: signed in with a token (`verified`), or as its `presence:join` said.
@@ -92,7 +94,7 @@ impl NamespaceHandler for ChatEvents {
     async fn on_event(&self, socket: Socket, event: String, payload: Payload, ack: Option<Ack>) {
         let ok = match event.as_str() {
             "presence:join" => self.join(&socket, &payload).await,
-            "typing:update" => self.typing(&socket, &payload).await,
+            "typing:update" => self.typing(&socket, &payload, ack.is_some()).await,
             // Unknown events are ignored, as a Socket.IO server without a listener does.
             _ => true,
         };
@@ -155,7 +157,10 @@ impl ChatEvents {
         true
     }
 
-    async fn typing(&self, socket: &Socket, payload: &Payload) -> bool {
+    /// Relays typing to the conversation's other members through every instance. Returns
+    /// once the event is queued for Redis, or with `confirm` (the client asked for an ack)
+    /// once Redis took it.
+    async fn typing(&self, socket: &Socket, payload: &Payload, confirm: bool) -> bool {
         let Some(mut t) = first_arg::<Typing>(payload) else {
             return false;
         };
@@ -180,8 +185,6 @@ impl ChatEvents {
             except: Some(t.user_id.clone()),
             data: serde_json::to_value(&t).unwrap_or(Value::Null),
         };
-        platform_core::events::publish(&state.redis, &state.queue.keys().events, &env)
-            .await
-            .is_ok()
+        self.publisher.publish(&env, confirm).await
     }
 }

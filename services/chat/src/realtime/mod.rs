@@ -9,12 +9,16 @@
 //! delivering to a user is emitting to that room, encoded once for all recipients.
 //!
 //! - `handler`: the client → server events.
+//! - `fanout`: delivery to a conversation's members, resolved once while membership holds.
 //! - `presence`: who is online, shared through Redis, with coalesced `presence:update`s.
 //! - `quota`: the cap on each user's open sockets across instances.
+//! - `publisher`: events raised by this instance's sockets, sent to Redis in order, pipelined.
 //! - `subscriber`: the Redis subscription feeding all of this.
 
+mod fanout;
 mod handler;
 pub mod presence;
+mod publisher;
 mod quota;
 pub mod subscriber;
 
@@ -27,6 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::members::Members;
 use crate::State;
 
 /// The room of every socket of one user.
@@ -53,6 +58,7 @@ pub struct Realtime {
     pub presence: Arc<presence::Presence>,
     /// From a message's `sentAt` to its `message:created` leaving this instance.
     pub delivery: Arc<platform_core::metrics::Histogram>,
+    fanout: Arc<fanout::Fanout>,
 }
 
 impl Realtime {
@@ -82,6 +88,7 @@ impl Realtime {
                     std::time::Duration::ZERO,
                 ),
                 quota: quota::SocketQuota::new(state.clone(), presence.clone()),
+                publisher: publisher::Publisher::new(state.clone()),
             },
         );
         let delivery = state.metrics.histogram(
@@ -92,6 +99,7 @@ impl Realtime {
             io,
             presence,
             delivery,
+            fanout: Arc::default(),
         }
     }
 }
@@ -131,10 +139,10 @@ pub fn emit_to_users<'a, T: Serialize + ?Sized>(
 }
 
 /// Delivers an envelope from any service to this instance's sockets.
-pub async fn deliver(state: &State, io: &SocketIo, env: Envelope<Value>) {
+pub async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) {
     let members = match env.conversation {
         Some(c) => match state.members.get(&state.pg, c).await {
-            Ok(Some(m)) => Some(m),
+            Ok(Some(m)) => Some((c, m)),
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(conversation = %c, error = %e, "event not delivered: members unknown");
@@ -143,15 +151,41 @@ pub async fn deliver(state: &State, io: &SocketIo, env: Envelope<Value>) {
         },
         None => None,
     };
-    let from_conv = members.iter().flat_map(|m| m.iter());
-    let listed = env.users.iter().map(String::as_str);
-    emit_to_users(
-        io,
-        from_conv.chain(listed),
-        env.except.as_deref(),
-        &env.event,
-        &env.data,
-    );
+    match members {
+        Some((c, m)) if env.users.is_empty() => {
+            to_conversation(rt, c, &m, env.except.as_deref(), &env.event, &env.data);
+        }
+        _ => {
+            let from_conv = members.iter().flat_map(|(_, m)| m.iter());
+            let listed = env.users.iter().map(String::as_str);
+            emit_to_users(
+                &rt.io,
+                from_conv.chain(listed),
+                env.except.as_deref(),
+                &env.event,
+                &env.data,
+            );
+        }
+    }
+}
+
+/// Emits `event` to the local sockets of a conversation's members but `except`, encoded once
+/// for all of them. Returns whether anyone here was sent it.
+fn to_conversation<T: Serialize + ?Sized>(
+    rt: &Realtime,
+    conversation: Uuid,
+    members: &Arc<Members>,
+    except: Option<&str>,
+    event: &str,
+    data: &T,
+) -> bool {
+    match Encoded::event("/", event, data) {
+        Ok(enc) => rt.fanout.emit(&rt.io, conversation, members, except, &enc) > 0,
+        Err(e) => {
+            tracing::error!(event, error = ?e, "cannot encode event");
+            false
+        }
+    }
 }
 
 /// Delivers `message:*` events for messages of one committed batch.
@@ -159,7 +193,7 @@ pub async fn deliver_messages(state: &State, rt: &Realtime, event: &str, message
     for m in messages {
         match state.members.get(&state.pg, m.conversation_id).await {
             Ok(Some(members)) => {
-                if emit_to_users(&rt.io, members.iter(), None, event, m)
+                if to_conversation(rt, m.conversation_id, &members, None, event, m)
                     && event == "message:created"
                 {
                     let age = platform_core::time::now_millis().saturating_sub(m.sent_at);

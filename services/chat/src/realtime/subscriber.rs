@@ -92,6 +92,6 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
     match env.event.as_str() {
         PRESENCE_CHANGED => rt.presence.changed(),
         CONVERSATION_CREATED => rt.presence.conversation_created(&env.users),
-        _ => deliver(state, &rt.io, env).await,
+        _ => deliver(state, rt, env).await,
     }
 }
