@@ -207,10 +207,17 @@ impl Stack {
                 )
             });
         tokio::spawn(conn);
-        client
+        // PostgreSQL refuses to copy template1 while any session is connected to it (another
+        // tool's, briefly): retry a few times before giving up.
+        let mut attempt = 0;
+        while let Err(e) = client
             .batch_execute(&format!("CREATE DATABASE {db_name}"))
             .await
-            .expect("create test database");
+        {
+            attempt += 1;
+            assert!(attempt < 20, "create test database: {e}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let database_url = match admin.rfind('/') {
             Some(i) => format!("{}/{db_name}", &admin[..i]),
             None => panic!("E2E_DATABASE_URL needs a database path"),
