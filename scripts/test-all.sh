@@ -12,6 +12,8 @@ source scripts/deps.sh
 export E2E_DATABASE_URL="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
 export E2E_REDIS_URL="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 export E2E_BIN_DIR="$PWD/target/debug"
+# One build of everything per run: incremental state would only cost disk and time here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 trap deps_down EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
