@@ -131,11 +131,20 @@ impl Pool {
         }
     }
 
+    /// Keeps `up` for the next request, and closes connections idle too long. Returned in
+    /// time order, so the expired ones are at the front; without this, connections opened
+    /// for a burst would sit below the busy ones for good.
     fn give_back(&self, up: Upstream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push((up, Instant::now()));
-        }
+        let expired: Vec<(Upstream, Instant)> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = idle.partition_point(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
+            let expired = idle.drain(..stale).collect();
+            if idle.len() < MAX_IDLE {
+                idle.push((up, Instant::now()));
+            }
+            expired
+        };
+        drop(expired);
     }
 
     async fn connect(&self) -> std::io::Result<Upstream> {
