@@ -136,11 +136,20 @@ impl Pool {
         }
     }
 
+    /// Keeps `up` for the next request, and closes connections idle too long. Returned in
+    /// time order, so the expired ones are at the front; without this, connections opened
+    /// for a burst would sit below the busy ones for good.
     fn give_back(&self, up: Upstream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push((up, Instant::now()));
-        }
+        let expired: Vec<(Upstream, Instant)> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = idle.partition_point(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
+            let expired = idle.drain(..stale).collect();
+            if idle.len() < MAX_IDLE {
+                idle.push((up, Instant::now()));
+            }
+            expired
+        };
+        drop(expired);
     }
 
     async fn connect(&self) -> std::io::Result<Upstream> {
@@ -563,5 +572,84 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         assert!(is_upgrade(&h));
+    }
+
+    /// A raw HTTP/1.1 upstream: answers each request with `200 ok` (keep-alive), then
+    /// closes the connection if `close_after` is set. Counts the connections it accepted.
+    async fn upstream(close_after: bool) -> (Uri, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 1024];
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        buf.clear();
+                        let res = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if sock.write_all(res).await.is_err() || close_after {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (uri, accepted)
+    }
+
+    fn get() -> hyper::Request<Body> {
+        hyper::Request::get("/x").body(Body::Empty).unwrap()
+    }
+
+    #[tokio::test]
+    async fn pooled_connections_are_reused() {
+        let (uri, accepted) = upstream(false).await;
+        let pool = Pool::new(&uri);
+        for _ in 0..3 {
+            let res = pool.exchange(get()).await.unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_replaced_before_sending() {
+        let (uri, accepted) = upstream(true).await;
+        let pool = Pool::new(&uri);
+        for _ in 0..3 {
+            let res = pool.exchange(get()).await.unwrap();
+            assert_eq!(res.status(), 200);
+            // Let the close arrive while the connection sits idle in the pool.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_is_not_listening_is_an_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        drop(listener);
+        assert!(Pool::new(&uri).exchange(get()).await.is_err());
     }
 }
