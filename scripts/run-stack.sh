@@ -41,7 +41,11 @@ wait_ready() {
 PORT="$CHAT_PORT" "$bin/chat" & pids+=($!)
 PORT="$WORKER_PORT" "$bin/worker" & pids+=($!)
 PORT="$CALL_PORT" "$bin/call" & pids+=($!)
-PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & pids+=($!)
+# glibc keeps each freed 19 MiB password-hash block in its arena once its mmap threshold has
+# grown past that size (about 250 MiB after a burst of sign-ins); a fixed threshold returns
+# them to the system.
+MALLOC_MMAP_THRESHOLD_=131072 \
+  PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & pids+=($!)
 wait_ready "http://127.0.0.1:$CHAT_PORT/readyz"
 wait_ready "http://127.0.0.1:$WORKER_PORT/readyz"
 wait_ready "http://127.0.0.1:$CALL_PORT/readyz"
