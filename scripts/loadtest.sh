@@ -212,17 +212,24 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
             except (TypeError, KeyError):
                 return None
         return get
+    CLIENT = "loadtest client"
     def cpu_per_delivery(names):
-        # CPU µs of the named processes (None: all sampled) per delivery over the run.
+        # CPU µs of the named processes (None: every server sampled) per delivery over the run.
         def get(d):
             try:
                 used = d["cpu_seconds"]
                 n = d["sockets"]["events"][event]["deliveries"]
-                secs = sum(v for k, v in used.items() if names is None or k in names)
-                return secs * 1e6 / n if n and (names is None or any(k in used for k in names)) else None
+                mine = [v for k, v in used.items() if (k != CLIENT if names is None else k in names)]
+                return sum(mine) * 1e6 / n if n and mine else None
             except (TypeError, KeyError):
                 return None
         return get
+    def cpu_busy(d):
+        # Every measured process (servers and load client) as a share of the machine's cores.
+        try:
+            return 100 * sum(d["cpu_seconds"].values()) / (d["cpu_window_seconds"] * os.cpu_count())
+        except (TypeError, KeyError, ZeroDivisionError):
+            return None
     ev = lambda *k: path("sockets", "events", event, *k)
     rows = [
         ("paced: p50 ms, every member", "paced", ev("every_member_ms", "p50"), "{:.2f}"),
@@ -233,6 +240,8 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
         ("saturation: events sent/s", "saturation", ev("sends_per_s"), "{:,.0f}"),
         ("saturation: server CPU µs per delivery", "saturation", cpu_per_delivery(None), "{:.1f}"),
         ("saturation: gateway CPU µs per delivery", "saturation", cpu_per_delivery(["gateway"]), "{:.1f}"),
+        ("saturation: load client CPU µs per delivery", "saturation", cpu_per_delivery([CLIENT]), "{:.1f}"),
+        ("saturation: CPU busy, servers + client, % of all cores", "saturation", cpu_busy, "{:.0f}"),
     ]
     def run(phase, t, r=1):
         return load(f"{scen}-{phase}-{t}" + ("" if r == 1 else f"-r{r}"))
@@ -250,7 +259,7 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
     timeouts = ", ".join(f"{t}/{p} {ev('timeouts')(run(p, t))}" for t, p in done)
     loads = ", ".join(f"{t}/{p} {path('loadavg', 'start')(run(p, t))}" for t, p in done)
     print(f"\nTimeouts (events that did not reach everyone): {timeouts}.\n\nLoad average (1, 5, 15 min) at the start of each run: {loads}.\n")
-    print("Server CPU: every sampled process (chat stack: gateway, chat, worker, call, Redis; not PostgreSQL; a peer: itself).\n")
+    print("Server CPU: every sampled process (chat stack: gateway, chat, worker, call, Redis; not PostgreSQL; a peer: itself); the load client is counted apart.\n")
     if rounds > 1:
         print(f"Every round ({rounds}), run in turn; median last:\n")
         print("| | " + " | ".join(heads) + " |")
