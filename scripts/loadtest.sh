@@ -201,8 +201,6 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
     if not any(load(f"{scen}-{p}-{t}") for t in targets for p in ("paced", "saturation")):
         continue  # not run this time (SCENARIOS)
     print(f"## {scen} ({event}; time until every {'other ' if scen == 'typing' else ''}member's socket had it)\n")
-    print("| | " + " | ".join(heads) + " | " + " | ".join(r[2] for r in ratios) + " |")
-    print("|---|" + "---:|" * (len(targets) + len(ratios)))
     def path(*keys):
         def get(d):
             try:
@@ -245,8 +243,15 @@ for scen, event in (("typing", "typing:update"), ("broadcast", "message:created"
     ]
     def run(phase, t, r=1):
         return load(f"{scen}-{phase}-{t}" + ("" if r == 1 else f"-r{r}"))
+    def median(phase, t, get):
+        vals = [x for x in (get(run(phase, t, r)) for r in range(1, rounds + 1)) if x is not None]
+        return statistics.median(vals) if vals else None
+    if rounds > 1:
+        print(f"Each cell is the median of {rounds} rounds (every round is listed below).\n")
+    print("| | " + " | ".join(heads) + " | " + " | ".join(r[2] for r in ratios) + " |")
+    print("|---|" + "---:|" * (len(targets) + len(ratios)))
     for label, phase, get, f in rows:
-        v = [get(run(phase, t)) for t in targets]
+        v = [median(phase, t, get) for t in targets]
         if all(x is None for x in v):
             continue
         def ratio(a, b):
