@@ -39,7 +39,7 @@ fn sender(rt: &Realtime, index: usize) -> usize {
 /// What the realtime scenarios run against.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
-    /// The chat stack through its gateway: registered users, real conversations.
+    /// The chat stack, HTTP through its gateway: registered users, real conversations.
     Chat,
     /// A peer of `loadtest/peers/`: rooms named in the CONNECT payload, no identity.
     Peer,
