@@ -11,19 +11,15 @@ pub async fn member(
     conversation: Uuid,
     caller: Option<&str>,
 ) -> Result<(), ApiError> {
-    let Some(me) = caller else { return Ok(()) };
-    let found = client
-        .query_opt(
-            "SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
-            &[&conversation, &me],
-        )
-        .await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(ApiError::forbidden(format!(
-            "you are not a member of conversation {conversation}"
-        ))),
-    }
+    let sql = "SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2";
+    require(
+        client,
+        sql,
+        conversation,
+        caller,
+        "a member of conversation",
+    )
+    .await
 }
 
 /// 403 unless the caller is a participant of `call`.
@@ -32,17 +28,21 @@ pub async fn participant(
     call: Uuid,
     caller: Option<&str>,
 ) -> Result<(), ApiError> {
+    let sql = "SELECT 1 FROM call_participants WHERE call_id = $1 AND user_id = $2";
+    require(client, sql, call, caller, "a participant of call").await
+}
+
+/// 403 unless `sql` finds a row for (`id`, caller).
+async fn require(
+    client: &impl GenericClient,
+    sql: &str,
+    id: Uuid,
+    caller: Option<&str>,
+    role: &str,
+) -> Result<(), ApiError> {
     let Some(me) = caller else { return Ok(()) };
-    let found = client
-        .query_opt(
-            "SELECT 1 FROM call_participants WHERE call_id = $1 AND user_id = $2",
-            &[&call, &me],
-        )
-        .await?;
-    match found {
+    match client.query_opt(sql, &[&id, &me]).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::forbidden(format!(
-            "you are not a participant of call {call}"
-        ))),
+        None => Err(ApiError::forbidden(format!("you are not {role} {id}"))),
     }
 }
