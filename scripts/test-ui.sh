@@ -37,16 +37,7 @@ step "production build"
 
 step "Chromium"
 chromium_bin="${CHROMIUM_BIN:-/usr/bin/chromium}"
-if [ ! -x "$chromium_bin" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[ui] installing chromium with apt-get"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "[ui] missing Chromium: install it with: sudo apt-get install chromium" >&2
-    exit 1
-  fi
-fi
+[ -x "$chromium_bin" ] || deps_install chromium chromium
 
 step "service binaries"
 if [ -z "${UI_BIN_DIR:-}" ]; then
