@@ -10,7 +10,8 @@
 # The full run is `cargo bench -p bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg); profile ${BENCH_PROFILE:-bench}"
+source scripts/lib.sh
+echo "machine: $(machine); load average $(load_average); profile ${BENCH_PROFILE:-bench}"
 cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" --no-run
 cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
   --warm-up-time "${BENCH_WARMUP:-0.2}" --measurement-time "${BENCH_MEASURE:-0.5}" "$@" 2>/dev/null | awk '

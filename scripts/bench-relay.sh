@@ -10,6 +10,7 @@
 # Loopback only; every phase is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
 RUN_SECS="${1:-10}"; CLIENTS="${CLIENTS:-1000}"; RATE="${RATE:-100}"; IDLE="${IDLE:-10000}"; WINDOW="${WINDOW:-32}"
 # Ports below the ephemeral range (32768+): the 10,000 client sockets of the idle phase
@@ -26,14 +27,7 @@ if [ "$(ulimit -n)" -lt $((IDLE + 200)) ]; then
   echo "open files limit $(ulimit -n) is below IDLE+200; lower IDLE or raise the hard limit" >&2; exit 1
 fi
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  deps_down
-  rm -f "$OUT"
-}
-trap cleanup EXIT
+on_exit rm -f "$OUT"
 deps_up "$PG_URL" "$REDIS"
 cargo build --release -q -p chat -p worker -p loadtest
 (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
@@ -41,30 +35,28 @@ cargo build --release -q -p chat -p worker -p loadtest
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="relay$$"
 # The relay clients connect without tokens, as the peers' clients do: compat mode.
 export AUTH_MODE=compat
-PORT="${CHAT##*:}" HOST=127.0.0.1 "$T/chat" & chat_pid=$!; pids+=("$chat_pid")
-PORT="$WORKER_PORT" "$T/worker" & pids+=($!)
-"$T/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; pids+=("$minimal_pid")
-(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; pids+=("$node_pid")
-for _ in $(seq 150); do
-  curl -fs "http://$CHAT/readyz" >/dev/null && curl -fs "http://127.0.0.1:$WORKER_PORT/readyz" >/dev/null \
-    && curl -fs "http://$NODE/socket.io/?EIO=4&transport=polling" >/dev/null \
-    && (exec 3<>"/dev/tcp/${MINIMAL%:*}/${MINIMAL##*:}") 2>/dev/null && break
-  sleep 0.2
-done
+PORT="${CHAT##*:}" HOST=127.0.0.1 "$T/chat" & chat_pid=$!; track_bg "$chat_pid"
+PORT="$WORKER_PORT" "$T/worker" & track_bg $!
+"$T/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
+(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
+wait_http "http://$CHAT/readyz"
+wait_http "http://127.0.0.1:$WORKER_PORT/readyz"
+wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
+wait_tcp "$MINIMAL"
 
 # One group of CLIENTS members, relay-0 .. relay-(CLIENTS-1), created over HTTP.
 body="$(python3 -c 'import json,sys; n=int(sys.argv[1]); print(json.dumps({"type":"group","name":"relay bench","members":[{"userId":f"relay-{i}","displayName":f"Relay {i}"} for i in range(n)]}))' "$CLIENTS")"
 conv="$(curl -fs -X POST -H 'content-type: application/json' --data "$body" "http://$CHAT/conversations" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); node $(node --version)"
+echo "machine: $(machine); node $(node --version)"
 echo "conversation $conv with $CLIENTS members; $RUN_SECS s per phase"
 relay() { timeout 300 "$T/relay" "$@" | tee -a "$OUT"; }
 # Idle memory first, on fresh servers, so that no earlier load inflates the baseline.
 for t in "minimal $MINIMAL $minimal_pid" "chat $CHAT $chat_pid" "node $NODE $node_pid"; do
-  set -- $t
-  timeout 300 "$T/relay" --mode idle --target "$2" --pid "$3" --clients "$IDLE" --settle 3 \
-    | sed "s/^RESULT idle/RESULT idle name=$1/" | tee -a "$OUT"
+  read -r name addr pid <<<"$t"
+  timeout 300 "$T/relay" --mode idle --target "$addr" --pid "$pid" --clients "$IDLE" --settle 3 \
+    | sed "s/^RESULT idle/RESULT idle name=$name/" | tee -a "$OUT"
   sleep 2
 done
 common=(--mode load --clients "$CLIENTS" --rate "$RATE" --seconds "$RUN_SECS" --warmup 2 --window "$WINDOW")

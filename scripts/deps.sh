@@ -2,11 +2,15 @@
 # PostgreSQL and Redis for the run and test commands. Source this file, then call
 # `deps_up PG_URL REDIS_URL`: each server that does not answer at its URL is started here
 # (installed with apt-get first when missing and running as root), in a temporary
-# directory, and stopped by `deps_down` (the callers trap EXIT).
+# directory, and stopped at exit by `deps_down`, which `deps_up` registers (scripts/lib.sh).
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DEPS_DIR="${DEPS_DIR:-}"
 DEPS_STARTED_PG=""
 DEPS_STARTED_REDIS=""
+DEPS_DOWN_REGISTERED=""
 
 deps_log() { printf '[deps] %s\n' "$*" >&2; }
 
@@ -27,8 +31,9 @@ deps_install() {
   if command -v "$cmd" >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/"$cmd" >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     deps_log "installing $* with apt-get"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || {
-      deps_log "apt-get install $* failed"; return 1; }
+    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; then
+      deps_log "apt-get install $* failed"; return 1
+    fi
     # Debian's packages may start their own server on the default port; ours are private.
     if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
   else
@@ -46,12 +51,15 @@ redis_answers() {
   fi
 }
 
+# shellcheck disable=SC2012 # the version directories have plain names; ls prints nothing when none
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 pg_answers() { "$(pg_bin)/pg_isready" -q -h "$1" -p "$2" >/dev/null 2>&1; }
 
 deps_up() {
   local pg_url="$1" redis_url="$2"
+  # Registered before anything starts, so that a server started before a failure stops too.
+  [ -n "$DEPS_DOWN_REGISTERED" ] || { on_exit deps_down; DEPS_DOWN_REGISTERED=1; }
   [ -n "$DEPS_DIR" ] || DEPS_DIR="$(mktemp -d /tmp/chat-deps.XXXXXX)"
   chmod 755 "$DEPS_DIR"
   deps_install pg_ctl postgresql postgresql-contrib || return 1
@@ -96,8 +104,8 @@ deps_up() {
     redis-server --bind "$host" --port "$port" --dir "$DEPS_DIR/redis" --appendonly yes --appendfsync everysec \
       --save "" --daemonize yes --pidfile "$DEPS_DIR/redis/redis.pid" --logfile "$DEPS_DIR/redis/redis.log" \
       || { deps_log "Redis did not start"; return 1; }
-    for _ in $(seq 50); do redis_answers "$host" "$port" && break; sleep 0.1; done
-    redis_answers "$host" "$port" || { deps_log "Redis did not answer"; tail -20 "$DEPS_DIR/redis/redis.log" >&2; return 1; }
+    wait_for 5 "Redis at $host:$port" redis_answers "$host" "$port" \
+      || { deps_log "Redis did not answer"; tail -20 "$DEPS_DIR/redis/redis.log" >&2; return 1; }
     DEPS_STARTED_REDIS="$DEPS_DIR/redis/redis.pid"
   fi
 }
@@ -109,6 +117,7 @@ deps_down() {
   fi
   if [ -n "$DEPS_STARTED_PG" ]; then
     local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+    # shellcheck disable=SC2086 # "pg_ctl -D DIR", split on purpose
     "${as[@]}" $DEPS_STARTED_PG -m fast -w stop >/dev/null 2>&1 || true
     deps_log "PostgreSQL stopped"
   fi

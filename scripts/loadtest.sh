@@ -31,6 +31,7 @@
 # so that they do not shape what is measured: all the load comes from one address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
 
 MODE=normal; SECS=15; SOAK_MIN=0; RATE=200
@@ -57,17 +58,8 @@ mkdir -p "$OUT"
 # A full run replaces the reports of the last one; a soak only its own.
 if [ "$MODE" = normal ]; then rm -f "$OUT"/*; fi
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  deps_down
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 deps_up "$PG_URL" "$REDIS"
-echo "==> building (release)"
+step "building (release)"
 cargo build --release -q -p chat -p worker -p call -p gateway -p loadtest --target-dir "$T"
 cargo build --release -q --manifest-path loadtest/goose/Cargo.toml --target-dir "$T"
 B="$T/release"
@@ -75,40 +67,34 @@ B="$T/release"
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="load$$"
 # Identity: a shared secret between the gateway and the services, and limits raised so that
 # one address driving thousands of users is not throttled (see the comment at the top).
-export INTERNAL_SECRET="loadtest-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+INTERNAL_SECRET="loadtest-$(random_secret)"
+export INTERNAL_SECRET
 export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000 \
   RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
 
-PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; pids+=("$chat_pid")
-PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; pids+=("$worker_pid")
-PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; pids+=("$call_pid")
+PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; track_bg "$chat_pid"
+PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; track_bg "$worker_pid"
+PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; track_bg "$call_pid"
 PORT="${GATEWAY##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
-  CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$B/gateway" & gateway_pid=$!; pids+=("$gateway_pid")
+  CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$B/gateway" & gateway_pid=$!; track_bg "$gateway_pid"
 if [ -n "$GATEWAY_B" ]; then
   PORT="${GATEWAY_B_ADDR##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
-    CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$GATEWAY_B" & gateway_b_pid=$!; pids+=("$gateway_b_pid")
+    CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$GATEWAY_B" & gateway_b_pid=$!; track_bg "$gateway_b_pid"
 fi
 redis_pid="$(cat "$DEPS_DIR/redis/redis.pid" 2>/dev/null || true)"
 
-ready() {
-  for _ in $(seq 150); do
-    "$@" && return 0
-    sleep 0.2
-  done
-  echo "not ready: $*" >&2; return 1
-}
-ready curl -fs "http://$GATEWAY/readyz" -o /dev/null
-[ -z "$GATEWAY_B" ] || ready curl -fs "http://$GATEWAY_B_ADDR/readyz" -o /dev/null
-ready curl -fs "http://127.0.0.1:$WORKER_PORT/readyz" -o /dev/null
+wait_http "http://$GATEWAY/readyz"
+[ -z "$GATEWAY_B" ] || wait_http "http://$GATEWAY_B_ADDR/readyz"
+wait_http "http://127.0.0.1:$WORKER_PORT/readyz"
 
 SERVICE_PIDS="gateway=$gateway_pid,chat=$chat_pid,worker=$worker_pid,call=$call_pid${redis_pid:+,redis=$redis_pid}"
-machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "machine: $machine; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line="$(machine)"
+echo "machine: $machine_line; load average before: $(load_average)"
 
 # goose NAME USERS SECONDS [loadtest-goose options...]: one goose run, its output in NAME.log.
 goose() {
   local name="$1" users="$2" secs="$3"; shift 3
-  echo "==> $name ($users users, ${secs}s; load average $(cut -d' ' -f1 /proc/loadavg))"
+  step "$name ($users users, ${secs}s; load average $(cut -d' ' -f1 /proc/loadavg))"
   if ! "$B/loadtest-goose" --name "$name" --out "$OUT" "$@" -- \
       --users "$users" --increase-rate "$users" --run-time "${secs}s" \
       --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" >"$OUT/$name.log" 2>&1; then
@@ -127,15 +113,15 @@ fi
 
 [ "$REST_USERS" = 0 ] || goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
 
-echo "==> peers"
+step "peers"
 cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
 (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
-"$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; pids+=("$minimal_pid")
-(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; pids+=("$node_pid")
-"$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; pids+=("$sioxide_pid")
-ready curl -fs "http://$NODE/socket.io/?EIO=4&transport=polling" -o /dev/null
-ready curl -fs "http://$SIOXIDE/socket.io/?EIO=4&transport=polling" -o /dev/null
-ready bash -c "exec 3<>/dev/tcp/${MINIMAL%:*}/${MINIMAL##*:}" 2>/dev/null
+"$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
+(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
+"$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; track_bg "$sioxide_pid"
+wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
+wait_http "http://$SIOXIDE/socket.io/?EIO=4&transport=polling"
+wait_tcp "$MINIMAL"
 
 # Each realtime scenario against each server: paced (latency) and unpaced (throughput).
 # The chat stack twice: chat-direct (sockets straight to the chat service, like the peers;
@@ -149,6 +135,7 @@ for round in $(seq "$ROUNDS"); do
         "chat-gateway-b $GATEWAY_B_ADDR chat ${SERVICE_PIDS/gateway=$gateway_pid/gateway=${gateway_b_pid:-0}}" \
         "minimal $MINIMAL peer minimal=$minimal_pid" "node $NODE peer node=$node_pid" \
         "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
+      # shellcheck disable=SC2086 # split on purpose: name, address, kind, pids, extra options
       set -- $target
       name="$1" addr="$2" kind="$3" pidlist="$4"; shift 4
       [[ " $TARGETS " == *" $name "* ]] || continue
@@ -162,7 +149,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$OUT" "$machine" "$ROOMS" "$MEMBERS" "$PACE_MS" "$SECS" "$ROUNDS" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "$machine_line" "$ROOMS" "$MEMBERS" "$PACE_MS" "$SECS" "$ROUNDS" <<'PY' | tee "$OUT/summary.md"
 import json, sys, os, statistics
 out, machine, rooms, members, pace, secs, rounds = sys.argv[1:]
 rounds = int(rounds)

@@ -5,53 +5,35 @@
 # served by `web` on WEB_PORT, 8080). Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
 
 export CHAT_DATABASE_URL="${CHAT_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/chat}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 # The gateway proves itself to the services with this; a fresh one per run unless given.
-export INTERNAL_SECRET="${INTERNAL_SECRET:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
+export INTERNAL_SECRET="${INTERNAL_SECRET:-$(random_secret)}"
 CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
 WEB_PORT="${WEB_PORT:-8080}"
-
-pids=()
-stop_all() {
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  deps_down
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
 
 deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
 cargo build --release -p chat -p worker -p call -p gateway -p web
 (cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
 bin=target/release
 
-wait_ready() {
-  local url="$1"
-  for _ in $(seq 150); do
-    curl -fsS "$url" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "not ready: $url" >&2; return 1
-}
-
-PORT="$CHAT_PORT" "$bin/chat" & pids+=($!)
-PORT="$WORKER_PORT" "$bin/worker" & pids+=($!)
-PORT="$CALL_PORT" "$bin/call" & pids+=($!)
+PORT="$CHAT_PORT" "$bin/chat" & track_bg $!
+PORT="$WORKER_PORT" "$bin/worker" & track_bg $!
+PORT="$CALL_PORT" "$bin/call" & track_bg $!
 # glibc keeps each freed 19 MiB password-hash block in its arena once its mmap threshold has
 # grown past that size (about 250 MiB after a burst of sign-ins); a fixed threshold returns
 # them to the system.
 MALLOC_MMAP_THRESHOLD_=131072 \
-  PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & pids+=($!)
-wait_ready "http://127.0.0.1:$CHAT_PORT/readyz"
-wait_ready "http://127.0.0.1:$WORKER_PORT/readyz"
-wait_ready "http://127.0.0.1:$CALL_PORT/readyz"
-PORT="$WEB_PORT" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="${GATEWAY_PUBLIC_URL:-http://localhost:$GATEWAY_PORT}" "$bin/web" & pids+=($!)
-wait_ready "http://127.0.0.1:$GATEWAY_PORT/readyz"
-wait_ready "http://127.0.0.1:$WEB_PORT/healthz"
+  PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & track_bg $!
+wait_http "http://127.0.0.1:$CHAT_PORT/readyz"
+wait_http "http://127.0.0.1:$WORKER_PORT/readyz"
+wait_http "http://127.0.0.1:$CALL_PORT/readyz"
+PORT="$WEB_PORT" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="${GATEWAY_PUBLIC_URL:-http://localhost:$GATEWAY_PORT}" "$bin/web" & track_bg $!
+wait_http "http://127.0.0.1:$GATEWAY_PORT/readyz"
+wait_http "http://127.0.0.1:$WEB_PORT/healthz"
 
 cat <<MSG
 
@@ -65,6 +47,6 @@ cat <<MSG
     redis     $REDIS_URL
 
 MSG
-wait -n "${pids[@]}"
+wait -n "${BG_PIDS[@]}"
 echo "a service exited; stopping the rest" >&2
 exit 1

@@ -7,6 +7,7 @@
 # cargo-fuzz run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
 
 export E2E_DATABASE_URL="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
@@ -14,9 +15,6 @@ export E2E_REDIS_URL="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 export E2E_BIN_DIR="$PWD/target/debug"
 # One build of everything per run: incremental state would only cost disk and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-trap deps_down EXIT
-
-step() { printf '\n==> %s\n' "$*"; }
 
 step "formatting"
 cargo fmt --all -- --check

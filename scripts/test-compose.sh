@@ -15,24 +15,12 @@
 #    E2E_REDIS_URL, as the test command sets them (started here if nothing answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
-
-step() { printf '\n==> compose: %s\n' "$*"; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+STEP_PREFIX="compose: "
 
 work="$(mktemp -d /tmp/compose-test.XXXXXX)"
-pids=()
-smoke_db=""
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ -n "$smoke_db" ]; then
-    "$(pg_bin)/psql" -q "$pg_admin" -c "DROP DATABASE IF EXISTS $smoke_db" >/dev/null 2>&1 || true
-  fi
-  deps_down
-  rm -rf "$work"
-}
-trap cleanup EXIT
+on_exit rm -rf "$work"
 
 step "parsers (Debian's docker-compose, Docker Compose v2) and hadolint"
 if ! command -v docker-compose >/dev/null 2>&1; then
@@ -91,6 +79,9 @@ pg_admin="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
 redis_url="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 deps_up "$pg_admin" "$redis_url"
 smoke_db="compose_smoke_$$"
+# Dropped before deps_down (registered by deps_up) stops a server started here.
+drop_smoke_db() { "$(pg_bin)/psql" -q "$pg_admin" -c "DROP DATABASE IF EXISTS $smoke_db" >/dev/null 2>&1; }
+on_exit drop_smoke_db
 "$(pg_bin)/psql" -q "$pg_admin" -c "CREATE DATABASE $smoke_db" >/dev/null
 db_url="$(python3 - "$pg_admin" "$smoke_db" <<'PY'
 import sys, urllib.parse
@@ -98,7 +89,6 @@ u = urllib.parse.urlsplit(sys.argv[1])
 print(urllib.parse.urlunsplit(u._replace(path="/" + sys.argv[2])))
 PY
 )"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 declare -A port
 i=0
 for name in chat call worker gateway web; do
@@ -107,13 +97,13 @@ for name in chat call worker gateway web; do
 done
 
 # One secret for the whole stack.
-internal_secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+internal_secret="$(random_secret)"
 start() {
   local name="$1"; shift
   env HOST=127.0.0.1 PORT="${port[$name]}" CHAT_DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
     CHAT_NAMESPACE="smoke$$" AUTH_MODE=token INTERNAL_SECRET="$internal_secret" RUST_LOG=warn \
     "$@" "$bin/$name" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  track_bg $!
 }
 start chat
 start call
@@ -125,7 +115,7 @@ web_url=""
 if [ -x "$bin/web" ] && [ -f frontend/dist/index.html ]; then
   env HOST=127.0.0.1 PORT="${port[web]}" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="http://127.0.0.1:${port[gateway]}" \
     RUST_LOG=warn "$bin/web" >"$work/web.log" 2>&1 &
-  pids+=($!)
+  track_bg $!
   web_url="http://127.0.0.1:${port[web]}"
 else
   echo "skip - the UI server: build frontend/dist (cd frontend && npm ci && npm run build) and the web binary first"
@@ -134,16 +124,13 @@ fi
 show_logs() { for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done >&2; }
 for name in chat call worker gateway; do
   # A bounded wait for start-up (migrations, connections), using the images' own probe.
-  for _ in $(seq 300); do
-    PORT="${port[$name]}" bash docker/healthcheck /readyz 2>/dev/null && break
-    sleep 0.2
-  done
-  PORT="${port[$name]}" bash docker/healthcheck /readyz || { show_logs; fail "$name is not ready"; }
+  wait_for 60 "$name /readyz" env PORT="${port[$name]}" bash docker/healthcheck /readyz \
+    || { show_logs; fail "$name is not ready"; }
   echo "ok - docker/healthcheck /readyz: $name is ready"
 done
 if [ -n "$web_url" ]; then
-  for _ in $(seq 150); do PORT="${port[web]}" bash docker/healthcheck /healthz 2>/dev/null && break; sleep 0.2; done
-  PORT="${port[web]}" bash docker/healthcheck /healthz || { show_logs; fail "web is not healthy"; }
+  wait_for 30 "web /healthz" env PORT="${port[web]}" bash docker/healthcheck /healthz \
+    || { show_logs; fail "web is not healthy"; }
   echo "ok - docker/healthcheck /healthz: web is up"
 fi
 if PORT="${port[gateway]}" bash docker/healthcheck /no-such-route 2>/dev/null; then fail "the probe passed a 404"; fi

@@ -10,34 +10,21 @@
 # UI_AUTH_MODE=compat runs the stack without accounts (the UI then joins by user id).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 source scripts/deps.sh
-
-step() { printf '\n==> [ui] %s\n' "$*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+STEP_PREFIX="[ui] "
 
 artifacts="$PWD/target/ui-artifacts"
 logs="$artifacts/logs"
 bin="${UI_BIN_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/debug}"
-pids=()
-stop_all() {
-  local status=$?
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ -n "${database_url:-}" ] && [ -z "$DEPS_STARTED_PG" ]; then
-    # A server this script did not start keeps running: leave no database behind on it.
-    "$(pg_bin)/dropdb" --if-exists -h "$(url_part "$database_url" host)" -p "$(url_part "$database_url" port)" \
-      -U "$(url_part "$database_url" user)" "$(url_part "$database_url" db)" 2>/dev/null || true
-  fi
-  deps_down
-  if [ "$status" != 0 ] && [ -d "$logs" ]; then
+# Last at exit, after everything stopped: on failure, where the services' logs are.
+show_logs_on_failure() {
+  if [ "$EXIT_STATUS" != 0 ] && [ -d "$logs" ]; then
     echo "[ui] failed; service logs are in $logs" >&2
     tail -n 15 "$logs"/*.log >&2 || true
   fi
-  exit "$status"
 }
-trap stop_all EXIT
-trap 'exit 130' INT TERM
+on_exit show_logs_on_failure
 
 step "frontend dependencies (npm ci)"
 (cd frontend && npm ci --no-audit --no-fund --silent)
@@ -50,16 +37,7 @@ step "production build"
 
 step "Chromium"
 chromium_bin="${CHROMIUM_BIN:-/usr/bin/chromium}"
-if [ ! -x "$chromium_bin" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[ui] installing chromium with apt-get"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "[ui] missing Chromium: install it with: sudo apt-get install chromium" >&2
-    exit 1
-  fi
-fi
+[ -x "$chromium_bin" ] || deps_install chromium chromium
 
 step "service binaries"
 if [ -z "${UI_BIN_DIR:-}" ]; then
@@ -80,27 +58,31 @@ else
 fi
 database_url="$pg_server/ui_e2e_$suffix"
 deps_up "$database_url" "$redis_url"
+# A server this script did not start keeps running: leave no database behind on it (this
+# runs before deps_down, which deps_up registered).
+drop_ui_database() {
+  [ -z "$DEPS_STARTED_PG" ] || return 0
+  "$(pg_bin)/dropdb" --if-exists -h "$(url_part "$database_url" host)" -p "$(url_part "$database_url" port)" \
+    -U "$(url_part "$database_url" user)" "$(url_part "$database_url" db)" 2>/dev/null
+}
+on_exit drop_ui_database
 
 step "the stack"
 rm -rf "$artifacts"; mkdir -p "$logs"
 chat_port=$(free_port); worker_port=$(free_port); call_port=$(free_port); gateway_port=$(free_port); web_port=$(free_port)
 export CHAT_DATABASE_URL="$database_url" REDIS_URL="$redis_url" CHAT_NAMESPACE="ui_$suffix" HOST=127.0.0.1
 export AUTH_MODE="${UI_AUTH_MODE:-token}"
-export INTERNAL_SECRET="${INTERNAL_SECRET:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
+export INTERNAL_SECRET="${INTERNAL_SECRET:-$(random_secret)}"
 export RUST_LOG="${UI_LOG:-info}"
-PORT=$chat_port "$bin/chat" >"$logs/chat.log" 2>&1 & pids+=($!)
-PORT=$worker_port "$bin/worker" >"$logs/worker.log" 2>&1 & pids+=($!)
-PORT=$call_port "$bin/call" >"$logs/call.log" 2>&1 & pids+=($!)
+PORT=$chat_port "$bin/chat" >"$logs/chat.log" 2>&1 & track_bg $!
+PORT=$worker_port "$bin/worker" >"$logs/worker.log" 2>&1 & track_bg $!
+PORT=$call_port "$bin/call" >"$logs/call.log" 2>&1 & track_bg $!
 PORT=$gateway_port CHAT_SERVICE_URL="http://127.0.0.1:$chat_port" CALL_SERVICE_URL="http://127.0.0.1:$call_port" \
-  "$bin/gateway" >"$logs/gateway.log" 2>&1 & pids+=($!)
+  "$bin/gateway" >"$logs/gateway.log" 2>&1 & track_bg $!
 PORT=$web_port STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="http://127.0.0.1:$gateway_port" \
-  "$bin/web" >"$logs/web.log" 2>&1 & pids+=($!)
-wait_ok() {
-  for _ in $(seq 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "[ui] not ready: $1" >&2; return 1
-}
-for port in $chat_port $worker_port $call_port $gateway_port; do wait_ok "http://127.0.0.1:$port/readyz"; done
-wait_ok "http://127.0.0.1:$web_port/healthz"
+  "$bin/web" >"$logs/web.log" 2>&1 & track_bg $!
+for port in $chat_port $worker_port $call_port $gateway_port; do wait_http "http://127.0.0.1:$port/readyz"; done
+wait_http "http://127.0.0.1:$web_port/healthz"
 
 step "end-to-end in Chromium (playwright-core)"
 (cd frontend && WEB_URL="http://127.0.0.1:$web_port" GATEWAY_URL="http://127.0.0.1:$gateway_port" \
