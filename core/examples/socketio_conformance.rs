@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use platform_core::server::{bind, serve, ServeOptions};
+use platform_core::socketio::engine::packet::{self as ep, Frame, Outgoing};
 use platform_core::socketio::engine::{
     BoxFuture, Engine, EngineHandler, Message, ProtocolViolation,
 };
-use platform_core::socketio::engine_packet::{self as ep, Frame, Outgoing};
 use platform_core::socketio::{
     Ack, CloseReason, Conn, Cors, NamespaceHandler, Payload, Socket, SocketIo,
 };
@@ -154,7 +154,7 @@ async fn main() {
     };
     println!("listening on {port}");
     if engine_only {
-        let engine = Engine::new(builder.path("/engine.io/").config(), Echo);
+        let engine = Engine::new(builder.path("/engine.io/").config().engine, Echo);
         serve(listener, engine, opts, shutdown).await;
     } else {
         let io = builder.build();

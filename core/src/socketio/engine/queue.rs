@@ -11,8 +11,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use super::engine::lock;
-use super::engine_packet::Outgoing;
+use super::packet::Outgoing;
+use crate::sync::lock;
 
 /// Why an item was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,13 +156,15 @@ impl Receiver {
         true
     }
 
-    /// The oldest queued item, if any.
+    /// The oldest queued item, if any (for readers without a transport: `detached`).
+    #[cfg(any(test, feature = "detached"))]
     pub fn try_recv(&self) -> Result<Outgoing, Empty> {
         lock(&self.0.state).items.pop_front().ok_or(Empty)
     }
 }
 
 /// Returned by [`Receiver::try_recv`] when nothing is queued.
+#[cfg(any(test, feature = "detached"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;
 
@@ -210,7 +212,7 @@ impl std::fmt::Debug for Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socketio::engine_packet::{message, Outgoing};
+    use crate::socketio::engine::packet::{message, Outgoing};
     use std::future::Future;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Wake};
