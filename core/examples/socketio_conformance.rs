@@ -8,6 +8,9 @@
 //! sender excluded), `server-ack` (emits `ping-ack` with an ack and emits `server-ack-result`
 //! with the answer) and `binary` (answers `binary-back` with a server-made Buffer).
 
+#[path = "../tests/support/echo.rs"]
+mod echo;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,17 +33,18 @@ impl NamespaceHandler for Main {
         Ok(())
     }
 
-    async fn on_event(&self, socket: Socket, event: String, payload: Payload, ack: Option<Ack>) {
+    async fn on_event(
+        &self,
+        socket: Socket,
+        event: String,
+        payload: Payload,
+        mut ack: Option<Ack>,
+    ) {
+        if echo::echo(&socket, &event, &payload, &mut ack) {
+            return;
+        }
         let first = payload.args.first().and_then(Value::as_str).unwrap_or("");
         match event.as_str() {
-            "message" => {
-                let _ = socket.emit_payload("message-back", &payload);
-            }
-            "message-with-ack" => {
-                if let Some(ack) = ack {
-                    let _ = ack.send_payload(&payload);
-                }
-            }
             "join" => {
                 socket.join(first);
                 if let Some(ack) = ack {

@@ -225,6 +225,12 @@ mod tests {
         }
     }
 
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        (wakes.clone(), Waker::from(wakes))
+    }
+
     fn item(n: u8) -> Outgoing {
         Outgoing::Frame(message(&[b'0' + n]))
     }
@@ -232,8 +238,7 @@ mod tests {
     #[test]
     fn bounded_in_order_and_one_wake_per_burst() {
         let (tx, mut rx) = queue(3);
-        let wakes = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut batch = VecDeque::new();
         {
@@ -271,8 +276,7 @@ mod tests {
     #[test]
     fn closing_wakes_the_transport_and_keeps_what_was_queued() {
         let (tx, mut rx) = queue(8);
-        let wakes = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         tx.push(item(1)).unwrap();
         let mut batch = VecDeque::new();
