@@ -1,5 +1,7 @@
 //! The Socket.IO side of one Engine.IO connection: which namespaces it joined, reassembly of
 //! binary packets from their attachments, and dispatch of packets to namespace handlers.
+//! [`SioHandler`] is the Socket.IO layer's [`EngineHandler`]: the one way the engine below
+//! calls up into this layer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,5 @@
 //! The Engine.IO layer's settings: path, heartbeat timing, payload and queue limits, CORS.
-//! The Socket.IO layer wraps them in its own [`crate::socketio::Config`].
+//! The Socket.IO layer above keeps them inside its own settings.
 
 use std::time::Duration;
 

@@ -212,7 +212,7 @@ impl std::fmt::Debug for Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socketio::engine::packet::{message, Outgoing};
+    use crate::socketio::engine::packet::message;
     use std::future::Future;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Wake};
