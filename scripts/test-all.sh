@@ -24,7 +24,7 @@ deps_up "$E2E_DATABASE_URL" "$E2E_REDIS_URL"
 
 step "build"
 cargo build --workspace --bins
-cargo build -p platform-core --example socketio_conformance
+cargo build -p platform-core --features socketio --example socketio_conformance
 
 step "JavaScript test dependencies"
 (cd tests/node && npm ci --no-audit --no-fund --silent)

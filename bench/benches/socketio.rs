@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bench::{binary_payload, typing, Fanout};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use platform_core::socketio::{engine_packet, packet, Encoded};
+use platform_core::socketio::engine::packet as engine_packet;
+use platform_core::socketio::{packet, Encoded};
 use std::hint::black_box;
 
 fn packets(c: &mut Criterion) {

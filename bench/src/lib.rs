@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use platform_core::model::Message;
-use platform_core::socketio::engine_packet::Outgoing;
+use platform_core::socketio::engine::packet::Outgoing;
 use platform_core::socketio::{DetachedQueue, NamespaceHandler, Payload, Socket, SocketIo};
 use uuid::Uuid;
 

@@ -8,15 +8,18 @@
 //! sender excluded), `server-ack` (emits `ping-ack` with an ack and emits `server-ack-result`
 //! with the answer) and `binary` (answers `binary-back` with a server-made Buffer).
 
+#[path = "../tests/support/echo.rs"]
+mod echo;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use platform_core::server::{bind, serve, ServeOptions};
+use platform_core::socketio::engine::packet::{self as ep, Frame, Outgoing};
 use platform_core::socketio::engine::{
     BoxFuture, Engine, EngineHandler, Message, ProtocolViolation,
 };
-use platform_core::socketio::engine_packet::{self as ep, Frame, Outgoing};
 use platform_core::socketio::{
     Ack, CloseReason, Conn, Cors, NamespaceHandler, Payload, Socket, SocketIo,
 };
@@ -30,17 +33,18 @@ impl NamespaceHandler for Main {
         Ok(())
     }
 
-    async fn on_event(&self, socket: Socket, event: String, payload: Payload, ack: Option<Ack>) {
+    async fn on_event(
+        &self,
+        socket: Socket,
+        event: String,
+        payload: Payload,
+        mut ack: Option<Ack>,
+    ) {
+        if echo::echo(&socket, &event, &payload, &mut ack) {
+            return;
+        }
         let first = payload.args.first().and_then(Value::as_str).unwrap_or("");
         match event.as_str() {
-            "message" => {
-                let _ = socket.emit_payload("message-back", &payload);
-            }
-            "message-with-ack" => {
-                if let Some(ack) = ack {
-                    let _ = ack.send_payload(&payload);
-                }
-            }
             "join" => {
                 socket.join(first);
                 if let Some(ack) = ack {
@@ -154,7 +158,7 @@ async fn main() {
     };
     println!("listening on {port}");
     if engine_only {
-        let engine = Engine::new(builder.path("/engine.io/").config(), Echo);
+        let engine = Engine::new(builder.path("/engine.io/").config().engine, Echo);
         serve(listener, engine, opts, shutdown).await;
     } else {
         let io = builder.build();

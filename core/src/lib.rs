@@ -21,7 +21,9 @@
 //! - [`validate`]: field rules shared by the services (user ids, names).
 //! - [`telemetry`]: tracing set-up from `RUST_LOG`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
-//! - [`socketio`]: the Socket.IO v5 / Engine.IO v4 server for realtime clients.
+//! - [`sync`]: lock helpers that carry on past poisoning.
+//! - `socketio` (feature `socketio`): the Socket.IO v5 / Engine.IO v4 server for realtime
+//!   clients.
 
 pub mod body;
 pub mod config;
@@ -40,8 +42,10 @@ pub mod router;
 pub mod server;
 pub mod sessions;
 pub mod shutdown;
+#[cfg(feature = "socketio")]
 pub mod socketio;
 pub mod stream;
+pub mod sync;
 pub mod telemetry;
 pub mod time;
 pub mod validate;

@@ -168,7 +168,7 @@ impl Metrics {
     }
 
     fn push(&self, e: Extra) {
-        self.extra.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+        crate::sync::lock(&self.extra).push(e);
     }
 
     /// The text exposition format.
@@ -204,7 +204,7 @@ impl Metrics {
                 &format!("service=\"{svc}\",route=\"{route}\""),
             );
         }
-        for e in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for e in crate::sync::lock(&self.extra).iter() {
             match e {
                 Extra::Counter { name, help, value } => {
                     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use platform_core::socketio::engine_packet;
+use platform_core::socketio::engine::packet as engine_packet;
 
 fuzz_target!(|data: &[u8]| {
     let _ = engine_packet::decode_text(Bytes::copy_from_slice(data));

@@ -1,7 +1,7 @@
 // Interop of the Rust Socket.IO server (core/examples/socketio_conformance.rs) with the
 // official JavaScript client. The server binary comes from SIO_SERVER_BIN, by default the
 // release build under CARGO_TARGET_DIR (or ./target): build it first with
-//   cargo build -p platform-core --example socketio_conformance --release
+//   cargo build -p platform-core --features socketio --example socketio_conformance --release
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

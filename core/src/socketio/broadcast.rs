@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::engine_packet::Outgoing;
+use super::engine::packet::Outgoing;
 use super::namespace::Namespace;
 use super::packet;
 use super::socket::{EmitError, Payload, Socket};
@@ -212,7 +212,7 @@ mod tests {
         async fn on_event(&self, _: Socket, _: String, _: Payload, _: Option<super::super::Ack>) {}
     }
 
-    fn taken(q: &super::super::DetachedQueue) -> usize {
+    fn taken(q: &crate::socketio::detached::DetachedQueue) -> usize {
         std::iter::from_fn(|| q.try_recv().ok()).count()
     }
 

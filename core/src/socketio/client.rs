@@ -1,20 +1,23 @@
 //! The Socket.IO side of one Engine.IO connection: which namespaces it joined, reassembly of
 //! binary packets from their attachments, and dispatch of packets to namespace handlers.
+//! [`SioHandler`] is the Socket.IO layer's [`EngineHandler`]: the one way the engine below
+//! calls up into this layer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::config::Config;
-use super::conn::{CloseReason, Conn};
-use super::engine::{lock, BoxFuture, EngineHandler, Message, ProtocolViolation};
+use super::engine::{
+    random_id, BoxFuture, CloseReason, Conn, EngineHandler, Message, ProtocolViolation,
+};
 use super::namespace::Namespace;
 use super::packet::{self, Kind, Packet};
 use super::socket::{Ack, DisconnectReason, Payload, Socket};
+use crate::sync::{lock, read};
 
 /// State shared by every connection of one server.
 pub(crate) struct Shared {
@@ -24,11 +27,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
-        self.namespaces
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        read(&self.namespaces).get(name).cloned()
     }
 }
 
@@ -225,7 +224,7 @@ impl Client {
             return;
         }
         let socket = Socket::new(
-            new_socket_id(),
+            random_id(),
             ns.clone(),
             self.conn.clone(),
             Arc::downgrade(self),
@@ -272,10 +271,4 @@ impl Client {
             spawn_disconnect(s.clone(), reason);
         }
     }
-}
-
-fn new_socket_id() -> Arc<str> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(uuid::Uuid::new_v4().as_bytes())
-        .into()
 }

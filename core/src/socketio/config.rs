@@ -1,59 +1,36 @@
-//! Server settings and their builder: heartbeat timing, payload and queue limits, CORS.
+//! Server settings and their builder: the Engine.IO layer's (heartbeat timing, payload and
+//! queue limits, CORS) plus the Socket.IO layer's own (connect timeout, attachments, acks).
 
 use std::time::Duration;
 
-/// Which browser origins may call the polling transport.
-#[derive(Debug, Clone, Default)]
-pub enum Cors {
-    /// No CORS headers: same-origin clients only (or a proxy adds them).
-    #[default]
-    Off,
-    /// `Access-Control-Allow-Origin: *`, without credentials.
-    Any,
-    /// These exact origins, echoed back with credentials allowed.
-    Origins(Vec<String>),
-}
+use super::engine::{Cors, EngineConfig};
 
-/// Settings shared by the Engine.IO and Socket.IO layers.
+/// Settings of a [`super::SocketIo`] server.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Path prefix served, with a trailing slash (`/socket.io/`).
-    pub path: String,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
-    /// Largest message, polling request body and WebSocket message accepted, in bytes.
-    pub max_payload: usize,
+    /// What the Engine.IO layer below reads.
+    pub engine: EngineConfig,
     /// A client that does not join a namespace within this time is disconnected.
     pub connect_timeout: Duration,
-    /// Frames queued for one client before it is considered too slow and disconnected.
-    pub send_queue: usize,
-    /// How long a client waits in the middle of an upgrade before it is dropped.
-    pub upgrade_timeout: Duration,
     /// Binary attachments accepted in one Socket.IO packet.
     pub max_attachments: usize,
     /// Server-to-client acks are given up after this long unless the emit says otherwise.
     pub ack_timeout: Duration,
-    pub cors: Cors,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            path: "/socket.io/".into(),
-            ping_interval: Duration::from_secs(25),
-            ping_timeout: Duration::from_secs(20),
-            max_payload: 1_000_000,
+            engine: EngineConfig::default(),
             connect_timeout: Duration::from_secs(45),
-            send_queue: 256,
-            upgrade_timeout: Duration::from_secs(10),
             max_attachments: 64,
             ack_timeout: Duration::from_secs(10),
-            cors: Cors::Off,
         }
     }
 }
 
-/// Builds a [`super::SocketIo`] (or a bare [`super::engine::Engine`] through [`Builder::config`]).
+/// Builds a [`super::SocketIo`] (or, through [`Builder::config`], the settings of a bare
+/// [`super::engine::Engine`]).
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     config: Config,
@@ -63,19 +40,19 @@ impl Builder {
     pub fn path(mut self, path: &str) -> Self {
         let mut p = path.trim_end_matches('/').to_owned();
         p.push('/');
-        self.config.path = p;
+        self.config.engine.path = p;
         self
     }
     pub fn ping_interval(mut self, d: Duration) -> Self {
-        self.config.ping_interval = d;
+        self.config.engine.ping_interval = d;
         self
     }
     pub fn ping_timeout(mut self, d: Duration) -> Self {
-        self.config.ping_timeout = d;
+        self.config.engine.ping_timeout = d;
         self
     }
     pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.config.max_payload = bytes;
+        self.config.engine.max_payload = bytes;
         self
     }
     pub fn connect_timeout(mut self, d: Duration) -> Self {
@@ -84,7 +61,7 @@ impl Builder {
     }
     /// Clamped to at least 8 so a ping and an ack always fit.
     pub fn send_queue(mut self, frames: usize) -> Self {
-        self.config.send_queue = frames.max(8);
+        self.config.engine.send_queue = frames.max(8);
         self
     }
     pub fn ack_timeout(mut self, d: Duration) -> Self {
@@ -96,7 +73,7 @@ impl Builder {
         self
     }
     pub fn cors(mut self, cors: Cors) -> Self {
-        self.config.cors = cors;
+        self.config.engine.cors = cors;
         self
     }
     pub fn config(self) -> Config {

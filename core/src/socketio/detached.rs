@@ -1,4 +1,5 @@
-//! Sockets without a transport, for in-process benchmarks of fan-out. Everything a broadcast
+//! Sockets without a transport, for in-process tests and benchmarks of fan-out (feature
+//! `detached`; `bench/` and the chat service's tests enable it). Everything a broadcast
 //! touches is the real thing (namespace, rooms, the socket, its bounded queue); only the
 //! WebSocket task that would drain the queue is missing: the caller holds the receiver.
 
@@ -6,22 +7,19 @@ use std::sync::{Arc, Weak};
 
 use tokio_util::sync::CancellationToken;
 
-use super::conn::Conn;
-use super::queue;
+use super::engine::{self, Conn};
 use super::socket::Socket;
 use super::SocketIo;
 
-/// The send queue of a detached socket, read by the caller.
-#[doc(hidden)]
-pub type DetachedQueue = queue::Receiver;
+/// The send queue of a detached socket, read by the caller (`try_recv`).
+pub type DetachedQueue = engine::Receiver;
 
 impl SocketIo {
     /// A socket joined to namespace `nsp` (which must be registered) whose queue is read
     /// through the returned receiver instead of a connection. Not for serving clients.
-    #[doc(hidden)]
     pub fn detached_socket(&self, nsp: &str) -> Option<(Socket, DetachedQueue)> {
         let ns = self.shared.namespace(nsp)?;
-        let (tx, rx) = queue::queue(self.shared.config.send_queue);
+        let (tx, rx) = engine::queue(self.shared.config.engine.send_queue);
         let id: Arc<str> = format!("detached-{}", uuid::Uuid::new_v4().simple()).into();
         let conn = Arc::new(Conn::new(
             id.to_string().into_boxed_str(),

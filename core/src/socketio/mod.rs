@@ -25,17 +25,23 @@
 //! let _ = io.to("room-1").except("some-socket-id").emit("message:created", &serde_json::json!({}));
 //! ```
 //!
-//! # Layout
-//! - [`engine`]: Engine.IO sessions and request dispatch; [`engine_packet`] its packets;
-//!   `polling` and `websocket` the two transports; `http` the error/CORS answers.
-//! - [`packet`]: Socket.IO packets; `client` per-connection Socket.IO state; [`Socket`],
-//!   [`NamespaceHandler`], rooms in `namespace`, [`BroadcastOperator`] and [`Recipients`]
-//!   for fan-out; `queue` each connection's send queue;
-//!   `detached`: sockets without a transport, for the fan-out benchmarks in `bench/`.
+//! Behind the crate feature `socketio`: only the services that serve realtime clients build
+//! it (and its WebSocket dependency).
+//!
+//! # Layout: two layers, arrows pointing down
+//! - [`engine`], the Engine.IO layer: request dispatch, sessions, the polling and WebSocket
+//!   transports, each connection's send queue, Engine.IO packets ([`engine::packet`]). It
+//!   imports nothing from this module; it calls up through [`engine::EngineHandler`].
+//! - This module, the Socket.IO layer on top: `client` implements the engine's handler (the
+//!   per-connection Socket.IO state, binary reassembly, dispatch to namespaces); rooms and
+//!   handlers in `namespace`; [`Socket`]; [`BroadcastOperator`] and [`Recipients`] for
+//!   fan-out (`broadcast`); [`packet`] Socket.IO packets; [`Config`] and [`Builder`].
+//! - `detached` (feature `detached`): sockets without a transport, for the fan-out tests and
+//!   benchmarks (`bench/`, the chat service's tests).
 //!
 //! # Back-pressure and memory
 //! Every connection has one bounded send queue ([`Builder::send_queue`] frames, 256 by
-//! default; `queue`). Emits never wait: when a client's queue is full it is too slow to keep
+//! default; `engine/queue.rs`). Emits never wait: when a client's queue is full it is too slow to keep
 //! up, and it is disconnected (reason "slow client") instead of letting memory grow. A
 //! broadcast is encoded once into `Bytes`; every recipient's queue holds a reference to the
 //! same buffer, written as the WebSocket frame payload as-is, or framed into a polling
@@ -44,7 +50,7 @@
 //!
 //! A WebSocket connection is served by two tasks: one reads (and runs the handlers, and keeps
 //! the heartbeat), the other writes. The writer is woken by the queue alone; it frames what
-//! the queue holds into one buffer (`batched`) and flushes it once the queue is drained, so
+//! the queue holds into one buffer (`engine/batched.rs`) and flushes it once the queue is drained, so
 //! frames queued by concurrent broadcasts leave in one system call, which is what fan-out
 //! throughput hangs on (see BENCHMARKS.md). The buffer is allocated on first write and
 //! released after bursts. Besides the socket, a connection holds fastwebsockets' 8 KiB read
@@ -64,10 +70,10 @@
 //! listener (the official protocol test suite) do not lose them.
 //!
 //! # Tests
-//! - unit tests: `cargo test -p platform-core --lib socketio`
-//! - over real sockets: `cargo test -p platform-core --test socketio_engine --test socketio_protocol`
-//! - the official JavaScript client: build the conformance server
-//!   (`cargo build -p platform-core --example socketio_conformance --release`), then
+//! - unit tests: `cargo test -p platform-core --features socketio --lib socketio`
+//! - over real sockets: `cargo test -p platform-core --features socketio --test socketio_engine --test socketio_protocol`
+//! - the official JavaScript client: build the conformance server (`cargo build -p
+//!   platform-core --features socketio --example socketio_conformance --release`), then
 //!   `npm ci && npm test` in `tests/node` (`SIO_SERVER_BIN` overrides the binary path).
 //! - the official protocol suites: run the conformance server (with `--engine-io` for the
 //!   Engine.IO suite) and `npm test` in each suite's `test-suite` folder.
@@ -78,31 +84,25 @@
 //! are bounded in [`packet`]; JSON nesting is bounded by serde_json's recursion limit.
 //! Malformed input closes that connection; it never panics the server.
 
-mod batched;
 mod broadcast;
 mod client;
 pub mod config;
-mod conn;
+#[cfg(any(test, feature = "detached"))]
 mod detached;
 pub mod engine;
-pub mod engine_packet;
-mod http;
 mod namespace;
 pub mod packet;
-mod polling;
-mod queue;
 mod socket;
-mod websocket;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 
 pub use broadcast::{BroadcastOperator, Encoded, Recipients};
-pub use config::{Builder, Config, Cors};
-pub use conn::{CloseReason, Conn, SendError};
-#[doc(hidden)]
+pub use config::{Builder, Config};
+#[cfg(feature = "detached")]
 pub use detached::DetachedQueue;
+pub use engine::{CloseReason, Conn, Cors, SendError};
 pub use namespace::NamespaceHandler;
 pub use socket::{Ack, AckError, DisconnectReason, EmitError, Payload, Socket};
 
@@ -132,7 +132,7 @@ impl SocketIo {
         });
         SocketIo {
             engine: Engine::new(
-                config,
+                config.engine.clone(),
                 SioHandler {
                     shared: shared.clone(),
                 },
@@ -152,11 +152,7 @@ impl SocketIo {
             self.sockets.clone(),
             self.shared.config.ack_timeout,
         );
-        self.shared
-            .namespaces
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, Arc::new(ns));
+        crate::sync::write(&self.shared.namespaces).insert(name, Arc::new(ns));
     }
 
     /// Answers a request under the configured path (`/socket.io/`); 404 for other paths.
@@ -211,18 +207,12 @@ impl SocketIo {
     }
 
     pub fn config(&self) -> &Config {
-        self.engine.config()
+        &self.shared.config
     }
 }
 
 impl crate::server::Handler for SocketIo {
     fn handle(&self, req: Request) -> impl std::future::Future<Output = Response> + Send {
         SocketIo::handle(self, req)
-    }
-}
-
-impl<H: engine::EngineHandler> crate::server::Handler for Engine<H> {
-    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response> + Send {
-        Engine::handle(self, req)
     }
 }

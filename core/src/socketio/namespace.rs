@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::engine::BoxFuture;
 use super::socket::{Ack, DisconnectReason, Payload, Socket};
+use crate::sync::{read, write};
 
 /// What the application does for a namespace. Implement the methods it needs.
 ///
@@ -96,14 +97,6 @@ pub(crate) struct Namespace {
     /// Connected sockets across all namespaces, for metrics.
     total: Arc<AtomicUsize>,
     ack_timeout: Duration,
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Namespace {

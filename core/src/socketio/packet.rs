@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine_packet::{Frame, Outgoing};
+use super::engine::packet::{Frame, Outgoing};
 
 /// Longest namespace name accepted.
 const MAX_NSP: usize = 256;

@@ -13,11 +13,11 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::client::Client;
-use super::conn::{CloseReason, Conn, SendError};
-use super::engine::lock;
-use super::engine_packet::Outgoing;
+use super::engine::packet::Outgoing;
+use super::engine::{CloseReason, Conn, SendError};
 use super::namespace::Namespace;
 use super::packet;
+use crate::sync::lock;
 
 /// The arguments of an event or an ack.
 ///
@@ -239,11 +239,6 @@ impl Socket {
         &self.inner.ns
     }
 
-    /// Whether the underlying connection is still open.
-    pub fn is_connected(&self) -> bool {
-        !self.inner.conn.is_closed()
-    }
-
     /// Queues an encoded packet. A full queue disconnects the client.
     pub(crate) fn send(&self, item: Outgoing) -> Result<(), SendError> {
         if self.inner.flushed.load(Ordering::Acquire) {
@@ -327,7 +322,7 @@ impl Socket {
     }
 
     /// Emits `event` with `payload` and waits up to `timeout` for the client's ack.
-    pub async fn emit_payload_with_ack(
+    async fn emit_payload_with_ack(
         &self,
         event: &str,
         payload: &Payload,
@@ -391,14 +386,6 @@ impl Socket {
         self.inner.ns.remove_from_room(room, self.id());
     }
 
-    pub fn rooms(&self) -> Vec<String> {
-        lock(&self.inner.state)
-            .rooms
-            .iter()
-            .map(|r| r.to_string())
-            .collect()
-    }
-
     /// Leaves every room and fails pending acks; called once the socket is gone.
     pub(crate) fn cleanup(&self) {
         let (rooms, acks) = {
@@ -428,11 +415,6 @@ impl Socket {
         if let Some(client) = self.inner.client.upgrade() {
             client.remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
         }
-    }
-
-    /// Closes the whole connection this socket rides on.
-    pub fn close_connection(&self) {
-        self.inner.conn.close(CloseReason::ServerClose);
     }
 }
 

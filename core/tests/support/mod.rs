@@ -4,6 +4,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+mod echo;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,18 +44,18 @@ impl NamespaceHandler for Echo {
         Ok(())
     }
 
-    async fn on_event(&self, socket: Socket, event: String, payload: SioPayload, ack: Option<Ack>) {
-        match event.as_str() {
-            "message" => {
-                let _ = socket.emit_payload("message-back", &payload);
-            }
-            "message-with-ack" => {
-                if let Some(ack) = ack {
-                    let _ = ack.send_payload(&payload);
-                }
-            }
-            "join" => socket.join(payload.args[0].as_str().unwrap_or("")),
-            _ => {}
+    async fn on_event(
+        &self,
+        socket: Socket,
+        event: String,
+        payload: SioPayload,
+        mut ack: Option<Ack>,
+    ) {
+        if echo::echo(&socket, &event, &payload, &mut ack) {
+            return;
+        }
+        if event == "join" {
+            socket.join(payload.args[0].as_str().unwrap_or(""));
         }
     }
 }

@@ -22,10 +22,12 @@ use tokio::time::{sleep, Instant};
 
 use super::batched::{self, FrameWriter};
 use super::conn::{CloseReason, Conn};
-use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
-use super::engine_packet::{self as ep, Frame, Outgoing, Packet};
 use super::http::EioError;
+use super::packet::{self as ep, Frame, Outgoing, Packet};
 use super::queue::{self, Receiver, Recv};
+use super::session::{Inner, Session, Transport};
+use super::{EngineHandler, Message};
+use crate::sync::lock;
 use crate::{Body, Request, Response};
 
 type Io = TokioIo<Upgraded>;
@@ -41,7 +43,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
     // A second WebSocket for a session that already has one is accepted, then closed at
     // once, as the reference server does (clients expect a close, not an HTTP error).
     let refused = session.as_ref().is_some_and(|s| {
-        s.state.load(Ordering::Acquire) != POLLING || s.ws_attached.swap(true, Ordering::AcqRel)
+        s.transport.get() != Transport::Polling || s.ws_attached.swap(true, Ordering::AcqRel)
     });
     // Keeps the connection counted against the server's cap while the socket lives.
     let permit = req
@@ -153,9 +155,7 @@ async fn upgraded<H: EngineHandler>(
     .await;
     if probed != Ok(true) {
         // The session carries on over polling.
-        let _ = s
-            .state
-            .compare_exchange(UPGRADING, POLLING, Ordering::AcqRel, Ordering::Acquire);
+        s.transport.switch(Transport::Upgrading, Transport::Polling);
         s.ws_attached.store(false, Ordering::Release);
         wr.put_close();
         let _ = wr.flush().await;
@@ -166,7 +166,7 @@ async fn upgraded<H: EngineHandler>(
         inner.finish(s);
         return;
     };
-    s.state.store(WEBSOCKET, Ordering::Release);
+    s.transport.set(Transport::WebSocket);
     serve(inner, &s.conn, &s.upper, rx, reader, wr).await;
     inner.finish(s);
 }
@@ -193,11 +193,11 @@ async fn probe<C>(
                 {
                     return false;
                 }
-                s.state.store(UPGRADING, Ordering::Release);
+                s.transport.set(Transport::Upgrading);
                 s.wake_poll.notify_one();
             }
             Ok(Packet::Pong(_)) => s.pong.notify_one(),
-            Ok(Packet::Upgrade) if s.state.load(Ordering::Acquire) == UPGRADING => return true,
+            Ok(Packet::Upgrade) if s.transport.get() == Transport::Upgrading => return true,
             Ok(Packet::Noop) => {}
             _ => return false,
         }

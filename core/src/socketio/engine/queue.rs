@@ -11,8 +11,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use super::engine::lock;
-use super::engine_packet::Outgoing;
+use super::packet::Outgoing;
+use crate::sync::lock;
 
 /// Why an item was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,13 +156,15 @@ impl Receiver {
         true
     }
 
-    /// The oldest queued item, if any.
+    /// The oldest queued item, if any (for readers without a transport: `detached`).
+    #[cfg(any(test, feature = "detached"))]
     pub fn try_recv(&self) -> Result<Outgoing, Empty> {
         lock(&self.0.state).items.pop_front().ok_or(Empty)
     }
 }
 
 /// Returned by [`Receiver::try_recv`] when nothing is queued.
+#[cfg(any(test, feature = "detached"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;
 
@@ -210,7 +212,7 @@ impl std::fmt::Debug for Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socketio::engine_packet::{message, Outgoing};
+    use crate::socketio::engine::packet::message;
     use std::future::Future;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Wake};
@@ -223,6 +225,12 @@ mod tests {
         }
     }
 
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        (wakes.clone(), Waker::from(wakes))
+    }
+
     fn item(n: u8) -> Outgoing {
         Outgoing::Frame(message(&[b'0' + n]))
     }
@@ -230,8 +238,7 @@ mod tests {
     #[test]
     fn bounded_in_order_and_one_wake_per_burst() {
         let (tx, mut rx) = queue(3);
-        let wakes = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut batch = VecDeque::new();
         {
@@ -269,8 +276,7 @@ mod tests {
     #[test]
     fn closing_wakes_the_transport_and_keeps_what_was_queued() {
         let (tx, mut rx) = queue(8);
-        let wakes = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         tx.push(item(1)).unwrap();
         let mut batch = VecDeque::new();

@@ -12,10 +12,12 @@ use std::collections::VecDeque;
 use tokio::time::Instant;
 
 use super::conn::CloseReason;
-use super::engine::{lock, EngineHandler, Inner, Message, Session, POLLING, UPGRADING, WEBSOCKET};
-use super::engine_packet::{self as ep, Packet};
 use super::http::{respond, EioError};
+use super::packet::{self as ep, Packet};
 use super::queue;
+use super::session::{Inner, Session, Transport};
+use super::{EngineHandler, Message};
+use crate::sync::lock;
 use crate::{Request, Response};
 
 pub(crate) fn text_response(body: Bytes) -> Response {
@@ -37,25 +39,20 @@ impl<C> Drop for RxGuard<'_, C> {
 }
 
 /// GET: waits until something is queued, then answers with everything queued.
-pub(crate) async fn poll<H: EngineHandler>(
-    _inner: &Arc<Inner<H>>,
-    s: &Arc<Session<H::Conn>>,
-) -> Result<Response, EioError> {
+pub(crate) async fn poll<C>(s: &Arc<Session<C>>) -> Result<Response, EioError> {
     if s.ws_attached.load(Ordering::Acquire) {
         // A WebSocket is taking over: the client's `2probe`/`5` may be in flight on it, and
         // this poll must see the outcome (refused after `5`) rather than race it.
         for _ in 0..25 {
-            if s.state.load(Ordering::Acquire) == WEBSOCKET
-                || !s.ws_attached.load(Ordering::Acquire)
-            {
+            if s.transport.get() == Transport::WebSocket || !s.ws_attached.load(Ordering::Acquire) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
-    match s.state.load(Ordering::Acquire) {
-        WEBSOCKET => return Err(EioError::BadRequest),
-        UPGRADING => return Ok(text_response(ep::noop())),
+    match s.transport.get() {
+        Transport::WebSocket => return Err(EioError::BadRequest),
+        Transport::Upgrading => return Ok(text_response(ep::noop())),
         _ => {}
     }
     let Some(rx) = lock(&s.rx).take() else {
@@ -98,7 +95,7 @@ pub(crate) async fn post<H: EngineHandler>(
     s: &Arc<Session<H::Conn>>,
     req: Request,
 ) -> Result<Response, EioError> {
-    if s.state.load(Ordering::Acquire) == WEBSOCKET {
+    if s.transport.get() == Transport::WebSocket {
         return Err(EioError::BadRequest);
     }
     if s.posting.swap(true, Ordering::AcqRel) {
@@ -181,7 +178,7 @@ pub(crate) async fn heartbeat<H: EngineHandler>(inner: Arc<Inner<H>>, s: Arc<Ses
             () = token.cancelled() => break,
             () = tokio::time::sleep_until(next_ping) => {}
         }
-        if s.state.load(Ordering::Acquire) == WEBSOCKET {
+        if s.transport.get() == Transport::WebSocket {
             return;
         }
         // During an upgrade the ping waits in the queue and goes out over the new transport.
@@ -197,9 +194,9 @@ pub(crate) async fn heartbeat<H: EngineHandler>(inner: Arc<Inner<H>>, s: Arc<Ses
                 next_ping = Instant::now() + cfg.ping_interval;
             }
             () = tokio::time::sleep_until(deadline) => {
-                match s.state.load(Ordering::Acquire) {
-                    WEBSOCKET => return,
-                    UPGRADING => next_ping = Instant::now() + cfg.ping_interval,
+                match s.transport.get() {
+                    Transport::WebSocket => return,
+                    Transport::Upgrading => next_ping = Instant::now() + cfg.ping_interval,
                     _ => {
                         s.conn.close(CloseReason::PingTimeout);
                         break;
@@ -208,13 +205,7 @@ pub(crate) async fn heartbeat<H: EngineHandler>(inner: Arc<Inner<H>>, s: Arc<Ses
             }
         }
     }
-    if s.state.load(Ordering::Acquire) != WEBSOCKET {
+    if s.transport.get() != Transport::WebSocket {
         inner.finish(&s);
     }
-}
-
-/// True when a ping went unanswered past its deadline, even if the timer has not fired yet.
-pub(crate) fn pong_overdue<C>(s: &Session<C>) -> bool {
-    s.state.load(Ordering::Acquire) == POLLING
-        && lock(&s.pong_deadline).is_some_and(|d| Instant::now() >= d)
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::engine_packet::Outgoing;
+use super::packet::Outgoing;
 use super::queue::{self, Rejected};
 
 /// Why a connection ended. The first reason recorded wins.
@@ -24,7 +24,7 @@ pub enum CloseReason {
     ParseError = 5,
     /// The application closed it.
     ServerClose = 6,
-    /// [`super::SocketIo::close_all`] or the engine's shutdown.
+    /// [`super::Engine::close_all`] (which `SocketIo::close_all` calls).
     ServerShutdown = 7,
     /// No Socket.IO namespace was joined within the connect timeout.
     ConnectTimeout = 8,
