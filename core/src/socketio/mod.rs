@@ -52,7 +52,7 @@
 //! the heartbeat), the other writes. The writer is woken by the queue alone; it frames what
 //! the queue holds into one buffer (`engine/batched.rs`) and flushes it once the queue is drained, so
 //! frames queued by concurrent broadcasts leave in one system call, which is what fan-out
-//! throughput hangs on (see BENCHMARKS.md). The buffer is allocated on first write and
+//! throughput hangs on (see docs/perf/2026-11-relay.md). The buffer is allocated on first write and
 //! released after bursts. Besides the socket, a connection holds fastwebsockets' 8 KiB read
 //! buffer and the two tasks. The handlers' futures are boxed per call so an idle connection's
 //! task does not carry their size. A polling session has a heartbeat task instead, and every

@@ -2,7 +2,7 @@
 //! channel, in the order they were raised, without each one waiting for Redis: envelopes
 //! queue here, and one task sends whatever has gathered as one pipeline. So a socket's next
 //! packet is handled while its previous event is still on the way, and a burst of events
-//! costs one round trip, which is what relay throughput hangs on (see BENCHMARKS.md).
+//! costs one round trip, which is what relay throughput hangs on (see docs/perf/2026-11-relay.md).
 
 use std::sync::{Arc, OnceLock};
 
