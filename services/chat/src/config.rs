@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use platform_core::config::{ConfigError, Env};
+use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::socketio::Cors;
 
@@ -62,7 +63,7 @@ impl Config {
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
-            socket_cors: cors(&env.string("CORS_ORIGINS", "*")),
+            socket_cors: socket_cors(Origins::from_env(env)),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
             trust: Trust::from_env(env)?,
@@ -75,17 +76,12 @@ impl Config {
     }
 }
 
-fn cors(origins: &str) -> Cors {
-    let list: Vec<String> = origins
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if list.iter().any(|o| o == "*") {
-        Cors::Any
-    } else if list.is_empty() {
-        Cors::Off
-    } else {
-        Cors::Origins(list)
+/// `CORS_ORIGINS` in the Socket.IO layer's terms (the same three cases; it answers them by
+/// [`platform_core::cors::Policy::Polling`]).
+fn socket_cors(origins: Origins) -> Cors {
+    match origins {
+        Origins::Off => Cors::Off,
+        Origins::Any => Cors::Any,
+        Origins::List(list) => Cors::Origins(list),
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::Uri;
 use platform_core::config::{ConfigError, Env};
+use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::ratelimit::Limit;
 
@@ -19,8 +20,8 @@ pub struct Config {
     /// The same for Socket.IO long-polling, which is held open by design.
     pub poll_timeout: Duration,
     pub body_limit: usize,
-    /// Allowed browser origins; `*` allows any.
-    pub cors_origins: Vec<String>,
+    /// Allowed browser origins (`CORS_ORIGINS`).
+    pub cors_origins: Origins,
     pub max_connections: usize,
     /// API requests forwarded at once; past this the gateway answers 503 at once instead of
     /// queueing work that would only time out.
@@ -83,12 +84,7 @@ impl Config {
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 15_000, 100, 600_000)?,
             poll_timeout: env.millis("POLL_TIMEOUT_MS", 60_000, 1_000, 600_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
-            cors_origins: env
-                .string("CORS_ORIGINS", "*")
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            cors_origins: Origins::from_env(env),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
             trust: Trust::from_env(env)?,

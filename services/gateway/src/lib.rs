@@ -5,20 +5,19 @@
 //! - [`config`]: settings from the environment.
 //! - `auth`: accounts and sessions (`/auth/*`, `/me`), and authenticating what is forwarded.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
-//! - `cors`: browser origin rules.
 //!
 //! It also answers `/healthz`, `/readyz` (every upstream up), `/metrics`, and `/openapi.json`
 //! (the HTTP contract, `api/openapi.json`).
 
 mod auth;
 pub mod config;
-mod cors;
 mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use platform_core::cors::{self, Cors};
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::{health, json, ApiError, Request, Response};
 use tokio::net::TcpListener;
@@ -31,7 +30,7 @@ struct State {
     client: proxy::HttpClient,
     chat: proxy::Pool,
     call: proxy::Pool,
-    cors: cors::Cors,
+    cors: Cors,
     metrics: platform_core::metrics::Metrics,
     in_flight: tokio::sync::Semaphore,
     shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -71,7 +70,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     Ok(App {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
-            cors: cors::Cors::new(&config.cors_origins),
+            cors: Cors::new(config.cors_origins.clone(), cors::Policy::Api),
             client: proxy::client(),
             chat: proxy::Pool::new(&config.chat),
             call: proxy::Pool::new(&config.call),
