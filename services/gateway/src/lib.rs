@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use platform_core::cors::{self, Cors};
 use platform_core::server::{self, Handler, ServeOptions};
-use platform_core::{health, json, ApiError, Request, Response};
+use platform_core::{health, json, ApiError, Context, Failure, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -89,12 +89,12 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let opts = ServeOptions {
         max_connections: config.max_connections,
         ..ServeOptions::default()
     };
-    let app = app(config).map_err(|e| e.to_string())?;
+    let app = app(config).context("connection pools")?;
     // Accounts live in PostgreSQL: the schema must exist before the first sign-in.
     platform_core::migrate::run(
         &app.state.auth.pg,
