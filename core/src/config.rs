@@ -1,8 +1,11 @@
 //! Configuration read once from the environment and validated before any port is bound.
 //! Every error names the variable and the value it had; `exit_on_error` prints it and exits
-//! non-zero.
+//! non-zero. The settings every service reads alike live here too: [`Listen`] (`HOST`,
+//! `PORT`) and [`Stores`] (PostgreSQL, Redis, namespace, pool sizes), each service passing
+//! its own defaults.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -157,6 +160,59 @@ impl Env {
     }
 }
 
+/// Where a service listens: `HOST` and `PORT`.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub host: IpAddr,
+    pub port: u16,
+}
+
+impl Listen {
+    /// `host` and `port` are the service's defaults.
+    pub fn from_env(env: &Env, host: &str, port: u16) -> Result<Self, ConfigError> {
+        Ok(Listen {
+            host: env.host("HOST", host)?,
+            port: env.port("PORT", port)?,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// A service's default pool sizes, the most connections it opens to each store.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizes {
+    pub pg: usize,
+    pub redis: u32,
+}
+
+/// The shared stores: `CHAT_DATABASE_URL`, `REDIS_URL` (or `REDIS_HOST` + `REDIS_PORT`),
+/// `CHAT_NAMESPACE`, and the pool sizes `PG_POOL_SIZE` and `REDIS_POOL_SIZE`.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub database_url: String,
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel.
+    pub namespace: String,
+    pub pg_pool_size: usize,
+    pub redis_pool_size: u32,
+}
+
+impl Stores {
+    /// `pools` are the service's default pool sizes.
+    pub fn from_env(env: &Env, pools: PoolSizes) -> Result<Self, ConfigError> {
+        Ok(Stores {
+            database_url: env.database_url()?,
+            redis_url: env.redis_url()?,
+            namespace: env.string("CHAT_NAMESPACE", "chat"),
+            pg_pool_size: env.number("PG_POOL_SIZE", pools.pg, 1, 1000)?,
+            redis_pool_size: env.number("REDIS_POOL_SIZE", pools.redis, 1, 1000)?,
+        })
+    }
+}
+
 /// Prints a configuration error and exits with status 2.
 pub fn exit_on_error<T>(r: Result<T, ConfigError>) -> T {
     match r {
@@ -197,5 +253,20 @@ mod tests {
         assert!(env.database_url().is_err());
         assert!(env.boolean("B", false).is_err());
         assert!(!env.boolean("NOPE", false).unwrap());
+    }
+
+    #[test]
+    fn shared_settings_take_the_service_defaults() {
+        let pools = PoolSizes { pg: 8, redis: 2 };
+        let s = Stores::from_env(&Env::from_pairs(&[]), pools).unwrap();
+        assert_eq!((s.pg_pool_size, s.redis_pool_size), (8, 2));
+        assert_eq!(s.namespace, "chat");
+        let env = Env::from_pairs(&[("PG_POOL_SIZE", "3"), ("REDIS_POOL_SIZE", "0")]);
+        assert_eq!(
+            Stores::from_env(&env, pools).unwrap_err().var,
+            "REDIS_POOL_SIZE"
+        );
+        let l = Listen::from_env(&Env::from_pairs(&[("PORT", "9")]), "127.0.0.1", 1).unwrap();
+        assert_eq!(l.addr().to_string(), "127.0.0.1:9");
     }
 }

@@ -7,7 +7,10 @@
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
 //! - [`events`]: realtime events published for the chat instances to deliver.
 //! - [`error`]: the one HTTP error type, rendered as the contract's error body.
-//! - [`config`]: environment parsing that names the offending variable.
+//! - [`failure`]: the error a service's `run()` stops with, naming the step that failed.
+//! - [`config`]: environment parsing that names the offending variable, and the settings
+//!   every service shares (where it listens, its stores and pool sizes).
+//! - [`cors`]: browser origins (`CORS_ORIGINS`), preflights and CORS response headers.
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
 //! - [`metrics`]: Prometheus counters and histograms for `/metrics`.
 //! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
@@ -27,8 +30,10 @@
 
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod events;
+pub mod failure;
 pub mod health;
 pub mod identity;
 pub mod json;
@@ -52,6 +57,7 @@ pub mod validate;
 
 pub use body::Body;
 pub use error::ApiError;
+pub use failure::{Context, Failure};
 
 /// Every handler's request type.
 pub type Request = hyper::Request<hyper::body::Incoming>;

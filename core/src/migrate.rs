@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::failure::{Context, Failure};
 use crate::pools::PgPool;
 
 pub struct Migration {
@@ -38,7 +39,7 @@ pub async fn run(
     pool: &PgPool,
     migrations: &[Migration],
     patience: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut client = loop {
         match pool.get().await {
@@ -47,14 +48,13 @@ pub async fn run(
                 tracing::warn!(error = %e, "waiting for PostgreSQL");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => return Err(format!("PostgreSQL unreachable: {e}")),
+            Err(e) => return Err(Failure::new("migrations: PostgreSQL unreachable", e)),
         }
     };
-    let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await
-        .map_err(err)?;
+        .context("migrations: taking the lock")?;
     let result = apply(&mut client, migrations).await;
     // Unlock even after a failure; the session lock would also die with the connection.
     let _ = client
@@ -66,8 +66,8 @@ pub async fn run(
 async fn apply(
     client: &mut deadpool_postgres::Object,
     migrations: &[Migration],
-) -> Result<(), String> {
-    let err = |e: tokio_postgres::Error| format!("migration failed: {e}");
+) -> Result<(), Failure> {
+    const STEP: &str = "migrations";
     client
         .batch_execute(
             // Quiet: "already exists" notices on every start are noise.
@@ -79,26 +79,26 @@ async fn apply(
              RESET client_min_messages",
         )
         .await
-        .map_err(err)?;
+        .context(STEP)?;
     let applied: Vec<i32> = client
         .query("SELECT version FROM schema_migrations", &[])
         .await
-        .map_err(err)?
+        .context(STEP)?
         .iter()
         .map(|r| r.get(0))
         .collect();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        let tx = client.transaction().await.map_err(err)?;
+        let tx = client.transaction().await.context(STEP)?;
         tx.batch_execute(m.sql)
             .await
-            .map_err(|e| format!("migration {} ({}) failed: {e}", m.version, m.name))?;
+            .with_context(|| format!("migration {} ({})", m.version, m.name))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[&m.version, &m.name],
         )
         .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
+        .context(STEP)?;
+        tx.commit().await.context(STEP)?;
         tracing::info!(version = m.version, name = m.name, "migration applied");
     }
     Ok(())

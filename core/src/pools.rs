@@ -7,12 +7,24 @@ use std::time::Duration;
 use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Stores};
 
 pub type PgPool = deadpool_postgres::Pool;
 pub type RedisPool = bb8::Pool<RedisManager>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Stores {
+    /// The PostgreSQL pool these settings describe (lazy: nothing is connected yet).
+    pub fn postgres(&self) -> Result<PgPool, ConfigError> {
+        postgres(&self.database_url, self.pg_pool_size)
+    }
+
+    /// The Redis pool these settings describe (lazy too).
+    pub fn redis(&self) -> Result<RedisPool, ConfigError> {
+        redis(&self.redis_url, self.redis_pool_size)
+    }
+}
 
 pub fn postgres(url: &str, max_size: usize) -> Result<PgPool, ConfigError> {
     let bad = |reason: String| ConfigError {

@@ -148,7 +148,7 @@ pub async fn launch<C, Fut>(
     addr: impl FnOnce(&C) -> std::net::SocketAddr,
     run: impl FnOnce(TcpListener, C, CancellationToken) -> Fut,
 ) where
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), crate::Failure>>,
 {
     crate::telemetry::init(service);
     let config = crate::config::exit_on_error(config(&crate::config::Env::process()));

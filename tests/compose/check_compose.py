@@ -4,7 +4,8 @@ Reads the resolved configuration (`docker compose config --format json`, run wit
 settings but INTERNAL_SECRET) and compares it with:
 - the documented ports (README's service table, and the contract's list when ../shared/API.md
   is there): published host ports, loopback-only publishing of the internal services;
-- each Rust service's own defaults (`env.port("PORT", N)` in services/<name>/src/config.rs):
+- each Rust service's own defaults (`Listen::from_env(env, HOST, PORT)` in
+  services/<name>/src/config.rs):
   the PORT compose sets and the container port it publishes;
 - the README's Configuration table and the sources: every variable compose sets is
   documented and read by the service's crate or platform-core;
@@ -99,17 +100,21 @@ def readme_variables(repo: Path) -> set[str]:
     return names
 
 
+# A service's default HOST and PORT: `Listen::from_env(env, "0.0.0.0", 3000)`.
+LISTEN = re.compile(r'Listen::from_env\(\s*\w+\s*,\s*"([^"]+)"\s*,\s*(\d+)\s*\)')
+
+
 def source_default_port(repo: Path, crate: str) -> int | None:
     config = repo / "services" / crate / "src" / "config.rs"
     if not config.exists():
         return None
-    m = re.search(r'\.port\(\s*"PORT"\s*,\s*(\d+)\s*\)', config.read_text())
-    return int(m.group(1)) if m else None
+    m = LISTEN.search(config.read_text())
+    return int(m.group(2)) if m else None
 
 
 def source_default_host(repo: Path, crate: str) -> str | None:
     config = repo / "services" / crate / "src" / "config.rs"
-    m = re.search(r'\.host\(\s*"HOST"\s*,\s*"([^"]+)"\s*\)', config.read_text()) if config.exists() else None
+    m = LISTEN.search(config.read_text()) if config.exists() else None
     return m.group(1) if m else None
 
 

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use platform_core::pools::{self, PgPool, RedisPool};
+use platform_core::pools::{PgPool, RedisPool};
 use platform_core::router::{Match, Router};
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::stream::Keys;
 use platform_core::{health, ApiError, Request, Response};
+use platform_core::{Context, Failure};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -97,9 +98,9 @@ pub struct App {
 
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let state = State {
-        pg: pools::postgres(&config.database_url, config.pg_pool_size)?,
-        redis: pools::redis(&config.redis_url, 4)?,
-        keys: Keys::new(&config.namespace),
+        pg: config.stores.postgres()?,
+        redis: config.stores.redis()?,
+        keys: Keys::new(&config.stores.namespace),
         metrics: platform_core::metrics::Metrics::new("call", &LABELS),
         config,
     };
@@ -113,8 +114,8 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
-    let app = app(config).map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let app = app(config).context("connection pools")?;
     platform_core::migrate::run(
         &app.state.pg,
         platform_core::migrate::ALL,

@@ -1,28 +1,23 @@
 //! The chat service's settings, read once from the environment.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use platform_core::config::{ConfigError, Env};
+use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::socketio::Cors;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: IpAddr,
-    pub port: u16,
-    pub database_url: String,
-    pub redis_url: String,
-    /// Prefix of every Redis key and channel (`CHAT_NAMESPACE`).
-    pub namespace: String,
+    pub listen: Listen,
+    pub stores: Stores,
     /// How long a send waits for the worker's commit before answering 202.
     pub send_wait: Duration,
     pub body_limit: usize,
     pub message_max_chars: usize,
     /// How long `clientMessageId`s and pending marks are remembered in Redis.
     pub dedupe_ttl_secs: u64,
-    pub pg_pool_size: usize,
-    pub redis_pool_size: u32,
     pub max_connections: usize,
     /// Conversations whose member lists are kept in memory.
     pub member_cache_size: usize,
@@ -46,23 +41,18 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            host: env.host("HOST", "0.0.0.0")?,
-            port: env.port("PORT", 3001)?,
-            database_url: env.database_url()?,
-            redis_url: env.redis_url()?,
-            namespace: env.string("CHAT_NAMESPACE", "chat"),
+            listen: Listen::from_env(env, "0.0.0.0", 3001)?,
+            stores: Stores::from_env(env, PoolSizes { pg: 16, redis: 4 })?,
             send_wait: env.millis("SEND_WAIT_MS", 2000, 0, 60_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
             message_max_chars: env.number("MESSAGE_MAX_CHARS", 4000, 1, 100_000)?,
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
-            pg_pool_size: env.number("PG_POOL_SIZE", 16, 1, 1000)?,
-            redis_pool_size: env.number("REDIS_POOL_SIZE", 4, 1, 1000)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
-            socket_cors: cors(&env.string("CORS_ORIGINS", "*")),
+            socket_cors: socket_cors(Origins::from_env(env)),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
             trust: Trust::from_env(env)?,
@@ -71,21 +61,16 @@ impl Config {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.host, self.port)
+        self.listen.addr()
     }
 }
 
-fn cors(origins: &str) -> Cors {
-    let list: Vec<String> = origins
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if list.iter().any(|o| o == "*") {
-        Cors::Any
-    } else if list.is_empty() {
-        Cors::Off
-    } else {
-        Cors::Origins(list)
+/// `CORS_ORIGINS` in the Socket.IO layer's terms (the same three cases; it answers them by
+/// [`platform_core::cors::Policy::Polling`]).
+fn socket_cors(origins: Origins) -> Cors {
+    match origins {
+        Origins::Off => Cors::Off,
+        Origins::Any => Cors::Any,
+        Origins::List(list) => Cors::Origins(list),
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use platform_core::pools::{self, PgPool, RedisPool};
 use platform_core::server::{self, ServeOptions};
 use platform_core::stream::Keys;
+use platform_core::{Context, Failure};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -51,9 +52,9 @@ pub struct App {
 
 /// Builds the pools and the handler without touching the network.
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
-    let pg = pools::postgres(&config.database_url, config.pg_pool_size)?;
-    let redis = pools::redis(&config.redis_url, config.redis_pool_size)?;
-    let keys = Keys::new(&config.namespace);
+    let pg = config.stores.postgres()?;
+    let redis = config.stores.redis()?;
+    let keys = Keys::new(&config.stores.namespace);
     let state = State {
         members: members::MemberCache::new(config.member_cache_size),
         queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
@@ -76,8 +77,8 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
-    let app = app(config).map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let app = app(config).context("connection pools")?;
     let state = app.state.clone();
     platform_core::migrate::run(
         &state.pg,
@@ -118,7 +119,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_redis(state: &State) -> Result<(), String> {
+async fn wait_for_redis(state: &State) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match state.queue.ensure_group(&state.redis).await {
@@ -127,7 +128,10 @@ async fn wait_for_redis(state: &State) -> Result<(), String> {
                 tracing::warn!(error = %e, "waiting for Redis");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => return Err(format!("Redis unreachable: {e}")),
+            Err(e) => {
+                let url = pools::redact(&state.config.stores.redis_url);
+                return Err(Failure::new(format!("Redis unreachable at {url}"), e));
+            }
         }
     }
 }

@@ -1,17 +1,17 @@
 //! The gateway's settings, read once from the environment.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Uri;
-use platform_core::config::{ConfigError, Env};
+use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::ratelimit::Limit;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: IpAddr,
-    pub port: u16,
+    pub listen: Listen,
     pub chat: Uri,
     pub call: Uri,
     /// Longest wait for an upstream's response head on API routes (then 504).
@@ -19,8 +19,8 @@ pub struct Config {
     /// The same for Socket.IO long-polling, which is held open by design.
     pub poll_timeout: Duration,
     pub body_limit: usize,
-    /// Allowed browser origins; `*` allows any.
-    pub cors_origins: Vec<String>,
+    /// Allowed browser origins (`CORS_ORIGINS`).
+    pub cors_origins: Origins,
     pub max_connections: usize,
     /// API requests forwarded at once; past this the gateway answers 503 at once instead of
     /// queueing work that would only time out.
@@ -28,9 +28,7 @@ pub struct Config {
     /// `AUTH_MODE` and the secret the services check.
     pub trust: Trust,
     /// Accounts live in PostgreSQL, sessions and rate counters in Redis.
-    pub database_url: String,
-    pub redis_url: String,
-    pub namespace: String,
+    pub stores: Stores,
     pub session_ttl: Duration,
     /// Live sessions per user; signing in again ends the oldest.
     pub max_sessions_per_user: u32,
@@ -76,25 +74,17 @@ impl Limits {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            host: env.host("HOST", "0.0.0.0")?,
-            port: env.port("PORT", 3000)?,
+            listen: Listen::from_env(env, "0.0.0.0", 3000)?,
             chat: upstream(env, "CHAT_SERVICE_URL", "http://127.0.0.1:3001")?,
             call: upstream(env, "CALL_SERVICE_URL", "http://127.0.0.1:3002")?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 15_000, 100, 600_000)?,
             poll_timeout: env.millis("POLL_TIMEOUT_MS", 60_000, 1_000, 600_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
-            cors_origins: env
-                .string("CORS_ORIGINS", "*")
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            cors_origins: Origins::from_env(env),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
             trust: Trust::from_env(env)?,
-            database_url: env.database_url()?,
-            redis_url: env.redis_url()?,
-            namespace: env.string("CHAT_NAMESPACE", "chat"),
+            stores: Stores::from_env(env, PoolSizes { pg: 8, redis: 4 })?,
             session_ttl: Duration::from_secs(env.number(
                 "SESSION_TTL_SECS",
                 7 * 86_400,
@@ -112,7 +102,7 @@ impl Config {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.host, self.port)
+        self.listen.addr()
     }
 }
 

@@ -5,22 +5,21 @@
 //! - [`config`]: settings from the environment.
 //! - `auth`: accounts and sessions (`/auth/*`, `/me`), and authenticating what is forwarded.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
-//! - `cors`: browser origin rules.
 //!
 //! It also answers `/healthz`, `/readyz` (every upstream up), `/metrics`, and `/openapi.json`
 //! (the HTTP contract, `api/openapi.json`).
 
 mod auth;
 pub mod config;
-mod cors;
 mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use platform_core::cors::{self, Cors};
 use platform_core::server::{self, Handler, ServeOptions};
-use platform_core::{health, json, ApiError, Request, Response};
+use platform_core::{health, json, ApiError, Context, Failure, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +30,7 @@ struct State {
     client: proxy::HttpClient,
     chat: proxy::Pool,
     call: proxy::Pool,
-    cors: cors::Cors,
+    cors: Cors,
     metrics: platform_core::metrics::Metrics,
     in_flight: tokio::sync::Semaphore,
     shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -71,7 +70,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     Ok(App {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
-            cors: cors::Cors::new(&config.cors_origins),
+            cors: Cors::new(config.cors_origins.clone(), cors::Policy::Api),
             client: proxy::client(),
             chat: proxy::Pool::new(&config.chat),
             call: proxy::Pool::new(&config.call),
@@ -90,12 +89,12 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let opts = ServeOptions {
         max_connections: config.max_connections,
         ..ServeOptions::default()
     };
-    let app = app(config).map_err(|e| e.to_string())?;
+    let app = app(config).context("connection pools")?;
     // Accounts live in PostgreSQL: the schema must exist before the first sign-in.
     platform_core::migrate::run(
         &app.state.auth.pg,

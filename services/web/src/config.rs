@@ -1,9 +1,9 @@
 //! The web server's settings, read once from the environment and checked before binding.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use platform_core::config::{ConfigError, Env};
+use platform_core::config::{ConfigError, Env, Listen};
 
 /// The value of `GATEWAY_PUBLIC_URL` that makes the UI call the origin it was loaded from
 /// (for a reverse proxy that serves the UI and the API under one host).
@@ -11,8 +11,7 @@ pub const SAME_ORIGIN: &str = "same-origin";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: IpAddr,
-    pub port: u16,
+    pub listen: Listen,
     /// The built UI: a directory holding `index.html`, canonicalised.
     pub static_dir: PathBuf,
     /// The gateway as browsers reach it, handed to the UI by `/config.json`; empty means
@@ -39,8 +38,7 @@ const MAX_ICE_FIELD: usize = 512;
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            host: env.host("HOST", "0.0.0.0")?,
-            port: env.port("PORT", 8080)?,
+            listen: Listen::from_env(env, "0.0.0.0", 8080)?,
             static_dir: static_dir(env)?,
             api_url: api_url(env)?,
             ice: ice_servers(env)?,
@@ -49,7 +47,7 @@ impl Config {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.host, self.port)
+        self.listen.addr()
     }
 }
 
@@ -170,7 +168,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = with_dist(&[]).unwrap();
-        assert_eq!(c.port, 8080);
+        assert_eq!(c.listen.port, 8080);
         assert_eq!(c.api_url, "http://localhost:3000");
     }
 

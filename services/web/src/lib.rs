@@ -74,7 +74,7 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), platform_core::Failure> {
     let opts = ServeOptions {
         max_connections: config.max_connections,
         ..ServeOptions::default()

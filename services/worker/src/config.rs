@@ -1,18 +1,15 @@
 //! The worker's settings, read once from the environment.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use platform_core::config::{ConfigError, Env};
+use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Health endpoints only.
-    pub host: IpAddr,
-    pub port: u16,
-    pub database_url: String,
-    pub redis_url: String,
-    pub namespace: String,
+    pub listen: Listen,
+    pub stores: Stores,
     /// This worker's name in the consumer group; unique per process by default.
     pub consumer: String,
     /// Most entries stored in one transaction.
@@ -38,11 +35,10 @@ impl Config {
             std::process::id()
         );
         Ok(Config {
-            host: env.host("HOST", "127.0.0.1")?,
-            port: env.port("PORT", 3003)?,
-            database_url: env.database_url()?,
-            redis_url: env.redis_url()?,
-            namespace: env.string("CHAT_NAMESPACE", "chat"),
+            listen: Listen::from_env(env, "127.0.0.1", 3003)?,
+            // One transaction at a time, plus the admin endpoints; the stream reader has a
+            // connection of its own.
+            stores: Stores::from_env(env, PoolSizes { pg: 4, redis: 2 })?,
             consumer: env.string("WORKER_CONSUMER", &default_consumer),
             batch_max: env.number("BATCH_MAX", 1000, 1, 100_000)?,
             batch_wait: env.millis("BATCH_WAIT_MS", 0, 0, 10_000)?,
@@ -54,6 +50,6 @@ impl Config {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.host, self.port)
+        self.listen.addr()
     }
 }

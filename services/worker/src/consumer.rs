@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use platform_core::pools::{PgPool, RedisPool};
 use platform_core::stream::{Entry, Keys, FIELD, GROUP};
+use platform_core::{Context, Failure};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
@@ -81,7 +82,7 @@ impl Consumer {
     /// Blocking reads get a connection of their own: on a shared multiplexed connection they
     /// would hold up every other command.
     async fn connect_reader(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let client = redis::Client::open(self.config.redis_url.as_str())?;
+        let client = redis::Client::open(self.config.stores.redis_url.as_str())?;
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.config.block + Duration::from_secs(5)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
@@ -188,8 +189,8 @@ impl Consumer {
         &self,
         stored: &Stored,
         dead: &[(String, Vec<u8>, String)],
-    ) -> Result<(), String> {
-        let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+    ) -> Result<(), Failure> {
+        let mut conn = self.redis.get().await.context("Redis pool")?;
         let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
         let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
@@ -231,7 +232,7 @@ impl Consumer {
             pipe.cmd("DEL").arg(&pending).ignore();
         }
         if !n.is_empty() {
-            let body = serde_json::to_vec(n).map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(n).context("encoding the commit notice")?;
             pipe.cmd("PUBLISH")
                 .arg(&self.keys.notices)
                 .arg(body)
@@ -243,7 +244,7 @@ impl Consumer {
         }
         pipe.query_async::<()>(&mut *conn)
             .await
-            .map_err(|e| e.to_string())
+            .context("settling a batch")
     }
 
     /// Of the messages that edits/deletes did not find, those still queued themselves.
@@ -251,13 +252,13 @@ impl Consumer {
         &self,
         conn: &mut platform_core::pools::RedisConn,
         unresolved: &[(String, uuid::Uuid)],
-    ) -> Result<Vec<uuid::Uuid>, String> {
+    ) -> Result<Vec<uuid::Uuid>, Failure> {
         let mut out = Vec::new();
         for (_, id) in unresolved {
             let exists: bool = conn
                 .exists(self.keys.pending(id))
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("checking pending marks")?;
             if exists {
                 out.push(*id);
             }
@@ -266,9 +267,9 @@ impl Consumer {
     }
 
     /// Dead-letters entries delivered too often, takes over idle ones, trims the stream.
-    async fn maintain(&self) -> Result<(), String> {
+    async fn maintain(&self) -> Result<(), Failure> {
         let idle = self.config.claim_idle.as_millis() as u64;
-        let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+        let mut conn = self.redis.get().await.context("Redis pool")?;
         let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
             .arg(&self.keys.stream)
             .arg(GROUP)
@@ -279,13 +280,13 @@ impl Consumer {
             .arg(self.config.batch_max)
             .query_async(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
+            .context("XPENDING")?;
         for (id, _, _, deliveries) in pending.iter().filter(|p| p.3 >= self.config.max_deliveries) {
             let claimed: Vec<StreamId> = conn
                 .xclaim(&self.keys.stream, GROUP, &self.config.consumer, idle, &[id])
                 .await
                 .map(|r: redis::streams::StreamClaimReply| r.ids)
-                .map_err(|e| e.to_string())?;
+                .context("XCLAIM")?;
             let Some(entry) = claimed.first() else {
                 continue;
             };
@@ -310,7 +311,7 @@ impl Consumer {
                 .ignore();
             pipe.query_async::<()>(&mut *conn)
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("dead-lettering")?;
         }
         if pending.iter().any(|p| p.3 < self.config.max_deliveries) {
             let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
@@ -323,7 +324,7 @@ impl Consumer {
                 .arg(self.config.batch_max)
                 .query_async(&mut *conn)
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("XAUTOCLAIM")?;
             drop(conn);
             if !reply.claimed.is_empty() {
                 tracing::info!(
@@ -340,14 +341,14 @@ impl Consumer {
 
     /// Removes entries every consumer has acknowledged: everything below the oldest pending
     /// entry, or (with none pending) up to the last one delivered.
-    async fn trim(&self) -> Result<(), String> {
-        let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+    async fn trim(&self) -> Result<(), Failure> {
+        let mut conn = self.redis.get().await.context("Redis pool")?;
         // Delivered-up-to first, pending second: an entry delivered in between is either
         // above `last` or shows up as pending, so nothing unacknowledged is trimmed.
         let groups: redis::streams::StreamInfoGroupsReply = conn
             .xinfo_groups(&self.keys.stream)
             .await
-            .map_err(|e| e.to_string())?;
+            .context("XINFO GROUPS")?;
         let Some(group) = groups.groups.iter().find(|g| g.name == GROUP) else {
             return Ok(());
         };
@@ -357,7 +358,7 @@ impl Consumer {
             .arg(GROUP)
             .query_async(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
+            .context("XPENDING")?;
         let (count, oldest_pending) = match summary {
             redis::Value::Array(v) if v.len() >= 2 => {
                 let count = match &v[0] {
@@ -373,10 +374,7 @@ impl Consumer {
             }
             _ => (0, None),
         };
-        let length: u64 = conn
-            .xlen(&self.keys.stream)
-            .await
-            .map_err(|e| e.to_string())?;
+        let length: u64 = conn.xlen(&self.keys.stream).await.context("XLEN")?;
         let lag = oldest_pending
             .as_deref()
             .and_then(|id| id.split_once('-'))
@@ -400,7 +398,7 @@ impl Consumer {
             .arg(&min_id)
             .query_async(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
+            .context("XTRIM")?;
         Ok(())
     }
 }

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use platform_core::pools::{self, PgPool, RedisPool};
+use platform_core::pools::{PgPool, RedisPool};
 use platform_core::router::{Match, Router};
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::stream::Keys;
-use platform_core::{health, ApiError, Request, Response};
+use platform_core::{health, ApiError, Context, Failure, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,11 +33,11 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
-) -> Result<(), String> {
-    let pg = pools::postgres(&config.database_url, 4).map_err(|e| e.to_string())?;
-    let redis = pools::redis(&config.redis_url, 2).map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let pg = config.stores.postgres().context("connection pools")?;
+    let redis = config.stores.redis().context("connection pools")?;
     platform_core::migrate::run(&pg, platform_core::migrate::ALL, Duration::from_secs(60)).await?;
-    let keys = Keys::new(&config.namespace);
+    let keys = Keys::new(&config.stores.namespace);
     let stats = Arc::new(stats::Stats::new());
     let admin = Admin {
         pg: pg.clone(),

@@ -84,7 +84,7 @@ impl Realtime {
                 presence: presence.clone(),
                 // Only looked up here; the gateway issues them with their lifetime.
                 sessions: platform_core::sessions::Sessions::new(
-                    &state.config.namespace,
+                    &state.config.stores.namespace,
                     std::time::Duration::ZERO,
                 ),
                 quota: quota::SocketQuota::new(state.clone(), presence.clone()),

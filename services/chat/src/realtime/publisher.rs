@@ -7,6 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use platform_core::events::Envelope;
+use platform_core::{Context, Failure};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -80,11 +81,8 @@ async fn run(state: Arc<State>, mut rx: mpsc::Receiver<Job>) {
             pipe.cmd("PUBLISH").arg(&channel).arg(&j.body).ignore();
         }
         let sent = match state.redis.get().await {
-            Ok(mut conn) => pipe
-                .query_async::<()>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(mut conn) => pipe.query_async::<()>(&mut *conn).await.context("PUBLISH"),
+            Err(e) => Err(Failure::new("Redis pool", e)),
         };
         if let Err(e) = &sent {
             // Best effort, as every realtime event: clients read state back over HTTP.

@@ -25,7 +25,12 @@ pub async fn run(
     let keys = state.queue.keys().clone();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match subscribe(&state.config.redis_url, &[&keys.notices, &keys.events]).await {
+        match subscribe(
+            &state.config.stores.redis_url,
+            &[&keys.notices, &keys.events],
+        )
+        .await
+        {
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(100);
                 let _ = ready.send(true);

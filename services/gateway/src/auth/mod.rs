@@ -89,13 +89,13 @@ fn peer(req: &Request) -> String {
 impl Auth {
     pub fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
         Ok(Auth {
-            pg: platform_core::pools::postgres(&config.database_url, 8)?,
-            redis: platform_core::pools::redis(&config.redis_url, 4)?,
-            sessions: Sessions::new(&config.namespace, config.session_ttl)
+            pg: config.stores.postgres()?,
+            redis: config.stores.redis()?,
+            sessions: Sessions::new(&config.stores.namespace, config.session_ttl)
                 .with_max_per_user(config.max_sessions_per_user),
             trust: config.trust.clone(),
             limits: config.limits.clone(),
-            namespace: config.namespace.clone(),
+            namespace: config.stores.namespace.clone(),
             hasher: password::Hasher::new(),
         })
     }
