@@ -21,7 +21,7 @@ use platform_core::socketio::engine::{
     BoxFuture, Engine, EngineHandler, Message, ProtocolViolation,
 };
 use platform_core::socketio::{
-    Ack, CloseReason, Conn, Cors, NamespaceHandler, Payload, Socket, SocketIo,
+    Ack, CloseReason, Conn, NamespaceHandler, Payload, Socket, SocketIo,
 };
 use serde_json::Value;
 
@@ -143,7 +143,7 @@ async fn main() {
         .ping_timeout(Duration::from_millis(200))
         .max_payload(1_000_000)
         .connect_timeout(Duration::from_millis(1000))
-        .cors(Cors::Any);
+        .cors(platform_core::cors::Origins::Any);
     let listener = match bind(([0, 0, 0, 0], port).into()).await {
         Ok(l) => l,
         Err(e) => {

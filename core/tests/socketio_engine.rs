@@ -69,7 +69,7 @@ async fn protocol_errors_answer_400_with_code() {
 
 #[tokio::test]
 async fn preflight_and_cors_headers() {
-    let (_io, addr, _t) = io_server(fast().cors(platform_core::socketio::Cors::Any)).await;
+    let (_io, addr, _t) = io_server(fast().cors(platform_core::cors::Origins::Any)).await;
     let (status, _) = http(addr, "OPTIONS", "/socket.io/?EIO=4&transport=polling", b"").await;
     assert_eq!(status, 204);
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::engine::{Cors, EngineConfig};
+use super::engine::EngineConfig;
+use crate::cors::{Cors, Origins, Policy};
 
 /// Settings of a [`super::SocketIo`] server.
 #[derive(Debug, Clone)]
@@ -72,8 +73,10 @@ impl Builder {
         self.config.max_attachments = n;
         self
     }
-    pub fn cors(mut self, cors: Cors) -> Self {
-        self.config.engine.cors = cors;
+    /// Browser origins allowed to long-poll, answered as Socket.IO servers do
+    /// ([`Policy::Polling`]).
+    pub fn cors(mut self, origins: Origins) -> Self {
+        self.config.engine.cors = Cors::new(origins, Policy::Polling);
         self
     }
     pub fn config(self) -> Config {

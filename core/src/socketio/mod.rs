@@ -102,7 +102,7 @@ pub use broadcast::{BroadcastOperator, Encoded, Recipients};
 pub use config::{Builder, Config};
 #[cfg(feature = "detached")]
 pub use detached::DetachedQueue;
-pub use engine::{CloseReason, Conn, Cors, SendError};
+pub use engine::{CloseReason, Conn, SendError};
 pub use namespace::NamespaceHandler;
 pub use socket::{Ack, AckError, DisconnectReason, EmitError, Payload, Socket};
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
-use platform_core::socketio::Cors;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,7 +26,7 @@ pub struct Config {
     /// Largest Socket.IO message or polling body.
     pub socket_max_payload: usize,
     /// Browser origins allowed to long-poll this instance directly (`CORS_ORIGINS`).
-    pub socket_cors: Cors,
+    pub socket_cors: Origins,
     /// At most one `presence:update` per recipient this often.
     pub presence_coalesce: Duration,
     /// An instance silent this long is taken as crashed, and its users as offline.
@@ -52,7 +51,7 @@ impl Config {
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
-            socket_cors: socket_cors(Origins::from_env(env)),
+            socket_cors: Origins::from_env(env),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
             trust: Trust::from_env(env)?,
@@ -62,15 +61,5 @@ impl Config {
 
     pub fn addr(&self) -> SocketAddr {
         self.listen.addr()
-    }
-}
-
-/// `CORS_ORIGINS` in the Socket.IO layer's terms (the same three cases; it answers them by
-/// [`platform_core::cors::Policy::Polling`]).
-fn socket_cors(origins: Origins) -> Cors {
-    match origins {
-        Origins::Off => Cors::Off,
-        Origins::Any => Cors::Any,
-        Origins::List(list) => Cors::Origins(list),
     }
 }

@@ -3,17 +3,7 @@
 
 use std::time::Duration;
 
-/// Which browser origins may call the polling transport.
-#[derive(Debug, Clone, Default)]
-pub enum Cors {
-    /// No CORS headers: same-origin clients only (or a proxy adds them).
-    #[default]
-    Off,
-    /// `Access-Control-Allow-Origin: *`, without credentials.
-    Any,
-    /// These exact origins, echoed back with credentials allowed.
-    Origins(Vec<String>),
-}
+use crate::cors::Cors;
 
 /// Settings of the Engine.IO layer.
 #[derive(Debug, Clone)]
@@ -28,6 +18,7 @@ pub struct EngineConfig {
     pub send_queue: usize,
     /// How long a client waits in the middle of an upgrade before it is dropped.
     pub upgrade_timeout: Duration,
+    /// Which browser origins may call the polling transport (`Policy::Polling`).
     pub cors: Cors,
 }
 
@@ -40,7 +31,7 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             send_queue: 256,
             upgrade_timeout: Duration::from_secs(10),
-            cors: Cors::Off,
+            cors: Cors::default(),
         }
     }
 }

@@ -24,8 +24,8 @@ impl<H: EngineHandler> Engine<H> {
         {
             return eio_http::respond(StatusCode::NOT_FOUND, "text/plain", Bytes::new());
         }
-        if req.method() == Method::OPTIONS {
-            return eio_http::preflight(cors, origin);
+        if let Some(res) = cors.preflight(req.method(), req.headers()) {
+            return res;
         }
         let uri = req.uri().clone();
         let q = eio_http::parse_query(uri.query());
@@ -61,7 +61,7 @@ impl<H: EngineHandler> Engine<H> {
         };
         match result {
             Ok(mut res) => {
-                eio_http::apply_cors(&mut res, cors, origin);
+                cors.decorate(origin, &mut res);
                 res
             }
             Err(e) => e.response(cors, origin),

@@ -1,11 +1,11 @@
-//! The HTTP answers of the Engine.IO endpoint: protocol error bodies, CORS headers and the
-//! preflight response.
+//! The HTTP answers of the Engine.IO endpoint: protocol error bodies (with CORS headers, as
+//! `crate::cors` decides them) and the query parameters it reads.
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::StatusCode;
 
-use super::config::Cors;
+use crate::cors::Cors;
 use crate::{Body, Response};
 
 /// The protocol's error codes, answered with 400 and `{"code":N,"message":"..."}`.
@@ -44,7 +44,7 @@ impl EioError {
             "application/json",
             Bytes::from_static(self.body().as_bytes()),
         );
-        apply_cors(&mut res, cors, origin);
+        cors.decorate(origin, &mut res);
         res
     }
 }
@@ -54,54 +54,6 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> R
     *res.status_mut() = status;
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res
-}
-
-/// Adds the CORS headers `cors` calls for, given the request's `Origin`.
-pub fn apply_cors(res: &mut Response, cors: &Cors, origin: Option<&HeaderValue>) {
-    let h = res.headers_mut();
-    match cors {
-        Cors::Off => {}
-        Cors::Any => {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-        }
-        Cors::Origins(list) => {
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-            let allowed = origin.filter(|o| list.iter().any(|a| a.as_bytes() == o.as_bytes()));
-            if let Some(o) = allowed {
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                    HeaderValue::from_static("true"),
-                );
-            }
-        }
-    }
-}
-
-/// The answer to an `OPTIONS` preflight.
-pub fn preflight(cors: &Cors, origin: Option<&HeaderValue>) -> Response {
-    let mut res = Response::new(Body::Empty);
-    *res.status_mut() = StatusCode::NO_CONTENT;
-    apply_cors(&mut res, cors, origin);
-    if !matches!(cors, Cors::Off) {
-        let h = res.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-    }
     res
 }
 

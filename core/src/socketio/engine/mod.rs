@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use config::{Cors, EngineConfig};
+pub use config::EngineConfig;
 pub use conn::{CloseReason, Conn, SendError};
 pub(crate) use session::random_id;
 
