@@ -2,11 +2,10 @@
 //! paging while messages arrive never skips or repeats one.
 
 use http::{header, HeaderValue, StatusCode};
-use platform_core::model::Message;
+use platform_core::model::{Message, COLUMNS};
 use platform_core::{json, validate, ApiError, Response};
 use uuid::Uuid;
 
-use crate::messages::{message_from_row, MESSAGE_COLUMNS};
 use crate::State;
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -91,7 +90,7 @@ pub async fn list(
             };
             let stmt = client
                 .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                    "SELECT {COLUMNS} FROM messages m
                      WHERE m.conversation_id = $1 AND m.seq < $2 AND m.deleted_at IS NULL
                      ORDER BY m.seq DESC LIMIT $3"
                 ))
@@ -103,7 +102,7 @@ pub async fn list(
             let mut page: Vec<Message> = rows
                 .iter()
                 .take(q.limit as usize)
-                .map(|r| message_from_row(r, 0))
+                .map(|r| Message::from_row(r, 0))
                 .collect();
             page.reverse();
             (page, more)
@@ -112,7 +111,7 @@ pub async fn list(
             let bound = seq_of(id).await?;
             let stmt = client
                 .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                    "SELECT {COLUMNS} FROM messages m
                      WHERE m.conversation_id = $1 AND m.seq > $2 AND m.deleted_at IS NULL
                      ORDER BY m.seq ASC LIMIT $3"
                 ))
@@ -124,7 +123,7 @@ pub async fn list(
             (
                 rows.iter()
                     .take(q.limit as usize)
-                    .map(|r| message_from_row(r, 0))
+                    .map(|r| Message::from_row(r, 0))
                     .collect(),
                 more,
             )
