@@ -270,9 +270,8 @@ impl Writer {
 }
 
 fn decode_create(raw: String) -> Option<Message> {
-    let mut bytes = raw.into_bytes();
-    match simd_json::serde::from_slice::<Entry>(&mut bytes) {
-        Ok(Entry::Create(m)) => Some(m),
+    match Entry::decode(&mut raw.into_bytes()) {
+        Some(Entry::Create(m)) => Some(m),
         _ => None,
     }
 }

@@ -391,8 +391,7 @@ fn raw(e: &StreamId) -> Vec<u8> {
 }
 
 fn parse(e: &StreamId) -> Option<Entry> {
-    let mut bytes = raw(e);
-    simd_json::serde::from_slice(&mut bytes).ok()
+    Entry::decode(&mut raw(e))
 }
 
 /// The stream id just after `id` (`ms-seq` → `ms-(seq+1)`).
