@@ -2,6 +2,9 @@
 //! worker (consumer): Redis key names, stream entries, and the commit notice the worker
 //! publishes after each batch.
 //!
+//! It also owns the few Redis commands whose shape both sides must agree on: creating the
+//! consumer group ([`create_group`]) and writing a dead letter ([`dead_letter`]).
+//!
 //! Flow of a send: the chat service atomically records the message as pending (and its
 //! `clientMessageId`, if any) and appends a `create` entry to the stream; a worker reads it
 //! through the consumer group, stores its batch in one transaction, acknowledges, clears the
@@ -15,8 +18,12 @@ use crate::model::Message;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
-/// Field of a stream entry that holds its JSON.
+/// Field of a stream entry that holds its JSON (also the entry's field in a dead letter).
 pub const FIELD: &str = "d";
+/// Field of a dead letter that holds the stream id of the entry it replaces.
+pub const DEAD_ID: &str = "id";
+/// Field of a dead letter that says why the entry was not stored.
+pub const DEAD_REASON: &str = "reason";
 
 /// Redis names, all under one namespace so that several deployments (or test runs) can share
 /// a server.
@@ -63,6 +70,49 @@ impl Keys {
     }
 }
 
+/// Creates the consumer group if it does not exist. It starts from the stream's beginning,
+/// so that entries queued before any worker ran are still delivered; MKSTREAM lets either
+/// side start first.
+pub async fn create_group(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+) -> redis::RedisResult<()> {
+    let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match r {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        r => r,
+    }
+}
+
+/// Adds to `pipe` the copy of an entry to the dead-letter stream, with the stream id it had
+/// and why it was not stored; `raw` is its JSON as read (possibly unreadable). Acknowledging
+/// the entry is the caller's part.
+pub fn dead_letter(
+    pipe: &mut redis::Pipeline,
+    keys: &Keys,
+    stream_id: &str,
+    reason: &str,
+    raw: &[u8],
+) {
+    pipe.cmd("XADD")
+        .arg(&keys.dead_letter)
+        .arg("*")
+        .arg(DEAD_ID)
+        .arg(stream_id)
+        .arg(DEAD_REASON)
+        .arg(reason)
+        .arg(FIELD)
+        .arg(raw)
+        .ignore();
+}
+
 /// One stream entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -84,6 +134,14 @@ pub enum Entry {
         #[serde(with = "crate::time::rfc3339")]
         at: i64,
     },
+}
+
+impl Entry {
+    /// Reads an entry as it was queued (a stream entry's [`FIELD`], a pending mark, a
+    /// `clientMessageId` record); `None` when the bytes are not one. Parses in place.
+    pub fn decode(bytes: &mut [u8]) -> Option<Entry> {
+        simd_json::serde::from_slice(bytes).ok()
+    }
 }
 
 /// A `create` entry serialised from a borrowed message (same JSON as [`Entry::Create`]),
@@ -166,7 +224,7 @@ mod tests {
         ];
         for e in entries {
             let mut bytes = serde_json::to_vec(&e).unwrap();
-            let back: Entry = simd_json::serde::from_slice(&mut bytes).unwrap();
+            let back = Entry::decode(&mut bytes).unwrap();
             assert_eq!(back, e);
         }
     }

@@ -3,23 +3,22 @@
 //! PostgreSQL) count as successes.
 //!
 //! `sends [--target 127.0.0.1:3000] [--senders 64] [--seconds 20] [--warmup 3]
-//! [--conversations 16] [--signed-in] [--client raw|hyper]`
+//! [--conversations 16] [--signed-in]`
 //!
 //! `--signed-in`: every sender registers (`POST /auth/register`) and sends with its bearer
 //! token, as clients do against a gateway in `AUTH_MODE=token`; without it the requests carry
 //! no token (the gateway must run in `AUTH_MODE=compat`).
 //!
 //! The load generator shares the machine with the servers, so each sender speaks HTTP/1.1
-//! over its socket itself (`--client raw`, the default): one write per request, reads until
-//! the answer is complete. That costs about a third less CPU than a hyper client connection
-//! with its own task (`--client hyper`, kept to compare), leaving more for what is measured.
+//! over its socket itself: one write per request, reads until the answer is complete. That
+//! costs about a third less CPU than a hyper client connection with its own task, leaving more
+//! for what is measured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use loadtest::{histogram, summary, Conn};
+use loadtest::{histogram, summary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -31,7 +30,6 @@ struct Args {
     warmup: u64,
     conversations: usize,
     signed_in: bool,
-    hyper: bool,
 }
 
 fn args() -> Args {
@@ -42,7 +40,6 @@ fn args() -> Args {
         warmup: 3,
         conversations: 16,
         signed_in: false,
-        hyper: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.into_iter();
@@ -58,7 +55,6 @@ fn args() -> Args {
             "--seconds" => a.seconds = loadtest::number(&v),
             "--warmup" => a.warmup = loadtest::number(&v),
             "--conversations" => a.conversations = loadtest::number(&v) as usize,
-            "--client" if v == "raw" || v == "hyper" => a.hyper = v == "hyper",
             other => loadtest::unknown(other),
         }
     }
@@ -157,44 +153,6 @@ fn parse_head(head: &[u8]) -> std::io::Result<(u16, usize)> {
     Ok((status, length))
 }
 
-/// Either client, so the two can be compared on the same stack.
-enum Client {
-    Raw(Raw),
-    Hyper(Conn),
-}
-
-impl Client {
-    async fn open(target: &str, hyper: bool) -> std::io::Result<Client> {
-        Ok(if hyper {
-            Client::Hyper(Conn::open(target).await?)
-        } else {
-            Client::Raw(Raw::open(target).await?)
-        })
-    }
-
-    async fn post(
-        &mut self,
-        path: &str,
-        token: Option<&str>,
-        body: String,
-    ) -> Result<(u16, Vec<u8>), String> {
-        match self {
-            Client::Raw(r) => r
-                .request("POST", path, token, body.as_bytes())
-                .await
-                .map_err(|e| e.to_string()),
-            Client::Hyper(c) => {
-                if token.is_some() {
-                    return Err("--client hyper sends no tokens; use --client raw".into());
-                }
-                c.request("POST", path, Some(Bytes::from(body)))
-                    .await
-                    .map(|(s, b)| (s, b.to_vec()))
-            }
-        }
-    }
-}
-
 /// Posts JSON during set-up; anything but `want` ends the program.
 async fn setup_post(
     c: &mut Raw,
@@ -276,9 +234,9 @@ async fn main() {
         let path = format!("/conversations/{}/messages", convs[c]);
         let sender = user(&run, c, m);
         let token = tokens.get(&(c, m)).cloned();
-        let (target, hyper, total) = (a.target.clone(), a.hyper, total.clone());
+        let (target, total) = (a.target.clone(), total.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Client::open(&target, hyper).await.expect("connect");
+            let mut conn = Raw::open(&target).await.expect("connect");
             let mut h = histogram();
             let mut errors = 0u64;
             let mut statuses = BTreeMap::new();
@@ -288,11 +246,13 @@ async fn main() {
                     format!(r#"{{"senderId":"{sender}","body":"message {i} from sender {s}"}}"#);
                 i += 1;
                 let t0 = Instant::now();
-                let r = conn.post(&path, token.as_deref(), body).await;
+                let r = conn
+                    .request("POST", &path, token.as_deref(), body.as_bytes())
+                    .await;
                 let us = t0.elapsed().as_micros() as u64;
                 if t0 < measure_from {
                     if r.is_err() {
-                        conn = Client::open(&target, hyper).await.expect("reconnect");
+                        conn = Raw::open(&target).await.expect("reconnect");
                     }
                     continue;
                 }
@@ -307,7 +267,7 @@ async fn main() {
                     Err(e) => {
                         errors += 1;
                         eprintln!("request failed: {e}");
-                        conn = Client::open(&target, hyper).await.expect("reconnect");
+                        conn = Raw::open(&target).await.expect("reconnect");
                     }
                 }
             }

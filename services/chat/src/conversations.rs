@@ -8,13 +8,12 @@ use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
 use platform_core::identity::must_be;
-use platform_core::model::Message;
+use platform_core::model::{Message, COLUMNS};
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::members::{self, Members};
-use crate::messages::{message_from_row, MESSAGE_COLUMNS};
 use crate::State;
 
 pub const NAME_MAX: usize = 200;
@@ -230,7 +229,7 @@ pub async fn for_user(
          FROM conversation_members cm
          JOIN conversations c ON c.id = cm.conversation_id
          LEFT JOIN LATERAL (
-             SELECT {MESSAGE_COLUMNS} FROM messages m
+             SELECT {COLUMNS} FROM messages m
              WHERE m.conversation_id = c.id AND m.deleted_at IS NULL
              ORDER BY m.seq DESC LIMIT 1
          ) lm ON true
@@ -258,7 +257,7 @@ pub async fn for_user(
         .iter()
         .map(|r| {
             let id: Uuid = r.get(0);
-            let last = r.get::<_, Option<Uuid>>(4).map(|_| message_from_row(r, 4));
+            let last = r.get::<_, Option<Uuid>>(4).map(|_| Message::from_row(r, 4));
             Conversation {
                 id,
                 name: r.get(1),

@@ -2,11 +2,10 @@
 //! paging while messages arrive never skips or repeats one.
 
 use http::{header, HeaderValue, StatusCode};
-use platform_core::model::Message;
+use platform_core::model::{Message, COLUMNS};
 use platform_core::{json, validate, ApiError, Response};
 use uuid::Uuid;
 
-use crate::messages::{message_from_row, MESSAGE_COLUMNS};
 use crate::State;
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -83,53 +82,33 @@ pub async fn list(
         }
     };
     let fetch = q.limit + 1;
-    let (page, more): (Vec<Message>, bool) = match q.cursor {
-        Cursor::Newest | Cursor::Before(_) => {
-            let bound = match q.cursor {
-                Cursor::Before(id) => seq_of(id).await?,
-                _ => i64::MAX,
-            };
-            let stmt = client
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
-                     WHERE m.conversation_id = $1 AND m.seq < $2 AND m.deleted_at IS NULL
-                     ORDER BY m.seq DESC LIMIT $3"
-                ))
-                .await?;
-            let rows = client
-                .query(&stmt, &[&conversation, &bound, &fetch])
-                .await?;
-            let more = rows.len() as i64 > q.limit;
-            let mut page: Vec<Message> = rows
-                .iter()
-                .take(q.limit as usize)
-                .map(|r| message_from_row(r, 0))
-                .collect();
-            page.reverse();
-            (page, more)
-        }
-        Cursor::After(id) => {
-            let bound = seq_of(id).await?;
-            let stmt = client
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
-                     WHERE m.conversation_id = $1 AND m.seq > $2 AND m.deleted_at IS NULL
-                     ORDER BY m.seq ASC LIMIT $3"
-                ))
-                .await?;
-            let rows = client
-                .query(&stmt, &[&conversation, &bound, &fetch])
-                .await?;
-            let more = rows.len() as i64 > q.limit;
-            (
-                rows.iter()
-                    .take(q.limit as usize)
-                    .map(|r| message_from_row(r, 0))
-                    .collect(),
-                more,
-            )
-        }
+    // Older pages walk `seq` down from their bound and are put back in order; newer ones
+    // walk it up.
+    let (bound, newer) = match q.cursor {
+        Cursor::Newest => (i64::MAX, false),
+        Cursor::Before(id) => (seq_of(id).await?, false),
+        Cursor::After(id) => (seq_of(id).await?, true),
     };
+    let (cmp, order) = if newer { (">", "ASC") } else { ("<", "DESC") };
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages m
+             WHERE m.conversation_id = $1 AND m.seq {cmp} $2 AND m.deleted_at IS NULL
+             ORDER BY m.seq {order} LIMIT $3"
+        ))
+        .await?;
+    let rows = client
+        .query(&stmt, &[&conversation, &bound, &fetch])
+        .await?;
+    let more = rows.len() as i64 > q.limit;
+    let mut page: Vec<Message> = rows
+        .iter()
+        .take(q.limit as usize)
+        .map(|r| Message::from_row(r, 0))
+        .collect();
+    if !newer {
+        page.reverse();
+    }
     let mut res = json::respond(StatusCode::OK, &page);
     if let Some(link) = links(&conversation, &q, &page, more) {
         if let Ok(v) = HeaderValue::from_str(&link) {

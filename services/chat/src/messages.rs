@@ -5,17 +5,14 @@
 //! goes straight to PostgreSQL; if its message is still queued it waits for that commit, and
 //! if the commit does not come in time it is queued behind the message instead.
 
-use std::time::SystemTime;
-
 use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
 use platform_core::identity::must_be;
-use platform_core::model::Message;
+use platform_core::model::{Message, COLUMNS};
 use platform_core::stream::Entry;
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::Deserialize;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::conversations;
@@ -24,25 +21,6 @@ use crate::waiters::Outcome;
 use crate::State;
 
 pub const CLIENT_ID_MAX: usize = 128;
-
-/// The columns [`message_from_row`] reads, in order.
-pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.conversation_id, m.sender_id, m.body, m.sent_at, m.edited_at, m.client_message_id";
-
-/// Reads a message from `row` starting at column `at` (laid out as [`MESSAGE_COLUMNS`]).
-pub fn message_from_row(row: &Row, at: usize) -> Message {
-    Message {
-        id: row.get(at),
-        conversation_id: row.get(at + 1),
-        sender_id: row.get(at + 2),
-        body: row.get(at + 3),
-        sent_at: time::to_millis(row.get::<_, SystemTime>(at + 4)),
-        edited_at: row
-            .get::<_, Option<SystemTime>>(at + 5)
-            .map(time::to_millis),
-        client_message_id: row.get(at + 6),
-    }
-}
 
 /// The body of `POST /conversations/:id/messages`.
 #[derive(Debug, Deserialize)]
@@ -148,13 +126,13 @@ async fn find(state: &State, conversation: &Uuid, id: &Uuid) -> Result<Option<Me
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.conversation_id = $2"
+            "SELECT {COLUMNS} FROM messages m WHERE m.id = $1 AND m.conversation_id = $2"
         ))
         .await?;
     Ok(client
         .query_opt(&stmt, &[id, conversation])
         .await?
-        .map(|r| message_from_row(&r, 0)))
+        .map(|r| Message::from_row(&r, 0)))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,7 +302,7 @@ async fn apply(
                     "UPDATE messages m SET body = $3, edited_at = $4
                      WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
                        AND ($5::text IS NULL OR m.sender_id = $5)
-                     RETURNING {MESSAGE_COLUMNS}"
+                     RETURNING {COLUMNS}"
                 ))
                 .await?;
             client
@@ -337,7 +315,7 @@ async fn apply(
                     "UPDATE messages m SET deleted_at = $3
                      WHERE m.id = $1 AND m.conversation_id = $2 AND m.deleted_at IS NULL
                        AND ($4::text IS NULL OR m.sender_id = $4)
-                     RETURNING {MESSAGE_COLUMNS}"
+                     RETURNING {COLUMNS}"
                 ))
                 .await?;
             client
@@ -345,7 +323,7 @@ async fn apply(
                 .await?
         }
     };
-    Ok(row.map(|r| message_from_row(&r, 0)))
+    Ok(row.map(|r| Message::from_row(&r, 0)))
 }
 
 pub fn message_not_found(id: &Uuid) -> ApiError {

@@ -11,13 +11,14 @@ use std::sync::OnceLock;
 
 use platform_core::model::Message;
 use platform_core::pools::RedisPool;
-use platform_core::stream::{Entry, EntryRef, Keys, FIELD, GROUP};
+use platform_core::stream::{self, Entry, EntryRef, Keys, FIELD};
 use platform_core::ApiError;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
-/// KEYS: stream, pending mark, [clientMessageId key]. ARGV: entry JSON, TTL seconds.
-/// Returns nil when queued, or the entry first queued under the same clientMessageId.
+/// KEYS: stream, pending mark, [clientMessageId key]. ARGV: entry JSON, TTL seconds, the
+/// stream's entry field ([`FIELD`]). Returns nil when queued, or the entry first queued under
+/// the same clientMessageId.
 const ENQUEUE: &str = r"
 if KEYS[3] then
   local first = redis.call('GET', KEYS[3])
@@ -25,7 +26,7 @@ if KEYS[3] then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])
+redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
 return false
 ";
 
@@ -57,7 +58,6 @@ pub enum Enqueued {
 
 impl Queue {
     pub fn new(keys: Keys, ttl_secs: u64) -> Self {
-        debug_assert_eq!(FIELD, "d", "the script writes field d");
         Queue {
             keys,
             enqueue: redis::Script::new(ENQUEUE),
@@ -70,23 +70,10 @@ impl Queue {
         &self.keys
     }
 
-    /// Creates the consumer group (from the stream's start) if it does not exist, so that
-    /// entries queued before any worker ran are still delivered.
+    /// Creates the consumer group if it does not exist ([`stream::create_group`]).
     pub async fn ensure_group(&self, redis: &RedisPool) -> Result<(), ApiError> {
         let mut conn = redis.get().await?;
-        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut *conn)
-            .await;
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(stream::create_group(&mut *conn, &self.keys).await?)
     }
 
     pub async fn send(&self, redis: &RedisPool, message: &Message) -> Result<Enqueued, ApiError> {
@@ -224,7 +211,8 @@ impl Writer {
                         .arg(&job.pending)
                         .arg(client_id)
                         .arg(&job.entry)
-                        .arg(self.ttl_secs);
+                        .arg(self.ttl_secs)
+                        .arg(FIELD);
                 }
             }
         }
@@ -275,15 +263,15 @@ impl Writer {
             .key(&job.pending)
             .key(client_id)
             .arg(&job.entry)
-            .arg(self.ttl_secs);
+            .arg(self.ttl_secs)
+            .arg(FIELD);
         Ok(inv.invoke_async(conn).await?)
     }
 }
 
 fn decode_create(raw: String) -> Option<Message> {
-    let mut bytes = raw.into_bytes();
-    match simd_json::serde::from_slice::<Entry>(&mut bytes) {
-        Ok(Entry::Create(m)) => Some(m),
+    match Entry::decode(&mut raw.into_bytes()) {
+        Some(Entry::Create(m)) => Some(m),
         _ => None,
     }
 }

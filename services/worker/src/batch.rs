@@ -5,18 +5,15 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use platform_core::model::Message;
+use platform_core::model::{Message, COLUMNS};
 use platform_core::pools::PgPool;
 use platform_core::stream::{Duplicate, Entry, Notice};
 use platform_core::time;
 use tokio_postgres::GenericClient;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// Serialises batch commits across workers, so `messages.seq` grows in commit order.
 const COMMIT_LOCK: i64 = 0x6d73_675f_636f_6d6d; // "msg_comm"
-
-const COLUMNS: &str = "id, conversation_id, sender_id, body, sent_at, edited_at, client_message_id";
 
 /// A parsed stream entry and its stream id.
 #[derive(Debug, Clone)]
@@ -157,7 +154,7 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
             continue;
         }
         let sql = format!(
-            "SELECT {COLUMNS} FROM messages
+            "SELECT {COLUMNS} FROM messages m
              WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"
         );
         if let Some(r) = client
@@ -169,7 +166,7 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
         {
             out.notice.duplicates.push(Duplicate {
                 id: m.id,
-                original: message(&r),
+                original: Message::from_row(&r, 0),
             });
         }
     }
@@ -211,22 +208,22 @@ async fn apply_changes(
         let row = match body {
             Some(body) => {
                 let sql = format!(
-                    "UPDATE messages SET body = $3, edited_at = $4
+                    "UPDATE messages m SET body = $3, edited_at = $4
                      WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
                 );
                 tx.query_opt(&sql, &[id, conv, body, &at]).await?
             }
             None => {
                 let sql = format!(
-                    "UPDATE messages SET deleted_at = $3
+                    "UPDATE messages m SET deleted_at = $3
                      WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
                 );
                 tx.query_opt(&sql, &[id, conv, &at]).await?
             }
         };
         match (row, body.is_some()) {
-            (Some(r), true) => out.notice.updated.push(message(&r)),
-            (Some(r), false) => out.notice.deleted.push(message(&r)),
+            (Some(r), true) => out.notice.updated.push(Message::from_row(&r, 0)),
+            (Some(r), false) => out.notice.deleted.push(Message::from_row(&r, 0)),
             (None, _) => {
                 out.unresolved.push((item.stream_id.clone(), *id));
                 continue;
@@ -306,16 +303,4 @@ async fn insert(
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-fn message(r: &Row) -> Message {
-    Message {
-        id: r.get(0),
-        conversation_id: r.get(1),
-        sender_id: r.get(2),
-        body: r.get(3),
-        sent_at: time::to_millis(r.get::<_, SystemTime>(4)),
-        edited_at: r.get::<_, Option<SystemTime>>(5).map(time::to_millis),
-        client_message_id: r.get(6),
-    }
 }

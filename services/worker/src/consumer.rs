@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use platform_core::pools::{PgPool, RedisPool};
-use platform_core::stream::{Entry, Keys, FIELD, GROUP};
+use platform_core::stream::{self, Entry, Keys, FIELD, GROUP};
 use platform_core::{Context, Failure};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
@@ -89,18 +89,8 @@ impl Consumer {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
-        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match r {
-            Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
-            _ => Ok(conn),
-        }
+        stream::create_group(&mut conn, &self.keys).await?;
+        Ok(conn)
     }
 
     async fn read(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<Vec<StreamId>> {
@@ -201,16 +191,7 @@ impl Consumer {
             }
         }
         for (stream_id, raw, reason) in dead {
-            pipe.cmd("XADD")
-                .arg(&self.keys.dead_letter)
-                .arg("*")
-                .arg("id")
-                .arg(stream_id)
-                .arg("reason")
-                .arg(reason)
-                .arg(FIELD)
-                .arg(raw)
-                .ignore();
+            stream::dead_letter(&mut pipe, &self.keys, stream_id, reason, raw);
             ack.push(stream_id);
         }
         if !ack.is_empty() {
@@ -294,16 +275,7 @@ impl Consumer {
             tracing::error!(stream_id = %id, %reason, "entry dead-lettered");
             self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
             let mut pipe = redis::pipe();
-            pipe.cmd("XADD")
-                .arg(&self.keys.dead_letter)
-                .arg("*")
-                .arg("id")
-                .arg(id)
-                .arg("reason")
-                .arg(&reason)
-                .arg(FIELD)
-                .arg(raw(entry))
-                .ignore();
+            stream::dead_letter(&mut pipe, &self.keys, id, &reason, &raw(entry));
             pipe.cmd("XACK")
                 .arg(&self.keys.stream)
                 .arg(GROUP)
@@ -417,8 +389,7 @@ fn raw(e: &StreamId) -> Vec<u8> {
 }
 
 fn parse(e: &StreamId) -> Option<Entry> {
-    let mut bytes = raw(e);
-    simd_json::serde::from_slice(&mut bytes).ok()
+    Entry::decode(&mut raw(e))
 }
 
 /// The stream id just after `id` (`ms-seq` → `ms-(seq+1)`).

@@ -144,8 +144,8 @@ impl Admin {
             .map(|e| {
                 serde_json::json!({
                     "deadLetterId": e.id,
-                    "streamId": text(e, "id"),
-                    "reason": text(e, "reason"),
+                    "streamId": text(e, platform_core::stream::DEAD_ID),
+                    "reason": text(e, platform_core::stream::DEAD_REASON),
                     "entry": text(e, platform_core::stream::FIELD),
                 })
             })
