@@ -502,7 +502,11 @@ async fn sends_and_registrations_are_rate_limited() {
         (1..=5).contains(&stored),
         "{stored} of 12 sends were stored; the limit is five"
     );
-    assert_eq!(stored + limited.len(), 12, "a send was neither stored nor limited");
+    assert_eq!(
+        stored + limited.len(),
+        12,
+        "a send was neither stored nor limited"
+    );
     for r in limited {
         r.assert_error(429);
         assert!(r.header("retry-after").is_some());
