@@ -16,6 +16,8 @@ for b in chat worker call gateway web; do
   [ -x "$bin/$b" ] || fail "$bin/$b missing: cargo build --workspace --bins"
 done
 work="$(mktemp -d /tmp/run-stack-test.XXXXXX)"
+# PostgreSQL runs as its own user when this runs as root: it must reach the data folder.
+chmod 755 "$work"
 on_exit rm -rf "$work"
 mkdir -p "$work/static"
 echo '<!doctype html><title>chat</title>' >"$work/static/index.html"
@@ -37,11 +39,15 @@ start_stack() {
     bash scripts/run-stack.sh >"$work/run$runs.log" 2>&1 &
   stack_pid=$!
   set +m
-  wait_http "$gw/readyz" 120 || { tail -n 40 "$work/run$runs.log" >&2; fail "the run command did not come up"; }
+  wait_for 120 "the gateway, or the run command's exit" stack_up_or_gone
+  kill -0 "$stack_pid" 2>/dev/null && curl -fsS -o /dev/null "$gw/readyz" \
+    || { tail -n 40 "$work/run$runs.log" >&2; fail "the run command did not come up"; }
   wait_http "http://127.0.0.1:$web_port/healthz"
 }
 
 port_closed() { ! tcp_open 127.0.0.1 "$1"; }
+
+stack_up_or_gone() { ! kill -0 "$stack_pid" 2>/dev/null || curl -fsS -o /dev/null "$gw/readyz"; }
 
 # stop_stack: Ctrl-C, then everything it started must be gone within 30 s.
 stop_stack() {
@@ -70,15 +76,20 @@ stack_cleanup() {
 }
 on_exit stack_cleanup
 
-# api METHOD PATH [JSON]: the body of the answer; its status in $status.
+# api METHOD PATH [JSON]: the answer's status in $status, its body in $work/body.
 api() {
-  local out
-  out="$(curl -sS -o "$work/body" -w '%{http_code}' -X "$1" "$gw$2" -H 'content-type: application/json' \
-    ${token:+-H "authorization: Bearer $token"} ${3:+--data "$3"})" || out=000
-  status="$out"
-  cat "$work/body" 2>/dev/null || true
+  status="$(curl -sS -o "$work/body" -w '%{http_code}' -X "$1" "$gw$2" -H 'content-type: application/json' \
+    ${token:+-H "authorization: Bearer $token"} ${3:+--data "$3"})" || status=000
 }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# field KEY: a top-level field of the last answer's body.
+field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/body" "$1"; }
+# sign_in: Ann's token in $token.
+sign_in() {
+  token=""
+  api POST /auth/login '{"userId":"ann","password":"password-ann"}'
+  [ "$status" = 200 ] || fail "sign-in: $status"
+  token="$(field token)"
+}
 
 # pid_on PORT: the pid of the process listening there (one the run command started).
 pid_on() { ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; }
@@ -107,15 +118,16 @@ kill_and_watch() {
 step "first start on an empty data folder"
 start_stack
 token=""
-api POST /auth/register '{"userId":"ann","displayName":"Ann","password":"password-ann"}' >/dev/null
+api POST /auth/register '{"userId":"ann","displayName":"Ann","password":"password-ann"}'
 [ "$status" = 201 ] || fail "register ann: $status"
-api POST /auth/register '{"userId":"ben","displayName":"Ben","password":"password-ben"}' >/dev/null
+api POST /auth/register '{"userId":"ben","displayName":"Ben","password":"password-ben"}'
 [ "$status" = 201 ] || fail "register ben: $status"
-token="$(api POST /auth/login '{"userId":"ann","password":"password-ann"}' | json '["token"]')"
-conv="$(api POST /conversations '{"type":"group","members":[{"userId":"ann","displayName":"Ann"},{"userId":"ben","displayName":"Ben"}]}' | json '["id"]')"
+sign_in
+api POST /conversations '{"type":"group","members":[{"userId":"ann","displayName":"Ann"},{"userId":"ben","displayName":"Ben"}]}'
 [ "$status" = 201 ] || fail "create conversation: $status"
+conv="$(field id)"
 send() {
-  api POST "/conversations/$conv/messages" "{\"senderId\":\"ann\",\"body\":\"$1\",\"clientMessageId\":\"$1\"}" >/dev/null
+  api POST "/conversations/$conv/messages" "{\"senderId\":\"ann\",\"body\":\"$1\",\"clientMessageId\":\"$1\"}"
   case "$status" in 201 | 202) ;; *) fail "send $1: $status $(cat "$work/body")" ;; esac
 }
 send before-faults
@@ -128,8 +140,8 @@ send after-chat-restart
 
 # bodies: the conversation's stored message bodies, sorted, on one line.
 bodies() {
-  api GET "/conversations/$conv/messages?limit=100" \
-    | python3 -c 'import json,sys; print(" ".join(sorted(m["body"] for m in json.load(sys.stdin))))' 2>/dev/null
+  api GET "/conversations/$conv/messages?limit=100"
+  python3 -c 'import json,sys; print(" ".join(sorted(m["body"] for m in json.load(open(sys.argv[1])))))' "$work/body" 2>/dev/null
 }
 want="after-chat-restart after-worker-restart before-faults"
 all_stored() { [ "$(bodies)" = "$want" ]; }
@@ -141,8 +153,7 @@ stop_stack
 [ -s "$work/data/pg/data/PG_VERSION" ] || fail "stopping deleted the PostgreSQL data"
 start_stack
 grep -q "reusing the PostgreSQL cluster" "$work/run$runs.log" || fail "the second start did not reuse the cluster"
-token="$(api POST /auth/login '{"userId":"ann","password":"password-ann"}' | json '["token"]')"
-[ "$status" = 200 ] || fail "sign-in after the restart: $status"
+sign_in
 got="$(bodies)"
 [ "$got" = "$want" ] || fail "after the restart the conversation lists: '$got', expected: '$want'"
 echo "after the restart: $got"
