@@ -83,6 +83,8 @@ deps_up() {
       # PostgreSQL refuses to run as root: run it as its own user, made here if need be.
       id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
       chown postgres "$DEPS_DIR/pg"; as=(runuser -u postgres --)
+      "${as[@]}" test -x "$DEPS_DIR/pg" \
+        || { deps_log "the postgres user cannot reach $DEPS_DIR (a parent folder is private): choose another folder"; return 1; }
     fi
     if [ -s "$DEPS_DIR/pg/data/PG_VERSION" ]; then
       deps_log "reusing the PostgreSQL cluster in $DEPS_DIR/pg/data"
