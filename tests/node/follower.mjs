@@ -1,12 +1,15 @@
 // A realtime client for the fault test (tests/e2e/tests/faults.rs): follows one conversation
 // through the gateway with the official client, reconnecting by itself, and catches up over
 // HTTP on every (re)connect and every 2 s, as a robust browser client does. On SIGTERM it
-// prints what it knows: {"ids": [...], "connects": N}.
+// prints what it knows: {"ids": [...], "events": [...], "connects": N}: `ids` every message
+// seen either way, `events` the id of every `message:created` received, in order, repeats
+// kept (what realtime delivery alone brought).
 // Env: GATEWAY_URL, CONVERSATION_ID, USER_ID.
 import { io } from "socket.io-client";
 
 const { GATEWAY_URL, CONVERSATION_ID, USER_ID } = process.env;
 const known = new Set();
+const events = [];
 let last = null;
 let connects = 0;
 let catching = false;
@@ -38,7 +41,9 @@ socket.on("connect", () => {
   catchUp();
 });
 socket.on("message:created", (m) => {
-  if (m.conversationId === CONVERSATION_ID) known.add(m.id);
+  if (m.conversationId !== CONVERSATION_ID) return;
+  events.push(m.id);
+  known.add(m.id);
 });
 const timer = setInterval(catchUp, 2000);
 
@@ -46,5 +51,5 @@ process.on("SIGTERM", async () => {
   clearInterval(timer);
   socket.close();
   // Exit only once the pipe has taken everything.
-  process.stdout.write(JSON.stringify({ ids: [...known], connects }) + "\n", () => process.exit(0));
+  process.stdout.write(JSON.stringify({ ids: [...known], events, connects }) + "\n", () => process.exit(0));
 });

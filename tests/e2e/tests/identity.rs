@@ -498,8 +498,15 @@ async fn sends_and_registrations_are_rate_limited() {
     let replies = futures_util::future::join_all(sends).await;
     let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
     let stored = replies.iter().filter(|r| r.status == 201).count();
-    assert!(!limited.is_empty(), "no send was limited");
-    assert_eq!(stored + limited.len(), 12);
+    assert!(
+        (1..=5).contains(&stored),
+        "{stored} of 12 sends were stored; the limit is five"
+    );
+    assert_eq!(
+        stored + limited.len(),
+        12,
+        "a send was neither stored nor limited"
+    );
     for r in limited {
         r.assert_error(429);
         assert!(r.header("retry-after").is_some());
