@@ -5,7 +5,8 @@
 # served by `web` on WEB_PORT, 8080).
 #
 # Data: PostgreSQL's cluster and Redis's append-only file live in CHAT_DATA_DIR (default
-# ./data at the repository root, git-ignored), created on the first start and reused on every
+# ./data at the repository root, git-ignored; as root in a checkout other users cannot
+# reach, /var/lib/chat-platform), created on the first start and reused on every
 # later one. Stopping never deletes it; to start from nothing, stop the stack and remove it.
 #
 # Supervision: each service runs under a supervisor that restarts it when it exits (a crash,
@@ -29,7 +30,14 @@ CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${
 WEB_PORT="${WEB_PORT:-8080}"
 BIN_DIR="${BIN_DIR:-target/release}"
 STATIC_DIR="${STATIC_DIR:-frontend/dist}"
-CHAT_DATA_DIR="${CHAT_DATA_DIR:-$PWD/data}"
+if [ -z "${CHAT_DATA_DIR:-}" ]; then
+  CHAT_DATA_DIR="$PWD/data"
+  # As root, PostgreSQL runs as its own user, which cannot reach a checkout under a private
+  # home (/root is 0700): then the data goes to the system's usual place instead.
+  if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$PWD" 2>/dev/null; then
+    CHAT_DATA_DIR=/var/lib/chat-platform
+  fi
+fi
 # Backoff of the supervisors, in seconds.
 RESTART_MAX_DELAY="${RESTART_MAX_DELAY:-30}"
 RESTART_RESET_AFTER="${RESTART_RESET_AFTER:-60}"
