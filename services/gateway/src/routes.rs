@@ -90,6 +90,10 @@ mod tests {
         let send = Some(Target::Forward(Upstream::Chat, Admit::Send));
         assert_eq!(target(Method::POST, "/conversations/abc/messages"), send);
         assert_eq!(target(Method::POST, "/conversations/abc/messages/"), send);
+        assert!(matches!(
+            table().at(&Method::POST, "/conversations/abc/messages/"),
+            Match::Found(Route { label: Label::Chat, .. }, p) if p.get(0) == "abc"
+        ));
         let api = Some(Target::Forward(Upstream::Chat, Admit::Session));
         assert_eq!(target(Method::GET, "/conversations/abc/messages"), api);
         assert_eq!(target(Method::POST, "/conversations//messages"), api);
