@@ -103,6 +103,8 @@ impl Handler for App {
             return res;
         }
         let origin = req.headers().get(http::header::ORIGIN).cloned();
+        // Not `dispatch::dispatch`: forwarding needs the request whole, and the gateway is
+        // where identity is established, not checked.
         dispatch::measured(&s.metrics, async {
             let path = req.uri().path();
             let route = dispatch::found(s.routes.at(req.method(), path), path).map(|(r, _)| *r);
