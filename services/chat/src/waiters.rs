@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 /// How a queued message ended.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Stored under its own id.
     Stored,
     /// Not stored: its `clientMessageId` was already used by this stored message.
@@ -23,7 +23,7 @@ const SHARDS: usize = 32;
 type Shard = Mutex<HashMap<Uuid, Vec<oneshot::Sender<Outcome>>>>;
 
 #[derive(Clone)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     shards: Arc<[Shard]>,
 }
 
@@ -36,7 +36,7 @@ impl Default for Waiters {
 }
 
 /// A registered wait; dropping it (answered or timed out) removes it.
-pub struct Wait {
+pub(crate) struct Wait {
     rx: Option<oneshot::Receiver<Outcome>>,
     id: Uuid,
     waiters: Waiters,
@@ -49,7 +49,7 @@ impl Waiters {
     }
 
     /// Registers interest in `id` before the event can happen, so none is missed.
-    pub fn register(&self, id: Uuid) -> Wait {
+    pub(crate) fn register(&self, id: Uuid) -> Wait {
         let (tx, rx) = oneshot::channel();
         self.shard(&id)
             .lock()
@@ -65,7 +65,7 @@ impl Waiters {
     }
 
     /// Releases everyone waiting on `id`.
-    pub fn release(&self, id: &Uuid, outcome: Outcome) {
+    pub(crate) fn release(&self, id: &Uuid, outcome: Outcome) {
         let senders = self
             .shard(id)
             .lock()
@@ -84,7 +84,7 @@ impl Waiters {
 
 impl Wait {
     /// Waits up to `limit`; `None` on timeout.
-    pub async fn until(mut self, limit: std::time::Duration) -> Option<Outcome> {
+    pub(crate) async fn until(mut self, limit: std::time::Duration) -> Option<Outcome> {
         let rx = self.rx.take()?;
         tokio::time::timeout(limit, rx)
             .await

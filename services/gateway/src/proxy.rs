@@ -28,10 +28,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
-pub type HttpClient = Client<HttpConnector, Body>;
+pub(crate) type HttpClient = Client<HttpConnector, Body>;
 
 /// hyper's pooled client, for Socket.IO (upgrades, long-polls) and readiness checks.
-pub fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -101,7 +101,7 @@ impl Upstream {
 }
 
 /// Idle keep-alive connections to one upstream; most recently used first.
-pub struct Pool {
+pub(crate) struct Pool {
     /// `host:port`, for connecting and for the `Host` header.
     authority: String,
     host: HeaderValue,
@@ -109,7 +109,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(base: &Uri) -> Pool {
+    pub(crate) fn new(base: &Uri) -> Pool {
         let authority = base
             .authority()
             .map(|a| a.as_str().to_string())
@@ -255,7 +255,7 @@ fn target(base: &Uri, req: &Request) -> Result<Uri, ApiError> {
     Uri::from_parts(parts).map_err(|_| ApiError::bad_request("malformed request target"))
 }
 
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     /// Socket.IO: upgrades and long-polls.
     pub client: &'a HttpClient,
     /// API requests; `None` sends them with `client` too.
@@ -266,7 +266,7 @@ pub struct Forward<'a> {
 }
 
 impl Forward<'_> {
-    pub async fn send(&self, req: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn send(&self, req: Request) -> Result<Response, ApiError> {
         let uri = target(self.base, &req)?;
         if is_upgrade(req.headers()) {
             return self.tunnel(req, uri).await;

@@ -23,7 +23,7 @@ platform_core::route_labels! {
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Healthz,
     Readyz,
     Metrics,
@@ -36,7 +36,7 @@ pub enum Target {
 
 /// A service the gateway forwards to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upstream {
+pub(crate) enum Upstream {
     Chat,
     Call,
     /// The chat service's Socket.IO: long-polls and WebSocket tunnels.
@@ -44,14 +44,14 @@ pub enum Upstream {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     pub label: Label,
     pub target: Target,
 }
 
 /// Routes are tried in order: the send before the rest of `/conversations`.
 #[rustfmt::skip] // one line per route
-pub fn table() -> Router<Route> {
+pub(crate) fn table() -> Router<Route> {
     use auth::Route as A;
     use Method as M;
     use Target::*;

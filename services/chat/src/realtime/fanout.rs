@@ -28,14 +28,14 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct Fanout {
+pub(super) struct Fanout {
     map: Mutex<HashMap<Uuid, Entry>>,
 }
 
 impl Fanout {
     /// Sends `enc` to the local sockets of `members`, but not to `except`'s; returns how many
     /// sockets it was queued for.
-    pub fn emit(
+    pub(super) fn emit(
         &self,
         io: &SocketIo,
         conversation: Uuid,

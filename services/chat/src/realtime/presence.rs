@@ -27,7 +27,7 @@ const CONTACTS_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Online {
+pub(crate) struct Online {
     pub user_id: String,
     pub display_name: String,
 }
@@ -40,7 +40,7 @@ struct LocalUser {
     sockets: usize,
 }
 
-pub struct Presence {
+pub(crate) struct Presence {
     state: Arc<State>,
     io: SocketIo,
     instance: String,
@@ -56,7 +56,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Presence {
-    pub fn new(state: Arc<State>, io: SocketIo) -> Self {
+    pub(crate) fn new(state: Arc<State>, io: SocketIo) -> Self {
         Presence {
             state,
             io,
@@ -76,17 +76,17 @@ impl Presence {
     }
 
     /// This instance's id in the shared view.
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.instance
     }
 
     /// The sorted set of live instances, scored by their last heartbeat (ms).
-    pub fn instances_key(&self) -> String {
+    pub(crate) fn instances_key(&self) -> String {
         format!("{}:presence:instances", self.state.queue.keys().namespace())
     }
 
     /// A socket of `user` said who it is.
-    pub async fn joined(&self, user: &str, display_name: &str) {
+    pub(crate) async fn joined(&self, user: &str, display_name: &str) {
         let first = {
             let mut local = lock(&self.local);
             let entry = local.entry(user.to_string()).or_insert_with(|| LocalUser {
@@ -126,7 +126,7 @@ impl Presence {
     }
 
     /// A socket of `user` closed.
-    pub async fn left(&self, user: &str) {
+    pub(crate) async fn left(&self, user: &str) {
         let last = {
             let mut local = lock(&self.local);
             match local.get_mut(user) {
@@ -177,12 +177,12 @@ impl Presence {
     }
 
     /// Some instance's online users changed.
-    pub fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.wake.notify_one();
     }
 
     /// A conversation was created: its members may have new contacts online.
-    pub fn conversation_created(&self, users: &[String]) {
+    pub(crate) fn conversation_created(&self, users: &[String]) {
         {
             let mut contacts = lock(&self.contacts);
             for u in users {
@@ -198,7 +198,7 @@ impl Presence {
     }
 
     /// The presence loop: heartbeats, re-reads, coalesced updates. Until shutdown.
-    pub async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
         let mut global: HashMap<String, String> = HashMap::new();
         let mut next_beat = Instant::now();
         let heartbeat = self.stale() / 3;
@@ -365,7 +365,7 @@ impl Presence {
 }
 
 /// Users who came, went, or changed their display name.
-pub fn changed_users<'a>(
+pub(crate) fn changed_users<'a>(
     before: &'a HashMap<String, String>,
     now: &'a HashMap<String, String>,
 ) -> HashSet<&'a str> {
@@ -384,7 +384,7 @@ pub fn changed_users<'a>(
 }
 
 /// What `user` sees: itself and its online contacts, one entry each, sorted by id.
-pub fn visible_to(
+pub(crate) fn visible_to(
     user: &str,
     contacts: &HashSet<String>,
     online: &HashMap<String, String>,

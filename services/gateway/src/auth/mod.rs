@@ -20,7 +20,7 @@ use platform_core::{ApiError, Request, Response};
 
 use crate::config::{Config, Limits};
 
-pub struct Auth {
+pub(crate) struct Auth {
     pub pg: PgPool,
     pub redis: RedisPool,
     sessions: Sessions,
@@ -32,7 +32,7 @@ pub struct Auth {
 
 /// The accounts' routes (their paths are in the gateway's route table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Register,
     Login,
     Logout,
@@ -42,7 +42,7 @@ pub enum Route {
 
 /// How a forwarded request is let in (the route table says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Its session, if it presents one (required when `AUTH_MODE=token`).
     Session,
     /// A message send: the session and the send limits, per user and per address.
@@ -69,7 +69,7 @@ fn peer(req: &Request) -> String {
 }
 
 impl Auth {
-    pub fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
         Ok(Auth {
             pg: config.stores.postgres()?,
             redis: config.stores.redis()?,
@@ -87,7 +87,7 @@ impl Auth {
     }
 
     /// Serves an auth route.
-    pub async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
         let address = peer(&req);
         let (parts, body) = req.into_parts();
         let h = &parts.headers;
@@ -122,7 +122,7 @@ impl Auth {
 
     /// Checks who sends `req` before it is forwarded, enforces the per-request limits, and
     /// rewrites the identity headers the services trust.
-    pub async fn admit(&self, req: &mut Request, admit: Admit) -> Result<(), ApiError> {
+    pub(crate) async fn admit(&self, req: &mut Request, admit: Admit) -> Result<(), ApiError> {
         let headers = req.headers_mut();
         headers.remove(USER_HEADER);
         headers.remove(SECRET_HEADER);
