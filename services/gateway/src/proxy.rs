@@ -23,6 +23,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use platform_core::failure::BoxError;
 use platform_core::{body, ApiError, Body, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -172,12 +173,12 @@ impl Pool {
 
     /// Sends `req` and reads the whole answer. A kept-alive connection the upstream closed
     /// meanwhile is noticed before the request is written, and the request goes on a new one.
-    async fn exchange(&self, mut req: hyper::Request<Body>) -> Result<Response, String> {
+    async fn exchange(&self, mut req: hyper::Request<Body>) -> Result<Response, BoxError> {
         req.headers_mut().insert(header::HOST, self.host.clone());
         loop {
             let (mut up, reused) = match self.take().await {
                 Some(up) => (up, true),
-                None => (self.connect().await.map_err(|e| e.to_string())?, false),
+                None => (self.connect().await?, false),
             };
             let sent = up.sender.try_send_request(req);
             let res = match up.drive(sent).await {
@@ -187,15 +188,11 @@ impl Pool {
                         req = unsent;
                         continue;
                     }
-                    _ => return Err(e.into_error().to_string()),
+                    _ => return Err(e.into_error().into()),
                 },
             };
             let (parts, incoming) = res.into_parts();
-            let body = up
-                .drive(incoming.collect())
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let body = up.drive(incoming.collect()).await?.to_bytes();
             if !up.ended {
                 self.give_back(up);
             }
