@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use platform_core::pools::PgPool;
 
 use crate::State;
+use platform_core::sync;
 use platform_core::ApiError;
 use uuid::Uuid;
 
@@ -52,12 +53,7 @@ impl MemberCache {
         pg: &PgPool,
         conversation: Uuid,
     ) -> Result<Option<Arc<Members>>, ApiError> {
-        if let Some(m) = self
-            .map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&conversation)
-        {
+        if let Some(m) = sync::read(&self.map).get(&conversation) {
             return Ok(Some(m.clone()));
         }
         let client = pg.get().await?;
@@ -75,7 +71,7 @@ impl MemberCache {
     }
 
     pub(crate) fn insert(&self, conversation: Uuid, members: Arc<Members>) {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = sync::write(&self.map);
         if map.len() >= self.capacity {
             // Rare and cheap to refill: simpler than tracking recency on every read.
             map.clear();

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use platform_core::model::Message;
+use platform_core::sync;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -51,12 +52,7 @@ impl Waiters {
     /// Registers interest in `id` before the event can happen, so none is missed.
     pub(crate) fn register(&self, id: Uuid) -> Wait {
         let (tx, rx) = oneshot::channel();
-        self.shard(&id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(id)
-            .or_default()
-            .push(tx);
+        sync::lock(self.shard(&id)).entry(id).or_default().push(tx);
         Wait {
             rx: Some(rx),
             id,
@@ -66,11 +62,7 @@ impl Waiters {
 
     /// Releases everyone waiting on `id`.
     pub(crate) fn release(&self, id: &Uuid, outcome: Outcome) {
-        let senders = self
-            .shard(id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        let senders = sync::lock(self.shard(id)).remove(id);
         for tx in senders.into_iter().flatten() {
             let _ = tx.send(outcome.clone());
         }
@@ -96,11 +88,7 @@ impl Wait {
 impl Drop for Wait {
     fn drop(&mut self) {
         drop(self.rx.take());
-        let mut shard = self
-            .waiters
-            .shard(&self.id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut shard = sync::lock(self.waiters.shard(&self.id));
         if let Some(list) = shard.get_mut(&self.id) {
             list.retain(|tx| !tx.is_closed());
             if list.is_empty() {

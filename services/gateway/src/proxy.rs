@@ -24,6 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform_core::failure::BoxError;
+use platform_core::sync;
 use platform_core::{body, ApiError, Body, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -130,7 +131,7 @@ impl Pool {
 
     async fn take(&self) -> Option<Upstream> {
         loop {
-            let (mut up, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let (mut up, since) = sync::lock(&self.idle).pop()?;
             if since.elapsed() < IDLE_TIMEOUT && up.ready().await {
                 return Some(up);
             }
@@ -142,7 +143,7 @@ impl Pool {
     /// for a burst would sit below the busy ones for good.
     fn give_back(&self, up: Upstream) {
         let expired: Vec<(Upstream, Instant)> = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = sync::lock(&self.idle);
             let stale = idle.partition_point(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
             let expired = idle.drain(..stale).collect();
             if idle.len() < MAX_IDLE {

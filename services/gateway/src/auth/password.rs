@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use platform_core::sync;
 use platform_core::ApiError;
 
 pub(super) const PASSWORD_MIN: usize = 8;
@@ -79,7 +80,7 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let next = sync::lock(&queue).recv();
                     match next {
                         Ok(job) => job(),
                         Err(_) => return,
