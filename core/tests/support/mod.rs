@@ -141,6 +141,7 @@ pub async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
     })
 }
 
+#[derive(Debug)]
 pub enum Msg {
     Text(String),
     Binary(Vec<u8>),
