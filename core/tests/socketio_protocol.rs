@@ -290,6 +290,8 @@ async fn pending_attachment_bytes_are_bounded() {
         ws.send(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
             .await;
         ws.send_binary(&[0; 900]).await;
+        // The first one's bytes are held before the second one's arrive.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(b.closed().await);
     // The first one's bytes are still held; they are released when it completes.
