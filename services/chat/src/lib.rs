@@ -7,7 +7,9 @@
 //!   commit notice arrives (through `realtime::subscriber`).
 //! - `realtime`: Socket.IO at `/socket.io/`, presence, and delivery of every event.
 //! - `members`: the in-memory member lists that authorise every send.
+//! - `blocks`: who blocked whom, checked when a conversation is created.
 
+mod blocks;
 pub mod config;
 mod conversations;
 mod history;

@@ -304,3 +304,46 @@ pub async fn publish_conversation(state: &State, id: Uuid, users: Vec<String>) {
         tracing::warn!(conversation = %id, error = %e, "conversation creation not published");
     }
 }
+
+/// Announces that `user` left conversation `id`: every instance forgets its member list (so
+/// the leaver gets nothing more), the leaver's sockets get `conversation:removed`, and the
+/// remaining members `conversation:updated` with `now` (none when the group was deleted).
+pub async fn publish_left(
+    state: &State,
+    id: Uuid,
+    user: &str,
+    now: Option<&crate::conversations::Conversation>,
+) {
+    let forget = Envelope {
+        event: MEMBERS_CHANGED.to_string(),
+        conversation: Some(id),
+        users: Vec::new(),
+        except: None,
+        data: Value::Null,
+    };
+    let removed = Envelope {
+        event: "conversation:removed".to_string(),
+        conversation: None,
+        users: vec![user.to_string()],
+        except: None,
+        data: serde_json::json!({ "conversationId": id }),
+    };
+    let channel = &state.queue.keys().events;
+    let mut sent = platform_core::events::publish(&state.redis, channel, &forget).await;
+    if sent.is_ok() {
+        sent = platform_core::events::publish(&state.redis, channel, &removed).await;
+    }
+    if let (Ok(()), Some(c)) = (&sent, now) {
+        let updated = Envelope {
+            event: "conversation:updated".to_string(),
+            conversation: Some(id),
+            users: Vec::new(),
+            except: None,
+            data: c,
+        };
+        sent = platform_core::events::publish(&state.redis, channel, &updated).await;
+    }
+    if let Err(e) = sent {
+        tracing::warn!(conversation = %id, error = %e, "departure not published");
+    }
+}
