@@ -18,7 +18,11 @@ fn signed_in(caller: Option<&str>) -> Result<&str, ApiError> {
 }
 
 /// Blocks `user_id` for the caller (idempotent): 204.
-pub async fn block(state: &State, caller: Option<&str>, user_id: &str) -> Result<Response, ApiError> {
+pub async fn block(
+    state: &State,
+    caller: Option<&str>,
+    user_id: &str,
+) -> Result<Response, ApiError> {
     let me = signed_in(caller)?;
     validate::user_id("userId", user_id)?;
     if me == user_id {

@@ -175,10 +175,7 @@ pub async fn create(
         return Ok(json::respond(StatusCode::OK, &conv));
     }
     let user_ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
-    let names: Vec<&str> = members
-        .iter()
-        .map(|m| m.display_name.as_str())
-        .collect();
+    let names: Vec<&str> = members.iter().map(|m| m.display_name.as_str()).collect();
     tx.execute(
         "INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
          SELECT $1, u, d, p::int FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(u, d, p)",
@@ -293,7 +290,11 @@ pub async fn leave(
     drop(client);
     if left > 0 {
         state.members.forget(id);
-        let now = if remaining > 0 { load(state, id).await? } else { None };
+        let now = if remaining > 0 {
+            load(state, id).await?
+        } else {
+            None
+        };
         crate::realtime::publish_left(state, id, user_id, now.as_ref()).await;
     }
     let mut res = Response::new(platform_core::Body::Empty);

@@ -120,9 +120,7 @@ impl dispatch::Service for App {
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
-            Route::LeaveConversation => {
-                conversations::leave(state, who, p.get(0), p.get(1)).await
-            }
+            Route::LeaveConversation => conversations::leave(state, who, p.get(0), p.get(1)).await,
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
             Route::Metrics => Ok(state.metrics.respond()),
