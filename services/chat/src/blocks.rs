@@ -7,7 +7,8 @@ use platform_core::{validate, ApiError, Body, Response};
 
 use crate::State;
 
-fn no_content() -> Response {
+/// An empty 204 answer (leaving a conversation answers the same).
+pub fn no_content() -> Response {
     let mut res = Response::new(Body::Empty);
     *res.status_mut() = StatusCode::NO_CONTENT;
     res

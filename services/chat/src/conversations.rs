@@ -297,9 +297,7 @@ pub async fn leave(
         };
         crate::realtime::publish_left(state, id, user_id, now.as_ref()).await;
     }
-    let mut res = Response::new(platform_core::Body::Empty);
-    *res.status_mut() = StatusCode::NO_CONTENT;
-    Ok(res)
+    Ok(crate::blocks::no_content())
 }
 
 /// One conversation with its members, or `None`.
