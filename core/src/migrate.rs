@@ -30,6 +30,11 @@ pub const ALL: &[Migration] = &[
         name: "users",
         sql: include_str!("../migrations/0003_users.sql"),
     },
+    Migration {
+        version: 4,
+        name: "blocks",
+        sql: include_str!("../migrations/0004_blocks.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

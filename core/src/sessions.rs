@@ -2,6 +2,13 @@
 //! expiring on its own and revocable at once. Redis holds only a SHA-256 of each token, so a
 //! copy of its data cannot be replayed as a token. The gateway issues and checks them for
 //! HTTP; chat instances check the Socket.IO CONNECT token the same way.
+//!
+//! Every revocation (sign-out, password change, eviction past the per-user cap) is published,
+//! in the same script that deletes the sessions, on [`Sessions::revocations`]: chat instances
+//! close the sockets opened with those sessions. Each user has a session epoch, moved by a
+//! password change in the script that revokes: a sign-in reads it before it checks the
+//! password and issues only if it has not moved ([`Sessions::issue_at`]), so a sign-in racing
+//! a password change never yields a token that outlives the change.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -23,6 +30,19 @@ pub struct SessionUser {
     pub user_id: String,
     pub display_name: String,
 }
+
+/// A live session as a socket keeps it: whose it is, its id (what revocations name) and how
+/// long it has left.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub user: SessionUser,
+    pub id: String,
+    pub expires_in: Duration,
+}
+
+/// A user's session epoch, read when a sign-in starts (see [`Sessions::issue_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(i64);
 
 /// A new token and when it stops working (milliseconds since the epoch).
 #[derive(Debug, Clone)]
@@ -60,21 +80,26 @@ pub fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Starts a session: KEYS[1] the session, KEYS[2] the user's sessions (a sorted set by expiry);
-/// ARGV: value, lifetime (s), session id, now (ms), most sessions per user, session key
-/// prefix. Past the cap, the user's oldest sessions end.
+/// Starts a session: KEYS[1] the session, KEYS[2] the user's sessions (a sorted set by expiry),
+/// KEYS[3] the user's epoch; ARGV: value, lifetime (s), session id, now (ms), most sessions
+/// per user, session key prefix, the epoch the sign-in started at ('' for any), revocations
+/// channel. Past the cap, the user's oldest sessions end (and are announced). Returns 1 when
+/// the epoch moved (nothing issued), else 0.
 static ISSUE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+if ARGV[7] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[7] then return 1 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[2]) * 1000, ARGV[3])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
 if extra > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+  local ids = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
+  for _, id in ipairs(ids) do
     redis.call('DEL', ARGV[6] .. id)
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+  redis.call('PUBLISH', ARGV[8], table.concat(ids, ' '))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 0
@@ -82,14 +107,31 @@ return 0
     )
 });
 
-/// Revokes every session of a user: the session keys listed in the user's set, then the set.
+/// Ends one session: KEYS[1] the session, KEYS[2] the user's sessions; ARGV: session id,
+/// revocations channel.
+static REVOKE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 0
+",
+    )
+});
+
+/// Revokes every session of a user and moves the user's epoch (KEYS[2]): the session keys
+/// listed in the user's set, then the set. ARGV: session key prefix, revocations channel.
+/// Returns the new epoch.
 static REVOKE_ALL: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+local epoch = redis.call('INCR', KEYS[2])
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 redis.call('DEL', KEYS[1])
-return #ids
+if #ids > 0 then redis.call('PUBLISH', ARGV[2], table.concat(ids, ' ')) end
+return epoch
 ",
     )
 });
@@ -160,8 +202,50 @@ impl Sessions {
         format!("{}:user-sessions:{user_id}", self.namespace)
     }
 
-    /// Starts a session for `user`.
+    fn epoch_key(&self, user_id: &str) -> String {
+        format!("{}:user-epoch:{user_id}", self.namespace)
+    }
+
+    /// The channel every revocation is published on: session ids, separated by spaces.
+    pub fn revocations(&self) -> String {
+        format!("{}:sessions:revoked", self.namespace)
+    }
+
+    /// The user's session epoch now: read it before checking a password, and issue with
+    /// [`Sessions::issue_at`].
+    pub async fn epoch(&self, redis: &RedisPool, user_id: &str) -> Result<Epoch, ApiError> {
+        let mut conn = redis.get().await?;
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(self.epoch_key(user_id))
+            .query_async(&mut *conn)
+            .await?;
+        Ok(Epoch(v.unwrap_or(0)))
+    }
+
+    /// Starts a session for `user` (a new account: nothing can have revoked it yet).
     pub async fn issue(&self, redis: &RedisPool, user: &SessionUser) -> Result<Issued, ApiError> {
+        self.start(redis, user, None)
+            .await?
+            .ok_or_else(|| ApiError::internal("session", "issued without an epoch"))
+    }
+
+    /// Starts a session for `user` unless a password change moved the user's epoch since
+    /// `epoch` was read (`None` then: the credentials checked are no longer the account's).
+    pub async fn issue_at(
+        &self,
+        redis: &RedisPool,
+        user: &SessionUser,
+        epoch: Epoch,
+    ) -> Result<Option<Issued>, ApiError> {
+        self.start(redis, user, Some(epoch)).await
+    }
+
+    async fn start(
+        &self,
+        redis: &RedisPool,
+        user: &SessionUser,
+        epoch: Option<Epoch>,
+    ) -> Result<Option<Issued>, ApiError> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| ApiError::internal("token randomness", e))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -170,21 +254,67 @@ impl Sessions {
         let secs = self.ttl.as_secs().max(1);
         let value = format!("{}\n{}", user.user_id, user.display_name);
         let mut conn = redis.get().await?;
-        ISSUE
+        let moved: i64 = ISSUE
             .key(&key)
             .key(self.user_key(&user.user_id))
+            .key(self.epoch_key(&user.user_id))
             .arg(value)
             .arg(secs)
             .arg(id)
             .arg(crate::time::now_millis())
             .arg(self.max_per_user)
             .arg(self.prefix())
-            .invoke_async::<()>(&mut *conn)
+            .arg(epoch.map(|e| e.0.to_string()).unwrap_or_default())
+            .arg(self.revocations())
+            .invoke_async(&mut *conn)
             .await?;
-        Ok(Issued {
+        Ok((moved == 0).then(|| Issued {
             token,
             expires_at: crate::time::now_millis() + (secs as i64) * 1000,
-        })
+        }))
+    }
+
+    /// [`Sessions::lookup`] with what a socket keeps: the session's id and time left.
+    pub async fn lookup_live(
+        &self,
+        redis: &RedisPool,
+        token: &str,
+    ) -> Result<Option<Live>, ApiError> {
+        if !well_formed(token) {
+            return Ok(None);
+        }
+        let key = self.key(token);
+        let mut conn = redis.get().await?;
+        let (value, ttl_ms): (Option<String>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut *conn)
+            .await?;
+        let Some(user) = value.as_deref().and_then(parse) else {
+            return Ok(None);
+        };
+        Ok(Some(Live {
+            user,
+            id: key[self.prefix().len()..].to_string(),
+            expires_in: Duration::from_millis(ttl_ms.max(0) as u64),
+        }))
+    }
+
+    /// Which of the given session ids are still live (one round trip), for a listener that
+    /// may have missed revocations.
+    pub async fn live_ids(&self, redis: &RedisPool, ids: &[&str]) -> Result<Vec<bool>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = self.prefix();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("EXISTS").arg(format!("{prefix}{id}"));
+        }
+        let mut conn = redis.get().await?;
+        Ok(pipe.query_async(&mut *conn).await?)
     }
 
     /// The user of a live session, or `None` for an unknown, expired or revoked token.
@@ -234,7 +364,7 @@ impl Sessions {
         ))
     }
 
-    /// Ends one session (sign out).
+    /// Ends one session (sign out), announced to the sockets opened with it.
     pub async fn revoke(
         &self,
         redis: &RedisPool,
@@ -244,29 +374,29 @@ impl Sessions {
         let key = self.key(token);
         let id = key[self.prefix().len()..].to_string();
         let mut conn = redis.get().await?;
-        redis::pipe()
-            .atomic()
-            .cmd("DEL")
-            .arg(&key)
-            .ignore()
-            .cmd("ZREM")
-            .arg(self.user_key(user_id))
+        REVOKE
+            .key(&key)
+            .key(self.user_key(user_id))
             .arg(id)
-            .ignore()
-            .query_async::<()>(&mut *conn)
+            .arg(self.revocations())
+            .invoke_async::<i64>(&mut *conn)
             .await?;
         Ok(())
     }
 
-    /// Ends every session of a user (password change).
-    pub async fn revoke_all(&self, redis: &RedisPool, user_id: &str) -> Result<(), ApiError> {
+    /// Ends every session of a user (password change) and moves the user's epoch, so no
+    /// sign-in that started before can still issue. Returns the new epoch, for the session the
+    /// change itself issues.
+    pub async fn revoke_all(&self, redis: &RedisPool, user_id: &str) -> Result<Epoch, ApiError> {
         let mut conn = redis.get().await?;
-        REVOKE_ALL
+        let epoch: i64 = REVOKE_ALL
             .key(self.user_key(user_id))
+            .key(self.epoch_key(user_id))
             .arg(self.prefix())
-            .invoke_async::<i64>(&mut *conn)
+            .arg(self.revocations())
+            .invoke_async(&mut *conn)
             .await?;
-        Ok(())
+        Ok(Epoch(epoch))
     }
 }
 

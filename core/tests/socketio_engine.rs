@@ -222,3 +222,33 @@ async fn malformed_packets_close_without_panicking() {
     // The server still works.
     let (_sid, _) = polling_session(addr, BASE).await;
 }
+
+#[tokio::test]
+async fn polling_sessions_count_against_the_connection_cap() {
+    let (io, addr, _t) = io_server(fast().max_connections(2)).await;
+    // Each handshake is its own HTTP connection, closed after the answer: only the sessions
+    // remain open, and they are what the cap counts.
+    let (first, _) = polling_session(addr, BASE).await;
+    let _second = polling_session(addr, BASE).await;
+    assert_eq!(io.connection_count(), 2);
+    let (status, body) = get(addr, "/socket.io/?EIO=4&transport=polling").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .is_none());
+    // Closing a session frees its slot.
+    let (status, _) = post(
+        addr,
+        &format!("{BASE}?EIO=4&transport=polling&sid={first}"),
+        b"1",
+    )
+    .await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        if io.connection_count() < 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _third = polling_session(addr, BASE).await;
+}

@@ -233,3 +233,132 @@ async fn close_all_closes_every_connection() {
     assert_eq!(get(addr, &url).await.0, 400);
     wait_until(|| io.connection_count() == 0).await;
 }
+
+#[tokio::test]
+async fn no_attachment_is_held_before_connect() {
+    let (_io, addr, _t) = io_server(fast()).await;
+    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    let _open = ws.text().await;
+    // A binary event before any CONNECT: refused at its header, before any attachment.
+    ws.send(r#"451-["message",{"_placeholder":true,"num":0}]"#)
+        .await;
+    assert!(ws.closed().await);
+    // The same for a namespace the client has not joined.
+    let (mut ws, _) = joined(addr, "").await;
+    ws.send(r#"451-/custom,["message",{"_placeholder":true,"num":0}]"#)
+        .await;
+    assert!(ws.closed().await);
+}
+
+#[tokio::test]
+async fn pending_attachment_bytes_are_bounded() {
+    let (_io, addr, _t) = io_server(
+        fast()
+            .ping_interval(Duration::from_secs(20))
+            .max_pending_bytes(1000, 1500),
+    )
+    .await;
+    // Within the connection's bound: delivered.
+    let (mut ws, _) = joined(addr, "").await;
+    ws.send(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+        .await;
+    ws.send_binary(&[0; 400]).await;
+    ws.send_binary(&[0; 400]).await;
+    assert!(ws.text().await.starts_with("452-[\"message-back\""));
+    for _ in 0..2 {
+        assert!(matches!(ws.recv().await, Msg::Binary(b) if b.len() == 400));
+    }
+    // Past it: closed.
+    ws.send(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+        .await;
+    ws.send_binary(&[0; 600]).await;
+    ws.send_binary(&[0; 600]).await;
+    assert!(ws.closed().await);
+    // Past the server's total, with each connection within its own (a server of its own:
+    // the closed connection's bytes are released once the server has seen the close).
+    let (_io, addr, _t) = io_server(
+        fast()
+            .ping_interval(Duration::from_secs(20))
+            .max_pending_bytes(1000, 1500),
+    )
+    .await;
+    let (mut a, _) = joined(addr, "").await;
+    let (mut b, _) = joined(addr, "").await;
+    for ws in [&mut a, &mut b] {
+        ws.send(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+            .await;
+        ws.send_binary(&[0; 900]).await;
+        // The first one's bytes are held before the second one's arrive.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(b.closed().await);
+    // The first one's bytes are still held; they are released when it completes.
+    a.send_binary(&[0; 10]).await;
+    let m = a.recv().await;
+    assert!(
+        matches!(&m, Msg::Text(t) if t.starts_with("452-[\"message-back\"")),
+        "{m:?}"
+    );
+}
+
+/// Counts accepted connects and disconnects; a connect takes 300 ms to decide.
+struct SlowConnect {
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    disconnected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl platform_core::socketio::NamespaceHandler for SlowConnect {
+    async fn on_connect(
+        &self,
+        _socket: platform_core::socketio::Socket,
+        _auth: serde_json::Value,
+    ) -> Result<(), serde_json::Value> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_event(
+        &self,
+        _socket: platform_core::socketio::Socket,
+        _event: String,
+        _payload: Payload,
+        _ack: Option<platform_core::socketio::Ack>,
+    ) {
+    }
+
+    async fn on_disconnect(
+        &self,
+        _socket: platform_core::socketio::Socket,
+        _reason: platform_core::socketio::DisconnectReason,
+    ) {
+        self.disconnected
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_connect_accepted_as_the_connection_closes_is_disconnected() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // The connection closes (its connect timeout) while the handler still decides: whatever
+    // the handler took for an accepted socket (a quota slot) must be given back.
+    let io = fast().connect_timeout(Duration::from_millis(100)).build();
+    let handler = SlowConnect {
+        accepted: Default::default(),
+        disconnected: Default::default(),
+    };
+    let (accepted, disconnected) = (handler.accepted.clone(), handler.disconnected.clone());
+    io.namespace("/", handler);
+    let (addr, _t) = start(io.clone()).await;
+    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    let _open = ws.text().await;
+    ws.send("40").await;
+    assert!(ws.closed().await);
+    wait_until(|| accepted.load(SeqCst) == 1 && disconnected.load(SeqCst) == 1).await;
+    assert_eq!(io.socket_count(), 0);
+}

@@ -4,7 +4,7 @@
 //! calls up into this layer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -23,6 +23,8 @@ use crate::sync::{lock, read};
 pub(crate) struct Shared {
     pub config: Config,
     pub namespaces: RwLock<HashMap<Arc<str>, Arc<Namespace>>>,
+    /// Bytes of binary attachments waiting for the rest of their packet, all connections.
+    pub pending_bytes: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -40,6 +42,36 @@ pub(crate) struct SioHandler {
 struct Pending {
     packet: Packet,
     attachments: Vec<Bytes>,
+    held: Held,
+}
+
+/// Attachment bytes one connection holds, counted in the server's total until dropped.
+struct Held {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Holds `n` more bytes; false (nothing counted) past the connection's or the server's
+    /// bound.
+    fn add(&mut self, n: usize, config: &Config) -> bool {
+        if self.bytes + n > config.max_pending_bytes {
+            return false;
+        }
+        let before = self.total.fetch_add(n, Ordering::AcqRel);
+        if before + n > config.max_pending_total {
+            self.total.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 #[derive(Default)]
@@ -127,9 +159,18 @@ impl Client {
                 }
                 let p = packet::decode(&text, max_attachments).map_err(|_| ProtocolViolation)?;
                 if p.attachments > 0 {
+                    // Attachments are held only for a namespace this client joined: nothing
+                    // is buffered before its CONNECT was accepted.
+                    if self.socket(&p.nsp).is_none() {
+                        return Err(ProtocolViolation);
+                    }
                     lock(&self.state).pending = Some(Pending {
                         packet: p,
                         attachments: Vec::new(),
+                        held: Held {
+                            total: self.shared.pending_bytes.clone(),
+                            bytes: 0,
+                        },
                     });
                     return Ok(());
                 }
@@ -140,6 +181,9 @@ impl Client {
                 let Some(pending) = st.pending.as_mut() else {
                     return Err(ProtocolViolation);
                 };
+                if !pending.held.add(b.len(), &self.shared.config) {
+                    return Err(ProtocolViolation);
+                }
                 pending.attachments.push(b);
                 if pending.attachments.len() < pending.packet.attachments {
                     return Ok(());
@@ -231,19 +275,32 @@ impl Client {
         );
         match ns.handler.on_connect(socket.clone(), auth).await {
             Ok(()) => {
-                if self.conn.is_closed() {
-                    socket.cleanup();
-                    return;
-                }
-                self.joined_once.store(true, Ordering::Release);
                 {
                     let mut st = lock(&self.state);
+                    // Checked under the lock `close` takes: either `close` sees this socket,
+                    // or the socket sees the close. Either way the handler hears
+                    // `on_disconnect` for a connect it accepted (it may hold resources).
+                    if self.conn.is_closed() {
+                        drop(st);
+                        socket.cleanup();
+                        spawn_disconnect(socket, DisconnectReason::TransportClose);
+                        return;
+                    }
                     st.sockets.push(socket.clone());
                     if let Some(t) = st.timer.take() {
                         t.abort();
                     }
                 }
+                self.joined_once.store(true, Ordering::Release);
                 ns.insert(&socket);
+                // A close between the push and the insert found the socket in no namespace;
+                // whichever of the two removes it from the namespace reports the disconnect.
+                if self.conn.is_closed() {
+                    if ns.remove(&socket) {
+                        spawn_disconnect(socket, DisconnectReason::TransportClose);
+                    }
+                    return;
+                }
                 if self.conn.send(packet::connect(&nsp, socket.id())).is_ok() {
                     socket.mark_connected();
                 }

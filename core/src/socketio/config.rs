@@ -13,8 +13,13 @@ pub struct Config {
     pub engine: EngineConfig,
     /// A client that does not join a namespace within this time is disconnected.
     pub connect_timeout: Duration,
-    /// Binary attachments accepted in one Socket.IO packet.
+    /// Binary attachments accepted in one Socket.IO packet (0: no binary packets at all).
     pub max_attachments: usize,
+    /// Attachment bytes one connection may hold while its packet is incomplete.
+    pub max_pending_bytes: usize,
+    /// The same across every connection of the server: past it, the connection adding more
+    /// is closed rather than memory growing.
+    pub max_pending_total: usize,
     /// Server-to-client acks are given up after this long unless the emit says otherwise.
     pub ack_timeout: Duration,
 }
@@ -25,6 +30,8 @@ impl Default for Config {
             engine: EngineConfig::default(),
             connect_timeout: Duration::from_secs(45),
             max_attachments: 64,
+            max_pending_bytes: 1_000_000,
+            max_pending_total: 64_000_000,
             ack_timeout: Duration::from_secs(10),
         }
     }
@@ -71,6 +78,17 @@ impl Builder {
     }
     pub fn max_attachments(mut self, n: usize) -> Self {
         self.config.max_attachments = n;
+        self
+    }
+    /// Bounds attachment bytes held per connection and in total ([`Config::max_pending_bytes`]).
+    pub fn max_pending_bytes(mut self, per_connection: usize, total: usize) -> Self {
+        self.config.max_pending_bytes = per_connection;
+        self.config.max_pending_total = total;
+        self
+    }
+    /// Engine.IO connections open at once, both transports; handshakes past it get 503.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.engine.max_connections = n;
         self
     }
     /// Browser origins allowed to long-poll, answered as Socket.IO servers do

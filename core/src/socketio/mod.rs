@@ -80,7 +80,11 @@
 //!
 //! # Limits
 //! `max_payload` bounds a polling body, a WebSocket message (fragments included) and so any
-//! packet; `max_attachments` bounds binary attachments per packet; namespace names and ack ids
+//! packet; `max_attachments` bounds binary attachments per packet (0 refuses binary), and
+//! attachments are held only for a namespace the client joined, within `max_pending_bytes`
+//! per connection and `max_pending_total` in all; `max_connections` bounds open Engine.IO
+//! connections of both transports (a polling session counts while it lives, not only
+//! while a request is in flight). Namespace names and ack ids
 //! are bounded in [`packet`]; JSON nesting is bounded by serde_json's recursion limit.
 //! Malformed input closes that connection; it never panics the server.
 
@@ -129,6 +133,7 @@ impl SocketIo {
         let shared = Arc::new(Shared {
             config: config.clone(),
             namespaces: RwLock::new(HashMap::new()),
+            pending_bytes: Arc::new(AtomicUsize::new(0)),
         });
         SocketIo {
             engine: Engine::new(

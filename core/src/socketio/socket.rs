@@ -409,6 +409,12 @@ impl Socket {
         d.downcast::<T>().ok()
     }
 
+    /// Closes the socket's whole connection, every namespace on it (as `disconnect(true)` in
+    /// the JavaScript server): for a client that must not stay connected at all.
+    pub fn close(&self) {
+        self.inner.conn.close(CloseReason::ServerClose);
+    }
+
     /// Makes the socket leave its namespace (the connection stays open for others).
     pub fn disconnect(&self) {
         let _ = self.inner.conn.send(packet::disconnect(self.namespace()));

@@ -141,6 +141,7 @@ pub(crate) async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
     })
 }
 
+#[derive(Debug)]
 pub(crate) enum Msg {
     Text(String),
     Binary(Vec<u8>),

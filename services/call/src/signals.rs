@@ -299,11 +299,16 @@ pub(crate) async fn list(
     } else {
         time::from_millis(after)
     };
+    // A signed-in caller reads the signals for everyone and those addressed to them (and
+    // their own), never ones addressed to another participant. Without an identity (compat
+    // mode) there is nobody to filter for.
     let rows = client
         .query(
             "SELECT sender_id, target_id, payload, created_at FROM call_signals
-             WHERE call_id = $1 AND kind = $2 AND created_at > $3 ORDER BY created_at",
-            &[&id, &kind.as_str(), &after_at],
+             WHERE call_id = $1 AND kind = $2 AND created_at > $3
+               AND ($4::text IS NULL OR target_id IS NULL OR target_id = $4 OR sender_id = $4)
+             ORDER BY created_at",
+            &[&id, &kind.as_str(), &after_at, &caller],
         )
         .await?;
     let list: Vec<Signal> = rows

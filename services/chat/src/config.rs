@@ -35,6 +35,11 @@ pub struct Config {
     pub trust: Trust,
     /// Open Socket.IO connections one user may hold across every instance.
     pub max_sockets_per_user: u64,
+    /// `typing:update` and `presence:join` one socket may send: a burst, then a rate.
+    pub socket_event_burst: u32,
+    pub socket_events_per_sec: u32,
+    /// The same for one user across sockets and instances, per minute (shared in Redis).
+    pub socket_events_per_user_per_min: u64,
 }
 
 impl Config {
@@ -56,6 +61,14 @@ impl Config {
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
             trust: Trust::from_env(env)?,
             max_sockets_per_user: env.number("MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
+            socket_event_burst: env.number("SOCKET_EVENT_BURST", 20, 1, 100_000)?,
+            socket_events_per_sec: env.number("SOCKET_EVENTS_PER_SEC", 5, 1, 100_000)?,
+            socket_events_per_user_per_min: env.number(
+                "SOCKET_EVENTS_PER_USER_PER_MIN",
+                1200,
+                10,
+                10_000_000,
+            )?,
         })
     }
 

@@ -1,4 +1,5 @@
-//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's.
+//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's, leave
+//! a group. In token mode members are registered users, named as their accounts are.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
-use platform_core::identity::must_be;
+use platform_core::identity::{must_be, Mode};
 use platform_core::model::{Message, COLUMNS};
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,17 @@ struct CreateConversation {
     name: Option<String>,
     #[serde(rename = "type")]
     kind: String,
-    members: Vec<Member>,
+    members: Vec<NewMember>,
+}
+
+/// A member as a creation request names them: in token mode the display name is ignored
+/// (members are shown as their accounts are named).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewMember {
+    user_id: String,
+    #[serde(default)]
+    display_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +86,7 @@ impl Serialize for LastMessage {
     }
 }
 
-fn check(body: &CreateConversation) -> Result<(), ApiError> {
+fn check(body: &CreateConversation, accounts: bool) -> Result<(), ApiError> {
     let n = body.members.len();
     match body.kind.as_str() {
         "one_to_one" if n != 2 => {
@@ -100,7 +111,10 @@ fn check(body: &CreateConversation) -> Result<(), ApiError> {
     let mut seen = std::collections::HashSet::with_capacity(n);
     for m in &body.members {
         validate::user_id("members[].userId", &m.user_id)?;
-        validate::display_name("members[].displayName", &m.display_name)?;
+        if !accounts {
+            let name = m.display_name.as_deref().unwrap_or_default();
+            validate::display_name("members[].displayName", name)?;
+        }
         if !seen.insert(m.user_id.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "member {} is listed twice",
@@ -118,7 +132,8 @@ pub(crate) async fn create(
     body: Incoming,
 ) -> Result<Response, ApiError> {
     let body: CreateConversation = json::read_body(headers, body, state.config.body_limit).await?;
-    check(&body)?;
+    let accounts = state.config.trust.mode == Mode::Token;
+    check(&body, accounts)?;
     if let Some(me) = caller {
         if !body.members.iter().any(|m| m.user_id == me) {
             return Err(ApiError::forbidden(
@@ -126,8 +141,27 @@ pub(crate) async fn create(
             ));
         }
     }
+    let members = if accounts {
+        registered(state, &body.members).await?
+    } else {
+        body.members
+            .into_iter()
+            .map(|m| Member {
+                user_id: m.user_id,
+                display_name: m.display_name.unwrap_or_default(),
+            })
+            .collect()
+    };
+    if let Some(me) = caller {
+        let others: Vec<&str> = members
+            .iter()
+            .map(|m| m.user_id.as_str())
+            .filter(|u| *u != me)
+            .collect();
+        crate::blocks::check_create(state, me, &others, body.kind == "one_to_one").await?;
+    }
     let pair_key = (body.kind == "one_to_one").then(|| {
-        let (a, b) = (&body.members[0].user_id, &body.members[1].user_id);
+        let (a, b) = (&members[0].user_id, &members[1].user_id);
         // '/' cannot appear in a user id, so the key is unambiguous.
         if a < b {
             format!("{a}/{b}")
@@ -162,12 +196,8 @@ pub(crate) async fn create(
             .ok_or_else(|| ApiError::internal("one-to-one lookup", "vanished"))?;
         return Ok(json::respond(StatusCode::OK, &conv));
     }
-    let user_ids: Vec<&str> = body.members.iter().map(|m| m.user_id.as_str()).collect();
-    let names: Vec<&str> = body
-        .members
-        .iter()
-        .map(|m| m.display_name.as_str())
-        .collect();
+    let user_ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    let names: Vec<&str> = members.iter().map(|m| m.display_name.as_str()).collect();
     tx.execute(
         "INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
          SELECT $1, u, d, p::int FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(u, d, p)",
@@ -179,16 +209,117 @@ pub(crate) async fn create(
     state
         .members
         .insert(id, Arc::new(Members::new(ids.clone())));
+    state.members.created(id);
     crate::realtime::publish_conversation(state, id, ids).await;
     let conv = Conversation {
         id,
         name: body.name,
         kind: body.kind,
-        members: body.members,
+        members,
         created_at,
         last_message: LastMessage::Omitted,
     };
     Ok(json::respond(StatusCode::CREATED, &conv))
+}
+
+/// The accounts of the requested members, in the request's order and under their own
+/// names: 400 naming any id that is not a registered user.
+async fn registered(state: &State, requested: &[NewMember]) -> Result<Vec<Member>, ApiError> {
+    let ids: Vec<&str> = requested.iter().map(|m| m.user_id.as_str()).collect();
+    let client = state.pg.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT user_id, display_name FROM users WHERE user_id = ANY($1)")
+        .await?;
+    let mut names: HashMap<String, String> = client
+        .query(&stmt, &[&ids])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let unknown: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|u| !names.contains_key(*u))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "members[].userId: not registered users: {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(ids
+        .iter()
+        .map(|u| Member {
+            user_id: u.to_string(),
+            display_name: names.remove(*u).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// `DELETE /conversations/:id/members/:userId` as a member leaving a group: 204. Removing
+/// someone else is not offered (403); a one-to-one keeps its members (409). A group nobody
+/// is left in is deleted. From the commit on, every instance forgets the member list, so
+/// the leaver gets no further events; they get `conversation:removed`, the others
+/// `conversation:updated`.
+pub(crate) async fn leave(
+    state: &State,
+    caller: Option<&str>,
+    id: &str,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let id = validate::path_uuid("conversationId", id)?;
+    validate::user_id("userId", user_id)?;
+    if caller.is_some_and(|me| me != user_id) {
+        return Err(ApiError::forbidden(
+            "only leaving is supported: remove yourself",
+        ));
+    }
+    members::readable(state, Some(user_id), id).await?;
+    let mut client = state.pg.get().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT type FROM conversations WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?
+    else {
+        return Err(not_found(&id));
+    };
+    if row.get::<_, &str>(0) == "one_to_one" {
+        return Err(ApiError::conflict(
+            "a one_to_one conversation's members never change",
+        ));
+    }
+    let left = tx
+        .execute(
+            "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+            &[&id, &user_id],
+        )
+        .await?;
+    let remaining: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if remaining == 0 {
+        tx.execute("DELETE FROM conversations WHERE id = $1", &[&id])
+            .await?;
+    }
+    tx.commit().await?;
+    drop(client);
+    if left > 0 {
+        state.members.forget(id);
+        let now = if remaining > 0 {
+            load(state, id).await?
+        } else {
+            None
+        };
+        crate::realtime::publish_left(state, id, user_id, now.as_ref()).await;
+    }
+    Ok(crate::blocks::no_content())
 }
 
 /// One conversation with its members, or `None`.

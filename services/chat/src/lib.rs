@@ -7,7 +7,9 @@
 //!   commit notice arrives (through `realtime::subscriber`).
 //! - `realtime`: Socket.IO at `/socket.io/`, presence, and delivery of every event.
 //! - `members`: the in-memory member lists that authorise every send.
+//! - `blocks`: who blocked whom, checked when a conversation is created.
 
+mod blocks;
 pub mod config;
 mod conversations;
 mod history;
@@ -55,11 +57,16 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let pg = config.stores.postgres()?;
     let redis = config.stores.redis()?;
     let keys = Keys::new(&config.stores.namespace);
+    let metrics = platform_core::metrics::Metrics::new::<routes::Route>("chat");
+    let lookups = metrics.counter(
+        "chat_member_lookups_total",
+        "Conversation member lists read from PostgreSQL (cache misses).",
+    );
     let state = State {
-        members: members::MemberCache::new(config.member_cache_size),
+        members: members::MemberCache::new(config.member_cache_size, lookups),
         queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
         waiters: waiters::Waiters::default(),
-        metrics: platform_core::metrics::Metrics::new::<routes::Route>("chat"),
+        metrics,
         pg,
         redis,
         config,

@@ -1,8 +1,13 @@
-//! Conversation member lists, cached in memory. The contract has no way to change a
-//! conversation's members, so a cached list never goes stale; the cache is only bounded.
+//! Conversation member lists, cached in memory. A list changes only when a member leaves:
+//! the instance that commits it tells every instance (`realtime::MEMBERS_CHANGED`), and each
+//! forgets its copy. Ids that name no conversation are remembered for a few seconds, so a
+//! client repeating one (typing into a conversation that does not exist) does not cost a
+//! query each time; creating a conversation clears that on every instance.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use platform_core::pools::PgPool;
 
@@ -34,17 +39,48 @@ impl Members {
     }
 }
 
+/// How long an id that names no conversation is remembered as such.
+const UNKNOWN_TTL: Duration = Duration::from_secs(10);
+/// Unknown ids remembered at most; past this the set starts over.
+const UNKNOWN_MAX: usize = 10_000;
+
 pub(crate) struct MemberCache {
     map: RwLock<HashMap<Uuid, Arc<Members>>>,
+    /// Ids found to name no conversation, and when.
+    unknown: RwLock<HashMap<Uuid, Instant>>,
     capacity: usize,
+    /// Member lists read from PostgreSQL (the `chat_member_lookups_total` metric).
+    lookups: Arc<AtomicU64>,
 }
 
 impl MemberCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, lookups: Arc<AtomicU64>) -> Self {
         MemberCache {
             map: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashMap::new()),
             capacity,
+            lookups,
         }
+    }
+
+    /// Drops a conversation's cached list (its members changed, or it was deleted).
+    pub(crate) fn forget(&self, conversation: Uuid) {
+        sync::write(&self.map).remove(&conversation);
+    }
+
+    /// A conversation now exists: it is no longer remembered as unknown.
+    pub(crate) fn created(&self, conversation: Uuid) {
+        let mut unknown = sync::write(&self.unknown);
+        if !unknown.is_empty() {
+            unknown.remove(&conversation);
+        }
+    }
+
+    fn known_unknown(&self, conversation: &Uuid) -> bool {
+        let unknown = sync::read(&self.unknown);
+        unknown
+            .get(conversation)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_TTL)
     }
 
     /// The members of a conversation, or `None` when it does not exist.
@@ -56,13 +92,22 @@ impl MemberCache {
         if let Some(m) = sync::read(&self.map).get(&conversation) {
             return Ok(Some(m.clone()));
         }
+        if self.known_unknown(&conversation) {
+            return Ok(None);
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let client = pg.get().await?;
         let stmt = client
             .prepare_cached("SELECT user_id FROM conversation_members WHERE conversation_id = $1")
             .await?;
         let rows = client.query(&stmt, &[&conversation]).await?;
-        // Every conversation has at least two members: none means it does not exist.
+        // A conversation nobody is left in is deleted: none means it does not exist.
         if rows.is_empty() {
+            let mut unknown = sync::write(&self.unknown);
+            if unknown.len() >= UNKNOWN_MAX {
+                unknown.clear();
+            }
+            unknown.insert(conversation, Instant::now());
             return Ok(None);
         }
         let members = Arc::new(Members::new(rows.iter().map(|r| r.get(0)).collect()));
@@ -116,7 +161,7 @@ mod tests {
 
     #[test]
     fn cache_is_bounded() {
-        let c = MemberCache::new(2);
+        let c = MemberCache::new(2, Arc::default());
         for _ in 0..5 {
             c.insert(
                 Uuid::now_v7(),

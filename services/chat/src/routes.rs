@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{conversations, history, messages, App};
+use crate::{blocks, conversations, history, messages, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -21,6 +21,9 @@ platform_core::route_labels! {
         SendMessage = "send_message",
         EditMessage = "edit_message",
         DeleteMessage = "delete_message",
+        LeaveConversation = "leave_conversation",
+        Block = "block",
+        Unblock = "unblock",
         Metrics = "metrics",
         /// Everything under `/socket.io/`, answered before routing.
         SocketIo = "socket_io",
@@ -59,6 +62,13 @@ pub fn table() -> Router<Route> {
             "/conversations/:id/messages/:messageId",
             Route::DeleteMessage,
         )
+        .route(
+            Method::DELETE,
+            "/conversations/:id/members/:userId",
+            Route::LeaveConversation,
+        )
+        .route(Method::POST, "/users/:userId/block", Route::Block)
+        .route(Method::DELETE, "/users/:userId/block", Route::Unblock)
 }
 
 impl Handler for App {
@@ -110,6 +120,9 @@ impl dispatch::Service for App {
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
+            Route::LeaveConversation => conversations::leave(state, who, p.get(0), p.get(1)).await,
+            Route::Block => blocks::block(state, who, p.get(0)).await,
+            Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
             Route::Metrics => Ok(state.metrics.respond()),
             // Not in the table: `handle` answers it before routing.
             Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),

@@ -69,6 +69,7 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::GET, "/me", r(Label::Auth, Auth(A::Me)))
         .route(M::POST, "/conversations/:id/messages", r(Label::Chat, Forward(Chat, Admit::Send)))
         .any("/conversations/*", r(Label::Chat, Forward(Chat, Admit::Session)))
+        .any("/users/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .any("/calls/*", r(Label::Call, Forward(Call, Admit::Session)))
         .any("/socket.io/*", r(Label::SocketIo, Forward(SocketIo, Admit::Socket)))
 }
@@ -106,6 +107,10 @@ mod tests {
         let call = Some(Target::Forward(Upstream::Call, Admit::Session));
         assert_eq!(target(Method::GET, "/calls/conversation/x"), call);
         assert_eq!(target(Method::PUT, "/calls"), call);
+        assert_eq!(
+            target(Method::POST, "/users/bob/block"),
+            Some(Target::Forward(Upstream::Chat, Admit::Session))
+        );
         assert_eq!(
             target(Method::GET, "/socket.io/"),
             Some(Target::Forward(Upstream::SocketIo, Admit::Socket))

@@ -18,6 +18,8 @@ pub struct EngineConfig {
     pub send_queue: usize,
     /// How long a client waits in the middle of an upgrade before it is dropped.
     pub upgrade_timeout: Duration,
+    /// Connections open at once, polling sessions included; handshakes past it get 503.
+    pub max_connections: usize,
     /// Which browser origins may call the polling transport (`Policy::Polling`).
     pub cors: Cors,
 }
@@ -31,6 +33,7 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             send_queue: 256,
             upgrade_timeout: Duration::from_secs(10),
+            max_connections: usize::MAX,
             cors: Cors::default(),
         }
     }

@@ -44,6 +44,9 @@ impl<H: EngineHandler> Engine<H> {
                 None => return EioError::UnknownSid.response(cors, origin),
             },
         };
+        if session.is_none() && inner.at_capacity() {
+            return eio_http::busy(cors, origin);
+        }
         let result = if websocket {
             if req.method() != Method::GET || !fastwebsockets::upgrade::is_upgrade_request(&req) {
                 Err(EioError::BadRequest)
@@ -52,7 +55,9 @@ impl<H: EngineHandler> Engine<H> {
             }
         } else {
             match (session, req.method().clone()) {
-                (None, Method::GET) => Ok(handshake_polling(inner)),
+                (None, Method::GET) => {
+                    Ok(handshake_polling(inner).unwrap_or_else(|| eio_http::busy(cors, origin)))
+                }
                 (None, _) => Err(EioError::BadHandshakeMethod),
                 (Some(s), Method::GET) => polling::poll(&s).await,
                 (Some(s), Method::POST) => polling::post(inner, &s, req).await,
@@ -69,10 +74,11 @@ impl<H: EngineHandler> Engine<H> {
     }
 }
 
-/// Opens a polling session and answers with its open packet; its heartbeat starts.
-fn handshake_polling<H: EngineHandler>(inner: &Arc<Inner<H>>) -> Response {
-    let session = inner.open_polling();
+/// Opens a polling session and answers with its open packet; its heartbeat starts. `None`
+/// at the connection cap.
+fn handshake_polling<H: EngineHandler>(inner: &Arc<Inner<H>>) -> Option<Response> {
+    let session = inner.open_polling()?;
     let body = inner.open_packet(session.conn.sid(), true);
     tokio::spawn(polling::heartbeat(inner.clone(), session));
-    polling::text_response(body)
+    Some(polling::text_response(body))
 }

@@ -49,6 +49,19 @@ impl EioError {
     }
 }
 
+/// The answer to a handshake past the connection cap: 503, to retry later.
+pub(super) fn busy(cors: &Cors, origin: Option<&HeaderValue>) -> Response {
+    let mut res = respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/json",
+        Bytes::from_static(br#"{"code":3,"message":"Too many connections"}"#),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    cors.decorate(origin, &mut res);
+    res
+}
+
 pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;

@@ -150,17 +150,30 @@ impl<H: EngineHandler> Inner<H> {
         ))
     }
 
-    /// Creates a connection, not yet known to the layer above.
-    pub(super) fn new_conn(&self) -> (Arc<Conn>, queue::Receiver) {
+    /// Whether a new connection would be refused now (checked before a WebSocket upgrade,
+    /// so a refused client gets an HTTP answer rather than an upgrade closed at once).
+    pub(super) fn at_capacity(&self) -> bool {
+        self.connection_count() >= self.config.max_connections
+    }
+
+    /// Creates a connection, not yet known to the layer above; `None` at `max_connections`.
+    pub(super) fn new_conn(&self) -> Option<(Arc<Conn>, queue::Receiver)> {
+        let max = self.config.max_connections;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
         let (tx, rx) = queue::queue(self.config.send_queue);
         let conn = Arc::new(Conn::new(random_id(), tx, self.root.child_token()));
-        self.open.fetch_add(1, Ordering::Relaxed);
-        (conn, rx)
+        Some((conn, rx))
     }
 
     /// Opens a long-polling session: a new connection, told to the layer above, in the table.
-    pub(super) fn open_polling(&self) -> Arc<Session<H::Conn>> {
-        let (conn, rx) = self.new_conn();
+    /// `None` at `max_connections`: a polling session counts while it lives, between requests
+    /// too, as a WebSocket does.
+    pub(super) fn open_polling(&self) -> Option<Arc<Session<H::Conn>>> {
+        let (conn, rx) = self.new_conn()?;
         let upper = self.handler.open(&conn);
         let session = Arc::new(Session {
             conn: conn.clone(),
@@ -175,7 +188,7 @@ impl<H: EngineHandler> Inner<H> {
             finished: AtomicBool::new(false),
         });
         lock(&self.sessions).insert(conn.sid().into(), session.clone());
-        session
+        Some(session)
     }
 
     /// Called once when a connection ends, whichever transport carried it.

@@ -130,7 +130,12 @@ async fn direct<H: EngineHandler>(
     mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
     mut wr: Writer,
 ) {
-    let (conn, rx) = inner.new_conn();
+    let Some((conn, rx)) = inner.new_conn() else {
+        // The cap was reached during the upgrade.
+        wr.put_close();
+        let _ = wr.flush().await;
+        return;
+    };
     let open = inner.open_packet(conn.sid(), false);
     let upper = inner.handler.open(&conn);
     if write(&mut wr, &Frame::Text(open)).await.is_err() {

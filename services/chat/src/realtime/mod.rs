@@ -12,11 +12,13 @@
 //! - `fanout`: delivery to a conversation's members, resolved once while membership holds.
 //! - `presence`: who is online, shared through Redis, with coalesced `presence:update`s.
 //! - `quota`: the cap on each user's open sockets across instances.
+//! - `limit`: the cap on each socket's and each user's events (typing, presence).
 //! - `publisher`: events raised by this instance's sockets, sent to Redis in order, pipelined.
 //! - `subscriber`: the Redis subscription feeding all of this.
 
 mod fanout;
 mod handler;
+mod limit;
 pub(crate) mod presence;
 mod publisher;
 mod quota;
@@ -41,6 +43,11 @@ pub(crate) fn user_room(user: &str) -> String {
     room
 }
 
+/// The room of every socket opened with one session: a revocation closes them.
+pub(crate) fn session_room(id: &str) -> String {
+    format!("s:{id}")
+}
+
 /// Writes a user's room name into a reused buffer (fan-out builds one per member).
 fn write_user_room(buf: &mut String, user: &str) {
     buf.clear();
@@ -51,6 +58,8 @@ fn write_user_room(buf: &mut String, user: &str) {
 /// Internal event names: handled by the instances, never sent to clients.
 pub(crate) const PRESENCE_CHANGED: &str = "_presence";
 pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
+/// A conversation's members changed: every instance drops what it cached of them.
+pub(crate) const MEMBERS_CHANGED: &str = "_members";
 
 #[derive(Clone)]
 pub(crate) struct Realtime {
@@ -59,6 +68,8 @@ pub(crate) struct Realtime {
     /// From a message's `sentAt` to its `message:created` leaving this instance.
     pub delivery: Arc<platform_core::metrics::Histogram>,
     fanout: Arc<fanout::Fanout>,
+    /// Looks sessions up again after the subscription was down (revocations may be missed).
+    sessions: platform_core::sessions::Sessions,
 }
 
 impl Realtime {
@@ -68,6 +79,10 @@ impl Realtime {
             .ping_interval(cfg.ping_interval)
             .ping_timeout(cfg.ping_timeout)
             .max_payload(cfg.socket_max_payload)
+            // No event of the chat carries binary: none is taken, or held, at all.
+            .max_attachments(0)
+            // Polling sessions hold no connection between requests: the engine counts them.
+            .max_connections(cfg.max_connections)
             .cors(cfg.socket_cors.clone())
             .build();
         let presence = Arc::new(presence::Presence::new(state.clone(), io.clone()));
@@ -77,18 +92,20 @@ impl Realtime {
             "Sockets connected to this instance.",
             move || counted.socket_count() as f64,
         );
+        // Only looked up here; the gateway issues them with their lifetime.
+        let sessions = platform_core::sessions::Sessions::new(
+            &state.config.stores.namespace,
+            std::time::Duration::ZERO,
+        );
         io.namespace(
             "/",
             handler::ChatEvents {
                 state: state.clone(),
                 presence: presence.clone(),
-                // Only looked up here; the gateway issues them with their lifetime.
-                sessions: platform_core::sessions::Sessions::new(
-                    &state.config.stores.namespace,
-                    std::time::Duration::ZERO,
-                ),
+                sessions: sessions.clone(),
                 quota: quota::SocketQuota::new(state.clone(), presence.clone()),
                 publisher: publisher::Publisher::new(state.clone()),
+                limit: limit::EventLimit::new(state.clone()),
             },
         );
         let delivery = state.metrics.histogram(
@@ -100,7 +117,56 @@ impl Realtime {
             presence,
             delivery,
             fanout: Arc::default(),
+            sessions,
         }
+    }
+
+    /// The channel revocations arrive on.
+    pub(crate) fn revocations(&self) -> String {
+        self.sessions.revocations()
+    }
+
+    /// Closes the sockets opened with the revoked sessions (ids separated by spaces).
+    pub(crate) fn revoked(&self, ids: &str) {
+        for id in ids.split(' ').filter(|id| !id.is_empty()) {
+            for s in self.io.of("/").to(&session_room(id)).sockets() {
+                s.close();
+            }
+        }
+    }
+
+    /// After the subscription was down: closes the sockets whose session ended meanwhile.
+    pub(crate) async fn recheck_sessions(&self, state: &State) {
+        let sockets: Vec<_> = self
+            .io
+            .of("/")
+            .sockets()
+            .into_iter()
+            .filter_map(|s| {
+                let id = s.data::<handler::SocketState>()?.session.clone()?;
+                Some((s, id))
+            })
+            .collect();
+        for chunk in sockets.chunks(500) {
+            let ids: Vec<&str> = chunk.iter().map(|(_, id)| &**id).collect();
+            match self.sessions.live_ids(&state.redis, &ids).await {
+                Ok(live) => {
+                    for ((s, _), live) in chunk.iter().zip(live) {
+                        if !live {
+                            s.close();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "sessions not rechecked"),
+            }
+        }
+    }
+
+    /// Forgets what this instance derived from a conversation's members.
+    pub(crate) fn members_changed(&self, state: &State, conversation: Uuid) {
+        // The fan-out keys its recipients by the member list itself: a reloaded list is a
+        // new entry there.
+        state.members.forget(conversation);
     }
 }
 
@@ -241,5 +307,48 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
         platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
     {
         tracing::warn!(conversation = %id, error = %e, "conversation creation not published");
+    }
+}
+
+/// Announces that `user` left conversation `id`: every instance forgets its member list (so
+/// the leaver gets nothing more), the leaver's sockets get `conversation:removed`, and the
+/// remaining members `conversation:updated` with `now` (none when the group was deleted).
+pub(crate) async fn publish_left(
+    state: &State,
+    id: Uuid,
+    user: &str,
+    now: Option<&crate::conversations::Conversation>,
+) {
+    let forget = Envelope {
+        event: MEMBERS_CHANGED.to_string(),
+        conversation: Some(id),
+        users: Vec::new(),
+        except: None,
+        data: Value::Null,
+    };
+    let removed = Envelope {
+        event: "conversation:removed".to_string(),
+        conversation: None,
+        users: vec![user.to_string()],
+        except: None,
+        data: serde_json::json!({ "conversationId": id }),
+    };
+    let channel = &state.queue.keys().events;
+    let mut sent = platform_core::events::publish(&state.redis, channel, &forget).await;
+    if sent.is_ok() {
+        sent = platform_core::events::publish(&state.redis, channel, &removed).await;
+    }
+    if let (Ok(()), Some(c)) = (&sent, now) {
+        let updated = Envelope {
+            event: "conversation:updated".to_string(),
+            conversation: Some(id),
+            users: Vec::new(),
+            except: None,
+            data: c,
+        };
+        sent = platform_core::events::publish(&state.redis, channel, &updated).await;
+    }
+    if let Err(e) = sent {
+        tracing::warn!(conversation = %id, error = %e, "departure not published");
     }
 }

@@ -12,7 +12,9 @@ use platform_core::stream::Notice;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{deliver, deliver_messages, Realtime, CONVERSATION_CREATED, PRESENCE_CHANGED};
+use super::{
+    deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, PRESENCE_CHANGED,
+};
 use crate::waiters::Outcome;
 use crate::State;
 
@@ -23,19 +25,25 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let keys = state.queue.keys().clone();
+    let revocations = rt.revocations();
     let mut backoff = Duration::from_millis(100);
+    let mut first = true;
     while !shutdown.is_cancelled() {
         match subscribe(
             &state.config.stores.redis_url,
-            &[&keys.notices, &keys.events],
+            &[&keys.notices, &keys.events, &revocations],
         )
         .await
         {
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(100);
                 let _ = ready.send(true);
-                // Anything missed while disconnected: presence is re-read in full.
+                // Anything missed while disconnected: presence is re-read in full, and
+                // sessions revoked meanwhile close their sockets.
                 rt.presence.changed();
+                if !std::mem::take(&mut first) {
+                    rt.recheck_sessions(&state).await;
+                }
                 let mut messages = pubsub.on_message();
                 loop {
                     let msg = tokio::select! {
@@ -43,6 +51,10 @@ pub(crate) async fn run(
                         () = shutdown.cancelled() => return,
                     };
                     let Some(msg) = msg else { break };
+                    if msg.get_channel_name() == revocations {
+                        rt.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or(""));
+                        continue;
+                    }
                     let mut payload = msg.get_payload_bytes().to_vec();
                     if msg.get_channel_name() == keys.notices {
                         match simd_json::serde::from_slice::<Notice>(&mut payload) {
@@ -96,7 +108,19 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
 async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
     match env.event.as_str() {
         PRESENCE_CHANGED => rt.presence.changed(),
-        CONVERSATION_CREATED => rt.presence.conversation_created(&env.users),
+        CONVERSATION_CREATED => {
+            if let Some(c) = env.conversation {
+                state.members.created(c);
+            }
+            rt.presence.conversation_created(&env.users);
+        }
+        MEMBERS_CHANGED => {
+            if let Some(c) = env.conversation {
+                rt.members_changed(state, c);
+            }
+            // Whoever left is no longer among the people its members see online.
+            rt.presence.changed();
+        }
         _ => deliver(state, rt, env).await,
     }
 }

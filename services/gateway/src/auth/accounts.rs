@@ -154,12 +154,19 @@ pub(super) async fn login(
     if body.password.is_empty() || body.password.chars().count() > password::PASSWORD_MAX {
         return Err(wrong_credentials());
     }
+    // Read before the password is: a password change committed after this moves the epoch,
+    // and then no session is issued for the password checked here.
+    let epoch = auth.sessions.epoch(&auth.redis, &body.user_id).await?;
     let display_name = check_password(auth, address, &body.user_id, body.password).await?;
     let user = SessionUser {
         user_id: body.user_id,
         display_name,
     };
-    let issued = auth.sessions.issue(&auth.redis, &user).await?;
+    let issued = auth
+        .sessions
+        .issue_at(&auth.redis, &user, epoch)
+        .await?
+        .ok_or_else(wrong_credentials)?;
     Ok(session(StatusCode::OK, &issued, &user))
 }
 
@@ -207,8 +214,13 @@ pub(super) async fn change_password(
         .await?;
     client.execute(&stmt, &[&user.user_id, &hash]).await?;
     drop(client);
-    auth.sessions.revoke_all(&auth.redis, &user.user_id).await?;
-    let issued = auth.sessions.issue(&auth.redis, user).await?;
+    let epoch = auth.sessions.revoke_all(&auth.redis, &user.user_id).await?;
+    // Another change right after this one already revoked what this one would issue.
+    let issued = auth
+        .sessions
+        .issue_at(&auth.redis, user, epoch)
+        .await?
+        .ok_or_else(|| ApiError::conflict("the password changed again meanwhile; sign in"))?;
     Ok(session(StatusCode::OK, &issued, user))
 }
 
