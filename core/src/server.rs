@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Listen;
 use crate::{request_id, Request, Response};
 
 /// The connection a request came on, in the request's extensions.
@@ -255,10 +256,56 @@ pub async fn launch<C, Fut>(
             std::process::exit(1);
         }
     };
+    let metrics = crate::config::exit_on_error(Listen::from_vars(
+        &env,
+        ("METRICS_HOST", "127.0.0.1"),
+        ("METRICS_PORT", metrics_port(service)),
+    ));
+    let metrics = match bind(metrics.addr()).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("metrics port: {e}");
+            std::process::exit(1);
+        }
+    };
     let shutdown = crate::shutdown::on_signal();
+    let opts = ServeOptions {
+        max_connections: 64,
+        ..ServeOptions::default()
+    };
+    tokio::spawn(serve(metrics, MetricsPort, opts, shutdown.clone()));
     if let Err(e) = run(listener, config, shutdown).await {
         eprintln!("{service} failed: {e}");
         std::process::exit(1);
+    }
+}
+
+/// The metrics port's default for each service: one each, so the services can share a host
+/// (`METRICS_PORT` sets another; two instances of one service on a host need it).
+fn metrics_port(service: &str) -> u16 {
+    match service {
+        "gateway" => 9100,
+        "chat" => 9101,
+        "call" => 9102,
+        "worker" => 9103,
+        "web" => 9104,
+        _ => 9109,
+    }
+}
+
+/// The metrics port: Prometheus text at `/metrics`, apart from the service's own port so it
+/// can stay private (loopback unless `METRICS_HOST` says otherwise).
+#[derive(Clone)]
+struct MetricsPort;
+
+impl Handler for MetricsPort {
+    async fn handle(&self, req: Request) -> Response {
+        use crate::ApiError;
+        match (req.method(), req.uri().path()) {
+            (&http::Method::GET, "/metrics") => crate::metrics::respond_process(),
+            (_, "/metrics") => ApiError::method_not_allowed().into_response(),
+            (_, path) => ApiError::route_not_found(path).into_response(),
+        }
     }
 }
 

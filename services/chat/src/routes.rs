@@ -21,7 +21,6 @@ platform_core::route_labels! {
         SendMessage = "send_message",
         EditMessage = "edit_message",
         DeleteMessage = "delete_message",
-        Metrics = "metrics",
         /// Everything under `/socket.io/`, answered before routing.
         SocketIo = "socket_io",
     }
@@ -31,7 +30,6 @@ pub fn table() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Healthz)
         .route(Method::GET, "/readyz", Route::Readyz)
-        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::POST, "/conversations", Route::CreateConversation)
         .route(
             Method::GET,
@@ -88,7 +86,7 @@ impl dispatch::Service for App {
     }
 
     fn public(route: Route) -> bool {
-        matches!(route, Route::Healthz | Route::Readyz | Route::Metrics)
+        matches!(route, Route::Healthz | Route::Readyz)
     }
 
     async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
@@ -110,7 +108,6 @@ impl dispatch::Service for App {
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
-            Route::Metrics => Ok(state.metrics.respond()),
             // Not in the table: `handle` answers it before routing.
             Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),
         }

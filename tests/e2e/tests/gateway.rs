@@ -265,7 +265,7 @@ async fn past_capacity_the_gateway_sheds_load_at_once() {
     assert_eq!(after.status, 504);
     let m = s
         .http
-        .get(format!("{}/metrics", s.url()))
+        .get(s.gateway.as_ref().unwrap().metrics_url())
         .send()
         .await
         .unwrap()
