@@ -284,12 +284,12 @@ pub async fn launch<C, Fut>(
 /// (`METRICS_PORT` sets another; two instances of one service on a host need it).
 fn metrics_port(service: &str) -> u16 {
     match service {
-        "gateway" => 9100,
-        "chat" => 9101,
-        "call" => 9102,
-        "worker" => 9103,
-        "web" => 9104,
-        _ => 9109,
+        "gateway" => 9180,
+        "chat" => 9181,
+        "call" => 9182,
+        "worker" => 9183,
+        "web" => 9184,
+        _ => 9189,
     }
 }
 
