@@ -233,8 +233,9 @@ async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
 }
 
 /// The whole of a service's `main`: tracing, configuration read and checked before any port
-/// is bound (exit 2 naming the variable), the listener (exit 1 if the port is taken), then
-/// `run` until SIGINT/SIGTERM (exit 1 if it fails).
+/// is bound (exit 2 naming the variable; the body deadline included), the listener (exit 1
+/// if the port is taken), the metrics port (`METRICS_HOST`, `METRICS_PORT`), then `run`
+/// until SIGINT/SIGTERM (exit 1 if it fails).
 pub async fn launch<C, Fut>(
     service: &'static str,
     config: impl FnOnce(&crate::config::Env) -> Result<C, crate::config::ConfigError>,
@@ -261,19 +262,19 @@ pub async fn launch<C, Fut>(
         ("METRICS_HOST", "127.0.0.1"),
         ("METRICS_PORT", metrics_port(service)),
     ));
-    let metrics = match bind(metrics.addr()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("metrics port: {e}");
-            std::process::exit(1);
-        }
-    };
     let shutdown = crate::shutdown::on_signal();
-    let opts = ServeOptions {
-        max_connections: 64,
-        ..ServeOptions::default()
-    };
-    tokio::spawn(serve(metrics, MetricsPort, opts, shutdown.clone()));
+    // Not fatal: a second instance on a host, or a script's stack beside a running one,
+    // still serves its users; the error says to give it a `METRICS_PORT` of its own.
+    match bind(metrics.addr()).await {
+        Ok(listener) => {
+            let opts = ServeOptions {
+                max_connections: 64,
+                ..ServeOptions::default()
+            };
+            tokio::spawn(serve(listener, MetricsPort, opts, shutdown.clone()));
+        }
+        Err(e) => tracing::error!(error = %e, "metrics are not served: set METRICS_PORT"),
+    }
     if let Err(e) = run(listener, config, shutdown).await {
         eprintln!("{service} failed: {e}");
         std::process::exit(1);

@@ -261,7 +261,10 @@ impl Stack {
             .open(self.log_dir.join(format!("{name}.log")))
             .expect("log file");
         let mut cmd = Command::new(bin(name));
-        let metrics_port = free_port();
+        // The port just freed for the service is likely to come back: not that one.
+        let metrics_port = std::iter::repeat_with(free_port)
+            .find(|p| *p != port)
+            .expect("a free port");
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", port.to_string())
