@@ -24,7 +24,7 @@ platform_core::route_labels! {
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Healthz,
     Readyz,
     OpenApi,
@@ -36,7 +36,7 @@ pub enum Target {
 
 /// A service the gateway forwards to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upstream {
+pub(crate) enum Upstream {
     Chat,
     Call,
     /// The chat service's Socket.IO: long-polls and WebSocket tunnels.
@@ -44,7 +44,7 @@ pub enum Upstream {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     pub label: Label,
     pub target: Target,
 }
@@ -53,7 +53,7 @@ pub struct Route {
 /// names its limit (`Admit::Write`); reads need only the session. Metrics are not here: they
 /// are served on the metrics port (`METRICS_PORT`), not the public one.
 #[rustfmt::skip] // one line per route
-pub fn table() -> Router<Route> {
+pub(crate) fn table() -> Router<Route> {
     use auth::Route as A;
     use Method as M;
     use Target::*;

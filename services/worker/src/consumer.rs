@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{self, Item, StoreError, Stored};
 use crate::Config;
 
-pub struct Consumer {
+pub(crate) struct Consumer {
     pub config: Config,
     pub keys: Keys,
     pub pg: PgPool,
@@ -31,7 +31,7 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 impl Consumer {
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let mut reader: Option<MultiplexedConnection> = None;
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
@@ -117,7 +117,7 @@ impl Consumer {
     }
 
     /// Stores a batch (retrying while PostgreSQL is down), then settles it in Redis.
-    pub async fn handle(&self, entries: Vec<StreamId>) {
+    pub(crate) async fn handle(&self, entries: Vec<StreamId>) {
         let started = Instant::now();
         let mut items = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use platform_core::metrics::{Histogram, Label, Metrics};
 
-pub struct Stats {
+pub(crate) struct Stats {
     pub metrics: Metrics,
     pub batches: Arc<AtomicU64>,
     pub stored: Arc<AtomicU64>,
@@ -21,7 +21,7 @@ pub struct Stats {
 
 impl Stats {
     /// `L`: the routes of the worker's small HTTP server.
-    pub fn new<L: Label>() -> Stats {
+    pub(crate) fn new<L: Label>() -> Stats {
         let metrics = Metrics::new::<L>("worker");
         let gauge = |name: &'static str, help: &'static str| {
             let v = Arc::new(AtomicU64::new(0));

@@ -22,7 +22,7 @@ use platform_core::{ApiError, Request, Response};
 
 use crate::config::{Config, Limits, Write};
 
-pub struct Auth {
+pub(crate) struct Auth {
     pub pg: PgPool,
     pub redis: RedisPool,
     sessions: Sessions,
@@ -34,7 +34,7 @@ pub struct Auth {
 
 /// The accounts' routes (their paths are in the gateway's route table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Register,
     Login,
     Logout,
@@ -44,7 +44,7 @@ pub enum Route {
 
 /// How a forwarded request is let in (the route table says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Its session, if it presents one (required when `AUTH_MODE=token`).
     Session,
     /// A write: the session and the write's limits, per user and per address, counted in
@@ -73,7 +73,7 @@ fn peer(extensions: &http::Extensions) -> String {
 }
 
 impl Auth {
-    pub fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
         Ok(Auth {
             pg: config.stores.postgres()?,
             redis: config.stores.redis()?,
@@ -91,7 +91,7 @@ impl Auth {
     }
 
     /// Serves an auth route.
-    pub async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
         let (parts, body) = req.into_parts();
         let address = peer(&parts.extensions);
         let h = &parts.headers;
@@ -126,7 +126,7 @@ impl Auth {
 
     /// Checks who sends a request before it is forwarded, enforces its limits, and rewrites
     /// the identity headers the services trust.
-    pub async fn admit(&self, req: &mut Parts, admit: Admit) -> Result<(), ApiError> {
+    pub(crate) async fn admit(&self, req: &mut Parts, admit: Admit) -> Result<(), ApiError> {
         req.headers.remove(USER_HEADER);
         req.headers.remove(SECRET_HEADER);
         let write = match admit {
