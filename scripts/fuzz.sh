@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers (Engine.IO, Socket.IO, JSON bodies) and the router with cargo-fuzz
+# Fuzzes the parsers (Engine.IO, Socket.IO, JSON bodies, forwarding headers) and the router with cargo-fuzz
 # (libFuzzer), each target for SECONDS (default 30). cargo-fuzz needs nightly features; the
 # stable toolchain provides them with RUSTC_BOOTSTRAP=1. A crash, or a target that does not
 # build, fails the script; the crashing input lands in fuzz/artifacts/<target>/.
@@ -18,7 +18,7 @@ export RUSTC_BOOTSTRAP=1
 cd fuzz
 log="$(mktemp /tmp/fuzz-log.XXXXXX)"
 on_exit rm -f "$log"
-for target in engine_packets socketio_packets router json_bodies; do
+for target in engine_packets socketio_packets router json_bodies forwarded; do
   step "fuzz $target for ${SECONDS_EACH}s"
   mkdir -p "corpus-grown/$target" "corpus/$target"
   # The status is cargo fuzz's own, taken before any filter runs: it is non-zero on a crash,

@@ -170,9 +170,18 @@ pub struct Listen {
 impl Listen {
     /// `host` and `port` are the service's defaults.
     pub fn from_env(env: &Env, host: &str, port: u16) -> Result<Self, ConfigError> {
+        Self::from_vars(env, ("HOST", host), ("PORT", port))
+    }
+
+    /// The same from other variables (the metrics port's), each with its default.
+    pub fn from_vars(
+        env: &Env,
+        host: (&str, &str),
+        port: (&str, u16),
+    ) -> Result<Self, ConfigError> {
         Ok(Listen {
-            host: env.host("HOST", host)?,
-            port: env.port("PORT", port)?,
+            host: env.host(host.0, host.1)?,
+            port: env.port(port.0, port.1)?,
         })
     }
 

@@ -53,10 +53,12 @@ impl Origins {
 /// How allowed origins are answered, by kind of endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
-    /// The gateway's API. Every allowed origin (with [`Origins::Any`], whichever one asks) is
-    /// echoed with credentials, since requests carry bearer tokens; a preflight is an
-    /// `OPTIONS` with `Access-Control-Request-Method`, answered with the API's methods and
-    /// the headers asked for; responses expose the headers clients read.
+    /// The gateway's API. A listed origin is echoed with credentials; [`Origins::Any`] is a
+    /// literal `*` without them (echoing whichever origin asks, with credentials, would let
+    /// any site make credentialed calls). Bearer tokens travel in a header, which `*`
+    /// allows. A preflight is an `OPTIONS` with `Access-Control-Request-Method`, answered
+    /// with the API's methods and the headers asked for; responses expose the headers
+    /// clients read.
     Api,
     /// Engine.IO long-polling, as Socket.IO servers answer it: [`Origins::Any`] is `*`
     /// without credentials, listed origins are echoed with credentials; every `OPTIONS` is
@@ -97,15 +99,15 @@ impl Cors {
         &self.origins
     }
 
-    /// The origin to echo back, if `origin` may call (the API policy's view of `Any`).
-    fn echoed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
+    /// The API's `Access-Control-Allow-Origin` for `origin`, and whether credentials go
+    /// with it (only for a listed origin, echoed).
+    fn allowed(&self, origin: Option<&HeaderValue>) -> Option<(HeaderValue, bool)> {
         let origin = origin?;
-        let ok = match &self.origins {
-            Origins::Off => false,
-            Origins::Any => true,
-            Origins::List(list) => Origins::listed(list, origin),
-        };
-        ok.then_some(origin)
+        match &self.origins {
+            Origins::Off => None,
+            Origins::Any => Some((HeaderValue::from_static("*"), false)),
+            Origins::List(list) => Origins::listed(list, origin).then(|| (origin.clone(), true)),
+        }
     }
 
     /// The answer to a preflight request, if this is one.
@@ -124,9 +126,11 @@ impl Cors {
         match self.policy {
             Policy::Api => {
                 let h = res.headers_mut();
-                if let Some(origin) = self.echoed(origin) {
-                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-                    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+                if let Some((allow, credentials)) = self.allowed(origin) {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+                    if credentials {
+                        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+                    }
                     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, API_METHODS);
                     let requested = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
                     h.insert(
@@ -155,14 +159,16 @@ impl Cors {
     pub fn decorate(&self, origin: Option<&HeaderValue>, res: &mut Response) {
         match self.policy {
             Policy::Api => {
-                let Some(origin) = self.echoed(origin) else {
+                let Some((allow, credentials)) = self.allowed(origin) else {
                     return;
                 };
                 let h = res.headers_mut();
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-                h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
                 h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, API_EXPOSE);
-                h.append(header::VARY, HeaderValue::from_static("origin"));
+                if credentials {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+                    h.append(header::VARY, HeaderValue::from_static("origin"));
+                }
             }
             Policy::Polling => {
                 let h = res.headers_mut();
@@ -262,18 +268,29 @@ mod tests {
     }
 
     #[test]
-    fn api_wildcard_echoes_origin() {
+    fn api_wildcard_is_a_star_without_credentials() {
         let cors = api("*");
         let mut res = Response::new(Body::Empty);
         cors.decorate(Some(&HeaderValue::from_static("http://x")), &mut res);
-        assert_eq!(
-            res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
-            "http://x"
-        );
-        assert_eq!(
-            res.headers()[header::ACCESS_CONTROL_ALLOW_CREDENTIALS],
-            "true"
-        );
+        assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(res
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .is_none());
+        let pre = cors
+            .preflight(
+                &Method::OPTIONS,
+                &headers(&[
+                    ("origin", "http://x"),
+                    ("access-control-request-method", "POST"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(pre
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .is_none());
         let mut res = Response::new(Body::Empty);
         cors.decorate(None, &mut res);
         assert!(res.headers().is_empty());

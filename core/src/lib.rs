@@ -4,7 +4,8 @@
 //! - [`server`]: the accept loop (connection cap, keep-alive, graceful shutdown).
 //! - [`router`]: method + path-segment routing without per-request allocation.
 //! - [`dispatch`]: the request wrapper: timing, routing, identity check, 404/405, metrics.
-//! - [`body`]: the response body type and bounded request-body reading.
+//! - [`body`]: the response body type and bounded, deadlined request-body reading.
+//! - [`client`]: the client address behind trusted proxies, and per-address limit keys.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
 //! - [`events`]: realtime events published for the chat instances to deliver.
 //! - [`error`]: the one HTTP error type, rendered as the contract's error body.
@@ -30,6 +31,7 @@
 //!   clients.
 
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod cors;
 pub mod dispatch;

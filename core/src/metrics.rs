@@ -149,32 +149,57 @@ enum Extra {
     },
 }
 
-/// A service's metrics.
+/// A service's metrics. Cheap to clone: clones share the counters.
+#[derive(Clone)]
 pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     service: &'static str,
     routes: Vec<(&'static str, RouteStats)>,
     extra: Mutex<Vec<Extra>>,
 }
 
+/// The metrics the metrics port serves: the process's service's, the last made.
+static PROCESS: Mutex<Option<Metrics>> = Mutex::new(None);
+
+/// The answer of the metrics port's `/metrics`: the process's metrics, or 503 before the
+/// service has made them.
+pub fn respond_process() -> crate::Response {
+    match crate::sync::lock(&PROCESS).clone() {
+        Some(m) => m.respond(),
+        None => crate::ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not ready yet",
+        )
+        .into_response(),
+    }
+}
+
 impl Metrics {
     /// Metrics of `service`, whose requests are recorded by routes of type `L`.
     pub fn new<L: Label>(service: &'static str) -> Self {
-        Metrics {
-            service,
-            routes: L::ALL
-                .iter()
-                .chain([&UNMATCHED])
-                .map(|r| (*r, RouteStats::default()))
-                .collect(),
-            extra: Mutex::new(Vec::new()),
-        }
+        let m = Metrics {
+            inner: Arc::new(Inner {
+                service,
+                routes: L::ALL
+                    .iter()
+                    .chain([&UNMATCHED])
+                    .map(|r| (*r, RouteStats::default()))
+                    .collect(),
+                extra: Mutex::new(Vec::new()),
+            }),
+        };
+        *crate::sync::lock(&PROCESS) = Some(m.clone());
+        m
     }
 
     /// Records one request of `route` (`None`: no route took it), with the `L` the metrics
     /// were made with.
     pub fn record<L: Label>(&self, route: Option<L>, status: u16, elapsed: Duration) {
         let index = route.map_or(L::ALL.len(), L::index);
-        if let Some((_, s)) = self.routes.get(index) {
+        if let Some((_, s)) = self.inner.routes.get(index) {
             let class = usize::from(status / 100).clamp(1, 5) - 1;
             s.by_class[class].fetch_add(1, Ordering::Relaxed);
             s.latency.observe(elapsed);
@@ -225,19 +250,19 @@ impl Metrics {
     }
 
     fn push(&self, e: Extra) {
-        crate::sync::lock(&self.extra).push(e);
+        crate::sync::lock(&self.inner.extra).push(e);
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let svc = self.service;
+        let svc = self.inner.service;
         let _ = writeln!(
             out,
             "# HELP http_requests_total Requests answered, by route and status class."
         );
         let _ = writeln!(out, "# TYPE http_requests_total counter");
-        for (route, s) in &self.routes {
+        for (route, s) in &self.inner.routes {
             for (i, c) in s.by_class.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
                 if n > 0 {
@@ -254,14 +279,14 @@ impl Metrics {
             "# HELP http_request_duration_seconds Time to answer, by route."
         );
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
-        for (route, s) in &self.routes {
+        for (route, s) in &self.inner.routes {
             s.latency.render(
                 &mut out,
                 "http_request_duration_seconds",
                 &format!("service=\"{svc}\",route=\"{route}\""),
             );
         }
-        for e in crate::sync::lock(&self.extra).iter() {
+        for e in crate::sync::lock(&self.inner.extra).iter() {
             match e {
                 Extra::Counter { name, help, value } => {
                     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

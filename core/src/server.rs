@@ -1,11 +1,14 @@
 //! The accept loop every service runs: a semaphore caps open connections, each connection is
 //! served by hyper's HTTP/1 with keep-alive and upgrades, every response gets an
 //! `x-request-id`, and on shutdown the listener closes and in-flight requests drain until a
-//! deadline.
+//! deadline. Optionally, connections per client address are capped too (the gateway's
+//! public port): one address cannot hold every slot.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -16,16 +19,67 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Listen;
 use crate::{request_id, Request, Response};
 
 /// The connection a request came on, in the request's extensions.
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub peer: std::net::SocketAddr,
-    /// One of the `max_connections` permits. An upgraded connection outlives its HTTP task:
-    /// the code that takes it over keeps a clone, so it still counts against the cap.
-    pub permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// One of the `max_connections` permits (and of its address's). An upgraded connection
+    /// outlives its HTTP task: the code that takes it over keeps a clone, so it still counts
+    /// against the caps.
+    pub permit: Arc<Slot>,
 }
+
+/// A connection's place under the caps, given back when the last holder drops it.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
+}
+
+/// Open connections per client address (IPv6: per /64).
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+#[derive(Debug)]
+struct AddressSlot {
+    key: IpAddr,
+    open: PerAddress,
+}
+
+impl AddressSlot {
+    /// A slot for `key`, unless it already holds `cap`.
+    fn take(open: &PerAddress, key: IpAddr, cap: usize) -> Option<AddressSlot> {
+        let mut map = crate::sync::lock(open);
+        let n = map.entry(key).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            key,
+            open: open.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = crate::sync::lock(&self.open);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What a connection over its address's cap gets before it is closed.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
+content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 97\r\n\r\n\
+{\"statusCode\":429,\"error\":\"Too Many Requests\",\"message\":\"too many connections from this address\"}";
 
 /// What a service answers requests with. Implemented by a `Clone` struct holding `Arc` state.
 pub trait Handler: Clone + Send + Sync + 'static {
@@ -40,6 +94,10 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// A client must send its request head within this time.
     pub header_read_timeout: Duration,
+    /// Open connections one client address may hold (`None`: no cap, for services only the
+    /// gateway calls). Trusted proxies are exempt: many clients share their address.
+    pub max_connections_per_address: Option<usize>,
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +106,8 @@ impl Default for ServeOptions {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
+            max_connections_per_address: None,
+            trusted_proxies: crate::client::TrustedProxies::default(),
         }
     }
 }
@@ -60,6 +120,7 @@ pub async fn serve<H: Handler>(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(opts.max_connections));
+    let per_address = PerAddress::default();
     let tracker = TaskTracker::new();
     let mut builder = http1::Builder::new();
     builder
@@ -88,10 +149,25 @@ pub async fn serve<H: Handler>(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        let address = match opts.max_connections_per_address {
+            Some(cap) if !opts.trusted_proxies.contains(peer.ip()) => {
+                match AddressSlot::take(&per_address, crate::client::key(peer.ip()), cap) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracker.spawn(refuse(stream));
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
         let h = handler.clone();
         let conn_info = Connection {
             peer,
-            permit: Arc::new(permit),
+            permit: Arc::new(Slot {
+                _permit: permit,
+                _address: address,
+            }),
         };
         let svc = service_fn(move |mut req: Request| {
             // Travels with the request: the peer for forwarding headers and limits, the permit
@@ -129,6 +205,16 @@ pub async fn serve<H: Handler>(
     }
 }
 
+/// Answers 429 on a connection over its address's cap and closes it, without reading it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let write = async {
+        stream.write_all(TOO_MANY_CONNECTIONS).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
 async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
     use tracing::Instrument;
     let id = request_id::ensure(req.headers_mut());
@@ -136,12 +222,20 @@ async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
     let mut res = h.handle(req).instrument(span).await;
     res.headers_mut().insert(request_id::HEADER, id);
+    if res.status() == http::StatusCode::REQUEST_TIMEOUT {
+        // The body was not read to its end: the connection cannot carry another request.
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     res
 }
 
 /// The whole of a service's `main`: tracing, configuration read and checked before any port
-/// is bound (exit 2 naming the variable), the listener (exit 1 if the port is taken), then
-/// `run` until SIGINT/SIGTERM (exit 1 if it fails).
+/// is bound (exit 2 naming the variable; the body deadline included), the listener (exit 1
+/// if the port is taken), the metrics port (`METRICS_HOST`, `METRICS_PORT`), then `run`
+/// until SIGINT/SIGTERM (exit 1 if it fails).
 pub async fn launch<C, Fut>(
     service: &'static str,
     config: impl FnOnce(&crate::config::Env) -> Result<C, crate::config::ConfigError>,
@@ -151,7 +245,11 @@ pub async fn launch<C, Fut>(
     Fut: Future<Output = Result<(), crate::Failure>>,
 {
     crate::telemetry::init(service);
-    let config = crate::config::exit_on_error(config(&crate::config::Env::process()));
+    let env = crate::config::Env::process();
+    let config = crate::config::exit_on_error(config(&env));
+    crate::body::configure(crate::config::exit_on_error(
+        crate::body::Deadline::from_env(&env),
+    ));
     let listener = match bind(addr(&config)).await {
         Ok(l) => l,
         Err(e) => {
@@ -159,10 +257,56 @@ pub async fn launch<C, Fut>(
             std::process::exit(1);
         }
     };
+    let metrics = crate::config::exit_on_error(Listen::from_vars(
+        &env,
+        ("METRICS_HOST", "127.0.0.1"),
+        ("METRICS_PORT", metrics_port(service)),
+    ));
     let shutdown = crate::shutdown::on_signal();
+    // Not fatal: a second instance on a host, or a script's stack beside a running one,
+    // still serves its users; the error says to give it a `METRICS_PORT` of its own.
+    match bind(metrics.addr()).await {
+        Ok(listener) => {
+            let opts = ServeOptions {
+                max_connections: 64,
+                ..ServeOptions::default()
+            };
+            tokio::spawn(serve(listener, MetricsPort, opts, shutdown.clone()));
+        }
+        Err(e) => tracing::error!(error = %e, "metrics are not served: set METRICS_PORT"),
+    }
     if let Err(e) = run(listener, config, shutdown).await {
         eprintln!("{service} failed: {e}");
         std::process::exit(1);
+    }
+}
+
+/// The metrics port's default for each service: one each, so the services can share a host
+/// (`METRICS_PORT` sets another; two instances of one service on a host need it).
+fn metrics_port(service: &str) -> u16 {
+    match service {
+        "gateway" => 9180,
+        "chat" => 9181,
+        "call" => 9182,
+        "worker" => 9183,
+        "web" => 9184,
+        _ => 9189,
+    }
+}
+
+/// The metrics port: Prometheus text at `/metrics`, apart from the service's own port so it
+/// can stay private (loopback unless `METRICS_HOST` says otherwise).
+#[derive(Clone)]
+struct MetricsPort;
+
+impl Handler for MetricsPort {
+    async fn handle(&self, req: Request) -> Response {
+        use crate::ApiError;
+        match (req.method(), req.uri().path()) {
+            (&http::Method::GET, "/metrics") => crate::metrics::respond_process(),
+            (_, "/metrics") => ApiError::method_not_allowed().into_response(),
+            (_, path) => ApiError::route_not_found(path).into_response(),
+        }
     }
 }
 

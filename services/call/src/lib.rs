@@ -50,7 +50,6 @@ platform_core::route_labels! {
         Status = "call_status",
         PostSignal = "post_signal",
         ListSignals = "list_signals",
-        Metrics = "metrics",
     }
 }
 
@@ -58,7 +57,6 @@ fn table() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Healthz)
         .route(Method::GET, "/readyz", Route::Readyz)
-        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::POST, "/calls", Route::Start)
         .route(
             Method::GET,
@@ -143,7 +141,7 @@ impl dispatch::Service for App {
     }
 
     fn public(route: Route) -> bool {
-        matches!(route, Route::Healthz | Route::Readyz | Route::Metrics)
+        matches!(route, Route::Healthz | Route::Readyz)
     }
 
     async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
@@ -167,7 +165,6 @@ impl dispatch::Service for App {
                 let q = parts.uri.query();
                 signals::list(state, who, p.get(0), p.get(1), q).await
             }
-            Route::Metrics => Ok(state.metrics.respond()),
         }
     }
 }

@@ -24,7 +24,6 @@ platform_core::route_labels! {
         LeaveConversation = "leave_conversation",
         Block = "block",
         Unblock = "unblock",
-        Metrics = "metrics",
         /// Everything under `/socket.io/`, answered before routing.
         SocketIo = "socket_io",
     }
@@ -34,7 +33,6 @@ pub fn table() -> Router<Route> {
     Router::new()
         .route(Method::GET, "/healthz", Route::Healthz)
         .route(Method::GET, "/readyz", Route::Readyz)
-        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::POST, "/conversations", Route::CreateConversation)
         .route(
             Method::GET,
@@ -98,7 +96,7 @@ impl dispatch::Service for App {
     }
 
     fn public(route: Route) -> bool {
-        matches!(route, Route::Healthz | Route::Readyz | Route::Metrics)
+        matches!(route, Route::Healthz | Route::Readyz)
     }
 
     async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
@@ -123,7 +121,6 @@ impl dispatch::Service for App {
             Route::LeaveConversation => conversations::leave(state, who, p.get(0), p.get(1)).await,
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
-            Route::Metrics => Ok(state.metrics.respond()),
             // Not in the table: `handle` answers it before routing.
             Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),
         }

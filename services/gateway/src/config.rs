@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Uri;
+use platform_core::client::TrustedProxies;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
@@ -22,6 +23,10 @@ pub struct Config {
     /// Allowed browser origins (`CORS_ORIGINS`).
     pub cors_origins: Origins,
     pub max_connections: usize,
+    /// Open connections per client address (`MAX_CONNECTIONS_PER_ADDRESS`).
+    pub max_connections_per_address: usize,
+    /// Whose `Forwarded`/`X-Forwarded-For` name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     /// API requests forwarded at once; past this the gateway answers 503 at once instead of
     /// queueing work that would only time out.
     pub max_in_flight: usize,
@@ -38,12 +43,68 @@ pub struct Config {
 /// The abuse limits the gateway enforces, per user and per client address.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub sends_per_user: Limit,
-    pub sends_per_address: Limit,
+    /// Each kind of write, per user and per address (`RATE_<KIND>_PER_USER`,
+    /// `RATE_<KIND>_PER_ADDRESS`).
+    pub writes: [(Limit, Limit); Write::ALL.len()],
+    /// Wrong passwords for one account from one address (other addresses are unaffected).
     pub login_failures_per_user: Limit,
     pub login_failures_per_address: Limit,
     pub registrations_per_address: Limit,
     pub connects_per_address: Limit,
+}
+
+/// A kind of write, limited on its own: the route table gives each write route one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Send,
+    Edit,
+    Delete,
+    Conversation,
+    Call,
+    Signal,
+    Members,
+}
+
+impl Write {
+    pub const ALL: [Write; 7] = [
+        Write::Send,
+        Write::Edit,
+        Write::Delete,
+        Write::Conversation,
+        Write::Call,
+        Write::Signal,
+        Write::Members,
+    ];
+
+    /// Its name in settings (`RATE_<NAME>_PER_USER`), keys and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Write::Send => "sends",
+            Write::Edit => "edits",
+            Write::Delete => "deletes",
+            Write::Conversation => "conversations",
+            Write::Call => "calls",
+            Write::Signal => "signals",
+            Write::Members => "members",
+        }
+    }
+
+    /// Defaults: per user, per address, and the window. An address may hold many users
+    /// (an office, a carrier's NAT), so it gets ten times a user's share.
+    fn defaults(self) -> (u64, u64, Duration) {
+        match self {
+            Write::Send => (100, 1000, SECOND),
+            Write::Edit => (60, 600, MINUTE),
+            Write::Delete => (60, 600, MINUTE),
+            Write::Conversation => (20, 200, MINUTE),
+            // Starting, answering and ending calls.
+            Write::Call => (30, 300, MINUTE),
+            // WebRTC offers, answers and ICE candidates: a few dozen per call set-up.
+            Write::Signal => (600, 6000, MINUTE),
+            // Leaving, blocking and unblocking (and membership changes).
+            Write::Members => (30, 300, MINUTE),
+        }
+    }
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -54,9 +115,20 @@ const HOUR: Duration = Duration::from_secs(3600);
 impl Limits {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let n = |var: &str, default: u64| env.number(var, default, 1, 1_000_000_000);
+        let write = |w: Write| -> Result<(Limit, Limit), ConfigError> {
+            let (user, address, window) = w.defaults();
+            let var = |per: &str| format!("RATE_{}_PER_{per}", w.name().to_ascii_uppercase());
+            Ok((
+                Limit::per(n(&var("USER"), user)?, window),
+                Limit::per(n(&var("ADDRESS"), address)?, window),
+            ))
+        };
+        let mut writes = [(Limit::per(1, SECOND), Limit::per(1, SECOND)); Write::ALL.len()];
+        for w in Write::ALL {
+            writes[w as usize] = write(w)?;
+        }
         Ok(Limits {
-            sends_per_user: Limit::per(n("RATE_SENDS_PER_USER", 100)?, SECOND),
-            sends_per_address: Limit::per(n("RATE_SENDS_PER_ADDRESS", 1000)?, SECOND),
+            writes,
             login_failures_per_user: Limit::per(
                 n("RATE_LOGIN_FAILURES_PER_USER", 10)?,
                 QUARTER_HOUR,
@@ -68,6 +140,11 @@ impl Limits {
             registrations_per_address: Limit::per(n("RATE_REGISTRATIONS_PER_ADDRESS", 20)?, HOUR),
             connects_per_address: Limit::per(n("RATE_CONNECTS_PER_ADDRESS", 300)?, MINUTE),
         })
+    }
+
+    /// The limits of `w`: per user, per address.
+    pub fn write(&self, w: Write) -> (Limit, Limit) {
+        self.writes[w as usize]
     }
 }
 
@@ -82,6 +159,13 @@ impl Config {
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
             cors_origins: Origins::from_env(env),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            max_connections_per_address: env.number(
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                256,
+                1,
+                1_000_000,
+            )?,
+            trusted_proxies: TrustedProxies::from_env(env)?,
             max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
             trust: Trust::from_env(env)?,
             stores: Stores::from_env(env, PoolSizes { pg: 8, redis: 4 })?,
@@ -150,7 +234,17 @@ mod tests {
             Config::from_env(&Env::from_pairs(&all))
         };
         let c = env(&[]).unwrap();
-        assert_eq!(c.limits.sends_per_user.max, 100);
+        assert_eq!(c.limits.write(Write::Send).0.max, 100);
+        assert_eq!(c.limits.write(Write::Signal).1.max, 6000);
+        let c = env(&[
+            ("RATE_EDITS_PER_ADDRESS", "7"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.write(Write::Edit).1, Limit::per(7, MINUTE));
+        assert!(!c.trusted_proxies.is_empty());
+        let e = env(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err();
+        assert_eq!(e.var, "TRUSTED_PROXIES");
         assert_eq!(c.session_ttl, Duration::from_secs(7 * 86_400));
         let e = env(&[("RATE_SENDS_PER_USER", "0")]).unwrap_err();
         assert_eq!(e.var, "RATE_SENDS_PER_USER");

@@ -7,8 +7,13 @@
 //! - `auth`: accounts and sessions (`/auth/*`, `/me`), and authenticating what is forwarded.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
 //!
-//! It also answers `/healthz`, `/readyz` (every upstream up), `/metrics`, and `/openapi.json`
-//! (the HTTP contract, `api/openapi.json`).
+//! It also answers `/healthz`, `/readyz` (every upstream up) and `/openapi.json` (the HTTP
+//! contract, `api/openapi.json`); `/metrics` is on the metrics port, not this one.
+//!
+//! Each request's client address is settled here, once: the peer's, unless the peer is a
+//! trusted proxy (`TRUSTED_PROXIES`), whose forwarding headers then name it. Upstreams get
+//! an `X-Forwarded-For` the gateway wrote: a client's own is replaced, a trusted proxy's is
+//! extended with the proxy.
 
 mod auth;
 pub mod config;
@@ -18,7 +23,9 @@ mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
+use platform_core::client::{ClientAddr, TrustedProxies};
 use platform_core::cors::{self, Cors};
 use platform_core::dispatch;
 use platform_core::server::{self, Handler, ServeOptions};
@@ -79,6 +86,8 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let opts = ServeOptions {
         max_connections: config.max_connections,
+        max_connections_per_address: Some(config.max_connections_per_address),
+        trusted_proxies: config.trusted_proxies.clone(),
         ..ServeOptions::default()
     };
     let app = app(config).context("connection pools")?;
@@ -96,8 +105,9 @@ pub async fn run(
 }
 
 impl Handler for App {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, mut req: Request) -> Response {
         let s = &*self.state;
+        settle_client(&s.config.trusted_proxies, &mut req);
         if let Some(res) = s.cors.preflight(req.method(), req.headers()) {
             return res;
         }
@@ -120,49 +130,90 @@ impl Handler for App {
     }
 }
 
+/// Settles who `req` is from ([`ClientAddr`] in its extensions) and the `X-Forwarded-For`
+/// upstreams get: from an untrusted peer, the peer alone (whatever the client wrote is
+/// dropped, `Forwarded` too); from a trusted proxy, its chain with the proxy appended.
+fn settle_client(trusted: &TrustedProxies, req: &mut Request) {
+    let Some(peer) = req
+        .extensions()
+        .get::<platform_core::server::Connection>()
+        .map(|c| c.peer.ip())
+    else {
+        return;
+    };
+    let client = trusted.client(peer, req.headers());
+    req.extensions_mut().insert(ClientAddr(client));
+    let headers = req.headers_mut();
+    let peer_text = peer.to_string();
+    let chain = if trusted.contains(peer) {
+        let before: Vec<&str> = headers
+            .get_all(XFF)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if before.is_empty() {
+            peer_text
+        } else {
+            format!("{}, {peer_text}", before.join(", "))
+        }
+    } else {
+        headers.remove(http::header::FORWARDED);
+        peer_text
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(XFF, v);
+    }
+}
+
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 impl App {
-    async fn route(&self, target: Target, mut req: Request) -> Result<Response, ApiError> {
+    async fn route(&self, target: Target, req: Request) -> Result<Response, ApiError> {
         let s = &*self.state;
         let (upstream, admit) = match target {
             Target::Healthz => return Ok(health::alive()),
             Target::Readyz => return Ok(self.ready().await),
-            Target::Metrics => return Ok(s.metrics.respond()),
             Target::OpenApi => return Ok(json::respond_raw(StatusCode::OK, OPENAPI)),
             Target::Auth(route) => return s.auth.handle(route, req).await,
             Target::Forward(upstream, admit) => (upstream, admit),
         };
-        // Long-polls are held open by design and bounded by the connection cap instead.
-        let _permit = if upstream == Upstream::SocketIo {
-            None
-        } else {
-            match s.in_flight.try_acquire() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    s.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let mut e = ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the platform is overloaded; retry shortly",
-                    );
-                    e.retry_after = Some(1);
-                    return Err(e);
-                }
-            }
-        };
-        s.auth.admit(&mut req, admit).await?;
         let (pool, base, timeout) = match upstream {
             Upstream::SocketIo => (None, &s.config.chat, s.config.poll_timeout),
             Upstream::Chat => (Some(&s.chat), &s.config.chat, s.config.request_timeout),
             Upstream::Call => (Some(&s.call), &s.config.call, s.config.request_timeout),
         };
-        proxy::Forward {
+        let forward = proxy::Forward {
             client: &s.client,
             pool,
             base,
             timeout,
             body_limit: s.config.body_limit,
+        };
+        let (mut parts, body) = req.into_parts();
+        if upstream == Upstream::SocketIo {
+            // Long-polls are held open by design and bounded by the connection cap instead;
+            // an upgrade needs the request whole.
+            s.auth.admit(&mut parts, admit).await?;
+            return forward.send(Request::from_parts(parts, body)).await;
         }
-        .send(req)
-        .await
+        // The body first (within its deadline), then a permit: a client that stalls its body
+        // holds its own connection, not the capacity everyone shares.
+        let body =
+            platform_core::body::read_limited(&parts.headers, body, s.config.body_limit).await?;
+        let _permit = match s.in_flight.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                s.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the platform is overloaded; retry shortly",
+                );
+                e.retry_after = Some(1);
+                return Err(e);
+            }
+        };
+        s.auth.admit(&mut parts, admit).await?;
+        forward.relay(parts, body).await
     }
 
     /// Ready when every upstream answers its `/healthz`.

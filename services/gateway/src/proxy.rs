@@ -240,11 +240,11 @@ fn is_upgrade(h: &HeaderMap) -> bool {
 }
 
 fn target(base: &Uri, req: &Request) -> Result<Uri, ApiError> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    target_of(base, req.uri())
+}
+
+fn target_of(base: &Uri, uri: &Uri) -> Result<Uri, ApiError> {
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut parts = base.clone().into_parts();
     parts.path_and_query = Some(
         pq.parse()
@@ -264,26 +264,26 @@ pub(crate) struct Forward<'a> {
 }
 
 impl Forward<'_> {
+    /// Forwards `req`: tunnels an upgrade, else reads its body and relays it.
     pub(crate) async fn send(&self, req: Request) -> Result<Response, ApiError> {
-        let uri = target(self.base, &req)?;
         if is_upgrade(req.headers()) {
+            let uri = target(self.base, &req)?;
             return self.tunnel(req, uri).await;
         }
-        let client_addr = req
-            .extensions()
-            .get::<platform_core::server::Connection>()
-            .map(|c| c.peer);
-        let (mut parts, incoming) = req.into_parts();
+        let (parts, incoming) = req.into_parts();
         let bytes = body::read_limited(&parts.headers, incoming, self.body_limit).await?;
+        self.relay(parts, bytes).await
+    }
+
+    /// Forwards a request whose body was read already.
+    pub(crate) async fn relay(
+        &self,
+        mut parts: http::request::Parts,
+        bytes: Vec<u8>,
+    ) -> Result<Response, ApiError> {
+        let uri = target_of(self.base, &parts.uri)?;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
-        if let Some(addr) = client_addr {
-            if let Ok(v) = HeaderValue::from_str(&addr.ip().to_string()) {
-                parts
-                    .headers
-                    .append(HeaderName::from_static("x-forwarded-for"), v);
-            }
-        }
         if !bytes.is_empty() || parts.headers.contains_key(header::CONTENT_LENGTH) {
             parts
                 .headers

@@ -1,18 +1,19 @@
 //! The gateway's route table: the one place that decides, for each request, its metric
 //! label, where it goes (answered here, the accounts, or an upstream) and how a forwarded
-//! request is let in (session, send limits, socket handshake limit). A new route is one line.
+//! request is let in (session; each write with its own rate limit; socket handshake limit).
+//! A new route is one line, and a new write route names its limit there.
 
 use http::Method;
 use platform_core::router::Router;
 
 use crate::auth::{self, Admit};
+use crate::config::Write;
 
 platform_core::route_labels! {
     /// The gateway's metric labels: its own routes, the accounts, and each upstream.
     pub enum Label {
         Healthz = "healthz",
         Readyz = "readyz",
-        Metrics = "metrics",
         OpenApi = "openapi",
         Auth = "auth",
         Chat = "chat",
@@ -26,7 +27,6 @@ platform_core::route_labels! {
 pub(crate) enum Target {
     Healthz,
     Readyz,
-    Metrics,
     OpenApi,
     /// Accounts and sessions, answered here.
     Auth(auth::Route),
@@ -49,7 +49,9 @@ pub(crate) struct Route {
     pub target: Target,
 }
 
-/// Routes are tried in order: the send before the rest of `/conversations`.
+/// Routes are tried in order: each write before the rest of its prefix. Every write route
+/// names its limit (`Admit::Write`); reads need only the session. Metrics are not here: they
+/// are served on the metrics port (`METRICS_PORT`), not the public one.
 #[rustfmt::skip] // one line per route
 pub(crate) fn table() -> Router<Route> {
     use auth::Route as A;
@@ -57,19 +59,29 @@ pub(crate) fn table() -> Router<Route> {
     use Target::*;
     use Upstream::*;
     let r = |label, target| Route { label, target };
+    let chat = |w| r(Label::Chat, Forward(Chat, Admit::Write(w)));
+    let call = |w| r(Label::Call, Forward(Call, Admit::Write(w)));
     Router::new()
         .route(M::GET, "/healthz", r(Label::Healthz, Healthz))
         .route(M::GET, "/readyz", r(Label::Readyz, Readyz))
-        .route(M::GET, "/metrics", r(Label::Metrics, Metrics))
         .route(M::GET, "/openapi.json", r(Label::OpenApi, OpenApi))
         .route(M::POST, "/auth/register", r(Label::Auth, Auth(A::Register)))
         .route(M::POST, "/auth/login", r(Label::Auth, Auth(A::Login)))
         .route(M::POST, "/auth/logout", r(Label::Auth, Auth(A::Logout)))
         .route(M::POST, "/auth/password", r(Label::Auth, Auth(A::Password)))
         .route(M::GET, "/me", r(Label::Auth, Auth(A::Me)))
-        .route(M::POST, "/conversations/:id/messages", r(Label::Chat, Forward(Chat, Admit::Send)))
+        .route(M::POST, "/conversations", chat(Write::Conversation))
+        .route(M::POST, "/conversations/:id/messages", chat(Write::Send))
+        .route(M::PATCH, "/conversations/:id/messages/:messageId", chat(Write::Edit))
+        .route(M::DELETE, "/conversations/:id/messages/:messageId", chat(Write::Delete))
+        .route(M::DELETE, "/conversations/:id/members/:userId", chat(Write::Members))
         .any("/conversations/*", r(Label::Chat, Forward(Chat, Admit::Session)))
+        .route(M::POST, "/users/:userId/block", chat(Write::Members))
+        .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
         .any("/users/*", r(Label::Chat, Forward(Chat, Admit::Session)))
+        .route(M::POST, "/calls", call(Write::Call))
+        .route(M::PATCH, "/calls/:callId/status", call(Write::Call))
+        .route(M::POST, "/calls/:callId/signals/:kind", call(Write::Signal))
         .any("/calls/*", r(Label::Call, Forward(Call, Admit::Session)))
         .any("/socket.io/*", r(Label::SocketIo, Forward(SocketIo, Admit::Socket)))
 }
@@ -88,7 +100,7 @@ mod tests {
 
     #[test]
     fn sends_are_rate_limited_with_or_without_a_trailing_slash() {
-        let send = Some(Target::Forward(Upstream::Chat, Admit::Send));
+        let send = Some(Target::Forward(Upstream::Chat, Admit::Write(Write::Send)));
         assert_eq!(target(Method::POST, "/conversations/abc/messages"), send);
         assert_eq!(target(Method::POST, "/conversations/abc/messages/"), send);
         assert!(matches!(
@@ -99,7 +111,52 @@ mod tests {
         assert_eq!(target(Method::GET, "/conversations/abc/messages"), api);
         assert_eq!(target(Method::POST, "/conversations//messages"), api);
         assert_eq!(target(Method::POST, "/conversations/abc/messages/x"), api);
-        assert_eq!(target(Method::POST, "/conversations"), api);
+        assert_eq!(target(Method::GET, "/conversations"), api);
+    }
+
+    #[test]
+    fn every_write_has_a_limit() {
+        let chat = |w| Some(Target::Forward(Upstream::Chat, Admit::Write(w)));
+        let call = |w| Some(Target::Forward(Upstream::Call, Admit::Write(w)));
+        assert_eq!(
+            target(Method::POST, "/conversations"),
+            chat(Write::Conversation)
+        );
+        assert_eq!(
+            target(Method::POST, "/conversations/"),
+            chat(Write::Conversation)
+        );
+        assert_eq!(
+            target(Method::PATCH, "/conversations/c/messages/m"),
+            chat(Write::Edit)
+        );
+        assert_eq!(
+            target(Method::DELETE, "/conversations/c/messages/m/"),
+            chat(Write::Delete)
+        );
+        assert_eq!(
+            target(Method::DELETE, "/conversations/c/members/u"),
+            chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::POST, "/users/bob/block"),
+            chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::DELETE, "/users/bob/block/"),
+            chat(Write::Members)
+        );
+        assert_eq!(target(Method::POST, "/calls"), call(Write::Call));
+        assert_eq!(target(Method::PATCH, "/calls/x/status"), call(Write::Call));
+        assert_eq!(
+            target(Method::POST, "/calls/x/signals/offer"),
+            call(Write::Signal)
+        );
+        // Every other method on a prefix is a read or answered 404/405 upstream; none of
+        // them writes.
+        let session = Some(Target::Forward(Upstream::Call, Admit::Session));
+        assert_eq!(target(Method::GET, "/calls/x/signals/offer"), session);
+        assert_eq!(target(Method::GET, "/metrics"), None);
     }
 
     #[test]
@@ -108,7 +165,7 @@ mod tests {
         assert_eq!(target(Method::GET, "/calls/conversation/x"), call);
         assert_eq!(target(Method::PUT, "/calls"), call);
         assert_eq!(
-            target(Method::POST, "/users/bob/block"),
+            target(Method::GET, "/users/bob"),
             Some(Target::Forward(Upstream::Chat, Admit::Session))
         );
         assert_eq!(

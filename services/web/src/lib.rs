@@ -7,8 +7,8 @@
 //!
 //! Hashed assets are cached for a year, `index.html` is revalidated on every load (ETag),
 //! a path that is not a file gets the app shell (client-side routes), a missing asset is 404,
-//! and a path that would leave the static directory is 400. It also answers `/healthz` and
-//! `/metrics`.
+//! and a path that would leave the static directory is 400. It also answers `/healthz`
+//! (`/metrics` is on the metrics port).
 
 pub mod config;
 pub mod files;
@@ -32,7 +32,6 @@ platform_core::route_labels! {
     /// static files that answer whatever the table does not take.
     enum Route {
         Health = "healthz",
-        Metrics = "metrics",
         ClientConfig = "config",
         Asset = "asset",
         Page = "page",
@@ -55,7 +54,6 @@ pub struct App {
 pub fn app(config: &Config) -> App {
     let router = Router::new()
         .route(Method::GET, "/healthz", Route::Health)
-        .route(Method::GET, "/metrics", Route::Metrics)
         .route(Method::GET, "/config.json", Route::ClientConfig);
     let client_config = serde_json::to_vec(&client_config(config))
         .unwrap_or_default()
@@ -155,7 +153,6 @@ impl App {
             Match::Found(route, _) => {
                 let res = match route {
                     Route::Health => health::alive(),
-                    Route::Metrics => s.metrics.respond(),
                     Route::ClientConfig => {
                         let mut res = json::respond_raw(StatusCode::OK, s.client_config.clone());
                         res.headers_mut()

@@ -239,10 +239,17 @@ async fn revalidation_and_methods() {
     error_message(&request(&s, "DELETE", "/config.json", &[]).await, 405);
 
     assert_eq!(get(&s, "/healthz").await.status, 200);
-    let metrics = get(&s, "/metrics").await;
+    // Metrics are served on the metrics port (by the launch), not the public one.
+    let public = get(&s, "/metrics").await;
     assert!(
-        metrics.body.contains("http_requests_total"),
+        !public.body.contains("http_requests_total"),
         "{}",
-        metrics.body
+        public.body
     );
+    let metrics = platform_core::metrics::respond_process();
+    let body = http_body_util::BodyExt::collect(metrics.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("http_requests_total"));
 }

@@ -5,8 +5,9 @@
 //!   entries, dead-lettering, trimming.
 //! - `batch`: one batch as one transaction, idempotent on message id.
 //!
-//! A small HTTP server on `PORT` (default 3003, loopback) answers `/healthz`, `/readyz`,
-//! `/metrics`, and `/dead-letters` (the newest dead-lettered entries, with their reasons).
+//! A small HTTP server on `PORT` (default 3003, loopback) answers `/healthz`, `/readyz`
+//! and `/dead-letters` (the newest dead-lettered entries, with their reasons); `/metrics` is
+//! on the metrics port.
 
 mod batch;
 pub mod config;
@@ -49,7 +50,6 @@ pub async fn run(
             Router::new()
                 .route(Method::GET, "/healthz", AdminRoute::Healthz)
                 .route(Method::GET, "/readyz", AdminRoute::Readyz)
-                .route(Method::GET, "/metrics", AdminRoute::Metrics)
                 .route(Method::GET, "/dead-letters", AdminRoute::DeadLetters),
         ),
     };
@@ -81,7 +81,6 @@ platform_core::route_labels! {
     enum AdminRoute {
         Healthz = "healthz",
         Readyz = "readyz",
-        Metrics = "metrics",
         DeadLetters = "dead_letters",
     }
 }
@@ -121,7 +120,6 @@ impl dispatch::Service for Admin {
         match route {
             AdminRoute::Healthz => Ok(health::alive()),
             AdminRoute::Readyz => Ok(health::ready(Some(&self.pg), Some(&self.redis)).await),
-            AdminRoute::Metrics => Ok(self.stats.metrics.respond()),
             AdminRoute::DeadLetters => self.dead_letters().await,
         }
     }

@@ -86,12 +86,19 @@ fn unique(prefix: &str) -> String {
 pub struct Service {
     pub name: &'static str,
     pub port: u16,
+    /// Where it serves `/metrics` (`METRICS_PORT`).
+    pub metrics_port: u16,
     child: Child,
 }
 
 impl Service {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its metrics port's `/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
     pub fn pid(&self) -> u32 {
@@ -254,16 +261,34 @@ impl Stack {
             .open(self.log_dir.join(format!("{name}.log")))
             .expect("log file");
         let mut cmd = Command::new(bin(name));
+        // The port just freed for the service is likely to come back: not that one.
+        let metrics_port = std::iter::repeat_with(free_port)
+            .find(|p| *p != port)
+            .expect("a free port");
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
+            .env("METRICS_PORT", metrics_port.to_string())
             .env("CHAT_DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("CHAT_NAMESPACE", &self.namespace)
             // Tests send fast from one address: limits are raised unless a test sets them.
             .env("RATE_SENDS_PER_ADDRESS", "1000000")
             .env("RATE_SENDS_PER_USER", "1000000")
+            .env("RATE_EDITS_PER_ADDRESS", "1000000")
+            .env("RATE_EDITS_PER_USER", "1000000")
+            .env("RATE_DELETES_PER_ADDRESS", "1000000")
+            .env("RATE_DELETES_PER_USER", "1000000")
+            .env("RATE_CONVERSATIONS_PER_ADDRESS", "1000000")
+            .env("RATE_CONVERSATIONS_PER_USER", "1000000")
+            .env("RATE_CALLS_PER_ADDRESS", "1000000")
+            .env("RATE_CALLS_PER_USER", "1000000")
+            .env("RATE_SIGNALS_PER_ADDRESS", "1000000")
+            .env("RATE_SIGNALS_PER_USER", "1000000")
+            .env("RATE_MEMBERS_PER_ADDRESS", "1000000")
+            .env("RATE_MEMBERS_PER_USER", "1000000")
+            .env("MAX_CONNECTIONS_PER_ADDRESS", "1000000")
             .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
             .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")
             .env("RATE_LOGIN_FAILURES_PER_ADDRESS", "1000000")
@@ -284,7 +309,12 @@ impl Stack {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Service { name, port, child }
+        Service {
+            name,
+            port,
+            metrics_port,
+            child,
+        }
     }
 
     async fn wait_ready(&self, svc: &Service, path: &str) {
@@ -346,6 +376,12 @@ impl Stack {
     }
 
     pub async fn start_gateway(&mut self, env: &[(&str, &str)]) {
+        let svc = self.start_gateway_instance(env).await;
+        self.gateway = Some(svc);
+    }
+
+    /// Another gateway in front of the same services and stores, owned by the caller.
+    pub async fn start_gateway_instance(&self, env: &[(&str, &str)]) -> Service {
         let chat = self
             .chat
             .as_ref()
@@ -363,7 +399,7 @@ impl Stack {
         full.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let svc = self.spawn("gateway", free_port(), &full);
         self.wait_ready(&svc, "/healthz").await;
-        self.gateway = Some(svc);
+        svc
     }
 
     /// The gateway's base URL.

@@ -1,13 +1,14 @@
-//! What operators see: Prometheus metrics on every service, and poison entries moved to the
-//! dead-letter stream (listed by the worker) without blocking the stream.
+//! What operators see: Prometheus metrics on every service (on its metrics port, not its
+//! public one), and poison entries moved to the dead-letter stream (listed by the worker)
+//! without blocking the stream.
 
 use std::time::Duration;
 
 use e2e::Stack;
 use serde_json::json;
 
-async fn metrics(s: &Stack, base: &str) -> String {
-    let r = s.http.get(format!("{base}/metrics")).send().await.unwrap();
+async fn metrics(s: &Stack, svc: &e2e::Service) -> String {
+    let r = s.http.get(svc.metrics_url()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -40,7 +41,7 @@ async fn every_service_exposes_metrics() {
     }
     s.get("/conversations/not-a-uuid").await.assert_error(400);
 
-    let gw = metrics(&s, &s.url()).await;
+    let gw = metrics(&s, s.gateway.as_ref().unwrap()).await;
     assert!(
         value(
             &gw,
@@ -54,7 +55,7 @@ async fn every_service_exposes_metrics() {
         ),
         1.0
     );
-    let chat = metrics(&s, &s.chat.as_ref().unwrap().url()).await;
+    let chat = metrics(&s, s.chat.as_ref().unwrap()).await;
     assert_eq!(
         value(
             &chat,
@@ -70,7 +71,7 @@ async fn every_service_exposes_metrics() {
         5.0
     );
     assert_eq!(value(&chat, "socketio_sockets{service=\"chat\"}"), 0.0);
-    let worker = metrics(&s, &s.workers[0].url()).await;
+    let worker = metrics(&s, &s.workers[0]).await;
     assert_eq!(
         value(&worker, "worker_messages_stored_total{service=\"worker\"}"),
         5.0
@@ -81,8 +82,39 @@ async fn every_service_exposes_metrics() {
         value(&worker, "worker_batch_size_sum{service=\"worker\"}"),
         5.0
     );
-    let call = metrics(&s, &s.call.as_ref().unwrap().url()).await;
+    let call = metrics(&s, s.call.as_ref().unwrap()).await;
     assert!(call.contains("http_requests_total{service=\"call\",route=\"readyz\",status=\"2xx\"}"));
+}
+
+/// `/metrics` is not on any public port: it tells an outsider traffic, routes and load.
+#[tokio::test]
+async fn metrics_are_not_served_on_public_ports() {
+    let s = Stack::start().await;
+    let gw = s.get("/metrics").await;
+    gw.assert_error(404);
+    for svc in [
+        s.chat.as_ref().unwrap(),
+        s.call.as_ref().unwrap(),
+        &s.workers[0],
+    ] {
+        let r = s
+            .http
+            .get(format!("{}/metrics", svc.url()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 401 || r.status() == 404,
+            "{} answered {} on its public port",
+            svc.name,
+            r.status()
+        );
+        assert!(!r.text().await.unwrap().contains("http_requests_total"));
+    }
+    // The metrics port is loopback by default: the harness's METRICS_PORT is all it sets.
+    assert!(metrics(&s, s.gateway.as_ref().unwrap())
+        .await
+        .contains("gateway_shed_total"));
 }
 
 #[tokio::test]
@@ -165,7 +197,7 @@ async fn poison_entries_are_dead_lettered_without_blocking_the_stream() {
         .unwrap()
         .iter()
         .any(|e| e["entry"].as_str().unwrap().contains("to nowhere")));
-    let m = metrics(&s, &worker).await;
+    let m = metrics(&s, &s.workers[0]).await;
     assert_eq!(
         value(&m, "worker_dead_letters_total{service=\"worker\"}"),
         2.0
@@ -242,7 +274,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_its_deliveries() {
         },
     )
     .await;
-    let m = metrics(&s, &worker).await;
+    let m = metrics(&s, &s.workers[0]).await;
     assert_eq!(
         value(&m, "worker_dead_letters_total{service=\"worker\"}"),
         1.0

@@ -107,16 +107,19 @@ pub(super) async fn register(
     Ok(session(StatusCode::CREATED, &issued, &user))
 }
 
-/// Checks a password against the stored hash, throttled per user id and per address:
-/// while either has used up its failures, nothing is checked (429); a wrong password counts
-/// against both. Returns the account's display name.
+/// Checks a password against the stored hash, throttled per (user id, address) and per
+/// address: while either has used up its failures, nothing is checked (429); a wrong
+/// password counts against both. An account's failures are not counted across addresses:
+/// a guesser elsewhere locks only itself out, never the owner signing in from their own
+/// address (guessing one account from many addresses is slowed by each address's limit and
+/// the hash's cost). Returns the account's display name.
 async fn check_password(
     auth: &Auth,
     address: &str,
     user_id: &str,
     password: String,
 ) -> Result<String, ApiError> {
-    let by_user = auth.key("login-fail:u", user_id);
+    let by_user = auth.key("login-fail:ua", &format!("{address}:{user_id}"));
     let by_address = auth.key("login-fail:a", address);
     let limits = [
         (by_user.as_str(), auth.limits.login_failures_per_user),

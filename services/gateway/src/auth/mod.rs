@@ -12,13 +12,15 @@ mod accounts;
 mod password;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use platform_core::client::{self, ClientAddr};
 use platform_core::identity::{Mode, Trust, SECRET_HEADER, USER_HEADER};
 use platform_core::pools::{PgPool, RedisPool};
 use platform_core::ratelimit;
 use platform_core::sessions::{self, SessionUser, Sessions};
 use platform_core::{ApiError, Request, Response};
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Write};
 
 pub(crate) struct Auth {
     pub pg: PgPool,
@@ -45,8 +47,9 @@ pub(crate) enum Route {
 pub(crate) enum Admit {
     /// Its session, if it presents one (required when `AUTH_MODE=token`).
     Session,
-    /// A message send: the session and the send limits, per user and per address.
-    Send,
+    /// A write: the session and the write's limits, per user and per address, counted in
+    /// the same round trip as the session lookup.
+    Write(Write),
     /// A socket: it signs in with its CONNECT packet at the chat service; opening one is
     /// counted per address.
     Socket,
@@ -60,11 +63,12 @@ fn is_handshake(query: Option<&str>) -> bool {
         .any(|kv| kv.starts_with("sid="))
 }
 
-/// The address a request came from, for per-address limits.
-fn peer(req: &Request) -> String {
-    req.extensions()
-        .get::<platform_core::server::Connection>()
-        .map(|c| c.peer.ip().to_string())
+/// The address a request came from (behind trusted proxies, the client's), as per-address
+/// limits count it: an IPv6 client by its /64.
+fn peer(extensions: &http::Extensions) -> String {
+    extensions
+        .get::<ClientAddr>()
+        .map(|c| client::key(c.0).to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -88,8 +92,8 @@ impl Auth {
 
     /// Serves an auth route.
     pub(crate) async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
-        let address = peer(&req);
         let (parts, body) = req.into_parts();
+        let address = peer(&parts.extensions);
         let h = &parts.headers;
         match route {
             Route::Register => accounts::register(self, &address, h, body).await,
@@ -120,45 +124,46 @@ impl Auth {
         Ok((token, user))
     }
 
-    /// Checks who sends `req` before it is forwarded, enforces the per-request limits, and
-    /// rewrites the identity headers the services trust.
-    pub(crate) async fn admit(&self, req: &mut Request, admit: Admit) -> Result<(), ApiError> {
-        let headers = req.headers_mut();
-        headers.remove(USER_HEADER);
-        headers.remove(SECRET_HEADER);
-        if admit == Admit::Socket {
-            // Sockets authenticate in their CONNECT packet, at the chat service.
-            if is_handshake(req.uri().query()) {
-                let key = self.key("connect:a", &peer(req));
-                let limit = [(key.as_str(), self.limits.connects_per_address)];
-                ratelimit::hit(&self.redis, &limit, "connections").await?;
+    /// Checks who sends a request before it is forwarded, enforces its limits, and rewrites
+    /// the identity headers the services trust.
+    pub(crate) async fn admit(&self, req: &mut Parts, admit: Admit) -> Result<(), ApiError> {
+        req.headers.remove(USER_HEADER);
+        req.headers.remove(SECRET_HEADER);
+        let write = match admit {
+            Admit::Socket => {
+                // Sockets authenticate in their CONNECT packet, at the chat service.
+                if is_handshake(req.uri.query()) {
+                    let key = self.key("connect:a", &peer(&req.extensions));
+                    let limit = [(key.as_str(), self.limits.connects_per_address)];
+                    ratelimit::hit(&self.redis, &limit, "connections").await?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let by_address = (admit == Admit::Send).then(|| self.key("send:a", &peer(req)));
-        let token = match req.headers().get(http::header::AUTHORIZATION) {
-            Some(_) => Some(sessions::bearer(req.headers()).ok_or_else(invalid_token)?),
+            Admit::Session => None,
+            Admit::Write(w) => Some(w),
+        };
+        let token = match req.headers.get(http::header::AUTHORIZATION) {
+            Some(_) => Some(sessions::bearer(&req.headers).ok_or_else(invalid_token)?),
             None => None,
         };
-        let user = match (token, &by_address) {
-            // A send: the session and both of its limits in one round trip.
-            (Some(t), Some(address)) => {
-                let user_prefix = self.key("send:u", "");
+        let user = match (token, write) {
+            // A write: the session and both of its limits in one round trip.
+            (Some(t), Some(w)) => {
+                let (per_user, per_address) = self.limits.write(w);
+                let by_address = self.key(w.name(), &peer(&req.extensions));
+                let user_prefix = self.key(w.name(), "u:");
                 let (user, wait) = self
                     .sessions
                     .lookup_counting(
                         &self.redis,
                         t,
-                        (address, self.limits.sends_per_address),
-                        (&user_prefix, self.limits.sends_per_user),
+                        (&by_address, per_address),
+                        (&user_prefix, per_user),
                     )
                     .await?;
                 let user = user.ok_or_else(invalid_token)?;
                 if let Some(wait) = wait {
-                    return Err(ApiError::rate_limited(
-                        "too many messages; retry later",
-                        wait,
-                    ));
+                    return Err(too_many(w, wait));
                 }
                 Some(user)
             }
@@ -169,15 +174,17 @@ impl Auth {
                     .ok_or_else(invalid_token)?,
             ),
             (None, _) if self.trust.mode == Mode::Token => return Err(not_signed_in()),
-            (None, address) => {
-                if let Some(address) = address {
-                    let limit = [(address.as_str(), self.limits.sends_per_address)];
-                    ratelimit::hit(&self.redis, &limit, "messages").await?;
+            (None, write) => {
+                // Compat mode has no users to count: the address's limit alone.
+                if let Some(w) = write {
+                    let key = self.key(w.name(), &peer(&req.extensions));
+                    let limit = [(key.as_str(), self.limits.write(w).1)];
+                    ratelimit::hit(&self.redis, &limit, w.name()).await?;
                 }
                 None
             }
         };
-        let headers = req.headers_mut();
+        let headers = &mut req.headers;
         if let Some(u) = user {
             let v = HeaderValue::from_str(&u.user_id)
                 .map_err(|e| ApiError::internal("session user id", e))?;
@@ -190,6 +197,10 @@ impl Auth {
         }
         Ok(())
     }
+}
+
+fn too_many(w: Write, wait: std::time::Duration) -> ApiError {
+    ApiError::rate_limited(format!("too many {}; retry later", w.name()), wait)
 }
 
 fn not_signed_in() -> ApiError {
