@@ -1,12 +1,15 @@
 // A realtime client for the fault test (tests/e2e/tests/faults.rs): follows one conversation
 // through the gateway with the official client, reconnecting by itself, and catches up over
 // HTTP on every (re)connect and every 2 s, as a robust browser client does. On SIGTERM it
-// prints what it knows: {"ids": [...], "connects": N}.
+// prints what it knows: {"ids": [...], "events": {id: times}, "connects": N}, where `events`
+// counts every `message:created` the socket received (a duplicate shows as 2), and `ids` is
+// what it knows from events and HTTP together. It writes "connected" to stderr on each connect.
 // Env: GATEWAY_URL, CONVERSATION_ID, USER_ID.
 import { io } from "socket.io-client";
 
 const { GATEWAY_URL, CONVERSATION_ID, USER_ID } = process.env;
 const known = new Set();
+const events = {};
 let last = null;
 let connects = 0;
 let catching = false;
@@ -34,11 +37,14 @@ async function catchUp() {
 const socket = io(GATEWAY_URL, { transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 500 });
 socket.on("connect", () => {
   connects += 1;
+  process.stderr.write("connected\n");
   socket.emit("presence:join", { userId: USER_ID, displayName: USER_ID });
   catchUp();
 });
 socket.on("message:created", (m) => {
-  if (m.conversationId === CONVERSATION_ID) known.add(m.id);
+  if (m.conversationId !== CONVERSATION_ID) return;
+  known.add(m.id);
+  events[m.id] = (events[m.id] ?? 0) + 1;
 });
 const timer = setInterval(catchUp, 2000);
 
@@ -46,5 +52,5 @@ process.on("SIGTERM", async () => {
   clearInterval(timer);
   socket.close();
   // Exit only once the pipe has taken everything.
-  process.stdout.write(JSON.stringify({ ids: [...known], connects }) + "\n", () => process.exit(0));
+  process.stdout.write(JSON.stringify({ ids: [...known], events, connects }) + "\n", () => process.exit(0));
 });
