@@ -474,7 +474,12 @@ async fn metric(s: &Stack, url: &str, name: &str) -> f64 {
         .text()
         .await
         .unwrap();
+    // `name{labels} value` or `name value`.
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {url}/metrics"))
 }
