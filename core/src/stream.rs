@@ -8,8 +8,9 @@
 //! Flow of a send: the chat service atomically records the message as pending (and its
 //! `clientMessageId`, if any) and appends a `create` entry to the stream; a worker reads it
 //! through the consumer group, stores its batch in one transaction, acknowledges, clears the
-//! pending marks and publishes one [`Notice`] per batch; chat-service instances release the
-//! waiting requests (201) and fan the events out.
+//! pending marks and publishes the batch's [`Notice`] (split to a byte bound by
+//! [`Notice::encode_bounded`]) in one MULTI; chat-service instances release the waiting
+//! requests (201) and fan the events out.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -164,7 +165,9 @@ pub struct Notice {
     /// Messages stored by this batch: released to their waiting requests and announced.
     #[serde(default)]
     pub created: Vec<Message>,
-    /// Ids already stored by an earlier delivery of the same entry: released, not announced again.
+    /// Ids already stored by an earlier delivery of the same entry: released here. The
+    /// worker that settles such an entry announces it in a notice of its own (`created`),
+    /// since the delivery that stored it died before announcing anything.
     #[serde(default)]
     pub already: Vec<Uuid>,
     /// Sends refused because their `clientMessageId` was already used by a stored message.

@@ -355,3 +355,23 @@ async fn insert(
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_data_error;
+
+    #[test]
+    fn only_data_errors_are_permanent() {
+        // check_violation, unique_violation, invalid_text_representation, string too long
+        for code in ["23514", "23505", "22P02", "22001"] {
+            assert!(is_data_error(code), "{code}");
+        }
+        // read-only transaction (failover), admin shutdown (restart), deadlock, serialization,
+        // out of connections, disk full
+        for code in [
+            "25006", "57P01", "40P01", "40001", "53300", "53100", "08006",
+        ] {
+            assert!(!is_data_error(code), "{code}");
+        }
+    }
+}
