@@ -35,9 +35,9 @@ pub struct Stored {
     /// nothing (a batch is acknowledged and announced in one MULTI), so these are announced
     /// now, each only if acknowledging it here is what settles it.
     pub redelivered: Vec<(String, Message)>,
-    /// Edits/deletes whose message was not found: `(stream id, message id)`. Kept pending
-    /// when the message is itself still queued, dropped otherwise.
-    pub unresolved: Vec<(String, Uuid)>,
+    /// Edits/deletes whose message was not found: `(stream id, message id, entry)`. Kept
+    /// pending when the message is itself still queued, dropped otherwise.
+    pub unresolved: Vec<(String, Uuid, Entry)>,
     /// Entries PostgreSQL refused on their own: `(item, reason)`.
     pub rejected: Vec<(Item, String)>,
 }
@@ -259,7 +259,8 @@ async fn apply_changes(
                 tracing::info!(message = %id, "edit superseded by a later one; dropped");
             }
             (None, _) => {
-                out.unresolved.push((item.stream_id.clone(), *id));
+                out.unresolved
+                    .push((item.stream_id.clone(), *id, item.entry.clone()));
                 continue;
             }
         }

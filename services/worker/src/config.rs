@@ -22,7 +22,8 @@ pub struct Config {
     /// Entries pending this long on any consumer are taken over (a dead worker's).
     pub claim_idle: Duration,
     /// Deliveries after which an entry is suspected of breaking its batches: it is then
-    /// stored on its own (dead-lettered only if PostgreSQL refuses its data).
+    /// stored on its own (dead-lettered only if PostgreSQL refuses its data, or if it is an
+    /// edit or delete whose message still has not been stored).
     pub max_deliveries: u64,
     /// Largest commit notice published, in bytes; a bigger one is split.
     pub notice_max_bytes: usize,

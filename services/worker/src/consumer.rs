@@ -9,7 +9,9 @@
 //! takes them over meanwhile). Only entries that cannot be read, or whose data PostgreSQL
 //! refuses, go to the dead-letter stream, releasing their `clientMessageId`. An entry
 //! delivered `MAX_DELIVERIES` times (its workers kept dying) is stored on its own, so that it
-//! cannot take a batch down with it, but is not dead-lettered for that.
+//! cannot take a batch down with it, but is not dead-lettered for that; only an edit or
+//! delete then still waiting for a message that never got stored (with the database
+//! working) is.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -99,7 +101,7 @@ impl Consumer {
                 Ok(entries) => {
                     backoff = RETRY_MIN;
                     if !entries.is_empty() {
-                        self.handle(entries).await;
+                        self.handle(entries, None).await;
                     }
                 }
                 Err(e) => {
@@ -158,7 +160,9 @@ impl Consumer {
     }
 
     /// Stores a batch (retrying until PostgreSQL takes it), then settles it in Redis.
-    pub async fn handle(&self, entries: Vec<StreamId>) {
+    /// `deliveries` is set for an entry handled alone after `MAX_DELIVERIES`: an edit or
+    /// delete still waiting for its message then is dead-lettered.
+    pub async fn handle(&self, entries: Vec<StreamId>, deliveries: Option<u64>) {
         let started = Instant::now();
         let mut items = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();
@@ -205,7 +209,7 @@ impl Consumer {
             dead.push((item.stream_id.clone(), raw, reason.clone(), send));
         }
         let mut backoff = RETRY_MIN;
-        while let Err(e) = self.settle(&stored, &dead).await {
+        while let Err(e) = self.settle(&stored, &dead, deliveries).await {
             tracing::warn!(error = %e, "cannot acknowledge a committed batch; will retry");
             if self.shutdown.is_cancelled() {
                 // Committed but unacknowledged (and unannounced): redelivery finds the rows,
@@ -259,15 +263,36 @@ impl Consumer {
 
     /// Dead-letter, acknowledge, clear pending marks, publish: one MULTI, one round trip, so
     /// that the notice goes out exactly when the acknowledgement is recorded.
-    async fn settle(&self, stored: &Stored, dead: &[Dead<'_>]) -> Result<(), Failure> {
+    async fn settle(
+        &self,
+        stored: &Stored,
+        dead: &[Dead<'_>],
+        deliveries: Option<u64>,
+    ) -> Result<(), Failure> {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
-        for (stream_id, id) in &stored.unresolved {
+        for (stream_id, id, entry) in &stored.unresolved {
             if !still_queued.contains(id) {
                 tracing::info!(message = %id, "edit or delete of a message that does not exist; dropped");
+                ack.push(stream_id);
+            } else if let Some(n) = deliveries {
+                // Its message is marked queued yet was never stored, through `n` deliveries
+                // of a working database: it is not coming. Kept for an operator to replay.
+                let reason = format!("its message {id} was not stored after {n} deliveries");
+                tracing::error!(stream_id = %stream_id, %reason, "entry dead-lettered");
+                let raw = serde_json::to_vec(entry).unwrap_or_default();
+                stream::dead_letter(
+                    &mut pipe,
+                    &self.keys,
+                    stream_id,
+                    &reason,
+                    &raw,
+                    self.config.dead_letter_max,
+                );
+                self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
                 ack.push(stream_id);
             }
         }
@@ -372,10 +397,10 @@ impl Consumer {
     async fn still_queued(
         &self,
         conn: &mut platform_core::pools::RedisConn,
-        unresolved: &[(String, uuid::Uuid)],
+        unresolved: &[(String, uuid::Uuid, Entry)],
     ) -> Result<Vec<uuid::Uuid>, Failure> {
         let mut out = Vec::new();
-        for (_, id) in unresolved {
+        for (_, id, _) in unresolved {
             let exists: bool = conn
                 .exists(self.keys.pending(id))
                 .await
@@ -416,7 +441,7 @@ impl Consumer {
             drop(conn);
             if !claimed.is_empty() {
                 tracing::warn!(stream_id = %id, deliveries, "entry delivered repeatedly; storing it alone");
-                self.handle(claimed).await;
+                self.handle(claimed, Some(*deliveries)).await;
             }
         }
         let mut conn = self.redis.get().await.context("Redis pool")?;
@@ -438,7 +463,7 @@ impl Consumer {
                     count = reply.claimed.len(),
                     "took over idle pending entries"
                 );
-                self.handle(reply.claimed).await;
+                self.handle(reply.claimed, None).await;
             }
         } else {
             drop(conn);
