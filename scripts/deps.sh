@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # PostgreSQL and Redis for the run and test commands. Source this file, then call
 # `deps_up PG_URL REDIS_URL`: each server that does not answer at its URL is started here
-# (installed with apt-get first when missing and running as root), in a temporary
-# directory, and stopped at exit by `deps_down`, which `deps_up` registers (scripts/lib.sh).
+# (installed with apt-get first when missing and running as root) and stopped at exit by
+# `deps_down`, which `deps_up` registers (scripts/lib.sh). Their data lives in DEPS_DIR:
+# when the caller sets it (the run command), a folder that is kept: PostgreSQL is initialised
+# only when it holds no cluster yet, Redis reloads its append-only file, and nothing there is
+# ever deleted. Unset (the test commands), a temporary folder, deleted at exit.
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DEPS_DIR="${DEPS_DIR:-}"
+DEPS_TEMP=""
 DEPS_STARTED_PG=""
 DEPS_STARTED_REDIS=""
 DEPS_DOWN_REGISTERED=""
@@ -60,7 +64,8 @@ deps_up() {
   local pg_url="$1" redis_url="$2"
   # Registered before anything starts, so that a server started before a failure stops too.
   [ -n "$DEPS_DOWN_REGISTERED" ] || { on_exit deps_down; DEPS_DOWN_REGISTERED=1; }
-  [ -n "$DEPS_DIR" ] || DEPS_DIR="$(mktemp -d /tmp/chat-deps.XXXXXX)"
+  if [ -z "$DEPS_DIR" ]; then DEPS_DIR="$(mktemp -d /tmp/chat-deps.XXXXXX)"; DEPS_TEMP=1; fi
+  mkdir -p "$DEPS_DIR"
   chmod 755 "$DEPS_DIR"
   deps_install pg_ctl postgresql postgresql-contrib || return 1
   deps_install redis-server redis-server || return 1
@@ -78,9 +83,15 @@ deps_up() {
       # PostgreSQL refuses to run as root: run it as its own user, made here if need be.
       id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
       chown postgres "$DEPS_DIR/pg"; as=(runuser -u postgres --)
+      "${as[@]}" test -x "$DEPS_DIR/pg" \
+        || { deps_log "the postgres user cannot reach $DEPS_DIR (a parent folder is private): choose another folder"; return 1; }
     fi
-    "${as[@]}" "$bin/initdb" -D "$DEPS_DIR/pg/data" -U "${user:-postgres}" --auth=trust -E UTF8 >"$DEPS_DIR/initdb.log" 2>&1 \
-      || { deps_log "initdb failed:"; cat "$DEPS_DIR/initdb.log" >&2; return 1; }
+    if [ -s "$DEPS_DIR/pg/data/PG_VERSION" ]; then
+      deps_log "reusing the PostgreSQL cluster in $DEPS_DIR/pg/data"
+    else
+      "${as[@]}" "$bin/initdb" -D "$DEPS_DIR/pg/data" -U "${user:-postgres}" --auth=trust -E UTF8 >"$DEPS_DIR/initdb.log" 2>&1 \
+        || { deps_log "initdb failed:"; cat "$DEPS_DIR/initdb.log" >&2; return 1; }
+    fi
     "${as[@]}" "$bin/pg_ctl" -D "$DEPS_DIR/pg/data" -l "$DEPS_DIR/pg/server.log" -w -t 30 start \
       -o "-h $host -p $port -k $DEPS_DIR/pg -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
       || { deps_log "PostgreSQL did not start:"; tail -20 "$DEPS_DIR/pg/server.log" >&2; return 1; }
@@ -122,5 +133,6 @@ deps_down() {
     deps_log "PostgreSQL stopped"
   fi
   DEPS_STARTED_PG=""; DEPS_STARTED_REDIS=""
-  if [ -n "$DEPS_DIR" ] && [[ "$DEPS_DIR" == /tmp/chat-deps.* ]]; then rm -rf "$DEPS_DIR"; fi
+  # Only the temporary folder made by deps_up; a folder the caller chose is kept.
+  if [ -n "$DEPS_TEMP" ] && [[ "$DEPS_DIR" == /tmp/chat-deps.* ]]; then rm -rf "$DEPS_DIR"; fi
 }

@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole platform on this machine: PostgreSQL and Redis (started here unless they
-# already answer at CHAT_DATABASE_URL / REDIS_URL), the chat service, the message worker and
+# already answer at CHAT_DATABASE_URL / REDIS_URL), the chat service, the message worker,
 # the call service and the gateway, built in release mode, and the browser UI (built with npm,
-# served by `web` on WEB_PORT, 8080). Ctrl-C stops everything this script started.
+# served by `web` on WEB_PORT, 8080).
+#
+# Data: PostgreSQL's cluster and Redis's append-only file live in CHAT_DATA_DIR (default
+# ./data at the repository root, git-ignored; as root in a checkout other users cannot
+# reach, /var/lib/chat-platform), created on the first start and reused on every
+# later one. Stopping never deletes it; to start from nothing, stop the stack and remove it.
+#
+# Supervision: each service runs under a supervisor that restarts it when it exits (a crash,
+# a kill -9), after 1 s, doubling up to 30 s while it keeps failing, back to 1 s once a run
+# lasted a minute; every restart is logged with the exit status. The others keep serving
+# meanwhile. Ctrl-C (or TERM) stops the supervisors, the services and the servers started here.
+#
+# Overrides, for tests and development: BIN_DIR (default target/release; SKIP_BUILD=1 uses
+# the binaries there as they are), SKIP_WEB_BUILD=1 (serve STATIC_DIR as it is, default
+# frontend/dist), CHAT_PORT, WORKER_PORT, CALL_PORT, GATEWAY_PORT, WEB_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,30 +28,86 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export INTERNAL_SECRET="${INTERNAL_SECRET:-$(random_secret)}"
 CHAT_PORT="${CHAT_PORT:-3001}"; CALL_PORT="${CALL_PORT:-3002}"; GATEWAY_PORT="${GATEWAY_PORT:-3000}"; WORKER_PORT="${WORKER_PORT:-3003}"
 WEB_PORT="${WEB_PORT:-8080}"
+BIN_DIR="${BIN_DIR:-target/release}"
+STATIC_DIR="${STATIC_DIR:-frontend/dist}"
+if [ -z "${CHAT_DATA_DIR:-}" ]; then
+  CHAT_DATA_DIR="$PWD/data"
+  # As root, PostgreSQL runs as its own user, which cannot reach a checkout under a private
+  # home (/root is 0700): then the data goes to the system's usual place instead.
+  if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$PWD" 2>/dev/null; then
+    CHAT_DATA_DIR=/var/lib/chat-platform
+  fi
+fi
+# Backoff of the supervisors, in seconds.
+RESTART_MAX_DELAY="${RESTART_MAX_DELAY:-30}"
+RESTART_RESET_AFTER="${RESTART_RESET_AFTER:-60}"
 
+# supervise NAME COMMAND...: runs COMMAND in the background and restarts it whenever it
+# exits, until this supervisor gets TERM (then it stops COMMAND with TERM and waits for it).
+# Its pid goes to track_bg, so the script's exit stops it.
+supervise() {
+  local name="$1"; shift
+  (
+    trap - EXIT
+    child=""; stopping=""
+    trap 'stopping=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM
+    log() { printf '[supervise %s] %s %s\n' "$(date +%H:%M:%S)" "$name" "$*" >&2; }
+    delay=1; restarts=0
+    while :; do
+      started=$SECONDS
+      "$@" & child=$!
+      status=0; wait "$child" || status=$?
+      # A trapped TERM interrupts `wait`: the child may still be stopping.
+      if [ -n "$stopping" ]; then wait "$child" 2>/dev/null; exit 0; fi
+      child=""
+      [ $((SECONDS - started)) -lt "$RESTART_RESET_AFTER" ] || delay=1
+      restarts=$((restarts + 1))
+      reason="status $status"; [ "$status" -le 128 ] || reason="$reason (signal $((status - 128)))"
+      log "exited with $reason after $((SECONDS - started))s; restart $restarts in ${delay}s"
+      sleep "$delay" & child=$!
+      wait "$child" 2>/dev/null || true
+      [ -z "$stopping" ] || exit 0
+      child=""
+      delay=$((delay * 2)); [ "$delay" -le "$RESTART_MAX_DELAY" ] || delay=$RESTART_MAX_DELAY
+    done
+  ) &
+  track_bg $!
+}
+
+step "PostgreSQL and Redis (data in $CHAT_DATA_DIR)"
+DEPS_DIR="$CHAT_DATA_DIR"
 deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
-cargo build --release -p chat -p worker -p call -p gateway -p web
-(cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
-bin=target/release
 
-PORT="$CHAT_PORT" "$bin/chat" & track_bg $!
-PORT="$WORKER_PORT" "$bin/worker" & track_bg $!
-PORT="$CALL_PORT" "$bin/call" & track_bg $!
+if [ -z "${SKIP_BUILD:-}" ]; then
+  step "build"
+  cargo build --release -p chat -p worker -p call -p gateway -p web
+fi
+if [ -z "${SKIP_WEB_BUILD:-}" ]; then
+  step "browser UI build"
+  (cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
+fi
+bin="$BIN_DIR"
+
+step "services"
+supervise chat env PORT="$CHAT_PORT" "$bin/chat"
+supervise worker env PORT="$WORKER_PORT" "$bin/worker"
+supervise call env PORT="$CALL_PORT" "$bin/call"
 # glibc keeps each freed 19 MiB password-hash block in its arena once its mmap threshold has
 # grown past that size (about 250 MiB after a burst of sign-ins); a fixed threshold returns
 # them to the system.
-MALLOC_MMAP_THRESHOLD_=131072 \
-  PORT="$GATEWAY_PORT" CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway" & track_bg $!
+supervise gateway env MALLOC_MMAP_THRESHOLD_=131072 PORT="$GATEWAY_PORT" \
+  CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway"
 wait_http "http://127.0.0.1:$CHAT_PORT/readyz"
 wait_http "http://127.0.0.1:$WORKER_PORT/readyz"
 wait_http "http://127.0.0.1:$CALL_PORT/readyz"
-PORT="$WEB_PORT" STATIC_DIR=frontend/dist GATEWAY_PUBLIC_URL="${GATEWAY_PUBLIC_URL:-http://localhost:$GATEWAY_PORT}" "$bin/web" & track_bg $!
+supervise web env PORT="$WEB_PORT" STATIC_DIR="$STATIC_DIR" \
+  GATEWAY_PUBLIC_URL="${GATEWAY_PUBLIC_URL:-http://localhost:$GATEWAY_PORT}" "$bin/web"
 wait_http "http://127.0.0.1:$GATEWAY_PORT/readyz"
 wait_http "http://127.0.0.1:$WEB_PORT/healthz"
 
 cat <<MSG
 
-  The platform is up. Ctrl-C stops it.
+  The platform is up. Ctrl-C stops it (the data stays in $CHAT_DATA_DIR).
     web UI    http://localhost:$WEB_PORT   (the browser app)
     gateway   http://localhost:$GATEWAY_PORT   (public API and /socket.io/)
     chat      http://localhost:$CHAT_PORT
@@ -47,6 +117,5 @@ cat <<MSG
     redis     $REDIS_URL
 
 MSG
-wait -n "${BG_PIDS[@]}"
-echo "a service exited; stopping the rest" >&2
-exit 1
+# The supervisors run until the exit trap stops them; a trapped Ctrl-C interrupts this wait.
+wait

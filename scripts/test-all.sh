@@ -3,8 +3,9 @@
 # PostgreSQL and Redis (started here on private ports unless E2E_DATABASE_URL /
 # E2E_REDIS_URL point at running servers; stopped again on exit), and the Socket.IO interop
 # tests with the official JavaScript client (installed from npm here), and schemathesis
-# against the gateway's OpenAPI document (installed from PyPI into target/), then a bounded
-# cargo-fuzz run of every fuzz target.
+# against the gateway's OpenAPI document (installed from PyPI into target/), the goose crate's
+# unit tests, the run command (scripts/test-run-stack.sh), then a bounded cargo-fuzz run of
+# every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -42,6 +43,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit and end-to-end tests"
 cargo test --workspace
+# The goose load tests are a workspace of their own (goose is a heavy build the root
+# workspace leaves out); their unit tests run here.
+cargo test --manifest-path loadtest/goose/Cargo.toml
+
+step "the run command: supervision and persistent data"
+RUN_STACK_BIN_DIR="$E2E_BIN_DIR" bash scripts/test-run-stack.sh
 
 # Every criterion benchmark runs briefly and prints its figure (scripts/bench-quick.sh).
 step "benchmarks, short mode"

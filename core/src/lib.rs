@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`server`]: the accept loop (connection cap, keep-alive, graceful shutdown).
 //! - [`router`]: method + path-segment routing without per-request allocation.
+//! - [`dispatch`]: the request wrapper: timing, routing, identity check, 404/405, metrics.
 //! - [`body`]: the response body type and bounded request-body reading.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
 //! - [`events`]: realtime events published for the chat instances to deliver.
@@ -31,6 +32,7 @@
 pub mod body;
 pub mod config;
 pub mod cors;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod failure;

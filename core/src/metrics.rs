@@ -1,6 +1,9 @@
 //! Prometheus metrics without a registry crate: counters and histograms are plain atomics,
 //! registered once at start-up with fixed labels, so recording on the hot path takes no lock
 //! and allocates nothing. `render` writes the text exposition format for `/metrics`.
+//!
+//! Request metrics are labelled by a service's route enum ([`Label`], declared with
+//! [`route_labels!`](crate::route_labels)); requests no route took are `unmatched`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +73,54 @@ impl Histogram {
     }
 }
 
+/// A service's routes as metric labels: a fieldless enum, one label per variant. Declare it
+/// with [`route_labels!`](crate::route_labels), which writes both from one list.
+pub trait Label: Copy + Send + Sync + 'static {
+    /// Every label, in variant order.
+    const ALL: &'static [&'static str];
+    /// This variant's position in [`Label::ALL`].
+    fn index(self) -> usize;
+}
+
+/// The label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// Declares a route enum and its metric labels in one list:
+///
+/// ```
+/// platform_core::route_labels! {
+///     /// The service's routes.
+///     pub enum Route {
+///         Healthz = "healthz",
+///         SendMessage = "send_message",
+///     }
+/// }
+/// use platform_core::metrics::Label;
+/// assert_eq!(Route::ALL[Route::SendMessage.index()], "send_message");
+/// ```
+#[macro_export]
+macro_rules! route_labels {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $label:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $crate::metrics::Label for $name {
+            const ALL: &'static [&'static str] = &[$($label),+];
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
 /// Requests of one route: counts per status class and a latency histogram.
 #[derive(Debug, Default)]
 pub struct RouteStats {
@@ -106,17 +157,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// `routes` are the labels the service records under, by index.
-    pub fn new(service: &'static str, routes: &[&'static str]) -> Self {
+    /// Metrics of `service`, whose requests are recorded by routes of type `L`.
+    pub fn new<L: Label>(service: &'static str) -> Self {
         Metrics {
             service,
-            routes: routes.iter().map(|r| (*r, RouteStats::default())).collect(),
+            routes: L::ALL
+                .iter()
+                .chain([&UNMATCHED])
+                .map(|r| (*r, RouteStats::default()))
+                .collect(),
             extra: Mutex::new(Vec::new()),
         }
     }
 
-    /// Records one request of route `index` (out of range: ignored).
-    pub fn record(&self, index: usize, status: u16, elapsed: Duration) {
+    /// Records one request of `route` (`None`: no route took it), with the `L` the metrics
+    /// were made with.
+    pub fn record<L: Label>(&self, route: Option<L>, status: u16, elapsed: Duration) {
+        let index = route.map_or(L::ALL.len(), L::index);
         if let Some((_, s)) = self.routes.get(index) {
             let class = usize::from(status / 100).clamp(1, 5) - 1;
             s.by_class[class].fetch_add(1, Ordering::Relaxed);
@@ -242,13 +299,20 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    crate::route_labels! {
+        enum R {
+            Send = "send",
+            List = "list",
+        }
+    }
+
     #[test]
     fn renders_counts_buckets_and_extras() {
-        let m = Metrics::new("chat", &["send", "list"]);
-        m.record(0, 201, Duration::from_millis(3));
-        m.record(0, 202, Duration::from_millis(30));
-        m.record(1, 404, Duration::from_micros(100));
-        m.record(9, 200, Duration::from_millis(1));
+        let m = Metrics::new::<R>("chat");
+        m.record(Some(R::Send), 201, Duration::from_millis(3));
+        m.record(Some(R::Send), 202, Duration::from_millis(30));
+        m.record(Some(R::List), 404, Duration::from_micros(100));
+        m.record(None::<R>, 405, Duration::from_millis(1));
         let c = m.counter("dead_letters_total", "Entries dead-lettered.");
         c.fetch_add(2, Ordering::Relaxed);
         m.gauge("sockets_connected", "Sockets.", || 7.0);
@@ -259,6 +323,9 @@ mod tests {
         assert!(
             text.contains("http_requests_total{service=\"chat\",route=\"list\",status=\"4xx\"} 1")
         );
+        assert!(text.contains(
+            "http_requests_total{service=\"chat\",route=\"unmatched\",status=\"4xx\"} 1"
+        ));
         assert!(text.contains("route=\"send\",le=\"0.005\"} 1"));
         assert!(text.contains("route=\"send\",le=\"0.05\"} 2"));
         assert!(text.contains("route=\"send\",le=\"+Inf\"} 2"));

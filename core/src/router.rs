@@ -1,6 +1,7 @@
-//! Method + path-segment routing. Routes are literal segments and `:param` captures; a match
-//! borrows its parameters from the request path, so routing allocates nothing per request.
-//! An unknown path is 404; a known path with the wrong method is 405.
+//! Method + path-segment routing. Routes are literal segments, `:param` captures and a final
+//! `*` that takes whatever follows (nothing included); a match borrows its parameters from the
+//! request path, so routing allocates nothing per request. Routes are tried in the order they
+//! were added. An unknown path is 404; a known path with the wrong method is 405.
 
 use http::Method;
 
@@ -11,11 +12,14 @@ pub const MAX_PARAMS: usize = 4;
 enum Segment {
     Literal(&'static str),
     Param,
+    /// `*`: the rest of the path, any number of segments.
+    Rest,
 }
 
 #[derive(Debug)]
 struct Route<T> {
-    method: Method,
+    /// `None`: any method (see [`Router::any`]).
+    method: Option<Method>,
     segments: Vec<Segment>,
     target: T,
 }
@@ -69,24 +73,37 @@ impl<T> Router<T> {
         Self::default()
     }
 
-    /// Adds a route. Patterns look like `/conversations/:id/messages`.
+    /// Adds a route. Patterns look like `/conversations/:id/messages` or `/calls/*`.
     ///
     /// # Panics
-    /// On a pattern with more than [`MAX_PARAMS`] captures: a programming error found at start-up.
-    pub fn route(mut self, method: Method, pattern: &'static str, target: T) -> Self {
+    /// On a pattern with more than [`MAX_PARAMS`] captures or a `*` before its end: programming
+    /// errors found at start-up.
+    pub fn route(self, method: Method, pattern: &'static str, target: T) -> Self {
+        self.add(Some(method), pattern, target)
+    }
+
+    /// Adds a route that takes every method: for a prefix passed on as it is (the gateway's
+    /// forwarding), where whoever answers decides what a method means.
+    pub fn any(self, pattern: &'static str, target: T) -> Self {
+        self.add(None, pattern, target)
+    }
+
+    fn add(mut self, method: Option<Method>, pattern: &'static str, target: T) -> Self {
         let segments: Vec<Segment> = split(pattern)
-            .map(|s| {
-                if s.starts_with(':') {
-                    Segment::Param
-                } else {
-                    Segment::Literal(s)
-                }
+            .map(|s| match s {
+                "*" => Segment::Rest,
+                _ if s.starts_with(':') => Segment::Param,
+                _ => Segment::Literal(s),
             })
             .collect();
         let params = segments.iter().filter(|s| **s == Segment::Param).count();
         assert!(
             params <= MAX_PARAMS,
             "route {pattern} has too many parameters"
+        );
+        assert!(
+            !segments[..segments.len().saturating_sub(1)].contains(&Segment::Rest),
+            "route {pattern} has a `*` before its end"
         );
         self.routes.push(Route {
             method,
@@ -102,7 +119,11 @@ impl<T> Router<T> {
             let Some(params) = match_segments(&route.segments, path) else {
                 continue;
             };
-            if route.method == *method || (*method == Method::HEAD && route.method == Method::GET) {
+            let allowed = match &route.method {
+                None => true,
+                Some(m) => m == method || (*method == Method::HEAD && *m == Method::GET),
+            };
+            if allowed {
                 return Match::Found(&route.target, params);
             }
             path_matched = true;
@@ -129,14 +150,15 @@ fn match_segments<'p>(pattern: &[Segment], path: &'p str) -> Option<Params<'p>> 
     };
     let mut it = split(path);
     for seg in pattern {
-        let got = it.next()?;
         match seg {
+            Segment::Rest => return Some(params),
             Segment::Literal(lit) => {
-                if *lit != got {
+                if it.next()? != *lit {
                     return None;
                 }
             }
             Segment::Param => {
+                let got = it.next()?;
                 if got.is_empty() {
                     return None;
                 }
@@ -262,5 +284,59 @@ mod tests {
             r.at(&Method::HEAD, "/conversations/x"),
             Match::Found(R::One, _)
         ));
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum F {
+        Health,
+        Send,
+        Chat,
+        Call,
+    }
+
+    /// The gateway's shape: a few specific routes before prefixes forwarded whatever the method.
+    fn forwarding() -> Router<F> {
+        Router::new()
+            .route(Method::GET, "/healthz", F::Health)
+            .route(Method::POST, "/conversations/:id/messages", F::Send)
+            .any("/conversations/*", F::Chat)
+            .any("/calls/*", F::Call)
+    }
+
+    #[test]
+    fn a_final_star_takes_the_rest_of_the_path() {
+        let r = forwarding();
+        for path in ["/calls", "/calls/", "/calls/a", "/calls/a/signals/offer/"] {
+            assert!(
+                matches!(r.at(&Method::DELETE, path), Match::Found(F::Call, p) if p.is_empty()),
+                "{path}"
+            );
+        }
+        assert_eq!(r.at(&Method::GET, "/callsx"), Match::NotFound);
+        assert_eq!(r.at(&Method::GET, "/"), Match::NotFound);
+        assert_eq!(r.at(&Method::GET, "/x/calls"), Match::NotFound);
+    }
+
+    #[test]
+    fn specific_routes_come_first_and_fall_through_on_method() {
+        let r = forwarding();
+        for path in ["/conversations/c/messages", "/conversations/c/messages/"] {
+            match r.at(&Method::POST, path) {
+                Match::Found(F::Send, p) => assert_eq!(p.get(0), "c"),
+                other => panic!("{path}: {other:?}"),
+            }
+            assert!(matches!(r.at(&Method::GET, path), Match::Found(F::Chat, _)));
+        }
+        assert!(matches!(
+            r.at(&Method::POST, "/conversations//messages"),
+            Match::Found(F::Chat, _)
+        ));
+        assert_eq!(r.at(&Method::PUT, "/healthz"), Match::MethodNotAllowed);
+    }
+
+    #[test]
+    #[should_panic(expected = "before its end")]
+    fn a_star_must_end_the_pattern() {
+        let _ = Router::new().any("/a/*/b", F::Chat);
     }
 }

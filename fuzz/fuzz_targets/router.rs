@@ -1,4 +1,5 @@
-//! The router: arbitrary paths against the chat and call route shapes. Parameters must be
+//! The router: arbitrary paths against the chat and call route shapes and the gateway's
+//! forwarded prefixes. Parameters must be
 //! slices of the path, never empty, never containing a slash.
 #![no_main]
 
@@ -14,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         .route(Method::GET, "/conversations/:id", 2)
         .route(Method::POST, "/conversations/:id/messages", 3)
         .route(Method::PATCH, "/conversations/:id/messages/:mid", 4)
-        .route(Method::POST, "/calls/:callId/signals/:kind", 5);
+        .route(Method::POST, "/calls/:callId/signals/:kind", 5)
+        .any("/socket.io/*", 6);
     for method in [Method::GET, Method::POST, Method::PATCH] {
         if let Match::Found(_, params) = router.at(&method, path) {
             for i in 0..params.len() {

@@ -1,15 +1,16 @@
 // A realtime client for the fault test (tests/e2e/tests/faults.rs): follows one conversation
 // through the gateway with the official client, reconnecting by itself, and catches up over
 // HTTP on every (re)connect and every 2 s, as a robust browser client does. On SIGTERM it
-// prints what it knows: {"ids": [...], "events": {id: times}, "connects": N}, where `events`
-// counts every `message:created` the socket received (a duplicate shows as 2), and `ids` is
-// what it knows from events and HTTP together. It writes "connected" to stderr on each connect.
+// prints what it knows: {"ids": [...], "events": [...], "connects": N}: `ids` every message
+// seen either way, `events` the id of every `message:created` received, in order, repeats
+// kept (what realtime delivery alone brought).
+// It writes "connected" to stderr on each connect.
 // Env: GATEWAY_URL, CONVERSATION_ID, USER_ID.
 import { io } from "socket.io-client";
 
 const { GATEWAY_URL, CONVERSATION_ID, USER_ID } = process.env;
 const known = new Set();
-const events = {};
+const events = [];
 let last = null;
 let connects = 0;
 let catching = false;
@@ -43,8 +44,8 @@ socket.on("connect", () => {
 });
 socket.on("message:created", (m) => {
   if (m.conversationId !== CONVERSATION_ID) return;
+  events.push(m.id);
   known.add(m.id);
-  events[m.id] = (events[m.id] ?? 0) + 1;
 });
 const timer = setInterval(catchUp, 2000);
 

@@ -26,7 +26,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+    pub(super) fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
         read(&self.namespaces).get(name).cloned()
     }
 }

@@ -100,7 +100,7 @@ pub(crate) struct Namespace {
 }
 
 impl Namespace {
-    pub fn new(
+    pub(crate) fn new(
         name: Arc<str>,
         handler: Box<dyn DynHandler>,
         total: Arc<AtomicUsize>,
@@ -117,15 +117,15 @@ impl Namespace {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn ack_timeout(&self) -> Duration {
+    pub(crate) fn ack_timeout(&self) -> Duration {
         self.ack_timeout
     }
 
-    pub fn insert(&self, s: &Socket) {
+    pub(crate) fn insert(&self, s: &Socket) {
         let mut sockets = write(&self.sockets);
         sockets.insert(s.id_arc().clone(), s.clone());
         self.changed();
@@ -134,7 +134,7 @@ impl Namespace {
     }
 
     /// Takes the socket out of the namespace and its rooms; false if it was not in.
-    pub fn remove(&self, s: &Socket) -> bool {
+    pub(crate) fn remove(&self, s: &Socket) -> bool {
         let was_in = {
             let mut sockets = write(&self.sockets);
             let was_in = sockets.remove(s.id()).is_some();
@@ -148,7 +148,7 @@ impl Namespace {
         was_in
     }
 
-    pub fn add_to_room(&self, room: Arc<str>, s: &Socket) {
+    pub(crate) fn add_to_room(&self, room: Arc<str>, s: &Socket) {
         let mut rooms = write(&self.rooms);
         rooms
             .entry(room)
@@ -157,7 +157,7 @@ impl Namespace {
         self.changed();
     }
 
-    pub fn remove_from_room(&self, room: &str, sid: &str) {
+    pub(crate) fn remove_from_room(&self, room: &str, sid: &str) {
         let mut rooms = write(&self.rooms);
         if let Some(m) = rooms.get_mut(room) {
             m.remove(sid);
@@ -174,14 +174,19 @@ impl Namespace {
     }
 
     /// The current membership version (see `version`).
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
 
     /// Calls `f` for each socket in any of `rooms` (all sockets when `rooms` is empty), once
     /// each, skipping those in `except` (socket ids or rooms). Locks are held only for reads.
     /// Returns the membership version the selection was made at.
-    pub fn for_each(&self, rooms: &[&str], except: &[&str], mut f: impl FnMut(&Socket)) -> u64 {
+    pub(crate) fn for_each(
+        &self,
+        rooms: &[&str],
+        except: &[&str],
+        mut f: impl FnMut(&Socket),
+    ) -> u64 {
         let room_map = read(&self.rooms);
         // Taken for the version too: a socket joins or leaves the namespace under it.
         let sockets = read(&self.sockets);
@@ -225,11 +230,11 @@ impl Namespace {
     }
 
     /// The sockets in any of `except` (socket ids or rooms), resolved now.
-    pub fn excluded(&self, except: &[&str]) -> Excluded {
+    pub(crate) fn excluded(&self, except: &[&str]) -> Excluded {
         Excluded::resolve(except, &read(&self.rooms), &read(&self.sockets))
     }
 
-    pub fn room_size(&self, room: &str) -> usize {
+    pub(crate) fn room_size(&self, room: &str) -> usize {
         read(&self.rooms).get(room).map_or(0, |m| m.len())
     }
 }
@@ -259,7 +264,7 @@ impl Excluded {
         Excluded { addrs, ids }
     }
 
-    pub fn contains(&self, s: &Socket) -> bool {
+    pub(crate) fn contains(&self, s: &Socket) -> bool {
         // Usually none or the one sender: a scan beats anything cleverer.
         let listed = match self.addrs.len() {
             0 => false,

@@ -5,7 +5,7 @@ use platform_core::socketio::{Ack, Payload, Socket};
 
 /// Answers `message` with `message-back` and acks `message-with-ack` with the same payload;
 /// false (and `ack` untouched) for any other event.
-pub fn echo(socket: &Socket, event: &str, payload: &Payload, ack: &mut Option<Ack>) -> bool {
+pub(super) fn echo(socket: &Socket, event: &str, payload: &Payload, ack: &mut Option<Ack>) -> bool {
     match event {
         "message" => {
             let _ = socket.emit_payload("message-back", payload);

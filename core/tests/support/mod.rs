@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Serves `handler` on a free port until the token is dropped... or the test ends.
-pub async fn start<H: Handler>(handler: H) -> (SocketAddr, CancellationToken) {
+pub(crate) async fn start<H: Handler>(handler: H) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
@@ -33,7 +33,7 @@ pub async fn start<H: Handler>(handler: H) -> (SocketAddr, CancellationToken) {
 }
 
 /// The conformance behaviour: `auth` on connect, `message` echoed, `message-with-ack` acked.
-pub struct Echo;
+pub(crate) struct Echo;
 
 impl NamespaceHandler for Echo {
     async fn on_connect(&self, socket: Socket, auth: Value) -> Result<(), Value> {
@@ -60,14 +60,14 @@ impl NamespaceHandler for Echo {
     }
 }
 
-pub fn fast() -> Builder {
+pub(crate) fn fast() -> Builder {
     SocketIo::builder()
         .ping_interval(Duration::from_millis(300))
         .ping_timeout(Duration::from_millis(200))
         .connect_timeout(Duration::from_millis(1000))
 }
 
-pub async fn io_server(b: Builder) -> (SocketIo, SocketAddr, CancellationToken) {
+pub(crate) async fn io_server(b: Builder) -> (SocketIo, SocketAddr, CancellationToken) {
     let io = b.build();
     io.namespace("/", Echo);
     io.namespace("/custom", Echo);
@@ -76,7 +76,7 @@ pub async fn io_server(b: Builder) -> (SocketIo, SocketAddr, CancellationToken) 
 }
 
 /// One request on its own connection; returns the status and body.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
@@ -95,16 +95,16 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u
     (status, body)
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     http(addr, "GET", path, b"").await
 }
 
-pub async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+pub(crate) async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
     http(addr, "POST", path, body).await
 }
 
 /// Opens a polling session; returns its sid and the handshake JSON.
-pub async fn polling_session(addr: SocketAddr, base: &str) -> (String, Value) {
+pub(crate) async fn polling_session(addr: SocketAddr, base: &str) -> (String, Value) {
     let (status, body) = get(addr, &format!("{base}?EIO=4&transport=polling")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with('0'));
@@ -112,12 +112,12 @@ pub async fn polling_session(addr: SocketAddr, base: &str) -> (String, Value) {
     (v["sid"].as_str().unwrap().to_string(), v)
 }
 
-pub struct Ws {
+pub(crate) struct Ws {
     ws: WebSocket<TcpStream>,
 }
 
 /// Opens a WebSocket to `path` (query included); None if the server refused the upgrade.
-pub async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
+pub(crate) async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "GET {path} HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
@@ -141,21 +141,21 @@ pub async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
     })
 }
 
-pub enum Msg {
+pub(crate) enum Msg {
     Text(String),
     Binary(Vec<u8>),
     Closed,
 }
 
 impl Ws {
-    pub async fn send(&mut self, text: &str) {
+    pub(crate) async fn send(&mut self, text: &str) {
         self.ws
             .write_frame(Frame::text(Payload::Owned(text.as_bytes().to_vec())))
             .await
             .unwrap();
     }
 
-    pub async fn send_binary(&mut self, data: &[u8]) {
+    pub(crate) async fn send_binary(&mut self, data: &[u8]) {
         self.ws
             .write_frame(Frame::binary(Payload::Owned(data.to_vec())))
             .await
@@ -163,7 +163,7 @@ impl Ws {
     }
 
     /// The next data message, or Closed; panics after 3 s of silence.
-    pub async fn recv(&mut self) -> Msg {
+    pub(crate) async fn recv(&mut self) -> Msg {
         loop {
             let f = tokio::time::timeout(Duration::from_secs(3), self.ws.read_frame())
                 .await
@@ -179,7 +179,7 @@ impl Ws {
     }
 
     /// The next text message that is not a ping.
-    pub async fn text(&mut self) -> String {
+    pub(crate) async fn text(&mut self) -> String {
         loop {
             match self.recv().await {
                 Msg::Text(t) if t == "2" => continue,
@@ -191,7 +191,7 @@ impl Ws {
     }
 
     /// True once the server closes the connection (pings are ignored).
-    pub async fn closed(&mut self) -> bool {
+    pub(crate) async fn closed(&mut self) -> bool {
         loop {
             if let Msg::Closed = self.recv().await {
                 return true;

@@ -6,7 +6,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 /// 403 unless the caller is a member of `conversation`.
-pub async fn member(
+pub(crate) async fn member(
     client: &impl GenericClient,
     conversation: Uuid,
     caller: Option<&str>,
@@ -23,7 +23,7 @@ pub async fn member(
 }
 
 /// 403 unless the caller is a participant of `call`.
-pub async fn participant(
+pub(crate) async fn participant(
     client: &impl GenericClient,
     call: Uuid,
     caller: Option<&str>,

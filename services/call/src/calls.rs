@@ -16,14 +16,14 @@ use crate::{access, status, State};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Participant {
+pub(crate) struct Participant {
     pub user_id: String,
     pub display_name: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Call {
+pub(crate) struct Call {
     pub id: Uuid,
     pub conversation_id: Uuid,
     #[serde(rename = "type")]
@@ -53,11 +53,11 @@ struct StatusChange {
     status: String,
 }
 
-pub fn not_found(id: &Uuid) -> ApiError {
+pub(crate) fn not_found(id: &Uuid) -> ApiError {
     ApiError::not_found(format!("call {id} not found"))
 }
 
-pub async fn start(
+pub(crate) async fn start(
     state: &State,
     caller: Option<&str>,
     headers: &HeaderMap,
@@ -153,7 +153,7 @@ pub async fn start(
 }
 
 /// Tells the conversation's members; a failure to publish does not undo the change.
-pub async fn announce(state: &State, event: &str, call: &Call) {
+pub(crate) async fn announce(state: &State, event: &str, call: &Call) {
     let envelope = Envelope {
         event: event.to_string(),
         conversation: Some(call.conversation_id),
@@ -167,7 +167,10 @@ pub async fn announce(state: &State, event: &str, call: &Call) {
 }
 
 /// Loads calls with their participants, in the order of `ids`.
-pub async fn load_many(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Call>, ApiError> {
+pub(crate) async fn load_many(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<Call>, ApiError> {
     let rows = client
         .query(
             "SELECT id, conversation_id, type, status, started_at, ended_at FROM calls WHERE id = ANY($1)",
@@ -206,11 +209,15 @@ pub async fn load_many(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-pub async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<Call>, ApiError> {
+pub(crate) async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<Call>, ApiError> {
     Ok(load_many(client, &[id]).await?.pop())
 }
 
-pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    state: &State,
+    caller: Option<&str>,
+    id: &str,
+) -> Result<Response, ApiError> {
     let id = validate::path_uuid("callId", id)?;
     let client = state.pg.get().await?;
     match load(&**client, id).await? {
@@ -222,7 +229,7 @@ pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Respon
     }
 }
 
-pub async fn for_conversation(
+pub(crate) async fn for_conversation(
     state: &State,
     caller: Option<&str>,
     conversation: &str,
@@ -255,7 +262,7 @@ pub async fn for_conversation(
     Ok(json::respond(StatusCode::OK, &calls))
 }
 
-pub async fn set_status(
+pub(crate) async fn set_status(
     state: &State,
     caller: Option<&str>,
     id: &str,

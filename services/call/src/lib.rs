@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use platform_core::dispatch::{self, Routed};
 use platform_core::pools::{PgPool, RedisPool};
-use platform_core::router::{Match, Router};
+use platform_core::router::Router;
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::stream::Keys;
 use platform_core::{health, ApiError, Request, Response};
@@ -38,31 +39,19 @@ pub struct State {
     pub metrics: platform_core::metrics::Metrics,
 }
 
-/// Metric labels: one per [`Route`] in order, then unmatched requests.
-const LABELS: [&str; 10] = [
-    "healthz",
-    "readyz",
-    "start_call",
-    "conversation_calls",
-    "call",
-    "call_status",
-    "post_signal",
-    "list_signals",
-    "metrics",
-    "unmatched",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Healthz,
-    Readyz,
-    Start,
-    ForConversation,
-    Get,
-    Status,
-    PostSignal,
-    ListSignals,
-    Metrics,
+platform_core::route_labels! {
+    /// The service's routes, each also its metric label.
+    pub enum Route {
+        Healthz = "healthz",
+        Readyz = "readyz",
+        Start = "start_call",
+        ForConversation = "conversation_calls",
+        Get = "call",
+        Status = "call_status",
+        PostSignal = "post_signal",
+        ListSignals = "list_signals",
+        Metrics = "metrics",
+    }
 }
 
 fn table() -> Router<Route> {
@@ -101,7 +90,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         pg: config.stores.postgres()?,
         redis: config.stores.redis()?,
         keys: Keys::new(&config.stores.namespace),
-        metrics: platform_core::metrics::Metrics::new("call", &LABELS),
+        metrics: platform_core::metrics::Metrics::new::<Route>("call"),
         config,
     };
     Ok(App {
@@ -134,43 +123,51 @@ pub async fn run(
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
-        let start = std::time::Instant::now();
+        dispatch::dispatch(self, req).await
+    }
+}
+
+impl dispatch::Service for App {
+    type Route = Route;
+
+    fn router(&self) -> &Router<Route> {
+        &self.router
+    }
+
+    fn metrics(&self) -> &platform_core::metrics::Metrics {
+        &self.state.metrics
+    }
+
+    fn trust(&self) -> Option<&platform_core::identity::Trust> {
+        Some(&self.state.config.trust)
+    }
+
+    fn public(route: Route) -> bool {
+        matches!(route, Route::Healthz | Route::Readyz | Route::Metrics)
+    }
+
+    async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
         let state = &*self.state;
-        let (parts, body) = req.into_parts();
-        let (path, h) = (parts.uri.path(), &parts.headers);
-        let matched = self.router.at(&parts.method, path);
-        let label = match matched {
-            Match::Found(route, _) => *route as usize,
-            _ => LABELS.len() - 1,
-        };
-        // Every API route needs the gateway's word for who is calling (see `identity`).
-        let caller = match matched {
-            Match::Found(Route::Healthz | Route::Readyz | Route::Metrics, _) => Ok(None),
-            _ => state.config.trust.caller(h),
-        };
-        let result = match (matched, caller) {
-            (_, Err(e)) => Err(e),
-            (Match::Found(route, p), Ok(who)) => match route {
-                Route::Healthz => Ok(health::alive()),
-                Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
-                Route::Start => calls::start(state, who, h, body).await,
-                Route::ForConversation => calls::for_conversation(state, who, p.get(0)).await,
-                Route::Get => calls::get(state, who, p.get(0)).await,
-                Route::Status => calls::set_status(state, who, p.get(0), h, body).await,
-                Route::PostSignal => signals::post(state, who, p.get(0), p.get(1), h, body).await,
-                Route::ListSignals => {
-                    let q = parts.uri.query();
-                    signals::list(state, who, p.get(0), p.get(1), q).await
-                }
-                Route::Metrics => Ok(state.metrics.respond()),
-            },
-            (Match::MethodNotAllowed, _) => Err(ApiError::method_not_allowed()),
-            (Match::NotFound, _) => Err(ApiError::route_not_found(path)),
-        };
-        let res = result.unwrap_or_else(ApiError::into_response);
-        state
-            .metrics
-            .record(label, res.status().as_u16(), start.elapsed());
-        res
+        let Routed {
+            params: p,
+            parts,
+            body,
+            caller: who,
+        } = req;
+        let h = &parts.headers;
+        match route {
+            Route::Healthz => Ok(health::alive()),
+            Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+            Route::Start => calls::start(state, who, h, body).await,
+            Route::ForConversation => calls::for_conversation(state, who, p.get(0)).await,
+            Route::Get => calls::get(state, who, p.get(0)).await,
+            Route::Status => calls::set_status(state, who, p.get(0), h, body).await,
+            Route::PostSignal => signals::post(state, who, p.get(0), p.get(1), h, body).await,
+            Route::ListSignals => {
+                let q = parts.uri.query();
+                signals::list(state, who, p.get(0), p.get(1), q).await
+            }
+            Route::Metrics => Ok(state.metrics.respond()),
+        }
     }
 }

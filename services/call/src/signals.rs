@@ -14,14 +14,14 @@ use uuid::Uuid;
 use crate::{access, calls, status, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Offer,
     Answer,
     Ice,
 }
 
 impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
+    pub(crate) fn parse(s: &str) -> Option<Kind> {
         match s {
             "offer" => Some(Kind::Offer),
             "answer" => Some(Kind::Answer),
@@ -92,7 +92,7 @@ fn unknown_kind(kind: &str) -> ApiError {
 }
 
 /// Session descriptions `{type, sdp}` for offers and answers; candidates for ICE.
-pub fn check_payload(kind: Kind, payload: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_payload(kind: Kind, payload: &Value) -> Result<(), ApiError> {
     let Some(obj) = payload.as_object() else {
         return Err(ApiError::bad_request("payload must be an object"));
     };
@@ -132,7 +132,7 @@ pub fn check_payload(kind: Kind, payload: &Value) -> Result<(), ApiError> {
     }
 }
 
-pub async fn post(
+pub(crate) async fn post(
     state: &State,
     caller: Option<&str>,
     id: &str,
@@ -268,7 +268,7 @@ pub async fn post(
     ))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     state: &State,
     caller: Option<&str>,
     id: &str,

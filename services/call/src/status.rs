@@ -1,7 +1,7 @@
 //! The call status rules of the contract: which moves are allowed, which statuses are final.
 
 /// Parses a status as clients send it; `active` is another name for `in_progress`.
-pub fn parse(s: &str) -> Option<&'static str> {
+pub(crate) fn parse(s: &str) -> Option<&'static str> {
     Some(match s {
         "ringing" => "ringing",
         "in_progress" | "active" => "in_progress",
@@ -12,12 +12,12 @@ pub fn parse(s: &str) -> Option<&'static str> {
     })
 }
 
-pub fn is_final(s: &str) -> bool {
+pub(crate) fn is_final(s: &str) -> bool {
     matches!(s, "ended" | "declined" | "missed")
 }
 
 /// Whether `from` may become `to` (the same status again is handled by the caller as a no-op).
-pub fn allowed(from: &str, to: &str) -> bool {
+pub(crate) fn allowed(from: &str, to: &str) -> bool {
     matches!(
         (from, to),
         ("ringing", "in_progress" | "declined" | "missed" | "ended") | ("in_progress", "ended")

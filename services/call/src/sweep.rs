@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{calls, State};
 
-pub async fn run(state: std::sync::Arc<State>, shutdown: CancellationToken) {
+pub(crate) async fn run(state: std::sync::Arc<State>, shutdown: CancellationToken) {
     let every =
         (state.config.ring_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     loop {

@@ -16,10 +16,10 @@ use uuid::Uuid;
 use crate::members::{self, Members};
 use crate::State;
 
-pub const NAME_MAX: usize = 200;
-pub const GROUP_MAX: usize = 1000;
+pub(crate) const NAME_MAX: usize = 200;
+pub(crate) const GROUP_MAX: usize = 1000;
 /// Most conversations one listing returns.
-pub const LIST_MAX: i64 = 1000;
+pub(crate) const LIST_MAX: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,14 +32,14 @@ struct CreateConversation {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Member {
+pub(crate) struct Member {
     pub user_id: String,
     pub display_name: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Conversation {
+pub(crate) struct Conversation {
     pub id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -49,8 +49,30 @@ pub struct Conversation {
     #[serde(with = "platform_core::time::rfc3339")]
     pub created_at: i64,
     /// Only in a user's listing: the newest message, or null.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_message: Option<Option<Message>>,
+    #[serde(skip_serializing_if = "LastMessage::is_omitted")]
+    pub last_message: LastMessage,
+}
+
+/// `lastMessage`: absent outside a user's listing; inside it, the newest message or null.
+#[derive(Debug)]
+pub(crate) enum LastMessage {
+    Omitted,
+    Shown(Option<Message>),
+}
+
+impl LastMessage {
+    fn is_omitted(&self) -> bool {
+        matches!(self, LastMessage::Omitted)
+    }
+}
+
+impl Serialize for LastMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LastMessage::Shown(m) => m.serialize(s),
+            LastMessage::Omitted => s.serialize_none(),
+        }
+    }
 }
 
 fn check(body: &CreateConversation) -> Result<(), ApiError> {
@@ -89,7 +111,7 @@ fn check(body: &CreateConversation) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn create(
+pub(crate) async fn create(
     state: &State,
     caller: Option<&str>,
     headers: &HeaderMap,
@@ -164,13 +186,13 @@ pub async fn create(
         kind: body.kind,
         members: body.members,
         created_at,
-        last_message: None,
+        last_message: LastMessage::Omitted,
     };
     Ok(json::respond(StatusCode::CREATED, &conv))
 }
 
 /// One conversation with its members, or `None`.
-pub async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiError> {
+pub(crate) async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiError> {
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached("SELECT name, type, created_at FROM conversations WHERE id = $1")
@@ -198,11 +220,15 @@ pub async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiEr
         kind: row.get(1),
         members,
         created_at: time::to_millis(row.get::<_, SystemTime>(2)),
-        last_message: None,
+        last_message: LastMessage::Omitted,
     }))
 }
 
-pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn get(
+    state: &State,
+    caller: Option<&str>,
+    id: &str,
+) -> Result<Response, ApiError> {
     let id = validate::path_uuid("conversationId", id)?;
     members::readable(state, caller, id).await?;
     match load(state, id).await? {
@@ -211,12 +237,12 @@ pub async fn get(state: &State, caller: Option<&str>, id: &str) -> Result<Respon
     }
 }
 
-pub fn not_found(id: &Uuid) -> ApiError {
+pub(crate) fn not_found(id: &Uuid) -> ApiError {
     ApiError::not_found(format!("conversation {id} not found"))
 }
 
 /// A user's conversations, newest activity first, each with its last message.
-pub async fn for_user(
+pub(crate) async fn for_user(
     state: &State,
     caller: Option<&str>,
     user_id: &str,
@@ -264,7 +290,7 @@ pub async fn for_user(
                 kind: r.get(2),
                 members: members.remove(&id).unwrap_or_default(),
                 created_at: time::to_millis(r.get::<_, SystemTime>(3)),
-                last_message: Some(last),
+                last_message: LastMessage::Shown(last),
             }
         })
         .collect();

@@ -8,24 +8,24 @@ use uuid::Uuid;
 
 use crate::State;
 
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 500;
+pub(crate) const DEFAULT_LIMIT: i64 = 100;
+pub(crate) const MAX_LIMIT: i64 = 500;
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     pub limit: i64,
     pub cursor: Cursor,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Cursor {
+pub(crate) enum Cursor {
     Newest,
     Before(Uuid),
     After(Uuid),
 }
 
 /// Parses `limit`, `before` and `after` (anything else is ignored).
-pub fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
+pub(crate) fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
     let mut limit = DEFAULT_LIMIT;
     let mut cursor = Cursor::Newest;
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -57,7 +57,7 @@ pub fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
     Ok(Query { limit, cursor })
 }
 
-pub async fn list(
+pub(crate) async fn list(
     state: &State,
     caller: Option<&str>,
     conversation: &str,

@@ -59,7 +59,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         members: members::MemberCache::new(config.member_cache_size),
         queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
         waiters: waiters::Waiters::default(),
-        metrics: platform_core::metrics::Metrics::new("chat", &routes::LABELS),
+        metrics: platform_core::metrics::Metrics::new::<routes::Route>("chat"),
         pg,
         redis,
         config,

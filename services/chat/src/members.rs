@@ -7,39 +7,40 @@ use std::sync::{Arc, RwLock};
 use platform_core::pools::PgPool;
 
 use crate::State;
+use platform_core::sync;
 use platform_core::ApiError;
 use uuid::Uuid;
 
 /// The sorted member ids of one conversation.
 #[derive(Debug)]
-pub struct Members {
+pub(crate) struct Members {
     ids: Box<[Box<str>]>,
 }
 
 impl Members {
-    pub fn new(mut ids: Vec<String>) -> Self {
+    pub(crate) fn new(mut ids: Vec<String>) -> Self {
         ids.sort_unstable();
         Members {
             ids: ids.into_iter().map(String::into_boxed_str).collect(),
         }
     }
 
-    pub fn contains(&self, user: &str) -> bool {
+    pub(crate) fn contains(&self, user: &str) -> bool {
         self.ids.binary_search_by(|m| (**m).cmp(user)).is_ok()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.ids.iter().map(|s| &**s)
     }
 }
 
-pub struct MemberCache {
+pub(crate) struct MemberCache {
     map: RwLock<HashMap<Uuid, Arc<Members>>>,
     capacity: usize,
 }
 
 impl MemberCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         MemberCache {
             map: RwLock::new(HashMap::new()),
             capacity,
@@ -47,17 +48,12 @@ impl MemberCache {
     }
 
     /// The members of a conversation, or `None` when it does not exist.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         pg: &PgPool,
         conversation: Uuid,
     ) -> Result<Option<Arc<Members>>, ApiError> {
-        if let Some(m) = self
-            .map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&conversation)
-        {
+        if let Some(m) = sync::read(&self.map).get(&conversation) {
             return Ok(Some(m.clone()));
         }
         let client = pg.get().await?;
@@ -74,8 +70,8 @@ impl MemberCache {
         Ok(Some(members))
     }
 
-    pub fn insert(&self, conversation: Uuid, members: Arc<Members>) {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+    pub(crate) fn insert(&self, conversation: Uuid, members: Arc<Members>) {
+        let mut map = sync::write(&self.map);
         if map.len() >= self.capacity {
             // Rare and cheap to refill: simpler than tracking recency on every read.
             map.clear();
@@ -86,7 +82,7 @@ impl MemberCache {
 
 /// The members of a conversation the caller may read: 404 when it does not exist, 403 when
 /// an authenticated caller is not a member.
-pub async fn readable(
+pub(crate) async fn readable(
     state: &State,
     caller: Option<&str>,
     conversation: Uuid,

@@ -20,7 +20,7 @@ use crate::queue::Enqueued;
 use crate::waiters::Outcome;
 use crate::State;
 
-pub const CLIENT_ID_MAX: usize = 128;
+pub(crate) const CLIENT_ID_MAX: usize = 128;
 
 /// The body of `POST /conversations/:id/messages`.
 #[derive(Debug, Deserialize)]
@@ -52,7 +52,7 @@ fn wants_async(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
-pub async fn send(
+pub(crate) async fn send(
     state: &State,
     caller: Option<&str>,
     conversation: &str,
@@ -144,7 +144,7 @@ enum Change {
     Delete,
 }
 
-pub async fn edit(
+pub(crate) async fn edit(
     state: &State,
     caller: Option<&str>,
     conversation: &str,
@@ -160,7 +160,7 @@ pub async fn edit(
     edit_or_delete(state, caller, conversation, id, change, Some(text)).await
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     state: &State,
     caller: Option<&str>,
     conversation: &str,
@@ -329,6 +329,6 @@ async fn apply(
     Ok(row.map(|r| Message::from_row(&r, 0)))
 }
 
-pub fn message_not_found(id: &Uuid) -> ApiError {
+pub(crate) fn message_not_found(id: &Uuid) -> ApiError {
     ApiError::not_found(format!("message {id} not found"))
 }

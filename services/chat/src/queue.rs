@@ -33,7 +33,7 @@ return false
 /// Most sends in one transaction: bounds how long it holds Redis (a few µs each).
 const BATCH_MAX: usize = 256;
 
-pub struct Queue {
+pub(crate) struct Queue {
     keys: Keys,
     enqueue: redis::Script,
     ttl_secs: u64,
@@ -50,14 +50,14 @@ struct Job {
     reply: oneshot::Sender<Result<Option<String>, ApiError>>,
 }
 
-pub enum Enqueued {
+pub(crate) enum Enqueued {
     Queued,
     /// The `clientMessageId` was used before, by this message.
     Duplicate(Message),
 }
 
 impl Queue {
-    pub fn new(keys: Keys, ttl_secs: u64) -> Self {
+    pub(crate) fn new(keys: Keys, ttl_secs: u64) -> Self {
         Queue {
             keys,
             enqueue: redis::Script::new(ENQUEUE),
@@ -66,17 +66,21 @@ impl Queue {
         }
     }
 
-    pub fn keys(&self) -> &Keys {
+    pub(crate) fn keys(&self) -> &Keys {
         &self.keys
     }
 
     /// Creates the consumer group if it does not exist ([`stream::create_group`]).
-    pub async fn ensure_group(&self, redis: &RedisPool) -> Result<(), ApiError> {
+    pub(crate) async fn ensure_group(&self, redis: &RedisPool) -> Result<(), ApiError> {
         let mut conn = redis.get().await?;
         Ok(stream::create_group(&mut *conn, &self.keys).await?)
     }
 
-    pub async fn send(&self, redis: &RedisPool, message: &Message) -> Result<Enqueued, ApiError> {
+    pub(crate) async fn send(
+        &self,
+        redis: &RedisPool,
+        message: &Message,
+    ) -> Result<Enqueued, ApiError> {
         let entry = serde_json::to_string(&EntryRef::Create(message))
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let client_id = message.client_message_id.as_ref().map(|cmid| {
@@ -123,7 +127,7 @@ impl Queue {
     }
 
     /// The queued (uncommitted) message with this id, if it is still pending.
-    pub async fn pending(
+    pub(crate) async fn pending(
         &self,
         redis: &RedisPool,
         id: &uuid::Uuid,
@@ -138,7 +142,7 @@ impl Queue {
 
     /// Queues an edit or delete of a message that is itself still queued; the worker applies
     /// it after the message is stored.
-    pub async fn follow_up(&self, redis: &RedisPool, entry: &Entry) -> Result<(), ApiError> {
+    pub(crate) async fn follow_up(&self, redis: &RedisPool, entry: &Entry) -> Result<(), ApiError> {
         let raw = serde_json::to_string(entry)
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let mut conn = redis.get().await?;

@@ -1,45 +1,31 @@
-//! The chat service's routing table and dispatch: one `match` from route to handler.
-
-use std::time::Instant;
+//! The chat service's routing table and its one `match` from route to handler; the wrapper
+//! around it (timing, identity check, 404/405, metrics) is `platform_core::dispatch`.
 
 use http::Method;
-use platform_core::router::{Match, Router};
+use platform_core::dispatch::{self, Routed};
+use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
 use crate::{conversations, history, messages, App};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Healthz,
-    Readyz,
-    CreateConversation,
-    UserConversations,
-    Conversation,
-    ListMessages,
-    SendMessage,
-    EditMessage,
-    DeleteMessage,
-    Metrics,
+platform_core::route_labels! {
+    /// The service's routes, each also its metric label.
+    pub enum Route {
+        Healthz = "healthz",
+        Readyz = "readyz",
+        CreateConversation = "create_conversation",
+        UserConversations = "user_conversations",
+        Conversation = "conversation",
+        ListMessages = "list_messages",
+        SendMessage = "send_message",
+        EditMessage = "edit_message",
+        DeleteMessage = "delete_message",
+        Metrics = "metrics",
+        /// Everything under `/socket.io/`, answered before routing.
+        SocketIo = "socket_io",
+    }
 }
-
-/// Metric labels: one per [`Route`] in order, then Socket.IO and unmatched requests.
-pub const LABELS: [&str; 12] = [
-    "healthz",
-    "readyz",
-    "create_conversation",
-    "user_conversations",
-    "conversation",
-    "list_messages",
-    "send_message",
-    "edit_message",
-    "delete_message",
-    "metrics",
-    "socket_io",
-    "unmatched",
-];
-const SOCKET_IO: usize = 10;
-const UNMATCHED: usize = 11;
 
 pub fn table() -> Router<Route> {
     Router::new()
@@ -77,48 +63,56 @@ pub fn table() -> Router<Route> {
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
-        let start = Instant::now();
-        let state = &*self.state;
         if req.uri().path().starts_with("/socket.io/") {
-            let res = self.rt.io.handle(req).await;
-            state
-                .metrics
-                .record(SOCKET_IO, res.status().as_u16(), start.elapsed());
-            return res;
+            // Sockets authenticate in their CONNECT packet, not by the gateway's word.
+            let answer = async { (Some(Route::SocketIo), self.rt.io.handle(req).await) };
+            return dispatch::measured(&self.state.metrics, answer).await;
         }
-        let (parts, body) = req.into_parts();
-        let (path, h) = (parts.uri.path(), &parts.headers);
-        let matched = self.router.at(&parts.method, path);
-        // Every API route needs the gateway's word for who is calling (see `identity`).
-        let caller = match matched {
-            Match::Found(Route::Healthz | Route::Readyz | Route::Metrics, _) => Ok(None),
-            _ => state.config.trust.caller(h),
-        };
-        let label = match matched {
-            Match::Found(route, _) => *route as usize,
-            _ => UNMATCHED,
-        };
-        let result = match (matched, caller) {
-            (_, Err(e)) => Err(e),
-            (Match::Found(route, p), Ok(who)) => match route {
-                Route::Healthz => Ok(health::alive()),
-                Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
-                Route::CreateConversation => conversations::create(state, who, h, body).await,
-                Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
-                Route::Conversation => conversations::get(state, who, p.get(0)).await,
-                Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
-                Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
-                Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
-                Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
-                Route::Metrics => Ok(state.metrics.respond()),
-            },
-            (Match::MethodNotAllowed, _) => Err(ApiError::method_not_allowed()),
-            (Match::NotFound, _) => Err(ApiError::route_not_found(path)),
-        };
-        let res = result.unwrap_or_else(ApiError::into_response);
-        state
-            .metrics
-            .record(label, res.status().as_u16(), start.elapsed());
-        res
+        dispatch::dispatch(self, req).await
+    }
+}
+
+impl dispatch::Service for App {
+    type Route = Route;
+
+    fn router(&self) -> &Router<Route> {
+        &self.router
+    }
+
+    fn metrics(&self) -> &platform_core::metrics::Metrics {
+        &self.state.metrics
+    }
+
+    fn trust(&self) -> Option<&platform_core::identity::Trust> {
+        Some(&self.state.config.trust)
+    }
+
+    fn public(route: Route) -> bool {
+        matches!(route, Route::Healthz | Route::Readyz | Route::Metrics)
+    }
+
+    async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
+        let state = &*self.state;
+        let Routed {
+            params: p,
+            parts,
+            body,
+            caller: who,
+        } = req;
+        let h = &parts.headers;
+        match route {
+            Route::Healthz => Ok(health::alive()),
+            Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+            Route::CreateConversation => conversations::create(state, who, h, body).await,
+            Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
+            Route::Conversation => conversations::get(state, who, p.get(0)).await,
+            Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
+            Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
+            Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
+            Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
+            Route::Metrics => Ok(state.metrics.respond()),
+            // Not in the table: `handle` answers it before routing.
+            Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),
+        }
     }
 }

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use platform_core::model::Message;
+use platform_core::sync;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// How a queued message ended.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Stored under its own id.
     Stored,
     /// Not stored: its `clientMessageId` was already used by this stored message.
@@ -23,7 +24,7 @@ const SHARDS: usize = 32;
 type Shard = Mutex<HashMap<Uuid, Vec<oneshot::Sender<Outcome>>>>;
 
 #[derive(Clone)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     shards: Arc<[Shard]>,
 }
 
@@ -36,7 +37,7 @@ impl Default for Waiters {
 }
 
 /// A registered wait; dropping it (answered or timed out) removes it.
-pub struct Wait {
+pub(crate) struct Wait {
     rx: Option<oneshot::Receiver<Outcome>>,
     id: Uuid,
     waiters: Waiters,
@@ -49,14 +50,9 @@ impl Waiters {
     }
 
     /// Registers interest in `id` before the event can happen, so none is missed.
-    pub fn register(&self, id: Uuid) -> Wait {
+    pub(crate) fn register(&self, id: Uuid) -> Wait {
         let (tx, rx) = oneshot::channel();
-        self.shard(&id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(id)
-            .or_default()
-            .push(tx);
+        sync::lock(self.shard(&id)).entry(id).or_default().push(tx);
         Wait {
             rx: Some(rx),
             id,
@@ -65,12 +61,8 @@ impl Waiters {
     }
 
     /// Releases everyone waiting on `id`.
-    pub fn release(&self, id: &Uuid, outcome: Outcome) {
-        let senders = self
-            .shard(id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    pub(crate) fn release(&self, id: &Uuid, outcome: Outcome) {
+        let senders = sync::lock(self.shard(id)).remove(id);
         for tx in senders.into_iter().flatten() {
             let _ = tx.send(outcome.clone());
         }
@@ -84,7 +76,7 @@ impl Waiters {
 
 impl Wait {
     /// Waits up to `limit`; `None` on timeout.
-    pub async fn until(mut self, limit: std::time::Duration) -> Option<Outcome> {
+    pub(crate) async fn until(mut self, limit: std::time::Duration) -> Option<Outcome> {
         let rx = self.rx.take()?;
         tokio::time::timeout(limit, rx)
             .await
@@ -96,11 +88,7 @@ impl Wait {
 impl Drop for Wait {
     fn drop(&mut self) {
         drop(self.rx.take());
-        let mut shard = self
-            .waiters
-            .shard(&self.id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut shard = sync::lock(self.waiters.shard(&self.id));
         if let Some(list) = shard.get_mut(&self.id) {
             list.retain(|tx| !tx.is_closed());
             if list.is_empty() {

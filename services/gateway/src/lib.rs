@@ -3,6 +3,7 @@
 //! `/calls` to call) and passes the answers through unchanged.
 //!
 //! - [`config`]: settings from the environment.
+//! - `routes`: the route table: each request's label, destination and admission.
 //! - `auth`: accounts and sessions (`/auth/*`, `/me`), and authenticating what is forwarded.
 //! - `proxy`: forwarding, timeouts, WebSocket tunnelling.
 //!
@@ -12,18 +13,21 @@
 mod auth;
 pub mod config;
 mod proxy;
+mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use platform_core::cors::{self, Cors};
+use platform_core::dispatch;
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::{health, json, ApiError, Context, Failure, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+use routes::{Target, Upstream};
 
 struct State {
     config: Config,
@@ -32,23 +36,11 @@ struct State {
     call: proxy::Pool,
     cors: Cors,
     metrics: platform_core::metrics::Metrics,
+    routes: platform_core::router::Router<routes::Route>,
     in_flight: tokio::sync::Semaphore,
     shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     auth: auth::Auth,
 }
-
-/// Metric labels: local routes, then each upstream, then unmatched requests.
-const LABELS: [&str; 9] = [
-    "healthz",
-    "readyz",
-    "metrics",
-    "chat",
-    "call",
-    "socket_io",
-    "unmatched",
-    "openapi",
-    "auth",
-];
 
 /// The HTTP contract as OpenAPI 3, served at `/openapi.json`.
 const OPENAPI: &str = include_str!("../api/openapi.json");
@@ -58,15 +50,9 @@ pub struct App {
     state: Arc<State>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Upstream {
-    Chat,
-    Call,
-}
-
 /// Builds the pools and the handler without touching the network.
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
-    let metrics = platform_core::metrics::Metrics::new("gateway", &LABELS);
+    let metrics = platform_core::metrics::Metrics::new::<routes::Label>("gateway");
     Ok(App {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
@@ -80,6 +66,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
                 "API requests refused with 503 because too many were in flight.",
             ),
             metrics,
+            routes: routes::table(),
             config,
         }),
     })
@@ -108,78 +95,44 @@ pub async fn run(
     Ok(())
 }
 
-/// The metric label of a request path (an index into `LABELS`).
-fn label_for(path: &str) -> usize {
-    match path {
-        "/healthz" => 0,
-        "/readyz" => 1,
-        "/metrics" => 2,
-        "/openapi.json" => 7,
-        "/me" => 8,
-        _ if path.starts_with("/auth/") => 8,
-        _ if path.starts_with("/socket.io") => 5,
-        _ => match upstream_for(path) {
-            Some(Upstream::Chat) => 3,
-            Some(Upstream::Call) => 4,
-            None => 6,
-        },
-    }
-}
-
-/// Which service owns a path, by its first segment.
-fn upstream_for(path: &str) -> Option<Upstream> {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    match first {
-        "conversations" | "socket.io" => Some(Upstream::Chat),
-        "calls" => Some(Upstream::Call),
-        _ => None,
-    }
-}
-
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
         let s = &*self.state;
         if let Some(res) = s.cors.preflight(req.method(), req.headers()) {
             return res;
         }
-        let start = std::time::Instant::now();
-        let label = label_for(req.uri().path());
         let origin = req.headers().get(http::header::ORIGIN).cloned();
-        let mut res = self
-            .route(req)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        s.cors.decorate(origin.as_ref(), &mut res);
-        s.metrics
-            .record(label, res.status().as_u16(), start.elapsed());
-        res
+        // Not `dispatch::dispatch`: forwarding needs the request whole, and the gateway is
+        // where identity is established, not checked.
+        dispatch::measured(&s.metrics, async {
+            let path = req.uri().path();
+            let route = dispatch::found(s.routes.at(req.method(), path), path).map(|(r, _)| *r);
+            let label = route.as_ref().ok().map(|r| r.label);
+            let result = match route {
+                Ok(route) => self.route(route.target, req).await,
+                Err(e) => Err(e),
+            };
+            let mut res = result.unwrap_or_else(ApiError::into_response);
+            s.cors.decorate(origin.as_ref(), &mut res);
+            (label, res)
+        })
+        .await
     }
 }
 
 impl App {
-    async fn route(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn route(&self, target: Target, mut req: Request) -> Result<Response, ApiError> {
         let s = &*self.state;
-        let path = req.uri().path();
-        match (req.method(), path) {
-            (&Method::GET, "/healthz") => return Ok(health::alive()),
-            (&Method::GET, "/readyz") => return Ok(self.ready().await),
-            (&Method::GET, "/metrics") => return Ok(s.metrics.respond()),
-            (&Method::GET, "/openapi.json") => {
-                return Ok(json::respond_raw(StatusCode::OK, OPENAPI))
-            }
-            (_, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") => {
-                return Err(ApiError::method_not_allowed())
-            }
-            _ => {}
-        }
-        if let Some(route) = auth::route_for(req.method(), path) {
-            return s.auth.handle(route?, req).await;
-        }
-        let Some(upstream) = upstream_for(path) else {
-            return Err(ApiError::route_not_found(path));
+        let (upstream, admit) = match target {
+            Target::Healthz => return Ok(health::alive()),
+            Target::Readyz => return Ok(self.ready().await),
+            Target::Metrics => return Ok(s.metrics.respond()),
+            Target::OpenApi => return Ok(json::respond_raw(StatusCode::OK, OPENAPI)),
+            Target::Auth(route) => return s.auth.handle(route, req).await,
+            Target::Forward(upstream, admit) => (upstream, admit),
         };
         // Long-polls are held open by design and bounded by the connection cap instead.
-        let _permit = if path.starts_with("/socket.io") {
+        let _permit = if upstream == Upstream::SocketIo {
             None
         } else {
             match s.in_flight.try_acquire() {
@@ -195,12 +148,9 @@ impl App {
                 }
             }
         };
-        s.auth.admit(&mut req).await?;
-        let path = req.uri().path();
+        s.auth.admit(&mut req, admit).await?;
         let (pool, base, timeout) = match upstream {
-            Upstream::Chat if path.starts_with("/socket.io") => {
-                (None, &s.config.chat, s.config.poll_timeout)
-            }
+            Upstream::SocketIo => (None, &s.config.chat, s.config.poll_timeout),
             Upstream::Chat => (Some(&s.chat), &s.config.chat, s.config.request_timeout),
             Upstream::Call => (Some(&s.call), &s.config.call, s.config.request_timeout),
         };
@@ -254,22 +204,5 @@ impl App {
             StatusCode::SERVICE_UNAVAILABLE
         };
         json::respond(status, &body)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_by_first_segment() {
-        assert_eq!(
-            upstream_for("/conversations/x/messages"),
-            Some(Upstream::Chat)
-        );
-        assert_eq!(upstream_for("/socket.io/"), Some(Upstream::Chat));
-        assert_eq!(upstream_for("/calls/conversation/x"), Some(Upstream::Call));
-        assert_eq!(upstream_for("/conversationsx"), None);
-        assert_eq!(upstream_for("/"), None);
     }
 }

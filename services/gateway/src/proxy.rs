@@ -23,15 +23,17 @@ use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use platform_core::failure::BoxError;
+use platform_core::sync;
 use platform_core::{body, ApiError, Body, Request, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
-pub type HttpClient = Client<HttpConnector, Body>;
+pub(crate) type HttpClient = Client<HttpConnector, Body>;
 
 /// hyper's pooled client, for Socket.IO (upgrades, long-polls) and readiness checks.
-pub fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -101,7 +103,7 @@ impl Upstream {
 }
 
 /// Idle keep-alive connections to one upstream; most recently used first.
-pub struct Pool {
+pub(crate) struct Pool {
     /// `host:port`, for connecting and for the `Host` header.
     authority: String,
     host: HeaderValue,
@@ -109,7 +111,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(base: &Uri) -> Pool {
+    pub(crate) fn new(base: &Uri) -> Pool {
         let authority = base
             .authority()
             .map(|a| a.as_str().to_string())
@@ -129,7 +131,7 @@ impl Pool {
 
     async fn take(&self) -> Option<Upstream> {
         loop {
-            let (mut up, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let (mut up, since) = sync::lock(&self.idle).pop()?;
             if since.elapsed() < IDLE_TIMEOUT && up.ready().await {
                 return Some(up);
             }
@@ -141,7 +143,7 @@ impl Pool {
     /// for a burst would sit below the busy ones for good.
     fn give_back(&self, up: Upstream) {
         let expired: Vec<(Upstream, Instant)> = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = sync::lock(&self.idle);
             let stale = idle.partition_point(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
             let expired = idle.drain(..stale).collect();
             if idle.len() < MAX_IDLE {
@@ -172,12 +174,12 @@ impl Pool {
 
     /// Sends `req` and reads the whole answer. A kept-alive connection the upstream closed
     /// meanwhile is noticed before the request is written, and the request goes on a new one.
-    async fn exchange(&self, mut req: hyper::Request<Body>) -> Result<Response, String> {
+    async fn exchange(&self, mut req: hyper::Request<Body>) -> Result<Response, BoxError> {
         req.headers_mut().insert(header::HOST, self.host.clone());
         loop {
             let (mut up, reused) = match self.take().await {
                 Some(up) => (up, true),
-                None => (self.connect().await.map_err(|e| e.to_string())?, false),
+                None => (self.connect().await?, false),
             };
             let sent = up.sender.try_send_request(req);
             let res = match up.drive(sent).await {
@@ -187,15 +189,11 @@ impl Pool {
                         req = unsent;
                         continue;
                     }
-                    _ => return Err(e.into_error().to_string()),
+                    _ => return Err(e.into_error().into()),
                 },
             };
             let (parts, incoming) = res.into_parts();
-            let body = up
-                .drive(incoming.collect())
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let body = up.drive(incoming.collect()).await?.to_bytes();
             if !up.ended {
                 self.give_back(up);
             }
@@ -255,7 +253,7 @@ fn target(base: &Uri, req: &Request) -> Result<Uri, ApiError> {
     Uri::from_parts(parts).map_err(|_| ApiError::bad_request("malformed request target"))
 }
 
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     /// Socket.IO: upgrades and long-polls.
     pub client: &'a HttpClient,
     /// API requests; `None` sends them with `client` too.
@@ -266,7 +264,7 @@ pub struct Forward<'a> {
 }
 
 impl Forward<'_> {
-    pub async fn send(&self, req: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn send(&self, req: Request) -> Result<Response, ApiError> {
         let uri = target(self.base, &req)?;
         if is_upgrade(req.headers()) {
             return self.tunnel(req, uri).await;

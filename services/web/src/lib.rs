@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use platform_core::dispatch;
 use platform_core::router::{Match, Router};
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::{health, json, ApiError, Body, Request, Response};
@@ -26,16 +27,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// Metric labels, indexed by [`Route`] then the static kinds.
-const LABELS: [&str; 5] = ["healthz", "metrics", "config", "asset", "page"];
-const ASSET: usize = 3;
-const PAGE: usize = 4;
-
-#[derive(Debug, Clone, Copy)]
-enum Route {
-    Health,
-    Metrics,
-    ClientConfig,
+platform_core::route_labels! {
+    /// What a request is for, each also its metric label: the routes of the table, then the
+    /// static files that answer whatever the table does not take.
+    enum Route {
+        Health = "healthz",
+        Metrics = "metrics",
+        ClientConfig = "config",
+        Asset = "asset",
+        Page = "page",
+    }
 }
 
 struct State {
@@ -65,7 +66,7 @@ pub fn app(config: &Config) -> App {
             router,
             client_config,
             csp: content_security_policy(&config.api_url),
-            metrics: platform_core::metrics::Metrics::new("web", &LABELS),
+            metrics: platform_core::metrics::Metrics::new::<Route>("web"),
         }),
     }
 }
@@ -132,22 +133,22 @@ fn content_security_policy(api_url: &str) -> HeaderValue {
 
 impl Handler for App {
     async fn handle(&self, req: Request) -> Response {
-        let start = std::time::Instant::now();
-        let (label, res) = self.route(&req).await;
-        let mut res = res.unwrap_or_else(ApiError::into_response);
-        res.headers_mut().insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        self.state
-            .metrics
-            .record(label, res.status().as_u16(), start.elapsed());
-        res
+        // Not `dispatch`: a path the table does not take is a file or a page, not a 404.
+        dispatch::measured(&self.state.metrics, async {
+            let (route, res) = self.route(&req).await;
+            let mut res = res.unwrap_or_else(ApiError::into_response);
+            res.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            (Some(route), res)
+        })
+        .await
     }
 }
 
 impl App {
-    async fn route(&self, req: &Request) -> (usize, Result<Response, ApiError>) {
+    async fn route(&self, req: &Request) -> (Route, Result<Response, ApiError>) {
         let s = &*self.state;
         let path = req.uri().path();
         match s.router.at(req.method(), path) {
@@ -161,29 +162,37 @@ impl App {
                             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                         res
                     }
+                    // Not in the table: what it does not take.
+                    Route::Asset | Route::Page => method_not_allowed(),
                 };
-                return (*route as usize, Ok(res));
+                return (*route, Ok(res));
             }
-            Match::MethodNotAllowed => return (PAGE, Ok(method_not_allowed())),
+            Match::MethodNotAllowed => return (Route::Page, Ok(method_not_allowed())),
             Match::NotFound => {}
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return (PAGE, Ok(method_not_allowed()));
+            return (Route::Page, Ok(method_not_allowed()));
         }
         let rel = match files::relative_path(path) {
             Ok(rel) => rel,
             Err(files::Refusal::TooLong) => {
                 return (
-                    PAGE,
+                    Route::Page,
                     Err(ApiError::new(
                         StatusCode::URI_TOO_LONG,
                         "the path is too long",
                     )),
                 )
             }
-            Err(files::Refusal::Invalid(why)) => return (PAGE, Err(ApiError::bad_request(why))),
+            Err(files::Refusal::Invalid(why)) => {
+                return (Route::Page, Err(ApiError::bad_request(why)))
+            }
         };
-        let label = if files::is_asset(&rel) { ASSET } else { PAGE };
+        let label = if files::is_asset(&rel) {
+            Route::Asset
+        } else {
+            Route::Page
+        };
         (label, self.serve_static(&rel, req.headers()).await)
     }
 

@@ -19,14 +19,14 @@ const COMMIT_LOCK: i64 = 0x6d73_675f_636f_6d6d; // "msg_comm"
 
 /// A parsed stream entry and its stream id.
 #[derive(Debug, Clone)]
-pub struct Item {
+pub(crate) struct Item {
     pub stream_id: String,
     pub entry: Entry,
 }
 
 /// What a stored batch produced.
 #[derive(Debug, Default)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// Stream ids settled by the commit: acknowledge them.
     pub done: Vec<String>,
     pub notice: Notice,
@@ -44,7 +44,7 @@ pub struct Stored {
 
 /// Why a transaction did not commit.
 #[derive(Debug)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or 23,
     /// integrity constraint violation): retrying the same data won't help.
     Refused(String),
@@ -83,7 +83,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 /// Stores a batch; if PostgreSQL refuses it as a whole, stores its entries one by one so
 /// that only the offending ones are rejected.
-pub async fn store(pg: &PgPool, items: Vec<Item>) -> Result<Stored, StoreError> {
+pub(crate) async fn store(pg: &PgPool, items: Vec<Item>) -> Result<Stored, StoreError> {
     match store_together(pg, &items).await {
         Ok(stored) => Ok(stored),
         Err(StoreError::Refused(reason)) if items.len() > 1 => {

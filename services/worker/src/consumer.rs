@@ -38,7 +38,7 @@ type Dead<'a> = (
     Option<&'a platform_core::model::Message>,
 );
 
-pub struct Consumer {
+pub(crate) struct Consumer {
     pub config: Config,
     pub keys: Keys,
     pub pg: PgPool,
@@ -74,7 +74,7 @@ return 0
 ";
 
 impl Consumer {
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let mut reader: Option<MultiplexedConnection> = None;
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
@@ -162,7 +162,7 @@ impl Consumer {
     /// Stores a batch (retrying until PostgreSQL takes it), then settles it in Redis.
     /// `deliveries` is set for an entry handled alone after `MAX_DELIVERIES`: an edit or
     /// delete still waiting for its message then is dead-lettered.
-    pub async fn handle(&self, entries: Vec<StreamId>, deliveries: Option<u64>) {
+    pub(crate) async fn handle(&self, entries: Vec<StreamId>, deliveries: Option<u64>) {
         let started = Instant::now();
         let mut items = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use platform_core::dispatch;
 use platform_core::pools::{PgPool, RedisPool};
-use platform_core::router::{Match, Router};
+use platform_core::router::Router;
 use platform_core::server::{self, Handler, ServeOptions};
 use platform_core::stream::Keys;
 use platform_core::{health, ApiError, Context, Failure, Request, Response};
@@ -40,7 +41,7 @@ pub async fn run(
     let redis = config.stores.redis().context("connection pools")?;
     platform_core::migrate::run(&pg, platform_core::migrate::ALL, Duration::from_secs(60)).await?;
     let keys = Keys::new(&config.stores.namespace);
-    let stats = Arc::new(stats::Stats::new());
+    let stats = Arc::new(stats::Stats::new::<AdminRoute>());
     let admin = Admin {
         pg: pg.clone(),
         redis: redis.clone(),
@@ -77,12 +78,14 @@ pub async fn run(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AdminRoute {
-    Healthz,
-    Readyz,
-    Metrics,
-    DeadLetters,
+platform_core::route_labels! {
+    /// The admin port's routes, each also its metric label.
+    enum AdminRoute {
+        Healthz = "healthz",
+        Readyz = "readyz",
+        Metrics = "metrics",
+        DeadLetters = "dead_letters",
+    }
 }
 
 #[derive(Clone)]
@@ -96,31 +99,33 @@ struct Admin {
 
 impl Handler for Admin {
     async fn handle(&self, req: Request) -> Response {
-        let start = std::time::Instant::now();
-        let matched = self.router.at(req.method(), req.uri().path());
-        let (label, res) = match matched {
-            Match::Found(route, _) => (
-                *route as usize,
-                match route {
-                    AdminRoute::Healthz => health::alive(),
-                    AdminRoute::Readyz => health::ready(Some(&self.pg), Some(&self.redis)).await,
-                    AdminRoute::Metrics => self.stats.metrics.respond(),
-                    AdminRoute::DeadLetters => self
-                        .dead_letters()
-                        .await
-                        .unwrap_or_else(ApiError::into_response),
-                },
-            ),
-            Match::MethodNotAllowed => (4, ApiError::method_not_allowed().into_response()),
-            Match::NotFound => (
-                4,
-                ApiError::route_not_found(req.uri().path()).into_response(),
-            ),
-        };
-        self.stats
-            .metrics
-            .record(label, res.status().as_u16(), start.elapsed());
-        res
+        dispatch::dispatch(self, req).await
+    }
+}
+
+impl dispatch::Service for Admin {
+    type Route = AdminRoute;
+
+    fn router(&self) -> &Router<AdminRoute> {
+        &self.router
+    }
+
+    fn metrics(&self) -> &platform_core::metrics::Metrics {
+        &self.stats.metrics
+    }
+
+    /// A loopback port with nothing to hide from its callers.
+    fn public(_: AdminRoute) -> bool {
+        true
+    }
+
+    async fn call(&self, route: AdminRoute, _: dispatch::Routed<'_>) -> Result<Response, ApiError> {
+        match route {
+            AdminRoute::Healthz => Ok(health::alive()),
+            AdminRoute::Readyz => Ok(health::ready(Some(&self.pg), Some(&self.redis)).await),
+            AdminRoute::Metrics => Ok(self.stats.metrics.respond()),
+            AdminRoute::DeadLetters => self.dead_letters().await,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use platform_core::metrics::{Histogram, Metrics};
+use platform_core::metrics::{Histogram, Label, Metrics};
 
-pub struct Stats {
+pub(crate) struct Stats {
     pub metrics: Metrics,
     pub batches: Arc<AtomicU64>,
     pub stored: Arc<AtomicU64>,
@@ -19,12 +19,10 @@ pub struct Stats {
     pub lag_ms: Arc<AtomicU64>,
 }
 
-/// Route labels of the worker's small HTTP server.
-pub const LABELS: [&str; 5] = ["healthz", "readyz", "metrics", "dead_letters", "unmatched"];
-
 impl Stats {
-    pub fn new() -> Stats {
-        let metrics = Metrics::new("worker", &LABELS);
+    /// `L`: the routes of the worker's small HTTP server.
+    pub(crate) fn new<L: Label>() -> Stats {
+        let metrics = Metrics::new::<L>("worker");
         let gauge = |name: &'static str, help: &'static str| {
             let v = Arc::new(AtomicU64::new(0));
             let read = v.clone();

@@ -10,6 +10,7 @@
 
 pub mod servers;
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -606,7 +607,7 @@ impl Reply {
 
 /// The realtime client of the fault tests (`tests/node/follower.mjs`, the official client):
 /// follows one conversation through the gateway; [`Follower::finish`] returns its report
-/// `{"ids": [...], "events": {id: times}, "connects": n}`.
+/// `{"ids": [...], "events": [every message:created id received, repeats kept], "connects": n}`.
 pub struct Follower {
     child: Child,
 }
@@ -664,16 +665,22 @@ impl Follower {
         })
     }
 
+    /// How many times each message's `message:created` reached the socket.
+    pub fn event_counts(report: &Value) -> HashMap<String, u64> {
+        let mut counts = HashMap::new();
+        for id in report["events"].as_array().expect("events") {
+            *counts
+                .entry(id.as_str().expect("an id").to_string())
+                .or_default() += 1;
+        }
+        counts
+    }
+
     /// Message ids whose `message:created` reached the socket more than once.
     pub fn doubled(report: &Value) -> Vec<(String, u64)> {
-        report["events"]
-            .as_object()
-            .expect("events")
-            .iter()
-            .filter_map(|(id, n)| {
-                let n = n.as_u64().unwrap_or(0);
-                (n > 1).then(|| (id.clone(), n))
-            })
+        Follower::event_counts(report)
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
             .collect()
     }
 }

@@ -209,6 +209,30 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
         }
     }
 
+    // Realtime delivery works again: sends made after the faults must reach the client as
+    // events (its HTTP catch-up could otherwise account for every message on its own).
+    let mut after_faults = Vec::new();
+    for i in 0..10 {
+        let r = s
+            .http
+            .post(&url)
+            .json(&json!({"senderId": "a", "body": format!("after-{i}"), "clientMessageId": format!("after-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 201 || r.status() == 202,
+            "a send after the faults: {}",
+            r.status()
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        after_faults.push(v["id"].as_str().unwrap().to_string());
+    }
+    let all: Vec<String> = all
+        .into_iter()
+        .chain(after_faults.iter().cloned())
+        .collect();
+
     // The realtime client reconnected, caught up with everything stored, and no event
     // reached it twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -239,5 +263,23 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
     assert!(
         seen.is_subset(&stored),
         "the client saw messages that are not stored"
+    );
+    let events: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for id in &after_faults {
+        let n = events.iter().filter(|e| **e == id.as_str()).count();
+        assert_eq!(
+            n, 1,
+            "message {id}, sent after the faults, arrived as an event {n} times"
+        );
+    }
+    println!(
+        "the client saw {} messages, {} of them through events",
+        seen.len(),
+        events.len()
     );
 }

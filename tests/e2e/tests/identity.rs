@@ -460,6 +460,42 @@ async fn brute_force_sign_in_is_throttled() {
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
+/// Gina (signed in as `gina`) and Hank's conversation, and twelve sends at once from Gina to
+/// its messages path with `tail` after it: the replies that were limited (each checked as the
+/// contract's 429 with `Retry-After`) and the number stored.
+async fn send_burst(s: &Stack, gina: &str, tail: &str) -> (usize, usize) {
+    let members =
+        json!([{"userId": "gina", "displayName": "G"}, {"userId": "hank", "displayName": "H"}]);
+    let conv = s
+        .request(
+            "POST",
+            "/conversations",
+            Some(gina),
+            Some(json!({"type": "group", "members": members})),
+        )
+        .await;
+    let path = format!(
+        "/conversations/{}/messages{tail}",
+        conv.body["id"].as_str().unwrap()
+    );
+    let sends = (0..12).map(|i| {
+        s.request(
+            "POST",
+            &path,
+            Some(gina),
+            Some(json!({"senderId": "gina", "body": format!("m{i}")})),
+        )
+    });
+    let replies = futures_util::future::join_all(sends).await;
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    let stored = replies.iter().filter(|r| r.status == 201).count();
+    for r in &limited {
+        r.assert_error(429);
+        assert!(r.header("retry-after").is_some());
+    }
+    (limited.len(), stored)
+}
+
 #[tokio::test]
 async fn sends_and_registrations_are_rate_limited() {
     let s = Stack::secure(
@@ -472,38 +508,17 @@ async fn sends_and_registrations_are_rate_limited() {
     .await;
     let gina = s.register("gina").await;
     s.register("hank").await;
-    let members =
-        json!([{"userId": "gina", "displayName": "G"}, {"userId": "hank", "displayName": "H"}]);
-    let conv = s
-        .request(
-            "POST",
-            "/conversations",
-            Some(&gina),
-            Some(json!({"type": "group", "members": members})),
-        )
-        .await;
-    let path = format!(
-        "/conversations/{}/messages",
-        conv.body["id"].as_str().unwrap()
-    );
     // Twelve sends at once: at most five in the window get through.
-    let sends = (0..12).map(|i| {
-        s.request(
-            "POST",
-            &path,
-            Some(&gina),
-            Some(json!({"senderId": "gina", "body": format!("m{i}")})),
-        )
-    });
-    let replies = futures_util::future::join_all(sends).await;
-    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
-    let stored = replies.iter().filter(|r| r.status == 201).count();
-    assert!(!limited.is_empty(), "no send was limited");
-    assert_eq!(stored + limited.len(), 12);
-    for r in limited {
-        r.assert_error(429);
-        assert!(r.header("retry-after").is_some());
-    }
+    let (limited, stored) = send_burst(&s, &gina, "").await;
+    assert!(
+        (1..=5).contains(&stored),
+        "{stored} of 12 sends were stored; the limit is five"
+    );
+    assert_eq!(
+        stored + limited,
+        12,
+        "a send was neither stored nor limited"
+    );
     // A third registration from this address is refused.
     let r = s
         .post(
@@ -519,6 +534,20 @@ async fn sends_and_registrations_are_rate_limited() {
         )
         .await;
     r.assert_error(429);
+}
+
+#[tokio::test]
+async fn a_send_with_a_trailing_slash_is_rate_limited_too() {
+    let s = Stack::secure(&[], &[("RATE_SENDS_PER_USER", "5")]).await;
+    let gina = s.register("gina").await;
+    s.register("hank").await;
+    // The chat service takes the path as a send: so must the gateway's send limit.
+    let (limited, stored) = send_burst(&s, &gina, "/").await;
+    assert!(
+        (1..=5).contains(&stored),
+        "{stored} of 12 sends with a trailing slash were stored; the limit is five"
+    );
+    assert_eq!(stored + limited, 12);
 }
 
 #[tokio::test]

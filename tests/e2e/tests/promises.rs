@@ -5,7 +5,7 @@
 //! edit queued behind its send never overwrites a later one; a body is stored as validated
 //! (trimmed), and commit notices stay under their byte bound.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,12 +257,7 @@ async fn a_batch_committed_but_not_acknowledged_is_announced_once() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = follower.finish().await;
-    let events: HashMap<String, u64> = report["events"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect();
+    let events = Follower::event_counts(&report);
     for id in &ids {
         assert_eq!(
             events.get(id),

@@ -10,7 +10,7 @@ use crate::{Body, Response};
 
 /// The protocol's error codes, answered with 400 and `{"code":N,"message":"..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EioError {
+pub(super) enum EioError {
     UnknownTransport = 0,
     UnknownSid = 1,
     BadHandshakeMethod = 2,
@@ -33,7 +33,7 @@ impl EioError {
         }
     }
 
-    pub fn response(self, cors: &Cors, origin: Option<&HeaderValue>) -> Response {
+    pub(super) fn response(self, cors: &Cors, origin: Option<&HeaderValue>) -> Response {
         let status = if self == EioError::Forbidden {
             StatusCode::FORBIDDEN
         } else {
@@ -49,7 +49,7 @@ impl EioError {
     }
 }
 
-pub fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
+pub(super) fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
     res.headers_mut()
@@ -59,13 +59,13 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> R
 
 /// The query parameters Engine.IO reads. `sid` borrows from the URI.
 #[derive(Debug, Default)]
-pub struct Query<'a> {
+pub(super) struct Query<'a> {
     pub eio: Option<&'a str>,
     pub transport: Option<&'a str>,
     pub sid: Option<&'a str>,
 }
 
-pub fn parse_query(q: Option<&str>) -> Query<'_> {
+pub(super) fn parse_query(q: Option<&str>) -> Query<'_> {
     let mut out = Query::default();
     for pair in q.unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

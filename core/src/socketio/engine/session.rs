@@ -42,7 +42,7 @@ impl TransportState {
         TransportState(AtomicU8::new(t as u8))
     }
 
-    pub fn get(&self) -> Transport {
+    pub(super) fn get(&self) -> Transport {
         match self.0.load(Ordering::Acquire) {
             0 => Transport::Polling,
             1 => Transport::Upgrading,
@@ -50,12 +50,12 @@ impl TransportState {
         }
     }
 
-    pub fn set(&self, t: Transport) {
+    pub(super) fn set(&self, t: Transport) {
         self.0.store(t as u8, Ordering::Release);
     }
 
     /// Moves from `from` to `to`; false (and no change) if the state was not `from`.
-    pub fn switch(&self, from: Transport, to: Transport) -> bool {
+    pub(super) fn switch(&self, from: Transport, to: Transport) -> bool {
         self.0
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -82,7 +82,7 @@ pub(crate) struct Session<C> {
 
 impl<C> Session<C> {
     /// True when a ping went unanswered past its deadline, even if the timer has not fired.
-    pub fn pong_overdue(&self) -> bool {
+    pub(super) fn pong_overdue(&self) -> bool {
         self.transport.get() == Transport::Polling
             && lock(&self.pong_deadline).is_some_and(|d| Instant::now() >= d)
     }
@@ -100,7 +100,7 @@ pub(crate) struct Inner<H: EngineHandler> {
 }
 
 impl<H: EngineHandler> Inner<H> {
-    pub fn new(config: EngineConfig, handler: H) -> Self {
+    pub(super) fn new(config: EngineConfig, handler: H) -> Self {
         Inner {
             config,
             handler,
@@ -111,12 +111,12 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// Open Engine.IO connections, both transports.
-    pub fn connection_count(&self) -> usize {
+    pub(super) fn connection_count(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Closes every connection with [`CloseReason::ServerShutdown`].
-    pub fn close_all(&self) {
+    pub(super) fn close_all(&self) {
         let sessions: Vec<_> = lock(&self.sessions).values().cloned().collect();
         for s in sessions {
             s.conn.close(CloseReason::ServerShutdown);
@@ -126,7 +126,7 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// A live session by id; closed ones count as unknown even before they leave the table.
-    pub fn find(&self, sid: &str) -> Option<Arc<Session<H::Conn>>> {
+    pub(super) fn find(&self, sid: &str) -> Option<Arc<Session<H::Conn>>> {
         lock(&self.sessions)
             .get(sid)
             .filter(|s| {
@@ -139,7 +139,7 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// The `0{...}` open packet.
-    pub fn open_packet(&self, sid: &str, upgrades: bool) -> Bytes {
+    pub(super) fn open_packet(&self, sid: &str, upgrades: bool) -> Bytes {
         let c = &self.config;
         let upgrades = if upgrades { r#"["websocket"]"# } else { "[]" };
         Bytes::from(format!(
@@ -151,7 +151,7 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// Creates a connection, not yet known to the layer above.
-    pub fn new_conn(&self) -> (Arc<Conn>, queue::Receiver) {
+    pub(super) fn new_conn(&self) -> (Arc<Conn>, queue::Receiver) {
         let (tx, rx) = queue::queue(self.config.send_queue);
         let conn = Arc::new(Conn::new(random_id(), tx, self.root.child_token()));
         self.open.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +159,7 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// Opens a long-polling session: a new connection, told to the layer above, in the table.
-    pub fn open_polling(&self) -> Arc<Session<H::Conn>> {
+    pub(super) fn open_polling(&self) -> Arc<Session<H::Conn>> {
         let (conn, rx) = self.new_conn();
         let upper = self.handler.open(&conn);
         let session = Arc::new(Session {
@@ -179,14 +179,14 @@ impl<H: EngineHandler> Inner<H> {
     }
 
     /// Called once when a connection ends, whichever transport carried it.
-    pub fn closed(&self, conn: &Conn, upper: &H::Conn) {
+    pub(super) fn closed(&self, conn: &Conn, upper: &H::Conn) {
         let reason = conn.close_reason().unwrap_or(CloseReason::TransportError);
         self.open.fetch_sub(1, Ordering::Relaxed);
         self.handler.close(upper, reason);
     }
 
     /// Removes a closed polling session and tells the layer above; idempotent.
-    pub fn finish(&self, s: &Session<H::Conn>) {
+    pub(super) fn finish(&self, s: &Session<H::Conn>) {
         if s.finished.swap(true, Ordering::AcqRel) {
             return;
         }

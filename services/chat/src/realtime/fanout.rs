@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{user_room, write_user_room};
 use crate::members::Members;
+use platform_core::sync;
 
 /// Conversations whose recipients are kept; past this the map starts over (cheap to refill).
 const CAPACITY: usize = 256;
@@ -28,14 +29,14 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct Fanout {
+pub(super) struct Fanout {
     map: Mutex<HashMap<Uuid, Entry>>,
 }
 
 impl Fanout {
     /// Sends `enc` to the local sockets of `members`, but not to `except`'s; returns how many
     /// sockets it was queued for.
-    pub fn emit(
+    pub(super) fn emit(
         &self,
         io: &SocketIo,
         conversation: Uuid,
@@ -46,7 +47,7 @@ impl Fanout {
         let op = io.of("/");
         let version = op.membership_version();
         let (cached, resolve) = {
-            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = sync::lock(&self.map);
             match map.get_mut(&conversation) {
                 Some(e) if Arc::ptr_eq(&e.members, members) => match &e.recipients {
                     Some(r) if r.is_current() => (Some(r.clone()), false),
@@ -93,10 +94,7 @@ impl Fanout {
         }
         let r = op.recipients();
         let sent = r.emit_encoded(enc, &except_rooms);
-        if let Some(e) = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        if let Some(e) = sync::lock(&self.map)
             .get_mut(&conversation)
             .filter(|e| Arc::ptr_eq(&e.members, members))
         {

@@ -18,7 +18,7 @@ use super::quota::SocketQuota;
 use super::user_room;
 use crate::State;
 
-pub struct ChatEvents {
+pub(super) struct ChatEvents {
     pub state: Arc<State>,
     pub presence: Arc<Presence>,
     pub sessions: Sessions,
@@ -28,7 +28,7 @@ pub struct ChatEvents {
 
 /// Who a socket is: signed in with a token (`verified`), or as its `presence:join` said.
 #[derive(Debug, Clone)]
-pub struct SocketUser {
+pub(super) struct SocketUser {
     pub user_id: String,
     pub display_name: String,
     pub verified: bool,

@@ -17,10 +17,10 @@
 
 mod fanout;
 mod handler;
-pub mod presence;
+pub(crate) mod presence;
 mod publisher;
 mod quota;
-pub mod subscriber;
+pub(crate) mod subscriber;
 
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ use crate::members::Members;
 use crate::State;
 
 /// The room of every socket of one user.
-pub fn user_room(user: &str) -> String {
+pub(crate) fn user_room(user: &str) -> String {
     let mut room = String::with_capacity(2 + user.len());
     write_user_room(&mut room, user);
     room
@@ -49,11 +49,11 @@ fn write_user_room(buf: &mut String, user: &str) {
 }
 
 /// Internal event names: handled by the instances, never sent to clients.
-pub const PRESENCE_CHANGED: &str = "_presence";
-pub const CONVERSATION_CREATED: &str = "_conversation";
+pub(crate) const PRESENCE_CHANGED: &str = "_presence";
+pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
 
 #[derive(Clone)]
-pub struct Realtime {
+pub(crate) struct Realtime {
     pub io: SocketIo,
     pub presence: Arc<presence::Presence>,
     /// From a message's `sentAt` to its `message:created` leaving this instance.
@@ -62,7 +62,7 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    pub fn new(state: &Arc<State>) -> Realtime {
+    pub(crate) fn new(state: &Arc<State>) -> Realtime {
         let cfg = &state.config;
         let io = SocketIo::builder()
             .ping_interval(cfg.ping_interval)
@@ -106,7 +106,7 @@ impl Realtime {
 
 /// Emits `event` to the local sockets of `users` (each user's sockets get it once), encoded
 /// once for all of them. Returns whether anyone here was sent it.
-pub fn emit_to_users<'a, T: Serialize + ?Sized>(
+pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     io: &SocketIo,
     users: impl IntoIterator<Item = &'a str>,
     except: Option<&str>,
@@ -139,7 +139,7 @@ pub fn emit_to_users<'a, T: Serialize + ?Sized>(
 }
 
 /// Delivers an envelope from any service to this instance's sockets.
-pub async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) {
+pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) {
     let members = match env.conversation {
         Some(c) => match state.members.get(&state.pg, c).await {
             Ok(Some(m)) => Some((c, m)),
@@ -189,7 +189,12 @@ fn to_conversation<T: Serialize + ?Sized>(
 }
 
 /// Delivers `message:*` events for messages of one committed batch.
-pub async fn deliver_messages(state: &State, rt: &Realtime, event: &str, messages: &[Message]) {
+pub(crate) async fn deliver_messages(
+    state: &State,
+    rt: &Realtime,
+    event: &str,
+    messages: &[Message],
+) {
     for m in messages {
         match state.members.get(&state.pg, m.conversation_id).await {
             Ok(Some(members)) => {
@@ -208,7 +213,7 @@ pub async fn deliver_messages(state: &State, rt: &Realtime, event: &str, message
 }
 
 /// Publishes a message event for every instance (used for changes made by this instance).
-pub async fn publish_message(state: &State, event: &str, m: &Message) {
+pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
     let env = Envelope {
         event: event.to_string(),
         conversation: Some(m.conversation_id),
@@ -224,7 +229,7 @@ pub async fn publish_message(state: &State, event: &str, m: &Message) {
 }
 
 /// Tells every instance that a conversation exists, so presence lists include its members.
-pub async fn publish_conversation(state: &State, id: Uuid, users: Vec<String>) {
+pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<String>) {
     let env = Envelope {
         event: CONVERSATION_CREATED.to_string(),
         conversation: Some(id),

@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{emit_to_users, PRESENCE_CHANGED};
 use crate::State;
+use platform_core::sync;
 
 const CONTACTS_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Online {
+pub(crate) struct Online {
     pub user_id: String,
     pub display_name: String,
 }
@@ -40,7 +41,7 @@ struct LocalUser {
     sockets: usize,
 }
 
-pub struct Presence {
+pub(crate) struct Presence {
     state: Arc<State>,
     io: SocketIo,
     instance: String,
@@ -51,12 +52,8 @@ pub struct Presence {
     wake: Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Presence {
-    pub fn new(state: Arc<State>, io: SocketIo) -> Self {
+    pub(crate) fn new(state: Arc<State>, io: SocketIo) -> Self {
         Presence {
             state,
             io,
@@ -76,19 +73,19 @@ impl Presence {
     }
 
     /// This instance's id in the shared view.
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.instance
     }
 
     /// The sorted set of live instances, scored by their last heartbeat (ms).
-    pub fn instances_key(&self) -> String {
+    pub(crate) fn instances_key(&self) -> String {
         format!("{}:presence:instances", self.state.queue.keys().namespace())
     }
 
     /// A socket of `user` said who it is.
-    pub async fn joined(&self, user: &str, display_name: &str) {
+    pub(crate) async fn joined(&self, user: &str, display_name: &str) {
         let first = {
-            let mut local = lock(&self.local);
+            let mut local = sync::lock(&self.local);
             let entry = local.entry(user.to_string()).or_insert_with(|| LocalUser {
                 display_name: display_name.to_string(),
                 sockets: 0,
@@ -97,7 +94,7 @@ impl Presence {
             entry.display_name = display_name.to_string();
             entry.sockets == 1
         };
-        lock(&self.owed).insert(user.to_string());
+        sync::lock(&self.owed).insert(user.to_string());
         if first {
             let r = async {
                 let mut conn = self.state.redis.get().await?;
@@ -126,9 +123,9 @@ impl Presence {
     }
 
     /// A socket of `user` closed.
-    pub async fn left(&self, user: &str) {
+    pub(crate) async fn left(&self, user: &str) {
         let last = {
-            let mut local = lock(&self.local);
+            let mut local = sync::lock(&self.local);
             match local.get_mut(user) {
                 Some(u) if u.sockets > 1 => {
                     u.sockets -= 1;
@@ -177,28 +174,28 @@ impl Presence {
     }
 
     /// Some instance's online users changed.
-    pub fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.wake.notify_one();
     }
 
     /// A conversation was created: its members may have new contacts online.
-    pub fn conversation_created(&self, users: &[String]) {
+    pub(crate) fn conversation_created(&self, users: &[String]) {
         {
-            let mut contacts = lock(&self.contacts);
+            let mut contacts = sync::lock(&self.contacts);
             for u in users {
                 contacts.remove(u);
             }
         }
         {
-            let local = lock(&self.local);
-            let mut owed = lock(&self.owed);
+            let local = sync::lock(&self.local);
+            let mut owed = sync::lock(&self.owed);
             owed.extend(users.iter().filter(|u| local.contains_key(*u)).cloned());
         }
         self.wake.notify_one();
     }
 
     /// The presence loop: heartbeats, re-reads, coalesced updates. Until shutdown.
-    pub async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, coalesce: Duration, shutdown: CancellationToken) {
         let mut global: HashMap<String, String> = HashMap::new();
         let mut next_beat = Instant::now();
         let heartbeat = self.stale() / 3;
@@ -235,7 +232,7 @@ impl Presence {
     }
 
     async fn heartbeat(&self) -> Result<(), platform_core::ApiError> {
-        let users: Vec<(String, String)> = lock(&self.local)
+        let users: Vec<(String, String)> = sync::lock(&self.local)
             .iter()
             .map(|(u, l)| (u.clone(), l.display_name.clone()))
             .collect();
@@ -310,11 +307,11 @@ impl Presence {
 
     async fn send_updates(&self, before: &HashMap<String, String>, now: &HashMap<String, String>) {
         let changed = changed_users(before, now);
-        let owed = std::mem::take(&mut *lock(&self.owed));
+        let owed = std::mem::take(&mut *sync::lock(&self.owed));
         if changed.is_empty() && owed.is_empty() {
             return;
         }
-        let local: Vec<String> = lock(&self.local).keys().cloned().collect();
+        let local: Vec<String> = sync::lock(&self.local).keys().cloned().collect();
         for r in local {
             let contacts = match self.contacts_of(&r).await {
                 Ok(c) => c,
@@ -339,7 +336,7 @@ impl Presence {
         &self,
         user: &str,
     ) -> Result<Arc<HashSet<String>>, platform_core::ApiError> {
-        if let Some((at, c)) = lock(&self.contacts).get(user) {
+        if let Some((at, c)) = sync::lock(&self.contacts).get(user) {
             if at.elapsed() < CONTACTS_TTL {
                 return Ok(c.clone());
             }
@@ -359,13 +356,13 @@ impl Presence {
             .map(|r| r.get(0))
             .collect();
         let set = Arc::new(set);
-        lock(&self.contacts).insert(user.to_string(), (Instant::now(), set.clone()));
+        sync::lock(&self.contacts).insert(user.to_string(), (Instant::now(), set.clone()));
         Ok(set)
     }
 }
 
 /// Users who came, went, or changed their display name.
-pub fn changed_users<'a>(
+pub(crate) fn changed_users<'a>(
     before: &'a HashMap<String, String>,
     now: &'a HashMap<String, String>,
 ) -> HashSet<&'a str> {
@@ -384,7 +381,7 @@ pub fn changed_users<'a>(
 }
 
 /// What `user` sees: itself and its online contacts, one entry each, sorted by id.
-pub fn visible_to(
+pub(crate) fn visible_to(
     user: &str,
     contacts: &HashSet<String>,
     online: &HashMap<String, String>,

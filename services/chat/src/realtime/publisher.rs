@@ -25,14 +25,14 @@ struct Job {
     done: Option<oneshot::Sender<bool>>,
 }
 
-pub struct Publisher {
+pub(super) struct Publisher {
     state: Arc<State>,
     /// Started on first use, from inside the runtime.
     tx: OnceLock<mpsc::Sender<Job>>,
 }
 
 impl Publisher {
-    pub fn new(state: Arc<State>) -> Self {
+    pub(super) fn new(state: Arc<State>) -> Self {
         Publisher {
             state,
             tx: OnceLock::new(),
@@ -42,7 +42,7 @@ impl Publisher {
     /// Queues `env` for every instance. With `confirm`, waits until Redis took it and says
     /// whether it did; otherwise returns once it is queued (false if it cannot be encoded
     /// or the publisher is gone).
-    pub async fn publish<T: Serialize>(&self, env: &Envelope<T>, confirm: bool) -> bool {
+    pub(super) async fn publish<T: Serialize>(&self, env: &Envelope<T>, confirm: bool) -> bool {
         let body = match serde_json::to_vec(env) {
             Ok(b) => b,
             Err(e) => {

@@ -40,13 +40,13 @@ return 0
 /// A user's count outlives a quiet day at most; it is rebuilt by the next connections.
 const HASH_TTL_MS: u64 = 86_400_000;
 
-pub struct SocketQuota {
+pub(super) struct SocketQuota {
     state: Arc<State>,
     presence: Arc<Presence>,
 }
 
 impl SocketQuota {
-    pub fn new(state: Arc<State>, presence: Arc<Presence>) -> Self {
+    pub(super) fn new(state: Arc<State>, presence: Arc<Presence>) -> Self {
         SocketQuota { state, presence }
     }
 
@@ -55,7 +55,7 @@ impl SocketQuota {
     }
 
     /// Counts a new socket of `user`; `false` when the user already has the most allowed.
-    pub async fn acquire(&self, user: &str) -> Result<bool, ApiError> {
+    pub(super) async fn acquire(&self, user: &str) -> Result<bool, ApiError> {
         let since =
             platform_core::time::now_millis() - self.state.config.presence_stale.as_millis() as i64;
         let mut conn = self.state.redis.get().await?;
@@ -72,7 +72,7 @@ impl SocketQuota {
     }
 
     /// A counted socket closed.
-    pub async fn release(&self, user: &str) {
+    pub(super) async fn release(&self, user: &str) {
         let r = async {
             let mut conn = self.state.redis.get().await?;
             RELEASE

@@ -16,7 +16,7 @@ use super::{deliver, deliver_messages, Realtime, CONVERSATION_CREATED, PRESENCE_
 use crate::waiters::Outcome;
 use crate::State;
 
-pub async fn run(
+pub(crate) async fn run(
     state: Arc<State>,
     rt: Realtime,
     ready: tokio::sync::watch::Sender<bool>,

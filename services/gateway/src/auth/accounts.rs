@@ -68,7 +68,7 @@ fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("wrong user id or password")
 }
 
-pub async fn register(
+pub(super) async fn register(
     auth: &Auth,
     address: &str,
     headers: &HeaderMap,
@@ -143,7 +143,7 @@ async fn check_password(
     }
 }
 
-pub async fn login(
+pub(super) async fn login(
     auth: &Auth,
     address: &str,
     headers: &HeaderMap,
@@ -163,7 +163,11 @@ pub async fn login(
     Ok(session(StatusCode::OK, &issued, &user))
 }
 
-pub async fn logout(auth: &Auth, token: &str, user: &SessionUser) -> Result<Response, ApiError> {
+pub(super) async fn logout(
+    auth: &Auth,
+    token: &str,
+    user: &SessionUser,
+) -> Result<Response, ApiError> {
     auth.sessions
         .revoke(&auth.redis, token, &user.user_id)
         .await?;
@@ -172,7 +176,7 @@ pub async fn logout(auth: &Auth, token: &str, user: &SessionUser) -> Result<Resp
     Ok(res)
 }
 
-pub async fn change_password(
+pub(super) async fn change_password(
     auth: &Auth,
     address: &str,
     user: &SessionUser,
@@ -208,7 +212,7 @@ pub async fn change_password(
     Ok(session(StatusCode::OK, &issued, user))
 }
 
-pub fn me(user: &SessionUser) -> Response {
+pub(super) fn me(user: &SessionUser) -> Response {
     json::respond(
         StatusCode::OK,
         &User {

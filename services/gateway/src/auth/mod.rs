@@ -12,7 +12,6 @@ mod accounts;
 mod password;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::Method;
 use platform_core::identity::{Mode, Trust, SECRET_HEADER, USER_HEADER};
 use platform_core::pools::{PgPool, RedisPool};
 use platform_core::ratelimit;
@@ -21,7 +20,7 @@ use platform_core::{ApiError, Request, Response};
 
 use crate::config::{Config, Limits};
 
-pub struct Auth {
+pub(crate) struct Auth {
     pub pg: PgPool,
     pub redis: RedisPool,
     sessions: Sessions,
@@ -31,8 +30,9 @@ pub struct Auth {
     hasher: password::Hasher,
 }
 
+/// The accounts' routes (their paths are in the gateway's route table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Register,
     Login,
     Logout,
@@ -40,42 +40,24 @@ pub enum Route {
     Me,
 }
 
-/// The auth route of a request: `None` when the path is not one, 405 for a wrong method.
-pub fn route_for(method: &Method, path: &str) -> Option<Result<Route, ApiError>> {
-    let (want, route) = match path {
-        "/auth/register" => (Method::POST, Route::Register),
-        "/auth/login" => (Method::POST, Route::Login),
-        "/auth/logout" => (Method::POST, Route::Logout),
-        "/auth/password" => (Method::POST, Route::Password),
-        "/me" => (Method::GET, Route::Me),
-        _ => return None,
-    };
-    Some(if *method == want {
-        Ok(route)
-    } else {
-        Err(ApiError::method_not_allowed())
-    })
-}
-
-/// Whether a request sends a message (`POST /conversations/:id/messages`): rate limited.
-fn is_send(method: &Method, path: &str) -> bool {
-    if method != Method::POST {
-        return false;
-    }
-    let mut it = path.trim_start_matches('/').split('/');
-    matches!(
-        (it.next(), it.next(), it.next(), it.next()),
-        (Some("conversations"), Some(id), Some("messages"), None) if !id.is_empty()
-    )
+/// How a forwarded request is let in (the route table says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Its session, if it presents one (required when `AUTH_MODE=token`).
+    Session,
+    /// A message send: the session and the send limits, per user and per address.
+    Send,
+    /// A socket: it signs in with its CONNECT packet at the chat service; opening one is
+    /// counted per address.
+    Socket,
 }
 
 /// A Socket.IO request that opens a new session (no `sid` yet): counted per address.
-fn is_handshake(path: &str, query: Option<&str>) -> bool {
-    path.starts_with("/socket.io")
-        && !query
-            .unwrap_or("")
-            .split('&')
-            .any(|kv| kv.starts_with("sid="))
+fn is_handshake(query: Option<&str>) -> bool {
+    !query
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv.starts_with("sid="))
 }
 
 /// The address a request came from, for per-address limits.
@@ -87,7 +69,7 @@ fn peer(req: &Request) -> String {
 }
 
 impl Auth {
-    pub fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, platform_core::config::ConfigError> {
         Ok(Auth {
             pg: config.stores.postgres()?,
             redis: config.stores.redis()?,
@@ -105,7 +87,7 @@ impl Auth {
     }
 
     /// Serves an auth route.
-    pub async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn handle(&self, route: Route, req: Request) -> Result<Response, ApiError> {
         let address = peer(&req);
         let (parts, body) = req.into_parts();
         let h = &parts.headers;
@@ -140,22 +122,20 @@ impl Auth {
 
     /// Checks who sends `req` before it is forwarded, enforces the per-request limits, and
     /// rewrites the identity headers the services trust.
-    pub async fn admit(&self, req: &mut Request) -> Result<(), ApiError> {
+    pub(crate) async fn admit(&self, req: &mut Request, admit: Admit) -> Result<(), ApiError> {
         let headers = req.headers_mut();
         headers.remove(USER_HEADER);
         headers.remove(SECRET_HEADER);
-        let path = req.uri().path();
-        if path.starts_with("/socket.io") {
+        if admit == Admit::Socket {
             // Sockets authenticate in their CONNECT packet, at the chat service.
-            if is_handshake(path, req.uri().query()) {
+            if is_handshake(req.uri().query()) {
                 let key = self.key("connect:a", &peer(req));
                 let limit = [(key.as_str(), self.limits.connects_per_address)];
                 ratelimit::hit(&self.redis, &limit, "connections").await?;
             }
             return Ok(());
         }
-        let send = is_send(req.method(), req.uri().path());
-        let by_address = send.then(|| self.key("send:a", &peer(req)));
+        let by_address = (admit == Admit::Send).then(|| self.key("send:a", &peer(req)));
         let token = match req.headers().get(http::header::AUTHORIZATION) {
             Some(_) => Some(sessions::bearer(req.headers()).ok_or_else(invalid_token)?),
             None => None,
@@ -225,41 +205,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sends_are_recognised() {
-        assert!(is_send(&Method::POST, "/conversations/abc/messages"));
-        assert!(!is_send(&Method::GET, "/conversations/abc/messages"));
-        assert!(!is_send(&Method::POST, "/conversations//messages"));
-        assert!(!is_send(&Method::POST, "/conversations/abc/messages/x"));
-        assert!(!is_send(&Method::POST, "/conversations"));
-    }
-
-    #[test]
     fn handshakes_have_no_sid() {
-        assert!(is_handshake("/socket.io/", Some("EIO=4&transport=polling")));
-        assert!(is_handshake(
-            "/socket.io/",
-            Some("EIO=4&transport=websocket")
-        ));
-        assert!(!is_handshake(
-            "/socket.io/",
-            Some("EIO=4&transport=polling&sid=abc")
-        ));
-    }
-
-    #[test]
-    fn auth_routes_and_methods() {
-        assert_eq!(
-            route_for(&Method::POST, "/auth/login").unwrap().unwrap(),
-            Route::Login
-        );
-        assert_eq!(route_for(&Method::GET, "/me").unwrap().unwrap(), Route::Me);
-        assert_eq!(
-            route_for(&Method::GET, "/auth/login")
-                .unwrap()
-                .unwrap_err()
-                .status,
-            405
-        );
-        assert!(route_for(&Method::GET, "/conversations").is_none());
+        assert!(is_handshake(Some("EIO=4&transport=polling")));
+        assert!(is_handshake(Some("EIO=4&transport=websocket")));
+        assert!(!is_handshake(Some("EIO=4&transport=polling&sid=abc")));
     }
 }

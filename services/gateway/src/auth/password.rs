@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use platform_core::sync;
 use platform_core::ApiError;
 
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 128;
+pub(super) const PASSWORD_MIN: usize = 8;
+pub(super) const PASSWORD_MAX: usize = 128;
 /// Hashes waiting for a thread; past this a sign-in is answered 503 at once (each takes
 /// tens of milliseconds, so a full queue is about a second of work per thread).
 const QUEUE: usize = 64;
@@ -23,7 +24,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// allocator arena (hundreds of MiB after a burst of sign-ins), while a fixed set of threads
 /// bounds that to one block each.
 #[derive(Clone)]
-pub struct Hasher {
+pub(super) struct Hasher {
     jobs: SyncSender<Job>,
 }
 
@@ -58,7 +59,7 @@ fn verify_now(password: &str, phc: &str) -> bool {
 }
 
 /// Length rules (characters, not bytes; spaces count and nothing is trimmed).
-pub fn check(field: &str, password: &str) -> Result<(), ApiError> {
+pub(super) fn check(field: &str, password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) || password.contains('\0') {
         return Err(ApiError::bad_request(format!(
@@ -70,7 +71,7 @@ pub fn check(field: &str, password: &str) -> Result<(), ApiError> {
 
 impl Hasher {
     /// One hashing thread per core, fed from a bounded queue.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
@@ -79,7 +80,7 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let next = sync::lock(&queue).recv();
                     match next {
                         Ok(job) => job(),
                         Err(_) => return,
@@ -118,14 +119,18 @@ impl Hasher {
             .map_err(|e| ApiError::internal("password hashing", e))
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub(super) async fn hash(&self, password: String) -> Result<String, ApiError> {
         self.run(move || hash_now(&password))
             .await?
             .map_err(|e| ApiError::internal("password hashing", e))
     }
 
     /// Whether `password` matches `phc`; with no stored hash, spends the same time and says no.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
+    pub(super) async fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, ApiError> {
         self.run(move || match phc {
             Some(phc) => verify_now(&password, &phc),
             None => {
