@@ -372,8 +372,9 @@ impl Consumer {
                 .as_ref()
                 .is_some_and(|(_, size)| size + json.len() + 1 > max)
             {
-                pipe.add_command(call.take().map(|(c, _)| c).unwrap_or_default())
-                    .ignore();
+                if let Some((full, _)) = call.take() {
+                    pipe.add_command(full).ignore();
+                }
             }
             let (cmd, size) = call.get_or_insert_with(|| {
                 let mut c = redis::cmd("EVAL");
