@@ -465,15 +465,7 @@ async fn assert_each_body_once(s: &Stack, sent: usize) {
 
 /// A counter from a service's metrics (`url`: its metrics port's `/metrics`).
 async fn metric(s: &Stack, url: &str, name: &str) -> f64 {
-    let text = s
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.http.get(url).send().await.unwrap().text().await.unwrap();
     // `name{labels} value` or `name value`.
     text.lines()
         .filter(|l| {
