@@ -19,6 +19,7 @@ use crate::conversations;
 use crate::queue::Enqueued;
 use crate::waiters::Outcome;
 use crate::State;
+use platform_core::events::name;
 
 pub(crate) const CLIENT_ID_MAX: usize = 128;
 
@@ -248,8 +249,8 @@ async fn edit_or_delete(
 /// Announces an applied change to every instance's sockets and answers 200.
 async fn applied(state: &State, kind: Change, m: Message) -> Response {
     let event = match kind {
-        Change::Edit => "message:updated",
-        Change::Delete => "message:deleted",
+        Change::Edit => name::MESSAGE_UPDATED,
+        Change::Delete => name::MESSAGE_DELETED,
     };
     crate::realtime::publish_message(state, event, &m).await;
     json::respond(StatusCode::OK, &m)
