@@ -76,7 +76,7 @@ impl Write {
         Write::Members,
     ];
 
-    /// Its name in settings (`RATE_<NAME>_PER_USER`), keys and messages.
+    /// Its name in Redis keys and messages.
     pub fn name(self) -> &'static str {
         match self {
             Write::Send => "sends",
@@ -89,23 +89,56 @@ impl Write {
         }
     }
 
-    /// Defaults: per user, per address, and the window. An address may hold many users
-    /// (an office, a carrier's NAT), so it gets ten times a user's share.
-    fn defaults(self) -> (u64, u64, Duration) {
+    /// Its settings, per user and per address (variable, default), and the window. The
+    /// variables are written out whole so that a search for a setting finds where it is read.
+    /// An address may hold many users (an office, a carrier's NAT), so it gets ten times a
+    /// user's share.
+    fn settings(self) -> (Setting, Setting, Duration) {
         match self {
-            Write::Send => (100, 1000, SECOND),
-            Write::Edit => (60, 600, MINUTE),
-            Write::Delete => (60, 600, MINUTE),
-            Write::Conversation => (20, 200, MINUTE),
+            Write::Send => (
+                ("RATE_SENDS_PER_USER", 100),
+                ("RATE_SENDS_PER_ADDRESS", 1000),
+                SECOND,
+            ),
+            Write::Edit => (
+                ("RATE_EDITS_PER_USER", 60),
+                ("RATE_EDITS_PER_ADDRESS", 600),
+                MINUTE,
+            ),
+            Write::Delete => (
+                ("RATE_DELETES_PER_USER", 60),
+                ("RATE_DELETES_PER_ADDRESS", 600),
+                MINUTE,
+            ),
+            Write::Conversation => (
+                ("RATE_CONVERSATIONS_PER_USER", 20),
+                ("RATE_CONVERSATIONS_PER_ADDRESS", 200),
+                MINUTE,
+            ),
             // Starting, answering and ending calls.
-            Write::Call => (30, 300, MINUTE),
+            Write::Call => (
+                ("RATE_CALLS_PER_USER", 30),
+                ("RATE_CALLS_PER_ADDRESS", 300),
+                MINUTE,
+            ),
             // WebRTC offers, answers and ICE candidates: a few dozen per call set-up.
-            Write::Signal => (600, 6000, MINUTE),
+            Write::Signal => (
+                ("RATE_SIGNALS_PER_USER", 600),
+                ("RATE_SIGNALS_PER_ADDRESS", 6000),
+                MINUTE,
+            ),
             // Leaving, blocking and unblocking (and membership changes).
-            Write::Members => (30, 300, MINUTE),
+            Write::Members => (
+                ("RATE_MEMBERS_PER_USER", 30),
+                ("RATE_MEMBERS_PER_ADDRESS", 300),
+                MINUTE,
+            ),
         }
     }
 }
+
+/// A setting's variable and its default.
+type Setting = (&'static str, u64);
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -116,11 +149,10 @@ impl Limits {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let n = |var: &str, default: u64| env.number(var, default, 1, 1_000_000_000);
         let write = |w: Write| -> Result<(Limit, Limit), ConfigError> {
-            let (user, address, window) = w.defaults();
-            let var = |per: &str| format!("RATE_{}_PER_{per}", w.name().to_ascii_uppercase());
+            let ((user_var, user), (address_var, address), window) = w.settings();
             Ok((
-                Limit::per(n(&var("USER"), user)?, window),
-                Limit::per(n(&var("ADDRESS"), address)?, window),
+                Limit::per(n(user_var, user)?, window),
+                Limit::per(n(address_var, address)?, window),
             ))
         };
         let mut writes = [(Limit::per(1, SECOND), Limit::per(1, SECOND)); Write::ALL.len()];
