@@ -126,7 +126,10 @@ async fn call_client_errors() {
             json!({"senderId": "a", "payload": {"type": "answer", "sdp": "v=0"}}),
         ),
         ("offer", json!({"senderId": "a", "payload": "v=0"})),
-        ("answer", json!({"senderId": "b", "payload": {"type": "answer"}})),
+        (
+            "answer",
+            json!({"senderId": "b", "payload": {"type": "answer"}}),
+        ),
         ("ice", json!({"senderId": "a", "payload": {"sdpMid": "0"}})),
         (
             "ice",
