@@ -8,6 +8,24 @@ use uuid::Uuid;
 use crate::pools::RedisPool;
 use crate::ApiError;
 
+/// The contract's Socket.IO event names (`API.md`, "Realtime"), spelled once.
+pub mod name {
+    // Server to client.
+    pub const MESSAGE_CREATED: &str = "message:created";
+    pub const MESSAGE_UPDATED: &str = "message:updated";
+    pub const MESSAGE_DELETED: &str = "message:deleted";
+    pub const CONVERSATION_UPDATED: &str = "conversation:updated";
+    pub const CONVERSATION_REMOVED: &str = "conversation:removed";
+    pub const CALL_CREATED: &str = "call:created";
+    pub const CALL_UPDATED: &str = "call:updated";
+    pub const CALL_SIGNAL: &str = "call:signal";
+    pub const PRESENCE_UPDATE: &str = "presence:update";
+    // Both ways: relayed to the conversation's other members.
+    pub const TYPING_UPDATE: &str = "typing:update";
+    // Client to server.
+    pub const PRESENCE_JOIN: &str = "presence:join";
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope<T> {

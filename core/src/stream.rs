@@ -8,8 +8,9 @@
 //! Flow of a send: the chat service atomically records the message as pending (and its
 //! `clientMessageId`, if any) and appends a `create` entry to the stream; a worker reads it
 //! through the consumer group, stores its batch in one transaction, acknowledges, clears the
-//! pending marks and publishes one [`Notice`] per batch; chat-service instances release the
-//! waiting requests (201) and fan the events out.
+//! pending marks and publishes the batch's [`Notice`] (split to a byte bound by
+//! [`Notice::encode_bounded`]) in one MULTI; chat-service instances release the waiting
+//! requests (201) and fan the events out.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -92,17 +93,22 @@ pub async fn create_group(
 }
 
 /// Adds to `pipe` the copy of an entry to the dead-letter stream, with the stream id it had
-/// and why it was not stored; `raw` is its JSON as read (possibly unreadable). Acknowledging
-/// the entry is the caller's part.
+/// and why it was not stored; `raw` is its JSON as read (possibly unreadable). The stream
+/// keeps about the newest `max_len` dead letters (`MAXLEN ~`: trimmed whole nodes at a time).
+/// Acknowledging the entry is the caller's part.
 pub fn dead_letter(
     pipe: &mut redis::Pipeline,
     keys: &Keys,
     stream_id: &str,
     reason: &str,
     raw: &[u8],
+    max_len: u64,
 ) {
     pipe.cmd("XADD")
         .arg(&keys.dead_letter)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
         .arg("*")
         .arg(DEAD_ID)
         .arg(stream_id)
@@ -159,7 +165,9 @@ pub struct Notice {
     /// Messages stored by this batch: released to their waiting requests and announced.
     #[serde(default)]
     pub created: Vec<Message>,
-    /// Ids already stored by an earlier delivery of the same entry: released, not announced again.
+    /// Ids already stored by an earlier delivery of the same entry: released here. The
+    /// worker that settles such an entry announces it in a notice of its own (`created`),
+    /// since the delivery that stored it died before announcing anything.
     #[serde(default)]
     pub already: Vec<Uuid>,
     /// Sends refused because their `clientMessageId` was already used by a stored message.
@@ -179,6 +187,74 @@ impl Notice {
             && self.updated.is_empty()
             && self.deleted.is_empty()
     }
+}
+
+/// The fields of a [`Notice`], in the order [`Notice::encode_bounded`] writes them.
+const NOTICE_FIELDS: [&str; 5] = ["created", "already", "duplicates", "updated", "deleted"];
+/// Bytes of a notice besides its items: braces, field names, brackets, separators.
+const NOTICE_OVERHEAD: usize = 80;
+
+impl Notice {
+    /// The notice as JSON documents of at most `max` bytes each (a single item larger than
+    /// that gets a document of its own), so that no publish can overrun a subscriber's
+    /// output buffer whatever the batch size. Each document is a [`Notice`]; an item is
+    /// serialised once.
+    pub fn encode_bounded(&self, max: usize) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+        let mut out = Vec::new();
+        let mut fields: [Vec<u8>; 5] = Default::default();
+        // Bytes of the items (and their commas) in `fields`.
+        let mut size = 0;
+        let mut item = Vec::new();
+        macro_rules! each {
+            ($field:expr, $list:expr) => {
+                for x in $list {
+                    serde_json::to_writer(&mut item, x)?;
+                    if size > 0 && size + item.len() + 1 + NOTICE_OVERHEAD > max {
+                        out.push(assemble(&mut fields));
+                        size = 0;
+                    }
+                    let f: &mut Vec<u8> = &mut fields[$field];
+                    if !f.is_empty() {
+                        f.push(b',');
+                        size += 1;
+                    }
+                    size += item.len();
+                    f.append(&mut item);
+                }
+            };
+        }
+        each!(0, &self.created);
+        each!(1, &self.already);
+        each!(2, &self.duplicates);
+        each!(3, &self.updated);
+        each!(4, &self.deleted);
+        if size > 0 {
+            out.push(assemble(&mut fields));
+        }
+        Ok(out)
+    }
+}
+
+/// One notice document from the fields' comma-separated items; empties the fields.
+fn assemble(fields: &mut [Vec<u8>; 5]) -> Vec<u8> {
+    let len: usize = fields.iter().map(Vec::len).sum();
+    let mut doc = Vec::with_capacity(len + NOTICE_OVERHEAD);
+    doc.push(b'{');
+    for (name, items) in NOTICE_FIELDS.iter().zip(fields.iter_mut()) {
+        if items.is_empty() {
+            continue;
+        }
+        if doc.len() > 1 {
+            doc.push(b',');
+        }
+        doc.push(b'"');
+        doc.extend_from_slice(name.as_bytes());
+        doc.extend_from_slice(b"\":[");
+        doc.append(items);
+        doc.push(b']');
+    }
+    doc.push(b'}');
+    doc
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +321,41 @@ mod tests {
         assert!(v["editedAt"].is_null());
         assert_eq!(v["senderId"], "user-1");
         assert!(v.get("conversationId").is_some());
+    }
+
+    #[test]
+    fn bounded_notices_split_and_round_trip() {
+        let mut n = Notice::default();
+        for i in 0..50 {
+            let mut m = msg();
+            m.body = format!("{i} {}", "x".repeat(900));
+            n.created.push(m.clone());
+            n.updated.push(m);
+            n.already.push(Uuid::now_v7());
+        }
+        n.duplicates.push(Duplicate {
+            id: Uuid::now_v7(),
+            original: msg(),
+        });
+        let whole = serde_json::to_vec(&n).unwrap();
+        let docs = n.encode_bounded(4096).unwrap();
+        assert!(docs.len() > 1);
+        let mut back = Notice::default();
+        for mut d in docs {
+            assert!(d.len() <= 4096, "{} bytes", d.len());
+            let part: Notice = simd_json::serde::from_slice(&mut d).unwrap();
+            back.created.extend(part.created);
+            back.already.extend(part.already);
+            back.duplicates.extend(part.duplicates);
+            back.updated.extend(part.updated);
+            back.deleted.extend(part.deleted);
+        }
+        assert_eq!(back, n);
+        // Under the bound it is one document, the same as serde's.
+        let one = n.encode_bounded(whole.len() + 100).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(serde_json::from_slice::<Notice>(&one[0]).unwrap(), n);
+        assert!(Notice::default().encode_bounded(4096).unwrap().is_empty());
     }
 
     #[test]

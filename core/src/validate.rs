@@ -59,6 +59,17 @@ pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiE
     }
 }
 
+/// `v` without leading and trailing whitespace, as [`text_len`] counts it; no copy when
+/// there is none.
+pub fn trimmed(v: String) -> String {
+    let t = v.trim();
+    if t.len() == v.len() {
+        v
+    } else {
+        t.to_owned()
+    }
+}
+
 pub fn display_name(field: &str, v: &str) -> Result<(), ApiError> {
     text_len(field, v, 1, DISPLAY_NAME_MAX)
 }

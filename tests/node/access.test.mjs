@@ -11,6 +11,7 @@ import { connected, open, request, sleep, waitFor } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_A = process.env.CHAT_A_URL;
+const CHAT_A_METRICS = process.env.CHAT_A_METRICS_URL; // its metrics port, not the public one
 const CHAT_B = process.env.CHAT_B_URL;
 const RUN = process.env.RUN;
 const BURST = Number(process.env.SOCKET_EVENT_BURST);
@@ -133,7 +134,7 @@ test("typing into an unknown conversation does not query the database each time"
   const fay = await register("fay");
   const f = await connect(CHAT_A, fay.token);
   const lookups = async () => {
-    const text = await (await fetch(`${CHAT_A}/metrics`)).text();
+    const text = await (await fetch(CHAT_A_METRICS)).text();
     const line = text.split("\n").find((l) => l.startsWith("chat_member_lookups_total"));
     assert.ok(line, "chat_member_lookups_total is exported");
     return Number(line.split(" ").pop());

@@ -4,6 +4,7 @@
 // prints what it knows: {"ids": [...], "events": [...], "connects": N}: `ids` every message
 // seen either way, `events` the id of every `message:created` received, in order, repeats
 // kept (what realtime delivery alone brought).
+// It writes "connected" to stderr on each connect.
 // Env: GATEWAY_URL, CONVERSATION_ID, USER_ID.
 import { io } from "socket.io-client";
 
@@ -37,6 +38,7 @@ async function catchUp() {
 const socket = io(GATEWAY_URL, { transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 500 });
 socket.on("connect", () => {
   connects += 1;
+  process.stderr.write("connected\n");
   socket.emit("presence:join", { userId: USER_ID, displayName: USER_ID });
   catchUp();
 });

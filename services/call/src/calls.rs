@@ -13,6 +13,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::{access, status, State};
+use platform_core::events::name;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -148,7 +149,7 @@ pub(crate) async fn start(
     )
     .await?;
     tx.commit().await?;
-    announce(state, "call:created", &call).await;
+    announce(state, name::CALL_CREATED, &call).await;
     Ok(json::respond(StatusCode::CREATED, &call))
 }
 
@@ -304,6 +305,6 @@ pub(crate) async fn set_status(
     .await?;
     tx.commit().await?;
     let call = load(&**client, id).await?.ok_or_else(|| not_found(&id))?;
-    announce(state, "call:updated", &call).await;
+    announce(state, name::CALL_UPDATED, &call).await;
     Ok(json::respond(StatusCode::OK, &call))
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{access, calls, status, State};
+use platform_core::events::name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -246,7 +247,7 @@ pub(crate) async fn post(
             .collect(),
     };
     let envelope = Envelope {
-        event: "call:signal".into(),
+        event: name::CALL_SIGNAL.into(),
         conversation: None,
         users,
         except: None,

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{calls, State};
+use platform_core::events::name;
 
 pub(crate) async fn run(state: std::sync::Arc<State>, shutdown: CancellationToken) {
     let every =
@@ -42,7 +43,7 @@ async fn sweep(state: &State) -> Result<(), platform_core::ApiError> {
     }
     tracing::info!(count = ids.len(), "ringing calls marked missed");
     for call in calls::load_many(&**client, &ids).await? {
-        calls::announce(state, "call:updated", &call).await;
+        calls::announce(state, name::CALL_UPDATED, &call).await;
     }
     Ok(())
 }

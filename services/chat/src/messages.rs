@@ -19,6 +19,7 @@ use crate::conversations;
 use crate::queue::Enqueued;
 use crate::waiters::Outcome;
 use crate::State;
+use platform_core::events::name;
 
 pub(crate) const CLIENT_ID_MAX: usize = 128;
 
@@ -36,8 +37,11 @@ struct EditMessage {
     body: String,
 }
 
-fn check_body(state: &State, body: &str) -> Result<(), ApiError> {
-    validate::text_len("body", body, 1, state.config.message_max_chars)
+/// Validates a message body and returns what is stored: the body trimmed, as it was counted.
+/// (Storing the untrimmed text let a one-character message carry 900 KB of spaces.)
+fn check_body(state: &State, body: String) -> Result<String, ApiError> {
+    validate::text_len("body", &body, 1, state.config.message_max_chars)?;
+    Ok(validate::trimmed(body))
 }
 
 fn wants_async(headers: &HeaderMap) -> bool {
@@ -61,7 +65,7 @@ pub(crate) async fn send(
     let body: SendMessage = json::read_body(headers, body, state.config.body_limit).await?;
     validate::user_id("senderId", &body.sender_id)?;
     must_be(caller, &body.sender_id, "senderId")?;
-    check_body(state, &body.body)?;
+    let text = check_body(state, body.body)?;
     if let Some(c) = &body.client_message_id {
         if c.is_empty() || c.chars().count() > CLIENT_ID_MAX || c.chars().any(char::is_control) {
             return Err(ApiError::bad_request(format!(
@@ -84,7 +88,7 @@ pub(crate) async fn send(
         id: Uuid::now_v7(),
         conversation_id: conversation,
         sender_id: body.sender_id,
-        body: body.body,
+        body: text,
         sent_at: time::now_millis(),
         edited_at: None,
         client_message_id: body.client_message_id,
@@ -152,9 +156,9 @@ pub(crate) async fn edit(
     let conversation = validate::path_uuid("conversationId", conversation)?;
     let id = validate::path_uuid("messageId", id)?;
     let body: EditMessage = json::read_body(headers, body, state.config.body_limit).await?;
-    check_body(state, &body.body)?;
+    let text = check_body(state, body.body)?;
     let change = Change::Edit;
-    edit_or_delete(state, caller, conversation, id, change, Some(body.body)).await
+    edit_or_delete(state, caller, conversation, id, change, Some(text)).await
 }
 
 pub(crate) async fn delete(
@@ -245,8 +249,8 @@ async fn edit_or_delete(
 /// Announces an applied change to every instance's sockets and answers 200.
 async fn applied(state: &State, kind: Change, m: Message) -> Response {
     let event = match kind {
-        Change::Edit => "message:updated",
-        Change::Delete => "message:deleted",
+        Change::Edit => name::MESSAGE_UPDATED,
+        Change::Delete => name::MESSAGE_DELETED,
     };
     crate::realtime::publish_message(state, event, &m).await;
     json::respond(StatusCode::OK, &m)

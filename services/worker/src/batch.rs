@@ -1,8 +1,10 @@
 //! Storing one batch of stream entries in PostgreSQL: every create in one multi-row INSERT,
 //! then the edits and deletes in stream order, all in one transaction. Idempotent on message
-//! id, so a redelivered entry is never stored twice.
+//! id, so a redelivered entry is never stored twice; an edit never overwrites one accepted
+//! after it. Which errors are the data's fault (dead-letter) and which are passing (retry)
+//! is decided here, by [`StoreError`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use platform_core::model::{Message, COLUMNS};
@@ -28,9 +30,14 @@ pub(crate) struct Stored {
     /// Stream ids settled by the commit: acknowledge them.
     pub done: Vec<String>,
     pub notice: Notice,
-    /// Edits/deletes whose message was not found: `(stream id, message id)`. Kept pending
-    /// when the message is itself still queued, dropped otherwise.
-    pub unresolved: Vec<(String, Uuid)>,
+    /// Creates stored by an earlier delivery that never acknowledged them, with the message
+    /// as stored now (deleted ones left out): `(stream id, message)`. That delivery published
+    /// nothing (a batch is acknowledged and announced in one MULTI), so these are announced
+    /// now, each only if acknowledging it here is what settles it.
+    pub redelivered: Vec<(String, Message)>,
+    /// Edits/deletes whose message was not found: `(stream id, message id, entry)`. Kept
+    /// pending when the message is itself still queued, dropped otherwise.
+    pub unresolved: Vec<(String, Uuid, Entry)>,
     /// Entries PostgreSQL refused on their own: `(item, reason)`.
     pub rejected: Vec<(Item, String)>,
 }
@@ -38,21 +45,32 @@ pub(crate) struct Stored {
 /// Why a transaction did not commit.
 #[derive(Debug)]
 pub(crate) enum StoreError {
-    /// PostgreSQL refused the data (it has a SQL state): retrying the same data won't help.
+    /// PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or 23,
+    /// integrity constraint violation): retrying the same data won't help.
     Refused(String),
-    /// PostgreSQL is unreachable: keep the batch and try again.
+    /// Anything else: unreachable, restarting (57P01), read-only during a failover (25006),
+    /// out of resources, a deadlock. Keep the batch and try again until it succeeds.
     Unavailable(String),
+}
+
+/// SQLSTATE classes that describe the data rather than the server's state.
+fn is_data_error(code: &str) -> bool {
+    code.starts_with("22") || code.starts_with("23")
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        match e.as_db_error() {
+        let (reason, code) = match e.as_db_error() {
             // The server's own words: they end up in the dead-letter reason.
-            Some(db) => {
-                StoreError::Refused(format!("{} (SQLSTATE {})", db.message(), db.code().code()))
-            }
-            None if e.code().is_some() => StoreError::Refused(e.to_string()),
-            None => StoreError::Unavailable(e.to_string()),
+            Some(db) => (
+                format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                Some(db.code().code()),
+            ),
+            None => (e.to_string(), e.code().map(|c| c.code())),
+        };
+        match code {
+            Some(code) if is_data_error(code) => StoreError::Refused(reason),
+            _ => StoreError::Unavailable(reason),
         }
     }
 }
@@ -90,6 +108,7 @@ pub(crate) async fn store(pg: &PgPool, items: Vec<Item>) -> Result<Stored, Store
 
 fn merge(all: &mut Stored, one: Stored) {
     all.done.extend(one.done);
+    all.redelivered.extend(one.redelivered);
     all.notice.created.extend(one.notice.created);
     all.notice.already.extend(one.notice.already);
     all.notice.duplicates.extend(one.notice.duplicates);
@@ -138,19 +157,21 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
         .copied()
         .filter(|m| !inserted.contains(&m.id))
         .collect();
-    let already: HashSet<Uuid> = if missing.is_empty() {
-        HashSet::new()
-    } else {
+    // Stored by an earlier delivery: as stored now (`None` once deleted).
+    let mut already: HashMap<Uuid, Option<Message>> = HashMap::new();
+    if !missing.is_empty() {
         let ids: Vec<Uuid> = missing.iter().map(|m| m.id).collect();
-        client
-            .query("SELECT id FROM messages WHERE id = ANY($1)", &[&ids])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+        let sql = format!(
+            "SELECT {COLUMNS}, m.deleted_at IS NOT NULL FROM messages m WHERE m.id = ANY($1)"
+        );
+        for r in client.query(&sql, &[&ids]).await? {
+            let deleted: bool = r.get(7);
+            let m = Message::from_row(&r, 0);
+            already.insert(m.id, (!deleted).then_some(m));
+        }
+    }
     for m in &missing {
-        if already.contains(&m.id) {
+        if already.contains_key(&m.id) {
             continue;
         }
         let sql = format!(
@@ -172,12 +193,17 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
     }
     for item in items {
         if let Entry::Create(m) = &item.entry {
-            out.done.push(item.stream_id.clone());
             if inserted.contains(&m.id) {
                 out.notice.created.push(m.clone());
-            } else if already.contains(&m.id) {
+            } else if let Some(stored) = already.remove(&m.id) {
                 out.notice.already.push(m.id);
+                if let Some(stored) = stored {
+                    // Acknowledged (or not) together with its announcement.
+                    out.redelivered.push((item.stream_id.clone(), stored));
+                    continue;
+                }
             }
+            out.done.push(item.stream_id.clone());
         }
     }
     Ok(out)
@@ -207,9 +233,14 @@ async fn apply_changes(
         let at = time::from_millis(at);
         let row = match body {
             Some(body) => {
+                // An edit accepted before the message's last edit (applied directly while
+                // this one waited in the stream) is superseded: edits apply in the order
+                // they were accepted.
                 let sql = format!(
                     "UPDATE messages m SET body = $3, edited_at = $4
-                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
+                     WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL
+                       AND (edited_at IS NULL OR edited_at <= $4)
+                     RETURNING {COLUMNS}"
                 );
                 tx.query_opt(&sql, &[id, conv, body, &at]).await?
             }
@@ -224,14 +255,35 @@ async fn apply_changes(
         match (row, body.is_some()) {
             (Some(r), true) => out.notice.updated.push(Message::from_row(&r, 0)),
             (Some(r), false) => out.notice.deleted.push(Message::from_row(&r, 0)),
+            (None, true) if superseded(tx, id, conv, at).await? => {
+                tracing::info!(message = %id, "edit superseded by a later one; dropped");
+            }
             (None, _) => {
-                out.unresolved.push((item.stream_id.clone(), *id));
+                out.unresolved
+                    .push((item.stream_id.clone(), *id, item.entry.clone()));
                 continue;
             }
         }
         out.done.push(item.stream_id.clone());
     }
     Ok(())
+}
+
+/// Whether a live message has an edit newer than `at`.
+async fn superseded(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &Uuid,
+    conv: &Uuid,
+    at: SystemTime,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2
+               AND deleted_at IS NULL AND edited_at > $3",
+            &[id, conv, &at],
+        )
+        .await?
+        .is_some())
 }
 
 /// One multi-row insert. The advisory lock is taken by the statement itself, before any
@@ -303,4 +355,24 @@ async fn insert(
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_data_error;
+
+    #[test]
+    fn only_data_errors_are_permanent() {
+        // check_violation, unique_violation, invalid_text_representation, string too long
+        for code in ["23514", "23505", "22P02", "22001"] {
+            assert!(is_data_error(code), "{code}");
+        }
+        // read-only transaction (failover), admin shutdown (restart), deadlock, serialization,
+        // out of connections, disk full
+        for code in [
+            "25006", "57P01", "40P01", "40001", "53300", "53100", "08006",
+        ] {
+            assert!(!is_data_error(code), "{code}");
+        }
+    }
 }

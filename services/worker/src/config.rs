@@ -21,10 +21,29 @@ pub struct Config {
     pub block: Duration,
     /// Entries pending this long on any consumer are taken over (a dead worker's).
     pub claim_idle: Duration,
-    /// Deliveries after which an entry is moved to the dead-letter stream.
+    /// Deliveries after which an entry is suspected of breaking its batches: it is then
+    /// stored on its own (dead-lettered only if PostgreSQL refuses its data, or if it is an
+    /// edit or delete whose message still has not been stored).
     pub max_deliveries: u64,
+    /// Largest commit notice published, in bytes; a bigger one is split.
+    pub notice_max_bytes: usize,
+    /// About how many dead letters are kept (the oldest are trimmed).
+    pub dead_letter_max: u64,
+    /// Lifetime of a pending mark and a `clientMessageId` record that a replayed dead
+    /// letter queues again (the chat service's setting of the same name).
+    pub dedupe_ttl_secs: u64,
+    /// A test-only fault to inject (`WORKER_FAULT`); none unless set.
+    pub fault: Option<Fault>,
     /// How often pending entries are checked and the stream trimmed.
     pub maintenance_every: Duration,
+}
+
+/// Faults the end-to-end tests inject into a real worker process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Exit (status 3) right after the first batch commits, before it is acknowledged:
+    /// what a crash between the two looks like.
+    ExitAfterCommit,
 }
 
 impl Config {
@@ -46,6 +65,20 @@ impl Config {
             claim_idle: env.millis("CLAIM_IDLE_MS", 15_000, 100, 3_600_000)?,
             max_deliveries: env.number("MAX_DELIVERIES", 5, 1, 1000)?,
             maintenance_every: env.millis("MAINTENANCE_MS", 2_000, 50, 600_000)?,
+            notice_max_bytes: env.number("NOTICE_MAX_BYTES", 1 << 20, 4096, 16 << 20)?,
+            dead_letter_max: env.number("DEAD_LETTER_MAX", 10_000, 100, 10_000_000)?,
+            dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
+            fault: match env.raw("WORKER_FAULT").as_deref() {
+                None | Some("") => None,
+                Some("exit-after-commit") => Some(Fault::ExitAfterCommit),
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: "WORKER_FAULT".into(),
+                        value: other.into(),
+                        reason: "known faults: exit-after-commit".into(),
+                    })
+                }
+            },
         })
     }
 

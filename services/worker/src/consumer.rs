@@ -1,7 +1,17 @@
 //! The consumer loop: read entries through the consumer group, store them as one batch,
-//! then acknowledge, clear their pending marks and publish one commit notice. Between reads
-//! it takes over entries a dead worker left pending, moves entries that keep failing to the
-//! dead-letter stream, and trims what every consumer has acknowledged.
+//! then acknowledge, clear their pending marks and publish the commit notice, all in one
+//! MULTI: a batch is announced if and only if it is acknowledged. Between reads it takes
+//! over entries a dead worker left pending and trims what every consumer has acknowledged.
+//!
+//! Nothing accepted is given up on because the database is unwell: a batch that cannot be
+//! stored for any reason but its data (see [`crate::batch::StoreError`]) is retried until it
+//! is, its entries kept pending on this worker (their idle time refreshed, so no other worker
+//! takes them over meanwhile). Only entries that cannot be read, or whose data PostgreSQL
+//! refuses, go to the dead-letter stream, releasing their `clientMessageId`. An entry
+//! delivered `MAX_DELIVERIES` times (its workers kept dying) is stored on its own, so that it
+//! cannot take a batch down with it, but is not dead-lettered for that; only an edit or
+//! delete then still waiting for a message that never got stored (with the database
+//! working) is.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,7 +26,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Item, StoreError, Stored};
+use crate::config::Fault;
 use crate::Config;
+
+/// An entry for the dead-letter stream: stream id, its bytes as read, why, and the send it
+/// was (whose `clientMessageId` and pending mark are released), if it was one.
+type Dead<'a> = (
+    String,
+    Vec<u8>,
+    String,
+    Option<&'a platform_core::model::Message>,
+);
 
 pub(crate) struct Consumer {
     pub config: Config,
@@ -29,6 +49,29 @@ pub(crate) struct Consumer {
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Acknowledges a redelivered create and, only if that acknowledgement settled it, adds its
+/// message to a `created` notice published at the end: a worker that still held the entry
+/// in parallel (and acknowledged it first) has announced it. KEYS: stream, notices channel.
+/// ARGV: group, then (stream id, message JSON) pairs.
+const ANNOUNCE_REDELIVERED: &str = r#"
+local out = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then out[#out + 1] = ARGV[i + 1] end
+end
+if #out > 0 then
+  redis.call('PUBLISH', KEYS[2], '{"created":[' .. table.concat(out, ',') .. ']}')
+end
+return #out
+"#;
+
+/// Releases a dead-lettered send's `clientMessageId`, if the record still names it, so that
+/// a retry is a new send. KEYS: the record. ARGV: the message id.
+const RELEASE_CLIENT_ID: &str = r"
+local first = redis.call('GET', KEYS[1])
+if first and string.find(first, ARGV[1], 1, true) then redis.call('DEL', KEYS[1]) end
+return 0
+";
 
 impl Consumer {
     pub(crate) async fn run(self) {
@@ -58,7 +101,7 @@ impl Consumer {
                 Ok(entries) => {
                     backoff = RETRY_MIN;
                     if !entries.is_empty() {
-                        self.handle(entries).await;
+                        self.handle(entries, None).await;
                     }
                 }
                 Err(e) => {
@@ -116,8 +159,10 @@ impl Consumer {
         Ok(entries)
     }
 
-    /// Stores a batch (retrying while PostgreSQL is down), then settles it in Redis.
-    pub(crate) async fn handle(&self, entries: Vec<StreamId>) {
+    /// Stores a batch (retrying until PostgreSQL takes it), then settles it in Redis.
+    /// `deliveries` is set for an entry handled alone after `MAX_DELIVERIES`: an edit or
+    /// delete still waiting for its message then is dead-lettered.
+    pub(crate) async fn handle(&self, entries: Vec<StreamId>, deliveries: Option<u64>) {
         let started = Instant::now();
         let mut items = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();
@@ -129,11 +174,12 @@ impl Consumer {
                 }),
                 None => {
                     let bytes = raw(&e);
-                    unreadable.push((e.id, bytes, "unreadable entry".to_string()));
+                    unreadable.push((e.id, bytes, "unreadable entry".to_string(), None));
                 }
             }
         }
         let size = items.len();
+        let held: Vec<String> = items.iter().map(|i| i.stream_id.clone()).collect();
         let mut backoff = RETRY_MIN;
         let stored = loop {
             match batch::store(&self.pg, items.clone()).await {
@@ -144,24 +190,33 @@ impl Consumer {
                         // Left pending: another worker (or our successor) takes it over.
                         return;
                     }
-                    self.pause(&mut backoff).await;
+                    self.hold(&held, &mut backoff).await;
                 }
             }
         };
+        if self.config.fault == Some(Fault::ExitAfterCommit) {
+            tracing::warn!("WORKER_FAULT=exit-after-commit: exiting before acknowledging");
+            std::process::exit(3);
+        }
         let mut dead = unreadable;
         for (item, reason) in &stored.rejected {
             tracing::error!(stream_id = %item.stream_id, %reason, "entry refused by PostgreSQL; dead-lettered");
             let raw = serde_json::to_vec(&item.entry).unwrap_or_default();
-            dead.push((item.stream_id.clone(), raw, reason.clone()));
+            let send = match &item.entry {
+                Entry::Create(m) => Some(m),
+                _ => None,
+            };
+            dead.push((item.stream_id.clone(), raw, reason.clone(), send));
         }
         let mut backoff = RETRY_MIN;
-        while let Err(e) = self.settle(&stored, &dead).await {
+        while let Err(e) = self.settle(&stored, &dead, deliveries).await {
             tracing::warn!(error = %e, "cannot acknowledge a committed batch; will retry");
             if self.shutdown.is_cancelled() {
-                // Committed but unacknowledged: redelivery finds the rows and only re-announces.
+                // Committed but unacknowledged (and unannounced): redelivery finds the rows,
+                // acknowledges and announces them.
                 return;
             }
-            self.pause(&mut backoff).await;
+            self.hold(&held, &mut backoff).await;
         }
         let st = &self.stats;
         st.batches.fetch_add(1, Ordering::Relaxed);
@@ -174,25 +229,95 @@ impl Consumer {
         tracing::debug!(size, "batch committed");
     }
 
-    /// Acknowledge, clear pending marks, dead-letter, publish: one round trip.
+    /// Waits before a retry while keeping the batch's entries ours: XCLAIM … JUSTID resets
+    /// their idle time without counting a delivery, so maintenance elsewhere does not take
+    /// them over (and count them towards `MAX_DELIVERIES`) while we retry.
+    async fn hold(&self, held: &[String], backoff: &mut Duration) {
+        let step = (*backoff).min(self.config.claim_idle / 2);
+        tokio::select! {
+            () = tokio::time::sleep(step) => {}
+            () = self.shutdown.cancelled() => return,
+        }
+        *backoff = (*backoff * 2).min(RETRY_MAX);
+        if held.is_empty() {
+            return;
+        }
+        let refreshed: Result<Vec<String>, Failure> = async {
+            let mut conn = self.redis.get().await.context("Redis pool")?;
+            redis::cmd("XCLAIM")
+                .arg(&self.keys.stream)
+                .arg(GROUP)
+                .arg(&self.config.consumer)
+                .arg(0)
+                .arg(held)
+                .arg("JUSTID")
+                .query_async(&mut *conn)
+                .await
+                .context("XCLAIM JUSTID")
+        }
+        .await;
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "cannot keep the batch's entries while retrying");
+        }
+    }
+
+    /// Dead-letter, acknowledge, clear pending marks, publish: one MULTI, one round trip, so
+    /// that the notice goes out exactly when the acknowledgement is recorded.
     async fn settle(
         &self,
         stored: &Stored,
-        dead: &[(String, Vec<u8>, String)],
+        dead: &[Dead<'_>],
+        deliveries: Option<u64>,
     ) -> Result<(), Failure> {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
+        pipe.atomic();
         let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
-        for (stream_id, id) in &stored.unresolved {
+        for (stream_id, id, entry) in &stored.unresolved {
             if !still_queued.contains(id) {
                 tracing::info!(message = %id, "edit or delete of a message that does not exist; dropped");
                 ack.push(stream_id);
+            } else if let Some(n) = deliveries {
+                // Its message is marked queued yet was never stored, through `n` deliveries
+                // of a working database: it is not coming. Kept for an operator to replay.
+                let reason = format!("its message {id} was not stored after {n} deliveries");
+                tracing::error!(stream_id = %stream_id, %reason, "entry dead-lettered");
+                let raw = serde_json::to_vec(entry).unwrap_or_default();
+                stream::dead_letter(
+                    &mut pipe,
+                    &self.keys,
+                    stream_id,
+                    &reason,
+                    &raw,
+                    self.config.dead_letter_max,
+                );
+                self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                ack.push(stream_id);
             }
         }
-        for (stream_id, raw, reason) in dead {
-            stream::dead_letter(&mut pipe, &self.keys, stream_id, reason, raw);
+        let mut pending: Vec<String> = Vec::new();
+        for (stream_id, raw, reason, send) in dead {
+            stream::dead_letter(
+                &mut pipe,
+                &self.keys,
+                stream_id,
+                reason,
+                raw,
+                self.config.dead_letter_max,
+            );
             ack.push(stream_id);
+            if let Some(m) = send {
+                pending.push(self.keys.pending(&m.id));
+                if let Some(cmid) = &m.client_message_id {
+                    pipe.cmd("EVAL")
+                        .arg(RELEASE_CLIENT_ID)
+                        .arg(1)
+                        .arg(self.keys.client_id(&m.conversation_id, &m.sender_id, cmid))
+                        .arg(m.id.to_string())
+                        .ignore();
+                }
+            }
         }
         if !ack.is_empty() {
             pipe.cmd("XACK")
@@ -208,17 +333,21 @@ impl Consumer {
             .map(|m| m.id)
             .chain(n.already.iter().copied())
             .chain(n.duplicates.iter().map(|d| d.id));
-        let pending: Vec<String> = settled.map(|id| self.keys.pending(&id)).collect();
+        pending.extend(settled.map(|id| self.keys.pending(&id)));
         if !pending.is_empty() {
             pipe.cmd("DEL").arg(&pending).ignore();
         }
-        if !n.is_empty() {
-            let body = serde_json::to_vec(n).context("encoding the commit notice")?;
+        let max = self.config.notice_max_bytes;
+        for body in n
+            .encode_bounded(max)
+            .context("encoding the commit notice")?
+        {
             pipe.cmd("PUBLISH")
                 .arg(&self.keys.notices)
                 .arg(body)
                 .ignore();
         }
+        self.announce_redelivered(&mut pipe, &stored.redelivered)?;
         if pipe.is_empty() {
             // Everything was kept pending (edits waiting for their message): nothing to say.
             return Ok(());
@@ -228,14 +357,51 @@ impl Consumer {
             .context("settling a batch")
     }
 
+    /// Adds [`ANNOUNCE_REDELIVERED`] calls to `pipe`, each publishing at most
+    /// `notice_max_bytes`.
+    fn announce_redelivered(
+        &self,
+        pipe: &mut redis::Pipeline,
+        redelivered: &[(String, platform_core::model::Message)],
+    ) -> Result<(), Failure> {
+        let max = self.config.notice_max_bytes;
+        let mut call: Option<(redis::Cmd, usize)> = None;
+        for (stream_id, m) in redelivered {
+            let json = serde_json::to_vec(m).context("encoding a redelivered message")?;
+            if call
+                .as_ref()
+                .is_some_and(|(_, size)| size + json.len() + 1 > max)
+            {
+                if let Some((full, _)) = call.take() {
+                    pipe.add_command(full).ignore();
+                }
+            }
+            let (cmd, size) = call.get_or_insert_with(|| {
+                let mut c = redis::cmd("EVAL");
+                c.arg(ANNOUNCE_REDELIVERED)
+                    .arg(2)
+                    .arg(&self.keys.stream)
+                    .arg(&self.keys.notices)
+                    .arg(GROUP);
+                (c, 16)
+            });
+            *size += json.len() + 1;
+            cmd.arg(stream_id).arg(json);
+        }
+        if let Some((c, _)) = call {
+            pipe.add_command(c).ignore();
+        }
+        Ok(())
+    }
+
     /// Of the messages that edits/deletes did not find, those still queued themselves.
     async fn still_queued(
         &self,
         conn: &mut platform_core::pools::RedisConn,
-        unresolved: &[(String, uuid::Uuid)],
+        unresolved: &[(String, uuid::Uuid, Entry)],
     ) -> Result<Vec<uuid::Uuid>, Failure> {
         let mut out = Vec::new();
-        for (_, id) in unresolved {
+        for (_, id, _) in unresolved {
             let exists: bool = conn
                 .exists(self.keys.pending(id))
                 .await
@@ -262,29 +428,24 @@ impl Consumer {
             .query_async(&mut *conn)
             .await
             .context("XPENDING")?;
+        drop(conn);
         for (id, _, _, deliveries) in pending.iter().filter(|p| p.3 >= self.config.max_deliveries) {
+            // Its workers kept dying, or it kept waiting for a database that was down: store
+            // it alone, so that it cannot take a batch down with it. Only PostgreSQL refusing
+            // its data dead-letters it.
+            let mut conn = self.redis.get().await.context("Redis pool")?;
             let claimed: Vec<StreamId> = conn
                 .xclaim(&self.keys.stream, GROUP, &self.config.consumer, idle, &[id])
                 .await
                 .map(|r: redis::streams::StreamClaimReply| r.ids)
                 .context("XCLAIM")?;
-            let Some(entry) = claimed.first() else {
-                continue;
-            };
-            let reason = format!("not stored after {deliveries} deliveries");
-            tracing::error!(stream_id = %id, %reason, "entry dead-lettered");
-            self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-            let mut pipe = redis::pipe();
-            stream::dead_letter(&mut pipe, &self.keys, id, &reason, &raw(entry));
-            pipe.cmd("XACK")
-                .arg(&self.keys.stream)
-                .arg(GROUP)
-                .arg(id)
-                .ignore();
-            pipe.query_async::<()>(&mut *conn)
-                .await
-                .context("dead-lettering")?;
+            drop(conn);
+            if !claimed.is_empty() {
+                tracing::warn!(stream_id = %id, deliveries, "entry delivered repeatedly; storing it alone");
+                self.handle(claimed, Some(*deliveries)).await;
+            }
         }
+        let mut conn = self.redis.get().await.context("Redis pool")?;
         if pending.iter().any(|p| p.3 < self.config.max_deliveries) {
             let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(&self.keys.stream)
@@ -303,7 +464,7 @@ impl Consumer {
                     count = reply.claimed.len(),
                     "took over idle pending entries"
                 );
-                self.handle(reply.claimed).await;
+                self.handle(reply.claimed, None).await;
             }
         } else {
             drop(conn);

@@ -4,6 +4,7 @@
 //! - `consumer`: the read → store → acknowledge → announce loop, take-over of a dead worker's
 //!   entries, dead-lettering, trimming.
 //! - `batch`: one batch as one transaction, idempotent on message id.
+//! - [`dead_letters`]: listing, replaying and dropping dead letters (`worker dead-letters`).
 //!
 //! A small HTTP server on `PORT` (default 3003, loopback) answers `/healthz`, `/readyz`
 //! and `/dead-letters` (the newest dead-lettered entries, with their reasons); `/metrics` is
@@ -12,6 +13,7 @@
 mod batch;
 pub mod config;
 mod consumer;
+pub mod dead_letters;
 mod stats;
 
 use std::sync::Arc;
@@ -128,31 +130,7 @@ impl dispatch::Service for Admin {
 impl Admin {
     /// The newest 100 dead-lettered entries, newest first.
     async fn dead_letters(&self) -> Result<Response, ApiError> {
-        let mut conn = self.redis.get().await?;
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(&self.keys.dead_letter)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(100)
-            .query_async(&mut *conn)
-            .await?;
-        let text = |e: &redis::streams::StreamId, k: &str| match e.map.get(k) {
-            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        let list: Vec<serde_json::Value> = entries
-            .ids
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "deadLetterId": e.id,
-                    "streamId": text(e, platform_core::stream::DEAD_ID),
-                    "reason": text(e, platform_core::stream::DEAD_REASON),
-                    "entry": text(e, platform_core::stream::FIELD),
-                })
-            })
-            .collect();
+        let list = dead_letters::list(&self.redis, &self.keys, 100).await?;
         Ok(platform_core::json::respond(http::StatusCode::OK, &list))
     }
 }

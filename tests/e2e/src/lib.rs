@@ -10,6 +10,7 @@
 
 pub mod servers;
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -109,6 +110,20 @@ impl Service {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its status if it did.
+    pub async fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// SIGTERM, then wait for the exit status.
@@ -260,16 +275,37 @@ impl Stack {
             .append(true)
             .open(self.log_dir.join(format!("{name}.log")))
             .expect("log file");
-        let mut cmd = Command::new(bin(name));
+        let mut cmd = self.command(name);
         // The port just freed for the service is likely to come back: not that one.
         let metrics_port = std::iter::repeat_with(free_port)
             .find(|p| *p != port)
             .expect("a free port");
+        cmd.env("PORT", port.to_string())
+            .env("METRICS_PORT", metrics_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Service {
+            name,
+            port,
+            metrics_port,
+            child,
+        }
+    }
+
+    /// A service binary with this stack's environment (database, Redis, namespace, auth),
+    /// not started: for its subcommands (`worker dead-letters …`).
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
-            .env("METRICS_PORT", metrics_port.to_string())
             .env("CHAT_DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("CHAT_NAMESPACE", &self.namespace)
@@ -295,26 +331,12 @@ impl Stack {
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+            );
         match &self.auth {
             Auth::Compat => cmd.env("AUTH_MODE", "compat"),
             Auth::Token(secret) => cmd.env("AUTH_MODE", "token").env("INTERNAL_SECRET", secret),
         };
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Service {
-            name,
-            port,
-            metrics_port,
-            child,
-        }
+        cmd
     }
 
     async fn wait_ready(&self, svc: &Service, path: &str) {
@@ -361,18 +383,23 @@ impl Stack {
 
     /// Starts `n` workers at once, then waits for all of them.
     pub async fn start_workers(&mut self, n: usize) {
+        let started: Vec<Service> = (0..n).map(|_| self.spawn_worker(&[])).collect();
+        for svc in &started {
+            self.wait_ready(svc, "/readyz").await;
+        }
+        self.workers.extend(started);
+    }
+
+    /// A worker with the test settings, `worker_env` and `extra`, not waited for (one with a
+    /// fault hook may exit before it ever answers); owned by the caller.
+    pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> Service {
         let mut env = vec![
             ("CLAIM_IDLE_MS".to_string(), "1000".to_string()),
             ("MAINTENANCE_MS".into(), "200".into()),
         ];
         env.extend(self.worker_env.iter().cloned());
-        let started: Vec<Service> = (0..n)
-            .map(|_| self.spawn("worker", free_port(), &env))
-            .collect();
-        for svc in &started {
-            self.wait_ready(svc, "/readyz").await;
-        }
-        self.workers.extend(started);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.spawn("worker", free_port(), &env)
     }
 
     pub async fn start_gateway(&mut self, env: &[(&str, &str)]) {
@@ -439,6 +466,29 @@ impl Stack {
             },
             other => panic!("unexpected XPENDING reply {other:?}"),
         }
+    }
+
+    /// Entries in the dead-letter stream.
+    pub async fn dead_letters(&self) -> i64 {
+        let mut r = self.redis().await;
+        redis::cmd("XLEN")
+            .arg(format!("{}:messages:dead", self.namespace))
+            .query_async(&mut r)
+            .await
+            .expect("XLEN")
+    }
+
+    /// How many times each body is stored (deleted messages included): what a user would
+    /// see doubled, which ids and `clientMessageId`s (unique by constraint) cannot show.
+    pub async fn stored_bodies(&self) -> std::collections::HashMap<String, i64> {
+        self.db()
+            .await
+            .query("SELECT body, count(*) FROM messages GROUP BY body", &[])
+            .await
+            .expect("stored bodies")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
     }
 
     /// A request through the gateway: `(status, headers, JSON body or Null)`.
@@ -609,5 +659,85 @@ impl Reply {
         assert_eq!(self.body["statusCode"], status, "{:?}", self.body);
         assert!(self.body["error"].is_string(), "{:?}", self.body);
         assert!(self.body["message"].is_string(), "{:?}", self.body);
+    }
+}
+
+/// The realtime client of the fault tests (`tests/node/follower.mjs`, the official client):
+/// follows one conversation through the gateway; [`Follower::finish`] returns its report
+/// `{"ids": [...], "events": [every message:created id received, repeats kept], "connects": n}`.
+pub struct Follower {
+    child: Child,
+}
+
+impl Follower {
+    /// Starts it and waits until its socket is connected and has joined.
+    pub async fn start(gateway: &str, conversation: &str, user: &str) -> Follower {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../node");
+        let mut child = Command::new("node")
+            .arg("follower.mjs")
+            .current_dir(&dir)
+            .env("GATEWAY_URL", gateway)
+            .env("CONVERSATION_ID", conversation)
+            .env("USER_ID", user)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let stderr = child.stderr.take().expect("stderr");
+        let connected = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let seen = lines.any(|l| l.is_ok_and(|l| l == "connected"));
+            // Keep draining, so the follower never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            seen
+        });
+        let connected = tokio::time::timeout(Duration::from_secs(15), connected)
+            .await
+            .expect("the follower did not connect within 15 s")
+            .expect("join");
+        assert!(connected, "the follower exited before connecting");
+        // Its presence:join subscribes it to the conversation: give that a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Follower { child }
+    }
+
+    /// SIGTERM, then its report.
+    pub async fn finish(self) -> Value {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let child = self.child;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("follower output");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            let head: String = String::from_utf8_lossy(&out.stdout)
+                .chars()
+                .take(300)
+                .collect();
+            panic!("no report from the follower ({e}; {}): {head}", out.status)
+        })
+    }
+
+    /// How many times each message's `message:created` reached the socket.
+    pub fn event_counts(report: &Value) -> HashMap<String, u64> {
+        let mut counts = HashMap::new();
+        for id in report["events"].as_array().expect("events") {
+            *counts
+                .entry(id.as_str().expect("an id").to_string())
+                .or_default() += 1;
+        }
+        counts
+    }
+
+    /// Message ids whose `message:created` reached the socket more than once.
+    pub fn doubled(report: &Value) -> Vec<(String, u64)> {
+        Follower::event_counts(report)
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .collect()
     }
 }

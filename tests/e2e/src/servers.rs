@@ -96,6 +96,40 @@ impl Postgres {
         self.ctl("restart");
     }
 
+    /// A crash: SIGKILL to the postmaster and every one of its processes, then a start, which
+    /// runs crash recovery from the write-ahead log. Committed transactions survive it
+    /// (`synchronous_commit` is on); what was in flight is rolled back.
+    pub fn crash(&self) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_string))
+            .expect("postmaster.pid");
+        let children = Command::new("pgrep")
+            .args(["-P", &pid])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut kill = Command::new("kill");
+        kill.arg("-KILL")
+            .arg(&pid)
+            .args(children.split_whitespace());
+        let _ = kill.status();
+        // Starting again needs the old processes gone (they hold the shared memory).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "postmaster survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.ctl("start");
+    }
+
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
@@ -163,6 +197,18 @@ impl Redis {
             .args(["-p", &self.port.to_string(), "shutdown"])
             .status();
         if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    /// A crash: SIGKILL, then a start on the same append-only file. With `appendfsync
+    /// everysec` Redis writes each command to the file before answering it and fsyncs once a
+    /// second, so a crash of the process alone loses nothing answered; a crash of the machine
+    /// (power, kernel) loses up to about the last second of writes, two when the disk stalls.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
             let _ = c.wait();
         }
         self.spawn();

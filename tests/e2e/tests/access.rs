@@ -28,6 +28,7 @@ async fn sockets_follow_their_sessions_limits_and_membership() {
     let mut node = e2e::node_test("access.test.mjs");
     node.env("GATEWAY_URL", s.url())
         .env("CHAT_A_URL", s.chat.as_ref().unwrap().url())
+        .env("CHAT_A_METRICS_URL", s.chat.as_ref().unwrap().metrics_url())
         .env("CHAT_B_URL", b.url())
         .env("SESSION_TTL_SECS", "8")
         .env("SOCKET_EVENT_BURST", "10")

@@ -23,6 +23,7 @@ use super::publisher::Publisher;
 use super::quota::SocketQuota;
 use super::{session_room, user_room};
 use crate::State;
+use platform_core::events::name;
 
 pub(super) struct ChatEvents {
     pub state: Arc<State>,
@@ -167,8 +168,8 @@ impl NamespaceHandler for ChatEvents {
             return;
         };
         let outcome = match event.as_str() {
-            "presence:join" => self.join(&socket, &st, &payload).await,
-            "typing:update" => self.typing(&st, &payload, ack.is_some()).await,
+            name::PRESENCE_JOIN => self.join(&socket, &st, &payload).await,
+            name::TYPING_UPDATE => self.typing(&st, &payload, ack.is_some()).await,
             // Unknown events are ignored, as a Socket.IO server without a listener does.
             _ => Outcome::Done(true),
         };
@@ -274,7 +275,7 @@ impl ChatEvents {
             _ => return Outcome::Done(false),
         }
         let env = Envelope {
-            event: "typing:update".to_string(),
+            event: name::TYPING_UPDATE.to_string(),
             conversation: Some(t.conversation_id),
             users: Vec::new(),
             except: Some(t.user_id.clone()),

@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::members::Members;
 use crate::State;
+use platform_core::events::name;
 
 /// The room of every socket of one user.
 pub(crate) fn user_room(user: &str) -> String {
@@ -265,7 +266,7 @@ pub(crate) async fn deliver_messages(
         match state.members.get(&state.pg, m.conversation_id).await {
             Ok(Some(members)) => {
                 if to_conversation(rt, m.conversation_id, &members, None, event, m)
-                    && event == "message:created"
+                    && event == name::MESSAGE_CREATED
                 {
                     let age = platform_core::time::now_millis().saturating_sub(m.sent_at);
                     rt.delivery
@@ -327,7 +328,7 @@ pub(crate) async fn publish_left(
         data: Value::Null,
     };
     let removed = Envelope {
-        event: "conversation:removed".to_string(),
+        event: name::CONVERSATION_REMOVED.to_string(),
         conversation: None,
         users: vec![user.to_string()],
         except: None,
@@ -340,7 +341,7 @@ pub(crate) async fn publish_left(
     }
     if let (Ok(()), Some(c)) = (&sent, now) {
         let updated = Envelope {
-            event: "conversation:updated".to_string(),
+            event: name::CONVERSATION_UPDATED.to_string(),
             conversation: Some(id),
             users: Vec::new(),
             except: None,

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{emit_to_users, PRESENCE_CHANGED};
 use crate::State;
+use platform_core::events::name;
 use platform_core::sync;
 
 const CONTACTS_TTL: Duration = Duration::from_secs(60);
@@ -333,7 +334,7 @@ impl Presence {
                 continue;
             }
             let list = visible_to(&r, &contacts, now);
-            emit_to_users(&self.io, [r.as_str()], None, "presence:update", &list);
+            emit_to_users(&self.io, [r.as_str()], None, name::PRESENCE_UPDATE, &list);
         }
     }
 

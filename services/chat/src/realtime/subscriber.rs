@@ -17,6 +17,7 @@ use super::{
 };
 use crate::waiters::Outcome;
 use crate::State;
+use platform_core::events::name;
 
 pub(crate) async fn run(
     state: Arc<State>,
@@ -100,9 +101,9 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
             .waiters
             .release(&d.id, Outcome::Duplicate(d.original.clone()));
     }
-    deliver_messages(state, rt, "message:created", &n.created).await;
-    deliver_messages(state, rt, "message:updated", &n.updated).await;
-    deliver_messages(state, rt, "message:deleted", &n.deleted).await;
+    deliver_messages(state, rt, name::MESSAGE_CREATED, &n.created).await;
+    deliver_messages(state, rt, name::MESSAGE_UPDATED, &n.updated).await;
+    deliver_messages(state, rt, name::MESSAGE_DELETED, &n.deleted).await;
 }
 
 async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {

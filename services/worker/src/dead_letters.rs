@@ -1,0 +1,195 @@
+//! The dead-letter stream, for operators: list the entries PostgreSQL refused (or that could
+//! not be read), replay one after its cause is fixed, or drop one. Used by the worker's
+//! `/dead-letters` endpoint and its `worker dead-letters` subcommand; a library API so that
+//! an admin tool can call it too.
+
+use platform_core::config::Env;
+use platform_core::pools::RedisPool;
+use platform_core::stream::{Entry, Keys, DEAD_ID, DEAD_REASON, FIELD};
+use platform_core::ApiError;
+use redis::streams::{StreamId, StreamRangeReply};
+use serde::Serialize;
+
+use crate::Config;
+
+/// One dead letter.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Its id in the dead-letter stream: what `replay` and `drop` take.
+    pub dead_letter_id: String,
+    /// The id it had in the send stream.
+    pub stream_id: String,
+    pub reason: String,
+    /// The entry's JSON as it was queued.
+    pub entry: String,
+}
+
+fn text(e: &StreamId, k: &str) -> String {
+    match e.map.get(k) {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
+impl From<&StreamId> for DeadLetter {
+    fn from(e: &StreamId) -> Self {
+        DeadLetter {
+            dead_letter_id: e.id.clone(),
+            stream_id: text(e, DEAD_ID),
+            reason: text(e, DEAD_REASON),
+            entry: text(e, FIELD),
+        }
+    }
+}
+
+/// The newest `count` dead letters, newest first.
+pub async fn list(
+    redis: &RedisPool,
+    keys: &Keys,
+    count: usize,
+) -> Result<Vec<DeadLetter>, ApiError> {
+    let mut conn = redis.get().await?;
+    let entries: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(&keys.dead_letter)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(&mut *conn)
+        .await?;
+    Ok(entries.ids.iter().map(DeadLetter::from).collect())
+}
+
+async fn get(redis: &RedisPool, keys: &Keys, id: &str) -> Result<DeadLetter, ApiError> {
+    let mut conn = redis.get().await?;
+    let entries: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&keys.dead_letter)
+        .arg(id)
+        .arg(id)
+        .query_async(&mut *conn)
+        .await
+        .map_err(|_| ApiError::bad_request(format!("{id} is not a dead-letter id")))?;
+    entries
+        .ids
+        .first()
+        .map(DeadLetter::from)
+        .ok_or_else(|| ApiError::not_found(format!("dead letter {id} not found")))
+}
+
+/// Queues a dead letter's entry again, as the chat service queued it (a send gets its pending
+/// mark and `clientMessageId` record back, unless a retry took that id meanwhile, in which
+/// case the worker answers it as a duplicate), and removes the dead letter: one MULTI.
+/// Returns the new stream id.
+pub async fn replay(
+    redis: &RedisPool,
+    keys: &Keys,
+    id: &str,
+    ttl_secs: u64,
+) -> Result<String, ApiError> {
+    let dead = get(redis, keys, id).await?;
+    let entry = Entry::decode(&mut dead.entry.clone().into_bytes()).ok_or_else(|| {
+        ApiError::bad_request(format!("dead letter {id} is not a readable entry; drop it"))
+    })?;
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    if let Entry::Create(m) = &entry {
+        pipe.cmd("SET")
+            .arg(keys.pending(&m.id))
+            .arg(&dead.entry)
+            .arg("EX")
+            .arg(ttl_secs)
+            .ignore();
+        if let Some(cmid) = &m.client_message_id {
+            pipe.cmd("SET")
+                .arg(keys.client_id(&m.conversation_id, &m.sender_id, cmid))
+                .arg(&dead.entry)
+                .arg("EX")
+                .arg(ttl_secs)
+                .arg("NX")
+                .ignore();
+        }
+    }
+    pipe.cmd("XADD")
+        .arg(&keys.stream)
+        .arg("*")
+        .arg(FIELD)
+        .arg(&dead.entry);
+    pipe.cmd("XDEL").arg(&keys.dead_letter).arg(id).ignore();
+    let mut conn = redis.get().await?;
+    let (new_id,): (String,) = pipe.query_async(&mut *conn).await?;
+    Ok(new_id)
+}
+
+/// Removes a dead letter for good.
+pub async fn drop(redis: &RedisPool, keys: &Keys, id: &str) -> Result<(), ApiError> {
+    let mut conn = redis.get().await?;
+    let removed: i64 = redis::cmd("XDEL")
+        .arg(&keys.dead_letter)
+        .arg(id)
+        .query_async(&mut *conn)
+        .await
+        .map_err(|_| ApiError::bad_request(format!("{id} is not a dead-letter id")))?;
+    if removed == 0 {
+        return Err(ApiError::not_found(format!("dead letter {id} not found")));
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: worker dead-letters list [COUNT] | replay ID | drop ID";
+
+/// `worker dead-letters …`, with the worker's environment: prints the list as JSON, or the
+/// replayed entry's new stream id. Returns the process exit status.
+pub async fn command(args: &[String]) -> i32 {
+    let config = match Config::from_env(&Env::process()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let redis = match config.stores.redis() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Redis: {e}");
+            return 1;
+        }
+    };
+    let keys = Keys::new(&config.stores.namespace);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["list"] | ["list", _] => {
+            let count = match args.get(1).map(|n| n.parse::<usize>()) {
+                None => Ok(1000),
+                Some(Ok(n)) => Ok(n),
+                Some(Err(_)) => Err(ApiError::bad_request(USAGE)),
+            };
+            match count {
+                Ok(n) => list(&redis, &keys, n)
+                    .await
+                    .map(|l| serde_json::to_string_pretty(&l).unwrap_or_else(|_| "[]".into())),
+                Err(e) => Err(e),
+            }
+        }
+        ["replay", id] => replay(&redis, &keys, id, config.dedupe_ttl_secs)
+            .await
+            .map(|new_id| format!("replayed {id} as stream entry {new_id}")),
+        ["drop", id] => drop(&redis, &keys, id)
+            .await
+            .map(|()| format!("dropped {id}")),
+        _ => {
+            eprintln!("{USAGE}");
+            return 2;
+        }
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
