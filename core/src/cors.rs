@@ -196,18 +196,7 @@ impl Cors {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    http::HeaderName::from_static(k),
-                    HeaderValue::from_static(v),
-                )
-            })
-            .collect()
-    }
+    use crate::test_support::headers;
 
     fn api(raw: &str) -> Cors {
         Cors::new(Origins::parse(raw), Policy::Api)

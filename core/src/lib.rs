@@ -56,6 +56,8 @@ pub mod socketio;
 pub mod stream;
 pub mod sync;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 pub mod validate;
 

@@ -39,6 +39,12 @@ pub const ALL: &[Migration] = &[
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 
+/// What a service runs at start-up: the platform's schema, waiting up to a minute for
+/// PostgreSQL (it may start at the same time).
+pub async fn at_start(pool: &PgPool) -> Result<(), Failure> {
+    run(pool, ALL, Duration::from_secs(60)).await
+}
+
 /// Applies what is missing. Waits (up to `patience`) for PostgreSQL to accept connections.
 pub async fn run(
     pool: &PgPool,

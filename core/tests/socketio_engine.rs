@@ -144,10 +144,7 @@ async fn upgrade_probe_then_websocket_carries_the_session() {
 #[tokio::test]
 async fn websocket_without_pong_is_closed() {
     let (io, addr, _t) = io_server(fast()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send("40").await;
     let started = std::time::Instant::now();
     assert!(ws.closed().await);
@@ -164,10 +161,7 @@ async fn websocket_without_pong_is_closed() {
 #[tokio::test]
 async fn websocket_answering_pongs_stays_open() {
     let (io, addr, _t) = io_server(fast()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send("40").await;
     let mut pings = 0;
     while pings < 3 {
@@ -200,10 +194,7 @@ async fn payload_limit_is_enforced() {
     assert_eq!(post(addr, &url, big.as_bytes()).await.0, 400);
     assert_eq!(get(addr, &url).await.0, 400);
 
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send(&big).await;
     assert!(ws.closed().await);
 }
@@ -212,10 +203,7 @@ async fn payload_limit_is_enforced() {
 async fn malformed_packets_close_without_panicking() {
     let (_io, addr, _t) = io_server(fast()).await;
     for bad in ["abc", "4abc", "42{}", "42abc[\"m\"]", "", "\u{1e}"] {
-        let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-            .await
-            .unwrap();
-        let _open = ws.text().await;
+        let mut ws = ws_session(addr).await;
         ws.send(bad).await;
         assert!(ws.closed().await, "{bad:?}");
     }

@@ -11,10 +11,7 @@ use support::*;
 
 /// A WebSocket client joined to `nsp` (`""` for the main namespace); returns it and its id.
 async fn joined(addr: std::net::SocketAddr, nsp: &str) -> (Ws, String) {
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     let sep = if nsp.is_empty() { "" } else { "," };
     ws.send(&format!("40{nsp}{sep}")).await;
     let connect = ws.text().await;
@@ -40,10 +37,7 @@ async fn wait_until(mut f: impl FnMut() -> bool) {
 #[tokio::test]
 async fn connects_to_namespaces_with_auth() {
     let (io, addr, _t) = io_server(fast()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send(r#"40{"token":"123"}"#).await;
     assert!(ws.text().await.starts_with("40{\"sid\":"));
     assert_eq!(ws.text().await, r#"42["auth",{"token":"123"}]"#);
@@ -66,10 +60,7 @@ async fn connects_to_namespaces_with_auth() {
 #[tokio::test]
 async fn refused_connect_gets_connect_error() {
     let (io, addr, _t) = io_server(fast()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send(r#"40{"reject":true}"#).await;
     assert_eq!(ws.text().await, r#"44{"message":"rejected"}"#);
     assert_eq!(io.socket_count(), 0);
@@ -213,10 +204,7 @@ async fn disconnects_both_ways() {
 #[tokio::test]
 async fn no_connect_within_timeout_closes() {
     let (_io, addr, _t) = io_server(fast().ping_interval(Duration::from_secs(5))).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     let started = std::time::Instant::now();
     assert!(ws.closed().await);
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -237,10 +225,7 @@ async fn close_all_closes_every_connection() {
 #[tokio::test]
 async fn no_attachment_is_held_before_connect() {
     let (_io, addr, _t) = io_server(fast()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     // A binary event before any CONNECT: refused at its header, before any attachment.
     ws.send(r#"451-["message",{"_placeholder":true,"num":0}]"#)
         .await;
@@ -353,10 +338,7 @@ async fn a_connect_accepted_as_the_connection_closes_is_disconnected() {
     let (accepted, disconnected) = (handler.accepted.clone(), handler.disconnected.clone());
     io.namespace("/", handler);
     let (addr, _t) = start(io.clone()).await;
-    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
-        .await
-        .unwrap();
-    let _open = ws.text().await;
+    let mut ws = ws_session(addr).await;
     ws.send("40").await;
     assert!(ws.closed().await);
     wait_until(|| accepted.load(SeqCst) == 1 && disconnected.load(SeqCst) == 1).await;

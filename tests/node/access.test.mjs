@@ -5,9 +5,9 @@
 // namespace takes no binary; typing into an unknown conversation does not query each time.
 // Env: GATEWAY_URL, CHAT_B_URL, CHAT_A_URL, SESSION_TTL_SECS (the gateway's), RUN (a prefix
 // making this run's user ids unique), SOCKET_EVENT_BURST.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { io } from "socket.io-client";
+import { connected, open, request, sleep, waitFor } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_A = process.env.CHAT_A_URL;
@@ -15,31 +15,7 @@ const CHAT_A_METRICS = process.env.CHAT_A_METRICS_URL; // its metrics port, not 
 const CHAT_B = process.env.CHAT_B_URL;
 const RUN = process.env.RUN;
 const BURST = Number(process.env.SOCKET_EVENT_BURST);
-const sockets = [];
-after(() => sockets.forEach((s) => s.close()));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, ms = 8000) {
-  const until = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function http(method, path, token, body) {
-  const headers = {};
-  if (body) headers["content-type"] = "application/json";
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${GATEWAY}${path}`, {
-    method,
-    headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const http = (method, path, token, body) => request(GATEWAY, method, path, token, body);
 
 async function register(name) {
   const userId = `${RUN}-${name}`;
@@ -61,17 +37,10 @@ async function group(owner, others) {
 
 // A signed-in socket recording what it receives and when it is disconnected.
 function connect(url, token, transports = ["websocket"]) {
-  const socket = io(url, { forceNew: true, transports, reconnection: false, auth: { token } });
-  sockets.push(socket);
-  const events = [];
-  const c = { socket, events, disconnectedAt: null };
-  socket.onAny((event, ...args) => events.push({ event, data: args[0] }));
-  socket.on("disconnect", () => (c.disconnectedAt = Date.now()));
-  c.of = (name) => events.filter((e) => e.event === name).map((e) => e.data);
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(c));
-    socket.once("connect_error", reject);
-  });
+  const c = open(url, { transports, auth: { token } });
+  c.disconnectedAt = null;
+  c.socket.on("disconnect", () => (c.disconnectedAt = Date.now()));
+  return connected(c);
 }
 
 async function send(user, cid, body) {

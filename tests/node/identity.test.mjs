@@ -2,9 +2,9 @@
 // tests/e2e/tests/identity.rs starts (MAX_SOCKETS_PER_USER=2). Alice and Bob share
 // CONVERSATION_ID; Carol is not in it; REVOKED_TOKEN was signed out.
 // Env: GATEWAY_URL, ALICE_TOKEN, BOB_TOKEN, CAROL_TOKEN, REVOKED_TOKEN, CONVERSATION_ID.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { io } from "socket.io-client";
+import { connected, open, sleep, waitFor } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CONVERSATION = process.env.CONVERSATION_ID;
@@ -14,32 +14,12 @@ const TOKENS = {
   carol: process.env.CAROL_TOKEN,
   revoked: process.env.REVOKED_TOKEN,
 };
-const sockets = [];
-after(() => sockets.forEach((s) => s.close()));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, ms = 8000) {
-  const until = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 // Connects with `auth`; resolves to { socket, events, of } or rejects with the connect_error.
 function connect(auth, transports = ["websocket"]) {
-  const socket = io(GATEWAY, { forceNew: true, transports, reconnection: false, auth });
-  sockets.push(socket);
-  const events = [];
-  socket.onAny((event, ...args) => events.push({ event, data: args[0] }));
-  const of = (name) => events.filter((e) => e.event === name).map((e) => e.data);
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve({ socket, events, of }));
-    socket.once("connect_error", (err) => {
-      socket.close();
-      reject(err);
-    });
+  const c = open(GATEWAY, { transports, auth });
+  return connected(c).catch((err) => {
+    c.socket.close();
+    throw err;
   });
 }
 

@@ -2,49 +2,20 @@
 // stack that tests/e2e/tests/realtime.rs starts: two chat instances (A behind the gateway,
 // B direct), the worker and the call service, on their own database and Redis namespace.
 // Env: GATEWAY_URL, CHAT_B_URL, CHAT_B_PID (killed at the end to check presence expiry).
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { io } from "socket.io-client";
+import { connected, open, request, sleep, waitFor } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_B = process.env.CHAT_B_URL;
-const sockets = [];
-after(() => sockets.forEach((s) => s.close()));
-
-async function http(method, path, body) {
-  const res = await fetch(`${GATEWAY}${path}`, {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function waitFor(what, fn, ms = 8000) {
-  const until = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const http = (method, path, body) => request(GATEWAY, method, path, null, body);
 
 // A client that records every event it receives.
 async function client(url, userId, transports) {
-  const socket = io(url, { forceNew: true, transports, reconnection: false });
-  sockets.push(socket);
-  const events = [];
-  socket.onAny((event, ...args) => events.push({ event, data: args[0] }));
-  await new Promise((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
-  });
-  const ack = await socket.emitWithAck("presence:join", { userId, displayName: `User ${userId}` });
+  const c = await connected(open(url, { transports }));
+  const ack = await c.socket.emitWithAck("presence:join", { userId, displayName: `User ${userId}` });
   assert.deepEqual(ack, { ok: true });
-  const of = (name) => events.filter((e) => e.event === name).map((e) => e.data);
-  return { socket, events, of, userId };
+  return { ...c, userId };
 }
 
 const online = (c) => {

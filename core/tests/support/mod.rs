@@ -141,6 +141,15 @@ pub(crate) async fn ws_connect(addr: SocketAddr, path: &str) -> Option<Ws> {
     })
 }
 
+/// A WebSocket session at the root path, its OPEN packet read: ready for a CONNECT.
+pub(crate) async fn ws_session(addr: SocketAddr) -> Ws {
+    let mut ws = ws_connect(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    let _open = ws.text().await;
+    ws
+}
+
 #[derive(Debug)]
 pub(crate) enum Msg {
     Text(String),

@@ -16,7 +16,6 @@ mod status;
 mod sweep;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Method;
 use platform_core::dispatch::{self, Routed};
@@ -103,12 +102,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
     let app = app(config).context("connection pools")?;
-    platform_core::migrate::run(
-        &app.state.pg,
-        platform_core::migrate::ALL,
-        Duration::from_secs(60),
-    )
-    .await?;
+    platform_core::migrate::at_start(&app.state.pg).await?;
     tokio::spawn(sweep::run(app.state.clone(), shutdown.clone()));
     tracing::info!(addr = ?listener.local_addr().ok(), "call service listening");
     let opts = ServeOptions {

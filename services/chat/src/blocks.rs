@@ -14,8 +14,11 @@ pub(crate) fn no_content() -> Response {
     res
 }
 
-fn signed_in(caller: Option<&str>) -> Result<&str, ApiError> {
-    caller.ok_or_else(|| ApiError::unauthorized("sign in to block or unblock someone"))
+/// The signed-in caller of a block or unblock, once `user_id` is checked too.
+fn blocker<'a>(caller: Option<&'a str>, user_id: &str) -> Result<&'a str, ApiError> {
+    let me = caller.ok_or_else(|| ApiError::unauthorized("sign in to block or unblock someone"))?;
+    validate::user_id("userId", user_id)?;
+    Ok(me)
 }
 
 /// Blocks `user_id` for the caller (idempotent): 204.
@@ -24,8 +27,7 @@ pub(crate) async fn block(
     caller: Option<&str>,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = signed_in(caller)?;
-    validate::user_id("userId", user_id)?;
+    let me = blocker(caller, user_id)?;
     if me == user_id {
         return Err(ApiError::bad_request("you cannot block yourself"));
     }
@@ -53,8 +55,7 @@ pub(crate) async fn unblock(
     caller: Option<&str>,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = signed_in(caller)?;
-    validate::user_id("userId", user_id)?;
+    let me = blocker(caller, user_id)?;
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached("DELETE FROM user_blocks WHERE blocker = $1 AND blocked = $2")

@@ -87,12 +87,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let app = app(config).context("connection pools")?;
     let state = app.state.clone();
-    platform_core::migrate::run(
-        &state.pg,
-        platform_core::migrate::ALL,
-        Duration::from_secs(60),
-    )
-    .await?;
+    platform_core::migrate::at_start(&state.pg).await?;
     wait_for_redis(&state).await?;
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(realtime::subscriber::run(

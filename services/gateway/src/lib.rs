@@ -92,12 +92,7 @@ pub async fn run(
     };
     let app = app(config).context("connection pools")?;
     // Accounts live in PostgreSQL: the schema must exist before the first sign-in.
-    platform_core::migrate::run(
-        &app.state.auth.pg,
-        platform_core::migrate::ALL,
-        Duration::from_secs(60),
-    )
-    .await?;
+    platform_core::migrate::at_start(&app.state.auth.pg).await?;
     let c = &app.state.config;
     tracing::info!(addr = ?listener.local_addr().ok(), chat = %c.chat, call = %c.call, mode = ?c.trust.mode, "gateway listening");
     server::serve(listener, app, opts, shutdown).await;

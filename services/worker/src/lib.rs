@@ -17,7 +17,6 @@ pub mod dead_letters;
 mod stats;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Method;
 use platform_core::dispatch;
@@ -40,7 +39,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let pg = config.stores.postgres().context("connection pools")?;
     let redis = config.stores.redis().context("connection pools")?;
-    platform_core::migrate::run(&pg, platform_core::migrate::ALL, Duration::from_secs(60)).await?;
+    platform_core::migrate::at_start(&pg).await?;
     let keys = Keys::new(&config.stores.namespace);
     let stats = Arc::new(stats::Stats::new::<AdminRoute>());
     let admin = Admin {

@@ -551,18 +551,29 @@ impl Stack {
 
     /// Creates a group conversation of the given users; returns its id.
     pub async fn group(&self, users: &[&str]) -> String {
-        let members: Vec<Value> = users
-            .iter()
-            .map(|u| serde_json::json!({"userId": u, "displayName": format!("User {u}")}))
-            .collect();
         let r = self
             .post(
                 "/conversations",
-                serde_json::json!({"type": "group", "name": "test", "members": members}),
+                serde_json::json!({"type": "group", "name": "test", "members": members(users)}),
             )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Sends `n` messages from `sender` to `conversation`, bodies `m0`, `m1`, …; each is
+    /// stored at once (201).
+    pub async fn send_messages(&self, conversation: &str, sender: &str, n: usize) {
+        let path = format!("/conversations/{conversation}/messages");
+        for i in 0..n {
+            let r = self
+                .post(
+                    &path,
+                    serde_json::json!({"senderId": sender, "body": format!("m{i}")}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+        }
     }
 
     /// Polls until `f` holds or the deadline passes.
@@ -606,6 +617,16 @@ impl Drop for Stack {
         })
         .join();
     }
+}
+
+/// The people of a conversation or call as the API takes them: `User <id>` display names.
+pub fn members(users: &[&str]) -> Value {
+    Value::Array(
+        users
+            .iter()
+            .map(|u| serde_json::json!({"userId": u, "displayName": format!("User {u}")}))
+            .collect(),
+    )
 }
 
 #[derive(Debug)]

@@ -3,23 +3,14 @@
 
 use std::time::Duration;
 
-use e2e::Stack;
+use e2e::{members, Stack};
 use serde_json::{json, Value};
-
-fn who(users: &[&str]) -> Value {
-    Value::Array(
-        users
-            .iter()
-            .map(|u| json!({"userId": u, "displayName": format!("User {u}")}))
-            .collect(),
-    )
-}
 
 async fn start_call(s: &Stack, conv: &str, users: &[&str]) -> String {
     let r = s
         .post(
             "/calls",
-            json!({"conversationId": conv, "type": "video", "participants": who(users)}),
+            json!({"conversationId": conv, "type": "video", "participants": members(users)}),
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -46,7 +37,7 @@ async fn call_lifecycle_and_status_rules() {
     let started = s
         .post(
             "/calls",
-            json!({"conversationId": conv, "type": "audio", "participants": who(&["a", "b"])}),
+            json!({"conversationId": conv, "type": "audio", "participants": members(&["a", "b"])}),
         )
         .await;
     assert_eq!(started.status, 201);
@@ -54,7 +45,7 @@ async fn call_lifecycle_and_status_rules() {
     assert_eq!(started.body["status"], "ringing");
     assert_eq!(started.body["type"], "audio");
     assert!(started.body.get("endedAt").is_none());
-    assert_eq!(started.body["participants"], who(&["a", "b"]));
+    assert_eq!(started.body["participants"], members(&["a", "b"]));
 
     let same = set_status(&s, &call, "ringing").await;
     assert_eq!(
@@ -105,40 +96,19 @@ async fn call_client_errors() {
     let unknown = uuid::Uuid::now_v7();
     s.post(
         "/calls",
-        json!({"conversationId": unknown, "type": "video", "participants": who(&["a"])}),
+        json!({"conversationId": unknown, "type": "video", "participants": members(&["a"])}),
     )
     .await
     .assert_error(404);
-    s.post(
-        "/calls",
-        json!({"conversationId": conv, "type": "video", "participants": who(&["a", "z"])}),
-    )
-    .await
-    .assert_error(400);
-    s.post(
-        "/calls",
-        json!({"conversationId": conv, "type": "hologram", "participants": who(&["a"])}),
-    )
-    .await
-    .assert_error(400);
-    s.post(
-        "/calls",
+    for bad in [
+        json!({"conversationId": conv, "type": "video", "participants": members(&["a", "z"])}),
+        json!({"conversationId": conv, "type": "hologram", "participants": members(&["a"])}),
         json!({"conversationId": conv, "type": "video", "participants": []}),
-    )
-    .await
-    .assert_error(400);
-    s.post(
-        "/calls",
-        json!({"conversationId": "nope", "type": "video", "participants": who(&["a"])}),
-    )
-    .await
-    .assert_error(400);
-    s.post(
-        "/calls",
-        json!({"conversationId": conv, "type": "video", "participants": who(&["a", "a"])}),
-    )
-    .await
-    .assert_error(400);
+        json!({"conversationId": "nope", "type": "video", "participants": members(&["a"])}),
+        json!({"conversationId": conv, "type": "video", "participants": members(&["a", "a"])}),
+    ] {
+        s.post("/calls", bad).await.assert_error(400);
+    }
     s.get(&format!("/calls/{unknown}")).await.assert_error(404);
     s.get("/calls/not-a-uuid").await.assert_error(400);
     s.get(&format!("/calls/conversation/{unknown}"))
@@ -150,62 +120,32 @@ async fn call_client_errors() {
     let call = start_call(&s, &conv, &["a", "b"]).await;
     set_status(&s, &call, "paused").await.assert_error(400);
 
-    signal(
-        &s,
-        &call,
-        "offer",
-        json!({"senderId": "a", "payload": {"type": "answer", "sdp": "v=0"}}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "offer",
-        json!({"senderId": "a", "payload": "v=0"}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "answer",
-        json!({"senderId": "b", "payload": {"type": "answer"}}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "ice",
-        json!({"senderId": "a", "payload": {"sdpMid": "0"}}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "ice",
-        json!({"senderId": "a", "payload": {"candidate": "c", "sdpMLineIndex": "zero"}}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "offer",
-        json!({"senderId": "z", "payload": {"type": "offer", "sdp": "v=0"}}),
-    )
-    .await
-    .assert_error(400);
-    signal(
-        &s,
-        &call,
-        "offer",
-        json!({"senderId": "a", "targetId": "z", "payload": {"type": "offer", "sdp": "v=0"}}),
-    )
-    .await
-    .assert_error(400);
+    for (kind, bad) in [
+        (
+            "offer",
+            json!({"senderId": "a", "payload": {"type": "answer", "sdp": "v=0"}}),
+        ),
+        ("offer", json!({"senderId": "a", "payload": "v=0"})),
+        (
+            "answer",
+            json!({"senderId": "b", "payload": {"type": "answer"}}),
+        ),
+        ("ice", json!({"senderId": "a", "payload": {"sdpMid": "0"}})),
+        (
+            "ice",
+            json!({"senderId": "a", "payload": {"candidate": "c", "sdpMLineIndex": "zero"}}),
+        ),
+        (
+            "offer",
+            json!({"senderId": "z", "payload": {"type": "offer", "sdp": "v=0"}}),
+        ),
+        (
+            "offer",
+            json!({"senderId": "a", "targetId": "z", "payload": {"type": "offer", "sdp": "v=0"}}),
+        ),
+    ] {
+        signal(&s, &call, kind, bad).await.assert_error(400);
+    }
     signal(&s, &call, "shout", json!({"senderId": "a", "payload": {}}))
         .await
         .assert_error(404);

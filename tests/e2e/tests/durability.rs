@@ -31,15 +31,7 @@ async fn paging_while_sending_never_skips_or_repeats() {
     let s = Arc::new(Stack::start().await);
     let g = s.group(&["a", "b"]).await;
     // Something to page over before the writers start.
-    for i in 0..30 {
-        let r = s
-            .post(
-                &format!("/conversations/{g}/messages"),
-                json!({"senderId": "a", "body": format!("m{i}")}),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
+    s.send_messages(&g, "a", 30).await;
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let s = s.clone();

@@ -26,19 +26,35 @@ fn value(text: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {prefix} in:\n{text}"))
 }
 
+/// Puts `data` on the message stream as a producer would, behind the chat service's back.
+async fn queue(s: &Stack, data: &str) {
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{}:messages", s.namespace))
+        .arg("*")
+        .arg("d")
+        .arg(data)
+        .query_async(&mut s.redis().await)
+        .await
+        .unwrap();
+}
+
+/// The worker's dead-letter listing.
+async fn dead_letters(s: &Stack) -> serde_json::Value {
+    s.http
+        .get(format!("{}/dead-letters", s.workers[0].url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn every_service_exposes_metrics() {
     let s = Stack::start().await;
     let g = s.group(&["a", "b"]).await;
-    for i in 0..5 {
-        let r = s
-            .post(
-                &format!("/conversations/{g}/messages"),
-                json!({"senderId": "a", "body": format!("m{i}")}),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
+    s.send_messages(&g, "a", 5).await;
     s.get("/conversations/not-a-uuid").await.assert_error(400);
 
     let gw = metrics(&s, s.gateway.as_ref().unwrap()).await;
@@ -121,27 +137,11 @@ async fn metrics_are_not_served_on_public_ports() {
 async fn poison_entries_are_dead_lettered_without_blocking_the_stream() {
     let s = Stack::start().await;
     let g = s.group(&["a", "b"]).await;
-    let stream = format!("{}:messages", s.namespace);
-    let mut r = s.redis().await;
     // Unreadable, and well-formed but for a conversation that does not exist.
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("d")
-        .arg("{not json")
-        .query_async(&mut r)
-        .await
-        .unwrap();
+    queue(&s, "{not json").await;
     let ghost = json!({"op": "create", "id": uuid::Uuid::now_v7(), "conversationId": uuid::Uuid::now_v7(),
         "senderId": "a", "body": "to nowhere", "sentAt": "2026-11-23T22:11:47.123Z", "editedAt": null});
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("d")
-        .arg(ghost.to_string())
-        .query_async(&mut r)
-        .await
-        .unwrap();
+    queue(&s, &ghost.to_string()).await;
     // Real sends queued around them are stored.
     let sent = s
         .post(
@@ -151,33 +151,16 @@ async fn poison_entries_are_dead_lettered_without_blocking_the_stream() {
         .await;
     assert_eq!(sent.status, 201);
 
-    let worker = s.workers[0].url();
     s.eventually(
         "two dead letters listed",
         Duration::from_secs(10),
         || async {
-            let list: serde_json::Value = s
-                .http
-                .get(format!("{worker}/dead-letters"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list = dead_letters(&s).await;
             list.as_array().is_some_and(|l| l.len() == 2)
         },
     )
     .await;
-    let list: serde_json::Value = s
-        .http
-        .get(format!("{worker}/dead-letters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = dead_letters(&s).await;
     let reasons: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -236,15 +219,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_its_deliveries() {
         .await
         .unwrap();
     let edit = json!({"op": "edit", "id": id, "conversationId": g, "body": "never", "at": "2026-11-23T22:11:47.123Z"});
-    let stream = format!("{}:messages", s.namespace);
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("d")
-        .arg(edit.to_string())
-        .query_async(&mut r)
-        .await
-        .unwrap();
+    queue(&s, &edit.to_string()).await;
     let ok = s
         .post(
             &format!("/conversations/{g}/messages"),
@@ -253,20 +228,11 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_its_deliveries() {
         .await;
     assert_eq!(ok.status, 201, "the stuck entry does not hold up others");
 
-    let worker = s.workers[0].url();
     s.eventually(
         "dead-lettered after 2 deliveries",
         Duration::from_secs(20),
         || async {
-            let list: serde_json::Value = s
-                .http
-                .get(format!("{worker}/dead-letters"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list = dead_letters(&s).await;
             list.as_array().is_some_and(|l| {
                 l.iter()
                     .any(|e| e["reason"].as_str().unwrap_or("").contains("deliveries"))

@@ -97,7 +97,7 @@ impl Presence {
         };
         sync::lock(&self.owed).insert(user.to_string());
         if first {
-            let r = async {
+            let write = async {
                 let mut conn = self.state.redis.get().await?;
                 redis::pipe()
                     .cmd("HSET")
@@ -112,13 +112,9 @@ impl Presence {
                     .ignore()
                     .query_async::<()>(&mut *conn)
                     .await?;
-                Ok::<_, platform_core::ApiError>(())
-            }
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(user, error = %e, "presence not recorded; the next heartbeat retries");
-            }
-            self.announce().await;
+                Ok(())
+            };
+            self.change(user, "recorded", write).await;
         }
         self.wake.notify_one();
     }
@@ -140,21 +136,31 @@ impl Presence {
             }
         };
         if last {
-            let r = async {
+            let write = async {
                 let mut conn = self.state.redis.get().await?;
                 let _: i64 = redis::cmd("HDEL")
                     .arg(self.hash_key(&self.instance))
                     .arg(user)
                     .query_async(&mut *conn)
                     .await?;
-                Ok::<_, platform_core::ApiError>(())
-            }
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(user, error = %e, "presence not cleared; the next heartbeat retries");
-            }
-            self.announce().await;
+                Ok(())
+            };
+            self.change(user, "cleared", write).await;
         }
+    }
+
+    /// Applies `write`, a change of `user`'s entry in the shared view, then announces it. A
+    /// failed write is only logged: the next heartbeat writes this instance's whole view.
+    async fn change(
+        &self,
+        user: &str,
+        what: &str,
+        write: impl std::future::Future<Output = Result<(), platform_core::ApiError>>,
+    ) {
+        if let Err(e) = write.await {
+            tracing::warn!(user, error = %e, "presence not {what}; the next heartbeat retries");
+        }
+        self.announce().await;
     }
 
     async fn announce(&self) {

@@ -1,0 +1,52 @@
+// What the socket.io-client tests of this folder share: polling for a condition, JSON
+// requests, and sockets that record what they receive and are closed when the file's tests
+// end. Not a test file itself (node --test runs the *.test.mjs files it is given).
+import { after } from "node:test";
+import { io } from "socket.io-client";
+
+const sockets = [];
+after(() => sockets.forEach((s) => s.close()));
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what, fn, ms = 8000) {
+  const until = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+// A JSON request to `base`, signed in when `token` is given; `{ status, body }` (null body
+// when empty).
+export async function request(base, method, path, token, body) {
+  const headers = {};
+  if (body) headers["content-type"] = "application/json";
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+// A new socket (no reconnection) recording every event it receives: `{ socket, events, of }`,
+// `of(name)` being the data of the events of that name.
+export function open(url, options) {
+  const socket = io(url, { forceNew: true, reconnection: false, ...options });
+  sockets.push(socket);
+  const events = [];
+  socket.onAny((event, ...args) => events.push({ event, data: args[0] }));
+  const of = (name) => events.filter((e) => e.event === name).map((e) => e.data);
+  return { socket, events, of };
+}
+
+// Resolves to `c` once its socket is connected; rejects with the connect_error.
+export function connected(c) {
+  return new Promise((resolve, reject) => {
+    c.socket.once("connect", () => resolve(c));
+    c.socket.once("connect_error", reject);
+  });
+}
