@@ -41,7 +41,9 @@ struct Shared {
 /// The sending end; any number of tasks may push through one.
 pub(crate) struct Sender(Arc<Shared>);
 
-/// The receiving end, held by whichever transport serves the connection.
+/// The receiving end, held by whichever transport serves the connection. Public for the
+/// `detached` feature alone, which hands it to the benchmarks as `DetachedQueue`.
+#[cfg_attr(not(feature = "detached"), allow(unreachable_pub))]
 pub struct Receiver(Arc<Shared>);
 
 /// A queue of at most `capacity` items.
