@@ -124,7 +124,15 @@ pub(crate) async fn start(
         status: "ringing".into(),
         started_at: time::now_millis(),
         ended_at: None,
-        participants: body.participants,
+        // Stored as validated: `display_name` counts each name trimmed.
+        participants: body
+            .participants
+            .into_iter()
+            .map(|p| Participant {
+                display_name: validate::trimmed(p.display_name),
+                ..p
+            })
+            .collect(),
     };
     let tx = client.transaction().await?;
     tx.execute(

@@ -148,7 +148,8 @@ pub(crate) async fn create(
             .into_iter()
             .map(|m| Member {
                 user_id: m.user_id,
-                display_name: m.display_name.unwrap_or_default(),
+                // Stored as validated: `display_name` counts the name trimmed.
+                display_name: validate::trimmed(m.display_name.unwrap_or_default()),
             })
             .collect()
     };

@@ -410,3 +410,52 @@ async fn commit_notices_stay_under_their_byte_bound() {
         "notices over {BOUND} bytes: {sizes:?}"
     );
 }
+
+#[tokio::test]
+async fn display_names_are_stored_as_validated() {
+    // A display name is 1-100 characters counted trimmed: the padding must not be kept.
+    let s = Stack::start().await;
+    let padded = |name: &str| format!("  {name}{}", " ".repeat(200_000));
+    let r = s
+        .post(
+            "/conversations",
+            json!({"type": "group", "members": [
+                {"userId": "a", "displayName": padded("Ann")},
+                {"userId": "b", "displayName": "Bob"},
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let shown = |v: &serde_json::Value| v.as_str().map(str::len);
+    assert_eq!(
+        shown(&r.body["members"][0]["displayName"]),
+        Some(3),
+        "answered untrimmed"
+    );
+    let conv = r.body["id"].as_str().unwrap().to_string();
+    let stored: String = s
+        .db()
+        .await
+        .query_one(
+            "SELECT display_name FROM conversation_members WHERE user_id = 'a'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored == "Ann", "stored {} bytes, untrimmed", stored.len());
+    let call = s
+        .post(
+            "/calls",
+            json!({"conversationId": conv, "type": "audio", "participants": [
+                {"userId": "a", "displayName": "Ann"},
+                {"userId": "b", "displayName": padded("Bob")},
+            ]}),
+        )
+        .await;
+    assert_eq!(call.status, 201, "{:?}", call.body);
+    assert_eq!(shown(&call.body["participants"][1]["displayName"]), Some(3));
+    let id = call.body["id"].as_str().unwrap();
+    let again = s.get(&format!("/calls/{id}")).await;
+    assert_eq!(again.body["participants"][1]["displayName"], "Bob");
+}

@@ -217,7 +217,7 @@ impl ChatEvents {
             }
             return Outcome::Done(true);
         }
-        let Some(join) = first_arg::<Join>(payload) else {
+        let Some(mut join) = first_arg::<Join>(payload) else {
             return Outcome::Done(false);
         };
         if validate::user_id("userId", &join.user_id).is_err()
@@ -225,6 +225,8 @@ impl ChatEvents {
         {
             return Outcome::Done(false);
         }
+        // Kept and shown as validated: `display_name` counts the name trimmed.
+        join.display_name = validate::trimmed(std::mem::take(&mut join.display_name));
         let previous = st.who();
         if previous.as_ref().is_some_and(|p| p.user_id == join.user_id) {
             return Outcome::Done(true);
@@ -266,6 +268,8 @@ impl ChatEvents {
         {
             return Outcome::Done(false);
         }
+        // Relayed as validated (no copy when there is nothing to trim).
+        t.display_name = validate::trimmed(std::mem::take(&mut t.display_name));
         if !self.limit.allow(&st.budget, &t.user_id).await {
             return Outcome::Limited;
         }
