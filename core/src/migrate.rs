@@ -35,6 +35,11 @@ pub const ALL: &[Migration] = &[
         name: "blocks",
         sql: include_str!("../migrations/0004_blocks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "membership",
+        sql: include_str!("../migrations/0005_membership.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
