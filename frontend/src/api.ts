@@ -6,6 +6,9 @@ import type {
   CallType,
   Conversation,
   Message,
+  ReadMarker,
+  ReadResult,
+  Role,
   Session,
   SignalKind,
   StoredSignal,
@@ -42,6 +45,25 @@ export interface Page {
   messages: Message[];
   /** A `Link: rel="prev"` header was present: older messages exist. */
   hasOlder: boolean;
+}
+
+/** One page of the conversation listing and, when there is one, the path of the next. */
+export interface ConversationPage {
+  conversations: Conversation[];
+  next?: string;
+}
+
+/** The target of a `Link` header's `rel="next"`, as a path (and query) on the gateway. */
+export function nextLink(link: string | null): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(",")) {
+    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
+    if (!m || !/rel="?([^"]*\s)?next(\s[^"]*)?"?(;|$)/.test(m[2].trim())) continue;
+    // Absolute or relative, only the path and query are kept: the gateway's address is ours.
+    const u = new URL(m[1], "http://gateway.invalid");
+    return u.pathname + u.search;
+  }
+  return undefined;
 }
 
 export class Api {
@@ -124,8 +146,11 @@ export class Api {
     return this.json<User>("GET", "/me", undefined, true);
   }
 
-  conversations(userId: string) {
-    return this.json<Conversation[]>("GET", `/conversations/user/${enc(userId)}`);
+  /** The first page of the user's conversations, or the page at `next` (from the last one). */
+  async conversations(userId: string, opts: { limit?: number; next?: string } = {}): Promise<ConversationPage> {
+    const path = opts.next ?? `/conversations/user/${enc(userId)}${opts.limit ? `?limit=${opts.limit}` : ""}`;
+    const res = await this.raw("GET", path);
+    return { conversations: (await res.json()) as Conversation[], next: nextLink(res.headers.get("Link")) };
   }
 
   conversation(id: string) {
@@ -134,6 +159,35 @@ export class Api {
 
   createConversation(input: { type: Conversation["type"]; name?: string; members: User[] }) {
     return this.json<Conversation>("POST", "/conversations", input);
+  }
+
+  rename(conversationId: string, name: string | null) {
+    return this.json<Conversation>("PATCH", `/conversations/${enc(conversationId)}`, { name });
+  }
+
+  addMembers(conversationId: string, members: User[]) {
+    return this.json<Conversation>("POST", `/conversations/${enc(conversationId)}/members`, { members });
+  }
+
+  setRole(conversationId: string, userId: string, role: Exclude<Role, "owner">) {
+    return this.json<Conversation>(
+      "PATCH",
+      `/conversations/${enc(conversationId)}/members/${enc(userId)}`,
+      { role },
+    );
+  }
+
+  /** Removes a member, or with the caller's own id, leaves. */
+  removeMember(conversationId: string, userId: string) {
+    return this.json<void>("DELETE", `/conversations/${enc(conversationId)}/members/${enc(userId)}`);
+  }
+
+  markRead(conversationId: string, messageId: string) {
+    return this.json<ReadResult>("POST", `/conversations/${enc(conversationId)}/read`, { messageId });
+  }
+
+  reads(conversationId: string) {
+    return this.json<ReadMarker[]>("GET", `/conversations/${enc(conversationId)}/reads`);
   }
 
   async messages(

@@ -15,13 +15,44 @@ export interface Message {
   clientMessageId?: string;
 }
 
+export type Role = "owner" | "admin" | "member";
+
+/** A member as the lifecycle routes return it; `role` is absent from older servers. */
+export interface Member extends User {
+  role?: Role;
+}
+
 export interface Conversation {
   id: string;
-  name?: string;
+  name?: string | null;
   type: "one_to_one" | "group";
-  members: User[];
+  members: Member[];
   createdAt: string;
   lastMessage?: Message | null;
+  /** Messages from others after the caller's read marker (listing only). */
+  unreadCount?: number;
+  /** The caller's read marker (listing only); null when nothing was read. */
+  lastReadMessageId?: string | null;
+}
+
+/** One member's read marker (`GET /conversations/:id/reads`). */
+export interface ReadMarker {
+  userId: string;
+  lastReadMessageId: string;
+  readAt: string;
+}
+
+/** `conversation:read`: a member's marker moved. */
+export interface ReadEvent extends ReadMarker {
+  conversationId: string;
+}
+
+/** The answer to `POST /conversations/:id/read`. */
+export interface ReadResult {
+  conversationId: string;
+  userId: string;
+  lastReadMessageId: string;
+  unreadCount: number;
 }
 
 export type CallType = "audio" | "video";

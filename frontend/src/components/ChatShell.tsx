@@ -68,9 +68,14 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
 
   const conversation = state.conversations.find((c) => c.id === selected);
 
+  const removed = selected !== null && Boolean(state.removed[selected]);
   useEffect(() => {
-    if (selected && state.conversationsLoaded && !conversation) void chat.ensureConversation(selected);
-  }, [selected, state.conversationsLoaded, conversation, chat]);
+    if (removed) {
+      // Left or removed: back to the list (the notice says why), not to a page that 403s.
+      setSelected(null);
+      history.replaceState(null, "", "/");
+    } else if (selected && state.conversationsLoaded && !conversation) void chat.ensureConversation(selected);
+  }, [selected, removed, state.conversationsLoaded, conversation, chat]);
 
   return (
     <div className={`shell ${selected || creating ? "has-detail" : ""}`}>

@@ -1,5 +1,5 @@
-// The user's conversations, newest activity first, each with its last message and who of
-// its members is online.
+// The user's conversations, newest activity first, each with its last message, its unread
+// count and who of its members is online.
 import type { ChatState } from "../state/chat";
 import { title } from "../state/conversations";
 import { formatTime } from "./format";
@@ -33,6 +33,7 @@ export function ConversationList({ me, state, selected, onSelect, onRetry }: Pro
         const name = title(c, me);
         const onlineOthers = c.members.filter((m) => m.userId !== me && state.online[m.userId]);
         const last = c.lastMessage;
+        const unread = c.id === selected ? 0 : (c.unreadCount ?? 0);
         const lastText = last ? `${last.senderId === me ? "You" : (c.members.find((m) => m.userId === last.senderId)?.displayName ?? last.senderId)}: ${last.body}` : "No messages yet";
         return (
           <li key={c.id}>
@@ -42,20 +43,30 @@ export function ConversationList({ me, state, selected, onSelect, onRetry }: Pro
               aria-current={c.id === selected ? "true" : undefined}
               onClick={() => onSelect(c.id)}
               data-conversation-id={c.id}
+              data-unread={unread}
             >
               <span className="conv-title">
                 <span className={`dot ${onlineOthers.length ? "on" : ""}`} aria-hidden="true" />
                 <span className="name">{name}</span>
                 {last && <time dateTime={last.sentAt}>{formatTime(last.sentAt)}</time>}
+                {unread > 0 && (
+                  <span className="badge" aria-hidden="true">
+                    {unread > 99 ? "99+" : unread}
+                  </span>
+                )}
               </span>
               <span className="conv-last">{lastText}</span>
               <span className="sr-only">
+                {unread > 0 ? `, ${unread} unread ${unread === 1 ? "message" : "messages"}` : ""}
                 {onlineOthers.length ? `, ${onlineOthers.map((m) => m.displayName).join(", ")} online` : ""}
               </span>
             </button>
           </li>
         );
       })}
+      {state.conversationsCapped && (
+        <li className="muted pad">Only your most recently active conversations are listed.</li>
+      )}
     </ul>
   );
 }

@@ -1,13 +1,16 @@
-// One conversation: who is in it and online, its calls, its messages (older pages load as
-// the user scrolls up), who is typing, and the composer.
+// One conversation: who is in it and online, a group's settings, its calls, its messages
+// (older pages load as the user scrolls up, "New messages" and "Seen by"), who is typing,
+// and the composer.
 import { useEffect, useRef, useState } from "react";
 import type { CallController } from "../call/calls";
 import { useStore } from "../state/store";
 import type { ChatController, ChatState } from "../state/chat";
 import { title } from "../state/conversations";
+import { seenBy } from "../state/reads";
 import type { Conversation, User } from "../types";
 import { CallHistory } from "./CallHistory";
 import { Composer } from "./Composer";
+import { GroupSettings } from "./GroupSettings";
 import { MessageList } from "./MessageList";
 import { TypingIndicator } from "./TypingIndicator";
 
@@ -26,11 +29,14 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   const heading = useRef<HTMLHeadingElement>(null);
   const [announcement, setAnnouncement] = useState("");
   const lastSeen = useRef<string | undefined>(undefined);
+  const settingsButton = useRef<HTMLButtonElement>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
   const name = title(conversation, me.userId);
 
   useEffect(() => {
-    void chat.openThread(conversation.id);
+    void chat.open(conversation.id);
     heading.current?.focus();
+    return () => chat.close(conversation.id);
   }, [chat, conversation.id]);
 
   // Announce messages from others as they arrive (not the history loaded on opening).
@@ -46,6 +52,11 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   }, [thread?.loaded, newest, me.userId, conversation.members]);
 
   const members = conversation.members;
+  const seen = seenBy(conversation, confirmed, state.reads[conversation.id], me.userId);
+  const closeSettings = () => {
+    setSettingsOpen(false);
+    requestAnimationFrame(() => settingsButton.current?.focus());
+  };
   const busy = (callState.active !== undefined && callState.active.phase !== "ended") || state.connection !== "online";
 
   return (
@@ -65,6 +76,7 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
                 <li key={m.userId} data-user-id={m.userId} data-online={online}>
                   <span className={`dot ${online ? "on" : ""}`} aria-hidden="true" />
                   {m.userId === me.userId ? `${m.displayName} (you)` : m.displayName}
+                  {m.role && m.role !== "member" && <span className="role-tag">{m.role}</span>}
                   <span className="sr-only">{online ? " online" : " offline"}</span>
                 </li>
               );
@@ -72,6 +84,17 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
           </ul>
         </div>
         <div className="call-buttons">
+          {conversation.type === "group" && (
+            <button
+              type="button"
+              ref={settingsButton}
+              aria-expanded={settingsOpen}
+              aria-controls={settingsOpen ? "group-settings" : undefined}
+              onClick={() => (settingsOpen ? closeSettings() : setSettingsOpen(true))}
+            >
+              Group settings
+            </button>
+          )}
           <button type="button" onClick={() => void calls.start(conversation, "audio")} disabled={busy}>
             Audio call
           </button>
@@ -80,6 +103,9 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
           </button>
         </div>
       </header>
+      {settingsOpen && conversation.type === "group" && (
+        <GroupSettings chat={chat} conversation={conversation} me={me} onClose={closeSettings} />
+      )}
       <CallHistory calls={calls} conversationId={conversation.id} history={callState.history[conversation.id]} />
       {thread?.error && !thread.loaded ? (
         <div className="error pad" role="alert">
@@ -89,7 +115,14 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
           </button>
         </div>
       ) : (
-        <MessageList chat={chat} conversation={conversation} thread={thread} me={me.userId} />
+        <MessageList
+          chat={chat}
+          conversation={conversation}
+          thread={thread}
+          me={me.userId}
+          divider={state.dividers[conversation.id]}
+          seenBy={seen}
+        />
       )}
       <div className="sr-only" role="status" aria-live="polite" aria-atomic="true">
         {announcement}

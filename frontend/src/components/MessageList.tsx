@@ -1,7 +1,8 @@
 // The messages of a conversation, oldest at the top. Scrolling near the top loads the
 // next older page (a button does the same from the keyboard) without moving what the
 // reader is looking at; new messages scroll into view when the reader is at the bottom.
-import { useLayoutEffect, useRef } from "react";
+// "New messages" marks the first unread message at opening; "Seen by" follows the last one.
+import { Fragment, useEffect, useLayoutEffect, useRef } from "react";
 import type { ChatController } from "../state/chat";
 import type { Thread } from "../state/thread";
 import type { Conversation } from "../types";
@@ -12,13 +13,18 @@ interface Props {
   conversation: Conversation;
   thread: Thread | undefined;
   me: string;
+  /** The id of the message "New messages" goes before. */
+  divider?: string;
+  /** Who (besides the author) has read up to the last message. */
+  seenBy?: string[];
 }
 
 const NEAR_TOP_PX = 80;
 const NEAR_BOTTOM_PX = 120;
 
-export function MessageList({ chat, conversation, thread, me }: Props) {
+export function MessageList({ chat, conversation, thread, me, divider, seenBy = [] }: Props) {
   const box = useRef<HTMLDivElement>(null);
+  const dividerRef = useRef<HTMLLIElement>(null);
   const prev = useRef({ first: "", last: "", height: 0, atBottom: true });
   const messages = thread?.messages ?? [];
   const first = messages[0]?.id ?? "";
@@ -36,6 +42,11 @@ export function MessageList({ chat, conversation, thread, me }: Props) {
     }
     prev.current = { first, last: last?.id ?? "", height: el.scrollHeight, atBottom: p.atBottom };
   });
+
+  // Opening at the first unread message rather than the bottom, when it is out of sight.
+  useEffect(() => {
+    if (divider) dividerRef.current?.scrollIntoView?.({ block: "nearest" });
+  }, [divider]);
 
   const onScroll = () => {
     const el = box.current;
@@ -71,15 +82,26 @@ export function MessageList({ chat, conversation, thread, me }: Props) {
           ) : (
             <ol className="message-list" aria-label="Messages">
               {messages.map((m) => (
-                <MessageItem
-                  key={m.clientMessageId && m.delivery !== "sent" ? `local:${m.clientMessageId}` : m.id}
-                  chat={chat}
-                  message={m}
-                  mine={m.senderId === me}
-                  sender={names.get(m.senderId) ?? m.senderId}
-                />
+                <Fragment key={m.clientMessageId && m.delivery !== "sent" ? `local:${m.clientMessageId}` : m.id}>
+                  {m.id === divider && (
+                    <li className="new-divider" ref={dividerRef} data-testid="new-divider">
+                      <span>New messages</span>
+                    </li>
+                  )}
+                  <MessageItem
+                    chat={chat}
+                    message={m}
+                    mine={m.senderId === me}
+                    sender={names.get(m.senderId) ?? m.senderId}
+                  />
+                </Fragment>
               ))}
             </ol>
+          )}
+          {seenBy.length > 0 && (
+            <p className="seen-by" data-testid="seen-by">
+              Seen by {seenBy.join(", ")}
+            </p>
           )}
         </>
       )}

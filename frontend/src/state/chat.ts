@@ -1,15 +1,19 @@
-// Conversations, messages, presence and typing for the signed-in user: the REST calls,
-// the live events, optimistic sends reconciled by `clientMessageId`, and catching up
-// after a lost connection.
+// Conversations, messages, presence, typing and read state for the signed-in user: the REST
+// calls, the live events, optimistic sends reconciled by `clientMessageId`, group settings,
+// and catching up after a lost connection.
 import type { Socket } from "socket.io-client";
 import { Api, ApiError, NetworkError, describeError } from "../api";
-import type { Conversation, Message, TypingEvent, User } from "../types";
+import type { Conversation, Message, ReadEvent, Role, TypingEvent, User } from "../types";
 import type { ConnectionState } from "../realtime";
 import * as conv from "./conversations";
+import * as rd from "./reads";
 import * as th from "./thread";
 import { Store } from "./store";
 
 export const PAGE_SIZE = 50;
+/** The listing is read in pages of this many, following `rel="next"` up to the cap. */
+export const CONVERSATION_PAGE = 100;
+export const CONVERSATION_PAGES_MAX = 10;
 /** Typing notices are repeated this often while typing, and forgotten after TYPING_TTL_MS. */
 const TYPING_REPEAT_MS = 2000;
 const TYPING_IDLE_MS = 3000;
@@ -25,7 +29,15 @@ export interface ChatState {
   /** Who is typing, by conversation then user id, with when it was last heard. */
   typing: Record<string, Record<string, { displayName: string; at: number }>>;
   connection: ConnectionState;
-  /** The last failed action, for an alert. */
+  /** Read markers of the members of open small conversations ("seen by"), by conversation. */
+  reads: Record<string, rd.Markers>;
+  /** Where "New messages" goes in each opened conversation (the first unread message's id). */
+  dividers: Record<string, string | undefined>;
+  /** Conversations the user left or was removed from: closed, and ignored from then on. */
+  removed: Record<string, true>;
+  /** More conversations exist than the listing reads (past the page cap). */
+  conversationsCapped?: boolean;
+  /** The last failed action (or a conversation closed under the user), for an alert. */
   notice?: string;
 }
 
@@ -35,6 +47,9 @@ export const initialChatState: ChatState = {
   threads: {},
   online: {},
   typing: {},
+  reads: {},
+  dividers: {},
+  removed: {},
   connection: "connecting",
 };
 
@@ -49,6 +64,14 @@ export class ChatController {
   private socket: Socket | null = null;
   private typingSent: Record<string, { at: number; idle?: ReturnType<typeof setTimeout> }> = {};
   private sweep?: ReturnType<typeof setInterval>;
+  /** The conversation on screen, what the list said of it then, and whether the tab is seen. */
+  private active: string | null = null;
+  private opened: rd.OpenedState | undefined;
+  private visible = typeof document === "undefined" || document.visibilityState !== "hidden";
+  /** The message a read is being posted for, by conversation (one request at a time). */
+  private readPosting: Record<string, string> = {};
+  private leaving = new Set<string>();
+  private listRun = 0;
 
   constructor(
     readonly api: Api,
@@ -63,11 +86,17 @@ export class ChatController {
     socket.on("message:deleted", (m: Message) => this.onDeleted(m));
     socket.on("presence:update", (users: User[]) => this.onPresence(users));
     socket.on("typing:update", (t: TypingEvent) => this.onTyping(t));
+    socket.on("conversation:created", (c: Conversation) => this.onConversationCreated(c));
+    socket.on("conversation:updated", (c: Conversation) => this.onConversationUpdated(c));
+    socket.on("conversation:removed", (r: { conversationId: string }) => this.onConversationRemoved(r.conversationId));
+    socket.on("conversation:read", (r: ReadEvent) => this.onRead(r));
+    if (typeof document !== "undefined") document.addEventListener("visibilitychange", this.onVisibility);
     this.sweep = setInterval(() => this.expireTyping(), 1000);
     void this.loadConversations();
   }
 
   detach() {
+    if (typeof document !== "undefined") document.removeEventListener("visibilitychange", this.onVisibility);
     clearInterval(this.sweep);
     for (const t of Object.values(this.typingSent)) clearTimeout(t.idle);
     this.socket = null;
@@ -94,17 +123,45 @@ export class ChatController {
     this.store.set({ notice: undefined });
   }
 
+  /**
+   * The listing: the first page shown at once, then the next ones (`rel="next"`) appended,
+   * up to CONVERSATION_PAGES_MAX pages. A newer call (a reconnect) supersedes a running one.
+   */
   async loadConversations() {
+    const run = ++this.listRun;
+    let next: string | undefined;
     try {
-      const list = await this.api.conversations(this.me.userId);
-      this.store.set({
-        conversations: conv.sortByActivity(list),
+      const first = await this.api.conversations(this.me.userId, { limit: CONVERSATION_PAGE });
+      if (run !== this.listRun) return;
+      const ids = new Set(first.conversations.map((c) => c.id));
+      this.store.set((s) => ({
+        ...s,
+        conversations: conv.sortByActivity(first.conversations),
+        removed: Object.fromEntries(Object.entries(s.removed).filter(([id]) => !ids.has(id))),
         conversationsLoaded: true,
         conversationsError: undefined,
-      });
+        conversationsCapped: false,
+      }));
+      next = first.next;
     } catch (e) {
-      this.store.set({ conversationsError: describeError(e), conversationsLoaded: true });
+      if (run === this.listRun) this.store.set({ conversationsError: describeError(e), conversationsLoaded: true });
+      return;
     }
+    for (let page = 1; next && page < CONVERSATION_PAGES_MAX; page++) {
+      try {
+        const more = await this.api.conversations(this.me.userId, { next });
+        if (run !== this.listRun) return;
+        this.store.set((s) => ({
+          ...s,
+          conversations: conv.sortByActivity(conv.appendPage(s.conversations, more.conversations)),
+        }));
+        next = more.next;
+      } catch (e) {
+        if (run === this.listRun) this.notify(e);
+        return;
+      }
+    }
+    if (next && run === this.listRun) this.store.set({ conversationsCapped: true });
   }
 
   /** Fetches a conversation that is not in the list yet (opened by link, or just created). */
@@ -125,6 +182,107 @@ export class ChatController {
     const c = await this.api.createConversation(input);
     this.store.set((s) => ({ ...s, conversations: conv.upsert(s.conversations, c) }));
     return c;
+  }
+
+  /**
+   * The user opened a conversation: its messages, where "New messages" goes (from the
+   * list's read state at this moment), the members' markers for "seen by", and a read.
+   */
+  async open(id: string) {
+    this.active = id;
+    const c = this.store.get().conversations.find((x) => x.id === id);
+    const opened = { lastReadMessageId: c?.lastReadMessageId ?? null, unreadCount: c?.unreadCount ?? 0 };
+    this.opened = opened;
+    this.store.set((s) => ({ ...s, dividers: { ...s.dividers, [id]: undefined } }));
+    if (c && c.members.length <= rd.SEEN_BY_MAX_MEMBERS) void this.loadReads(id);
+    await this.openThread(id);
+    if (this.active !== id || this.opened !== opened) return;
+    const divider = rd.firstUnread(this.confirmed(id), opened, this.me.userId);
+    this.store.set((s) => ({ ...s, dividers: { ...s.dividers, [id]: divider } }));
+    void this.markRead(id);
+  }
+
+  /** The conversation left the screen. */
+  close(id: string) {
+    if (this.active === id) this.active = null;
+  }
+
+  private confirmed(id: string): Message[] {
+    return this.thread(id).messages.filter((m) => m.delivery === "sent");
+  }
+
+  private reading(id: string): boolean {
+    return this.active === id && this.visible && this.thread(id).loaded;
+  }
+
+  private onVisibility = () => {
+    this.visible = document.visibilityState !== "hidden";
+    if (this.visible && this.active) void this.markRead(this.active);
+  };
+
+  /** Marks the newest message of the open conversation read, when the user can see it. */
+  async markRead(id: string) {
+    if (!this.reading(id)) return;
+    const confirmed = this.confirmed(id);
+    const newest = confirmed[confirmed.length - 1];
+    const c = this.store.get().conversations.find((x) => x.id === id);
+    if (!newest || !c || this.readPosting[id] === newest.id) return;
+    if (c.lastReadMessageId === newest.id && !c.unreadCount) return;
+    this.readPosting[id] = newest.id;
+    try {
+      const r = await this.api.markRead(id, newest.id);
+      this.store.set((s) => ({ ...s, conversations: conv.update(s.conversations, id, (c) => rd.applyReadResult(c, r)) }));
+    } catch {
+      // Not worth an alert: the message may be gone, or the user no longer a member; the
+      // next message or opening tries again.
+    } finally {
+      if (this.readPosting[id] === newest.id) delete this.readPosting[id];
+    }
+  }
+
+  private async loadReads(id: string) {
+    try {
+      const list = await this.api.reads(id);
+      if (this.store.get().removed[id]) return;
+      this.store.set((s) => ({ ...s, reads: { ...s.reads, [id]: rd.markersFrom(list) } }));
+    } catch {
+      // "Seen by" is a nicety: without the markers it is not shown.
+    }
+  }
+
+  /** Renames a group (null or empty clears the name). Errors are thrown for the form. */
+  async rename(id: string, name: string | null) {
+    const c = await this.api.rename(id, name && name.trim() ? name.trim() : null);
+    this.store.set((s) => ({ ...s, conversations: conv.upsert(s.conversations, c) }));
+  }
+
+  async addMembers(id: string, members: User[]) {
+    const c = await this.api.addMembers(id, members);
+    this.store.set((s) => ({ ...s, conversations: conv.upsert(s.conversations, c) }));
+  }
+
+  async setRole(id: string, userId: string, role: Exclude<Role, "owner">) {
+    const c = await this.api.setRole(id, userId, role);
+    this.store.set((s) => ({ ...s, conversations: conv.upsert(s.conversations, c) }));
+  }
+
+  /** Removes someone else; the `conversation:updated` that follows brings the truth. */
+  async removeMember(id: string, userId: string) {
+    await this.api.removeMember(id, userId);
+    this.store.set((s) => ({
+      ...s,
+      conversations: conv.update(s.conversations, id, (c) => ({ ...c, members: c.members.filter((m) => m.userId !== userId) })),
+    }));
+  }
+
+  async leave(id: string) {
+    this.leaving.add(id);
+    try {
+      await this.api.removeMember(id, this.me.userId);
+      this.onConversationRemoved(id);
+    } finally {
+      this.leaving.delete(id);
+    }
   }
 
   /** The newest page of a conversation (on opening it, and when catching up). */
@@ -267,6 +425,9 @@ export class ChatController {
         if (m.delivery === "failed" && m.clientMessageId) void this.retry(id, m.clientMessageId);
       }
     }
+    // Read markers moved while away; what arrived in the open conversation is now read.
+    for (const id of Object.keys(this.store.get().reads)) void this.loadReads(id);
+    if (this.active) void this.markRead(this.active);
   }
 
   private async catchUpThread(id: string) {
@@ -292,17 +453,79 @@ export class ChatController {
   }
 
   private onCreated(m: Message) {
-    this.setThread(m.conversationId, (t) => (t.loaded || t.messages.length ? th.appendNewer(t, [m]) : t));
+    const id = m.conversationId;
+    if (this.store.get().removed[id]) return;
+    this.setThread(id, (t) => (t.loaded || t.messages.length ? th.appendNewer(t, [m]) : t));
+    const reading = this.reading(id);
+    const counted = (list: Conversation[]) =>
+      conv.withMessage(conv.update(list, id, (c) => rd.countMessage(c, m, this.me.userId, reading)), m);
     const s = this.store.get();
-    if (!s.conversations.some((c) => c.id === m.conversationId)) {
-      // A conversation someone else started with us: fetch it for the list.
-      void this.ensureConversation(m.conversationId).then(() =>
-        this.store.set((s) => ({ ...s, conversations: conv.withMessage(s.conversations, m) })),
-      );
+    if (!s.conversations.some((c) => c.id === id)) {
+      // A conversation whose `conversation:created` was missed: fetch it for the list.
+      void this.ensureConversation(id).then(() => this.store.set((s) => ({ ...s, conversations: counted(s.conversations) })));
     } else {
-      this.store.set((s) => ({ ...s, conversations: conv.withMessage(s.conversations, m) }));
+      this.store.set((s) => ({ ...s, conversations: counted(s.conversations) }));
     }
-    this.clearTyping(m.conversationId, m.senderId);
+    this.clearTyping(id, m.senderId);
+    if (reading && m.senderId !== this.me.userId) void this.markRead(id);
+  }
+
+  private onConversationCreated(c: Conversation) {
+    this.store.set((s) => {
+      const { [c.id]: _, ...removed } = s.removed;
+      return { ...s, removed, conversations: conv.upsert(s.conversations, c) };
+    });
+  }
+
+  private onConversationUpdated(c: Conversation) {
+    if (this.store.get().removed[c.id]) return;
+    if (!c.members.some((m) => m.userId === this.me.userId)) return this.onConversationRemoved(c.id);
+    this.store.set((s) => ({ ...s, conversations: conv.upsert(s.conversations, c) }));
+  }
+
+  /** The user left or was removed: the conversation goes, and closes with a notice if open. */
+  private onConversationRemoved(id: string) {
+    const s0 = this.store.get();
+    const c = s0.conversations.find((x) => x.id === id);
+    if (s0.removed[id] && !c) return;
+    const wasOpen = this.active === id;
+    if (wasOpen) this.active = null;
+    const name = c ? conv.title(c, this.me.userId) : "the conversation";
+    const notice = this.leaving.has(id)
+      ? `You left “${name}”.`
+      : wasOpen
+        ? `You were removed from “${name}”.`
+        : s0.notice;
+    delete this.readPosting[id];
+    this.store.set((s) => {
+      const { [id]: _t, ...threads } = s.threads;
+      const { [id]: _r, ...reads } = s.reads;
+      const { [id]: _y, ...typing } = s.typing;
+      return {
+        ...s,
+        conversations: conv.without(s.conversations, id),
+        threads,
+        reads,
+        typing,
+        removed: { ...s.removed, [id]: true },
+        notice,
+      };
+    });
+  }
+
+  private onRead(ev: ReadEvent) {
+    const id = ev.conversationId;
+    if (this.store.get().removed[id]) return;
+    const t = this.thread(id);
+    const loaded = t.loaded ? this.confirmed(id) : undefined;
+    this.store.set((s) => ({
+      ...s,
+      conversations:
+        ev.userId === this.me.userId
+          ? conv.update(s.conversations, id, (c) => rd.applyOwnRead(c, ev, this.me.userId, loaded))
+          : s.conversations,
+      reads: s.reads[id] ? { ...s.reads, [id]: rd.withMarker(s.reads[id], ev, loaded) } : s.reads,
+    }));
   }
 
   private onUpdated(m: Message) {

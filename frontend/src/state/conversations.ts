@@ -9,11 +9,40 @@ export function sortByActivity(list: Conversation[]): Conversation[] {
   return [...list].sort((a, b) => (activity(a) < activity(b) ? 1 : activity(a) > activity(b) ? -1 : 0));
 }
 
-/** Adds or replaces a conversation, keeping the list ordered. */
+/**
+ * Adds or replaces a conversation with the server's copy (an answer, `conversation:created`
+ * or `updated`), keeping the list ordered. The copy is the truth for the name (absent when
+ * cleared) and the members; what only the listing carries (last message, read state) is
+ * kept when the copy lacks it.
+ */
 export function upsert(list: Conversation[], c: Conversation): Conversation[] {
   const existing = list.find((x) => x.id === c.id);
-  const merged = existing ? { ...existing, ...c, lastMessage: c.lastMessage ?? existing.lastMessage } : c;
+  const merged = existing
+    ? {
+        ...existing,
+        ...c,
+        name: c.name,
+        lastMessage: c.lastMessage ?? existing.lastMessage,
+        unreadCount: c.unreadCount ?? existing.unreadCount,
+        lastReadMessageId: c.lastReadMessageId !== undefined ? c.lastReadMessageId : existing.lastReadMessageId,
+      }
+    : c;
   return sortByActivity([...list.filter((x) => x.id !== c.id), merged]);
+}
+
+export function without(list: Conversation[], id: string): Conversation[] {
+  return list.some((c) => c.id === id) ? list.filter((c) => c.id !== id) : list;
+}
+
+/** Changes one conversation in place (no reordering). */
+export function update(list: Conversation[], id: string, f: (c: Conversation) => Conversation): Conversation[] {
+  return list.map((c) => (c.id === id ? f(c) : c));
+}
+
+/** Pages of the listing joined: a conversation that moved up between pages shows once. */
+export function appendPage(list: Conversation[], page: Conversation[]): Conversation[] {
+  const have = new Set(list.map((c) => c.id));
+  return [...list, ...page.filter((c) => !have.has(c.id))];
 }
 
 /** A new message becomes its conversation's last one when it is newer. */
