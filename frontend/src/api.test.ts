@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { Api, ApiError, NetworkError, describeError } from "./api";
+import { Api, ApiError, NetworkError, describeError, nextLink } from "./api";
 import { loadConfig } from "./config";
 
 function reply(status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -19,6 +19,24 @@ describe("Api", () => {
     const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
     expect(url).toBe("http://gw/conversations/c%201/messages?limit=50&before=m9");
     expect((init.headers as Record<string, string>).Authorization).toBe("Bearer t0k");
+  });
+
+  it("follows the listing's Link rel=\"next\" on the gateway, whatever host it names", async () => {
+    expect(nextLink('<http://chat:3001/conversations/user/a?limit=100&cursor=x>; rel="next"')).toBe(
+      "/conversations/user/a?limit=100&cursor=x",
+    );
+    expect(nextLink('</c?before=1>; rel="prev", </c?cursor=2>; rel=next')).toBe("/c?cursor=2");
+    expect(nextLink('</c?before=1>; rel="prev"')).toBeUndefined();
+    expect(nextLink(null)).toBeUndefined();
+    const fetch = vi.fn(async () => reply(200, [], { Link: '</conversations/user/a?cursor=z>; rel="next"' }));
+    const api = new Api("http://gw", fetch as unknown as typeof globalThis.fetch);
+    const page = await api.conversations("a", { limit: 100 });
+    expect(page.next).toBe("/conversations/user/a?cursor=z");
+    await api.conversations("a", { next: page.next });
+    expect(fetch.mock.calls.map((c) => (c as unknown as [string])[0])).toEqual([
+      "http://gw/conversations/user/a?limit=100",
+      "http://gw/conversations/user/a?cursor=z",
+    ]);
   });
 
   it("turns the contract's error body into an ApiError", async () => {

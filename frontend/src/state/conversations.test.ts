@@ -47,3 +47,20 @@ describe("conversation list", () => {
     expect(conv.upsert([c("a", "")], c("a", "", { name: "Renamed" }))[0].name).toBe("Renamed");
   });
 });
+
+describe("conversation events and pages", () => {
+  it("takes the server's copy for the name and members, keeping the list's read state", () => {
+    const mine = c("a", "", { name: "Team", unreadCount: 3, lastReadMessageId: "m1", lastMessage: m("a", "2026-01-02T00:00:00.000Z") });
+    const [renamedAway] = conv.upsert([mine], c("a", "", { members: [{ userId: "alice", displayName: "Alice" }] }));
+    expect(renamedAway.name).toBeUndefined();
+    expect(renamedAway.members).toHaveLength(1);
+    expect(renamedAway).toMatchObject({ unreadCount: 3, lastReadMessageId: "m1" });
+    expect(renamedAway.lastMessage?.id).toBe("m");
+    expect(conv.without([mine], "a")).toEqual([]);
+  });
+
+  it("joins pages without repeating a conversation that moved up meanwhile", () => {
+    const joined = conv.appendPage([c("a", ""), c("b", "")], [c("b", ""), c("d", "")]);
+    expect(joined.map((x) => x.id)).toEqual(["a", "b", "d"]);
+  });
+});

@@ -1,6 +1,6 @@
 // In-memory stand-ins for component tests only: the gateway's HTTP routes (enough of the
 // contract for the UI) and a Socket.IO client socket the test drives.
-import type { Call, Conversation, Message, User } from "../types";
+import type { Call, Conversation, Member, Message, ReadMarker, User } from "../types";
 
 type Handler = (...args: any[]) => void;
 
@@ -51,6 +51,12 @@ export class FakeGateway {
   identity = true;
   /** The next N requests fail as if the network were down. */
   failNext = 0;
+  /** Read markers by conversation and user. */
+  reads: Record<string, Record<string, ReadMarker>> = {};
+  /** The listing's page size when set (pages follow with `Link: rel="next"`). */
+  listPage = 0;
+  /** Who the bearer token stands for. */
+  caller = "alice";
   /** Requests to hold until released (to see optimistic states). */
   hold: ((path: string, method: string) => boolean) | null = null;
   private held: (() => void)[] = [];
@@ -71,6 +77,18 @@ export class FakeGateway {
     const c: Conversation = { id: `c${++this.seq}`, type: "one_to_one", members, createdAt: now(), ...extra };
     this.conversations.push(c);
     return c;
+  }
+
+  setRead(conversationId: string, userId: string, messageId: string) {
+    (this.reads[conversationId] ??= {})[userId] = { userId, lastReadMessageId: messageId, readAt: now() };
+  }
+
+  /** The listing's read state for one user, as the server computes it. */
+  readState(c: Conversation, userId: string) {
+    const all = this.messages.filter((m) => m.conversationId === c.id);
+    const marker = this.reads[c.id]?.[userId]?.lastReadMessageId ?? null;
+    const from = marker ? all.findIndex((m) => m.id === marker) + 1 : 0;
+    return { unreadCount: all.slice(from).filter((m) => m.senderId !== userId).length, lastReadMessageId: marker };
   }
 
   fetch = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
@@ -110,12 +128,34 @@ export class FakeGateway {
       if (p[1] === "user") {
         const list = this.conversations
           .filter((c) => c.members.some((m) => m.userId === p[2]))
-          .map((c) => ({ ...c, lastMessage: this.messages.filter((m) => m.conversationId === c.id).at(-1) ?? null }));
-        return json(200, list);
+          .map((c) => ({
+            ...c,
+            lastMessage: this.messages.filter((m) => m.conversationId === c.id).at(-1) ?? null,
+            ...this.readState(c, p[2]),
+          }));
+        if (!this.listPage) return json(200, list);
+        const from = Number(url.searchParams.get("cursor") ?? 0);
+        const page = list.slice(from, from + this.listPage);
+        const more = from + this.listPage < list.length;
+        const next = `<${url.pathname}?limit=${this.listPage}&cursor=${from + this.listPage}>; rel="next"`;
+        return json(200, page, more ? { Link: next } : {});
       }
       const c = this.conversations.find((x) => x.id === p[1]);
       if (!c) return error(404, `conversation ${p[1]} not found`);
+      if (p.length === 2 && method === "PATCH") {
+        if (!this.manages(c)) return error(403, "only an owner or admin may rename");
+        if (body.name) c.name = body.name;
+        else delete c.name;
+        return json(200, c);
+      }
       if (p.length === 2) return json(200, c);
+      if (p[2] === "members") return this.members(c, method, p[3], body);
+      if (p[2] === "read") {
+        if (!this.messages.some((m) => m.id === body.messageId && m.conversationId === c.id)) return error(404, "message not found");
+        this.setRead(c.id, this.caller, body.messageId);
+        return json(200, { conversationId: c.id, userId: this.caller, ...this.readState(c, this.caller) });
+      }
+      if (p[2] === "reads") return json(200, Object.values(this.reads[c.id] ?? {}));
       const all = this.messages.filter((m) => m.conversationId === c.id);
       if (p.length === 3 && method === "GET") {
         const limit = Number(url.searchParams.get("limit") ?? 100);
@@ -160,5 +200,36 @@ export class FakeGateway {
       if (p[2] === "signals") return method === "POST" ? json(201, { status: "ok" }) : json(200, []);
     }
     return error(404, `cannot ${url.pathname}: no such route`);
+  }
+
+  private role(c: Conversation, userId: string) {
+    return c.members.find((m) => m.userId === userId)?.role;
+  }
+
+  private manages(c: Conversation) {
+    const r = this.role(c, this.caller);
+    return r === "owner" || r === "admin";
+  }
+
+  private members(c: Conversation, method: string, target: string | undefined, body: any): Response {
+    if (method === "POST") {
+      if (!this.manages(c)) return error(403, "only an owner or admin may add members");
+      for (const m of body.members as User[]) {
+        if (!c.members.some((x) => x.userId === m.userId)) c.members.push({ ...m, role: "member" });
+      }
+      return json(200, c);
+    }
+    const m = c.members.find((x) => x.userId === target);
+    if (!m) return error(404, `${target} is not a member`);
+    if (method === "PATCH") {
+      if (this.role(c, this.caller) !== "owner") return error(403, "only the owner may change roles");
+      (m as Member).role = body.role;
+      return json(200, c);
+    }
+    if (target !== this.caller && (!this.manages(c) || (m.role === "owner" && this.role(c, this.caller) !== "owner"))) {
+      return error(403, "an admin cannot remove the owner");
+    }
+    c.members = c.members.filter((x) => x !== m);
+    return new Response(null, { status: 204 });
   }
 }
