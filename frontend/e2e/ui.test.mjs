@@ -1,7 +1,9 @@
 // End-to-end test of the browser UI against the real stack (started by scripts/test-ui.sh):
 // two users in two Chromium contexts sign up, start a conversation, chat live (typing,
 // presence, edits, deletes, paging, a lost connection) and make a video call with
-// Chromium's fake camera and microphone that connects on both sides.
+// Chromium's fake camera and microphone that connects on both sides. Then three other
+// users live in a group: created, renamed, one added and removed mid-conversation, roles,
+// unread badges counted and cleared across two tabs of the same user, "seen by".
 //
 // Environment: WEB_URL (the web server), GATEWAY_URL, CHROMIUM_BIN (default
 // /usr/bin/chromium), UI_ARTIFACTS (screenshots; default ../target/ui-artifacts).
@@ -23,6 +25,8 @@ const alice = { userId: `alice-${run}`, displayName: "Alice", password: "alice-p
 const bob = { userId: `bob-${run}`, displayName: "Bob", password: "bob-password-12" };
 
 let browser;
+/** A new browser context, the size of a laptop screen, camera and microphone allowed. */
+let newContext;
 let a; // Alice's page
 let b; // Bob's page
 /** Bob's realtime link can be cut to test a lost connection. */
@@ -73,8 +77,9 @@ before(async () => {
       "--no-sandbox",
     ],
   });
-  const ctx = () =>
+  newContext = () =>
     browser.newContext({ viewport: { width: 1200, height: 800 }, permissions: ["camera", "microphone"] });
+  const ctx = newContext;
   a = await (await ctx()).newPage();
   const bctx = await ctx();
   // Bob's Socket.IO traffic goes through these routes so the test can take it down.
@@ -85,14 +90,35 @@ before(async () => {
     bobLink.sockets.push(ws);
   });
   b = await bctx.newPage();
-  for (const [who, page] of [["alice", a], ["bob", b]]) {
-    page.on("pageerror", (e) => pageProblems.push(`[${who}] page error: ${e.stack ?? e.message}`));
-    page.on("console", (msg) => {
-      if (msg.type() !== "error" || expectedConsoleError(who, msg)) return;
-      pageProblems.push(`[${who}] console error: ${msg.text()} (${msg.location()?.url ?? "?"})`);
-    });
-  }
+  for (const [who, page] of [["alice", a], ["bob", b]]) watch(who, page);
 });
+
+/** Collects a page's uncaught exceptions and unexpected console errors for the last test. */
+function watch(who, page) {
+  page.on("pageerror", (e) => pageProblems.push(`[${who}] page error: ${e.stack ?? e.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() !== "error" || expectedConsoleError(who, msg)) return;
+    pageProblems.push(`[${who}] console error: ${msg.text()} (${msg.location()?.url ?? "?"})`);
+  });
+}
+
+/**
+ * Steps of one scenario: each builds on the one before, so after a failure the rest are
+ * skipped, and `pages` are saved as they were (failure-<name>.png).
+ */
+function stepper(t, pages) {
+  let failed = false;
+  return (name, fn) =>
+    t.test(name, { skip: failed && "an earlier step failed" }, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = true;
+        for (const [who, page] of Object.entries(pages)) await shot(page, `failure-${who}`).catch(() => {});
+        throw e;
+      }
+    });
+}
 
 after(async () => {
   await browser?.close();
@@ -131,20 +157,7 @@ async function send(page, text) {
 }
 
 test("two users chat live and make a video call in Chromium", async (t) => {
-  // Each step builds on the one before: after a failure the rest are skipped, and both
-  // pages are saved as they were.
-  let failed = false;
-  const step = (name, fn) =>
-    t.test(name, { skip: failed && "an earlier step failed" }, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        await shot(a, "failure-alice").catch(() => {});
-        await shot(b, "failure-bob").catch(() => {});
-        throw e;
-      }
-    });
+  const step = stepper(t, { alice: a, bob: b });
   let mode;
   let conversationUrl;
 
@@ -327,6 +340,176 @@ test("two users chat live and make a video call in Chromium", async (t) => {
   });
 
   console.log(`# screenshots: ${ARTIFACTS}`);
+});
+
+/** The conversation list's entry whose title contains `name`. */
+function entry(page, name) {
+  return page.locator(".conv-item", { has: page.locator(".name", { hasText: name }) });
+}
+
+test("three users: a group's members come and go, unread badges across two tabs", async (t) => {
+  const ann = { userId: `ann-${run}`, displayName: "Ann", password: "ann-password-1" };
+  const ben = { userId: `ben-${run}`, displayName: "Ben", password: "ben-password-1" };
+  const cat = { userId: `cat-${run}`, displayName: "Cat", password: "cat-password-1" };
+  const annCtx = await newContext();
+  const a1 = await annCtx.newPage(); // Ann's first tab
+  let a2; // Ann's second tab, same browser context (same session)
+  const bp = await (await newContext()).newPage();
+  const cp = await (await newContext()).newPage();
+  for (const [who, page] of [["ann", a1], ["ben", bp], ["cat", cp]]) watch(who, page);
+  const pages = { ann: a1, ben: bp, cat: cp };
+  const step = stepper(t, pages);
+  const settings = (page) => page.getByRole("region", { name: "Group settings" });
+  const openSettings = async (page) => {
+    if (!(await settings(page).isVisible())) await page.getByRole("button", { name: "Group settings" }).click();
+    return settings(page);
+  };
+  let mode;
+
+  await step("three users sign up", async () => {
+    mode = await signUp(a1, ann, false);
+    await signUp(bp, ben, false);
+    await signUp(cp, cat, false);
+  });
+  if (mode !== "token") {
+    // The lifecycle and read routes need a signed-in caller in every mode.
+    t.skip("the server has no accounts (compat mode): group settings and read state need a token");
+    return;
+  }
+
+  await step("a group someone else creates appears at once, without a message", async () => {
+    await a1.getByRole("button", { name: "New conversation" }).click();
+    await a1.getByLabel("Group", { exact: true }).check();
+    await a1.getByLabel("Group name (optional)").fill("Launch");
+    await a1.getByLabel("User id of member 1").fill(ben.userId);
+    await a1.getByLabel("Display name (optional)").fill(ben.displayName);
+    await a1.getByRole("button", { name: "Start conversation" }).click();
+    await a1.getByRole("heading", { name: "Launch", level: 2 }).waitFor({ timeout: WAIT });
+    await entry(bp, "Launch").locator(".conv-last", { hasText: "No messages yet" }).waitFor({ timeout: WAIT });
+  });
+
+  await step("a rename is seen by the others", async () => {
+    const panel = await openSettings(a1);
+    await panel.getByLabel("Group name").fill("Launch plan");
+    await panel.getByRole("button", { name: "Rename" }).click();
+    await a1.getByRole("heading", { name: "Launch plan", level: 2 }).waitFor({ timeout: WAIT });
+    await entry(bp, "Launch plan").waitFor({ timeout: WAIT });
+    await entry(bp, "Launch plan").click();
+    await bp.getByRole("heading", { name: "Launch plan", level: 2 }).waitFor({ timeout: WAIT });
+    // Ben is a member: no settings but leaving.
+    const bens = await openSettings(bp);
+    assert.equal(await bens.getByLabel("Group name").count(), 0);
+    assert.equal(await bens.getByRole("button", { name: "Leave group" }).count(), 1);
+    await bens.getByRole("button", { name: "Close settings" }).click();
+  });
+
+  await step("someone added mid-conversation sees the group at once and its new messages", async () => {
+    await send(a1, "before Cat");
+    await message(bp, "before Cat").waitFor({ timeout: WAIT });
+    const panel = await openSettings(a1);
+    await panel.getByLabel("User id to add").fill(cat.userId);
+    await panel.getByLabel("Their display name (optional)").fill(cat.displayName);
+    await panel.getByRole("button", { name: "Add to group" }).click();
+    await panel.locator(`li[data-user-id="${cat.userId}"]`).waitFor({ timeout: WAIT });
+    await shot(a1, "10-group-settings");
+    await entry(cp, "Launch plan").waitFor({ timeout: WAIT });
+    await entry(cp, "Launch plan").click();
+    await cp.getByRole("heading", { name: "Launch plan", level: 2 }).waitFor({ timeout: WAIT });
+    // Everyone's member list follows.
+    await bp.locator(`.members li[data-user-id="${cat.userId}"]`).waitFor({ timeout: WAIT });
+    await send(bp, "welcome Cat");
+    await message(cp, "welcome Cat").waitFor({ timeout: WAIT });
+    await message(a1, "welcome Cat").waitFor({ timeout: WAIT });
+    // Ann's open tab marked it read (Ben sees it), so nothing is unread for her yet.
+    await bp.getByTestId("seen-by").filter({ hasText: /Ann/ }).waitFor({ timeout: WAIT });
+  });
+
+  await step("unread badges are counted and cleared across two tabs of the same user", async () => {
+    // Both of Ann's tabs on the list, no conversation open.
+    await a1.goto(WEB_URL);
+    a2 = await annCtx.newPage();
+    watch("ann-tab-2", a2);
+    pages["ann-tab-2"] = a2;
+    await a2.goto(WEB_URL);
+    for (const page of [a1, a2]) await entry(page, "Launch plan").waitFor({ timeout: WAIT });
+    await entry(a1, "Launch plan").locator(".badge").waitFor({ state: "detached", timeout: WAIT });
+    await send(bp, "unread one");
+    await send(bp, "unread two");
+    for (const page of [a1, a2]) {
+      await page.locator('.conv-item[data-unread="2"]', { hasText: "Launch plan" }).waitFor({ timeout: WAIT });
+      assert.equal(await entry(page, "Launch plan").locator(".badge").innerText(), "2");
+    }
+    await shot(a2, "11-unread-badges");
+    // Reading in the first tab clears the badge in the second.
+    await entry(a1, "Launch plan").click();
+    await message(a1, "unread two").waitFor({ timeout: WAIT });
+    const divider = a1.getByTestId("new-divider");
+    await divider.waitFor({ timeout: WAIT });
+    assert.equal(
+      await divider.evaluate((el) => el.nextElementSibling?.querySelector("p.body")?.textContent),
+      "unread one",
+      "New messages goes before the first unread message",
+    );
+    await shot(a1, "12-new-messages");
+    await a2.locator('.conv-item[data-unread="0"]', { hasText: "Launch plan" }).waitFor({ timeout: WAIT });
+    assert.equal(await entry(a2, "Launch plan").locator(".badge").count(), 0);
+    // A reload asks the server: still read.
+    await a2.reload();
+    await entry(a2, "Launch plan").waitFor({ timeout: WAIT });
+    assert.equal(await entry(a2, "Launch plan").getAttribute("data-unread"), "0");
+  });
+
+  await step("seen by: who has read the last message", async () => {
+    // Ann (first tab) and Cat have the group open: both read Ben's last message.
+    await bp.getByTestId("seen-by").filter({ hasText: /Ann/ }).filter({ hasText: /Cat/ }).waitFor({ timeout: WAIT });
+    assert.match(await bp.getByTestId("seen-by").innerText(), /^Seen by (Ann, Cat|Cat, Ann)$/);
+    await shot(bp, "13-seen-by");
+  });
+
+  await step("a removed member's UI drops the group and receives nothing more", async () => {
+    const panel = await openSettings(a1);
+    await panel.getByRole("button", { name: `Remove ${cat.displayName}` }).click();
+    await panel.locator(`li[data-user-id="${cat.userId}"]`).waitFor({ state: "detached", timeout: WAIT });
+    await cp.getByRole("alert").filter({ hasText: "You were removed from “Launch plan”." }).waitFor({ timeout: WAIT });
+    await cp.getByRole("heading", { name: "Launch plan", level: 2 }).waitFor({ state: "detached", timeout: WAIT });
+    await entry(cp, "Launch plan").waitFor({ state: "detached", timeout: WAIT });
+    await shot(cp, "14-removed");
+    await bp.locator(`.members li[data-user-id="${cat.userId}"]`).waitFor({ state: "detached", timeout: WAIT });
+    await send(bp, "after Cat left");
+    await message(a1, "after Cat left").waitFor({ timeout: WAIT });
+    // Time for a stray event to arrive, had one been sent.
+    await cp.waitForTimeout(1500);
+    assert.equal(await cp.getByText("after Cat left").count(), 0);
+    assert.equal(await entry(cp, "Launch plan").count(), 0);
+    // After a reload too: the server no longer lists it for Cat.
+    await cp.reload();
+    await cp.getByText("Signed in as").waitFor({ timeout: WAIT });
+    await cp.getByText(/No conversations yet/).waitFor({ timeout: WAIT });
+  });
+
+  await step("the owner makes Ben an admin, who may then rename", async () => {
+    const panel = await openSettings(a1);
+    await panel.getByRole("button", { name: `Make ${ben.displayName} an admin` }).click();
+    await panel.locator(`li[data-user-id="${ben.userId}"][data-role="admin"]`).waitFor({ timeout: WAIT });
+    const bens = await openSettings(bp);
+    await bens.getByLabel("Group name").waitFor({ timeout: WAIT });
+    // An admin cannot remove the owner: no such button.
+    assert.equal(await bens.getByRole("button", { name: `Remove ${ann.displayName}` }).count(), 0);
+    await bens.getByLabel("Group name").fill("Launch day");
+    await bens.getByRole("button", { name: "Rename" }).click();
+    await a1.getByRole("heading", { name: "Launch day", level: 2 }).waitFor({ timeout: WAIT });
+    await entry(a2, "Launch day").waitFor({ timeout: WAIT });
+  });
+
+  await step("group settings at phone width", async () => {
+    await bp.setViewportSize({ width: 390, height: 844 });
+    await settings(bp).getByRole("button", { name: "Close settings" }).click();
+    await bp.getByRole("button", { name: "Group settings" }).click();
+    await settings(bp).getByLabel("Group name").waitFor({ timeout: WAIT });
+    await shot(bp, "15-phone-group-settings");
+    await bp.getByRole("button", { name: "Back to conversations" }).click();
+    await entry(bp, "Launch day").waitFor({ timeout: WAIT });
+  });
 });
 
 test("neither page threw or logged an error", () => {
