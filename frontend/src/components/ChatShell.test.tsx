@@ -3,8 +3,8 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { Api } from "../api";
 import type { RealtimeHooks } from "../realtime";
-import { saveSession } from "../session";
 import { FakeGateway, FakeSocket } from "../test/fakes";
+import { alice, bob, signedInAsAlice, startApp } from "../test/harness";
 import type { Message } from "../types";
 import { App } from "./App";
 
@@ -18,23 +18,16 @@ vi.mock("../realtime", () => ({
   },
 }));
 
-const alice = { userId: "alice", displayName: "Alice" };
-const bob = { userId: "bob", displayName: "Bob" };
 
 let gw: FakeGateway;
 
 beforeEach(() => {
   gw = new FakeGateway();
   live.socket = new FakeSocket();
-  saveSession({ mode: "token", token: "tok", expiresAt: "2999-01-01T00:00:00.000Z", user: alice });
-  history.replaceState(null, "", "/");
+  signedInAsAlice();
 });
 
-function start() {
-  const user = userEvent.setup();
-  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch)} />);
-  return user;
-}
+const start = () => startApp(gw);
 
 async function openWithBob(user: ReturnType<typeof userEvent.setup>) {
   const c = gw.addConversation([alice, bob]);

@@ -1,6 +1,6 @@
 // The signed-in app: the live connection, the conversation list beside the open
 // conversation (one at a time on a phone), calls, and the banner for a lost connection.
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { Api } from "../api";
 import { CallController } from "../call/calls";
 import type { ClientConfig } from "../config";
@@ -37,6 +37,7 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
   const state = useStore(chat.store);
   const [selected, setSelected] = useState<string | null>(routeId);
   const [creating, setCreating] = useState(false);
+  const listHeading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
     const socket = connect(apiUrl, session, {
@@ -74,6 +75,7 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
       // Left or removed: back to the list (the notice says why), not to a page that 403s.
       setSelected(null);
       history.replaceState(null, "", "/");
+      listHeading.current?.focus();
     } else if (selected && state.conversationsLoaded && !conversation) void chat.ensureConversation(selected);
   }, [selected, removed, state.conversationsLoaded, conversation, chat]);
 
@@ -102,7 +104,9 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
       <div className="panes">
         <nav className="sidebar" aria-label="Conversations">
           <div className="sidebar-head">
-            <h2>Conversations</h2>
+            <h2 ref={listHeading} tabIndex={-1}>
+              Conversations
+            </h2>
             <button type="button" className="primary" onClick={() => setCreating(true)}>
               New conversation
             </button>

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { describeError } from "../api";
 import type { ChatController } from "../state/chat";
 import { canChangeRole, canLeave, canManage, canRemove, roleLabel } from "../state/roles";
-import type { Conversation, User } from "../types";
+import type { Conversation, Member, User } from "../types";
 import { userIdProblem } from "../validate";
 
 interface Props {
@@ -102,26 +102,7 @@ export function GroupSettings({ chat, conversation: c, me, onClose }: Props) {
             </span>
             <span className="role">{roleLabel[m.role ?? "member"]}</span>
             <span className="member-actions">
-              {canChangeRole(c, me.userId, m) &&
-                (m.role === "admin" ? (
-                  <button
-                    type="button"
-                    disabled={busy}
-                    aria-label={`Make ${m.displayName} a member`}
-                    onClick={() => void run(() => chat.setRole(c.id, m.userId, "member"), `${m.displayName} is a member.`)}
-                  >
-                    Make member
-                  </button>
-                ) : (
-                  <button
-                    type="button"
-                    disabled={busy}
-                    aria-label={`Make ${m.displayName} an admin`}
-                    onClick={() => void run(() => chat.setRole(c.id, m.userId, "admin"), `${m.displayName} is an admin.`)}
-                  >
-                    Make admin
-                  </button>
-                ))}
+              {canChangeRole(c, me.userId, m) && <RoleButton m={m} busy={busy} onSet={(role, done) => void run(() => chat.setRole(c.id, m.userId, role), done)} />}
               {canRemove(c, me.userId, m) && (
                 <button
                   type="button"
@@ -178,5 +159,16 @@ export function GroupSettings({ chat, conversation: c, me, onClose }: Props) {
         </div>
       )}
     </section>
+  );
+}
+
+/** Promotes a member to admin, or an admin back to member. */
+function RoleButton({ m, busy, onSet }: { m: Member; busy: boolean; onSet(role: "admin" | "member", done: string): void }) {
+  const to = m.role === "admin" ? "member" : "admin";
+  const as = to === "admin" ? "an admin" : "a member";
+  return (
+    <button type="button" disabled={busy} aria-label={`Make ${m.displayName} ${as}`} onClick={() => onSet(to, `${m.displayName} is ${as}.`)}>
+      {to === "admin" ? "Make admin" : "Make member"}
+    </button>
   );
 }

@@ -1,14 +1,11 @@
 // Group settings, unread badges, read markers and the conversation events, against the fake
 // gateway and a socket the test drives.
-import { act, render, screen, waitFor, within } from "@testing-library/react";
-import userEvent from "@testing-library/user-event";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { Api } from "../api";
 import type { RealtimeHooks } from "../realtime";
-import { saveSession } from "../session";
 import { FakeGateway, FakeSocket } from "../test/fakes";
+import { alice, bob, signedInAsAlice, startApp } from "../test/harness";
 import type { Conversation, Member } from "../types";
-import { App } from "./App";
 
 const live = vi.hoisted(() => ({ socket: null as unknown as FakeSocket }));
 
@@ -19,8 +16,6 @@ vi.mock("../realtime", () => ({
   },
 }));
 
-const alice = { userId: "alice", displayName: "Alice" };
-const bob = { userId: "bob", displayName: "Bob" };
 const carol = { userId: "carol", displayName: "Carol" };
 const as = (u: typeof alice, role: Member["role"]): Member => ({ ...u, role });
 
@@ -29,15 +24,10 @@ let gw: FakeGateway;
 beforeEach(() => {
   gw = new FakeGateway();
   live.socket = new FakeSocket();
-  saveSession({ mode: "token", token: "tok", expiresAt: "2999-01-01T00:00:00.000Z", user: alice });
-  history.replaceState(null, "", "/");
+  signedInAsAlice();
 });
 
-function start() {
-  const user = userEvent.setup();
-  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch)} />);
-  return user;
-}
+const start = () => startApp(gw);
 
 const item = (name: RegExp) => screen.findByRole("button", { name });
 const reads = () => gw.requests.filter((r) => r.method === "POST" && r.path.endsWith("/read"));
