@@ -102,6 +102,25 @@ describe("unread badges and read markers", () => {
     expect(screen.getByTestId("seen-by").textContent).toBe("Seen by Bob, Carol");
   });
 
+  it("stops asking for read state on a server without it", async () => {
+    gw.hasReadRoutes = false;
+    const c = team();
+    gw.addMessage(c.id, "bob", "one");
+    const user = start();
+    await user.click(await item(/^Team/));
+    await screen.findByText("one");
+    // The markers are asked for first; their 404 says the server has no read state.
+    await waitFor(() => expect(gw.requests.filter((r) => r.path.endsWith("/reads"))).toHaveLength(1));
+    act(() => live.socket.deliver("message:created", gw.addMessage(c.id, "bob", "two")));
+    await screen.findByText("two");
+    await user.click(screen.getByRole("button", { name: "Back to conversations" }));
+    await user.click(await item(/^Team/));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reads()).toHaveLength(0);
+    expect(gw.requests.filter((r) => r.path.endsWith("/reads"))).toHaveLength(1);
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+
   it("follows the listing's next pages", async () => {
     gw.listPage = 2;
     for (let i = 1; i <= 5; i++) gw.addConversation([alice, { userId: `u${i}`, displayName: `User ${i}` }]);

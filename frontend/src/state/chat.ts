@@ -71,6 +71,8 @@ export class ChatController {
   /** The message a read is being posted for, by conversation (one request at a time). */
   private readPosting: Record<string, string> = {};
   private leaving = new Set<string>();
+  /** The server has no read routes (one from before read state): stop asking. */
+  private noReadState = false;
   private listRun = 0;
 
   constructor(
@@ -222,7 +224,7 @@ export class ChatController {
 
   /** Marks the newest message of the open conversation read, when the user can see it. */
   async markRead(id: string) {
-    if (!this.reading(id)) return;
+    if (!this.reading(id) || this.noReadState) return;
     const confirmed = this.confirmed(id);
     const newest = confirmed[confirmed.length - 1];
     const c = this.store.get().conversations.find((x) => x.id === id);
@@ -232,21 +234,24 @@ export class ChatController {
     try {
       const r = await this.api.markRead(id, newest.id);
       this.store.set((s) => ({ ...s, conversations: conv.update(s.conversations, id, (c) => rd.applyReadResult(c, r)) }));
-    } catch {
+    } catch (e) {
       // Not worth an alert: the message may be gone, or the user no longer a member; the
       // next message or opening tries again.
+      if (e instanceof ApiError && e.isMissingRoute) this.noReadState = true;
     } finally {
       if (this.readPosting[id] === newest.id) delete this.readPosting[id];
     }
   }
 
   private async loadReads(id: string) {
+    if (this.noReadState) return;
     try {
       const list = await this.api.reads(id);
       if (this.store.get().removed[id]) return;
       this.store.set((s) => ({ ...s, reads: { ...s.reads, [id]: rd.markersFrom(list) } }));
-    } catch {
+    } catch (e) {
       // "Seen by" is a nicety: without the markers it is not shown.
+      if (e instanceof ApiError && e.isMissingRoute) this.noReadState = true;
     }
   }
 

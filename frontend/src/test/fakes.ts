@@ -55,6 +55,8 @@ export class FakeGateway {
   reads: Record<string, Record<string, ReadMarker>> = {};
   /** The listing's page size when set (pages follow with `Link: rel="next"`). */
   listPage = 0;
+  /** Read routes answer 404 "no such route" (a server before read state) when false. */
+  hasReadRoutes = true;
   /** Who the bearer token stands for. */
   caller = "alice";
   /** Requests to hold until released (to see optimistic states). */
@@ -150,6 +152,7 @@ export class FakeGateway {
       }
       if (p.length === 2) return json(200, c);
       if (p[2] === "members") return this.members(c, method, p[3], body);
+      if ((p[2] === "read" || p[2] === "reads") && !this.hasReadRoutes) return error(404, `cannot ${url.pathname}: no such route`);
       if (p[2] === "read") {
         if (!this.messages.some((m) => m.id === body.messageId && m.conversationId === c.id)) return error(404, "message not found");
         this.setRead(c.id, this.caller, body.messageId);
