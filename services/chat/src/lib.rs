@@ -8,6 +8,7 @@
 //! - `realtime`: Socket.IO at `/socket.io/`, presence, and delivery of every event.
 //! - `members`: the in-memory member lists that authorise every send.
 //! - `blocks`: who blocked whom, checked when a conversation is created.
+//! - `reads`: read markers, unread counts and `conversation:read`.
 
 mod blocks;
 pub mod config;
@@ -16,6 +17,7 @@ mod history;
 mod members;
 mod messages;
 mod queue;
+mod reads;
 mod realtime;
 pub mod routes;
 mod waiters;

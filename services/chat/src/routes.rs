@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{blocks, conversations, history, messages, App};
+use crate::{blocks, conversations, history, messages, reads, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -22,6 +22,8 @@ platform_core::route_labels! {
         EditMessage = "edit_message",
         DeleteMessage = "delete_message",
         LeaveConversation = "leave_conversation",
+        MarkRead = "mark_read",
+        Reads = "reads",
         Block = "block",
         Unblock = "unblock",
         /// Everything under `/socket.io/`, answered before routing.
@@ -65,6 +67,8 @@ pub fn table() -> Router<Route> {
             "/conversations/:id/members/:userId",
             Route::LeaveConversation,
         )
+        .route(Method::POST, "/conversations/:id/read", Route::MarkRead)
+        .route(Method::GET, "/conversations/:id/reads", Route::Reads)
         .route(Method::POST, "/users/:userId/block", Route::Block)
         .route(Method::DELETE, "/users/:userId/block", Route::Unblock)
 }
@@ -112,13 +116,17 @@ impl dispatch::Service for App {
             Route::Healthz => Ok(health::alive()),
             Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
             Route::CreateConversation => conversations::create(state, who, h, body).await,
-            Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
+            Route::UserConversations => {
+                conversations::for_user(state, who, p.get(0), parts.uri.query()).await
+            }
             Route::Conversation => conversations::get(state, who, p.get(0)).await,
             Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
             Route::LeaveConversation => conversations::leave(state, who, p.get(0), p.get(1)).await,
+            Route::MarkRead => reads::mark(state, who, p.get(0), h, body).await,
+            Route::Reads => reads::list(state, who, p.get(0)).await,
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
             // Not in the table: `handle` answers it before routing.

@@ -75,6 +75,7 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::PATCH, "/conversations/:id/messages/:messageId", chat(Write::Edit))
         .route(M::DELETE, "/conversations/:id/messages/:messageId", chat(Write::Delete))
         .route(M::DELETE, "/conversations/:id/members/:userId", chat(Write::Members))
+        .route(M::POST, "/conversations/:id/read", chat(Write::Read))
         .any("/conversations/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .route(M::POST, "/users/:userId/block", chat(Write::Members))
         .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
@@ -145,6 +146,14 @@ mod tests {
         assert_eq!(
             target(Method::DELETE, "/users/bob/block/"),
             chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::POST, "/conversations/c/read"),
+            chat(Write::Read)
+        );
+        assert_eq!(
+            target(Method::GET, "/conversations/c/reads"),
+            Some(Target::Forward(Upstream::Chat, Admit::Session))
         );
         assert_eq!(target(Method::POST, "/calls"), call(Write::Call));
         assert_eq!(target(Method::PATCH, "/calls/x/status"), call(Write::Call));
