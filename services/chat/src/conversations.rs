@@ -542,19 +542,24 @@ pub(crate) async fn for_user(
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    // Put in order here: sorting thousands of rows in PostgreSQL costs more than the query.
     let stmt = client
         .prepare_cached(
-            "SELECT conversation_id, user_id, display_name, role FROM conversation_members
-             WHERE conversation_id = ANY($1) ORDER BY conversation_id, position",
+            "SELECT conversation_id, position, user_id, display_name, role FROM conversation_members
+             WHERE conversation_id = ANY($1)",
         )
         .await?;
-    let mut members: HashMap<Uuid, Vec<Member>> = HashMap::with_capacity(ids.len());
+    let mut members: HashMap<Uuid, Vec<(i32, Member)>> = HashMap::with_capacity(ids.len());
     for r in client.query(&stmt, &[&ids]).await? {
-        members.entry(r.get(0)).or_default().push(Member {
-            user_id: r.get(1),
-            display_name: r.get(2),
-            role: r.get(3),
-        });
+        let member = Member {
+            user_id: r.get(2),
+            display_name: r.get(3),
+            role: r.get(4),
+        };
+        members
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), member));
     }
     drop(client);
     let next = match (more, rows.last()) {
@@ -575,7 +580,7 @@ pub(crate) async fn for_user(
                     id,
                     name: r.get(1),
                     kind: r.get(2),
-                    members: members.remove(&id).unwrap_or_default(),
+                    members: in_order(members.remove(&id).unwrap_or_default()),
                     created_at: time::to_millis(r.get::<_, SystemTime>(3)),
                     last_message: LastMessage::Shown(last),
                 },
@@ -596,6 +601,12 @@ pub(crate) async fn for_user(
         }
     }
     Ok(res)
+}
+
+/// Members by their `position`.
+fn in_order(mut members: Vec<(i32, Member)>) -> Vec<Member> {
+    members.sort_unstable_by_key(|(p, _)| *p);
+    members.into_iter().map(|(_, m)| m).collect()
 }
 
 #[cfg(test)]
