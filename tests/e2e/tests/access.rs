@@ -121,7 +121,10 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(
         r.body["members"],
-        json!([{"userId": "amy", "displayName": "User amy"}, {"userId": "bo", "displayName": "User bo"}])
+        json!([
+            {"userId": "amy", "displayName": "User amy", "role": "member"},
+            {"userId": "bo", "displayName": "User bo", "role": "member"}
+        ])
     );
     let group = r.body["id"].as_str().unwrap().to_string();
     let r = s
@@ -224,7 +227,7 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
         .await;
     assert_eq!(
         r.body["members"],
-        json!([{"userId": "amy", "displayName": "User amy"}])
+        json!([{"userId": "amy", "displayName": "User amy", "role": "member"}])
     );
     // The last one out deletes the group.
     let left = s
