@@ -4,22 +4,13 @@
 // (an older message) sends nothing. Env: GATEWAY_URL, RUN (a prefix making user ids unique).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connected, open, request, sleep, waitFor } from "./support.mjs";
+import { connected, open, register as registerAt, request, sleep, waitFor } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const RUN = process.env.RUN;
 const http = (method, path, token, body) => request(GATEWAY, method, path, token, body);
 
-async function register(name) {
-  const userId = `${RUN}-${name}`;
-  const r = await http("POST", "/auth/register", null, {
-    userId,
-    displayName: `User ${name}`,
-    password: `password-${name}`,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { userId, token: r.body.token };
-}
+const register = (name) => registerAt(GATEWAY, RUN, name);
 
 const connect = (token) => connected(open(GATEWAY, { transports: ["websocket"], auth: { token } }));
 

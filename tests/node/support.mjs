@@ -2,6 +2,7 @@
 // requests, and sockets that record what they receive and are closed when the file's tests
 // end. Not a test file itself (node --test runs the *.test.mjs files it is given).
 import { after } from "node:test";
+import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 
 const sockets = [];
@@ -30,6 +31,20 @@ export async function request(base, method, path, token, body) {
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+// Registers the user `<run>-<name>` at `base` (display name `User <name>`, password
+// `password-<name>`): `{ userId, token, password }`.
+export async function register(base, run, name) {
+  const userId = `${run}-${name}`;
+  const password = `password-${name}`;
+  const r = await request(base, "POST", "/auth/register", null, {
+    userId,
+    displayName: `User ${name}`,
+    password,
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return { userId, token: r.body.token, password };
 }
 
 // A new socket (no reconnection) recording every event it receives: `{ socket, events, of }`,

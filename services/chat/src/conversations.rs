@@ -464,13 +464,7 @@ fn list_query(q: Option<&str>) -> Result<(i64, Option<ListCursor>), ApiError> {
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=PAGE_MAX).contains(n))
-                    .ok_or_else(|| ApiError::bad_request(format!("limit must be 1-{PAGE_MAX}")))?;
-            }
+            "limit" => limit = crate::history::parse_limit(v, PAGE_MAX)?,
             "cursor" => {
                 cursor = Some(ListCursor::decode(v).ok_or_else(|| {
                     ApiError::bad_request("cursor is malformed: use the Link header's as it is")
