@@ -3,8 +3,8 @@
 //! against PostgreSQL and Redis at `BENCH_DATABASE_URL` / `BENCH_REDIS_URL` (else the e2e
 //! tests' `E2E_DATABASE_URL` / `E2E_REDIS_URL`, as the test command sets them). Skipped, with
 //! a line saying so, when PostgreSQL does not answer. Criterion measures the pages; then 500
-//! requests of each page print p50 and p99 with the load average (`cargo bench -p bench
-//! --bench listing`).
+//! requests of each 100-page (100 of the 500-page) print p50 and p99 with the load average
+//! (`cargo bench -p bench --bench listing`; `scripts/bench-quick.sh listing`).
 
 use std::time::{Duration, Instant};
 
@@ -180,8 +180,8 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn percentiles(s: &Setup, name: &str, path: &str) {
-    let mut times: Vec<Duration> = (0..500)
+fn percentiles(s: &Setup, name: &str, path: &str, n: usize) {
+    let mut times: Vec<Duration> = (0..n)
         .map(|_| {
             let t = Instant::now();
             s.rt.block_on(s.page(path));
@@ -191,7 +191,7 @@ fn percentiles(s: &Setup, name: &str, path: &str) {
     times.sort();
     let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     println!(
-        "{name:<40} p50 {:>8.2?}  p99 {:>8.2?}  (500 requests; load average {})",
+        "{name:<40} p50 {:>8.2?}  p99 {:>8.2?}  ({n} requests; load average {})",
         at(0.50),
         at(0.99),
         load_average()
@@ -217,9 +217,9 @@ fn listing(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| s.rt.block_on(s.page(path))));
     }
     g.finish();
-    percentiles(&s, "listing/first_page_100", &first);
-    percentiles(&s, "listing/third_page_100", &third);
-    percentiles(&s, "listing/first_page_500", &largest);
+    percentiles(&s, "listing/first_page_100", &first, 500);
+    percentiles(&s, "listing/third_page_100", &third, 500);
+    percentiles(&s, "listing/first_page_500", &largest, 100);
     s.drop_database();
 }
 
