@@ -17,10 +17,10 @@ export async function waitFor(what, fn, ms = 8000) {
   }
 }
 
-// A JSON request to `base`, signed in when `token` is given; `{ status, body }` (null body
-// when empty).
-export async function request(base, method, path, token, body) {
-  const headers = {};
+// A JSON request to `base`, signed in when `token` is given, with any extra `headers`;
+// `{ status, body }` (null body when empty).
+export async function request(base, method, path, token, body, extra = {}) {
+  const headers = { ...extra };
   if (body) headers["content-type"] = "application/json";
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${base}${path}`, {

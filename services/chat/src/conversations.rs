@@ -209,7 +209,7 @@ pub(crate) async fn create(
     let ids: Vec<String> = user_ids.iter().map(|s| s.to_string()).collect();
     state
         .members
-        .insert(id, Arc::new(Members::new(ids.clone())));
+        .insert(id, Arc::new(Members::new(ids.clone(), 1)));
     state.members.created(id);
     crate::realtime::publish_conversation(state, id, ids).await;
     let conv = Conversation {
@@ -308,11 +308,16 @@ pub(crate) async fn leave(
     if remaining == 0 {
         tx.execute("DELETE FROM conversations WHERE id = $1", &[&id])
             .await?;
+    } else if left > 0 {
+        tx.execute(
+            "UPDATE conversations SET member_version = member_version + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
     }
-    tx.commit().await?;
+    members::commit_change(state, id, tx).await?;
     drop(client);
     if left > 0 {
-        state.members.forget(id);
         let now = if remaining > 0 {
             load(state, id).await?
         } else {

@@ -59,6 +59,8 @@ fn write_user_room(buf: &mut String, user: &str) {
 /// Internal event names: handled by the instances, never sent to clients.
 pub(crate) const PRESENCE_CHANGED: &str = "_presence";
 pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
+/// A conversation's members are about to change: every instance stops caching them.
+pub(crate) const MEMBERS_CHANGING: &str = "_members_changing";
 /// A conversation's members changed: every instance drops what it cached of them.
 pub(crate) const MEMBERS_CHANGED: &str = "_members";
 
@@ -163,12 +165,6 @@ impl Realtime {
         }
     }
 
-    /// Forgets what this instance derived from a conversation's members.
-    pub(crate) fn members_changed(&self, state: &State, conversation: Uuid) {
-        // The fan-out keys its recipients by the member list itself: a reloaded list is a
-        // new entry there.
-        state.members.forget(conversation);
-    }
 }
 
 /// Emits `event` to the local sockets of `users` (each user's sockets get it once), encoded
@@ -218,6 +214,13 @@ pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) 
         },
         None => None,
     };
+    if let (Some((_, m)), Some(sender)) = (&members, &env.except) {
+        // A relayed event (typing) from someone who is no longer a member goes nowhere:
+        // the list here was read after any change its publisher might not have seen.
+        if !m.contains(sender) {
+            return;
+        }
+    }
     match members {
         Some((c, m)) if env.users.is_empty() => {
             to_conversation(rt, c, &m, env.except.as_deref(), &env.event, &env.data);
@@ -311,22 +314,32 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
     }
 }
 
-/// Announces that `user` left conversation `id`: every instance forgets its member list (so
-/// the leaver gets nothing more), the leaver's sockets get `conversation:removed`, and the
-/// remaining members `conversation:updated` with `now` (none when the group was deleted).
+/// Publishes a membership marker ([`MEMBERS_CHANGING`] or [`MEMBERS_CHANGED`]) of a
+/// conversation for every instance (see `crate::members`).
+pub(crate) async fn publish_members(
+    state: &State,
+    conversation: Uuid,
+    marker: &str,
+) -> Result<(), platform_core::ApiError> {
+    let env = Envelope {
+        event: marker.to_string(),
+        conversation: Some(conversation),
+        users: Vec::new(),
+        except: None,
+        data: Value::Null,
+    };
+    platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+}
+
+/// Announces that `user` left conversation `id` (committed by `members::commit_change`):
+/// the leaver's sockets get `conversation:removed`, the remaining members
+/// `conversation:updated` with `now` (none when the group was deleted).
 pub(crate) async fn publish_left(
     state: &State,
     id: Uuid,
     user: &str,
     now: Option<&crate::conversations::Conversation>,
 ) {
-    let forget = Envelope {
-        event: MEMBERS_CHANGED.to_string(),
-        conversation: Some(id),
-        users: Vec::new(),
-        except: None,
-        data: Value::Null,
-    };
     let removed = Envelope {
         event: name::CONVERSATION_REMOVED.to_string(),
         conversation: None,
@@ -335,10 +348,7 @@ pub(crate) async fn publish_left(
         data: serde_json::json!({ "conversationId": id }),
     };
     let channel = &state.queue.keys().events;
-    let mut sent = platform_core::events::publish(&state.redis, channel, &forget).await;
-    if sent.is_ok() {
-        sent = platform_core::events::publish(&state.redis, channel, &removed).await;
-    }
+    let mut sent = platform_core::events::publish(&state.redis, channel, &removed).await;
     if let (Ok(()), Some(c)) = (&sent, now) {
         let updated = Envelope {
             event: name::CONVERSATION_UPDATED.to_string(),
