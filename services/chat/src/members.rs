@@ -145,6 +145,31 @@ pub(crate) async fn readable(
     }
 }
 
+/// Commits a membership change of `conversation` and makes every instance follow it: this
+/// one forgets its member list at once, the others on `realtime::MEMBERS_CHANGED`. Every
+/// membership change ends here instead of in `tx.commit()`.
+pub(crate) async fn commit_change(
+    state: &State,
+    conversation: Uuid,
+    tx: tokio_postgres::Transaction<'_>,
+) -> Result<(), ApiError> {
+    tx.commit().await?;
+    state.members.forget(conversation);
+    let forget = platform_core::events::Envelope {
+        event: crate::realtime::MEMBERS_CHANGED.to_string(),
+        conversation: Some(conversation),
+        users: Vec::new(),
+        except: None,
+        data: serde_json::Value::Null,
+    };
+    if let Err(e) =
+        platform_core::events::publish(&state.redis, &state.queue.keys().events, &forget).await
+    {
+        tracing::warn!(%conversation, error = %e, "membership change not published");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
