@@ -253,7 +253,10 @@ pub(crate) async fn create(
 
 /// The requested members as they are stored, each a `member`: in token mode their accounts,
 /// under their own names; in compat mode as requested.
-pub(crate) async fn named(state: &State, requested: Vec<NewMember>) -> Result<Vec<Member>, ApiError> {
+pub(crate) async fn named(
+    state: &State,
+    requested: Vec<NewMember>,
+) -> Result<Vec<Member>, ApiError> {
     if state.config.trust.mode == Mode::Token {
         return registered(state, &requested).await;
     }

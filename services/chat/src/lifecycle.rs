@@ -82,8 +82,7 @@ async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Locked, ApiError> {
             let role: &str = r.get(1);
             Ok(Seat {
                 user_id: r.get(0),
-                role: Role::parse(role)
-                    .ok_or_else(|| ApiError::internal("member role", role))?,
+                role: Role::parse(role).ok_or_else(|| ApiError::internal("member role", role))?,
                 joined: (r.get(2), r.get(3)),
             })
         })

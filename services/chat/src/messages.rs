@@ -184,6 +184,9 @@ async fn edit_or_delete(
     kind: Change,
     body: Option<String>,
 ) -> Result<Response, ApiError> {
+    // Only members change messages: an author removed from the conversation no longer may
+    // (the member lists are cached, so this costs no query in the common case).
+    crate::members::readable(state, caller, conversation).await?;
     let now = time::now_millis();
     let text = body.as_deref();
     let apply = || apply(state, caller, conversation, id, kind, text, now);

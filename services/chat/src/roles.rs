@@ -37,9 +37,15 @@ impl Role {
 pub(crate) enum Change {
     Rename,
     Add,
-    SetRole { target: Option<Role>, to: Role },
+    SetRole {
+        target: Option<Role>,
+        to: Role,
+    },
     /// `own`: the caller removes themselves (leaving).
-    Remove { target: Option<Role>, own: bool },
+    Remove {
+        target: Option<Role>,
+        own: bool,
+    },
 }
 
 /// Why a change is refused.
@@ -60,9 +66,7 @@ pub(crate) enum Refusal {
 impl Refusal {
     pub(crate) fn into_error(self, user: &str) -> ApiError {
         match self {
-            Refusal::NotMember => {
-                ApiError::forbidden("you are not a member of this conversation")
-            }
+            Refusal::NotMember => ApiError::forbidden("you are not a member of this conversation"),
             Refusal::OneToOne => {
                 ApiError::conflict("a one_to_one conversation's members and name never change")
             }

@@ -352,7 +352,11 @@ pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
             }
         };
         if !l.created_for.is_empty() {
-            envelopes.push(to_users(name::CONVERSATION_CREATED, l.created_for, data.clone()));
+            envelopes.push(to_users(
+                name::CONVERSATION_CREATED,
+                l.created_for,
+                data.clone(),
+            ));
         }
         if !l.updated_for.is_empty() {
             envelopes.push(to_users(name::CONVERSATION_UPDATED, l.updated_for, data));
