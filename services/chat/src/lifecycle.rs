@@ -145,15 +145,24 @@ fn ok(c: &Conversation) -> Result<Response, ApiError> {
     Ok(json::respond(StatusCode::OK, c))
 }
 
-/// Deserialises a field that may be absent (`None`), null (`Some(None)`) or set.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// A rename's `name`: absent (no change), null (no name) or a name.
+#[derive(Debug, Default)]
+enum NewName {
+    #[default]
+    Unchanged,
+    To(Option<String>),
+}
+
+impl<'de> Deserialize<'de> for NewName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<String>::deserialize(d).map(NewName::To)
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct Rename {
-    #[serde(default, deserialize_with = "present")]
-    name: Option<Option<String>>,
+    #[serde(default)]
+    name: NewName,
 }
 
 /// `PATCH /conversations/:id` `{"name"?: string | null}`: renames a group (null removes its
@@ -168,7 +177,7 @@ pub(crate) async fn rename(
     let me = signed_in(caller)?;
     let id = validate::path_uuid("conversationId", id)?;
     let body: Rename = json::read_body(headers, body, state.config.body_limit).await?;
-    if let Some(Some(name)) = &body.name {
+    if let NewName::To(Some(name)) = &body.name {
         validate::no_nul("name", name)?;
         if name.chars().count() > NAME_MAX {
             return Err(ApiError::bad_request(format!(
@@ -180,7 +189,7 @@ pub(crate) async fn rename(
     let tx = tokio_postgres::Client::transaction(&mut client).await?;
     let locked = lock(&tx, id).await?;
     locked.check(me, Change::Rename, me)?;
-    let Some(name) = body.name else {
+    let NewName::To(name) = body.name else {
         return ok(&after(&tx, id).await?);
     };
     let changed = tx
