@@ -202,16 +202,27 @@ pub(crate) async fn rename(
         return ok(&after(&tx, id).await?);
     }
     log(&tx, id, locked.version, me, "renamed", &[], &[]).await?;
+    commit_and_tell(state, id, tx, &[], &locked.ids()).await
+}
+
+/// Commits a change that leaves the conversation in place and tells `added`
+/// `conversation:created`, `members` `conversation:updated`: 200 the conversation.
+async fn commit_and_tell(
+    state: &State,
+    id: Uuid,
+    tx: Transaction<'_>,
+    added: &[String],
+    members: &[String],
+) -> Result<Response, ApiError> {
     let conv = after(&tx, id).await?;
     commit_change(state, id, tx).await?;
-    let members = locked.ids();
     publish_lifecycle(
         state,
         Lifecycle {
             id,
             conversation: Some(&conv),
-            created_for: &[],
-            updated_for: &members,
+            created_for: added,
+            updated_for: members,
             removed: &[],
             calls: &[],
         },
@@ -282,23 +293,8 @@ pub(crate) async fn add(
     .await?;
     let roles = vec![Role::Member.as_str(); ids.len()];
     log(&tx, id, version, me, "added", &ids, &roles).await?;
-    let conv = after(&tx, id).await?;
-    commit_change(state, id, tx).await?;
     let added: Vec<String> = ids.iter().map(|u| u.to_string()).collect();
-    let before = locked.ids();
-    publish_lifecycle(
-        state,
-        Lifecycle {
-            id,
-            conversation: Some(&conv),
-            created_for: &added,
-            updated_for: &before,
-            removed: &[],
-            calls: &[],
-        },
-    )
-    .await;
-    ok(&conv)
+    commit_and_tell(state, id, tx, &added, &locked.ids()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,22 +335,7 @@ pub(crate) async fn set_role(
     )
     .await?;
     log(&tx, id, version, me, "role", &[user_id], &[to.as_str()]).await?;
-    let conv = after(&tx, id).await?;
-    commit_change(state, id, tx).await?;
-    let members = locked.ids();
-    publish_lifecycle(
-        state,
-        Lifecycle {
-            id,
-            conversation: Some(&conv),
-            created_for: &[],
-            updated_for: &members,
-            removed: &[],
-            calls: &[],
-        },
-    )
-    .await;
-    ok(&conv)
+    commit_and_tell(state, id, tx, &[], &locked.ids()).await
 }
 
 /// `DELETE /conversations/:id/members/:userId`: an owner or admin removes a member (an admin
