@@ -677,3 +677,31 @@ async fn lifecycle_events_reach_the_right_sockets() {
     );
     e2e::must_succeed(node, "node lifecycle tests").await;
 }
+
+/// Compat mode: the first listed member owns a group created without a token, and the
+/// lifecycle routes still need one.
+#[tokio::test]
+async fn compat_mode_needs_a_token_for_the_lifecycle_routes() {
+    let s = Stack::start().await;
+    let g = s.group(&["first", "second"]).await;
+    let conv = s.get(&format!("/conversations/{g}")).await;
+    assert_eq!(roles(&conv.body), ["first:owner", "second:member"]);
+    let path = format!("/conversations/{g}");
+    for (method, p, body) in [
+        ("PATCH", path.clone(), Some(json!({"name": "x"}))),
+        (
+            "POST",
+            format!("{path}/members"),
+            Some(json!({"members": [{"userId": "third", "displayName": "T"}]})),
+        ),
+        (
+            "PATCH",
+            format!("{path}/members/second"),
+            Some(json!({"role": "admin"})),
+        ),
+        ("DELETE", format!("{path}/members/second"), None),
+    ] {
+        s.call(method, &p, body).await.assert_error(401);
+    }
+    assert_eq!(version(&s, &g).await, 1);
+}
