@@ -1,8 +1,9 @@
 //! Conversation member lists, cached in memory. A list changes with a membership change
-//! (`lifecycle`), committed through [`commit_change`]: the instance that commits it tells every instance (`realtime::MEMBERS_CHANGED`), and each
-//! forgets its copy. Ids that name no conversation are remembered for a few seconds, so a
-//! client repeating one (typing into a conversation that does not exist) does not cost a
-//! query each time; creating a conversation clears that on every instance.
+//! (`lifecycle`), committed through [`commit_change`]: the instance that commits it tells
+//! every instance (`realtime::MEMBERS_CHANGED`), and each forgets its copy. Ids that name no
+//! conversation are remembered for a few seconds, so a client repeating one (typing into a
+//! conversation that does not exist) does not cost a query each time; creating a
+//! conversation clears that on every instance.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
