@@ -235,6 +235,8 @@ pub(crate) async fn create(
         created_at,
         last_message: LastMessage::Omitted,
     };
+    crate::realtime::publish_conversation(state, id, ids.clone()).await;
+    // Then the members: by the time they act on it, every instance knows it exists.
     crate::realtime::publish_lifecycle(
         state,
         crate::realtime::Lifecycle {
@@ -247,7 +249,6 @@ pub(crate) async fn create(
         },
     )
     .await;
-    crate::realtime::publish_conversation(state, id, ids).await;
     Ok(json::respond(StatusCode::CREATED, &conv))
 }
 
