@@ -10,8 +10,6 @@ use tokio_postgres::NoTls;
 use crate::config::{ConfigError, Stores};
 
 pub type PgPool = deadpool_postgres::Pool;
-/// A transaction on a pooled PostgreSQL connection.
-pub type PgTransaction<'a> = deadpool_postgres::Transaction<'a>;
 pub type RedisPool = bb8::Pool<RedisManager>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

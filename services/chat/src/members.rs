@@ -245,7 +245,7 @@ pub(crate) async fn readable(
 pub(crate) async fn commit_change(
     state: &State,
     conversation: Uuid,
-    tx: platform_core::pools::PgTransaction<'_>,
+    tx: tokio_postgres::Transaction<'_>,
 ) -> Result<(), ApiError> {
     // A deleted conversation outranks every version: stale lists of it are all refused.
     let version: i64 = tx

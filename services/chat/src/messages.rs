@@ -207,6 +207,9 @@ async fn edit_or_delete(
     kind: Change,
     body: Option<String>,
 ) -> Result<Response, ApiError> {
+    // Only members change messages: an author removed from the conversation no longer may,
+    // from the removal's commit on (asked of PostgreSQL, not of the cache).
+    crate::members::readable(state, caller, conversation).await?;
     let now = time::now_millis();
     let text = body.as_deref();
     let apply = || apply(state, caller, conversation, id, kind, text, now);

@@ -331,35 +331,72 @@ pub(crate) async fn publish_members(
     platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
 }
 
-/// Announces that `user` left conversation `id` (committed by `members::commit_change`):
-/// the leaver's sockets get `conversation:removed`, the remaining members
-/// `conversation:updated` with `now` (none when the group was deleted).
-pub(crate) async fn publish_left(
-    state: &State,
-    id: Uuid,
-    user: &str,
-    now: Option<&crate::conversations::Conversation>,
-) {
-    let removed = Envelope {
-        event: name::CONVERSATION_REMOVED.to_string(),
-        conversation: None,
-        users: vec![user.to_string()],
-        except: None,
-        data: serde_json::json!({ "conversationId": id }),
-    };
+/// What a committed membership change tells whom (every list may be empty).
+pub(crate) struct Lifecycle<'a> {
+    pub id: Uuid,
+    /// The conversation after the change; `None` when it was deleted.
+    pub conversation: Option<&'a crate::conversations::Conversation>,
+    /// Get `conversation:created`: everyone at a creation, the added users at an addition.
+    pub created_for: &'a [String],
+    /// Get `conversation:updated`.
+    pub updated_for: &'a [String],
+    /// Get `conversation:removed` on all of their sockets.
+    pub removed: &'a [String],
+    /// Calls the change updated, announced as `call:updated` to the conversation's members.
+    pub calls: &'a [platform_core::calls::Call],
+}
+
+/// Publishes the events of a committed membership change (after `members::commit_change`,
+/// which already told every instance to forget the member list). Best effort, as every
+/// realtime event: what a client misses it reads back over HTTP.
+pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
     let channel = &state.queue.keys().events;
-    let mut sent = platform_core::events::publish(&state.redis, channel, &removed).await;
-    if let (Ok(()), Some(c)) = (&sent, now) {
-        let updated = Envelope {
-            event: name::CONVERSATION_UPDATED.to_string(),
-            conversation: Some(id),
-            users: Vec::new(),
-            except: None,
-            data: c,
-        };
-        sent = platform_core::events::publish(&state.redis, channel, &updated).await;
+    let to_users = |event: &str, users: &[String], data: Value| Envelope {
+        event: event.to_string(),
+        conversation: None,
+        users: users.to_vec(),
+        except: None,
+        data,
+    };
+    let mut envelopes = Vec::with_capacity(3 + l.calls.len());
+    if !l.removed.is_empty() {
+        let data = serde_json::json!({ "conversationId": l.id });
+        envelopes.push(to_users(name::CONVERSATION_REMOVED, l.removed, data));
     }
-    if let Err(e) = sent {
-        tracing::warn!(conversation = %id, error = %e, "departure not published");
+    if let Some(c) = l.conversation {
+        let data = match serde_json::to_value(c) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(conversation = %l.id, error = %e, "cannot encode a conversation");
+                return;
+            }
+        };
+        if !l.created_for.is_empty() {
+            envelopes.push(to_users(
+                name::CONVERSATION_CREATED,
+                l.created_for,
+                data.clone(),
+            ));
+        }
+        if !l.updated_for.is_empty() {
+            envelopes.push(to_users(name::CONVERSATION_UPDATED, l.updated_for, data));
+        }
+    }
+    for call in l.calls {
+        match serde_json::to_value(call) {
+            Ok(data) => envelopes.push(Envelope {
+                event: name::CALL_UPDATED.to_string(),
+                conversation: Some(call.conversation_id),
+                users: Vec::new(),
+                except: None,
+                data,
+            }),
+            Err(e) => tracing::error!(call = %call.id, error = %e, "cannot encode a call"),
+        }
+    }
+    for env in &envelopes {
+        if let Err(e) = platform_core::events::publish(&state.redis, channel, env).await {
+            tracing::warn!(conversation = %l.id, event = %env.event, error = %e, "not published");
+        }
     }
 }
