@@ -215,7 +215,13 @@ async fn commit_and_tell(
     members: &[String],
 ) -> Result<Response, ApiError> {
     let conv = after(&tx, id).await?;
-    commit_change(state, id, tx).await?;
+    // Only an addition gives anyone new contacts; a rename or role change gives none.
+    let contacts: Vec<&str> = if added.is_empty() {
+        Vec::new()
+    } else {
+        added.iter().chain(members).map(String::as_str).collect()
+    };
+    commit_change(state, id, tx, &contacts).await?;
     publish_lifecycle(
         state,
         Lifecycle {
@@ -395,7 +401,9 @@ pub(crate) async fn remove(
         }
         Some(after(&tx, id).await?)
     };
-    commit_change(state, id, tx).await?;
+    // The leaver and the remaining members no longer see each other online.
+    let contacts: Vec<&str> = locked.members.iter().map(|s| s.user_id.as_str()).collect();
+    commit_change(state, id, tx, &contacts).await?;
     let calls = if conv.is_some() && !calls.is_empty() {
         platform_core::calls::load_many(&**client, &calls).await?
     } else {

@@ -240,12 +240,14 @@ pub(crate) async fn readable(
 
 /// Commits a membership change made in `tx` (which bumped `conversations.member_version`,
 /// or deleted the conversation) so that every instance follows it from the commit on (see
-/// the module's documentation). 503 when Redis cannot carry the "changing" marker: the
-/// change is then not made at all.
+/// the module's documentation); `contacts` are the users whose contacts it changes (who
+/// sees whom online). 503 when Redis cannot carry the "changing" marker: the change is then
+/// not made at all.
 pub(crate) async fn commit_change(
     state: &State,
     conversation: Uuid,
     tx: tokio_postgres::Transaction<'_>,
+    contacts: &[&str],
 ) -> Result<(), ApiError> {
     // A deleted conversation outranks every version: stale lists of it are all refused.
     let version: i64 = tx
@@ -255,14 +257,18 @@ pub(crate) async fn commit_change(
         )
         .await?
         .map_or(i64::MAX, |r| r.get(0));
-    crate::realtime::publish_members(state, conversation, crate::realtime::MEMBERS_CHANGING)
+    crate::realtime::publish_members(state, conversation, crate::realtime::MEMBERS_CHANGING, &[])
         .await?;
     let committed = tx.commit().await;
     let raised = state.queue.raise_version(&state.redis, &conversation, version).await;
     state.members.changed(conversation);
-    let published =
-        crate::realtime::publish_members(state, conversation, crate::realtime::MEMBERS_CHANGED)
-            .await;
+    let published = crate::realtime::publish_members(
+        state,
+        conversation,
+        crate::realtime::MEMBERS_CHANGED,
+        contacts,
+    )
+    .await;
     committed?;
     // Committed: the change holds. What could not be told is logged; instances that missed
     // it follow once their markers expire (CHANGING_TTL) or their subscription restarts.

@@ -315,16 +315,18 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
 }
 
 /// Publishes a membership marker ([`MEMBERS_CHANGING`] or [`MEMBERS_CHANGED`]) of a
-/// conversation for every instance (see `crate::members`).
+/// conversation for every instance (see `crate::members`), naming the users whose contacts
+/// changed.
 pub(crate) async fn publish_members(
     state: &State,
     conversation: Uuid,
     marker: &str,
+    contacts: &[&str],
 ) -> Result<(), platform_core::ApiError> {
     let env = Envelope {
         event: marker.to_string(),
         conversation: Some(conversation),
-        users: Vec::new(),
+        users: contacts.iter().map(|u| u.to_string()).collect(),
         except: None,
         data: Value::Null,
     };

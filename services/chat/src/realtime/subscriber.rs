@@ -116,7 +116,7 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
             if let Some(c) = env.conversation {
                 state.members.created(c);
             }
-            rt.presence.conversation_created(&env.users);
+            rt.presence.contacts_changed(&env.users);
         }
         MEMBERS_CHANGING => {
             if let Some(c) = env.conversation {
@@ -129,8 +129,8 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
                 // next is a new entry there.
                 state.members.changed(c);
             }
-            // Whoever left is no longer among the people its members see online.
-            rt.presence.changed();
+            // Who joined or left sees (and is seen by) other people online now.
+            rt.presence.contacts_changed(&env.users);
         }
         _ => deliver(state, rt, env).await,
     }
