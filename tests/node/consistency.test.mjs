@@ -3,7 +3,8 @@
 // authentication on. A removal races a burst of sends and typing: the removed member's
 // sockets on both instances get nothing that follows the removal, and every route refuses
 // them on both instances. What the removed member received is written to RESULT_FILE, where
-// the Rust side compares it with the commit order in PostgreSQL.
+// the Rust side compares it with the commit order in PostgreSQL. An addition takes effect
+// as promptly: the next event reaches the added member, and presence follows both ways.
 // Env: GATEWAY_URL, CHAT_B_URL, INTERNAL_SECRET, RUN (a prefix making user ids unique),
 // RESULT_FILE.
 import { test } from "node:test";
@@ -176,4 +177,62 @@ test("a removal racing a burst: nothing after its commit reaches the removed mem
     JSON.stringify({ conversationId: cid, userId: gone.userId, accepted, received }),
   );
   }
+});
+
+test("an added member gets the next event on every instance, and presence follows both ways", async () => {
+  const [owner, late, other] = await Promise.all(["owner2", "late", "other2"].map(register));
+  const created = await http("POST", "/conversations", owner.token, {
+    type: "group",
+    members: [owner, other].map((u) => ({ userId: u.userId, displayName: "x" })),
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const cid = created.body.id;
+  const lateA = await socket(GATEWAY, late);
+  const lateB = await socket(CHAT_B, late);
+  const ownerB = await socket(CHAT_B, owner);
+  const otherA = await socket(GATEWAY, other);
+  for (const [c, u] of [[lateA, late], [lateB, late], [ownerB, owner], [otherA, other]]) {
+    c.socket.emit("presence:join", { userId: u.userId, displayName: "x" });
+  }
+  const sees = (c, u) => {
+    const lists = c.of("presence:update");
+    return lists.length > 0 && lists[lists.length - 1].some((p) => p.userId === u.userId);
+  };
+  await waitFor("the owner sees the other member online", () => sees(ownerB, other));
+  assert.ok(!sees(ownerB, late), "not yet a contact");
+
+  const added = await http("POST", `/conversations/${cid}/members`, owner.token, {
+    members: [{ userId: late.userId, displayName: "x" }],
+  });
+  assert.equal(added.status, 200, JSON.stringify(added.body));
+  // The very next message reaches the added member on both instances.
+  const r = await http("POST", `/conversations/${cid}/messages`, other.token, {
+    senderId: other.userId,
+    body: "welcome",
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  for (const c of [lateA, lateB]) {
+    await waitFor("message:created for the added member", () =>
+      c.of("message:created").some((m) => m.id === r.body.id),
+    );
+    assert.ok(c.of("conversation:created").some((conv) => conv.id === cid));
+  }
+  // Typing from the added member reaches the others at once.
+  lateB.socket.emit("typing:update", {
+    conversationId: cid,
+    userId: late.userId,
+    displayName: "x",
+    isTyping: true,
+  });
+  await waitFor("typing from the added member", () =>
+    otherA.of("typing:update").some((t) => t.userId === late.userId),
+  );
+  await waitFor("presence: the owner sees the added member", () => sees(ownerB, late));
+  await waitFor("presence: the added member sees the owner", () => sees(lateA, owner));
+
+  // Removed again: presence forgets them both ways.
+  const gone = await http("DELETE", `/conversations/${cid}/members/${late.userId}`, owner.token);
+  assert.equal(gone.status, 204, JSON.stringify(gone.body));
+  await waitFor("presence: the owner no longer sees the removed member", () => !sees(ownerB, late));
+  await waitFor("presence: the removed member no longer sees the owner", () => !sees(lateA, owner));
 });
