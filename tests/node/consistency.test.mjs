@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { connected, open, request, sleep, waitFor } from "./support.mjs";
+import { connected, open, request, sleep, waitFor, register as registerAt } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_B = process.env.CHAT_B_URL;
@@ -19,16 +19,7 @@ const RUN = process.env.RUN;
 const http = (method, path, token, body, headers) =>
   request(GATEWAY, method, path, token, body, headers);
 
-async function register(name) {
-  const userId = `${RUN}-${name}`;
-  const r = await http("POST", "/auth/register", null, {
-    userId,
-    displayName: `User ${name}`,
-    password: `password-${name}`,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { userId, token: r.body.token };
-}
+const register = (name) => registerAt(GATEWAY, RUN, name);
 
 // A request straight to instance B as the gateway would forward it for `user`.
 async function onB(method, path, user, body) {

@@ -5,22 +5,13 @@
 // a removal takes someone out of a call. Env: GATEWAY_URL, RUN (a prefix for user ids).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connected, open, request, sleep, waitFor } from "./support.mjs";
+import { connected, open, request, sleep, waitFor, register as registerAt } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const RUN = process.env.RUN;
 const http = (method, path, token, body) => request(GATEWAY, method, path, token, body);
 
-async function register(name) {
-  const userId = `${RUN}-${name}`;
-  const r = await http("POST", "/auth/register", null, {
-    userId,
-    displayName: `User ${name}`,
-    password: `password-${name}`,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { userId, token: r.body.token };
-}
+const register = (name) => registerAt(GATEWAY, RUN, name);
 
 const connect = (user) =>
   connected(open(GATEWAY, { transports: ["websocket"], auth: { token: user.token } }));

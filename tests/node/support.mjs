@@ -32,6 +32,20 @@ export async function request(base, method, path, token, body, extra = {}) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+// Registers `${run}-${name}` through the gateway at `base` (password `password-${name}`):
+// `{ userId, token, password }`. Throws unless the answer is 201.
+export async function register(base, run, name) {
+  const userId = `${run}-${name}`;
+  const password = `password-${name}`;
+  const r = await request(base, "POST", "/auth/register", null, {
+    userId,
+    displayName: `User ${name}`,
+    password,
+  });
+  if (r.status !== 201) throw new Error(`register ${userId}: ${r.status} ${JSON.stringify(r.body)}`);
+  return { userId, token: r.body.token, password };
+}
+
 // A new socket (no reconnection) recording every event it receives: `{ socket, events, of }`,
 // `of(name)` being the data of the events of that name.
 export function open(url, options) {
