@@ -14,6 +14,7 @@ pub mod name {
     pub const MESSAGE_CREATED: &str = "message:created";
     pub const MESSAGE_UPDATED: &str = "message:updated";
     pub const MESSAGE_DELETED: &str = "message:deleted";
+    pub const CONVERSATION_CREATED: &str = "conversation:created";
     pub const CONVERSATION_UPDATED: &str = "conversation:updated";
     pub const CONVERSATION_REMOVED: &str = "conversation:removed";
     pub const CONVERSATION_READ: &str = "conversation:read";

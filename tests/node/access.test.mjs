@@ -7,7 +7,7 @@
 // making this run's user ids unique), SOCKET_EVENT_BURST.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connected, open, register as registerAt, request, sleep, waitFor } from "./support.mjs";
+import { connected, open, request, sleep, waitFor, register as registerAt } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_A = process.env.CHAT_A_URL;

@@ -2,7 +2,6 @@
 // requests, and sockets that record what they receive and are closed when the file's tests
 // end. Not a test file itself (node --test runs the *.test.mjs files it is given).
 import { after } from "node:test";
-import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 
 const sockets = [];
@@ -18,10 +17,10 @@ export async function waitFor(what, fn, ms = 8000) {
   }
 }
 
-// A JSON request to `base`, signed in when `token` is given; `{ status, body }` (null body
-// when empty).
-export async function request(base, method, path, token, body) {
-  const headers = {};
+// A JSON request to `base`, signed in when `token` is given, with any extra `headers`;
+// `{ status, body }` (null body when empty).
+export async function request(base, method, path, token, body, extra = {}) {
+  const headers = { ...extra };
   if (body) headers["content-type"] = "application/json";
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${base}${path}`, {
@@ -33,8 +32,8 @@ export async function request(base, method, path, token, body) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-// Registers the user `<run>-<name>` at `base` (display name `User <name>`, password
-// `password-<name>`): `{ userId, token, password }`.
+// Registers `${run}-${name}` through the gateway at `base` (password `password-${name}`):
+// `{ userId, token, password }`. Throws unless the answer is 201.
 export async function register(base, run, name) {
   const userId = `${run}-${name}`;
   const password = `password-${name}`;
@@ -43,7 +42,7 @@ export async function register(base, run, name) {
     displayName: `User ${name}`,
     password,
   });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
+  if (r.status !== 201) throw new Error(`register ${userId}: ${r.status} ${JSON.stringify(r.body)}`);
   return { userId, token: r.body.token, password };
 }
 

@@ -1,5 +1,6 @@
-//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's, leave
-//! a group. In token mode members are registered users, named as their accounts are.
+//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's. In
+//! token mode members are registered users, named as their accounts are. Membership changes
+//! after creation are `lifecycle`'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::members::{self, Members};
+use crate::roles::Role;
 use crate::State;
+use tokio_postgres::{GenericClient, Row};
 
 pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const GROUP_MAX: usize = 1000;
-/// The role the schema gives a member unless told otherwise.
-const DEFAULT_ROLE: &str = "member";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +36,7 @@ struct CreateConversation {
 /// (members are shown as their accounts are named).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct NewMember {
+pub(crate) struct NewMember {
     user_id: String,
     #[serde(default)]
     display_name: Option<String>,
@@ -46,6 +47,7 @@ struct NewMember {
 pub(crate) struct Member {
     pub user_id: String,
     pub display_name: String,
+    /// "owner", "admin" or "member" (`roles::Role`).
     pub role: String,
 }
 
@@ -109,8 +111,13 @@ fn check(body: &CreateConversation, accounts: bool) -> Result<(), ApiError> {
             )));
         }
     }
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    for m in &body.members {
+    check_members(&body.members, accounts)
+}
+
+/// Each listed member's id and (compat mode) display name, and that none is listed twice.
+pub(crate) fn check_members(members: &[NewMember], accounts: bool) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
         validate::user_id("members[].userId", &m.user_id)?;
         if !accounts {
             let name = m.display_name.as_deref().unwrap_or_default();
@@ -142,19 +149,16 @@ pub(crate) async fn create(
             ));
         }
     }
-    let members = if accounts {
-        registered(state, &body.members).await?
-    } else {
-        body.members
-            .into_iter()
-            .map(|m| Member {
-                user_id: m.user_id,
-                // Stored as validated: `display_name` counts the name trimmed.
-                display_name: validate::trimmed(m.display_name.unwrap_or_default()),
-                role: DEFAULT_ROLE.to_string(),
-            })
-            .collect()
-    };
+    let mut members = named(state, body.members).await?;
+    if body.kind == "group" {
+        // The creator owns a group: the caller, or in compat mode the first listed member.
+        let owner = caller.unwrap_or(&members[0].user_id).to_string();
+        for m in &mut members {
+            if m.user_id == owner {
+                m.role = Role::Owner.as_str().to_string();
+            }
+        }
+    }
     if let Some(me) = caller {
         let others: Vec<&str> = members
             .iter()
@@ -201,19 +205,26 @@ pub(crate) async fn create(
     }
     let user_ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
     let names: Vec<&str> = members.iter().map(|m| m.display_name.as_str()).collect();
+    let roles: Vec<&str> = members.iter().map(|m| m.role.as_str()).collect();
     tx.execute(
-        "INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
-         SELECT $1, u, d, p::int FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(u, d, p)",
-        &[&id, &user_ids, &names],
+        "INSERT INTO conversation_members (conversation_id, user_id, display_name, role, position)
+         SELECT $1, u, d, r, p::int
+         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(u, d, r, p)",
+        &[&id, &user_ids, &names, &roles],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO membership_changes (conversation_id, version, actor, action)
+         VALUES ($1, 1, $2, 'created')",
+        &[&id, &caller],
     )
     .await?;
     tx.commit().await?;
     let ids: Vec<String> = user_ids.iter().map(|s| s.to_string()).collect();
     state
         .members
-        .insert(id, Arc::new(Members::new(ids.clone())));
+        .insert(id, Arc::new(Members::new(ids.clone(), 1)));
     state.members.created(id);
-    crate::realtime::publish_conversation(state, id, ids).await;
     let conv = Conversation {
         id,
         name: body.name,
@@ -222,7 +233,41 @@ pub(crate) async fn create(
         created_at,
         last_message: LastMessage::Omitted,
     };
+    crate::realtime::publish_conversation(state, id, ids.clone()).await;
+    // Then the members: by the time they act on it, every instance knows it exists.
+    crate::realtime::publish_lifecycle(
+        state,
+        crate::realtime::Lifecycle {
+            id,
+            conversation: Some(&conv),
+            created_for: &ids,
+            updated_for: &[],
+            removed: &[],
+            calls: &[],
+        },
+    )
+    .await;
     Ok(json::respond(StatusCode::CREATED, &conv))
+}
+
+/// The requested members as they are stored, each a `member`: in token mode their accounts,
+/// under their own names; in compat mode as requested.
+pub(crate) async fn named(
+    state: &State,
+    requested: Vec<NewMember>,
+) -> Result<Vec<Member>, ApiError> {
+    if state.config.trust.mode == Mode::Token {
+        return registered(state, &requested).await;
+    }
+    Ok(requested
+        .into_iter()
+        .map(|m| Member {
+            user_id: m.user_id,
+            // Stored as validated: `display_name` counts the name trimmed.
+            display_name: validate::trimmed(m.display_name.unwrap_or_default()),
+            role: Role::Member.as_str().to_string(),
+        })
+        .collect())
 }
 
 /// The accounts of the requested members, in the request's order and under their own
@@ -255,109 +300,58 @@ async fn registered(state: &State, requested: &[NewMember]) -> Result<Vec<Member
         .map(|u| Member {
             user_id: u.to_string(),
             display_name: names.remove(*u).unwrap_or_default(),
-            role: DEFAULT_ROLE.to_string(),
+            role: Role::Member.as_str().to_string(),
         })
         .collect())
 }
 
-/// `DELETE /conversations/:id/members/:userId` as a member leaving a group: 204. Removing
-/// someone else is not offered (403); a one-to-one keeps its members (409). A group nobody
-/// is left in is deleted. From the commit on, every instance forgets the member list, so
-/// the leaver gets no further events; they get `conversation:removed`, the others
-/// `conversation:updated`.
-pub(crate) async fn leave(
-    state: &State,
-    caller: Option<&str>,
-    id: &str,
-    user_id: &str,
-) -> Result<Response, ApiError> {
-    let id = validate::path_uuid("conversationId", id)?;
-    validate::user_id("userId", user_id)?;
-    if caller.is_some_and(|me| me != user_id) {
-        return Err(ApiError::forbidden(
-            "only leaving is supported: remove yourself",
-        ));
+const CONVERSATION_SQL: &str = "SELECT name, type, created_at FROM conversations WHERE id = $1";
+const MEMBERS_SQL: &str = "SELECT user_id, display_name, role FROM conversation_members
+     WHERE conversation_id = $1 ORDER BY position";
+
+/// A conversation from its row ([`CONVERSATION_SQL`]) and its members' ([`MEMBERS_SQL`]).
+fn assemble(id: Uuid, row: &Row, members: &[Row]) -> Conversation {
+    Conversation {
+        id,
+        name: row.get(0),
+        kind: row.get(1),
+        members: members.iter().map(|r| member(r, 0)).collect(),
+        created_at: time::to_millis(row.get::<_, SystemTime>(2)),
+        last_message: LastMessage::Omitted,
     }
-    members::readable(state, Some(user_id), id).await?;
-    let mut client = state.pg.get().await?;
-    let tx = client.transaction().await?;
-    let Some(row) = tx
-        .query_opt(
-            "SELECT type FROM conversations WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await?
-    else {
-        return Err(not_found(&id));
-    };
-    if row.get::<_, &str>(0) == "one_to_one" {
-        return Err(ApiError::conflict(
-            "a one_to_one conversation's members never change",
-        ));
+}
+
+/// A member from `user_id, display_name, role` starting at column `at`.
+fn member(r: &Row, at: usize) -> Member {
+    Member {
+        user_id: r.get(at),
+        display_name: r.get(at + 1),
+        role: r.get(at + 2),
     }
-    let left = tx
-        .execute(
-            "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
-            &[&id, &user_id],
-        )
-        .await?;
-    let remaining: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
-            &[&id],
-        )
-        .await?
-        .get(0);
-    if remaining == 0 {
-        tx.execute("DELETE FROM conversations WHERE id = $1", &[&id])
-            .await?;
-    }
-    tx.commit().await?;
-    drop(client);
-    if left > 0 {
-        state.members.forget(id);
-        let now = if remaining > 0 {
-            load(state, id).await?
-        } else {
-            None
-        };
-        crate::realtime::publish_left(state, id, user_id, now.as_ref()).await;
-    }
-    Ok(crate::blocks::no_content())
 }
 
 /// One conversation with its members, or `None`.
 pub(crate) async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiError> {
     let client = state.pg.get().await?;
-    let stmt = client
-        .prepare_cached("SELECT name, type, created_at FROM conversations WHERE id = $1")
-        .await?;
+    let stmt = client.prepare_cached(CONVERSATION_SQL).await?;
     let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
         return Ok(None);
     };
-    let stmt = client
-        .prepare_cached(
-            "SELECT user_id, display_name, role FROM conversation_members WHERE conversation_id = $1 ORDER BY position",
-        )
-        .await?;
-    let members = client
-        .query(&stmt, &[&id])
-        .await?
-        .iter()
-        .map(|r| Member {
-            user_id: r.get(0),
-            display_name: r.get(1),
-            role: r.get(2),
-        })
-        .collect();
-    Ok(Some(Conversation {
-        id,
-        name: row.get(0),
-        kind: row.get(1),
-        members,
-        created_at: time::to_millis(row.get::<_, SystemTime>(2)),
-        last_message: LastMessage::Omitted,
-    }))
+    let stmt = client.prepare_cached(MEMBERS_SQL).await?;
+    let members = client.query(&stmt, &[&id]).await?;
+    Ok(Some(assemble(id, &row, &members)))
+}
+
+/// One conversation as a transaction sees it (a membership change, before its commit).
+pub(crate) async fn load_in(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<Conversation>, ApiError> {
+    let Some(row) = client.query_opt(CONVERSATION_SQL, &[&id]).await? else {
+        return Ok(None);
+    };
+    let members = client.query(MEMBERS_SQL, &[&id]).await?;
+    Ok(Some(assemble(id, &row, &members)))
 }
 
 pub(crate) async fn get(
@@ -545,15 +539,10 @@ pub(crate) async fn for_user(
         .await?;
     let mut members: HashMap<Uuid, Vec<(i32, Member)>> = HashMap::with_capacity(ids.len());
     for r in client.query(&stmt, &[&ids]).await? {
-        let member = Member {
-            user_id: r.get(2),
-            display_name: r.get(3),
-            role: r.get(4),
-        };
         members
             .entry(r.get(0))
             .or_default()
-            .push((r.get(1), member));
+            .push((r.get(1), member(&r, 2)));
     }
     drop(client);
     let next = match (more, rows.last()) {

@@ -1,6 +1,7 @@
 //! Read state: each member's read marker (`POST /conversations/:id/read`, `GET
-//! /conversations/:id/reads`, the `conversation:read` event), the unread count the listing
-//! shares, and where the marker of a member added later starts.
+//! /conversations/:id/reads`, the `conversation:read` event) and the unread count the listing
+//! shares. Markers start at 0 at creation (everything from others unread); a member added
+//! later starts at the conversation's last message (`lifecycle::add`).
 //!
 //! A marker is `conversation_members.read_seq` (messages with `seq` at or below it are read)
 //! with the message it names (`last_read_id`) and when it moved (`read_at`). It only ever
@@ -190,25 +191,4 @@ pub(crate) async fn list(
         })
         .collect();
     Ok(json::respond(StatusCode::OK, &markers))
-}
-
-/// For the route that adds members: starts the markers of `added` (only the users this
-/// transaction actually inserted, never ones already members) at the conversation's last
-/// message, so a newcomer does not find the whole history unread. Run it in the adding
-/// transaction, after the insert. At creation markers stay at 0: everything from others is
-/// unread.
-#[allow(dead_code)] // called by the add-members route
-pub(crate) async fn start_markers_at_end(
-    tx: &impl tokio_postgres::GenericClient,
-    conversation: Uuid,
-    added: &[&str],
-) -> Result<u64, ApiError> {
-    Ok(tx
-        .execute(
-            "UPDATE conversation_members
-             SET read_seq = (SELECT COALESCE(max(seq), 0) FROM messages WHERE conversation_id = $1)
-             WHERE conversation_id = $1 AND user_id = ANY($2)",
-            &[&conversation, &added],
-        )
-        .await?)
 }
