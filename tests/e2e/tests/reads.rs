@@ -1,8 +1,8 @@
 //! Read state and the paged listing: markers that never move backwards (older ids, racing
 //! reads), unread counts under concurrent sends, edits and deletes, senders' own sends,
-//! `GET /conversations/:id/reads`, the errors, and a listing walked page by page while
-//! messages arrive. `conversation:read` on sockets runs `tests/node/reads.test.mjs` with the
-//! official client.
+//! `GET /conversations/:id/reads`, the errors, where a member added later starts, and a
+//! listing walked page by page while messages arrive. `conversation:read` on sockets runs
+//! `tests/node/reads.test.mjs` with the official client.
 
 use std::collections::HashSet;
 
@@ -292,6 +292,25 @@ async fn markers_move_forward_and_unread_counts_hold() {
     )
     .await
     .assert_error(401);
+
+    // A member added later starts at the last message: the history is not unread for them.
+    let eve = user(&s, "eve").await;
+    let added = s
+        .request(
+            "POST",
+            &format!("/conversations/{cid}/members"),
+            Some(&ann.token),
+            Some(json!({"members": [{"userId": "eve", "displayName": "Eve"}]})),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let e = item(&s, &eve, &cid).await;
+    assert_eq!(
+        (&e["unreadCount"], &e["lastReadMessageId"]),
+        (&json!(0), &Value::Null)
+    );
+    send(&s, &ben, &cid, "welcome").await;
+    assert_eq!(item(&s, &eve, &cid).await["unreadCount"], 1);
 }
 
 #[tokio::test]
