@@ -19,9 +19,12 @@ use crate::realtime::{publish_lifecycle, Lifecycle};
 use crate::roles::{self, Change, Role};
 use crate::State;
 
-/// The signed-in caller: these routes are never anonymous, not even in compat mode.
-fn signed_in(caller: Option<&str>) -> Result<&str, ApiError> {
-    caller.ok_or_else(|| ApiError::unauthorized("sign in to change a conversation"))
+/// The signed-in caller: the routes of the contract's second part (these and read state) are
+/// never anonymous, not even in compat mode.
+pub(crate) fn signed_in(caller: Option<&str>) -> Result<&str, ApiError> {
+    caller.ok_or_else(|| {
+        ApiError::unauthorized("sign in first: this route needs a token in every mode")
+    })
 }
 
 /// One member as the locked conversation lists them.

@@ -23,6 +23,7 @@ use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::lifecycle::signed_in;
 use crate::State;
 
 /// The SQL of the number of messages from others than `me` after `marker` in conversation
@@ -34,12 +35,6 @@ pub(crate) fn unread_sql(conv: &str, marker: &str, me: &str) -> String {
           WHERE u.conversation_id = {conv} AND u.seq > {marker}
             AND u.deleted_at IS NULL AND u.sender_id <> {me})"
     )
-}
-
-/// The routes here act for the signed-in user only, in every mode (compat included).
-fn signed_in(caller: Option<&str>) -> Result<&str, ApiError> {
-    caller
-        .ok_or_else(|| ApiError::unauthorized("sign in first: send Authorization: Bearer <token>"))
 }
 
 #[derive(Debug, Deserialize)]
