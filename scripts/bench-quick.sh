@@ -19,6 +19,8 @@ cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
   # when it is long, then "thrpt: [...]" when a throughput is set. Comparisons with the
   # previous run ("change:" and lines of percentages) are left out.
   /change:|%/ { next }
+  # Percentiles that a benchmark prints after its criterion run (listing).
+  / p99 / { if (pending) print ""; pending = 0; print; next }
   /time:/ {
     # The previous benchmark had no throughput line: end its line first.
     if (pending) print ""

@@ -93,7 +93,7 @@ deps_up() {
         || { deps_log "initdb failed:"; cat "$DEPS_DIR/initdb.log" >&2; return 1; }
     fi
     "${as[@]}" "$bin/pg_ctl" -D "$DEPS_DIR/pg/data" -l "$DEPS_DIR/pg/server.log" -w -t 30 start \
-      -o "-h $host -p $port -k $DEPS_DIR/pg -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
+      -o "-h $host -p $port -k $DEPS_DIR/pg -c max_connections=300 -c shared_buffers=256MB -c track_commit_timestamp=on" >/dev/null \
       || { deps_log "PostgreSQL did not start:"; tail -20 "$DEPS_DIR/pg/server.log" >&2; return 1; }
     DEPS_STARTED_PG="$bin/pg_ctl -D $DEPS_DIR/pg/data"
     [ -n "$pass" ] && "$bin/psql" -q -h "$host" -p "$port" -U "${user:-postgres}" -d postgres \

@@ -14,8 +14,10 @@ pub mod name {
     pub const MESSAGE_CREATED: &str = "message:created";
     pub const MESSAGE_UPDATED: &str = "message:updated";
     pub const MESSAGE_DELETED: &str = "message:deleted";
+    pub const CONVERSATION_CREATED: &str = "conversation:created";
     pub const CONVERSATION_UPDATED: &str = "conversation:updated";
     pub const CONVERSATION_REMOVED: &str = "conversation:removed";
+    pub const CONVERSATION_READ: &str = "conversation:read";
     pub const CALL_CREATED: &str = "call:created";
     pub const CALL_UPDATED: &str = "call:updated";
     pub const CALL_SIGNAL: &str = "call:signal";

@@ -4,6 +4,7 @@
 //! - [`server`]: the accept loop (connection cap, keep-alive, graceful shutdown).
 //! - [`router`]: method + path-segment routing without per-request allocation.
 //! - [`dispatch`]: the request wrapper: timing, routing, identity check, 404/405, metrics.
+//! - [`calls`]: the call as stored and sent to clients.
 //! - [`body`]: the response body type and bounded, deadlined request-body reading.
 //! - [`client`]: the client address behind trusted proxies, and per-address limit keys.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
@@ -31,6 +32,7 @@
 //!   clients.
 
 pub mod body;
+pub mod calls;
 pub mod client;
 pub mod config;
 pub mod cors;

@@ -40,6 +40,11 @@ pub const ALL: &[Migration] = &[
         name: "membership",
         sql: include_str!("../migrations/0005_membership.sql"),
     },
+    Migration {
+        version: 7,
+        name: "unread",
+        sql: include_str!("../migrations/0007_unread.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

@@ -58,6 +58,12 @@ impl Keys {
         format!("{}:pending:{}", self.ns, id)
     }
 
+    /// The newest membership version of a conversation, raised by every membership change:
+    /// a send authorised by an older member list is refused and authorised again.
+    pub fn member_version(&self, conversation: &Uuid) -> String {
+        format!("{}:mv:{}", self.ns, conversation)
+    }
+
     /// Maps a `clientMessageId` (per conversation and sender) to the message first sent with it.
     pub fn client_id(&self, conversation: &Uuid, sender: &str, client_message_id: &str) -> String {
         format!(

@@ -7,7 +7,7 @@
 // making this run's user ids unique), SOCKET_EVENT_BURST.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { connected, open, request, sleep, waitFor } from "./support.mjs";
+import { connected, open, request, sleep, waitFor, register as registerAt } from "./support.mjs";
 
 const GATEWAY = process.env.GATEWAY_URL;
 const CHAT_A = process.env.CHAT_A_URL;
@@ -17,16 +17,7 @@ const RUN = process.env.RUN;
 const BURST = Number(process.env.SOCKET_EVENT_BURST);
 const http = (method, path, token, body) => request(GATEWAY, method, path, token, body);
 
-async function register(name) {
-  const userId = `${RUN}-${name}`;
-  const r = await http("POST", "/auth/register", null, {
-    userId,
-    displayName: `User ${name}`,
-    password: `password-${name}`,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return { userId, token: r.body.token, password: `password-${name}` };
-}
+const register = (name) => registerAt(GATEWAY, RUN, name);
 
 async function group(owner, others) {
   const members = [owner, ...others].map((u) => ({ userId: u.userId, displayName: "ignored" }));

@@ -17,10 +17,10 @@ export async function waitFor(what, fn, ms = 8000) {
   }
 }
 
-// A JSON request to `base`, signed in when `token` is given; `{ status, body }` (null body
-// when empty).
-export async function request(base, method, path, token, body) {
-  const headers = {};
+// A JSON request to `base`, signed in when `token` is given, with any extra `headers`;
+// `{ status, body }` (null body when empty).
+export async function request(base, method, path, token, body, extra = {}) {
+  const headers = { ...extra };
   if (body) headers["content-type"] = "application/json";
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${base}${path}`, {
@@ -30,6 +30,20 @@ export async function request(base, method, path, token, body) {
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+// Registers `${run}-${name}` through the gateway at `base` (password `password-${name}`):
+// `{ userId, token, password }`. Throws unless the answer is 201.
+export async function register(base, run, name) {
+  const userId = `${run}-${name}`;
+  const password = `password-${name}`;
+  const r = await request(base, "POST", "/auth/register", null, {
+    userId,
+    displayName: `User ${name}`,
+    password,
+  });
+  if (r.status !== 201) throw new Error(`register ${userId}: ${r.status} ${JSON.stringify(r.body)}`);
+  return { userId, token: r.body.token, password };
 }
 
 // A new socket (no reconnection) recording every event it receives: `{ socket, events, of }`,

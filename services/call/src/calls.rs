@@ -1,44 +1,17 @@
 //! Calls: start, fetch, list per conversation, change status; each change is announced to
 //! the conversation's members through the chat instances.
 
-use std::collections::HashMap;
-use std::time::SystemTime;
-
 use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
 use platform_core::events::{self, Envelope};
 use platform_core::{json, time, validate, ApiError, Response};
-use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{access, status, State};
 use platform_core::events::name;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Participant {
-    pub user_id: String,
-    pub display_name: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Call {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    #[serde(with = "platform_core::time::rfc3339")]
-    pub started_at: i64,
-    #[serde(
-        with = "platform_core::time::rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ended_at: Option<i64>,
-    pub participants: Vec<Participant>,
-}
+pub(crate) use platform_core::calls::{load, load_many, Call, Participant};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,53 +146,6 @@ pub(crate) async fn announce(state: &State, event: &str, call: &Call) {
     if let Err(e) = events::publish(&state.redis, &state.keys.events, &envelope).await {
         tracing::warn!(call = %call.id, error = %e, "{event} not published");
     }
-}
-
-/// Loads calls with their participants, in the order of `ids`.
-pub(crate) async fn load_many(
-    client: &impl GenericClient,
-    ids: &[Uuid],
-) -> Result<Vec<Call>, ApiError> {
-    let rows = client
-        .query(
-            "SELECT id, conversation_id, type, status, started_at, ended_at FROM calls WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?;
-    let mut parts: HashMap<Uuid, Vec<Participant>> = HashMap::new();
-    for r in client
-        .query(
-            "SELECT call_id, user_id, display_name FROM call_participants WHERE call_id = ANY($1) ORDER BY call_id, position",
-            &[&ids],
-        )
-        .await?
-    {
-        parts.entry(r.get(0)).or_default().push(Participant {
-            user_id: r.get(1),
-            display_name: r.get(2),
-        });
-    }
-    let mut by_id: HashMap<Uuid, Call> = rows
-        .iter()
-        .map(|r| {
-            let id: Uuid = r.get(0);
-            let call = Call {
-                id,
-                conversation_id: r.get(1),
-                kind: r.get(2),
-                status: r.get(3),
-                started_at: time::to_millis(r.get::<_, SystemTime>(4)),
-                ended_at: r.get::<_, Option<SystemTime>>(5).map(time::to_millis),
-                participants: parts.remove(&id).unwrap_or_default(),
-            };
-            (id, call)
-        })
-        .collect();
-    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
-}
-
-pub(crate) async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<Call>, ApiError> {
-    Ok(load_many(client, &[id]).await?.pop())
 }
 
 pub(crate) async fn get(

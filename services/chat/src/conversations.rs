@@ -1,5 +1,6 @@
-//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's, leave
-//! a group. In token mode members are registered users, named as their accounts are.
+//! Conversations: create (one-to-one deduplicated per pair), fetch one, list a user's. In
+//! token mode members are registered users, named as their accounts are. Membership changes
+//! after creation are `lifecycle`'s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::members::{self, Members};
+use crate::roles::Role;
 use crate::State;
+use tokio_postgres::{GenericClient, Row};
 
 pub(crate) const NAME_MAX: usize = 200;
 pub(crate) const GROUP_MAX: usize = 1000;
-/// Most conversations one listing returns.
-pub(crate) const LIST_MAX: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +36,7 @@ struct CreateConversation {
 /// (members are shown as their accounts are named).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct NewMember {
+pub(crate) struct NewMember {
     user_id: String,
     #[serde(default)]
     display_name: Option<String>,
@@ -46,6 +47,8 @@ struct NewMember {
 pub(crate) struct Member {
     pub user_id: String,
     pub display_name: String,
+    /// "owner", "admin" or "member" (`roles::Role`).
+    pub role: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,8 +111,13 @@ fn check(body: &CreateConversation, accounts: bool) -> Result<(), ApiError> {
             )));
         }
     }
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    for m in &body.members {
+    check_members(&body.members, accounts)
+}
+
+/// Each listed member's id and (compat mode) display name, and that none is listed twice.
+pub(crate) fn check_members(members: &[NewMember], accounts: bool) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
         validate::user_id("members[].userId", &m.user_id)?;
         if !accounts {
             let name = m.display_name.as_deref().unwrap_or_default();
@@ -141,18 +149,16 @@ pub(crate) async fn create(
             ));
         }
     }
-    let members = if accounts {
-        registered(state, &body.members).await?
-    } else {
-        body.members
-            .into_iter()
-            .map(|m| Member {
-                user_id: m.user_id,
-                // Stored as validated: `display_name` counts the name trimmed.
-                display_name: validate::trimmed(m.display_name.unwrap_or_default()),
-            })
-            .collect()
-    };
+    let mut members = named(state, body.members).await?;
+    if body.kind == "group" {
+        // The creator owns a group: the caller, or in compat mode the first listed member.
+        let owner = caller.unwrap_or(&members[0].user_id).to_string();
+        for m in &mut members {
+            if m.user_id == owner {
+                m.role = Role::Owner.as_str().to_string();
+            }
+        }
+    }
     if let Some(me) = caller {
         let others: Vec<&str> = members
             .iter()
@@ -199,19 +205,26 @@ pub(crate) async fn create(
     }
     let user_ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
     let names: Vec<&str> = members.iter().map(|m| m.display_name.as_str()).collect();
+    let roles: Vec<&str> = members.iter().map(|m| m.role.as_str()).collect();
     tx.execute(
-        "INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
-         SELECT $1, u, d, p::int FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(u, d, p)",
-        &[&id, &user_ids, &names],
+        "INSERT INTO conversation_members (conversation_id, user_id, display_name, role, position)
+         SELECT $1, u, d, r, p::int
+         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(u, d, r, p)",
+        &[&id, &user_ids, &names, &roles],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO membership_changes (conversation_id, version, actor, action)
+         VALUES ($1, 1, $2, 'created')",
+        &[&id, &caller],
     )
     .await?;
     tx.commit().await?;
     let ids: Vec<String> = user_ids.iter().map(|s| s.to_string()).collect();
     state
         .members
-        .insert(id, Arc::new(Members::new(ids.clone())));
+        .insert(id, Arc::new(Members::new(ids.clone(), 1)));
     state.members.created(id);
-    crate::realtime::publish_conversation(state, id, ids).await;
     let conv = Conversation {
         id,
         name: body.name,
@@ -220,7 +233,41 @@ pub(crate) async fn create(
         created_at,
         last_message: LastMessage::Omitted,
     };
+    crate::realtime::publish_conversation(state, id, ids.clone()).await;
+    // Then the members: by the time they act on it, every instance knows it exists.
+    crate::realtime::publish_lifecycle(
+        state,
+        crate::realtime::Lifecycle {
+            id,
+            conversation: Some(&conv),
+            created_for: &ids,
+            updated_for: &[],
+            removed: &[],
+            calls: &[],
+        },
+    )
+    .await;
     Ok(json::respond(StatusCode::CREATED, &conv))
+}
+
+/// The requested members as they are stored, each a `member`: in token mode their accounts,
+/// under their own names; in compat mode as requested.
+pub(crate) async fn named(
+    state: &State,
+    requested: Vec<NewMember>,
+) -> Result<Vec<Member>, ApiError> {
+    if state.config.trust.mode == Mode::Token {
+        return registered(state, &requested).await;
+    }
+    Ok(requested
+        .into_iter()
+        .map(|m| Member {
+            user_id: m.user_id,
+            // Stored as validated: `display_name` counts the name trimmed.
+            display_name: validate::trimmed(m.display_name.unwrap_or_default()),
+            role: Role::Member.as_str().to_string(),
+        })
+        .collect())
 }
 
 /// The accounts of the requested members, in the request's order and under their own
@@ -253,107 +300,58 @@ async fn registered(state: &State, requested: &[NewMember]) -> Result<Vec<Member
         .map(|u| Member {
             user_id: u.to_string(),
             display_name: names.remove(*u).unwrap_or_default(),
+            role: Role::Member.as_str().to_string(),
         })
         .collect())
 }
 
-/// `DELETE /conversations/:id/members/:userId` as a member leaving a group: 204. Removing
-/// someone else is not offered (403); a one-to-one keeps its members (409). A group nobody
-/// is left in is deleted. From the commit on, every instance forgets the member list, so
-/// the leaver gets no further events; they get `conversation:removed`, the others
-/// `conversation:updated`.
-pub(crate) async fn leave(
-    state: &State,
-    caller: Option<&str>,
-    id: &str,
-    user_id: &str,
-) -> Result<Response, ApiError> {
-    let id = validate::path_uuid("conversationId", id)?;
-    validate::user_id("userId", user_id)?;
-    if caller.is_some_and(|me| me != user_id) {
-        return Err(ApiError::forbidden(
-            "only leaving is supported: remove yourself",
-        ));
+const CONVERSATION_SQL: &str = "SELECT name, type, created_at FROM conversations WHERE id = $1";
+const MEMBERS_SQL: &str = "SELECT user_id, display_name, role FROM conversation_members
+     WHERE conversation_id = $1 ORDER BY position";
+
+/// A conversation from its row ([`CONVERSATION_SQL`]) and its members' ([`MEMBERS_SQL`]).
+fn assemble(id: Uuid, row: &Row, members: &[Row]) -> Conversation {
+    Conversation {
+        id,
+        name: row.get(0),
+        kind: row.get(1),
+        members: members.iter().map(|r| member(r, 0)).collect(),
+        created_at: time::to_millis(row.get::<_, SystemTime>(2)),
+        last_message: LastMessage::Omitted,
     }
-    members::readable(state, Some(user_id), id).await?;
-    let mut client = state.pg.get().await?;
-    let tx = client.transaction().await?;
-    let Some(row) = tx
-        .query_opt(
-            "SELECT type FROM conversations WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await?
-    else {
-        return Err(not_found(&id));
-    };
-    if row.get::<_, &str>(0) == "one_to_one" {
-        return Err(ApiError::conflict(
-            "a one_to_one conversation's members never change",
-        ));
+}
+
+/// A member from `user_id, display_name, role` starting at column `at`.
+fn member(r: &Row, at: usize) -> Member {
+    Member {
+        user_id: r.get(at),
+        display_name: r.get(at + 1),
+        role: r.get(at + 2),
     }
-    let left = tx
-        .execute(
-            "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
-            &[&id, &user_id],
-        )
-        .await?;
-    let remaining: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
-            &[&id],
-        )
-        .await?
-        .get(0);
-    if remaining == 0 {
-        tx.execute("DELETE FROM conversations WHERE id = $1", &[&id])
-            .await?;
-    }
-    tx.commit().await?;
-    drop(client);
-    if left > 0 {
-        state.members.forget(id);
-        let now = if remaining > 0 {
-            load(state, id).await?
-        } else {
-            None
-        };
-        crate::realtime::publish_left(state, id, user_id, now.as_ref()).await;
-    }
-    Ok(crate::blocks::no_content())
 }
 
 /// One conversation with its members, or `None`.
 pub(crate) async fn load(state: &State, id: Uuid) -> Result<Option<Conversation>, ApiError> {
     let client = state.pg.get().await?;
-    let stmt = client
-        .prepare_cached("SELECT name, type, created_at FROM conversations WHERE id = $1")
-        .await?;
+    let stmt = client.prepare_cached(CONVERSATION_SQL).await?;
     let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
         return Ok(None);
     };
-    let stmt = client
-        .prepare_cached(
-            "SELECT user_id, display_name FROM conversation_members WHERE conversation_id = $1 ORDER BY position",
-        )
-        .await?;
-    let members = client
-        .query(&stmt, &[&id])
-        .await?
-        .iter()
-        .map(|r| Member {
-            user_id: r.get(0),
-            display_name: r.get(1),
-        })
-        .collect();
-    Ok(Some(Conversation {
-        id,
-        name: row.get(0),
-        kind: row.get(1),
-        members,
-        created_at: time::to_millis(row.get::<_, SystemTime>(2)),
-        last_message: LastMessage::Omitted,
-    }))
+    let stmt = client.prepare_cached(MEMBERS_SQL).await?;
+    let members = client.query(&stmt, &[&id]).await?;
+    Ok(Some(assemble(id, &row, &members)))
+}
+
+/// One conversation as a transaction sees it (a membership change, before its commit).
+pub(crate) async fn load_in(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<Conversation>, ApiError> {
+    let Some(row) = client.query_opt(CONVERSATION_SQL, &[&id]).await? else {
+        return Ok(None);
+    };
+    let members = client.query(MEMBERS_SQL, &[&id]).await?;
+    Ok(Some(assemble(id, &row, &members)))
 }
 
 pub(crate) async fn get(
@@ -373,58 +371,272 @@ pub(crate) fn not_found(id: &Uuid) -> ApiError {
     ApiError::not_found(format!("conversation {id} not found"))
 }
 
-/// A user's conversations, newest activity first, each with its last message.
+/// Conversations in one page of a user's listing: `?limit=` (at most [`PAGE_MAX`]).
+pub(crate) const PAGE_DEFAULT: i64 = 100;
+pub(crate) const PAGE_MAX: i64 = 500;
+
+/// A conversation as a user's listing shows it: with the caller's read state.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    #[serde(flatten)]
+    conversation: Conversation,
+    unread_count: i64,
+    last_read_message_id: Option<Uuid>,
+}
+
+/// Where the next page of a listing starts.
+///
+/// Paging by "newest activity" while messages arrive would skip conversations if activity
+/// were read live: one that gains a message jumps ahead of the cursor and is never seen. So
+/// the first page fixes a snapshot `snapshot` = the highest message `seq` among the user's
+/// conversations, and every page orders by activity *as of that snapshot*: the `sentAt` of
+/// the conversation's last message with `seq <= snapshot` (deleted or not, since a deletion
+/// must not move it either), else its `createdAt`. Messages commit in `seq` order (the
+/// worker's commit lock), so the set of messages at or below the snapshot, and with it every
+/// conversation's position, never changes: the pages partition the conversations the user
+/// had, each exactly once. The cursor carries the snapshot and the last item's (activity,
+/// id); the next page is what sorts strictly after it. Conversations the user joins after
+/// the first page may fall anywhere (they arrive as `conversation:created`). What each item
+/// shows (last message, unread count) is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListCursor {
+    snapshot: i64,
+    /// The last item's activity, in microseconds since the epoch (PostgreSQL's precision).
+    activity_us: i64,
+    id: Uuid,
+}
+
+impl ListCursor {
+    /// Opaque to clients: `<snapshot>.<activity>.<id>`, URL-safe as it is.
+    fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.snapshot,
+            self.activity_us,
+            self.id.simple()
+        )
+    }
+
+    fn decode(s: &str) -> Option<ListCursor> {
+        let mut parts = s.splitn(3, '.');
+        let snapshot: i64 = parts.next()?.parse().ok()?;
+        let activity_us: i64 = parts.next()?.parse().ok()?;
+        let id = parts.next()?;
+        // Only the form `encode` writes: 32 hex digits.
+        if id.len() != 32 || snapshot < 0 {
+            return None;
+        }
+        Some(ListCursor {
+            snapshot,
+            activity_us,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+
+    fn activity(&self) -> SystemTime {
+        let d = std::time::Duration::from_micros(self.activity_us.unsigned_abs());
+        if self.activity_us >= 0 {
+            SystemTime::UNIX_EPOCH + d
+        } else {
+            SystemTime::UNIX_EPOCH - d
+        }
+    }
+}
+
+fn micros(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+/// `?limit=` and `?cursor=` of a listing (anything else is ignored).
+fn list_query(q: Option<&str>) -> Result<(i64, Option<ListCursor>), ApiError> {
+    let mut limit = PAGE_DEFAULT;
+    let mut cursor = None;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => limit = crate::history::parse_limit(v, PAGE_MAX)?,
+            "cursor" => {
+                cursor = Some(ListCursor::decode(v).ok_or_else(|| {
+                    ApiError::bad_request("cursor is malformed: use the Link header's as it is")
+                })?);
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, cursor))
+}
+
+/// `GET /conversations/user/:userId`: one page of the user's conversations, newest activity
+/// first (see [`ListCursor`]), each with its live last message, the user's unread count and
+/// read marker; `Link: <…>; rel="next"` when more follow. Clients that pass no `limit` (the
+/// original ones) get the first page. Three statements whatever the page size: none per
+/// conversation.
 pub(crate) async fn for_user(
     state: &State,
     caller: Option<&str>,
     user_id: &str,
+    query: Option<&str>,
 ) -> Result<Response, ApiError> {
     validate::user_id("userId", user_id)?;
     must_be(caller, user_id, "userId")?;
+    let (limit, cursor) = list_query(query)?;
     let client = state.pg.get().await?;
+    // `mine`: every conversation of the user with its activity as of the snapshot (on the
+    // first page, no bound: the statement's own snapshot is the snapshot, and its highest
+    // seq is returned for the cursor). Then the page, then for the page only the live last
+    // message and the unread count, each one index probe.
     let sql = format!(
-        "SELECT c.id, c.name, c.type, c.created_at, lm.*
-         FROM conversation_members cm
-         JOIN conversations c ON c.id = cm.conversation_id
+        "WITH mine AS MATERIALIZED (
+             SELECT c.id, c.name, c.type, c.created_at, cm.read_seq, cm.last_read_id, a.seq AS act_seq,
+                    COALESCE(a.sent_at, c.created_at) AS activity
+             FROM conversation_members cm
+             JOIN conversations c ON c.id = cm.conversation_id
+             LEFT JOIN LATERAL (
+                 SELECT m.seq, m.sent_at FROM messages m
+                 WHERE m.conversation_id = cm.conversation_id AND m.seq <= $2
+                 ORDER BY m.seq DESC LIMIT 1
+             ) a ON true
+             WHERE cm.user_id = $1
+         ), page AS (
+             SELECT * FROM mine
+             WHERE $3::timestamptz IS NULL OR (activity, id) < ($3, $4)
+             ORDER BY activity DESC, id DESC
+             LIMIT $5
+         )
+         SELECT p.id, p.name, p.type, p.created_at, p.activity, p.last_read_id,
+                (SELECT COALESCE(max(act_seq), 0) FROM mine), {unread}, lm.*
+         FROM page p
          LEFT JOIN LATERAL (
              SELECT {COLUMNS} FROM messages m
-             WHERE m.conversation_id = c.id AND m.deleted_at IS NULL
+             WHERE m.conversation_id = p.id AND m.deleted_at IS NULL
              ORDER BY m.seq DESC LIMIT 1
          ) lm ON true
-         WHERE cm.user_id = $1
-         ORDER BY COALESCE(lm.sent_at, c.created_at) DESC, c.id DESC
-         LIMIT $2"
+         ORDER BY p.activity DESC, p.id DESC",
+        unread = crate::reads::unread_sql("p.id", "p.read_seq", "$1"),
     );
     let stmt = client.prepare_cached(&sql).await?;
-    let rows = client.query(&stmt, &[&user_id, &LIST_MAX]).await?;
+    let bound = cursor.map_or(i64::MAX, |c| c.snapshot);
+    let after = cursor.map(|c| c.activity());
+    let after_id = cursor.map_or(Uuid::nil(), |c| c.id);
+    // One more than the page: whether a next page exists.
+    let fetch = limit + 1;
+    let rows = client
+        .query(&stmt, &[&user_id, &bound, &after, &after_id, &fetch])
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    // Put in order here: sorting thousands of rows in PostgreSQL costs more than the query.
     let stmt = client
         .prepare_cached(
-            "SELECT conversation_id, user_id, display_name FROM conversation_members
-             WHERE conversation_id = ANY($1) ORDER BY conversation_id, position",
+            "SELECT conversation_id, position, user_id, display_name, role FROM conversation_members
+             WHERE conversation_id = ANY($1)",
         )
         .await?;
-    let mut members: HashMap<Uuid, Vec<Member>> = HashMap::with_capacity(ids.len());
+    let mut members: HashMap<Uuid, Vec<(i32, Member)>> = HashMap::with_capacity(ids.len());
     for r in client.query(&stmt, &[&ids]).await? {
-        members.entry(r.get(0)).or_default().push(Member {
-            user_id: r.get(1),
-            display_name: r.get(2),
-        });
+        members
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), member(&r, 2)));
     }
-    let list: Vec<Conversation> = rows
+    drop(client);
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(ListCursor {
+            snapshot: cursor.map_or_else(|| last.get(6), |c| c.snapshot),
+            activity_us: micros(last.get(4)),
+            id: last.get(0),
+        }),
+        _ => None,
+    };
+    let list: Vec<Listed> = rows
         .iter()
         .map(|r| {
             let id: Uuid = r.get(0);
-            let last = r.get::<_, Option<Uuid>>(4).map(|_| Message::from_row(r, 4));
-            Conversation {
-                id,
-                name: r.get(1),
-                kind: r.get(2),
-                members: members.remove(&id).unwrap_or_default(),
-                created_at: time::to_millis(r.get::<_, SystemTime>(3)),
-                last_message: LastMessage::Shown(last),
+            let last = r.get::<_, Option<Uuid>>(8).map(|_| Message::from_row(r, 8));
+            Listed {
+                conversation: Conversation {
+                    id,
+                    name: r.get(1),
+                    kind: r.get(2),
+                    members: in_order(members.remove(&id).unwrap_or_default()),
+                    created_at: time::to_millis(r.get::<_, SystemTime>(3)),
+                    last_message: LastMessage::Shown(last),
+                },
+                unread_count: r.get(7),
+                last_read_message_id: r.get(5),
             }
         })
         .collect();
-    Ok(json::respond(StatusCode::OK, &list))
+    let mut res = json::respond(StatusCode::OK, &list);
+    if let Some(next) = next {
+        let link = format!(
+            "</conversations/user/{user_id}?limit={limit}&cursor={}>; rel=\"next\"",
+            next.encode()
+        );
+        // A user id is URL-safe as validated; the cursor is digits, dots and hex.
+        if let Ok(v) = http::HeaderValue::from_str(&link) {
+            res.headers_mut().insert(http::header::LINK, v);
+        }
+    }
+    Ok(res)
+}
+
+/// Members by their `position`.
+fn in_order(mut members: Vec<(i32, Member)>) -> Vec<Member> {
+    members.sort_unstable_by_key(|(p, _)| *p);
+    members.into_iter().map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        for activity_us in [1_764_000_000_123_456, 0, -5] {
+            let c = ListCursor {
+                snapshot: 42,
+                activity_us,
+                id: Uuid::now_v7(),
+            };
+            assert_eq!(ListCursor::decode(&c.encode()), Some(c));
+            assert_eq!(micros(c.activity()), activity_us);
+        }
+        let id = Uuid::now_v7().simple().to_string();
+        for bad in [
+            "".to_string(),
+            "1.2".into(),
+            format!("x.2.{id}"),
+            format!("1.y.{id}"),
+            format!("-1.2.{id}"),
+            "1.2.nothex".into(),
+            format!("1.2.{id}0"),
+            format!("1.2.{}", Uuid::now_v7()),
+        ] {
+            assert_eq!(ListCursor::decode(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(list_query(None).unwrap(), (100, None));
+        assert_eq!(list_query(Some("limit=500")).unwrap().0, 500);
+        assert_eq!(list_query(Some("limit=1&x=y")).unwrap().0, 1);
+        for bad in [
+            "limit=0",
+            "limit=501",
+            "limit=x",
+            "limit=",
+            "limit=-1",
+            "cursor=",
+            "cursor=abc",
+        ] {
+            assert_eq!(list_query(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
 }

@@ -24,6 +24,14 @@ pub(crate) enum Cursor {
     After(Uuid),
 }
 
+/// A `limit` query parameter: 1 to `max`, 400 otherwise.
+pub(crate) fn parse_limit(v: &str, max: i64) -> Result<i64, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::bad_request(format!("limit must be 1-{max}")))
+}
+
 /// Parses `limit`, `before` and `after` (anything else is ignored).
 pub(crate) fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
     let mut limit = DEFAULT_LIMIT;
@@ -31,13 +39,7 @@ pub(crate) fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::bad_request(format!("limit must be 1-{MAX_LIMIT}")))?;
-            }
+            "limit" => limit = parse_limit(v, MAX_LIMIT)?,
             "before" | "after" => {
                 if cursor != Cursor::Newest {
                     return Err(ApiError::bad_request(

@@ -7,16 +7,21 @@
 //!   commit notice arrives (through `realtime::subscriber`).
 //! - `realtime`: Socket.IO at `/socket.io/`, presence, and delivery of every event.
 //! - `members`: the in-memory member lists that authorise every send.
-//! - `blocks`: who blocked whom, checked when a conversation is created.
+//! - `blocks`: who blocked whom, checked when a conversation is created or joined.
+//! - `lifecycle`: rename, add, role change, removal; `roles`: the rules they follow.
+//! - `reads`: read markers, unread counts and `conversation:read`.
 
 mod blocks;
 pub mod config;
 mod conversations;
 mod history;
+mod lifecycle;
 mod members;
 mod messages;
 mod queue;
+mod reads;
 mod realtime;
+mod roles;
 pub mod routes;
 mod waiters;
 

@@ -22,6 +22,9 @@ use crate::State;
 use platform_core::events::name;
 
 pub(crate) const CLIENT_ID_MAX: usize = 128;
+/// Sends authorised again after the members changed under them, before answering 503: each
+/// retry reads the list from PostgreSQL, so only changes landing faster than that exhaust it.
+const STALE_RETRIES: u32 = 2;
 
 /// The body of `POST /conversations/:id/messages`.
 #[derive(Debug, Deserialize)]
@@ -73,31 +76,51 @@ pub(crate) async fn send(
             )));
         }
     }
-    let members = state
-        .members
-        .get(&state.pg, conversation)
-        .await?
-        .ok_or_else(|| conversations::not_found(&conversation))?;
-    if !members.contains(&body.sender_id) {
-        return Err(ApiError::forbidden(format!(
-            "{} is not a member of conversation {conversation}",
-            body.sender_id
-        )));
-    }
-    let message = Message {
+    let mut message = Message {
         id: Uuid::now_v7(),
         conversation_id: conversation,
         sender_id: body.sender_id,
         body: text,
-        sent_at: time::now_millis(),
+        sent_at: 0,
         edited_at: None,
         client_message_id: body.client_message_id,
     };
     // Registered before queueing so that the commit notice cannot slip past.
     let wait = (!respond_async).then(|| state.waiters.register(message.id));
-    match state.queue.send(&state.redis, &message).await? {
-        Enqueued::Queued => {}
-        Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
+    // Authorised by the cached member list; the queueing script refuses the send when the
+    // members changed after that list was read, and it is authorised again by a fresh one.
+    let mut tries = 0;
+    loop {
+        let members = state
+            .members
+            .get(&state.pg, conversation)
+            .await?
+            .ok_or_else(|| conversations::not_found(&conversation))?;
+        if !members.contains(&message.sender_id) {
+            return Err(ApiError::forbidden(format!(
+                "{} is not a member of conversation {conversation}",
+                message.sender_id
+            )));
+        }
+        message.sent_at = time::now_millis();
+        match state
+            .queue
+            .send(&state.redis, &message, members.version())
+            .await?
+        {
+            Enqueued::Queued => break,
+            Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
+            Enqueued::Stale if tries < STALE_RETRIES => {
+                tries += 1;
+                state.members.forget(conversation);
+            }
+            Enqueued::Stale => {
+                return Err(ApiError::unavailable(
+                    "authorising a send",
+                    "the conversation's members keep changing",
+                ))
+            }
+        }
     }
     let Some(wait) = wait else {
         return Ok(json::respond(StatusCode::ACCEPTED, &message));
@@ -184,6 +207,9 @@ async fn edit_or_delete(
     kind: Change,
     body: Option<String>,
 ) -> Result<Response, ApiError> {
+    // Only members change messages: an author removed from the conversation no longer may,
+    // from the removal's commit on (asked of PostgreSQL, not of the cache).
+    crate::members::readable(state, caller, conversation).await?;
     let now = time::now_millis();
     let text = body.as_deref();
     let apply = || apply(state, caller, conversation, id, kind, text, now);

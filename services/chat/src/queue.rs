@@ -16,19 +16,37 @@ use platform_core::ApiError;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
-/// KEYS: stream, pending mark, [clientMessageId key]. ARGV: entry JSON, TTL seconds, the
-/// stream's entry field ([`FIELD`]). Returns nil when queued, or the entry first queued under
-/// the same clientMessageId.
+/// KEYS: stream, pending mark, the conversation's membership version, [clientMessageId key].
+/// ARGV: entry JSON, TTL seconds, the stream's entry field ([`FIELD`]), the membership
+/// version the send was authorised at. Returns nil when queued, 0 when the members changed
+/// since that version (nothing queued), or the entry first queued under the same
+/// clientMessageId.
 const ENQUEUE: &str = r"
-if KEYS[3] then
-  local first = redis.call('GET', KEYS[3])
+local v = redis.call('GET', KEYS[3])
+if v and tonumber(v) > tonumber(ARGV[4]) then return 0 end
+if KEYS[4] then
+  local first = redis.call('GET', KEYS[4])
   if first then return first end
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
 return false
 ";
+
+/// KEYS: a conversation's membership version. ARGV: the new version, its lifetime (s).
+/// Never lowers it: changes committed in one order may announce themselves in another.
+const RAISE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v or tonumber(v) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 0
+";
+
+/// How long a raised membership version is kept: far longer than any instance can hold a
+/// list without hearing of the change (their markers expire within seconds).
+const VERSION_TTL_SECS: u64 = 24 * 3600;
 
 /// Most sends in one transaction: bounds how long it holds Redis (a few µs each).
 const BATCH_MAX: usize = 256;
@@ -36,6 +54,7 @@ const BATCH_MAX: usize = 256;
 pub(crate) struct Queue {
     keys: Keys,
     enqueue: redis::Script,
+    raise: redis::Script,
     ttl_secs: u64,
     /// The task that writes sends in batches, started by the first send.
     batcher: OnceLock<mpsc::UnboundedSender<Job>>,
@@ -45,13 +64,26 @@ pub(crate) struct Queue {
 struct Job {
     entry: String,
     pending: String,
+    /// The conversation's membership version key, and the version the send was authorised at.
+    version_key: String,
+    version: i64,
     client_id: Option<String>,
-    /// `None` when queued, or the entry first queued under the same `clientMessageId`.
-    reply: oneshot::Sender<Result<Option<String>, ApiError>>,
+    reply: oneshot::Sender<Result<Reply, ApiError>>,
+}
+
+/// What the script answered for one send.
+enum Reply {
+    Queued,
+    Stale,
+    /// The entry first queued under the same `clientMessageId`.
+    First(String),
 }
 
 pub(crate) enum Enqueued {
     Queued,
+    /// The conversation's members changed after the list the send was authorised by was
+    /// read: nothing was queued.
+    Stale,
     /// The `clientMessageId` was used before, by this message.
     Duplicate(Message),
 }
@@ -61,6 +93,7 @@ impl Queue {
         Queue {
             keys,
             enqueue: redis::Script::new(ENQUEUE),
+            raise: redis::Script::new(RAISE),
             ttl_secs,
             batcher: OnceLock::new(),
         }
@@ -76,10 +109,12 @@ impl Queue {
         Ok(stream::create_group(&mut *conn, &self.keys).await?)
     }
 
+    /// Queues a send authorised by the member list of membership `version`.
     pub(crate) async fn send(
         &self,
         redis: &RedisPool,
         message: &Message,
+        version: i64,
     ) -> Result<Enqueued, ApiError> {
         let entry = serde_json::to_string(&EntryRef::Create(message))
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
@@ -91,6 +126,8 @@ impl Queue {
         let job = Job {
             entry,
             pending: self.keys.pending(&message.id),
+            version_key: self.keys.member_version(&message.conversation_id),
+            version,
             client_id,
             reply,
         };
@@ -102,12 +139,13 @@ impl Queue {
         batcher
             .send(job)
             .map_err(|_| ApiError::internal("queueing a send", "the batch writer stopped"))?;
-        let first = answer
+        let reply = answer
             .await
             .map_err(|_| ApiError::internal("queueing a send", "the batch writer stopped"))??;
-        match first {
-            None => Ok(Enqueued::Queued),
-            Some(raw) => match decode_create(raw) {
+        match reply {
+            Reply::Queued => Ok(Enqueued::Queued),
+            Reply::Stale => Ok(Enqueued::Stale),
+            Reply::First(raw) => match decode_create(raw) {
                 Some(m) => Ok(Enqueued::Duplicate(m)),
                 None => Err(ApiError::internal(
                     "reading a clientMessageId record",
@@ -115,6 +153,24 @@ impl Queue {
                 )),
             },
         }
+    }
+
+    /// Raises a conversation's membership version after a change committed (never lowers it).
+    pub(crate) async fn raise_version(
+        &self,
+        redis: &RedisPool,
+        conversation: &uuid::Uuid,
+        version: i64,
+    ) -> Result<(), ApiError> {
+        let mut conn = redis.get().await?;
+        let _: i64 = self
+            .raise
+            .key(self.keys.member_version(conversation))
+            .arg(version)
+            .arg(VERSION_TTL_SECS)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     fn writer(&self, redis: &RedisPool) -> Writer {
@@ -185,73 +241,42 @@ async fn batches(w: Writer, mut jobs: mpsc::UnboundedReceiver<Job>) {
 }
 
 impl Writer {
-    /// One MULTI/EXEC for the whole batch: a send without a `clientMessageId` is a SET of its
-    /// pending mark and an XADD; one with it runs the script, which checks the id first.
-    async fn write(
-        &self,
-        batch: &[Job],
-    ) -> Result<Vec<Result<Option<String>, ApiError>>, ApiError> {
+    /// One MULTI/EXEC for the whole batch, the script once per send.
+    async fn write(&self, batch: &[Job]) -> Result<Vec<Result<Reply, ApiError>>, ApiError> {
         let mut pipe = redis::pipe();
         pipe.atomic().ignore_errors();
         for job in batch {
-            match &job.client_id {
-                None => {
-                    pipe.cmd("SET")
-                        .arg(&job.pending)
-                        .arg(&job.entry)
-                        .arg("EX")
-                        .arg(self.ttl_secs);
-                    pipe.cmd("XADD")
-                        .arg(&self.stream)
-                        .arg("*")
-                        .arg(FIELD)
-                        .arg(&job.entry);
-                }
-                Some(client_id) => {
-                    pipe.cmd("EVALSHA")
-                        .arg(self.enqueue.get_hash())
-                        .arg(3)
-                        .arg(&self.stream)
-                        .arg(&job.pending)
-                        .arg(client_id)
-                        .arg(&job.entry)
-                        .arg(self.ttl_secs)
-                        .arg(FIELD);
-                }
-            }
+            pipe.cmd("EVALSHA")
+                .arg(self.enqueue.get_hash())
+                .arg(3 + usize::from(job.client_id.is_some()))
+                .arg(&self.stream)
+                .arg(&job.pending)
+                .arg(&job.version_key)
+                .arg(job.client_id.as_deref())
+                .arg(&job.entry)
+                .arg(self.ttl_secs)
+                .arg(FIELD)
+                .arg(job.version);
         }
         let mut conn = self.redis.get().await?;
         let replies: Vec<Value> = pipe.query_async(&mut *conn).await?;
-        let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(batch.len());
-        for job in batch {
-            let r = match &job.client_id {
-                None => {
-                    let (set, add) = (replies.next(), replies.next());
-                    match (set, add) {
-                        (Some(Value::Okay), Some(Value::BulkString(_))) => Ok(None),
-                        other => Err(ApiError::unavailable(
-                            "redis: queueing a send",
-                            format!("{other:?}"),
-                        )),
-                    }
+        for (job, reply) in batch.iter().zip(replies) {
+            out.push(match reply {
+                Value::Nil => Ok(Reply::Queued),
+                Value::Int(0) => Ok(Reply::Stale),
+                Value::BulkString(first) => {
+                    Ok(Reply::First(String::from_utf8_lossy(&first).into_owned()))
                 }
-                Some(client_id) => match replies.next() {
-                    Some(Value::Nil) => Ok(None),
-                    Some(Value::BulkString(first)) => {
-                        Ok(Some(String::from_utf8_lossy(&first).into_owned()))
-                    }
-                    // Redis restarted and forgot the script: this one call loads it again.
-                    Some(Value::ServerError(e)) if e.code() == "NOSCRIPT" => {
-                        self.script(&mut conn, job, client_id).await
-                    }
-                    other => Err(ApiError::unavailable(
-                        "redis: queueing a send",
-                        format!("{other:?}"),
-                    )),
-                },
-            };
-            out.push(r);
+                // Redis restarted and forgot the script: this one call loads it again.
+                Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                    self.script(&mut conn, job).await
+                }
+                other => Err(ApiError::unavailable(
+                    "redis: queueing a send",
+                    format!("{other:?}"),
+                )),
+            });
         }
         Ok(out)
     }
@@ -260,16 +285,29 @@ impl Writer {
         &self,
         conn: &mut platform_core::pools::RedisConn,
         job: &Job,
-        client_id: &str,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Reply, ApiError> {
         let mut inv = self.enqueue.prepare_invoke();
         inv.key(&self.stream)
             .key(&job.pending)
-            .key(client_id)
-            .arg(&job.entry)
+            .key(&job.version_key);
+        if let Some(c) = &job.client_id {
+            inv.key(c);
+        }
+        inv.arg(&job.entry)
             .arg(self.ttl_secs)
-            .arg(FIELD);
-        Ok(inv.invoke_async(conn).await?)
+            .arg(FIELD)
+            .arg(job.version);
+        match inv.invoke_async(conn).await? {
+            Value::Nil => Ok(Reply::Queued),
+            Value::Int(0) => Ok(Reply::Stale),
+            Value::BulkString(first) => {
+                Ok(Reply::First(String::from_utf8_lossy(&first).into_owned()))
+            }
+            other => Err(ApiError::unavailable(
+                "redis: queueing a send",
+                format!("{other:?}"),
+            )),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{blocks, conversations, history, messages, App};
+use crate::{blocks, conversations, history, lifecycle, messages, reads, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -21,7 +21,12 @@ platform_core::route_labels! {
         SendMessage = "send_message",
         EditMessage = "edit_message",
         DeleteMessage = "delete_message",
-        LeaveConversation = "leave_conversation",
+        RenameConversation = "rename_conversation",
+        AddMembers = "add_members",
+        SetRole = "set_role",
+        RemoveMember = "remove_member",
+        MarkRead = "mark_read",
+        Reads = "reads",
         Block = "block",
         Unblock = "unblock",
         /// Everything under `/socket.io/`, answered before routing.
@@ -40,6 +45,11 @@ pub fn table() -> Router<Route> {
             Route::UserConversations,
         )
         .route(Method::GET, "/conversations/:id", Route::Conversation)
+        .route(
+            Method::PATCH,
+            "/conversations/:id",
+            Route::RenameConversation,
+        )
         .route(
             Method::GET,
             "/conversations/:id/messages",
@@ -61,10 +71,22 @@ pub fn table() -> Router<Route> {
             Route::DeleteMessage,
         )
         .route(
+            Method::POST,
+            "/conversations/:id/members",
+            Route::AddMembers,
+        )
+        .route(
+            Method::PATCH,
+            "/conversations/:id/members/:userId",
+            Route::SetRole,
+        )
+        .route(
             Method::DELETE,
             "/conversations/:id/members/:userId",
-            Route::LeaveConversation,
+            Route::RemoveMember,
         )
+        .route(Method::POST, "/conversations/:id/read", Route::MarkRead)
+        .route(Method::GET, "/conversations/:id/reads", Route::Reads)
         .route(Method::POST, "/users/:userId/block", Route::Block)
         .route(Method::DELETE, "/users/:userId/block", Route::Unblock)
 }
@@ -112,13 +134,20 @@ impl dispatch::Service for App {
             Route::Healthz => Ok(health::alive()),
             Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
             Route::CreateConversation => conversations::create(state, who, h, body).await,
-            Route::UserConversations => conversations::for_user(state, who, p.get(0)).await,
+            Route::UserConversations => {
+                conversations::for_user(state, who, p.get(0), parts.uri.query()).await
+            }
             Route::Conversation => conversations::get(state, who, p.get(0)).await,
             Route::ListMessages => history::list(state, who, p.get(0), parts.uri.query()).await,
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
-            Route::LeaveConversation => conversations::leave(state, who, p.get(0), p.get(1)).await,
+            Route::RenameConversation => lifecycle::rename(state, who, p.get(0), h, body).await,
+            Route::AddMembers => lifecycle::add(state, who, p.get(0), h, body).await,
+            Route::SetRole => lifecycle::set_role(state, who, p.get(0), p.get(1), h, body).await,
+            Route::RemoveMember => lifecycle::remove(state, who, p.get(0), p.get(1)).await,
+            Route::MarkRead => reads::mark(state, who, p.get(0), h, body).await,
+            Route::Reads => reads::list(state, who, p.get(0)).await,
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
             // Not in the table: `handle` answers it before routing.

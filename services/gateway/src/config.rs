@@ -63,10 +63,11 @@ pub enum Write {
     Call,
     Signal,
     Members,
+    Read,
 }
 
 impl Write {
-    pub const ALL: [Write; 7] = [
+    pub const ALL: [Write; 8] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
@@ -74,6 +75,7 @@ impl Write {
         Write::Call,
         Write::Signal,
         Write::Members,
+        Write::Read,
     ];
 
     /// Its name in Redis keys and messages.
@@ -86,6 +88,7 @@ impl Write {
             Write::Call => "calls",
             Write::Signal => "signals",
             Write::Members => "members",
+            Write::Read => "reads",
         }
     }
 
@@ -131,6 +134,13 @@ impl Write {
             Write::Members => (
                 ("RATE_MEMBERS_PER_USER", 30),
                 ("RATE_MEMBERS_PER_ADDRESS", 300),
+                MINUTE,
+            ),
+            // Read markers: a client marks read as messages arrive in the open
+            // conversation and as the user switches conversations, so a couple per second.
+            Write::Read => (
+                ("RATE_READS_PER_USER", 120),
+                ("RATE_READS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
         }

@@ -71,10 +71,14 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::POST, "/auth/password", r(Label::Auth, Auth(A::Password)))
         .route(M::GET, "/me", r(Label::Auth, Auth(A::Me)))
         .route(M::POST, "/conversations", chat(Write::Conversation))
+        .route(M::PATCH, "/conversations/:id", chat(Write::Conversation))
         .route(M::POST, "/conversations/:id/messages", chat(Write::Send))
         .route(M::PATCH, "/conversations/:id/messages/:messageId", chat(Write::Edit))
         .route(M::DELETE, "/conversations/:id/messages/:messageId", chat(Write::Delete))
+        .route(M::POST, "/conversations/:id/members", chat(Write::Members))
+        .route(M::PATCH, "/conversations/:id/members/:userId", chat(Write::Members))
         .route(M::DELETE, "/conversations/:id/members/:userId", chat(Write::Members))
+        .route(M::POST, "/conversations/:id/read", chat(Write::Read))
         .any("/conversations/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .route(M::POST, "/users/:userId/block", chat(Write::Members))
         .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
@@ -139,12 +143,32 @@ mod tests {
             chat(Write::Members)
         );
         assert_eq!(
+            target(Method::POST, "/conversations/c/members"),
+            chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::PATCH, "/conversations/c/members/u"),
+            chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::PATCH, "/conversations/c"),
+            chat(Write::Conversation)
+        );
+        assert_eq!(
             target(Method::POST, "/users/bob/block"),
             chat(Write::Members)
         );
         assert_eq!(
             target(Method::DELETE, "/users/bob/block/"),
             chat(Write::Members)
+        );
+        assert_eq!(
+            target(Method::POST, "/conversations/c/read"),
+            chat(Write::Read)
+        );
+        assert_eq!(
+            target(Method::GET, "/conversations/c/reads"),
+            Some(Target::Forward(Upstream::Chat, Admit::Session))
         );
         assert_eq!(target(Method::POST, "/calls"), call(Write::Call));
         assert_eq!(target(Method::PATCH, "/calls/x/status"), call(Write::Call));

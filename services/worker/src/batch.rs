@@ -289,16 +289,43 @@ async fn superseded(
 /// One multi-row insert. The advisory lock is taken by the statement itself, before any
 /// row gets its `seq`, and held until commit: batches from several workers commit in `seq`
 /// order. ORDER BY the ordinality keeps stream order within the batch.
+///
+/// The same statement moves each sender's read marker to their newest message of the batch
+/// (a send reads everything before it: `API.md`, "Read state"), never backwards, so it
+/// costs the send path no round trip. No `conversation:read` for it: clients know their own
+/// sends. Messages the batch did not insert (redelivered ones) moved it when first stored.
 const INSERT: &str = "
-    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7))
-    INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
-    SELECT id, conv, sender, body, cmid, sent
-    FROM commit_lock,
-         unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-         WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
-    ORDER BY ord
-    ON CONFLICT DO NOTHING
-    RETURNING id";
+    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7)),
+    stored AS (
+        INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
+        SELECT id, conv, sender, body, cmid, sent
+        FROM commit_lock,
+             unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+             WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
+        ORDER BY ord
+        ON CONFLICT DO NOTHING
+        RETURNING id, conversation_id, sender_id, seq
+    ),
+    newest AS (
+        SELECT DISTINCT ON (conversation_id, sender_id) conversation_id, sender_id, seq, id
+        FROM stored ORDER BY conversation_id, sender_id, seq DESC
+    ),
+    -- The conversations' key-share locks (which the messages' foreign key takes anyway, but
+    -- only at the statement's end) before any member row: a membership change locks the
+    -- conversation first too, so the two never wait on each other in opposite orders.
+    locked AS (
+        SELECT c.id FROM conversations c
+        WHERE c.id IN (SELECT conversation_id FROM newest)
+        ORDER BY c.id FOR KEY SHARE
+    ),
+    marked AS (
+        UPDATE conversation_members cm
+        SET read_seq = n.seq, last_read_id = n.id, read_at = now()
+        FROM newest n JOIN locked l ON l.id = n.conversation_id
+        WHERE cm.conversation_id = n.conversation_id AND cm.user_id = n.sender_id
+          AND cm.read_seq < n.seq
+    )
+    SELECT id FROM stored";
 
 /// The parameter arrays of [`INSERT`], one element per message, in batch order.
 pub struct InsertParams<'a> {

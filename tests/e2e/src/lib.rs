@@ -324,6 +324,8 @@ impl Stack {
             .env("RATE_SIGNALS_PER_USER", "1000000")
             .env("RATE_MEMBERS_PER_ADDRESS", "1000000")
             .env("RATE_MEMBERS_PER_USER", "1000000")
+            .env("RATE_READS_PER_ADDRESS", "1000000")
+            .env("RATE_READS_PER_USER", "1000000")
             .env("MAX_CONNECTIONS_PER_ADDRESS", "1000000")
             .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
             .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")

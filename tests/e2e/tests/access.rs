@@ -121,7 +121,10 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(
         r.body["members"],
-        json!([{"userId": "amy", "displayName": "User amy"}, {"userId": "bo", "displayName": "User bo"}])
+        json!([
+            {"userId": "amy", "displayName": "User amy", "role": "owner"},
+            {"userId": "bo", "displayName": "User bo", "role": "member"}
+        ])
     );
     let group = r.body["id"].as_str().unwrap().to_string();
     let r = s
@@ -169,7 +172,8 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let pair = r.body["id"].as_str().unwrap().to_string();
 
-    // Leaving: only oneself, only a group; the leaver is a non-member from then on.
+    // Leaving: only a group; a member removes nobody else; the leaver is a non-member from
+    // then on.
     s.request(
         "DELETE",
         &format!("/conversations/{pair}/members/cy"),
@@ -180,8 +184,8 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
     .assert_error(409);
     s.request(
         "DELETE",
-        &format!("/conversations/{group}/members/bo"),
-        Some(&amy),
+        &format!("/conversations/{group}/members/amy"),
+        Some(&bo),
         None,
     )
     .await
@@ -224,7 +228,7 @@ async fn members_are_accounts_blocks_hold_and_anyone_can_leave() {
         .await;
     assert_eq!(
         r.body["members"],
-        json!([{"userId": "amy", "displayName": "User amy"}])
+        json!([{"userId": "amy", "displayName": "User amy", "role": "owner"}])
     );
     // The last one out deletes the group.
     let left = s

@@ -131,7 +131,7 @@ mod tests {
         let (_a, qa) = user("a");
         let (b1, qb1) = user("b");
         let (_x, qx) = user("x");
-        let members = Arc::new(Members::new(vec!["a".into(), "b".into(), "c".into()]));
+        let members = Arc::new(Members::new(vec!["a".into(), "b".into(), "c".into()], 1));
         let conv = Uuid::now_v7();
         let fanout = Fanout::default();
         let enc = Encoded::event("/", "typing:update", &1).unwrap();
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(counts(), (1, 0, 0));
         assert_eq!((taken(&qc), taken(&qb2)), (0, 1));
         // A new member list for the conversation is a new entry.
-        let fewer = Arc::new(Members::new(vec!["a".into(), "x".into()]));
+        let fewer = Arc::new(Members::new(vec!["a".into(), "x".into()], 2));
         assert_eq!(fanout.emit(&io, conv, &fewer, None, &enc), 2);
         assert_eq!(counts(), (1, 0, 1));
     }

@@ -59,6 +59,8 @@ fn write_user_room(buf: &mut String, user: &str) {
 /// Internal event names: handled by the instances, never sent to clients.
 pub(crate) const PRESENCE_CHANGED: &str = "_presence";
 pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
+/// A conversation's members are about to change: every instance stops caching them.
+pub(crate) const MEMBERS_CHANGING: &str = "_members_changing";
 /// A conversation's members changed: every instance drops what it cached of them.
 pub(crate) const MEMBERS_CHANGED: &str = "_members";
 
@@ -162,13 +164,6 @@ impl Realtime {
             }
         }
     }
-
-    /// Forgets what this instance derived from a conversation's members.
-    pub(crate) fn members_changed(&self, state: &State, conversation: Uuid) {
-        // The fan-out keys its recipients by the member list itself: a reloaded list is a
-        // new entry there.
-        state.members.forget(conversation);
-    }
 }
 
 /// Emits `event` to the local sockets of `users` (each user's sockets get it once), encoded
@@ -218,6 +213,13 @@ pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) 
         },
         None => None,
     };
+    if let (Some((_, m)), Some(sender)) = (&members, &env.except) {
+        // A relayed event (typing) from someone who is no longer a member goes nowhere:
+        // the list here was read after any change its publisher might not have seen.
+        if !m.contains(sender) {
+            return;
+        }
+    }
     match members {
         Some((c, m)) if env.users.is_empty() => {
             to_conversation(rt, c, &m, env.except.as_deref(), &env.event, &env.data);
@@ -311,45 +313,91 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
     }
 }
 
-/// Announces that `user` left conversation `id`: every instance forgets its member list (so
-/// the leaver gets nothing more), the leaver's sockets get `conversation:removed`, and the
-/// remaining members `conversation:updated` with `now` (none when the group was deleted).
-pub(crate) async fn publish_left(
+/// Publishes a membership marker ([`MEMBERS_CHANGING`] or [`MEMBERS_CHANGED`]) of a
+/// conversation for every instance (see `crate::members`), naming the users whose contacts
+/// changed.
+pub(crate) async fn publish_members(
     state: &State,
-    id: Uuid,
-    user: &str,
-    now: Option<&crate::conversations::Conversation>,
-) {
-    let forget = Envelope {
-        event: MEMBERS_CHANGED.to_string(),
-        conversation: Some(id),
-        users: Vec::new(),
+    conversation: Uuid,
+    marker: &str,
+    contacts: &[&str],
+) -> Result<(), platform_core::ApiError> {
+    let env = Envelope {
+        event: marker.to_string(),
+        conversation: Some(conversation),
+        users: contacts.iter().map(|u| u.to_string()).collect(),
         except: None,
         data: Value::Null,
     };
-    let removed = Envelope {
-        event: name::CONVERSATION_REMOVED.to_string(),
-        conversation: None,
-        users: vec![user.to_string()],
-        except: None,
-        data: serde_json::json!({ "conversationId": id }),
-    };
+    platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+}
+
+/// What a committed membership change tells whom (every list may be empty).
+pub(crate) struct Lifecycle<'a> {
+    pub id: Uuid,
+    /// The conversation after the change; `None` when it was deleted.
+    pub conversation: Option<&'a crate::conversations::Conversation>,
+    /// Get `conversation:created`: everyone at a creation, the added users at an addition.
+    pub created_for: &'a [String],
+    /// Get `conversation:updated`.
+    pub updated_for: &'a [String],
+    /// Get `conversation:removed` on all of their sockets.
+    pub removed: &'a [String],
+    /// Calls the change updated, announced as `call:updated` to the conversation's members.
+    pub calls: &'a [platform_core::calls::Call],
+}
+
+/// Publishes the events of a committed membership change (after `members::commit_change`,
+/// which already told every instance to forget the member list). Best effort, as every
+/// realtime event: what a client misses it reads back over HTTP.
+pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
     let channel = &state.queue.keys().events;
-    let mut sent = platform_core::events::publish(&state.redis, channel, &forget).await;
-    if sent.is_ok() {
-        sent = platform_core::events::publish(&state.redis, channel, &removed).await;
+    let to_users = |event: &str, users: &[String], data: Value| Envelope {
+        event: event.to_string(),
+        conversation: None,
+        users: users.to_vec(),
+        except: None,
+        data,
+    };
+    let mut envelopes = Vec::with_capacity(3 + l.calls.len());
+    if !l.removed.is_empty() {
+        let data = serde_json::json!({ "conversationId": l.id });
+        envelopes.push(to_users(name::CONVERSATION_REMOVED, l.removed, data));
     }
-    if let (Ok(()), Some(c)) = (&sent, now) {
-        let updated = Envelope {
-            event: name::CONVERSATION_UPDATED.to_string(),
-            conversation: Some(id),
-            users: Vec::new(),
-            except: None,
-            data: c,
+    if let Some(c) = l.conversation {
+        let data = match serde_json::to_value(c) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(conversation = %l.id, error = %e, "cannot encode a conversation");
+                return;
+            }
         };
-        sent = platform_core::events::publish(&state.redis, channel, &updated).await;
+        if !l.created_for.is_empty() {
+            envelopes.push(to_users(
+                name::CONVERSATION_CREATED,
+                l.created_for,
+                data.clone(),
+            ));
+        }
+        if !l.updated_for.is_empty() {
+            envelopes.push(to_users(name::CONVERSATION_UPDATED, l.updated_for, data));
+        }
     }
-    if let Err(e) = sent {
-        tracing::warn!(conversation = %id, error = %e, "departure not published");
+    for call in l.calls {
+        match serde_json::to_value(call) {
+            Ok(data) => envelopes.push(Envelope {
+                event: name::CALL_UPDATED.to_string(),
+                conversation: Some(call.conversation_id),
+                users: Vec::new(),
+                except: None,
+                data,
+            }),
+            Err(e) => tracing::error!(call = %call.id, error = %e, "cannot encode a call"),
+        }
+    }
+    for env in &envelopes {
+        if let Err(e) = platform_core::events::publish(&state.redis, channel, env).await {
+            tracing::warn!(conversation = %l.id, event = %env.event, error = %e, "not published");
+        }
     }
 }

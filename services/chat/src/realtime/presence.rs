@@ -185,8 +185,8 @@ impl Presence {
         self.wake.notify_one();
     }
 
-    /// A conversation was created: its members may have new contacts online.
-    pub(crate) fn conversation_created(&self, users: &[String]) {
+    /// A conversation was created or its members changed: these users' contacts changed.
+    pub(crate) fn contacts_changed(&self, users: &[String]) {
         {
             let mut contacts = sync::lock(&self.contacts);
             for u in users {

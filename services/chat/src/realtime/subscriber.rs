@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, PRESENCE_CHANGED,
+    deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, MEMBERS_CHANGING,
+    PRESENCE_CHANGED,
 };
 use crate::waiters::Outcome;
 use crate::State;
@@ -39,8 +40,10 @@ pub(crate) async fn run(
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(100);
                 let _ = ready.send(true);
-                // Anything missed while disconnected: presence is re-read in full, and
-                // sessions revoked meanwhile close their sockets.
+                // Anything missed while disconnected: presence is re-read in full, member
+                // lists are read again (their change markers may be lost), and sessions
+                // revoked meanwhile close their sockets.
+                state.members.clear();
                 rt.presence.changed();
                 if !std::mem::take(&mut first) {
                     rt.recheck_sessions(&state).await;
@@ -113,14 +116,21 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
             if let Some(c) = env.conversation {
                 state.members.created(c);
             }
-            rt.presence.conversation_created(&env.users);
+            rt.presence.contacts_changed(&env.users);
+        }
+        MEMBERS_CHANGING => {
+            if let Some(c) = env.conversation {
+                state.members.changing(c);
+            }
         }
         MEMBERS_CHANGED => {
             if let Some(c) = env.conversation {
-                rt.members_changed(state, c);
+                // The fan-out keys its recipients by the member list itself: the list read
+                // next is a new entry there.
+                state.members.changed(c);
             }
-            // Whoever left is no longer among the people its members see online.
-            rt.presence.changed();
+            // Who joined or left sees (and is seen by) other people online now.
+            rt.presence.contacts_changed(&env.users);
         }
         _ => deliver(state, rt, env).await,
     }
