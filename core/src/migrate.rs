@@ -45,6 +45,11 @@ pub const ALL: &[Migration] = &[
         name: "unread",
         sql: include_str!("../migrations/0007_unread.sql"),
     },
+    Migration {
+        version: 8,
+        name: "own newest message",
+        sql: include_str!("../migrations/0008_own_newest.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

@@ -489,6 +489,8 @@ pub(crate) async fn for_user(
     // first page, no bound: the statement's own snapshot is the snapshot, and its highest
     // seq is returned for the cursor). Then the page, then for the page only the live last
     // message and the unread count, each one index probe.
+    // The marker in effect: the newer of the one set and the user's own newest message.
+    let [read_seq, last_read, _] = crate::reads::effective_sql("p", "s");
     let sql = format!(
         "WITH mine AS MATERIALIZED (
              SELECT c.id, c.name, c.type, c.created_at, cm.read_seq, cm.last_read_id, a.seq AS act_seq,
@@ -507,16 +509,17 @@ pub(crate) async fn for_user(
              ORDER BY activity DESC, id DESC
              LIMIT $5
          )
-         SELECT p.id, p.name, p.type, p.created_at, p.activity, p.last_read_id,
+         SELECT p.id, p.name, p.type, p.created_at, p.activity, {last_read},
                 (SELECT COALESCE(max(act_seq), 0) FROM mine), {unread}, lm.*
-         FROM page p
+         FROM page p {own}
          LEFT JOIN LATERAL (
              SELECT {COLUMNS} FROM messages m
              WHERE m.conversation_id = p.id AND m.deleted_at IS NULL
              ORDER BY m.seq DESC LIMIT 1
          ) lm ON true
          ORDER BY p.activity DESC, p.id DESC",
-        unread = crate::reads::unread_sql("p.id", "p.read_seq", "$1"),
+        unread = crate::reads::unread_sql("p.id", &read_seq, "$1"),
+        own = crate::reads::own_newest_sql("s", "p.id", "$1"),
     );
     let stmt = client.prepare_cached(&sql).await?;
     let bound = cursor.map_or(i64::MAX, |c| c.snapshot);

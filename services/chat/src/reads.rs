@@ -6,9 +6,10 @@
 //! A marker is `conversation_members.read_seq` (messages with `seq` at or below it are read)
 //! with the message it names (`last_read_id`) and when it moved (`read_at`). It only ever
 //! moves forward: every statement that moves it says `WHERE read_seq < new`, so of two
-//! concurrent moves the later-committing one re-checks against the other's result. The
-//! worker moves a sender's marker to their own newest message in the batch that stores it
-//! (`worker::batch`), with no event: clients know their own sends.
+//! concurrent moves the later-committing one re-checks against the other's result. A send
+//! moves its sender's marker too: the marker in effect is the newer of the one set and the
+//! member's own newest message, read with it ([`own_newest_sql`]) rather than written by
+//! each send; no event for that: clients know their own sends.
 //!
 //! A deleted message may still be marked read (its `seq` still orders the conversation, and a
 //! client may mark read what it saw before the deletion); only an id that is not a message of
@@ -25,6 +26,33 @@ use uuid::Uuid;
 
 use crate::lifecycle::signed_in;
 use crate::State;
+
+/// `LEFT JOIN LATERAL (...) AS {s} ON true`: the newest message `user` sent in `conv` (`seq`,
+/// `id`, `sent_at`; each argument an SQL expression). A send moves its sender's marker, and
+/// the marker in effect is the newer of the one the member set and this one, read here (one
+/// probe of `messages_by_sender`) rather than written by every send: the send path stays a
+/// plain insert, and no member row is updated per message.
+pub(crate) fn own_newest_sql(s: &str, conv: &str, user: &str) -> String {
+    format!(
+        "LEFT JOIN LATERAL (
+             SELECT o.seq, o.id, o.sent_at FROM messages o
+             WHERE o.conversation_id = {conv} AND o.sender_id = {user}
+             ORDER BY o.seq DESC LIMIT 1
+         ) AS {s} ON true"
+    )
+}
+
+/// The marker in effect, from a member's set marker (columns `read_seq`, `last_read_id`,
+/// `read_at` of alias `cm`) and their own newest message (alias `s` of [`own_newest_sql`]):
+/// SQL for its seq, its message id and its time.
+pub(crate) fn effective_sql(cm: &str, s: &str) -> [String; 3] {
+    let own = format!("{s}.seq > {cm}.read_seq");
+    [
+        format!("GREATEST({cm}.read_seq, COALESCE({s}.seq, 0))"),
+        format!("CASE WHEN {own} THEN {s}.id ELSE {cm}.last_read_id END"),
+        format!("CASE WHEN {own} THEN {s}.sent_at ELSE {cm}.read_at END"),
+    ]
+}
 
 /// The SQL of the number of messages from others than `me` after `marker` in conversation
 /// `conv`, deleted ones not counted (each argument is an SQL expression). Counted on the
@@ -81,6 +109,7 @@ pub(crate) async fn mark(
     // One statement: the move (only forward) and, moved or not, the marker and unread count
     // as they stand after it. When it did not move, the member row is read as of the
     // statement's start: a concurrent move that won reports itself (its own answer, its event).
+    let [seq, last, at] = effective_sql("k", "s");
     let sql = format!(
         "WITH target AS (
              SELECT seq, id FROM messages WHERE id = $2 AND conversation_id = $1
@@ -89,6 +118,9 @@ pub(crate) async fn mark(
              SET read_seq = t.seq, last_read_id = t.id, read_at = now()
              FROM target t
              WHERE cm.conversation_id = $1 AND cm.user_id = $3 AND cm.read_seq < t.seq
+               -- Not behind the caller's own newest message (sending read up to it).
+               AND t.seq > COALESCE((SELECT max(o.seq) FROM messages o
+                                     WHERE o.conversation_id = $1 AND o.sender_id = $3), 0)
              RETURNING cm.read_seq, cm.last_read_id, cm.read_at
          ), marker AS (
              SELECT read_seq, last_read_id, read_at, true AS moved FROM moved
@@ -96,9 +128,10 @@ pub(crate) async fn mark(
              SELECT read_seq, last_read_id, read_at, false FROM conversation_members
              WHERE conversation_id = $1 AND user_id = $3 AND NOT EXISTS (SELECT 1 FROM moved)
          )
-         SELECT EXISTS (SELECT 1 FROM target), k.moved, k.last_read_id, k.read_at, {}
-         FROM marker k",
-        unread_sql("$1", "k.read_seq", "$3")
+         SELECT EXISTS (SELECT 1 FROM target), k.moved, {last}, {at}, {unread}
+         FROM marker k {own}",
+        own = own_newest_sql("s", "$1", "$3"),
+        unread = unread_sql("$1", &seq, "$3"),
     );
     let stmt = client.prepare_cached(&sql).await?;
     let Some(row) = client
@@ -165,13 +198,14 @@ pub(crate) async fn list(
     let conversation = validate::path_uuid("conversationId", id)?;
     crate::members::readable(state, Some(me), conversation).await?;
     let client = state.pg.get().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT user_id, last_read_id, read_at FROM conversation_members
-             WHERE conversation_id = $1 AND last_read_id IS NOT NULL
-             ORDER BY position",
-        )
-        .await?;
+    let [_, last, at] = effective_sql("cm", "s");
+    let sql = format!(
+        "SELECT cm.user_id, {last}, {at} FROM conversation_members cm {own}
+         WHERE cm.conversation_id = $1 AND {last} IS NOT NULL
+         ORDER BY cm.position",
+        own = own_newest_sql("s", "cm.conversation_id", "cm.user_id"),
+    );
+    let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &[&conversation]).await?;
     let markers: Vec<ReadMarker> = rows
         .iter()

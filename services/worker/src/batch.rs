@@ -290,10 +290,10 @@ async fn superseded(
 /// row gets its `seq`, and held until commit: batches from several workers commit in `seq`
 /// order. ORDER BY the ordinality keeps stream order within the batch.
 ///
-/// The same statement moves each sender's read marker to their newest message of the batch
-/// (a send reads everything before it: `API.md`, "Read state"), never backwards, so it
-/// costs the send path no round trip. No `conversation:read` for it: clients know their own
-/// sends. Messages the batch did not insert (redelivered ones) moved it when first stored.
+/// A send also moves its sender's read marker (`API.md`, "Read state"): nothing is written
+/// for that here; the chat service reads the sender's newest message as part of the marker
+/// (`reads::own_newest_sql`), which costs a listing one index probe per conversation instead
+/// of costing every stored batch a member-row update per sender.
 const INSERT: &str = "
     WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7)),
     stored AS (
@@ -305,25 +305,6 @@ const INSERT: &str = "
         ORDER BY ord
         ON CONFLICT DO NOTHING
         RETURNING id, conversation_id, sender_id, seq
-    ),
-    newest AS (
-        SELECT DISTINCT ON (conversation_id, sender_id) conversation_id, sender_id, seq, id
-        FROM stored ORDER BY conversation_id, sender_id, seq DESC
-    ),
-    -- The conversations' key-share locks (which the messages' foreign key takes anyway, but
-    -- only at the statement's end) before any member row: a membership change locks the
-    -- conversation first too, so the two never wait on each other in opposite orders.
-    locked AS (
-        SELECT c.id FROM conversations c
-        WHERE c.id IN (SELECT conversation_id FROM newest)
-        ORDER BY c.id FOR KEY SHARE
-    ),
-    marked AS (
-        UPDATE conversation_members cm
-        SET read_seq = n.seq, last_read_id = n.id, read_at = now()
-        FROM newest n JOIN locked l ON l.id = n.conversation_id
-        WHERE cm.conversation_id = n.conversation_id AND cm.user_id = n.sender_id
-          AND cm.read_seq < n.seq
     )
     SELECT id FROM stored";
 

@@ -195,14 +195,26 @@ async fn markers_move_forward_and_unread_counts_hold() {
     assert_eq!(r.body["lastReadMessageId"], ids[4].as_str());
     assert_eq!(r.body["unreadCount"], 0);
 
-    // Ann's own send moves her marker and is not unread for her; it is for the others.
+    // Ann's own send moves her marker past what she had not read, and is not unread for
+    // her; it is for the others.
+    let unseen = send(&s, &ben, &cid, "before ann answers").await;
     let mine = send(&s, &ann, &cid, "from ann").await;
     let a = item(&s, &ann, &cid).await;
     assert_eq!(
         (a["lastReadMessageId"].as_str(), &a["unreadCount"]),
         (Some(mine.as_str()), &json!(0))
     );
-    assert_eq!(item(&s, &cat, &cid).await["unreadCount"], 5);
+    assert_eq!(item(&s, &cat, &cid).await["unreadCount"], 6);
+    // Marking read what her send already covers leaves the marker at the send.
+    let r = read(&s, &ann, &cid, &unseen).await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["lastReadMessageId"].as_str(),
+            &r.body["unreadCount"]
+        ),
+        (200, Some(mine.as_str()), &json!(0))
+    );
 
     // Concurrent sends from two others while Ann reads now and then: the count is exact.
     let sends = (0..40).map(|i| {
