@@ -22,13 +22,19 @@ pub(crate) async fn member(
     .await
 }
 
-/// 403 unless the caller is a participant of `call`.
+/// 403 unless the caller is a participant of `call` and a member of its conversation.
 pub(crate) async fn participant(
     client: &impl GenericClient,
     call: Uuid,
     caller: Option<&str>,
 ) -> Result<(), ApiError> {
-    let sql = "SELECT 1 FROM call_participants WHERE call_id = $1 AND user_id = $2";
+    // Still a member of the call's conversation too: a removal takes its member out of the
+    // conversation's live calls, and this keeps them out of the final ones' signals.
+    let sql = "SELECT 1 FROM call_participants p
+               JOIN calls c ON c.id = p.call_id
+               JOIN conversation_members m
+                 ON m.conversation_id = c.conversation_id AND m.user_id = p.user_id
+               WHERE p.call_id = $1 AND p.user_id = $2";
     require(client, sql, call, caller, "a participant of call").await
 }
 

@@ -662,6 +662,39 @@ async fn a_removed_member_is_refused_everywhere_and_leaves_its_calls() {
     assert!(call.body["endedAt"].is_string());
     // The ended call keeps its remaining participant; an ended call is not touched again.
     assert_eq!(call.body["participants"], who(&["o"]));
+
+    // A participant of a call that was already over, removed later, cannot read its signals.
+    let back = json!({"members": [{"userId": "a", "displayName": "a"}]});
+    let r = req(&s, tok("o"), "POST", &format!("{path}/members"), Some(back)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let over = req(
+        &s,
+        tok("o"),
+        "POST",
+        "/calls",
+        Some(start(who(&["o", "a"]))),
+    )
+    .await;
+    let over = over.body["id"].as_str().unwrap().to_string();
+    let offer = json!({"senderId": "a", "payload": {"type": "offer", "sdp": "v=0"}});
+    let signals = format!("/calls/{over}/signals/offer");
+    let r = req(&s, tok("a"), "POST", &signals, Some(offer)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = req(
+        &s,
+        tok("o"),
+        "PATCH",
+        &format!("/calls/{over}/status"),
+        Some(json!({"status": "declined"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(req(&s, tok("a"), "GET", &signals, None).await.status, 200);
+    let r = req(&s, tok("o"), "DELETE", &format!("{path}/members/a"), None).await;
+    assert_eq!(r.status, 204);
+    req(&s, tok("a"), "GET", &signals, None)
+        .await
+        .assert_error(403);
 }
 
 /// `conversation:created` / `updated` / `removed` and `call:updated` reach the right sockets
