@@ -295,18 +295,15 @@ async fn superseded(
 /// (`reads::own_newest_sql`), which costs a listing one index probe per conversation instead
 /// of costing every stored batch a member-row update per sender.
 const INSERT: &str = "
-    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7)),
-    stored AS (
-        INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
-        SELECT id, conv, sender, body, cmid, sent
-        FROM commit_lock,
-             unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-             WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
-        ORDER BY ord
-        ON CONFLICT DO NOTHING
-        RETURNING id, conversation_id, sender_id, seq
-    )
-    SELECT id FROM stored";
+    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7))
+    INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
+    SELECT id, conv, sender, body, cmid, sent
+    FROM commit_lock,
+         unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
+    ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING id";
 
 /// The parameter arrays of [`INSERT`], one element per message, in batch order.
 pub struct InsertParams<'a> {
