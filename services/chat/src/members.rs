@@ -63,11 +63,17 @@ const UNKNOWN_MAX: usize = 10_000;
 /// How long a conversation stays uncached after its "changing" marker when the "changed"
 /// one never comes (the changing instance died between the two).
 const CHANGING_TTL: Duration = Duration::from_secs(10);
+/// How long nothing is cached after the subscription came back: a change whose "changing"
+/// marker was missed while it was down may still be committing (its "changed" follows
+/// within milliseconds).
+const RESUBSCRIBED_QUIET: Duration = Duration::from_secs(2);
 
 pub(crate) struct MemberCache {
     map: RwLock<HashMap<Uuid, Arc<Members>>>,
     /// Conversations between their "changing" and "changed" markers: never cached.
     changing: Mutex<HashMap<Uuid, Instant>>,
+    /// Nothing is cached before this (set when the subscription comes back).
+    quiet_until: Mutex<Option<Instant>>,
     /// Bumped (under the map's lock) whenever lists are dropped: a list read from
     /// PostgreSQL before that is not kept, however late its query returns.
     epoch: AtomicU64,
@@ -83,6 +89,7 @@ impl MemberCache {
         MemberCache {
             map: RwLock::new(HashMap::new()),
             changing: Mutex::new(HashMap::new()),
+            quiet_until: Mutex::new(None),
             epoch: AtomicU64::new(0),
             unknown: RwLock::new(HashMap::new()),
             capacity,
@@ -114,12 +121,26 @@ impl MemberCache {
         sync::lock(&self.changing).remove(&conversation);
     }
 
-    /// Drops everything (markers may have been missed while the subscription was down).
+    /// Drops everything, and caches nothing for a moment: markers may have been missed
+    /// while the subscription was down.
     pub(crate) fn clear(&self) {
         let mut map = sync::write(&self.map);
         self.epoch.fetch_add(1, Ordering::AcqRel);
         map.clear();
         sync::lock(&self.changing).clear();
+        *sync::lock(&self.quiet_until) = Some(Instant::now() + RESUBSCRIBED_QUIET);
+    }
+
+    fn is_quiet(&self) -> bool {
+        let mut quiet = sync::lock(&self.quiet_until);
+        match *quiet {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                *quiet = None;
+                false
+            }
+            None => false,
+        }
     }
 
     fn is_changing(&self, conversation: &Uuid) -> bool {
@@ -195,7 +216,10 @@ impl MemberCache {
     /// Caches a list read at `epoch`, unless lists were dropped since or it is mid-change.
     fn keep(&self, conversation: Uuid, members: &Arc<Members>, epoch: u64) {
         let mut map = sync::write(&self.map);
-        if self.epoch.load(Ordering::Acquire) != epoch || self.is_changing(&conversation) {
+        if self.epoch.load(Ordering::Acquire) != epoch
+            || self.is_changing(&conversation)
+            || self.is_quiet()
+        {
             return;
         }
         if map.len() >= self.capacity {
@@ -321,10 +345,14 @@ mod tests {
         let after = c.epoch.load(Ordering::Acquire);
         c.keep(conv, &list, after);
         assert!(cached(&c));
-        // Losing the subscription drops everything, markers included.
+        // Losing the subscription drops everything, markers included, and nothing is kept
+        // for a moment after it comes back.
         c.changing(conv);
         c.clear();
         let now = c.epoch.load(Ordering::Acquire);
+        c.keep(conv, &list, now);
+        assert!(!cached(&c), "a change may still be committing");
+        *c.quiet_until.lock().unwrap() = Some(Instant::now());
         c.keep(conv, &list, now);
         assert!(cached(&c));
     }

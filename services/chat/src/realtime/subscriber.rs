@@ -43,9 +43,9 @@ pub(crate) async fn run(
                 // Anything missed while disconnected: presence is re-read in full, member
                 // lists are read again (their change markers may be lost), and sessions
                 // revoked meanwhile close their sockets.
-                state.members.clear();
                 rt.presence.changed();
                 if !std::mem::take(&mut first) {
+                    state.members.clear();
                     rt.recheck_sessions(&state).await;
                 }
                 let mut messages = pubsub.on_message();
