@@ -284,10 +284,16 @@ pub(crate) async fn commit_change(
     crate::realtime::publish_members(state, conversation, crate::realtime::MEMBERS_CHANGING, &[])
         .await?;
     let committed = tx.commit().await;
-    let raised = state
-        .queue
-        .raise_version(&state.redis, &conversation, version)
-        .await;
+    // Only a committed version is raised: one that was not would refuse every send.
+    let raised = match committed {
+        Ok(()) => {
+            state
+                .queue
+                .raise_version(&state.redis, &conversation, version)
+                .await
+        }
+        Err(_) => Ok(()),
+    };
     state.members.changed(conversation);
     let published = crate::realtime::publish_members(
         state,
