@@ -4,15 +4,19 @@
 # Redis on private ports), the minimal fastwebsockets relay (the ceiling) and the Node
 # socket.io peer. For each: server RSS per idle connection, then `typing:update` relayed to
 # the 999 other members of one conversation at a fixed rate (p50/p99 delivery latency) and at
-# saturation (delivered events/s). Prints a table with the issue's ratios; stops everything.
+# saturation (delivered events/s), then overload: `typing:update` offered at OVERLOAD_RATE/s
+# with no window (delivered events/s, p50/p99 of what was delivered, receivers disconnected
+# as slow clients). Prints a table with the issue's ratios; stops everything.
 #   scripts/bench-relay.sh [SECONDS]          (per measured phase; default 10)
-# Environment: CLIENTS (1000), RATE (100 relays/s), IDLE (10000 connections), WINDOW (32).
+# Environment: CLIENTS (1000), RATE (100 relays/s), IDLE (10000 connections; 0 skips the
+# idle phase), WINDOW (32), OVERLOAD_RATE (2400 relays/s).
 # Loopback only; every phase is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 source scripts/deps.sh
 RUN_SECS="${1:-10}"; CLIENTS="${CLIENTS:-1000}"; RATE="${RATE:-100}"; IDLE="${IDLE:-10000}"; WINDOW="${WINDOW:-32}"
+OVERLOAD_RATE="${OVERLOAD_RATE:-2400}"
 # Ports below the ephemeral range (32768+): the 10,000 client sockets of the idle phase
 # would otherwise leave TIME_WAIT sockets on them and a rerun could not bind.
 PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:15434/benchrelay}"
@@ -49,11 +53,11 @@ body="$(python3 -c 'import json,sys; n=int(sys.argv[1]); print(json.dumps({"type
 conv="$(curl -fs -X POST -H 'content-type: application/json' --data "$body" "http://$CHAT/conversations" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 
-echo "machine: $(machine); node $(node --version)"
+echo "machine: $(machine); node $(node --version); load average $(load_average)"
 echo "conversation $conv with $CLIENTS members; $RUN_SECS s per phase"
 relay() { timeout 300 "$T/relay" "$@" | tee -a "$OUT"; }
 # Idle memory first, on fresh servers, so that no earlier load inflates the baseline.
-for t in "minimal $MINIMAL $minimal_pid" "chat $CHAT $chat_pid" "node $NODE $node_pid"; do
+[ "$IDLE" -gt 0 ] && for t in "minimal $MINIMAL $minimal_pid" "chat $CHAT $chat_pid" "node $NODE $node_pid"; do
   read -r name addr pid <<<"$t"
   timeout 300 "$T/relay" --mode idle --target "$addr" --pid "$pid" --clients "$IDLE" --settle 3 \
     | sed "s/^RESULT idle/RESULT idle name=$name/" | tee -a "$OUT"
@@ -63,8 +67,14 @@ common=(--mode load --clients "$CLIENTS" --rate "$RATE" --seconds "$RUN_SECS" --
 relay "${common[@]}" --target "$MINIMAL" --settle 2
 relay "${common[@]}" --target "$CHAT" --conversation "$conv" --users relay- --settle 5
 relay "${common[@]}" --target "$NODE" --settle 2
+# Overload last: a receiver it disconnects stays gone, so nothing after it would be fair.
+over=(--mode overload --clients "$CLIENTS" --rate "$OVERLOAD_RATE" --seconds "$RUN_SECS")
+relay "${over[@]}" --target "$MINIMAL" --settle 2
+relay "${over[@]}" --target "$CHAT" --conversation "$conv" --users relay- --settle 5
+relay "${over[@]}" --target "$NODE" --settle 2
+echo "load average after: $(load_average)"
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$MINIMAL" "$CHAT" "$NODE" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -77,6 +87,8 @@ names = {}
 for (kind, target), d in rows.items():
     if kind == "idle":
         names[target] = d["name"]
+# Without the idle phase the names come from the known addresses.
+names.setdefault(sys.argv[2], "minimal"); names.setdefault(sys.argv[3], "chat"); names.setdefault(sys.argv[4], "node")
 def get(kind, name, key):
     for (k, t), d in rows.items():
         if k == kind and names.get(t) == name:
@@ -95,4 +107,18 @@ print(f"{'p99 ms at rate':34}" + "".join(f"{v:12.2f}" for v in p99) + f"   chat/
 print(f"{'delivered events/s, saturation':34}" + "".join(f"{v:12.0f}" for v in eps)
       + f"   chat/minimal {eps[1]/eps[0]:.2f} (>= 0.8), chat/node {eps[1]/eps[2]:.2f} (>= 3)")
 print(f"{'server KiB per idle connection':34}" + "".join(f"{v:12.2f}" for v in kib) + "   chat < 16")
+off = [get("overload", n, "offered_per_s") for n in ("minimal", "chat", "node")]
+oeps = [get("overload", n, "events_per_s") for n in ("minimal", "chat", "node")]
+ofr = [get("overload", n, "delivered_fraction") for n in ("minimal", "chat", "node")]
+o50 = [get("overload", n, "p50_ms") for n in ("minimal", "chat", "node")]
+o99 = [get("overload", n, "p99_ms") for n in ("minimal", "chat", "node")]
+odis = [get("overload", n, "disconnected") for n in ("minimal", "chat", "node")]
+print(f"{'overload: offered relays/s':34}" + "".join(f"{v:12.1f}" for v in off))
+print(f"{'overload: delivered events/s':34}" + "".join(f"{v:12.0f}" for v in oeps)
+      + f"   chat/minimal {oeps[1]/oeps[0]:.2f} (>= 0.8)")
+print(f"{'overload: fraction delivered':34}" + "".join(f"{v:12.3f}" for v in ofr))
+print(f"{'overload: p50 ms delivered':34}" + "".join(f"{v:12.2f}" for v in o50))
+print(f"{'overload: p99 ms delivered':34}" + "".join(f"{v:12.2f}" for v in o99))
+print(f"{'overload: receivers disconnected':34}" + "".join(f"{v:12.0f}" for v in odis)
+      + f"   chat {'none' if odis[1] == 0 else int(odis[1])} (aim: none)")
 PY

@@ -11,6 +11,10 @@
 //! - `load`: a fixed rate (`--rate` relays/s for `--seconds`) reporting p50/p99 delivery
 //!   latency, then saturation (at most `--window` relays not yet delivered to every receiver,
 //!   for `--seconds`) reporting delivered events/s. Each after a `--warmup` of the same kind.
+//! - `overload`: a fixed OFFERED rate (`--rate` relays/s for `--seconds`), no window and no
+//!   warmup: the sender does not wait for deliveries, as a chatty client would not. Reports
+//!   the offered and delivered events/s, p50/p99 of what was delivered, and how many
+//!   receivers saw their own connection close during the phase (a slow-client disconnect).
 //! - `idle`: opens `--clients` connections, waits, and reports the growth of the server's
 //!   VmRSS (`--pid`) per connection.
 //!
@@ -78,8 +82,8 @@ fn args() -> Args {
             other => loadtest::unknown(other),
         }
     }
-    if a.clients < 2 || !matches!(a.mode.as_str(), "load" | "idle") {
-        eprintln!("--mode load|idle with --clients 2 or more");
+    if a.clients < 2 || !matches!(a.mode.as_str(), "load" | "idle" | "overload") {
+        eprintln!("--mode load|idle|overload with --clients 2 or more");
         std::process::exit(2)
     }
     a
@@ -87,12 +91,13 @@ fn args() -> Args {
 
 /// Relays in flight are tracked in a ring of per-relay delivery counters.
 const RING: usize = 1 << 16;
-const PHASES: usize = 4;
+const PHASES: usize = 5;
 /// Phases, as stamped in `displayName`.
 const RATE_WARMUP: u8 = 0;
 const RATE: u8 = 1;
 const SAT_WARMUP: u8 = 2;
 const SAT: u8 = 3;
+const OVERLOAD: u8 = 4;
 
 struct Shared {
     receivers: u32,
@@ -101,6 +106,8 @@ struct Shared {
     /// Woken when a relay has reached every receiver.
     complete: Notify,
     closed: AtomicU64,
+    /// Relays received, all receivers and phases together.
+    received: AtomicU64,
 }
 
 /// What a receiver read from one frame.
@@ -128,6 +135,7 @@ async fn main() {
     let a = args();
     match a.mode.as_str() {
         "idle" => idle(&a).await,
+        "overload" => overload(&a).await,
         _ => load(&a).await,
     }
     // Connections are closed by the exit; nothing waits on them.
@@ -213,7 +221,9 @@ async fn idle(a: &Args) {
     );
 }
 
-async fn load(a: &Args) {
+/// Opens the clients, starts the receivers' read loops, waits `--settle`; returns the
+/// sender (client 0), each receiver's histograms and what they share.
+async fn start(a: &Args) -> (Sender, Vec<Arc<Mutex<Stats>>>, Arc<Shared>) {
     let conns = open_all(a, a.clients).await;
     let receivers = (a.clients - 1) as u32;
     let shared = Arc::new(Shared {
@@ -221,6 +231,7 @@ async fn load(a: &Args) {
         slots: (0..RING).map(|_| AtomicU32::new(0)).collect(),
         complete: Notify::new(),
         closed: AtomicU64::new(0),
+        received: AtomicU64::new(0),
     });
     let mut conns = conns.into_iter();
     let (mut sender_rd, sender_wr) = conns.next().expect("client 0");
@@ -274,6 +285,7 @@ async fn load(a: &Args) {
                         let lat = now_us().saturating_sub(sent).max(1);
                         let _ =
                             st.lock().expect("stats").latency[phase as usize % PHASES].record(lat);
+                        shared.received.fetch_add(1, Ordering::Relaxed);
                         let slot = &shared.slots[seq as usize % RING];
                         if slot.fetch_add(1, Ordering::AcqRel) + 1 == shared.receivers {
                             shared.complete.notify_one();
@@ -285,9 +297,7 @@ async fn load(a: &Args) {
         });
     }
     tokio::time::sleep(Duration::from_secs(a.settle)).await;
-
-    let mut seq = 0u64;
-    let mut sender = Sender {
+    let sender = Sender {
         wr: sender_wr,
         conv: a
             .conversation
@@ -296,6 +306,76 @@ async fn load(a: &Args) {
         user: format!("{}0", a.users),
         shared: shared.clone(),
     };
+    (sender, stats, shared)
+}
+
+/// Merges the receivers' histograms, one per phase.
+fn merge(stats: &[Arc<Mutex<Stats>>]) -> [hdrhistogram::Histogram<u64>; PHASES] {
+    let mut merged: [hdrhistogram::Histogram<u64>; PHASES] = std::array::from_fn(|_| histogram());
+    for s in stats {
+        let s = s.lock().expect("stats");
+        for (m, h) in merged.iter_mut().zip(s.latency.iter()) {
+            m.add(h).expect("compatible histograms");
+        }
+    }
+    merged
+}
+
+async fn overload(a: &Args) {
+    let (mut sender, stats, shared) = start(a).await;
+    let closed_before = shared.closed.load(Ordering::Relaxed);
+    // Sends are due at `rate` per second from t0; every millisecond the sender catches up
+    // with what is due (tokio's timer has millisecond granularity, 2,400/s is finer).
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(a.seconds);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    while Instant::now() < end {
+        tick.tick().await;
+        let due = (t0.elapsed().as_micros() as u64 * a.rate / 1_000_000).min(a.rate * a.seconds);
+        while seq < due {
+            sender.send(OVERLOAD, seq).await;
+            seq += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    // What is still queued on the way arrives late; wait until nothing arrived for 500 ms
+    // (at most 10 s), then count. A receiver closed by the server sees its close only after
+    // reading what was buffered before it, so the count of closes comes after this too.
+    let quiet_until = Instant::now() + Duration::from_secs(10);
+    let mut last = shared.received.load(Ordering::Relaxed);
+    while Instant::now() < quiet_until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = shared.received.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let drained = t0.elapsed().as_secs_f64() - secs;
+    let closed = shared.closed.load(Ordering::Relaxed) - closed_before;
+    let o = &merge(&stats)[OVERLOAD as usize];
+    let expected = seq * u64::from(shared.receivers);
+    println!(
+        "RESULT overload target={} receivers={} offered_rate={} relays={seq} secs={secs:.2} offered_per_s={:.1} delivered={} expected={expected} delivered_fraction={:.3} events_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} drain_secs={drained:.1} disconnected={closed}",
+        a.target,
+        shared.receivers,
+        a.rate,
+        seq as f64 / secs,
+        o.len(),
+        o.len() as f64 / expected.max(1) as f64,
+        o.len() as f64 / secs,
+        ms(o.value_at_quantile(0.5)),
+        ms(o.value_at_quantile(0.99)),
+        ms(o.max()),
+    );
+}
+
+async fn load(a: &Args) {
+    let (mut sender, stats, shared) = start(a).await;
+    let receivers = shared.receivers;
+    let mut seq = 0u64;
 
     // Fixed rate.
     let period = Duration::from_micros(1_000_000 / a.rate);
@@ -339,13 +419,7 @@ async fn load(a: &Args) {
     }
     sender.drain(seq).await;
 
-    let mut merged: [hdrhistogram::Histogram<u64>; PHASES] = std::array::from_fn(|_| histogram());
-    for s in &stats {
-        let s = s.lock().expect("stats");
-        for (m, h) in merged.iter_mut().zip(s.latency.iter()) {
-            m.add(h).expect("compatible histograms");
-        }
-    }
+    let merged = merge(&stats);
     let closed = shared.closed.load(Ordering::Relaxed);
     let r = &merged[RATE as usize];
     println!(
