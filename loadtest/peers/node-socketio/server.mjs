@@ -4,6 +4,9 @@
 // - `typing:update` is emitted to that room except its sender;
 // - `POST /conversations/<room>/messages` `{"senderId","body"}` answers 201 with a message
 //   (stored nowhere) and emits it as `message:created` to everyone in the room.
+// - RECOVERY=1 turns on socket.io's own connection state recovery (in-memory adapter, this
+//   one instance), keeping missed packets for RECOVERY_WINDOW_SECS (default 300): the peer
+//   of the chat service's recovery in the drops benchmark (scripts/bench-drops.sh).
 // Listens on loopback only: PORT (default 3304). Prints "ready <port>" once listening.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -49,11 +52,23 @@ const http = createServer((req, res) => {
   // socket.io answers its own path before this handler runs.
   res.writeHead(404, { "content-type": "application/json" }).end("{}");
 });
+const recovery = process.env.RECOVERY === "1";
+const windowSecs = Number(process.env.RECOVERY_WINDOW_SECS || 300);
+if (recovery && !(Number.isInteger(windowSecs) && windowSecs > 0 && windowSecs <= 86400)) {
+  console.error("RECOVERY_WINDOW_SECS: an integer from 1 to 86400");
+  process.exit(2);
+}
 // Defaults otherwise, so the figures are those of a stock socket.io server.
-const io = new Server(http, { serveClient: false });
+const io = new Server(http, {
+  serveClient: false,
+  ...(recovery && {
+    connectionStateRecovery: { maxDisconnectionDuration: windowSecs * 1000, skipMiddlewares: true },
+  }),
+});
 
 io.on("connection", (socket) => {
   const room = typeof socket.handshake.auth?.room === "string" ? socket.handshake.auth.room : "bench";
+  // A recovered socket is back in its rooms already; joining again changes nothing.
   socket.join(room);
   socket.on("typing:update", (data) => {
     socket.to(room).emit("typing:update", data);
