@@ -27,12 +27,15 @@ function bounded(name, value, fallback, min, max) {
   return v;
 }
 
-// A TCP proxy to `target` (host:port) on a free loopback port; `cut(ms)` drops every
-// connection through it and refuses new ones for `ms`.
-async function proxy(target) {
-  const url = new URL(target);
-  const host = url.hostname;
-  const port = Number(url.port || 80);
+// A TCP proxy on a free loopback port to `targets` (base URLs): its k-th connection goes to
+// targets[(first + k) % n], so that with several instances a client comes back to another
+// one. `cut(ms)` drops every connection through it and refuses new ones for `ms`.
+async function proxy(targets, first) {
+  const addrs = targets.map((t) => {
+    const url = new URL(t);
+    return { host: url.hostname, port: Number(url.port || 80) };
+  });
+  let next = first;
   const pairs = new Set();
   let downUntil = 0;
   const server = net.createServer((c) => {
@@ -40,6 +43,8 @@ async function proxy(target) {
       c.destroy();
       return;
     }
+    const { host, port } = addrs[next % addrs.length];
+    next += 1;
     const u = net.connect(port, host);
     const pair = [c, u];
     pairs.add(pair);
@@ -86,7 +91,8 @@ function quantile(sorted, q) {
 }
 
 // Runs the harness. `o`:
-// - socketUrls: where clients connect (client i through its proxy to socketUrls[i % n]);
+// - socketUrls: where clients connect (client i through its proxy to socketUrls[i % n]; with
+//   `rotate`, each new connection of a client to the next one, starting at i % n);
 // - auth(i): client i's CONNECT auth payload (the official client resends it on reconnect,
 //   with `pid` and `offset` added when the server gave a pid);
 // - send(seq): sends message `seq` (body `drop <seq>`), resolves once accepted;
@@ -101,7 +107,7 @@ export async function runDrops(o) {
   let stop = false;
   try {
     for (let i = 0; i < o.clients; i += 1) {
-      proxies.push(await proxy(o.socketUrls[i % o.socketUrls.length]));
+      proxies.push(await proxy(o.rotate ? o.socketUrls : [o.socketUrls[i % o.socketUrls.length]], i));
     }
     let accepted = 0;
     for (let i = 0; i < o.clients; i += 1) {
