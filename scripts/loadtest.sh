@@ -23,7 +23,11 @@
 # (rounds after the first are named <run>-r<N>; summary.md lists every round). GATEWAY_B: a
 # second gateway binary (e.g. a build of another commit), started on port 5004 beside the
 # first and measured as the target chat-gateway-b, so that an A/B of a gateway change
-# alternates between the two under the same conditions.
+# alternates between the two under the same conditions. LOADTEST_RECOVERY=1: the chat
+# sockets ask for connection state recovery (`"recovery": true` in their CONNECT auth), so
+# that every recorded event carries its offset; with RECOVERY_WINDOW_SECS=0 (passed to the
+# services like any of their settings) nothing is recorded: the two give recovery's cost,
+# e.g. TARGETS=chat-direct SCENARIOS=broadcast with each.
 #
 # Identity: every load-test user registers (POST /auth/register) and sends its bearer token
 # with each request and in the Socket.IO CONNECT payload. The per-user and per-address

@@ -99,6 +99,10 @@ pub async fn prepare(
             }
         }
     }
+    // LOADTEST_RECOVERY=1: chat sockets ask for connection state recovery (the cost of
+    // recording and of the offset argument on every recorded event, measured against
+    // RECOVERY_WINDOW_SECS=0 on the server).
+    let recovery = std::env::var("LOADTEST_RECOVERY").is_ok_and(|v| v == "1");
     let rt = sockets::connect(sockets_at, plan, |room, user, display, token| match kind {
         Kind::Peer => Join {
             auth: Some(serde_json::json!({ "room": room }).to_string()),
@@ -107,7 +111,13 @@ pub async fn prepare(
         // The token signs the socket in (and joins it to its user's room); presence:join
         // marks the user online, as clients do.
         Kind::Chat => Join {
-            auth: token.map(|t| serde_json::json!({ "token": t }).to_string()),
+            auth: token.map(|t| {
+                if recovery {
+                    serde_json::json!({ "token": t, "recovery": true }).to_string()
+                } else {
+                    serde_json::json!({ "token": t }).to_string()
+                }
+            }),
             first: vec![format!(
                 "42[\"presence:join\",{}]",
                 serde_json::json!({"userId": user, "displayName": display})
