@@ -39,6 +39,9 @@ cargo build --release -q -p chat -p worker -p loadtest
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="relay$$"
 # The relay clients connect without tokens, as the peers' clients do: compat mode.
 export AUTH_MODE=compat
+# One sender emits every relay: the per-socket and per-user event limits (5/s after a burst
+# of 20, 1,200/min) would cap it at a few relays a second, far below what is measured.
+export SOCKET_EVENT_BURST=100000 SOCKET_EVENTS_PER_SEC=100000 SOCKET_EVENTS_PER_USER_PER_MIN=10000000
 PORT="${CHAT##*:}" HOST=127.0.0.1 "$T/chat" & chat_pid=$!; track_bg "$chat_pid"
 PORT="$WORKER_PORT" "$T/worker" & track_bg $!
 "$T/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
