@@ -191,13 +191,27 @@ pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     if !any {
         return false;
     }
-    match Encoded::event("/", event, data) {
+    match encode(event, data) {
         Ok(enc) => op.emit_encoded(&enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
             false
         }
     }
+}
+
+/// Encodes an event once for all its recipients. `typing:update` is volatile: worth nothing
+/// late, it is dropped for a socket that is behind rather than queued (or disconnecting it).
+fn encode<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+) -> Result<Encoded, platform_core::socketio::EmitError> {
+    let enc = Encoded::event("/", event, data)?;
+    Ok(if event == name::TYPING_UPDATE {
+        enc.volatile()
+    } else {
+        enc
+    })
 }
 
 /// Delivers an envelope from any service to this instance's sockets.
@@ -248,7 +262,7 @@ fn to_conversation<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> bool {
-    match Encoded::event("/", event, data) {
+    match encode(event, data) {
         Ok(enc) => rt.fanout.emit(&rt.io, conversation, members, except, &enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
