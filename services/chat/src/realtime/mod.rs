@@ -304,8 +304,13 @@ pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
         except: None,
         data: m,
     };
-    if let Err(e) =
-        platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
     {
         tracing::warn!(message = %m.id, error = %e, "{event} not published");
     }
@@ -320,8 +325,13 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
         except: None,
         data: Value::Null,
     };
-    if let Err(e) =
-        platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
     {
         tracing::warn!(conversation = %id, error = %e, "conversation creation not published");
     }
@@ -343,7 +353,14 @@ pub(crate) async fn publish_members(
         except: None,
         data: Value::Null,
     };
-    platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// What a committed membership change tells whom (every list may be empty).
@@ -365,7 +382,6 @@ pub(crate) struct Lifecycle<'a> {
 /// which already told every instance to forget the member list). Best effort, as every
 /// realtime event: what a client misses it reads back over HTTP.
 pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
-    let channel = &state.queue.keys().events;
     let to_users = |event: &str, users: &[String], data: Value| Envelope {
         event: event.to_string(),
         conversation: None,
@@ -410,7 +426,10 @@ pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
         }
     }
     for env in &envelopes {
-        if let Err(e) = platform_core::events::publish(&state.redis, channel, env).await {
+        let window = state.config.stores.recovery_window;
+        if let Err(e) =
+            platform_core::events::publish(&state.redis, state.queue.keys(), window, env).await
+        {
             tracing::warn!(conversation = %l.id, event = %env.event, error = %e, "not published");
         }
     }
