@@ -25,7 +25,10 @@ OUT="$(mktemp /tmp/bench-drops.XXXXXX)"
 on_exit rm -f "$OUT"
 
 deps_up "$PG_URL" "$REDIS"
-nice cargo build --release -q -p chat -p worker -p gateway
+# The same package set as bench-relay.sh first (another set unifies features differently and
+# rebuilds chat), then the gateway on its own.
+cargo build --release -q -p chat -p worker -p loadtest
+cargo build --release -q -p gateway
 (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
 (cd tests/node && npm ci --silent --no-audit --no-fund >/dev/null)
 
