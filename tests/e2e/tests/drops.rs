@@ -17,10 +17,12 @@ async fn every_message_exactly_once_in_order_across_two_second_drops() {
     s.start_worker().await;
     s.start_gateway(&[]).await;
     let mut node = e2e::node_test("drops.test.mjs");
-    node.env("GATEWAY_URL", s.url()).env("CHAT_B_URL", b.url()).env(
-        "RUN",
-        format!("d{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
-    );
+    node.env("GATEWAY_URL", s.url())
+        .env("CHAT_B_URL", b.url())
+        .env(
+            "RUN",
+            format!("d{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+        );
     e2e::must_succeed(node, "node drops test").await;
     drop(b);
 }
