@@ -1,6 +1,8 @@
 // The Socket.IO connection to the gateway: signs in with the token (or, on a server
 // without identity, only with `presence:join`), says who it is again after every
-// reconnect, and reports the connection's state for the banner.
+// reconnect, and reports the connection's state for the banner. Signed in, it asks for
+// connection state recovery: a reconnect the server recovered has already replayed every
+// missed event, so only an unrecovered one re-reads over HTTP.
 import { io, type Socket } from "socket.io-client";
 import type { Session } from "./types";
 
@@ -8,7 +10,8 @@ export type ConnectionState = "connecting" | "online" | "reconnecting" | "offlin
 
 export interface RealtimeHooks {
   onState(state: ConnectionState): void;
-  /** Called after a reconnect (not the first connect): fetch what was missed. */
+  /** Called after a reconnect (not the first connect) that the server did not recover:
+   * fetch what was missed. */
   onReconnect(): void;
   onUnauthorized(): void;
 }
@@ -16,7 +19,8 @@ export interface RealtimeHooks {
 export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks): Socket {
   const socket = io(apiUrl || undefined, {
     path: "/socket.io/",
-    auth: session.mode === "token" ? { token: session.token } : undefined,
+    // The official client resends this auth with the session's `pid` and last offset.
+    auth: session.mode === "token" ? { token: session.token, recovery: true } : undefined,
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
     timeout: 10_000,
@@ -26,7 +30,7 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
   socket.on("connect", () => {
     socket.emit("presence:join", session.user);
     hooks.onState("online");
-    if (connectedBefore) hooks.onReconnect();
+    if (needsCatchUp(connectedBefore, socket.recovered)) hooks.onReconnect();
     connectedBefore = true;
   });
   socket.on("disconnect", (reason) => {
@@ -43,4 +47,11 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
     if (!socket.active) setTimeout(() => socket.connect(), 2000);
   });
   return socket;
+}
+
+/** Whether a `connect` must be followed by an HTTP catch-up: a reconnect whose missed
+ * events were not replayed (a new session: past the recovery window, an unknown session, or
+ * a server or mode without recovery). */
+export function needsCatchUp(connectedBefore: boolean, recovered: boolean): boolean {
+  return connectedBefore && !recovered;
 }
