@@ -3,9 +3,10 @@
 //! asks this driver, through files in a control directory, to restart every chat instance in
 //! the middle of a recovery (A with SIGTERM as in a redeploy, B with SIGKILL as in a crash,
 //! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` runs the same file's
-//! past-the-window scenario.
+//! past-the-window scenario. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,14 @@ async fn signed_in_stack(recovery_env: &[(&str, &str)]) -> Stack {
 async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str) {
     let control = std::env::temp_dir().join(format!("recovery-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&control).expect("control dir");
-    let mut node = e2e::node_test("recovery.test.mjs");
+    // `RECOVERY_TESTS=<regex>` runs only the scenarios whose names match.
+    let mut node = std::process::Command::new("node");
+    node.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../node"))
+        .args(["--test", "--test-reporter=spec"]);
+    if let Ok(only) = std::env::var("RECOVERY_TESTS") {
+        node.arg(format!("--test-name-pattern={only}"));
+    }
+    node.arg("recovery.test.mjs");
     node.env("GATEWAY_URL", s.url())
         .env(
             "CHAT_B_URL",
