@@ -207,6 +207,10 @@ pub struct Stores {
     pub namespace: String,
     pub pg_pool_size: usize,
     pub redis_pool_size: u32,
+    /// `RECOVERY_WINDOW_SECS` (default 300, 0 = off, at most 86400): how long recorded
+    /// realtime events are kept for connection state recovery. Here so that chat, call and
+    /// worker read one name with one default.
+    pub recovery_window: crate::recovery::Window,
 }
 
 impl Stores {
@@ -218,6 +222,12 @@ impl Stores {
             namespace: env.string("CHAT_NAMESPACE", "chat"),
             pg_pool_size: env.number("PG_POOL_SIZE", pools.pg, 1, 1000)?,
             redis_pool_size: env.number("REDIS_POOL_SIZE", pools.redis, 1, 1000)?,
+            recovery_window: crate::recovery::Window::from_secs(env.number(
+                "RECOVERY_WINDOW_SECS",
+                crate::recovery::DEFAULT_WINDOW_SECS,
+                0,
+                crate::recovery::MAX_WINDOW_SECS,
+            )?),
         })
     }
 }
@@ -270,6 +280,17 @@ mod tests {
         let s = Stores::from_env(&Env::from_pairs(&[]), pools).unwrap();
         assert_eq!((s.pg_pool_size, s.redis_pool_size), (8, 2));
         assert_eq!(s.namespace, "chat");
+        assert_eq!(s.recovery_window.secs(), 300);
+        let off = Env::from_pairs(&[("RECOVERY_WINDOW_SECS", "0")]);
+        assert!(Stores::from_env(&off, pools)
+            .unwrap()
+            .recovery_window
+            .is_off());
+        let big = Env::from_pairs(&[("RECOVERY_WINDOW_SECS", "86401")]);
+        assert_eq!(
+            Stores::from_env(&big, pools).unwrap_err().var,
+            "RECOVERY_WINDOW_SECS"
+        );
         let env = Env::from_pairs(&[("PG_POOL_SIZE", "3"), ("REDIS_POOL_SIZE", "0")]);
         assert_eq!(
             Stores::from_env(&env, pools).unwrap_err().var,

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::pools::RedisPool;
+use crate::recovery::{self, Offset, Window};
+use crate::stream::Keys;
 use crate::ApiError;
 
 /// The contract's Socket.IO event names (`API.md`, "Realtime"), spelled once.
@@ -44,22 +46,32 @@ pub struct Envelope<T> {
     pub data: T,
 }
 
-/// Publishes one envelope on the events channel. Delivery is best effort, as for any
-/// realtime event: what a client misses it reads back over HTTP.
+/// Publishes one envelope on the events channel (`keys.events`). Delivery is best effort,
+/// as for any realtime event: what a client misses it reads back over HTTP, or replays
+/// through recovery. A [`recorded`](crate::recovery::recorded) event is recorded first when
+/// the recovery `window` is on, in the same atomic call (the published message then carries
+/// its offset); otherwise the envelope is published as plain JSON. Returns the offset.
 pub async fn publish<T: Serialize>(
     redis: &RedisPool,
-    channel: &str,
+    keys: &Keys,
+    window: Window,
     envelope: &Envelope<T>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Offset>, ApiError> {
     let body =
         serde_json::to_vec(envelope).map_err(|e| ApiError::internal("encoding an event", e))?;
-    let mut conn = redis.get().await?;
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(body)
-        .query_async(&mut *conn)
-        .await?;
-    Ok(())
+    if window.is_off() || !recovery::recorded(&envelope.event) {
+        return recovery::publish(redis, keys, Window::OFF, &keys.events, &body, &[]).await;
+    }
+    let data = serde_json::to_vec(&envelope.data)
+        .map_err(|e| ApiError::internal("encoding an event", e))?;
+    let entry = recovery::Entry {
+        event: &envelope.event,
+        data: &data,
+        conversation: envelope.conversation,
+        users: &envelope.users,
+        except: envelope.except.as_deref(),
+    };
+    recovery::publish(redis, keys, window, &keys.events, &body, &[entry]).await
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! - [`sessions`]: bearer tokens in Redis: issue, look up, revoke.
 //! - [`ratelimit`]: fixed-window limits shared through Redis.
 //! - [`model`]: the message as stored, queued and sent to clients.
+//! - [`recovery`]: recorded events kept in Redis for Socket.IO connection state recovery.
 //! - [`stream`]: the wire format shared by the chat service and the message worker.
 //! - [`time`]: RFC 3339 timestamps with milliseconds.
 //! - [`validate`]: field rules shared by the services (user ids, names).
@@ -48,6 +49,7 @@ pub mod migrate;
 pub mod model;
 pub mod pools;
 pub mod ratelimit;
+pub mod recovery;
 pub mod request_id;
 pub mod router;
 pub mod server;

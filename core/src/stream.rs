@@ -206,17 +206,44 @@ impl Notice {
     /// output buffer whatever the batch size. Each document is a [`Notice`]; an item is
     /// serialised once.
     pub fn encode_bounded(&self, max: usize) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+        Ok(self
+            .encode_parts(max)?
+            .into_iter()
+            .map(|d| d.body)
+            .collect())
+    }
+
+    /// [`Notice::encode_bounded`], telling which items each document holds (in each field's
+    /// order), so that the worker can record its messages for recovery.
+    pub fn encode_parts(&self, max: usize) -> Result<Vec<NoticeDoc>, serde_json::Error> {
         let mut out = Vec::new();
         let mut fields: [Vec<u8>; 5] = Default::default();
+        // Items of each field before the current document, and in it.
+        let mut start = [0usize; 5];
+        let mut count = [0usize; 5];
         // Bytes of the items (and their commas) in `fields`.
         let mut size = 0;
         let mut item = Vec::new();
+        let mut flush =
+            |fields: &mut [Vec<u8>; 5], start: &mut [usize; 5], count: &mut [usize; 5]| {
+                let span = |i: usize| start[i]..start[i] + count[i];
+                out.push(NoticeDoc {
+                    body: assemble(fields),
+                    created: span(0),
+                    updated: span(3),
+                    deleted: span(4),
+                });
+                for i in 0..5 {
+                    start[i] += count[i];
+                    count[i] = 0;
+                }
+            };
         macro_rules! each {
             ($field:expr, $list:expr) => {
                 for x in $list {
                     serde_json::to_writer(&mut item, x)?;
                     if size > 0 && size + item.len() + 1 + NOTICE_OVERHEAD > max {
-                        out.push(assemble(&mut fields));
+                        flush(&mut fields, &mut start, &mut count);
                         size = 0;
                     }
                     let f: &mut Vec<u8> = &mut fields[$field];
@@ -225,6 +252,7 @@ impl Notice {
                         size += 1;
                     }
                     size += item.len();
+                    count[$field] += 1;
                     f.append(&mut item);
                 }
             };
@@ -235,10 +263,20 @@ impl Notice {
         each!(3, &self.updated);
         each!(4, &self.deleted);
         if size > 0 {
-            out.push(assemble(&mut fields));
+            flush(&mut fields, &mut start, &mut count);
         }
         Ok(out)
     }
+}
+
+/// One document of a bounded notice, and the indexes (into the notice's lists) of the
+/// messages it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeDoc {
+    pub body: Vec<u8>,
+    pub created: std::ops::Range<usize>,
+    pub updated: std::ops::Range<usize>,
+    pub deleted: std::ops::Range<usize>,
 }
 
 /// One notice document from the fields' comma-separated items; empties the fields.
@@ -362,6 +400,19 @@ mod tests {
         assert_eq!(one.len(), 1);
         assert_eq!(serde_json::from_slice::<Notice>(&one[0]).unwrap(), n);
         assert!(Notice::default().encode_bounded(4096).unwrap().is_empty());
+        // The parts name exactly the messages of each document, in order.
+        let parts = n.encode_parts(4096).unwrap();
+        let (mut c, mut u) = (0, 0);
+        for p in &parts {
+            let mut body = p.body.clone();
+            let doc: Notice = simd_json::serde::from_slice(&mut body).unwrap();
+            assert_eq!(doc.created, n.created[p.created.clone()]);
+            assert_eq!(doc.updated, n.updated[p.updated.clone()]);
+            assert!(p.deleted.is_empty());
+            assert_eq!((p.created.start, p.updated.start), (c, u));
+            (c, u) = (p.created.end, p.updated.end);
+        }
+        assert_eq!((c, u), (50, 50));
     }
 
     #[test]

@@ -143,7 +143,14 @@ pub(crate) async fn announce(state: &State, event: &str, call: &Call) {
         except: None,
         data: call,
     };
-    if let Err(e) = events::publish(&state.redis, &state.keys.events, &envelope).await {
+    if let Err(e) = events::publish(
+        &state.redis,
+        &state.keys,
+        state.config.stores.recovery_window,
+        &envelope,
+    )
+    .await
+    {
         tracing::warn!(call = %call.id, error = %e, "{event} not published");
     }
 }

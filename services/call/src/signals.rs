@@ -260,7 +260,14 @@ pub(crate) async fn post(
             created_at,
         },
     };
-    if let Err(e) = events::publish(&state.redis, &state.keys.events, &envelope).await {
+    if let Err(e) = events::publish(
+        &state.redis,
+        &state.keys,
+        state.config.stores.recovery_window,
+        &envelope,
+    )
+    .await
+    {
         tracing::warn!(call = %id, error = %e, "call:signal not published");
     }
     Ok(json::respond_raw(

@@ -224,7 +224,8 @@ async fn commit_and_tell(
     } else {
         added.iter().chain(members).map(String::as_str).collect()
     };
-    commit_change(state, id, tx, &contacts).await?;
+    let joined: Vec<&str> = added.iter().map(String::as_str).collect();
+    commit_change(state, id, tx, &contacts, &joined).await?;
     publish_lifecycle(
         state,
         Lifecycle {
@@ -406,7 +407,7 @@ pub(crate) async fn remove(
     };
     // The leaver and the remaining members no longer see each other online.
     let contacts: Vec<&str> = locked.members.iter().map(|s| s.user_id.as_str()).collect();
-    commit_change(state, id, tx, &contacts).await?;
+    commit_change(state, id, tx, &contacts, &[]).await?;
     let calls = if conv.is_some() && !calls.is_empty() {
         platform_core::calls::load_many(&**client, &calls).await?
     } else {

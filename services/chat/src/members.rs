@@ -265,13 +265,15 @@ pub(crate) async fn readable(
 /// Commits a membership change made in `tx` (which bumped `conversations.member_version`,
 /// or deleted the conversation) so that every instance follows it from the commit on (see
 /// the module's documentation); `contacts` are the users whose contacts it changes (who
-/// sees whom online). 503 when Redis cannot carry the "changing" marker: the change is then
+/// sees whom online); `added` are the users the change added to an existing conversation
+/// (their recovery replay of it starts after the commit). 503 when Redis cannot carry the "changing" marker: the change is then
 /// not made at all.
 pub(crate) async fn commit_change(
     state: &State,
     conversation: Uuid,
     tx: tokio_postgres::Transaction<'_>,
     contacts: &[&str],
+    added: &[&str],
 ) -> Result<(), ApiError> {
     // A deleted conversation outranks every version: stale lists of it are all refused.
     let version: i64 = tx
@@ -289,7 +291,13 @@ pub(crate) async fn commit_change(
         Ok(()) => {
             state
                 .queue
-                .raise_version(&state.redis, &conversation, version)
+                .raise_version(
+                    &state.redis,
+                    state.config.stores.recovery_window,
+                    &conversation,
+                    version,
+                    added,
+                )
                 .await
         }
         Err(_) => Ok(()),

@@ -156,20 +156,39 @@ impl Queue {
     }
 
     /// Raises a conversation's membership version after a change committed (never lowers it).
+    /// Raises the conversation's membership version and, in the same round trip, records
+    /// the recovery "joined floor" of the users the change `added` (see
+    /// `platform_core::recovery::note_joined`).
     pub(crate) async fn raise_version(
         &self,
         redis: &RedisPool,
+        window: platform_core::recovery::Window,
         conversation: &uuid::Uuid,
         version: i64,
+        added: &[&str],
     ) -> Result<(), ApiError> {
         let mut conn = redis.get().await?;
-        let _: i64 = self
-            .raise
-            .key(self.keys.member_version(conversation))
+        if window.is_off() || added.is_empty() {
+            let _: i64 = self
+                .raise
+                .key(self.keys.member_version(conversation))
+                .arg(version)
+                .arg(VERSION_TTL_SECS)
+                .invoke_async(&mut *conn)
+                .await?;
+            return Ok(());
+        }
+        // EVAL with the text: a pipeline cannot retry a NOSCRIPT of an EVALSHA.
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(RAISE)
+            .arg(1)
+            .arg(self.keys.member_version(conversation))
             .arg(version)
             .arg(VERSION_TTL_SECS)
-            .invoke_async(&mut *conn)
-            .await?;
+            .ignore();
+        platform_core::recovery::note_joined(&mut pipe, &self.keys, window, conversation, added);
+        pipe.query_async::<()>(&mut *conn).await?;
         Ok(())
     }
 

@@ -14,9 +14,12 @@
 //! working) is.
 
 use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use platform_core::events::name;
 use platform_core::pools::{PgPool, RedisPool};
+use platform_core::recovery;
 use platform_core::stream::{self, Entry, Keys, FIELD, GROUP};
 use platform_core::{Context, Failure};
 use redis::aio::MultiplexedConnection;
@@ -52,18 +55,31 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Acknowledges a redelivered create and, only if that acknowledgement settled it, adds its
 /// message to a `created` notice published at the end: a worker that still held the entry
-/// in parallel (and acknowledged it first) has announced it. KEYS: stream, notices channel.
-/// ARGV: group, then (stream id, message JSON) pairs.
-const ANNOUNCE_REDELIVERED: &str = r#"
-local out = {}
-for i = 2, #ARGV, 2 do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then out[#out + 1] = ARGV[i + 1] end
+/// in parallel (and acknowledged it first) has announced it. The notice is recorded for
+/// recovery like any other (`record`, from `platform_core::recovery::RECORD_FN`).
+/// KEYS: stream, notices channel, the recovery counter hash. ARGV: group, retention (s, 0 =
+/// not recorded), blob prefix, then (stream id, message JSON, its conversation's log) triples.
+const ANNOUNCE_REDELIVERED_MAIN: &str = r#"
+local out, entries = {}, {}
+for i = 4, #ARGV, 3 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    out[#out + 1] = ARGV[i + 1]
+    entries[#entries + 1] = {'message:created', ARGV[i + 1], {ARGV[i + 2]}}
+  end
 end
 if #out > 0 then
-  redis.call('PUBLISH', KEYS[2], '{"created":[' .. table.concat(out, ',') .. ']}')
+  record(KEYS[3], KEYS[2], tonumber(ARGV[2]), ARGV[3],
+    '{"created":[' .. table.concat(out, ',') .. ']}', entries)
 end
 return #out
 "#;
+
+static ANNOUNCE_REDELIVERED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}{ANNOUNCE_REDELIVERED_MAIN}",
+        platform_core::recovery::RECORD_FN
+    )
+});
 
 /// Releases a dead-lettered send's `clientMessageId`, if the record still names it, so that
 /// a retry is a new send. KEYS: the record. ARGV: the message id.
@@ -337,15 +353,44 @@ impl Consumer {
         if !pending.is_empty() {
             pipe.cmd("DEL").arg(&pending).ignore();
         }
-        let max = self.config.notice_max_bytes;
-        for body in n
-            .encode_bounded(max)
+        let window = self.config.stores.recovery_window;
+        for doc in n
+            .encode_parts(self.config.notice_max_bytes)
             .context("encoding the commit notice")?
         {
-            pipe.cmd("PUBLISH")
-                .arg(&self.keys.notices)
-                .arg(body)
-                .ignore();
+            // Recorded in the order the subscriber delivers them: created, updated, deleted.
+            let messages = [
+                (name::MESSAGE_CREATED, &n.created[doc.created.clone()]),
+                (name::MESSAGE_UPDATED, &n.updated[doc.updated.clone()]),
+                (name::MESSAGE_DELETED, &n.deleted[doc.deleted.clone()]),
+            ];
+            let mut data = Vec::new();
+            if !window.is_off() {
+                for (event, list) in messages {
+                    for m in list {
+                        let json = serde_json::to_vec(m).context("encoding a message")?;
+                        data.push((event, m.conversation_id, json));
+                    }
+                }
+            }
+            let entries: Vec<recovery::Entry<'_>> = data
+                .iter()
+                .map(|(event, conversation, json)| recovery::Entry {
+                    event,
+                    data: json,
+                    conversation: Some(*conversation),
+                    users: &[],
+                    except: None,
+                })
+                .collect();
+            recovery::add_publish(
+                &mut pipe,
+                &self.keys,
+                window,
+                &self.keys.notices,
+                &doc.body,
+                &entries,
+            );
         }
         self.announce_redelivered(&mut pipe, &stored.redelivered)?;
         if pipe.is_empty() {
@@ -378,15 +423,20 @@ impl Consumer {
             }
             let (cmd, size) = call.get_or_insert_with(|| {
                 let mut c = redis::cmd("EVAL");
-                c.arg(ANNOUNCE_REDELIVERED)
-                    .arg(2)
+                c.arg(ANNOUNCE_REDELIVERED.as_str())
+                    .arg(3)
                     .arg(&self.keys.stream)
                     .arg(&self.keys.notices)
-                    .arg(GROUP);
+                    .arg(self.keys.rec_seq())
+                    .arg(GROUP)
+                    .arg(self.config.stores.recovery_window.retention_secs())
+                    .arg(self.keys.rec_payload_prefix());
                 (c, 16)
             });
             *size += json.len() + 1;
-            cmd.arg(stream_id).arg(json);
+            cmd.arg(stream_id)
+                .arg(json)
+                .arg(self.keys.rec_conversation(&m.conversation_id));
         }
         if let Some((c, _)) = call {
             pipe.add_command(c).ignore();

@@ -191,13 +191,27 @@ pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     if !any {
         return false;
     }
-    match Encoded::event("/", event, data) {
+    match encode(event, data) {
         Ok(enc) => op.emit_encoded(&enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
             false
         }
     }
+}
+
+/// Encodes an event once for all its recipients. `typing:update` is volatile: worth nothing
+/// late, it is dropped for a socket that is behind rather than queued (or disconnecting it).
+fn encode<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+) -> Result<Encoded, platform_core::socketio::EmitError> {
+    let enc = Encoded::event("/", event, data)?;
+    Ok(if event == name::TYPING_UPDATE {
+        enc.volatile()
+    } else {
+        enc
+    })
 }
 
 /// Delivers an envelope from any service to this instance's sockets.
@@ -248,7 +262,7 @@ fn to_conversation<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> bool {
-    match Encoded::event("/", event, data) {
+    match encode(event, data) {
         Ok(enc) => rt.fanout.emit(&rt.io, conversation, members, except, &enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
@@ -290,8 +304,13 @@ pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
         except: None,
         data: m,
     };
-    if let Err(e) =
-        platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
     {
         tracing::warn!(message = %m.id, error = %e, "{event} not published");
     }
@@ -306,8 +325,13 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
         except: None,
         data: Value::Null,
     };
-    if let Err(e) =
-        platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
     {
         tracing::warn!(conversation = %id, error = %e, "conversation creation not published");
     }
@@ -329,7 +353,14 @@ pub(crate) async fn publish_members(
         except: None,
         data: Value::Null,
     };
-    platform_core::events::publish(&state.redis, &state.queue.keys().events, &env).await
+    platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// What a committed membership change tells whom (every list may be empty).
@@ -351,7 +382,6 @@ pub(crate) struct Lifecycle<'a> {
 /// which already told every instance to forget the member list). Best effort, as every
 /// realtime event: what a client misses it reads back over HTTP.
 pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
-    let channel = &state.queue.keys().events;
     let to_users = |event: &str, users: &[String], data: Value| Envelope {
         event: event.to_string(),
         conversation: None,
@@ -396,7 +426,10 @@ pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
         }
     }
     for env in &envelopes {
-        if let Err(e) = platform_core::events::publish(&state.redis, channel, env).await {
+        let window = state.config.stores.recovery_window;
+        if let Err(e) =
+            platform_core::events::publish(&state.redis, state.queue.keys(), window, env).await
+        {
             tracing::warn!(conversation = %l.id, event = %env.event, error = %e, "not published");
         }
     }

@@ -59,7 +59,9 @@ pub(crate) async fn run(
                         rt.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or(""));
                         continue;
                     }
-                    let mut payload = msg.get_payload_bytes().to_vec();
+                    // The offset of a recorded message (`@<ms>-<n> `) is not parsed here yet.
+                    let (_, json) = platform_core::recovery::split(msg.get_payload_bytes());
+                    let mut payload = json.to_vec();
                     if msg.get_channel_name() == keys.notices {
                         match simd_json::serde::from_slice::<Notice>(&mut payload) {
                             Ok(n) => on_notice(&state, &rt, n).await,
