@@ -1,6 +1,6 @@
 // The connection's recovery decision: signed in, the socket asks the server for connection
-// state recovery, and after a reconnect it re-reads over HTTP only when the server did not
-// recover the session (the recovered one already replayed every missed event).
+// state recovery, and a reconnect says whether the server recovered the session (then the
+// chat does not re-read over HTTP: the replay brought every missed event).
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Session } from "./types";
 
@@ -39,7 +39,7 @@ vi.mock("socket.io-client", () => ({
   },
 }));
 
-const { connect, needsCatchUp } = await import("./realtime");
+const { connect } = await import("./realtime");
 
 const user = { userId: "u-1", displayName: "U" };
 const signedIn: Session = { mode: "token", token: "t0k", expiresAt: "2099-01-01T00:00:00.000Z", user };
@@ -61,7 +61,7 @@ describe("connection state recovery", () => {
     expect(start(open).socket.options.auth).toBeUndefined();
   });
 
-  it("does not re-read over HTTP after a recovered reconnect", () => {
+  it("reports a recovered reconnect as such, and an unrecovered one as needing a catch-up", () => {
     const { socket, hooks } = start(signedIn);
     socket.fire("connect");
     expect(hooks.onReconnect).not.toHaveBeenCalled();
@@ -69,30 +69,23 @@ describe("connection state recovery", () => {
     expect(hooks.onState).toHaveBeenLastCalledWith("reconnecting");
     socket.recovered = true;
     socket.fire("connect");
-    expect(hooks.onReconnect).not.toHaveBeenCalled();
+    expect(hooks.onReconnect).toHaveBeenLastCalledWith(true);
     expect(hooks.onState).toHaveBeenLastCalledWith("online");
+    socket.fire("disconnect", "ping timeout");
+    socket.recovered = false; // past the window, or an unknown session
+    socket.fire("connect");
+    expect(hooks.onReconnect).toHaveBeenLastCalledWith(false);
+    expect(hooks.onReconnect).toHaveBeenCalledTimes(2);
     // It says who it is again all the same (harmless on a recovered session).
-    expect(socket.emitted.filter((e) => e === "presence:join")).toHaveLength(2);
+    expect(socket.emitted.filter((e) => e === "presence:join")).toHaveLength(3);
   });
 
-  it("catches up over HTTP after a reconnect the server did not recover", () => {
+  it("a server without recovery leaves `recovered` unset: a catch-up", () => {
     const { socket, hooks } = start(signedIn);
     socket.fire("connect");
     socket.fire("disconnect", "transport close");
-    socket.recovered = false; // past the window, or an unknown session
+    (socket as { recovered: unknown }).recovered = undefined;
     socket.fire("connect");
-    expect(hooks.onReconnect).toHaveBeenCalledTimes(1);
-    // A later recovered reconnect does not.
-    socket.fire("disconnect", "ping timeout");
-    socket.recovered = true;
-    socket.fire("connect");
-    expect(hooks.onReconnect).toHaveBeenCalledTimes(1);
-  });
-
-  it("the decision itself", () => {
-    expect(needsCatchUp(false, false)).toBe(false);
-    expect(needsCatchUp(false, true)).toBe(false);
-    expect(needsCatchUp(true, true)).toBe(false);
-    expect(needsCatchUp(true, false)).toBe(true);
+    expect(hooks.onReconnect).toHaveBeenLastCalledWith(false);
   });
 });

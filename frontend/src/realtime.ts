@@ -1,8 +1,8 @@
 // The Socket.IO connection to the gateway: signs in with the token (or, on a server
 // without identity, only with `presence:join`), says who it is again after every
 // reconnect, and reports the connection's state for the banner. Signed in, it asks for
-// connection state recovery: a reconnect the server recovered has already replayed every
-// missed event, so only an unrecovered one re-reads over HTTP.
+// connection state recovery, and tells whether a reconnect was recovered (every missed
+// event replayed) or needs an HTTP catch-up.
 import { io, type Socket } from "socket.io-client";
 import type { Session } from "./types";
 
@@ -10,9 +10,9 @@ export type ConnectionState = "connecting" | "online" | "reconnecting" | "offlin
 
 export interface RealtimeHooks {
   onState(state: ConnectionState): void;
-  /** Called after a reconnect (not the first connect) that the server did not recover:
-   * fetch what was missed. */
-  onReconnect(): void;
+  /** Called after a reconnect (not the first connect): fetch what was missed, over HTTP
+   * unless `recovered` (the server replayed every missed event on the socket). */
+  onReconnect(recovered: boolean): void;
   onUnauthorized(): void;
 }
 
@@ -30,7 +30,8 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
   socket.on("connect", () => {
     socket.emit("presence:join", session.user);
     hooks.onState("online");
-    if (needsCatchUp(connectedBefore, socket.recovered)) hooks.onReconnect();
+    // The client library sets `recovered` when the server answered with the same session.
+    if (connectedBefore) hooks.onReconnect(Boolean(socket.recovered));
     connectedBefore = true;
   });
   socket.on("disconnect", (reason) => {
@@ -49,9 +50,3 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
   return socket;
 }
 
-/** Whether a `connect` must be followed by an HTTP catch-up: a reconnect whose missed
- * events were not replayed (a new session: past the recovery window, an unknown session, or
- * a server or mode without recovery). */
-export function needsCatchUp(connectedBefore: boolean, recovered: boolean): boolean {
-  return connectedBefore && !recovered;
-}
