@@ -23,8 +23,10 @@
 //! which every subscriber receives messages IS the offset order. A message starting with `{`
 //! carries no offset (volatile events, internal markers, everything with recovery off).
 //! Retention: each XADD trims `MINID ~ now - (window + 120 s)` and sets the log's TTL to
-//! window + 120 s, so idle logs vanish; replay refuses offsets older than the window
-//! ([`ReplayError::Gap`]), which keeps it clear of both trimming and expiry.
+//! window + 120 s, so idle logs vanish. Whether a client is within the window is decided by
+//! its session record (the chat service's, kept for the window after its disconnection), not
+//! by its offset's age: an idle socket's last event may be far older. Replay still refuses
+//! ([`ReplayError::Gap`]) when an entry after the offset was removed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -486,7 +488,7 @@ impl fmt::Display for ReplayError {
 /// data) triples}; status 'ok', 'gap' or 'many'.
 const REPLAY: &str = r"
 local user = ARGV[1]
-local after_ms, after_n = tonumber(ARGV[2]), tonumber(ARGV[3])
+local after_n = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local cut
 if ARGV[5] == '' then
@@ -495,12 +497,9 @@ else
   cut = tonumber(ARGV[5])
 end
 local out = {string.format('%.0f', cut), 'ok'}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if after_ms < now - tonumber(ARGV[6]) * 1000 then
-  out[2] = 'gap'
-  return out
-end
+-- No age limit on the offset itself: an idle socket's last offset may be older than the
+-- window while its disconnection is not (the caller's session record says so). Anything the
+-- client did not get after it and that retention removed shows as a deleted entry below.
 local after = ARGV[2] .. '-' .. ARGV[3]
 local found = 0
 local function n_of(id)

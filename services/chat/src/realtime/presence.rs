@@ -272,24 +272,44 @@ impl Presence {
         Ok(())
     }
 
-    /// Leaves the shared view at shutdown, so others do not wait for the expiry.
+    /// Leaves the shared view at shutdown, so others do not wait for the expiry. With a
+    /// presence grace (recovery on), this instance's users stay online for it instead: their
+    /// clients are reconnecting elsewhere, and a restart shows no offline/online flicker.
+    /// Those who do not come back go offline when the view expires (every instance re-reads
+    /// it at each heartbeat).
     async fn withdraw(&self) {
+        let grace = self.state.config.presence_grace;
         let r = async {
             let mut conn = self.state.redis.get().await?;
-            redis::pipe()
-                .cmd("DEL")
-                .arg(self.hash_key(&self.instance))
-                .ignore()
-                .cmd("ZREM")
-                .arg(self.instances_key())
-                .arg(&self.instance)
-                .ignore()
-                .query_async::<()>(&mut *conn)
-                .await?;
+            let mut pipe = redis::pipe();
+            if grace.is_zero() {
+                pipe.cmd("DEL")
+                    .arg(self.hash_key(&self.instance))
+                    .ignore()
+                    .cmd("ZREM")
+                    .arg(self.instances_key())
+                    .arg(&self.instance)
+                    .ignore();
+            } else {
+                // Read as live while its heartbeat is younger than `presence_stale`: dated so
+                // that it stays so for the grace, and the hash lives as long.
+                let until = platform_core::time::now_millis() + grace.as_millis() as i64
+                    - self.stale().as_millis() as i64;
+                pipe.cmd("PEXPIRE")
+                    .arg(self.hash_key(&self.instance))
+                    .arg(grace.as_millis() as u64)
+                    .ignore()
+                    .cmd("ZADD")
+                    .arg(self.instances_key())
+                    .arg(until)
+                    .arg(&self.instance)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut *conn).await?;
             Ok::<_, platform_core::ApiError>(())
         }
         .await;
-        if r.is_ok() {
+        if r.is_ok() && grace.is_zero() {
             self.announce().await;
         }
     }
@@ -338,7 +358,14 @@ impl Presence {
                 continue;
             }
             let list = visible_to(&r, &contacts, now);
-            emit_to_users(&self.io, [r.as_str()], None, name::PRESENCE_UPDATE, &list);
+            emit_to_users(
+                &self.io,
+                [r.as_str()],
+                None,
+                name::PRESENCE_UPDATE,
+                &list,
+                None,
+            );
         }
     }
 
