@@ -95,6 +95,10 @@ async function holdOff(c) {
   await waitFor("the drop noticed", () => c.disconnects.length > n);
   assert.equal(c.disconnects.at(-1), "transport close");
 }
+function holdOffSync(c) {
+  c.socket.io.reconnection(false);
+  drop(c);
+}
 function letBack(c) {
   c.socket.io.reconnection(true);
   c.socket.connect();
@@ -152,19 +156,20 @@ async function listing(user, cid) {
 }
 
 // A TCP proxy to `port` on 127.0.0.1 (a load balancer): `to(port)` sends new connections
-// elsewhere, `cut()` ends every live one as a network failure would.
+// elsewhere, `cut()` ends every live one as a network failure would, and `vanish()` ends
+// them on the client's side only: the server's side stays open and silent, as when a phone
+// changes networks, until its heartbeat gives up.
 async function proxy(port) {
   let target = port;
   const live = new Set();
   const server = net.createServer((down) => {
     const up = net.connect(target, "127.0.0.1");
-    live.add(down);
-    live.add(up);
+    const pair = { down, up, silent: false };
+    live.add(pair);
     const end = () => {
+      live.delete(pair);
       down.destroy();
-      up.destroy();
-      live.delete(down);
-      live.delete(up);
+      if (!pair.silent) up.destroy();
     };
     down.on("error", end).on("close", end);
     up.on("error", end).on("close", end);
@@ -172,14 +177,26 @@ async function proxy(port) {
     up.pipe(down);
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const silenced = [];
   const p = {
     url: `http://127.0.0.1:${server.address().port}`,
     to: (port2) => {
       target = port2;
     },
-    cut: () => [...live].forEach((s) => s.destroy()),
+    cut: () => [...live].forEach(({ down }) => down.destroy()),
+    vanish: () => {
+      for (const pair of [...live]) {
+        pair.silent = true;
+        pair.up.unpipe(pair.down);
+        pair.down.unpipe(pair.up);
+        pair.up.pause();
+        silenced.push(pair.up);
+        pair.down.destroy();
+      }
+    },
     close: () => {
       p.cut();
+      silenced.forEach((s) => s.destroy());
       server.close();
     },
   };
@@ -628,6 +645,50 @@ test("past the window: a new session, and the client catches up over HTTP", onSh
 function conversationOf({ event, args }) {
   return args[0]?.conversationId ?? (event.startsWith("conversation:") ? args[0]?.id : undefined);
 }
+
+test("a silent drop: back before the server noticed, recovered, and still recoverable after", onShort, async () => {
+  const [alice, bob] = await Promise.all(["silent-a", "silent-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const lb = await proxy(portOf(GATEWAY));
+  const x = client(lb.url, bob);
+  const w = client(GATEWAY, alice);
+  const first = await connects(x);
+  await connects(w);
+  x.socket.emit("presence:join", { userId: bob.userId, displayName: "x" });
+  w.socket.emit("presence:join", { userId: alice.userId, displayName: "x" });
+  const bobOnline = (list) => list.some((p) => p.userId === bob.userId);
+  await waitFor("Alice sees Bob online", () => {
+    const lists = of(w, "presence:update");
+    return lists.length > 0 && bobOnline(lists.at(-1));
+  });
+  const mark = of(w, "presence:update").length;
+  const sent = [(await send(alice, cid, "before")).id];
+  await waitFor("live", () => created(x).includes(sent[0]));
+
+  // The server still has the old connection (its heartbeat: 1 s + 1 s on this stack).
+  lb.vanish();
+  const back = await connects(x, 2);
+  assert.equal(back.recovered, true, "recovered while the old socket is still open");
+  assert.equal(back.pid, first.pid);
+  for (let i = 0; i < 3; i += 1) sent.push((await send(alice, cid, `after ${i}`)).id);
+  // Past the old socket's heartbeat timeout and the presence grace.
+  await sleep(4000);
+  holdOffSync(x);
+  sent.push((await send(alice, cid, "while away again")).id);
+  await sleep(500);
+  letBack(x);
+  const again = await connects(x, 3);
+  assert.equal(again.recovered, true, "the session outlived its first socket's timeout");
+  assert.equal(again.pid, first.pid);
+  const live = await send(alice, cid, "live");
+  sent.push(live.id);
+  await waitFor("every message", () => created(x).includes(live.id));
+  await sleep(300);
+  assert.deepEqual(created(x), sent, "exactly once, in order");
+  checkArguments(x, true);
+  const lists = of(w, "presence:update").slice(mark);
+  assert.ok(lists.every(bobOnline), `Bob went offline for Alice: ${JSON.stringify(lists)}`);
+});
 
 function t_log(line) {
   process.stderr.write(`# ${line}\n`);

@@ -2,8 +2,8 @@
 //! against a signed-in stack with two chat instances (A behind the gateway, B direct), and
 //! asks this driver, through files in a control directory, to restart every chat instance in
 //! the middle of a recovery (A with SIGTERM as in a redeploy, B with SIGKILL as in a crash,
-//! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` runs the same file's
-//! past-the-window scenario. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
+//! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` and a 2 s
+//! heartbeat runs the same file's past-the-window and silent-drop scenarios. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
 
 use std::io::Read;
 use std::path::Path;
@@ -122,10 +122,13 @@ async fn recovery_with_the_official_client_across_instances_and_restarts() {
 }
 
 #[tokio::test]
-async fn past_the_window_a_new_session() {
+async fn past_the_window_a_new_session_and_a_silent_drop() {
     let mut s = signed_in_stack(&[
         ("RECOVERY_WINDOW_SECS", "2"),
         ("PRESENCE_GRACE_SECS", "1"),
+        // A silent drop is noticed by the server's heartbeat within 2 s.
+        ("PING_INTERVAL_MS", "1000"),
+        ("PING_TIMEOUT_MS", "1000"),
     ])
     .await;
     run_node(&mut s, &mut None, "short").await;
