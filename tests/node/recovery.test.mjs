@@ -1,7 +1,7 @@
 // Connection state recovery with the official client, against the stacks
 // tests/e2e/tests/recovery.rs starts (authentication on). STACK=main: two chat instances (A
 // behind the gateway, B direct), the default window; STACK=short: RECOVERY_WINDOW_SECS=2, for
-// the session that outlives its window.
+// the session that outlives its window; STACK=off: RECOVERY_WINDOW_SECS=0 (recovery off).
 //
 // A network drop is the end of the socket's TCP connection (the transport's net.Socket
 // destroyed, or a TCP proxy in front cut), never `socket.disconnect()`, which is an explicit
@@ -25,6 +25,7 @@ const RUN = process.env.RUN;
 const STACK = process.env.STACK ?? "main";
 const onMain = { skip: STACK !== "main" };
 const onShort = { skip: STACK !== "short" };
+const onOff = { skip: STACK !== "off" };
 
 const http = (method, path, token, body, headers) =>
   request(GATEWAY, method, path, token, body, headers);
@@ -689,6 +690,26 @@ test("a silent drop: back before the server noticed, recovered, and still recove
   checkArguments(x, true);
   const lists = of(w, "presence:update").slice(mark);
   assert.ok(lists.every(bobOnline), `Bob went offline for Alice: ${JSON.stringify(lists)}`);
+});
+
+test("recovery off: a client asking for it gets no session id and no offsets", onOff, async () => {
+  const [alice, bob] = await Promise.all(["off-a", "off-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const x = client(CHAT_B, bob);
+  const first = await connects(x);
+  assert.equal(first.pid, undefined, "no pid in the CONNECT answer");
+  const m0 = await send(alice, cid, "live");
+  await waitFor("live", () => created(x).includes(m0.id));
+  await holdOff(x);
+  await send(alice, cid, "missed");
+  letBack(x);
+  const back = await connects(x, 2);
+  assert.ok(!back.recovered, "nothing to recover");
+  const m2 = await send(alice, cid, "live again");
+  await waitFor("live again", () => created(x).includes(m2.id));
+  await sleep(200);
+  assert.deepEqual(created(x), [m0.id, m2.id]);
+  checkArguments(x, false);
 });
 
 function t_log(line) {

@@ -3,7 +3,8 @@
 //! asks this driver, through files in a control directory, to restart every chat instance in
 //! the middle of a recovery (A with SIGTERM as in a redeploy, B with SIGKILL as in a crash,
 //! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` and a 2 s
-//! heartbeat runs the same file's past-the-window and silent-drop scenarios. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
+//! heartbeat runs the same file's past-the-window and silent-drop scenarios, and a third with
+//! recovery off (`RECOVERY_WINDOW_SECS=0`) its own. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
 
 use std::io::Read;
 use std::path::Path;
@@ -132,4 +133,10 @@ async fn past_the_window_a_new_session_and_a_silent_drop() {
     ])
     .await;
     run_node(&mut s, &mut None, "short").await;
+}
+
+#[tokio::test]
+async fn recovery_off_no_session_and_no_offsets() {
+    let mut s = signed_in_stack(&[("RECOVERY_WINDOW_SECS", "0")]).await;
+    run_node(&mut s, &mut None, "off").await;
 }
