@@ -334,7 +334,7 @@ test("recovery after every chat instance restarted, within the window", onMain, 
   checkArguments(x, true);
 });
 
-test("sends racing repeated drops and reconnects: no gap, no duplicate, in order", onMain, async () => {
+test("sends racing repeated drops and reconnects: no gap, no duplicate, in order", onMain, async (t) => {
   const [alice, carol, bob] = await Promise.all(["race-a", "race-c", "race-b"].map(register));
   const cid = await group(alice, [alice, carol, bob]);
   const x = client(CHAT_B, bob);
@@ -395,6 +395,10 @@ test("sends racing repeated drops and reconnects: no gap, no duplicate, in order
   }
   // Both sockets saw one order: the offsets' (which is the order of publication).
   assert.deepEqual(created(x), created(y));
+  t.diagnostic(
+    `${all.length} messages (${alices.length} + ${carols.length} async), ` +
+      `reconnects ${x.connects.length - 1} + ${y.connects.length - 1}, all recovered`,
+  );
   assert.ok(x.connects.length >= 4 && y.connects.length >= 4);
 });
 
