@@ -43,10 +43,10 @@ after(() => {
 
 // A socket of `user` at `url` that reconnects by itself, recording every event with all of
 // its arguments, and every connect (whether recovered, the session id) and disconnect.
-function client(url, user, { recovery = true, autoConnect = true } = {}) {
+function client(url, user, { recovery = true, autoConnect = true, transports = ["websocket"] } = {}) {
   const socket = io(url, {
     forceNew: true,
-    transports: ["websocket"],
+    transports,
     auth: recovery ? { token: user.token, recovery: true } : { token: user.token },
     reconnection: true,
     reconnectionDelay: 100,
@@ -400,6 +400,40 @@ test("sends racing repeated drops and reconnects: no gap, no duplicate, in order
       `reconnects ${x.connects.length - 1} + ${y.connects.length - 1}, all recovered`,
   );
   assert.ok(x.connects.length >= 4 && y.connects.length >= 4);
+});
+
+test("recovery that starts on HTTP long-polling and upgrades mid-replay, as the browser does", onMain, async (t) => {
+  const [alice, bob] = await Promise.all(["polling-a", "polling-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const lb = await proxy(portOf(GATEWAY));
+  // The client's default: polling first, then the upgrade to WebSocket.
+  const x = client(lb.url, bob, { transports: ["polling", "websocket"] });
+  const first = await connects(x);
+  await waitFor("upgraded", () => x.socket.io.engine.transport.name === "websocket");
+  const sent = [(await send(alice, cid, "live")).id];
+  await waitFor("live", () => created(x).includes(sent[0]));
+  for (let round = 0; round < 3; round += 1) {
+    const n = x.disconnects.length;
+    x.socket.io.reconnection(false);
+    lb.cut();
+    await waitFor("the cut noticed", () => x.disconnects.length > n);
+    for (let i = 0; i < 40; i += 1) sent.push((await send(alice, cid, `away ${round} ${i}`)).id);
+    // More arrive while it reconnects, replays and upgrades.
+    const racing = (async () => {
+      for (let i = 0; i < 20; i += 1) sent.push((await send(alice, cid, `racing ${round} ${i}`)).id);
+    })();
+    letBack(x);
+    const back = await connects(x, round + 2);
+    assert.equal(back.recovered, true);
+    assert.equal(back.pid, first.pid);
+    await racing;
+    await waitFor("upgraded again", () => x.socket.io.engine.transport.name === "websocket");
+  }
+  await waitFor("every message", () => sent.every((id) => created(x).includes(id)), 20000);
+  await sleep(300);
+  assert.deepEqual(created(x), sent, "exactly once, in order");
+  checkArguments(x, true);
+  t.diagnostic(`${sent.length} messages over 3 polling recoveries`);
 });
 
 test("an unknown pid, or another user's, gets a new session and nothing replayed", onMain, async () => {
