@@ -540,24 +540,28 @@ test("membership during replay: a member removed while away gets the removal and
   );
 });
 
-test("presence: a quick drop and recovery shows no offline/online to contacts", onMain, async () => {
+test("presence: a quick drop and recovery shows no offline/online to contacts, on either instance", onMain, async () => {
   const [alice, bob] = await Promise.all(["presence-a", "presence-b"].map(register));
   await group(alice, [alice, bob]);
-  const x = client(CHAT_B, bob);
+  const lb = await proxy(portOf(CHAT_B));
+  const x = client(lb.url, bob);
   const w = client(GATEWAY, alice);
   await connects(x);
   await connects(w);
   x.socket.emit("presence:join", { userId: bob.userId, displayName: "x" });
   w.socket.emit("presence:join", { userId: alice.userId, displayName: "x" });
   const online = (list) => list.some((p) => p.userId === bob.userId);
-  await waitFor("Alice sees Bob online", () => {
+  const shown = () => {
     const lists = of(w, "presence:update");
     return lists.length > 0 && online(lists.at(-1));
-  });
+  };
+  await waitFor("Alice sees Bob online", shown);
   const mark = of(w, "presence:update").length;
-  for (let i = 0; i < 3; i += 1) {
+  // Three drops back to instance B, then one that lands on A (through the gateway).
+  for (const target of [CHAT_B, CHAT_B, CHAT_B, GATEWAY]) {
+    lb.to(portOf(target));
     const n = x.connects.length;
-    drop(x);
+    lb.cut();
     const k = await connects(x, n + 1);
     assert.equal(k.recovered, true);
     await sleep(300);
@@ -567,6 +571,9 @@ test("presence: a quick drop and recovery shows no offline/online to contacts", 
   const lists = of(w, "presence:update").slice(mark);
   assert.ok(lists.every(online), `Bob went offline for Alice: ${JSON.stringify(lists)}`);
   checkArguments(x, true);
+  // Leaving from the other instance is still shown at once.
+  x.socket.disconnect();
+  await waitFor("Bob offline after leaving", () => !shown(), 3000);
 });
 
 test("presence: an explicit leave is announced at once, a recovered drop before it or not", onMain, async (t) => {
