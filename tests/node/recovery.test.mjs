@@ -680,6 +680,48 @@ test("volatile typing: a socket that cannot read drops typing, stays connected, 
   checkArguments(slow, true);
 });
 
+test("a socket too slow for messages is disconnected, then recovers every one of them", onMain, async (t) => {
+  const [alice, bob] = await Promise.all(["slow-a", "slow-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const slow = client(CHAT_B, bob);
+  const witness = client(CHAT_B, bob);
+  await Promise.all([slow, witness].map((c) => connects(c)));
+  const tcp = slow.socket.io.engine.transport.ws._socket;
+  // About 12 MB of message:created: more than the kernel's buffers and the socket's queue.
+  const body = "x".repeat(3900);
+  const total = 3000;
+  let next = 0;
+  const accepted = [];
+  tcp.pause();
+  try {
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < total) {
+          next += 1;
+          accepted.push((await send(alice, cid, body, { prefer: "respond-async" })).id);
+        }
+      }),
+    );
+    await sleep(1000);
+  } finally {
+    tcp.resume();
+  }
+  for (const c of [slow, witness]) {
+    await waitFor("every message", () => accepted.every((id) => created(c).includes(id)), 60000);
+  }
+  await sleep(300);
+  t.diagnostic(
+    `${total} messages of 4 KB while paused: disconnects ${JSON.stringify(slow.disconnects)}, ` +
+      `connects ${JSON.stringify(slow.connects.map((k) => k.recovered))}`,
+  );
+  assert.ok(slow.disconnects.length >= 1, "its queue overflowed: disconnected as a slow client");
+  assert.ok(slow.connects.slice(1).every((k) => k.recovered), "and recovered");
+  assertOnce(created(slow), "message:created");
+  assert.equal(created(slow).length, total);
+  assert.deepEqual(created(slow), created(witness), "in the same order as a socket that kept up");
+  checkArguments(slow, true);
+});
+
 test("past the window: a new session, and the client catches up over HTTP", onShort, async () => {
   const [alice, bob] = await Promise.all(["window-a", "window-b"].map(register));
   const cid = await group(alice, [alice, bob]);
