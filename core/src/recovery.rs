@@ -24,7 +24,10 @@
 //! carries no offset (volatile events, internal markers, everything with recovery off).
 //! Retention: each XADD trims `MINID ~ now - (window + 120 s)` and sets the log's TTL to
 //! window + 120 s, so idle logs vanish; replay refuses offsets older than the window
-//! ([`ReplayError::Gap`]), which keeps it clear of both trimming and expiry.
+//! ([`ReplayError::Gap`]), which keeps it clear of both trimming and expiry: everything
+//! trimmed or expired is older than now - (window + 120 s), so older than any offset it
+//! accepts. (That check matters: Redis 7.0's trimming does not move a stream's
+//! `max-deleted-entry-id`, only XDEL does, which replay also checks.)
 
 use std::fmt;
 use std::str::FromStr;
