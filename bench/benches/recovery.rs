@@ -123,9 +123,14 @@ fn setup() -> Option<Setup> {
         println!("recovery: skipped (no Redis at {url})");
         return None;
     }
+    // The pool starts its reaper on the runtime.
+    let redis = {
+        let _in = rt.enter();
+        platform_core::pools::redis(&url, 4).expect("pool")
+    };
     Some(Setup {
         rt,
-        redis: platform_core::pools::redis(&url, 4).expect("pool"),
+        redis,
         client,
         keys: Keys::new(&format!("bench_recovery_{}", std::process::id())),
     })
@@ -271,9 +276,9 @@ fn reconnect(c: &mut Criterion, s: &Setup) {
     // Each event is in both layouts: the conversation logs give MISSED, the user log MISSED.
     assert_eq!(replay(&convs), 2 * MISSED);
     assert_eq!(replay(&[]), MISSED);
-    // The per-conversation read alone: the user's own log deleted (it holds only the copies).
+    // The per-conversation read alone: the user's own log moved aside (it holds only the copies).
     let mut conn = s.conn();
-    let _: i64 =
+    let (): () =
         s.rt.block_on(
             redis::cmd("RENAME")
                 .arg(s.keys.rec_user(&user))
@@ -284,7 +289,7 @@ fn reconnect(c: &mut Criterion, s: &Setup) {
     assert_eq!(replay(&convs), MISSED);
     let mut g = c.benchmark_group("recovery_reconnect_200_conversations_50_missed");
     g.bench_function("per_conversation_logs", |b| b.iter(|| replay(&convs)));
-    let _: i64 =
+    let (): () =
         s.rt.block_on(
             redis::cmd("RENAME")
                 .arg(s.keys.rec_user("saved"))
@@ -347,6 +352,17 @@ fn settle(c: &mut Criterion, s: &Setup) {
     });
     g.finish();
     s.delete("rec:*");
+    for (name, window) in [
+        ("settle_notice_100/plain", Window::OFF),
+        ("settle_notice_100/recorded", Window::default()),
+    ] {
+        server_cost(s, name, 100, || {
+            for _ in 0..100 {
+                run(window);
+            }
+        });
+    }
+    s.delete("rec:*");
 }
 
 /// Server-side cost of `f`: µs per call of each command it ran (deltas of INFO commandstats;
@@ -361,7 +377,12 @@ fn server_cost(s: &Setup, name: &str, calls: u64, mut f: impl FnMut()) {
             .iter()
             .find(|b| &b.0 == cmd)
             .map_or((0, 0), |b| (b.1, b.2));
-        if n - n0 >= calls && !matches!(cmd.as_str(), "info" | "ping" | "scan" | "del") {
+        if n - n0 >= calls
+            && !matches!(
+                cmd.as_str(),
+                "info" | "ping" | "scan" | "del" | "exec" | "multi"
+            )
+        {
             parts.push(format!(
                 "{cmd} {:.1} µs/call x{}",
                 (us - us0) as f64 / (n - n0) as f64,

@@ -247,6 +247,8 @@ local function record(seq, chan, retention, prefix, body, entries)
   local msid = string.format('%.0f', ms)
   redis.call('HSET', seq, 'ms', msid)
   local minid = string.format('%.0f', ms - retention * 1000)
+  -- Each log's TTL once per call: a notice puts many messages into few conversations.
+  local expired = {}
   for i = 1, count do
     local e = entries[i]
     local id = msid .. '-' .. string.format('%.0f', n + i - 1)
@@ -262,7 +264,10 @@ local function record(seq, chan, retention, prefix, body, entries)
       else
         redis.call('XADD', logs[j], 'MINID', '~', minid, id, 'e', e[1], f, v)
       end
-      redis.call('EXPIRE', logs[j], retention)
+      if not expired[logs[j]] then
+        redis.call('EXPIRE', logs[j], retention)
+        expired[logs[j]] = true
+      end
     end
   end
   local first = msid .. '-' .. string.format('%.0f', n)
