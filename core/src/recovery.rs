@@ -23,11 +23,15 @@
 //! which every subscriber receives messages IS the offset order. A message starting with `{`
 //! carries no offset (volatile events, internal markers, everything with recovery off).
 //! Retention: each XADD trims `MINID ~ now - (window + 120 s)` and sets the log's TTL to
-//! window + 120 s, so idle logs vanish; replay refuses offsets older than the window
-//! ([`ReplayError::Gap`]), which keeps it clear of both trimming and expiry: everything
-//! trimmed or expired is older than now - (window + 120 s), so older than any offset it
-//! accepts. (That check matters: Redis 7.0's trimming does not move a stream's
-//! `max-deleted-entry-id`, only XDEL does, which replay also checks.)
+//! window + 120 s, so idle logs vanish. Whether a client is within the window is decided by
+//! its session record (the chat service's, kept for the window after its disconnection), not
+//! by its offset's age: an idle socket's last event may be far older. What retention removes
+//! is never what such a client needs: it got everything up to its disconnection, so what it
+//! missed was recorded after that, within the window, and trimming (`MINID`) and expiry only
+//! take entries older than now - (window + 120 s). Replay refuses ([`ReplayError::Gap`]) an
+//! entry after the offset that was deleted (XDEL sets the stream's `max-deleted-entry-id`;
+//! Redis 7.0's trimming does NOT, which is why the argument above, not that check, covers
+//! retention) or whose payload blob is gone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -464,8 +468,8 @@ pub struct Missed {
 
 #[derive(Debug)]
 pub enum ReplayError {
-    /// Events after the offset are gone (trimmed, expired, or the offset is older than the
-    /// window): the client needs a new session.
+    /// Events after the offset are gone (deleted, or their payload blob expired), or
+    /// recovery is off: the client needs a new session.
     Gap,
     /// More than the limit were missed: a new session is cheaper.
     TooMany,
@@ -494,7 +498,7 @@ impl fmt::Display for ReplayError {
 /// data) triples}; status 'ok', 'gap' or 'many'.
 const REPLAY: &str = r"
 local user = ARGV[1]
-local after_ms, after_n = tonumber(ARGV[2]), tonumber(ARGV[3])
+local after_n = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local cut
 if ARGV[5] == '' then
@@ -503,12 +507,10 @@ else
   cut = tonumber(ARGV[5])
 end
 local out = {string.format('%.0f', cut), 'ok'}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if after_ms < now - tonumber(ARGV[6]) * 1000 then
-  out[2] = 'gap'
-  return out
-end
+-- No age limit on the offset itself: an idle socket's last offset may be older than the
+-- window while its disconnection is not (the caller's session record says so). What the
+-- client missed came after its disconnection, within the window, so retention (which only
+-- removes older entries) never removed it; deleted entries (XDEL) show below.
 local after = ARGV[2] .. '-' .. ARGV[3]
 local found = 0
 local function n_of(id)

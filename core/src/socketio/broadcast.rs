@@ -12,10 +12,17 @@ use super::packet;
 use super::socket::{EmitError, Payload, Socket};
 
 /// A packet encoded once for a namespace, to be sent to any number of its sockets.
+///
+/// A *recorded* event (kept for connection state recovery) also holds its form with the
+/// offset appended, which sockets with recovery on get; a *volatile* one is dropped for a
+/// socket that is behind instead of being queued.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     nsp: Arc<str>,
     item: Outgoing,
+    /// The packet with its offset, and the offset's order.
+    recorded: Option<(Outgoing, u64)>,
+    volatile: bool,
 }
 
 impl Encoded {
@@ -28,11 +35,56 @@ impl Encoded {
         Ok(Encoded {
             nsp: nsp.into(),
             item: packet::event(nsp, event, [data], &[], None)?,
+            recorded: None,
+            volatile: false,
         })
+    }
+
+    /// Encodes a recorded event: sockets with recovery on get `offset` (whose order is
+    /// `order`, increasing with the offsets) as its last argument, the others the plain event.
+    pub fn recorded<T: Serialize + ?Sized>(
+        nsp: &str,
+        event: &str,
+        data: &T,
+        offset: &str,
+        order: u64,
+    ) -> Result<Self, EmitError> {
+        let item = packet::event(nsp, event, [data], &[], None)?;
+        let recorded = packet::with_offset(&item, offset).map(|o| (o, order));
+        Ok(Encoded {
+            nsp: nsp.into(),
+            item,
+            recorded,
+            volatile: false,
+        })
+    }
+
+    /// Makes the event volatile: dropped rather than queued for a socket that is behind.
+    #[must_use]
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
     }
 
     pub fn namespace(&self) -> &str {
         &self.nsp
+    }
+
+    pub(crate) fn item(&self) -> &Outgoing {
+        &self.item
+    }
+
+    pub(crate) fn with_offset(&self) -> Option<(&Outgoing, u64)> {
+        self.recorded.as_ref().map(|(o, n)| (o, *n))
+    }
+
+    pub(crate) fn is_volatile(&self) -> bool {
+        self.volatile
+    }
+
+    /// The offset order of a recorded event.
+    pub fn order(&self) -> Option<u64> {
+        self.recorded.as_ref().map(|(_, n)| *n)
     }
 
     /// Encodes `event` with several arguments and binary attachments.
@@ -40,6 +92,8 @@ impl Encoded {
         Ok(Encoded {
             nsp: nsp.into(),
             item: packet::event(nsp, event, &payload.args, &payload.attachments, None)?,
+            recorded: None,
+            volatile: false,
         })
     }
 }
@@ -110,21 +164,19 @@ impl BroadcastOperator {
     /// Emits `event` with one argument; returns how many sockets it was queued for.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, EmitError> {
         let Some(ns) = &self.ns else { return Ok(0) };
-        let item = packet::event(ns.name(), event, [data], &[], None)?;
-        Ok(self.send(&item))
+        Ok(self.send(&Encoded::event(ns.name(), event, data)?))
     }
 
     pub fn emit_payload(&self, event: &str, payload: &Payload) -> Result<usize, EmitError> {
         let Some(ns) = &self.ns else { return Ok(0) };
-        let item = packet::event(ns.name(), event, &payload.args, &payload.attachments, None)?;
-        Ok(self.send(&item))
+        Ok(self.send(&Encoded::payload(ns.name(), event, payload)?))
     }
 
     /// Sends a packet encoded earlier; nothing is sent if it was encoded for another
     /// namespace.
     pub fn emit_encoded(&self, enc: &Encoded) -> usize {
         match &self.ns {
-            Some(ns) if *enc.nsp == *ns.name() => self.send(&enc.item),
+            Some(ns) if *enc.nsp == *ns.name() => self.send(enc),
             _ => 0,
         }
     }
@@ -143,10 +195,10 @@ impl BroadcastOperator {
     }
 
     /// Sockets too slow to take the packet are disconnected (see the module docs).
-    fn send(&self, item: &Outgoing) -> usize {
+    fn send(&self, enc: &Encoded) -> usize {
         let mut n = 0;
         self.for_each(|s| {
-            if s.send(item.clone()).is_ok() {
+            if s.send_encoded(enc).is_ok() {
                 n += 1;
             }
         });
@@ -196,7 +248,7 @@ impl Recipients {
         let excluded = ns.excluded(except);
         self.sockets
             .iter()
-            .filter(|s| !excluded.contains(s) && s.send(enc.item.clone()).is_ok())
+            .filter(|s| !excluded.contains(s) && s.send_encoded(enc).is_ok())
             .count()
     }
 }

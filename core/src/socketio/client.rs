@@ -301,7 +301,12 @@ impl Client {
                     }
                     return;
                 }
-                if self.conn.send(packet::connect(&nsp, socket.id())).is_ok() {
+                let pid = socket.pid();
+                if self
+                    .conn
+                    .send(packet::connect(&nsp, socket.id(), pid.as_deref()))
+                    .is_ok()
+                {
                     socket.mark_connected();
                 }
             }

@@ -18,6 +18,14 @@ impl SocketIo {
     /// A socket joined to namespace `nsp` (which must be registered) whose queue is read
     /// through the returned receiver instead of a connection. Not for serving clients.
     pub fn detached_socket(&self, nsp: &str) -> Option<(Socket, DetachedQueue)> {
+        let (socket, rx) = self.detached_unconnected(nsp)?;
+        socket.mark_connected();
+        Some((socket, rx))
+    }
+
+    /// A detached socket in the namespace whose CONNECT answer is not yet "sent": what it is
+    /// sent is held, as during `on_connect` (tests of recovery call `mark_connected`).
+    pub(crate) fn detached_unconnected(&self, nsp: &str) -> Option<(Socket, DetachedQueue)> {
         let ns = self.shared.namespace(nsp)?;
         let (tx, rx) = engine::queue(self.shared.config.engine.send_queue);
         let id: Arc<str> = format!("detached-{}", uuid::Uuid::new_v4().simple()).into();
@@ -29,7 +37,6 @@ impl SocketIo {
         // No Client: the socket is never reached by packets from a peer.
         let socket = Socket::new(id, ns.clone(), conn, Weak::new());
         ns.insert(&socket);
-        socket.mark_connected();
         Some((socket, rx))
     }
 }

@@ -157,13 +157,38 @@ fn header(kind: Kind, nsp: &str, attachments: usize, id: Option<u64>, extra: usi
     b
 }
 
-/// CONNECT answered with the socket id.
-pub fn connect(nsp: &str, sid: &str) -> Outgoing {
-    let mut b = header(Kind::Connect, nsp, 0, None, sid.len() + 10);
-    b.extend_from_slice(br#"{"sid":""#);
-    b.extend_from_slice(sid.as_bytes());
-    b.extend_from_slice(br#""}"#);
+/// CONNECT answered with the socket id, and the private session id `pid` of a socket whose
+/// state can be recovered after a disconnection (Socket.IO 4.6+).
+pub fn connect(nsp: &str, sid: &str, pid: Option<&str>) -> Outgoing {
+    let extra = pid.map_or(0, |p| p.len() + 10);
+    let mut b = header(Kind::Connect, nsp, 0, None, sid.len() + 10 + extra);
+    b.extend_from_slice(br#"{"sid":"#);
+    // Ids are ours (alphanumeric), but escaping costs nothing here and rules out surprises.
+    let _ = serde_json::to_writer(&mut b, sid);
+    if let Some(pid) = pid {
+        b.extend_from_slice(br#","pid":"#);
+        let _ = serde_json::to_writer(&mut b, pid);
+    }
+    b.push(b'}');
     text(b)
+}
+
+/// The same EVENT with `offset` appended as its last argument, as connection state
+/// recovery sends it: a copy of the encoded bytes, so a broadcast is not serialized twice.
+/// `None` for a packet that is not a plain text EVENT.
+pub fn with_offset(event: &Outgoing, offset: &str) -> Option<Outgoing> {
+    let Outgoing::Frame(Frame::Text(b)) = event else {
+        return None;
+    };
+    if b.get(..2) != Some(b"42".as_slice()) || b.last() != Some(&b']') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len() + offset.len() + 3);
+    out.extend_from_slice(&b[..b.len() - 1]);
+    out.push(b',');
+    serde_json::to_writer(&mut out, offset).ok()?;
+    out.push(b']');
+    Some(text(out))
 }
 
 /// CONNECT_ERROR; a string reason becomes `{"message": reason}`.
@@ -329,10 +354,10 @@ mod tests {
 
     #[test]
     fn encodes_packets() {
-        assert_eq!(text_of(&connect("/", "x")), br#"40{"sid":"x"}"#);
+        assert_eq!(text_of(&connect("/", "x", None)), br#"40{"sid":"x"}"#);
         assert_eq!(
-            text_of(&connect("/custom", "x")),
-            br#"40/custom,{"sid":"x"}"#
+            text_of(&connect("/custom", "x", Some("p"))),
+            br#"40/custom,{"sid":"x","pid":"p"}"#
         );
         assert_eq!(
             text_of(&connect_error("/random", &json!("Invalid namespace"))),
@@ -347,6 +372,25 @@ mod tests {
         let a = ack("/", 789, &[placeholder(0)], &bin);
         assert_eq!(text_of(&a), br#"461-789[{"_placeholder":true,"num":0}]"#);
         assert_eq!(a.frames()[1], Frame::Binary(bin[0].clone()));
+    }
+
+    #[test]
+    fn offsets_are_appended_to_plain_events_only() {
+        let e = event("/", "m", [json!({"a": [1]})], &[], None).unwrap();
+        let o = with_offset(&e, "17-4").unwrap();
+        assert_eq!(text_of(&o), br#"42["m",{"a":[1]},"17-4"]"#);
+        let e = event("/x", "m", [1], &[], None).unwrap();
+        assert_eq!(
+            text_of(&with_offset(&e, "1-1").unwrap()),
+            br#"42/x,["m",1,"1-1"]"#
+        );
+        let bin = [Bytes::from_static(&[1])];
+        let b = event("/", "m", [placeholder(0)], &bin, None).unwrap();
+        assert!(
+            with_offset(&b, "1-1").is_none(),
+            "binary events carry no offset"
+        );
+        assert!(with_offset(&connect("/", "x", None), "1-1").is_none());
     }
 
     #[test]

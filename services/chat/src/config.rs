@@ -31,6 +31,10 @@ pub struct Config {
     pub presence_coalesce: Duration,
     /// An instance silent this long is taken as crashed, and its users as offline.
     pub presence_stale: Duration,
+    /// A user whose socket dropped without meaning to is shown offline only this much later
+    /// (at most the recovery window, nothing when recovery is off): a client that recovers
+    /// its session within it shows no offline/online flicker.
+    pub presence_grace: Duration,
     /// `AUTH_MODE` and the gateway's shared secret.
     pub trust: Trust,
     /// Open Socket.IO connections one user may hold across every instance.
@@ -44,9 +48,14 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let stores = Stores::from_env(env, PoolSizes { pg: 16, redis: 4 })?;
+        let window = Duration::from_secs(stores.recovery_window.secs());
+        let presence_grace = env
+            .millis("PRESENCE_GRACE_MS", 30_000, 0, 3_600_000)?
+            .min(window);
         Ok(Config {
             listen: Listen::from_env(env, "0.0.0.0", 3001)?,
-            stores: Stores::from_env(env, PoolSizes { pg: 16, redis: 4 })?,
+            stores,
             send_wait: env.millis("SEND_WAIT_MS", 2000, 0, 60_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
             message_max_chars: env.number("MESSAGE_MAX_CHARS", 4000, 1, 100_000)?,
@@ -59,6 +68,7 @@ impl Config {
             socket_cors: Origins::from_env(env),
             presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
             presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
+            presence_grace,
             trust: Trust::from_env(env)?,
             max_sockets_per_user: env.number("MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
             socket_event_burst: env.number("SOCKET_EVENT_BURST", 20, 1, 100_000)?,

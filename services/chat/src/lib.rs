@@ -101,6 +101,7 @@ pub async fn run(
         ready_tx,
         shutdown.clone(),
     ));
+    tokio::spawn(app.rt.clone().refresh_recovery(shutdown.clone()));
     let presence = tokio::spawn(
         app.rt
             .presence

@@ -95,6 +95,24 @@ impl Conn {
         }
     }
 
+    /// Queues a volatile `item` unless the client is behind (its queue half full), in which
+    /// case it is dropped: a late typing indicator is worth nothing, and dropping it keeps
+    /// room for the events that must arrive. Never closes the connection.
+    pub fn send_volatile(&self, item: Outgoing) -> Result<(), SendError> {
+        match self.tx.push_volatile(item) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SendError),
+        }
+    }
+
+    /// Queues as many of `items` as fit, from the front (see [`queue::Sender::push_some`]).
+    pub(crate) fn send_some(
+        &self,
+        items: &mut std::collections::VecDeque<Outgoing>,
+    ) -> Result<(), SendError> {
+        self.tx.push_some(items).map_err(|_| SendError)
+    }
+
     /// Closes the connection; the transport finishes asynchronously.
     pub fn close(&self, reason: CloseReason) {
         let _ = self

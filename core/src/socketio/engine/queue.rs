@@ -87,6 +87,56 @@ impl Sender {
         Ok(())
     }
 
+    /// Queues `item` only while the queue is less than half full; `Ok(false)` when it was
+    /// dropped because the transport is behind. For volatile events (typing), which are
+    /// worth nothing late: the other half stays free for the events that must arrive.
+    pub(crate) fn push_volatile(&self, item: Outgoing) -> Result<bool, Rejected> {
+        let waker = {
+            let mut st = lock(&self.0.state);
+            if st.closing || st.closed {
+                return Err(Rejected::Closed);
+            }
+            if st.items.len() >= self.0.capacity.div_ceil(2) {
+                return Ok(false);
+            }
+            st.items.push_back(item);
+            if st.items.len() == 1 {
+                st.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(true)
+    }
+
+    /// Moves items from the front of `items` into the queue while it has room (one lock for
+    /// all of them); what does not fit stays in `items`. For a replay, which is paced by the
+    /// transport instead of overflowing the queue.
+    pub(crate) fn push_some(&self, items: &mut VecDeque<Outgoing>) -> Result<(), Rejected> {
+        let waker = {
+            let mut st = lock(&self.0.state);
+            if st.closing || st.closed {
+                return Err(Rejected::Closed);
+            }
+            let was_empty = st.items.is_empty();
+            let room = self.0.capacity.saturating_sub(st.items.len());
+            let n = room.min(items.len());
+            st.items.extend(items.drain(..n));
+            if was_empty && n > 0 {
+                st.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
     /// Refuses further items and tells the transport, which sends what is left and ends.
     pub(crate) fn close(&self) {
         let waker = {
@@ -298,6 +348,31 @@ mod tests {
         batch.clear();
         assert!(rx.try_recv_all(&mut batch));
         assert_eq!(batch.len(), 1, "queued before the close, still sent");
+    }
+
+    #[test]
+    fn volatile_items_are_dropped_once_half_full_and_replays_fill_what_is_free() {
+        let (tx, rx) = queue(4);
+        assert_eq!(tx.push_volatile(item(0)), Ok(true));
+        assert_eq!(tx.push_volatile(item(1)), Ok(true));
+        assert_eq!(tx.push_volatile(item(2)), Ok(false), "behind: dropped");
+        tx.push(item(3)).unwrap();
+        let mut more: VecDeque<Outgoing> = (4..8).map(item).collect();
+        tx.push_some(&mut more).unwrap();
+        assert_eq!(more.len(), 3, "one slot was free");
+        let mut batch = VecDeque::new();
+        assert!(rx.try_recv_all(&mut batch));
+        assert_eq!(
+            batch
+                .iter()
+                .map(|i| i.frames()[0].clone())
+                .collect::<Vec<_>>(),
+            [0, 1, 3, 4].map(|n| message(&[b'0' + n])).to_vec()
+        );
+        tx.push_some(&mut more).unwrap();
+        assert!(more.is_empty());
+        drop(rx);
+        assert_eq!(tx.push_volatile(item(9)), Err(Rejected::Closed));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::limit::{Budget, EventLimit};
 use super::presence::Presence;
 use super::publisher::Publisher;
 use super::quota::SocketQuota;
+use super::recovery::{Asked, Recovery};
 use super::{session_room, user_room};
 use crate::State;
 use platform_core::events::name;
@@ -28,6 +29,7 @@ use platform_core::events::name;
 pub(super) struct ChatEvents {
     pub state: Arc<State>,
     pub presence: Arc<Presence>,
+    pub recovery: Arc<Recovery>,
     pub sessions: Sessions,
     pub quota: SocketQuota,
     pub publisher: Publisher,
@@ -54,6 +56,8 @@ pub(super) struct SocketState {
     pub session: Option<Box<str>>,
     /// Disconnects the socket when its session expires.
     expiry: Option<tokio::task::AbortHandle>,
+    /// The private session id of a socket with connection state recovery on.
+    pub pid: Option<Box<str>>,
 }
 
 impl SocketState {
@@ -102,14 +106,20 @@ enum Outcome {
 impl NamespaceHandler for ChatEvents {
     async fn on_connect(&self, socket: Socket, auth: Value) -> Result<(), Value> {
         let budget = Mutex::new(Budget::new(self.state.config.socket_event_burst));
+        let asked = self.recovery.asked(&auth);
         let token = auth.get("token").and_then(Value::as_str);
         let live = match token {
             None if self.state.config.trust.mode == Mode::Compat => {
+                let (who, pid) = match asked {
+                    Some(asked) => self.resume(&socket, asked, None).await,
+                    None => (None, None),
+                };
                 socket.set_data(SocketState {
-                    who: Mutex::new(None),
+                    who: Mutex::new(who.map(Arc::new)),
                     budget,
                     session: None,
                     expiry: None,
+                    pid,
                 });
                 return Ok(());
             }
@@ -147,18 +157,29 @@ impl NamespaceHandler for ChatEvents {
             tokio::time::sleep(live.expires_in).await;
             expiring.close();
         });
-        // Events for the user reach this socket from now on, presence:join or not.
-        socket.join(&user_room(&user_id));
+        let me = SocketUser {
+            user_id,
+            display_name: live.user.display_name,
+            verified: true,
+            present: false,
+        };
+        let (who, pid) = match asked {
+            Some(asked) => {
+                let (who, pid) = self.resume(&socket, asked, Some(me)).await;
+                (who.expect("a signed-in socket keeps its user"), pid)
+            }
+            None => {
+                // Events for the user reach this socket from now on, presence:join or not.
+                socket.join(&user_room(&me.user_id));
+                (me, None)
+            }
+        };
         socket.set_data(SocketState {
-            who: Mutex::new(Some(Arc::new(SocketUser {
-                user_id,
-                display_name: live.user.display_name,
-                verified: true,
-                present: false,
-            }))),
+            who: Mutex::new(Some(Arc::new(who))),
             budget,
             session: Some(live.id.into()),
             expiry: Some(expiry.abort_handle()),
+            pid,
         });
         Ok(())
     }
@@ -183,16 +204,29 @@ impl NamespaceHandler for ChatEvents {
         }
     }
 
-    async fn on_disconnect(&self, socket: Socket, _reason: DisconnectReason) {
+    async fn on_disconnect(&self, socket: Socket, reason: DisconnectReason) {
         let Some(st) = socket.data::<SocketState>() else {
             return;
         };
         if let Some(expiry) = &st.expiry {
             expiry.abort();
         }
+        // The client may come back for its session: keep its record, and do not show its
+        // user offline for a moment first.
+        let recoverable = st.pid.is_some() && reason.recoverable();
+        if let Some(pid) = &st.pid {
+            if let Err(e) = self.recovery.closed(pid, recoverable).await {
+                tracing::warn!(error = %e, "recovery record not updated at disconnect");
+            }
+        }
         if let Some(user) = st.who() {
             if user.present {
-                self.presence.left(&user.user_id).await;
+                let grace = self.state.config.presence_grace;
+                if let (true, false, Some(pid)) = (recoverable, grace.is_zero(), &st.pid) {
+                    self.presence.leave_later(pid, &user.user_id, grace);
+                } else {
+                    self.presence.left(&user.user_id).await;
+                }
             }
             if user.verified {
                 self.quota.release(&user.user_id).await;
@@ -202,6 +236,93 @@ impl NamespaceHandler for ChatEvents {
 }
 
 impl ChatEvents {
+    /// Connection state recovery for a socket that asked for it: resumes the session it
+    /// names (same user, record still kept, missed events still there) with its missed
+    /// events replayed first, or starts a new one. Joins the user's room either way, before
+    /// reading what was missed (see `Socket::replay`). `me` is the signed-in user; a compat
+    /// socket is whoever its record says. Returns the socket's user and its pid.
+    async fn resume(
+        &self,
+        socket: &Socket,
+        asked: Asked,
+        me: Option<SocketUser>,
+    ) -> (Option<SocketUser>, Option<Box<str>>) {
+        // On before any room is joined, so that every recorded event reaching the socket
+        // carries its offset (the pid is replaced below if the session is not resumed).
+        let pid = asked.pid.clone().unwrap_or_else(Recovery::new_pid);
+        socket.set_recovery(&pid);
+        let record = match &asked.pid {
+            Some(p) => match self.recovery.find(p).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery record unreadable");
+                    None
+                }
+            },
+            None => None,
+        };
+        // A session is resumed by its own user only: in compat mode, whoever holds the pid
+        // of a session that was not signed in.
+        let record = record.filter(|r| match &me {
+            Some(me) => r.user.as_deref() == Some(me.user_id.as_str()),
+            None => !r.verified,
+        });
+        let who = match (&me, &record) {
+            (Some(me), r) => Some(SocketUser {
+                present: r.as_ref().is_some_and(|r| r.present),
+                ..me.clone()
+            }),
+            (None, Some(r)) => r.user.clone().map(|user_id| SocketUser {
+                user_id,
+                display_name: r.display_name.clone(),
+                verified: false,
+                present: r.present,
+            }),
+            (None, None) => None,
+        };
+        if let Some(u) = &who {
+            socket.join(&user_room(&u.user_id));
+        }
+        if let (Some(r), Some(u)) = (&record, &who) {
+            // The client keeps its last offset across sessions: nothing from before this
+            // session's start is replayed.
+            let after = asked.offset.map_or(r.start, |o| o.max(r.start));
+            match self.recovery.missed(&u.user_id, after).await {
+                Ok((missed, cut)) => {
+                    socket.replay(missed, cut);
+                    if let Err(e) = self.recovery.resumed(&pid).await {
+                        tracing::warn!(error = %e, "recovery record not refreshed");
+                    }
+                    if u.present {
+                        // Its disconnection is not shown: this socket counts from now, then
+                        // the old socket's departure (waiting out the grace wherever it was)
+                        // is applied.
+                        self.presence.joined(&u.user_id, &u.display_name).await;
+                        super::publish_resumed(&self.state, &pid).await;
+                    }
+                    return (who, Some(pid.into()));
+                }
+                Err(e) => tracing::debug!(error = %e, "session not recovered"),
+            }
+        }
+        // A new session; a compat socket is nobody until its presence:join.
+        let who = me;
+        if who.is_none() {
+            if let Some(r) = record.as_ref().and_then(|r| r.user.as_deref()) {
+                socket.leave(&user_room(r));
+            }
+        }
+        let pid = Recovery::new_pid();
+        socket.set_recovery(&pid);
+        let user = who
+            .as_ref()
+            .map(|u| (u.user_id.as_str(), u.display_name.as_str(), u.verified));
+        if let Err(e) = self.recovery.open(&pid, user).await {
+            tracing::warn!(error = %e, "recovery record not written");
+        }
+        (who, Some(pid.into()))
+    }
+
     async fn join(&self, socket: &Socket, st: &SocketState, payload: &Payload) -> Outcome {
         if let Some(me) = st.who().filter(|u| u.verified) {
             // Signed in: online as the account, whatever the payload says.
@@ -214,6 +335,7 @@ impl ChatEvents {
                     ..(*me).clone()
                 });
                 self.presence.joined(&me.user_id, &me.display_name).await;
+                self.remember(st, &me.user_id, &me.display_name).await;
             }
             return Outcome::Done(true);
         }
@@ -249,7 +371,17 @@ impl ChatEvents {
         self.presence
             .joined(&join.user_id, &join.display_name)
             .await;
+        self.remember(st, &join.user_id, &join.display_name).await;
         Outcome::Done(true)
+    }
+
+    /// Keeps who the socket is and that it is online in its recovery record.
+    async fn remember(&self, st: &SocketState, user: &str, display_name: &str) {
+        if let Some(pid) = &st.pid {
+            if let Err(e) = self.recovery.joined(pid, user, display_name).await {
+                tracing::warn!(error = %e, "recovery record not updated");
+            }
+        }
     }
 
     /// Relays typing to the conversation's other members through every instance. Returns

@@ -22,12 +22,14 @@ mod limit;
 pub(crate) mod presence;
 mod publisher;
 mod quota;
+mod recovery;
 pub(crate) mod subscriber;
 
 use std::sync::Arc;
 
 use platform_core::events::Envelope;
 use platform_core::model::Message;
+use platform_core::recovery::Offset;
 use platform_core::socketio::{Encoded, SocketIo};
 use serde::Serialize;
 use serde_json::Value;
@@ -63,6 +65,9 @@ pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
 pub(crate) const MEMBERS_CHANGING: &str = "_members_changing";
 /// A conversation's members changed: every instance drops what it cached of them.
 pub(crate) const MEMBERS_CHANGED: &str = "_members";
+/// A recovering session was resumed: the instance its socket dropped from applies the
+/// departure it was holding back (data: the pid).
+pub(crate) const SESSION_RESUMED: &str = "_resumed";
 
 #[derive(Clone)]
 pub(crate) struct Realtime {
@@ -73,6 +78,7 @@ pub(crate) struct Realtime {
     fanout: Arc<fanout::Fanout>,
     /// Looks sessions up again after the subscription was down (revocations may be missed).
     sessions: platform_core::sessions::Sessions,
+    recovery: Arc<recovery::Recovery>,
 }
 
 impl Realtime {
@@ -100,11 +106,13 @@ impl Realtime {
             &state.config.stores.namespace,
             std::time::Duration::ZERO,
         );
+        let recovery = Arc::new(recovery::Recovery::new(state.clone()));
         io.namespace(
             "/",
             handler::ChatEvents {
                 state: state.clone(),
                 presence: presence.clone(),
+                recovery: recovery.clone(),
                 sessions: sessions.clone(),
                 quota: quota::SocketQuota::new(state.clone(), presence.clone()),
                 publisher: publisher::Publisher::new(state.clone()),
@@ -121,7 +129,19 @@ impl Realtime {
             delivery,
             fanout: Arc::default(),
             sessions,
+            recovery,
         }
+    }
+
+    /// Keeps this instance's sockets' recovery records alive until shutdown.
+    pub(crate) async fn refresh_recovery(self, shutdown: tokio_util::sync::CancellationToken) {
+        fn pid_of(s: &platform_core::socketio::Socket) -> Option<Box<str>> {
+            s.data::<handler::SocketState>()?.pid.clone()
+        }
+        self.recovery
+            .clone()
+            .run(self.io.clone(), pid_of, shutdown)
+            .await;
     }
 
     /// The channel revocations arrive on.
@@ -174,6 +194,7 @@ pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     except: Option<&str>,
     event: &str,
     data: &T,
+    offset: Option<Offset>,
 ) -> bool {
     // Rooms of users with no socket here are simply empty: looking each one up first (as
     // a size check) would cost a second lookup per member.
@@ -191,7 +212,7 @@ pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     if !any {
         return false;
     }
-    match Encoded::event("/", event, data) {
+    match encode(event, data, offset) {
         Ok(enc) => op.emit_encoded(&enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
@@ -200,8 +221,33 @@ pub(crate) fn emit_to_users<'a, T: Serialize + ?Sized>(
     }
 }
 
+/// Encodes an event once for all its recipients: with its `offset` when it was recorded
+/// (sockets with recovery on get it as the last argument). `typing:update` is volatile: worth
+/// nothing late, it is dropped for a socket that is behind rather than queued (or
+/// disconnecting it).
+fn encode<T: Serialize + ?Sized>(
+    event: &str,
+    data: &T,
+    offset: Option<Offset>,
+) -> Result<Encoded, platform_core::socketio::EmitError> {
+    if let Some(o) = offset {
+        return Encoded::recorded("/", event, data, &o.to_string(), o.n);
+    }
+    let enc = Encoded::event("/", event, data)?;
+    Ok(if event == name::TYPING_UPDATE {
+        enc.volatile()
+    } else {
+        enc
+    })
+}
+
 /// Delivers an envelope from any service to this instance's sockets.
-pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) {
+pub(crate) async fn deliver(
+    state: &State,
+    rt: &Realtime,
+    env: Envelope<Value>,
+    offset: Option<Offset>,
+) {
     let members = match env.conversation {
         Some(c) => match state.members.get(&state.pg, c).await {
             Ok(Some(m)) => Some((c, m)),
@@ -222,7 +268,15 @@ pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) 
     }
     match members {
         Some((c, m)) if env.users.is_empty() => {
-            to_conversation(rt, c, &m, env.except.as_deref(), &env.event, &env.data);
+            to_conversation(
+                rt,
+                c,
+                &m,
+                env.except.as_deref(),
+                &env.event,
+                &env.data,
+                offset,
+            );
         }
         _ => {
             let from_conv = members.iter().flat_map(|(_, m)| m.iter());
@@ -233,6 +287,7 @@ pub(crate) async fn deliver(state: &State, rt: &Realtime, env: Envelope<Value>) 
                 env.except.as_deref(),
                 &env.event,
                 &env.data,
+                offset,
             );
         }
     }
@@ -247,8 +302,9 @@ fn to_conversation<T: Serialize + ?Sized>(
     except: Option<&str>,
     event: &str,
     data: &T,
+    offset: Option<Offset>,
 ) -> bool {
-    match Encoded::event("/", event, data) {
+    match encode(event, data, offset) {
         Ok(enc) => rt.fanout.emit(&rt.io, conversation, members, except, &enc) > 0,
         Err(e) => {
             tracing::error!(event, error = ?e, "cannot encode event");
@@ -257,17 +313,23 @@ fn to_conversation<T: Serialize + ?Sized>(
     }
 }
 
-/// Delivers `message:*` events for messages of one committed batch.
+/// Delivers `message:*` events for messages of one committed batch; `first` is the offset
+/// of the first when they were recorded (the others follow it one by one).
 pub(crate) async fn deliver_messages(
     state: &State,
     rt: &Realtime,
     event: &str,
     messages: &[Message],
+    first: Option<Offset>,
 ) {
-    for m in messages {
+    for (i, m) in messages.iter().enumerate() {
+        let offset = first.map(|o| Offset {
+            ms: o.ms,
+            n: o.n + i as u64,
+        });
         match state.members.get(&state.pg, m.conversation_id).await {
             Ok(Some(members)) => {
-                if to_conversation(rt, m.conversation_id, &members, None, event, m)
+                if to_conversation(rt, m.conversation_id, &members, None, event, m, offset)
                     && event == name::MESSAGE_CREATED
                 {
                     let age = platform_core::time::now_millis().saturating_sub(m.sent_at);
@@ -299,6 +361,28 @@ pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
     .await
     {
         tracing::warn!(message = %m.id, error = %e, "{event} not published");
+    }
+}
+
+/// Tells every instance that session `pid` was resumed (see [`SESSION_RESUMED`]).
+pub(crate) async fn publish_resumed(state: &State, pid: &str) {
+    let env = Envelope {
+        event: SESSION_RESUMED.to_string(),
+        conversation: None,
+        users: Vec::new(),
+        except: None,
+        data: pid,
+    };
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
+    {
+        // The departure then waits out its grace: the user shows offline a little late.
+        tracing::warn!(error = %e, "session resumption not published");
     }
 }
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use platform_core::events::Envelope;
+use platform_core::recovery::Offset;
 use platform_core::stream::Notice;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, MEMBERS_CHANGING,
-    PRESENCE_CHANGED,
+    PRESENCE_CHANGED, SESSION_RESUMED,
 };
 use crate::waiters::Outcome;
 use crate::State;
@@ -59,17 +60,17 @@ pub(crate) async fn run(
                         rt.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or(""));
                         continue;
                     }
-                    // The offset of a recorded message (`@<ms>-<n> `) is not parsed here yet.
-                    let (_, json) = platform_core::recovery::split(msg.get_payload_bytes());
+                    // A recorded message carries the offset of its (first) event.
+                    let (offset, json) = platform_core::recovery::split(msg.get_payload_bytes());
                     let mut payload = json.to_vec();
                     if msg.get_channel_name() == keys.notices {
                         match simd_json::serde::from_slice::<Notice>(&mut payload) {
-                            Ok(n) => on_notice(&state, &rt, n).await,
+                            Ok(n) => on_notice(&state, &rt, n, offset).await,
                             Err(e) => tracing::error!(error = %e, "unreadable commit notice"),
                         }
                     } else {
                         match simd_json::serde::from_slice::<Envelope<Value>>(&mut payload) {
-                            Ok(env) => on_event(&state, &rt, env).await,
+                            Ok(env) => on_event(&state, &rt, env, offset).await,
                             Err(e) => tracing::error!(error = %e, "unreadable event"),
                         }
                     }
@@ -94,7 +95,9 @@ async fn subscribe(url: &str, channels: &[&str]) -> redis::RedisResult<redis::ai
     Ok(pubsub)
 }
 
-async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
+/// `first` is the offset of the notice's first message when it was recorded; the others
+/// follow it, in the order they are delivered here (created, updated, deleted).
+async fn on_notice(state: &State, rt: &Realtime, n: Notice, first: Option<Offset>) {
     for m in &n.created {
         state.waiters.release(&m.id, Outcome::Stored);
     }
@@ -106,14 +109,27 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice) {
             .waiters
             .release(&d.id, Outcome::Duplicate(d.original.clone()));
     }
-    deliver_messages(state, rt, name::MESSAGE_CREATED, &n.created).await;
-    deliver_messages(state, rt, name::MESSAGE_UPDATED, &n.updated).await;
-    deliver_messages(state, rt, name::MESSAGE_DELETED, &n.deleted).await;
+    let after = |o: Option<Offset>, k: usize| {
+        o.map(|o| Offset {
+            ms: o.ms,
+            n: o.n + k as u64,
+        })
+    };
+    deliver_messages(state, rt, name::MESSAGE_CREATED, &n.created, first).await;
+    let updated = after(first, n.created.len());
+    deliver_messages(state, rt, name::MESSAGE_UPDATED, &n.updated, updated).await;
+    let deleted = after(updated, n.updated.len());
+    deliver_messages(state, rt, name::MESSAGE_DELETED, &n.deleted, deleted).await;
 }
 
-async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
+async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>, offset: Option<Offset>) {
     match env.event.as_str() {
         PRESENCE_CHANGED => rt.presence.changed(),
+        SESSION_RESUMED => {
+            if let Some(pid) = env.data.as_str() {
+                rt.presence.resumed(pid).await;
+            }
+        }
         CONVERSATION_CREATED => {
             if let Some(c) = env.conversation {
                 state.members.created(c);
@@ -134,6 +150,6 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>) {
             // Who joined or left sees (and is seen by) other people online now.
             rt.presence.contacts_changed(&env.users);
         }
-        _ => deliver(state, rt, env).await,
+        _ => deliver(state, rt, env, offset).await,
     }
 }
