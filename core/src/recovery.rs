@@ -25,8 +25,13 @@
 //! Retention: each XADD trims `MINID ~ now - (window + 120 s)` and sets the log's TTL to
 //! window + 120 s, so idle logs vanish. Whether a client is within the window is decided by
 //! its session record (the chat service's, kept for the window after its disconnection), not
-//! by its offset's age: an idle socket's last event may be far older. Replay still refuses
-//! ([`ReplayError::Gap`]) when an entry after the offset was removed.
+//! by its offset's age: an idle socket's last event may be far older. What retention removes
+//! is never what such a client needs: it got everything up to its disconnection, so what it
+//! missed was recorded after that, within the window, and trimming (`MINID`) and expiry only
+//! take entries older than now - (window + 120 s). Replay refuses ([`ReplayError::Gap`]) an
+//! entry after the offset that was deleted (XDEL sets the stream's `max-deleted-entry-id`;
+//! Redis 7.0's trimming does NOT, which is why the argument above, not that check, covers
+//! retention) or whose payload blob is gone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -246,6 +251,8 @@ local function record(seq, chan, retention, prefix, body, entries)
   local msid = string.format('%.0f', ms)
   redis.call('HSET', seq, 'ms', msid)
   local minid = string.format('%.0f', ms - retention * 1000)
+  -- Each log's TTL once per call: a notice puts many messages into few conversations.
+  local expired = {}
   for i = 1, count do
     local e = entries[i]
     local id = msid .. '-' .. string.format('%.0f', n + i - 1)
@@ -261,7 +268,10 @@ local function record(seq, chan, retention, prefix, body, entries)
       else
         redis.call('XADD', logs[j], 'MINID', '~', minid, id, 'e', e[1], f, v)
       end
-      redis.call('EXPIRE', logs[j], retention)
+      if not expired[logs[j]] then
+        redis.call('EXPIRE', logs[j], retention)
+        expired[logs[j]] = true
+      end
     end
   end
   local first = msid .. '-' .. string.format('%.0f', n)
@@ -458,8 +468,8 @@ pub struct Missed {
 
 #[derive(Debug)]
 pub enum ReplayError {
-    /// Events after the offset are gone (trimmed, expired, or the offset is older than the
-    /// window): the client needs a new session.
+    /// Events after the offset are gone (deleted, or their payload blob expired), or
+    /// recovery is off: the client needs a new session.
     Gap,
     /// More than the limit were missed: a new session is cheaper.
     TooMany,
@@ -498,8 +508,9 @@ else
 end
 local out = {string.format('%.0f', cut), 'ok'}
 -- No age limit on the offset itself: an idle socket's last offset may be older than the
--- window while its disconnection is not (the caller's session record says so). Anything the
--- client did not get after it and that retention removed shows as a deleted entry below.
+-- window while its disconnection is not (the caller's session record says so). What the
+-- client missed came after its disconnection, within the window, so retention (which only
+-- removes older entries) never removed it; deleted entries (XDEL) show below.
 local after = ARGV[2] .. '-' .. ARGV[3]
 local found = 0
 local function n_of(id)

@@ -1,7 +1,8 @@
 // End-to-end test of the browser UI against the real stack (started by scripts/test-ui.sh):
 // two users in two Chromium contexts sign up, start a conversation, chat live (typing,
-// presence, edits, deletes, paging, a lost connection) and make a video call with
-// Chromium's fake camera and microphone that connects on both sides. Then three other
+// presence, edits, deletes, paging, a lost connection recovered without re-reading
+// history) and make a video call with Chromium's fake camera and microphone that connects
+// on both sides. Then three other
 // users live in a group: created, renamed, one added and removed mid-conversation, roles,
 // unread badges counted and cleared across two tabs of the same user, "seen by".
 //
@@ -271,10 +272,21 @@ test("two users chat live and make a video call in Chromium", async (t) => {
     await send(a, "sent while Bob was away");
     await message(a, "sent while Bob was away").waitFor({ timeout: WAIT });
     assert.equal(await message(b, "sent while Bob was away").count(), 0);
+    // The link was cut, not left: the server recovers Bob's session and replays what he
+    // missed on the socket, so the page re-reads no history over HTTP.
+    const historyReads = [];
+    const onRequest = (req) => {
+      if (req.method() === "GET" && /\/conversations\/[^/]+\/messages(\?|$)/.test(req.url())) {
+        historyReads.push(req.url());
+      }
+    };
+    b.on("request", onRequest);
     bobLink.down = false;
     await b.locator('.banner[data-connection="online"]').waitFor({ state: "attached", timeout: WAIT });
     await message(b, "sent while Bob was away").waitFor({ timeout: WAIT });
     assert.equal(await message(b, "sent while Bob was away").count(), 1);
+    b.off("request", onRequest);
+    assert.deepEqual(historyReads, [], "a recovered session re-reads no history");
   });
 
   await step("a video call connects both sides with real media, then hangs up", async () => {

@@ -1,6 +1,8 @@
 // The Socket.IO connection to the gateway: signs in with the token (or, on a server
 // without identity, only with `presence:join`), says who it is again after every
-// reconnect, and reports the connection's state for the banner.
+// reconnect, and reports the connection's state for the banner. Signed in, it asks for
+// connection state recovery, and tells whether a reconnect was recovered (every missed
+// event replayed) or needs an HTTP catch-up.
 import { io, type Socket } from "socket.io-client";
 import type { Session } from "./types";
 
@@ -8,15 +10,17 @@ export type ConnectionState = "connecting" | "online" | "reconnecting" | "offlin
 
 export interface RealtimeHooks {
   onState(state: ConnectionState): void;
-  /** Called after a reconnect (not the first connect): fetch what was missed. */
-  onReconnect(): void;
+  /** Called after a reconnect (not the first connect): fetch what was missed, over HTTP
+   * unless `recovered` (the server replayed every missed event on the socket). */
+  onReconnect(recovered: boolean): void;
   onUnauthorized(): void;
 }
 
 export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks): Socket {
   const socket = io(apiUrl || undefined, {
     path: "/socket.io/",
-    auth: session.mode === "token" ? { token: session.token } : undefined,
+    // The official client resends this auth with the session's `pid` and last offset.
+    auth: session.mode === "token" ? { token: session.token, recovery: true } : undefined,
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
     timeout: 10_000,
@@ -26,7 +30,8 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
   socket.on("connect", () => {
     socket.emit("presence:join", session.user);
     hooks.onState("online");
-    if (connectedBefore) hooks.onReconnect();
+    // The client library sets `recovered` when the server answered with the same session.
+    if (connectedBefore) hooks.onReconnect(Boolean(socket.recovered));
     connectedBefore = true;
   });
   socket.on("disconnect", (reason) => {
@@ -44,3 +49,4 @@ export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks):
   });
   return socket;
 }
+

@@ -187,13 +187,41 @@ describe("chat", () => {
     const missed: Message = gw.addMessage(c.id, "bob", "sent while you were away");
     act(() => {
       live.hooks.onState("online");
-      live.hooks.onReconnect();
+      live.hooks.onReconnect(false);
     });
     expect(await screen.findByText("sent while you were away")).toBeTruthy();
     expect(screen.queryByText(/Connection lost/)).toBeNull();
     expect(gw.requests.some((r) => r.path.endsWith(`after=${gw.messages[0].id}`))).toBe(true);
     expect(screen.getAllByText("sent while you were away")).toHaveLength(1);
     expect(missed.id).toBeTruthy();
+  });
+
+  it("after a recovered reconnect re-reads nothing over HTTP, and still retries a failed send", async () => {
+    const user = userEvent.setup();
+    const c = gw.addConversation([alice, bob]);
+    gw.addMessage(c.id, "bob", "before the outage");
+    start();
+    await user.click(await screen.findByRole("button", { name: /^Bob/ }));
+    await screen.findByText("before the outage");
+    act(() => live.hooks.onState("reconnecting"));
+    gw.failNext = 1;
+    await user.type(screen.getByLabelText("Message Bob"), "sent while offline{Enter}");
+    expect(await screen.findByText(/Not sent/)).toBeTruthy();
+    const missed = gw.addMessage(c.id, "bob", "sent while you were away");
+    const before = gw.requests.length;
+    act(() => {
+      live.hooks.onState("online");
+      live.hooks.onReconnect(true);
+      // The server's replay, on the socket.
+      live.socket.deliver("message:created", missed);
+    });
+    expect(await screen.findByText("sent while you were away")).toBeTruthy();
+    await waitFor(() =>
+      expect(screen.getByText("sent while offline").closest("li")?.dataset.delivery).toBe("sent"),
+    );
+    const reads = gw.requests.slice(before).filter((r) => r.method === "GET");
+    expect(reads.map((r) => r.path)).toEqual([]);
+    expect(screen.getAllByText("sent while you were away")).toHaveLength(1);
   });
 
   it("signs out when the server refuses the token", async () => {

@@ -42,7 +42,7 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
   useEffect(() => {
     const socket = connect(apiUrl, session, {
       onState: (s) => chat.setConnection(s),
-      onReconnect: () => void chat.catchUp(),
+      onReconnect: (recovered) => void chat.catchUp({ recovered }),
       onUnauthorized: () => api.onUnauthorized?.(),
     });
     chat.attach(socket);

@@ -416,22 +416,28 @@ export class ChatController {
     });
   }
 
-  /** After a reconnect: the list, what each open conversation missed, and failed sends. */
-  async catchUp() {
-    await this.loadConversations();
-    const threads = this.store.get().threads;
-    await Promise.all(
-      Object.entries(threads)
-        .filter(([, t]) => t.loaded)
-        .map(([id]) => this.catchUpThread(id)),
-    );
+  /** After a reconnect: the list, what each open conversation missed, and failed sends.
+   * A `recovered` session already got every missed event replayed over the socket
+   * (connection state recovery): then nothing is re-read over HTTP, and only failed sends
+   * are retried and the open conversation marked read. */
+  async catchUp({ recovered = false }: { recovered?: boolean } = {}) {
+    if (!recovered) {
+      await this.loadConversations();
+      const threads = this.store.get().threads;
+      await Promise.all(
+        Object.entries(threads)
+          .filter(([, t]) => t.loaded)
+          .map(([id]) => this.catchUpThread(id)),
+      );
+    }
     for (const [id, t] of Object.entries(this.store.get().threads)) {
       for (const m of t.messages) {
         if (m.delivery === "failed" && m.clientMessageId) void this.retry(id, m.clientMessageId);
       }
     }
-    // Read markers moved while away; what arrived in the open conversation is now read.
-    for (const id of Object.keys(this.store.get().reads)) void this.loadReads(id);
+    // Read markers moved while away (a recovered session got their events); what arrived in
+    // the open conversation is now read.
+    if (!recovered) for (const id of Object.keys(this.store.get().reads)) void this.loadReads(id);
     if (this.active) void this.markRead(this.active);
   }
 

@@ -366,6 +366,14 @@ impl Stack {
         svc
     }
 
+    /// Another chat instance on a given port (one restarted where its clients expect it),
+    /// owned by the caller.
+    pub async fn start_chat_instance_on(&self, port: u16) -> Service {
+        let svc = self.spawn("chat", port, &self.chat_env);
+        self.wait_ready(&svc, "/readyz").await;
+        svc
+    }
+
     /// Starts the chat service again on the port the gateway already knows.
     pub async fn start_chat_on(&mut self, port: u16) {
         let svc = self.spawn("chat", port, &self.chat_env);

@@ -222,13 +222,8 @@ impl NamespaceHandler for ChatEvents {
         if let Some(user) = st.who() {
             if user.present {
                 let grace = self.state.config.presence_grace;
-                if recoverable && !grace.is_zero() {
-                    let presence = self.presence.clone();
-                    let id = user.user_id.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(grace).await;
-                        presence.left(&id).await;
-                    });
+                if let (true, false, Some(pid)) = (recoverable, grace.is_zero(), &st.pid) {
+                    self.presence.leave_later(pid, &user.user_id, grace);
                 } else {
                     self.presence.left(&user.user_id).await;
                 }
@@ -299,9 +294,11 @@ impl ChatEvents {
                         tracing::warn!(error = %e, "recovery record not refreshed");
                     }
                     if u.present {
-                        // Its disconnection is not shown: the old socket's departure waits
-                        // out the grace period, and this one counts from now.
+                        // Its disconnection is not shown: this socket counts from now, then
+                        // the old socket's departure (waiting out the grace wherever it was)
+                        // is applied.
                         self.presence.joined(&u.user_id, &u.display_name).await;
+                        super::publish_resumed(&self.state, &pid).await;
                     }
                     return (who, Some(pid.into()));
                 }

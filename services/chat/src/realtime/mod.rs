@@ -65,6 +65,9 @@ pub(crate) const CONVERSATION_CREATED: &str = "_conversation";
 pub(crate) const MEMBERS_CHANGING: &str = "_members_changing";
 /// A conversation's members changed: every instance drops what it cached of them.
 pub(crate) const MEMBERS_CHANGED: &str = "_members";
+/// A recovering session was resumed: the instance its socket dropped from applies the
+/// departure it was holding back (data: the pid).
+pub(crate) const SESSION_RESUMED: &str = "_resumed";
 
 #[derive(Clone)]
 pub(crate) struct Realtime {
@@ -358,6 +361,28 @@ pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
     .await
     {
         tracing::warn!(message = %m.id, error = %e, "{event} not published");
+    }
+}
+
+/// Tells every instance that session `pid` was resumed (see [`SESSION_RESUMED`]).
+pub(crate) async fn publish_resumed(state: &State, pid: &str) {
+    let env = Envelope {
+        event: SESSION_RESUMED.to_string(),
+        conversation: None,
+        users: Vec::new(),
+        except: None,
+        data: pid,
+    };
+    if let Err(e) = platform_core::events::publish(
+        &state.redis,
+        state.queue.keys(),
+        state.config.stores.recovery_window,
+        &env,
+    )
+    .await
+    {
+        // The departure then waits out its grace: the user shows offline a little late.
+        tracing::warn!(error = %e, "session resumption not published");
     }
 }
 

@@ -51,6 +51,9 @@ pub(crate) struct Presence {
     owed: Mutex<HashSet<String>>,
     contacts: Mutex<HashMap<String, Contacts>>,
     wake: Notify,
+    /// Sockets that dropped without meaning to, by pid, whose user is shown offline only at
+    /// the end of the grace: the user, and the timer that will apply the departure.
+    departing: Mutex<HashMap<Box<str>, (String, tokio::task::AbortHandle)>>,
 }
 
 impl Presence {
@@ -63,6 +66,7 @@ impl Presence {
             owed: Mutex::new(HashSet::new()),
             contacts: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            departing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -146,6 +150,43 @@ impl Presence {
                 Ok(())
             };
             self.change(user, "cleared", write).await;
+        }
+    }
+
+    /// A socket of `user` (session `pid`) dropped without meaning to: its departure is
+    /// applied after `grace`, or as soon as the session is resumed anywhere
+    /// ([`Presence::resumed`]), whichever comes first. So a recovery shows nothing, and a user
+    /// who then leaves on purpose is shown offline at once.
+    pub(crate) fn leave_later(self: &Arc<Self>, pid: &str, user: &str, grace: Duration) {
+        let me = self.clone();
+        let key: Box<str> = pid.into();
+        let timer = {
+            let key = key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let due = sync::lock(&me.departing).remove(&key);
+                if let Some((user, _)) = due {
+                    me.left(&user).await;
+                }
+            })
+        };
+        let earlier =
+            sync::lock(&self.departing).insert(key, (user.to_string(), timer.abort_handle()));
+        if let Some((user, timer)) = earlier {
+            // The same session dropped twice here: the first departure is due now.
+            timer.abort();
+            let me = self.clone();
+            tokio::spawn(async move { me.left(&user).await });
+        }
+    }
+
+    /// Session `pid` was resumed (on any instance, which counts its user online again): a
+    /// departure still waiting for it here is applied now.
+    pub(crate) async fn resumed(&self, pid: &str) {
+        let due = sync::lock(&self.departing).remove(pid);
+        if let Some((user, timer)) = due {
+            timer.abort();
+            self.left(&user).await;
         }
     }
 

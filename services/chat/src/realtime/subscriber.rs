@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, MEMBERS_CHANGING,
-    PRESENCE_CHANGED,
+    PRESENCE_CHANGED, SESSION_RESUMED,
 };
 use crate::waiters::Outcome;
 use crate::State;
@@ -125,6 +125,11 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice, first: Option<Offset
 async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>, offset: Option<Offset>) {
     match env.event.as_str() {
         PRESENCE_CHANGED => rt.presence.changed(),
+        SESSION_RESUMED => {
+            if let Some(pid) = env.data.as_str() {
+                rt.presence.resumed(pid).await;
+            }
+        }
         CONVERSATION_CREATED => {
             if let Some(c) = env.conversation {
                 state.members.created(c);
