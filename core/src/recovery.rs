@@ -138,6 +138,18 @@ impl std::error::Error for BadOffset {}
 
 /// The longest text [`Offset`] parses: two 20-digit numbers and the dash.
 pub const OFFSET_MAX_LEN: usize = 41;
+/// Bytes a recorded message's prefix (`@<offset> `) adds to its body, at most.
+pub const PREFIX_MAX: usize = OFFSET_MAX_LEN + 2;
+
+/// Room for a body that must stay within `max` bytes once published: the prefix's when
+/// recording is on.
+pub fn body_room(window: Window, max: usize) -> usize {
+    if window.is_off() {
+        max
+    } else {
+        max.saturating_sub(PREFIX_MAX)
+    }
+}
 
 /// Parses one decimal part: digits only (no sign, no spaces), no leading zero but "0".
 fn part(s: &str) -> Result<u64, BadOffset> {

@@ -355,7 +355,7 @@ impl Consumer {
         }
         let window = self.config.stores.recovery_window;
         for doc in n
-            .encode_parts(self.config.notice_max_bytes)
+            .encode_parts(recovery::body_room(window, self.config.notice_max_bytes))
             .context("encoding the commit notice")?
         {
             // Recorded in the order the subscriber delivers them: created, updated, deleted.
@@ -409,7 +409,10 @@ impl Consumer {
         pipe: &mut redis::Pipeline,
         redelivered: &[(String, platform_core::model::Message)],
     ) -> Result<(), Failure> {
-        let max = self.config.notice_max_bytes;
+        let max = recovery::body_room(
+            self.config.stores.recovery_window,
+            self.config.notice_max_bytes,
+        );
         let mut call: Option<(redis::Cmd, usize)> = None;
         for (stream_id, m) in redelivered {
             let json = serde_json::to_vec(m).context("encoding a redelivered message")?;

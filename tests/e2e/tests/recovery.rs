@@ -126,7 +126,7 @@ async fn recovery_with_the_official_client_across_instances_and_restarts() {
 async fn past_the_window_a_new_session_and_a_silent_drop() {
     let mut s = signed_in_stack(&[
         ("RECOVERY_WINDOW_SECS", "2"),
-        ("PRESENCE_GRACE_SECS", "1"),
+        ("PRESENCE_GRACE_MS", "1000"),
         // A silent drop is noticed by the server's heartbeat within 2 s.
         ("PING_INTERVAL_MS", "1000"),
         ("PING_TIMEOUT_MS", "1000"),
