@@ -165,8 +165,10 @@ impl NamespaceHandler for ChatEvents {
         };
         let (who, pid) = match asked {
             Some(asked) => {
+                // `resume` keeps a signed-in socket's user; the fallback is never used.
+                let fallback = me.clone();
                 let (who, pid) = self.resume(&socket, asked, Some(me)).await;
-                (who.expect("a signed-in socket keeps its user"), pid)
+                (who.unwrap_or(fallback), pid)
             }
             None => {
                 // Events for the user reach this socket from now on, presence:join or not.

@@ -160,6 +160,9 @@ impl Presence {
     pub(crate) fn leave_later(self: &Arc<Self>, pid: &str, user: &str, grace: Duration) {
         let me = self.clone();
         let key: Box<str> = pid.into();
+        // The timer is registered under the lock it takes when it fires: however short the
+        // grace, it finds its own entry.
+        let mut departing = sync::lock(&self.departing);
         let timer = {
             let key = key.clone();
             tokio::spawn(async move {
@@ -170,8 +173,8 @@ impl Presence {
                 }
             })
         };
-        let earlier =
-            sync::lock(&self.departing).insert(key, (user.to_string(), timer.abort_handle()));
+        let earlier = departing.insert(key, (user.to_string(), timer.abort_handle()));
+        drop(departing);
         if let Some((user, timer)) = earlier {
             // The same session dropped twice here: the first departure is due now.
             timer.abort();
