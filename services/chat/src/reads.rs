@@ -181,14 +181,7 @@ async fn publish_read(state: &State, conversation: Uuid, user: &str, last: Uuid,
             read_at: at,
         },
     };
-    if let Err(e) = platform_core::events::publish(
-        &state.redis,
-        state.queue.keys(),
-        state.config.stores.recovery_window,
-        &env,
-    )
-    .await
-    {
+    if let Err(e) = crate::realtime::publish(state, &env).await {
         tracing::warn!(%conversation, error = %e, "conversation:read not published");
     }
 }

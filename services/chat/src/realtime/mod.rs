@@ -352,16 +352,26 @@ pub(crate) async fn publish_message(state: &State, event: &str, m: &Message) {
         except: None,
         data: m,
     };
-    if let Err(e) = platform_core::events::publish(
+    if let Err(e) = publish(state, &env).await {
+        tracing::warn!(message = %m.id, error = %e, "{event} not published");
+    }
+}
+
+/// Publishes an envelope for every instance (Redis pub/sub); a recorded event
+/// (`platform_core::recovery::recorded`) is kept for connection state recovery on the way.
+/// The one place the chat service publishes events from.
+pub(crate) async fn publish<T: Serialize>(
+    state: &State,
+    env: &Envelope<T>,
+) -> Result<(), platform_core::ApiError> {
+    platform_core::events::publish(
         &state.redis,
         state.queue.keys(),
         state.config.stores.recovery_window,
-        &env,
+        env,
     )
     .await
-    {
-        tracing::warn!(message = %m.id, error = %e, "{event} not published");
-    }
+    .map(|_| ())
 }
 
 /// Tells every instance that session `pid` was resumed (see [`SESSION_RESUMED`]).
@@ -373,14 +383,7 @@ pub(crate) async fn publish_resumed(state: &State, pid: &str) {
         except: None,
         data: pid,
     };
-    if let Err(e) = platform_core::events::publish(
-        &state.redis,
-        state.queue.keys(),
-        state.config.stores.recovery_window,
-        &env,
-    )
-    .await
-    {
+    if let Err(e) = publish(state, &env).await {
         // The departure then waits out its grace: the user shows offline a little late.
         tracing::warn!(error = %e, "session resumption not published");
     }
@@ -395,14 +398,7 @@ pub(crate) async fn publish_conversation(state: &State, id: Uuid, users: Vec<Str
         except: None,
         data: Value::Null,
     };
-    if let Err(e) = platform_core::events::publish(
-        &state.redis,
-        state.queue.keys(),
-        state.config.stores.recovery_window,
-        &env,
-    )
-    .await
-    {
+    if let Err(e) = publish(state, &env).await {
         tracing::warn!(conversation = %id, error = %e, "conversation creation not published");
     }
 }
@@ -423,14 +419,7 @@ pub(crate) async fn publish_members(
         except: None,
         data: Value::Null,
     };
-    platform_core::events::publish(
-        &state.redis,
-        state.queue.keys(),
-        state.config.stores.recovery_window,
-        &env,
-    )
-    .await
-    .map(|_| ())
+    publish(state, &env).await
 }
 
 /// What a committed membership change tells whom (every list may be empty).
@@ -496,10 +485,7 @@ pub(crate) async fn publish_lifecycle(state: &State, l: Lifecycle<'_>) {
         }
     }
     for env in &envelopes {
-        let window = state.config.stores.recovery_window;
-        if let Err(e) =
-            platform_core::events::publish(&state.redis, state.queue.keys(), window, env).await
-        {
+        if let Err(e) = publish(state, env).await {
             tracing::warn!(conversation = %l.id, event = %env.event, error = %e, "not published");
         }
     }

@@ -215,14 +215,7 @@ impl Presence {
             except: None,
             data: Value::Null,
         };
-        if let Err(e) = platform_core::events::publish(
-            &self.state.redis,
-            self.state.queue.keys(),
-            self.state.config.stores.recovery_window,
-            &env,
-        )
-        .await
-        {
+        if let Err(e) = crate::realtime::publish(&self.state, &env).await {
             tracing::warn!(error = %e, "presence change not published");
             self.wake.notify_one();
         }
