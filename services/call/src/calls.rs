@@ -143,16 +143,25 @@ pub(crate) async fn announce(state: &State, event: &str, call: &Call) {
         except: None,
         data: call,
     };
-    if let Err(e) = events::publish(
+    if let Err(e) = publish(state, &envelope).await {
+        tracing::warn!(call = %call.id, error = %e, "{event} not published");
+    }
+}
+
+/// Publishes an event for the chat instances to deliver, recorded for connection state
+/// recovery on the way: the one place the call service publishes from.
+pub(crate) async fn publish<T: serde::Serialize>(
+    state: &State,
+    envelope: &Envelope<T>,
+) -> Result<(), platform_core::ApiError> {
+    events::publish(
         &state.redis,
         &state.keys,
         state.config.stores.recovery_window,
-        &envelope,
+        envelope,
     )
     .await
-    {
-        tracing::warn!(call = %call.id, error = %e, "{event} not published");
-    }
+    .map(|_| ())
 }
 
 pub(crate) async fn get(

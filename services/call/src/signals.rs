@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
-use platform_core::events::{self, Envelope};
+use platform_core::events::Envelope;
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -260,14 +260,7 @@ pub(crate) async fn post(
             created_at,
         },
     };
-    if let Err(e) = events::publish(
-        &state.redis,
-        &state.keys,
-        state.config.stores.recovery_window,
-        &envelope,
-    )
-    .await
-    {
+    if let Err(e) = crate::calls::publish(state, &envelope).await {
         tracing::warn!(call = %id, error = %e, "call:signal not published");
     }
     Ok(json::respond_raw(

@@ -65,38 +65,27 @@ const KEEP: usize = 32;
 
 impl Sender {
     pub(crate) fn push(&self, item: Outgoing) -> Result<(), Rejected> {
-        let waker = {
-            let mut st = lock(&self.0.state);
-            if st.closing || st.closed {
-                return Err(Rejected::Closed);
-            }
-            if st.items.len() >= self.0.capacity {
-                return Err(Rejected::Full);
-            }
-            st.items.push_back(item);
-            if st.items.len() == 1 {
-                st.waker.take()
-            } else {
-                None
-            }
-        };
-        // Outside the lock, so the woken transport never waits for it.
-        if let Some(w) = waker {
-            w.wake();
+        match self.push_below(item, self.0.capacity)? {
+            true => Ok(()),
+            false => Err(Rejected::Full),
         }
-        Ok(())
     }
 
     /// Queues `item` only while the queue is less than half full; `Ok(false)` when it was
     /// dropped because the transport is behind. For volatile events (typing), which are
     /// worth nothing late: the other half stays free for the events that must arrive.
     pub(crate) fn push_volatile(&self, item: Outgoing) -> Result<bool, Rejected> {
+        self.push_below(item, self.0.capacity.div_ceil(2))
+    }
+
+    /// Queues `item` if the queue holds fewer than `limit` items; `Ok(false)` if not.
+    fn push_below(&self, item: Outgoing, limit: usize) -> Result<bool, Rejected> {
         let waker = {
             let mut st = lock(&self.0.state);
             if st.closing || st.closed {
                 return Err(Rejected::Closed);
             }
-            if st.items.len() >= self.0.capacity.div_ceil(2) {
+            if st.items.len() >= limit {
                 return Ok(false);
             }
             st.items.push_back(item);
@@ -106,6 +95,7 @@ impl Sender {
                 None
             }
         };
+        // Outside the lock, so the woken transport never waits for it.
         if let Some(w) = waker {
             w.wake();
         }
