@@ -15,6 +15,7 @@
 // client's cuts, 5), RUN (user id prefix). Prints one `RESULT drops ...` line and the JSON.
 import net from "node:net";
 import { io } from "socket.io-client";
+import { request } from "./http.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -276,20 +277,6 @@ export async function runDrops(o) {
     for (const c of clients) c.socket.close();
     for (const p of proxies) p.close();
   }
-}
-
-// A JSON request; `{ status, body }`.
-async function request(base, method, path, token, body) {
-  const headers = {};
-  if (body) headers["content-type"] = "application/json";
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
 const bodySeq = (body) => {

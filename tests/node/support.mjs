@@ -3,6 +3,9 @@
 // end. Not a test file itself (node --test runs the *.test.mjs files it is given).
 import { after } from "node:test";
 import { io } from "socket.io-client";
+import { request } from "./http.mjs";
+
+export { request };
 
 const sockets = [];
 after(() => sockets.forEach((s) => s.close()));
@@ -15,21 +18,6 @@ export async function waitFor(what, fn, ms = 8000) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
-}
-
-// A JSON request to `base`, signed in when `token` is given, with any extra `headers`;
-// `{ status, body }` (null body when empty).
-export async function request(base, method, path, token, body, extra = {}) {
-  const headers = { ...extra };
-  if (body) headers["content-type"] = "application/json";
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
 // Registers `${run}-${name}` through the gateway at `base` (password `password-${name}`):
