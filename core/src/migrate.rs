@@ -50,6 +50,11 @@ pub const ALL: &[Migration] = &[
         name: "own newest message",
         sql: include_str!("../migrations/0008_own_newest.sql"),
     },
+    Migration {
+        version: 10,
+        name: "search",
+        sql: include_str!("../migrations/0010_search.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

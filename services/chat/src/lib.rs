@@ -10,6 +10,7 @@
 //! - `blocks`: who blocked whom, checked when a conversation is created or joined.
 //! - `lifecycle`: rename, add, role change, removal; `roles`: the rules they follow.
 //! - `reads`: read markers, unread counts and `conversation:read`.
+//! - `search`: full-text search over the caller's conversations.
 
 mod blocks;
 pub mod config;
@@ -23,6 +24,7 @@ mod reads;
 mod realtime;
 mod roles;
 pub mod routes;
+mod search;
 mod waiters;
 
 use std::sync::Arc;

@@ -64,10 +64,12 @@ pub enum Write {
     Signal,
     Members,
     Read,
+    /// Not a write, but the most expensive read (`GET /search/messages`): limited likewise.
+    Search,
 }
 
 impl Write {
-    pub const ALL: [Write; 8] = [
+    pub const ALL: [Write; 9] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
@@ -76,6 +78,7 @@ impl Write {
         Write::Signal,
         Write::Members,
         Write::Read,
+        Write::Search,
     ];
 
     /// Its name in Redis keys and messages.
@@ -89,7 +92,14 @@ impl Write {
             Write::Signal => "signals",
             Write::Members => "members",
             Write::Read => "reads",
+            Write::Search => "searches",
         }
+    }
+
+    /// Whether it needs a signed-in caller even in `AUTH_MODE=compat`: routes added after
+    /// the original clients act for a person and have nobody to act as without a token.
+    pub fn signed_in_only(self) -> bool {
+        matches!(self, Write::Search)
     }
 
     /// Its settings, per user and per address (variable, default), and the window. The
@@ -141,6 +151,13 @@ impl Write {
             Write::Read => (
                 ("RATE_READS_PER_USER", 120),
                 ("RATE_READS_PER_ADDRESS", 1200),
+                MINUTE,
+            ),
+            // A search box searches as the user pauses typing: a few per second at most, and
+            // each one reads the index, so less than a reader's share of the database.
+            Write::Search => (
+                ("RATE_SEARCHES_PER_USER", 60),
+                ("RATE_SEARCHES_PER_ADDRESS", 600),
                 MINUTE,
             ),
         }
