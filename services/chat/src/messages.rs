@@ -203,7 +203,11 @@ async fn retried(state: &State, first: Message, respond_async: bool) -> Result<R
     Ok(json::respond(StatusCode::ACCEPTED, &first))
 }
 
-async fn find(state: &State, conversation: &Uuid, id: &Uuid) -> Result<Option<Message>, ApiError> {
+pub(crate) async fn find(
+    state: &State,
+    conversation: &Uuid,
+    id: &Uuid,
+) -> Result<Option<Message>, ApiError> {
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached(&format!(
