@@ -51,6 +51,11 @@ pub const ALL: &[Migration] = &[
         sql: include_str!("../migrations/0008_own_newest.sql"),
     },
     Migration {
+        version: 9,
+        name: "replies and reactions",
+        sql: include_str!("../migrations/0009_replies_reactions.sql"),
+    },
+    Migration {
         version: 10,
         name: "search",
         sql: include_str!("../migrations/0010_search.sql"),

@@ -64,12 +64,13 @@ pub enum Write {
     Signal,
     Members,
     Read,
+    React,
     /// Not a write, but the most expensive read (`GET /search/messages`): limited likewise.
     Search,
 }
 
 impl Write {
-    pub const ALL: [Write; 9] = [
+    pub const ALL: [Write; 10] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
@@ -78,6 +79,7 @@ impl Write {
         Write::Signal,
         Write::Members,
         Write::Read,
+        Write::React,
         Write::Search,
     ];
 
@@ -92,6 +94,7 @@ impl Write {
             Write::Signal => "signals",
             Write::Members => "members",
             Write::Read => "reads",
+            Write::React => "reactions",
             Write::Search => "searches",
         }
     }
@@ -158,6 +161,13 @@ impl Write {
             Write::Search => (
                 ("RATE_SEARCHES_PER_USER", 60),
                 ("RATE_SEARCHES_PER_ADDRESS", 600),
+                MINUTE,
+            ),
+            // Adding and removing reactions: a user toggles a few in a row, never dozens a
+            // second; each one is a transaction and a (coalesced) event for every member.
+            Write::React => (
+                ("RATE_REACTIONS_PER_USER", 120),
+                ("RATE_REACTIONS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
         }
