@@ -60,7 +60,7 @@ const SEED: &str = "
            'User ' || j, j + 1
     FROM generate_series(1, $C) i, generate_series(0, 4) j;
     INSERT INTO messages (id, conversation_id, sender_id, body, sent_at, deleted_at)
-    SELECT md5('m' || k)::uuid, md5('c' || (1 + (k * 7919) % $C))::uuid,
+    SELECT md5('m' || k)::uuid, md5('c' || (1 + (k::bigint * 7919) % $C))::uuid,
            'user-' || ((k * 13) % 5000),
            (SELECT string_agg((SELECT w.word FROM bench_words w WHERE w.rank = d.rank), ' '
                               ORDER BY d.j)
@@ -124,11 +124,14 @@ async fn seed(d: &tokio_postgres::Client) {
     d.batch_execute(&format!("SET maintenance_work_mem = '512MB'; {def}"))
         .await
         .expect("index");
+    // VACUUM cannot share a batch (an implicit transaction); the marker goes last, so an
+    // interrupted build is rebuilt.
+    d.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
     d.batch_execute(&format!(
-        "INSERT INTO bench_corpus VALUES ({CORPUS_VERSION}); VACUUM ANALYZE"
+        "INSERT INTO bench_corpus VALUES ({CORPUS_VERSION})"
     ))
     .await
-    .expect("vacuum");
+    .expect("corpus marker");
     println!(
         "search: corpus built in {:.0?} (rows {:.0?}, index {:.0?})",
         started.elapsed(),
@@ -171,7 +174,9 @@ fn setup() -> Option<Setup> {
             .ok()?
             .is_some();
         if !exists {
-            a.batch_execute(&format!("CREATE DATABASE {DB}")).await.ok()?;
+            a.batch_execute(&format!("CREATE DATABASE {DB}"))
+                .await
+                .ok()?;
         }
         let config = chat::Config::from_env(&Env::from_pairs(&[
             ("CHAT_DATABASE_URL", &url),

@@ -42,6 +42,14 @@ fn decode(name: &str, v: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{name} must be UTF-8, percent-encoded")))
 }
 
+/// Sets a parameter seen for the first time; 400 the second time.
+fn once<T>(slot: &mut Option<T>, name: &str, v: T) -> Result<(), ApiError> {
+    match slot.replace(v) {
+        Some(_) => Err(ApiError::bad_request(format!("give {name} at most once"))),
+        None => Ok(()),
+    }
+}
+
 /// Parses `q`, `conversationId`, `limit` and `before` (anything else is ignored). Each may
 /// appear once: two values of one parameter would leave a client unsure which was searched.
 pub(crate) fn parse(query: Option<&str>) -> Result<Search, ApiError> {
@@ -51,31 +59,11 @@ pub(crate) fn parse(query: Option<&str>) -> Result<Search, ApiError> {
     let mut before = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let twice = || ApiError::bad_request(format!("give {k} at most once"));
         match k {
-            "q" => {
-                if q.replace(decode(k, v)?).is_some() {
-                    return Err(twice());
-                }
-            }
-            "conversationId" => {
-                if conversation
-                    .replace(validate::path_uuid(k, v)?)
-                    .is_some()
-                {
-                    return Err(twice());
-                }
-            }
-            "limit" => {
-                if limit.replace(parse_limit(v, MAX_LIMIT)?).is_some() {
-                    return Err(twice());
-                }
-            }
-            "before" => {
-                if before.replace(validate::path_uuid(k, v)?).is_some() {
-                    return Err(twice());
-                }
-            }
+            "q" => once(&mut q, k, decode(k, v)?)?,
+            "conversationId" => once(&mut conversation, k, validate::path_uuid(k, v)?)?,
+            "limit" => once(&mut limit, k, parse_limit(v, MAX_LIMIT)?)?,
+            "before" => once(&mut before, k, validate::path_uuid(k, v)?)?,
             _ => {}
         }
     }
@@ -138,8 +126,11 @@ pub(crate) async fn messages(
         }
     };
     // The expression must be the index's, character for character (migration 10). The
-    // statement is planned for each query's words (not a cached generic plan): a rare word is
-    // best found through the index, a common one by walking the newest messages.
+    // caller's conversations are one array computed first (an InitPlan), so the planner ANDs
+    // the word index's bitmap with the (conversation_id, seq) index's for those conversations
+    // and reads only rows that match both; written as `IN (subquery)` it joins after reading
+    // every row that has the words (7x slower for two common words on the 1M benchmark:
+    // docs/perf/2026-12-search.md). Planned for each query's words (not a cached generic plan).
     let only = if s.conversation.is_some() {
         "AND m.conversation_id = $5"
     } else {
@@ -150,8 +141,8 @@ pub(crate) async fn messages(
          WHERE to_tsvector('chat_search', m.body) @@ websearch_to_tsquery('chat_search', $1)
            AND m.deleted_at IS NULL
            AND m.seq < $2
-           AND m.conversation_id IN
-               (SELECT cm.conversation_id FROM conversation_members cm WHERE cm.user_id = $3)
+           AND m.conversation_id = ANY (ARRAY(
+               SELECT cm.conversation_id FROM conversation_members cm WHERE cm.user_id = $3))
            {only}
          ORDER BY m.seq DESC
          LIMIT $4"
@@ -186,7 +177,10 @@ mod tests {
                 before: None
             }
         );
-        assert_eq!(parse(Some("q=%22a+b%22+-c&limit=100")).unwrap().q, "\"a b\" -c");
+        assert_eq!(
+            parse(Some("q=%22a+b%22+-c&limit=100")).unwrap().q,
+            "\"a b\" -c"
+        );
         assert_eq!(parse(Some("q=x&limit=100")).unwrap().limit, 100);
     }
 

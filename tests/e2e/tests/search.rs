@@ -181,7 +181,7 @@ async fn edits_are_found_by_their_new_text_and_deletes_never() {
     assert!(bodies(&s, &bob, "secret").await.is_empty());
     assert!(bodies(&s, &bob, "lunch").await.is_empty());
     let r = search(&s, &bob, "dinner eight", "").await;
-    assert_eq!(ids(&r), [edited.clone()]);
+    assert_eq!(ids(&r), std::slice::from_ref(&edited));
     assert_eq!(r.body[0]["body"], "dinner at eight");
     assert!(r.body[0]["editedAt"].is_string());
 }
@@ -319,10 +319,22 @@ async fn bad_queries_are_400() {
     let g = group(&s, &ann, &[&user(&s, "bob").await]).await;
     send(&s, &ann, &g, "anything at all").await;
     let long = "a".repeat(257);
-    for q in ["", "   ", "\t", &long, "-anything", "-a -b", "!!! ...", "-", "\"\""] {
+    for q in [
+        "",
+        "   ",
+        "\t",
+        &long,
+        "-anything",
+        "-a -b",
+        "!!! ...",
+        "-",
+        "\"\"",
+    ] {
         search(&s, &ann, q, "").await.assert_error(400);
     }
-    let r = s.request("GET", "/search/messages", Some(&ann.token), None).await;
+    let r = s
+        .request("GET", "/search/messages", Some(&ann.token), None)
+        .await;
     r.assert_error(400);
     // 256 characters are fine (and find nothing).
     let r = search(&s, &ann, &"é".repeat(256), "").await;
@@ -333,9 +345,7 @@ async fn bad_queries_are_400() {
         "&conversationId=nope".to_string(),
         "&q=again".to_string(),
     ] {
-        search(&s, &ann, "anything", &extra)
-            .await
-            .assert_error(400);
+        search(&s, &ann, "anything", &extra).await.assert_error(400);
     }
     // Not UTF-8.
     let r = s
@@ -357,7 +367,9 @@ async fn search_needs_a_token_in_every_mode() {
     let g = s.group(&["u1", "u2"]).await;
     s.send_messages(&g, "u1", 2).await;
     s.get("/search/messages?q=m0").await.assert_error(401);
-    s.get("/search/messages?q=m0&userId=u1").await.assert_error(401);
+    s.get("/search/messages?q=m0&userId=u1")
+        .await
+        .assert_error(401);
 }
 
 #[tokio::test]
@@ -403,7 +415,10 @@ async fn results_carry_reply_to_and_reactions() {
     let r = s
         .request(
             "PUT",
-            &format!("/conversations/{g}/messages/{reply}/reactions/{}", encode("👍")),
+            &format!(
+                "/conversations/{g}/messages/{reply}/reactions/{}",
+                encode("👍")
+            ),
             Some(&ann.token),
             None,
         )
