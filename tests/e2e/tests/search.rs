@@ -1,7 +1,8 @@
 //! `GET /search/messages` through the gateway: all words, case and accents, phrases in order,
 //! `-word`, edits and deletes, access (non-members, members removed later, 403/404 with
 //! `conversationId`), paging with `before` while messages arrive, limits, the 400s, the token
-//! it needs in every mode, its own rate limit, and the message shape of the results.
+//! it needs in every mode, its own rate limit, the message shape of the results, and the
+//! migration on a database that already holds messages.
 
 use std::collections::HashSet;
 
@@ -438,4 +439,40 @@ async fn results_carry_reply_to_and_reactions() {
     let r = search(&s, &ann, "original", "").await;
     assert_eq!(r.body[0]["replyTo"], Value::Null);
     assert_eq!(r.body[0]["reactions"], json!([]));
+}
+
+/// Migration 10 on a database that already holds messages, as one at version 9 does: the
+/// service (restarted on it) builds the index over them and finds them.
+#[tokio::test]
+async fn the_migration_indexes_the_messages_already_there() {
+    let mut s = Stack::secure(&[], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let g = group(&s, &ann, &[&bob]).await;
+    let db = s.db().await;
+    // Back to version 9: no search configuration, no index.
+    db.batch_execute(
+        "DROP INDEX messages_search;
+         DROP TEXT SEARCH CONFIGURATION chat_search;
+         DELETE FROM schema_migrations WHERE version = 10;",
+    )
+    .await
+    .unwrap();
+    let old = send(&s, &ann, &g, "Crème brûlée before the upgrade").await;
+    // Restarted on its port, which the gateway forwards to.
+    let url = s.chat.take().unwrap().url();
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    s.start_chat_on(port).await;
+    let r = search(&s, &bob, "creme brulee", "").await;
+    assert_eq!(ids(&r), std::slice::from_ref(&old));
+    let versions: Vec<i32> = db
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions.last(), Some(&10));
 }
