@@ -501,3 +501,49 @@ async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
         json!([{"emoji": "👍", "count": 1, "userIds": ["bob"]}])
     );
 }
+
+#[tokio::test]
+async fn sockets_see_replies_and_coalesced_reactions() {
+    let s = Stack::secure(&[], &[]).await;
+    let mut node = e2e::node_test("replies.test.mjs");
+    node.env("GATEWAY_URL", s.url()).env(
+        "RUN",
+        format!("r{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+    );
+    e2e::must_succeed(node, "node replies and reactions tests").await;
+}
+
+#[tokio::test]
+async fn a_reaction_to_a_queued_message_waits_for_its_commit() {
+    let mut s = Stack::secure(&[("SEND_WAIT_MS", "3000")], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+    for w in s.workers.drain(..) {
+        w.kill();
+    }
+    let queued = |text: &str| {
+        s.http
+            .post(format!("{}/conversations/{c}/messages", s.url()))
+            .bearer_auth(&ann.token)
+            .header("prefer", "respond-async")
+            .json(&json!({"senderId": "ann", "body": text}))
+            .send()
+    };
+    let m = Reply::from(queued("stuck").await.unwrap()).await;
+    assert_eq!(m.status, 202, "{:?}", m.body);
+    // Not committed within the wait: 503, nothing stored.
+    let r = react(&s, &bob, "PUT", &c, &m.body, "👍").await;
+    r.assert_error(503);
+    assert!(r.header("retry-after").is_some());
+    // Committed while the reaction waits: applied.
+    let pending = react(&s, &bob, "PUT", &c, &m.body, "🎉");
+    let (r, _worker) = tokio::join!(pending, async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        s.spawn_worker(&[])
+    });
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "🎉", "count": 1, "userIds": ["bob"]}])
+    );
+}
