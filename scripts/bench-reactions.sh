@@ -20,7 +20,7 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 deps_up "$ADMIN_URL" "$REDIS"
 cargo build --release -q -p chat -p worker
 psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
-on_exit "psql -q '$ADMIN_URL' -c 'DROP DATABASE IF EXISTS $DB WITH (FORCE)' >/dev/null 2>&1 || true"
+on_exit psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 INTERNAL_SECRET="bench-$(random_secret)"
 # Compat mode with a secret: the driver calls the chat service as the gateway does, and
 # sockets say who they are with presence:join (no 1,000 password hashes to set up).
