@@ -568,3 +568,78 @@ async fn reactions_need_a_token_in_compat_mode_too() {
             .assert_error(401);
     }
 }
+
+/// What the worker announces after applying a queued edit is read from PostgreSQL, so it goes
+/// through `hydrate` too: the edited reply carries its original's preview.
+#[tokio::test]
+async fn the_worker_announces_hydrated_messages() {
+    use futures_util::StreamExt;
+    let mut s = Stack::secure(&[("SEND_WAIT_MS", "300")], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+    let original = stored(&s, &ann, &c, "the original", None).await;
+    for w in s.workers.drain(..) {
+        w.kill();
+    }
+    let r = send(
+        &s,
+        &bob,
+        &c,
+        json!({"body": "a reply", "replyToId": original["id"]}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "no worker: {:?}", r.body);
+    let reply = r.body;
+    // The edit waits for the commit, then is queued behind the message (202).
+    let path = format!(
+        "/conversations/{c}/messages/{}",
+        reply["id"].as_str().unwrap()
+    );
+    let e = s
+        .request(
+            "PATCH",
+            &path,
+            Some(&bob.token),
+            Some(json!({"body": "edited reply"})),
+        )
+        .await;
+    assert_eq!(e.status, 202, "{:?}", e.body);
+    let preview = json!({"id": original["id"], "senderId": "ann", "body": "the original"});
+    assert_eq!(e.body["replyTo"], preview);
+
+    let mut pubsub = redis::Client::open(e2e::redis_url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    pubsub
+        .subscribe(format!("{}:committed", s.namespace))
+        .await
+        .unwrap();
+    s.start_worker().await;
+    let mut notices = pubsub.on_message();
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), notices.next())
+            .await
+            .expect("the edit announced within 20 s")
+            .expect("subscription open");
+        let (_, payload) = platform_core::recovery::split(msg.get_payload_bytes());
+        let notice: Value = serde_json::from_slice(payload).expect("a JSON notice");
+        if let Some(created) = notice["created"].as_array() {
+            for m in created.iter().filter(|m| m["id"] == reply["id"]) {
+                // Announced as queued: the preview computed at send time.
+                assert_eq!(m["replyTo"], preview);
+                assert_eq!(m["reactions"], json!([]));
+            }
+        }
+        if let Some(m) = notice["updated"]
+            .as_array()
+            .and_then(|u| u.iter().find(|m| m["id"] == reply["id"]))
+        {
+            assert_eq!(m["body"], "edited reply");
+            assert_eq!(m["replyTo"], preview, "read from PostgreSQL and hydrated");
+            assert_eq!(m["reactions"], json!([]));
+            break;
+        }
+    }
+}
