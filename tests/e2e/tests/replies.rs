@@ -184,8 +184,8 @@ async fn a_reply_must_name_a_live_message_of_the_conversation() {
         json!({"body": "x", "replyToId": 17}),
     ] {
         let r = send(&s, &ann, &c, bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
         r.assert_error(400);
-        assert!(r.status == 400, "{bad}: {:?}", r.body);
     }
     // `null` is no reply.
     let r = send(&s, &ann, &c, json!({"body": "x", "replyToId": null})).await;
@@ -500,4 +500,146 @@ async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
         find(&page, &m["id"])["reactions"],
         json!([{"emoji": "👍", "count": 1, "userIds": ["bob"]}])
     );
+}
+
+#[tokio::test]
+async fn sockets_see_replies_and_coalesced_reactions() {
+    let s = Stack::secure(&[], &[]).await;
+    let mut node = e2e::node_test("replies.test.mjs");
+    node.env("GATEWAY_URL", s.url()).env(
+        "RUN",
+        format!("r{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+    );
+    e2e::must_succeed(node, "node replies and reactions tests").await;
+}
+
+#[tokio::test]
+async fn a_reaction_to_a_queued_message_waits_for_its_commit() {
+    let mut s = Stack::secure(&[("SEND_WAIT_MS", "3000")], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+    for w in s.workers.drain(..) {
+        w.kill();
+    }
+    let queued = |text: &str| {
+        s.http
+            .post(format!("{}/conversations/{c}/messages", s.url()))
+            .bearer_auth(&ann.token)
+            .header("prefer", "respond-async")
+            .json(&json!({"senderId": "ann", "body": text}))
+            .send()
+    };
+    let m = Reply::from(queued("stuck").await.unwrap()).await;
+    assert_eq!(m.status, 202, "{:?}", m.body);
+    // Not committed within the wait: 503, nothing stored.
+    let r = react(&s, &bob, "PUT", &c, &m.body, "👍").await;
+    r.assert_error(503);
+    assert!(r.header("retry-after").is_some());
+    // Committed while the reaction waits: applied.
+    let pending = react(&s, &bob, "PUT", &c, &m.body, "🎉");
+    let (r, _worker) = tokio::join!(pending, async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        s.spawn_worker(&[])
+    });
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "🎉", "count": 1, "userIds": ["bob"]}])
+    );
+}
+
+#[tokio::test]
+async fn reactions_need_a_token_in_compat_mode_too() {
+    let s = Stack::start().await;
+    let c = s.group(&["u1", "u2"]).await;
+    let r = s
+        .post(
+            &format!("/conversations/{c}/messages"),
+            json!({"senderId": "u1", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // The original clients see the new fields on messages.
+    assert_eq!(r.body["replyTo"], Value::Null);
+    assert_eq!(r.body["reactions"], json!([]));
+    for method in ["PUT", "DELETE"] {
+        s.call(method, &reaction_path(&c, &r.body, &enc("👍")), None)
+            .await
+            .assert_error(401);
+    }
+}
+
+/// What the worker announces after applying a queued edit is read from PostgreSQL, so it goes
+/// through `hydrate` too: the edited reply carries its original's preview.
+#[tokio::test]
+async fn the_worker_announces_hydrated_messages() {
+    use futures_util::StreamExt;
+    let mut s = Stack::secure(&[("SEND_WAIT_MS", "300")], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+    let original = stored(&s, &ann, &c, "the original", None).await;
+    for w in s.workers.drain(..) {
+        w.kill();
+    }
+    let r = send(
+        &s,
+        &bob,
+        &c,
+        json!({"body": "a reply", "replyToId": original["id"]}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "no worker: {:?}", r.body);
+    let reply = r.body;
+    // The edit waits for the commit, then is queued behind the message (202).
+    let path = format!(
+        "/conversations/{c}/messages/{}",
+        reply["id"].as_str().unwrap()
+    );
+    let e = s
+        .request(
+            "PATCH",
+            &path,
+            Some(&bob.token),
+            Some(json!({"body": "edited reply"})),
+        )
+        .await;
+    assert_eq!(e.status, 202, "{:?}", e.body);
+    let preview = json!({"id": original["id"], "senderId": "ann", "body": "the original"});
+    assert_eq!(e.body["replyTo"], preview);
+
+    let mut pubsub = redis::Client::open(e2e::redis_url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    pubsub
+        .subscribe(format!("{}:committed", s.namespace))
+        .await
+        .unwrap();
+    s.start_worker().await;
+    let mut notices = pubsub.on_message();
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), notices.next())
+            .await
+            .expect("the edit announced within 20 s")
+            .expect("subscription open");
+        let (_, payload) = platform_core::recovery::split(msg.get_payload_bytes());
+        let notice: Value = serde_json::from_slice(payload).expect("a JSON notice");
+        if let Some(created) = notice["created"].as_array() {
+            for m in created.iter().filter(|m| m["id"] == reply["id"]) {
+                // Announced as queued: the preview computed at send time.
+                assert_eq!(m["replyTo"], preview);
+                assert_eq!(m["reactions"], json!([]));
+            }
+        }
+        if let Some(m) = notice["updated"]
+            .as_array()
+            .and_then(|u| u.iter().find(|m| m["id"] == reply["id"]))
+        {
+            assert_eq!(m["body"], "edited reply");
+            assert_eq!(m["replyTo"], preview, "read from PostgreSQL and hydrated");
+            assert_eq!(m["reactions"], json!([]));
+            break;
+        }
+    }
 }
