@@ -1,12 +1,14 @@
 // Conversations, messages, presence, typing and read state for the signed-in user: the REST
 // calls, the live events, optimistic sends reconciled by `clientMessageId`, group settings,
-// and catching up after a lost connection.
+// replies and reactions, jumping to a message (a quote's original, a search result), and
+// catching up after a lost connection.
 import type { Socket } from "socket.io-client";
 import { Api, ApiError, NetworkError, describeError } from "../api";
 import type { Conversation, Message, ReadEvent, Role, TypingEvent, User } from "../types";
 import type { ConnectionState } from "../realtime";
 import * as conv from "./conversations";
 import * as rd from "./reads";
+import { hasReacted, previewOf } from "./reactions";
 import * as th from "./thread";
 import { Store } from "./store";
 
@@ -18,6 +20,9 @@ export const CONVERSATION_PAGES_MAX = 10;
 const TYPING_REPEAT_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 export const TYPING_TTL_MS = 6000;
+/** Jumping to an older message reads pages this big, at most this many (then gives up). */
+export const JUMP_PAGE = 200;
+export const JUMP_PAGES_MAX = 25;
 
 export interface ChatState {
   conversations: Conversation[];
@@ -39,6 +44,10 @@ export interface ChatState {
   conversationsCapped?: boolean;
   /** The last failed action (or a conversation closed under the user), for an alert. */
   notice?: string;
+  /** The message each conversation's composer is replying to. */
+  replying: Record<string, Message | undefined>;
+  /** The message to scroll to and highlight; `seq` tells a second jump to the same one. */
+  highlight?: { conversationId: string; messageId: string; seq: number };
 }
 
 export const initialChatState: ChatState = {
@@ -50,6 +59,7 @@ export const initialChatState: ChatState = {
   reads: {},
   dividers: {},
   removed: {},
+  replying: {},
   connection: "connecting",
 };
 
@@ -74,6 +84,11 @@ export class ChatController {
   /** The server has no read routes (one from before read state): stop asking. */
   private noReadState = false;
   private listRun = 0;
+  /** The newest page being read, by conversation: opening and jumping share one request. */
+  private opening: Record<string, Promise<void>> = {};
+  private jumps = 0;
+  /** Told of every message changed or deleted (the search results follow them). */
+  onMessageChanged: ((m: Message, deleted: boolean) => void) | null = null;
 
   constructor(
     readonly api: Api,
@@ -291,27 +306,105 @@ export class ChatController {
   }
 
   /** The newest page of a conversation (on opening it, and when catching up). */
-  async openThread(id: string) {
+  openThread(id: string): Promise<void> {
+    if (this.thread(id).loaded) return Promise.resolve();
+    // One request for concurrent callers: a second `loadLatest` landing after older pages
+    // were prepended would drop them.
+    this.opening[id] ??= (async () => {
+      try {
+        const page = await this.api.messages(id, { limit: PAGE_SIZE });
+        this.setThread(id, (t) => th.loadLatest(t, page.messages, page.hasOlder));
+      } catch (e) {
+        this.setThread(id, (t) => ({ ...t, error: describeError(e) }));
+      } finally {
+        delete this.opening[id];
+      }
+    })();
+    return this.opening[id];
+  }
+
+  loadOlder(id: string) {
+    return this.fetchOlder(id, PAGE_SIZE);
+  }
+
+  /** The page before the oldest shown; false when there was nothing to read or it failed. */
+  private async fetchOlder(id: string, limit: number): Promise<boolean> {
     const t = this.thread(id);
-    if (t.loaded) return;
+    const oldest = th.oldestConfirmed(t);
+    if (!t.hasOlder || t.loadingOlder || !oldest) return false;
+    this.setThread(id, (t) => ({ ...t, loadingOlder: true }));
     try {
-      const page = await this.api.messages(id, { limit: PAGE_SIZE });
-      this.setThread(id, (t) => th.loadLatest(t, page.messages, page.hasOlder));
+      const page = await this.api.messages(id, { limit, before: oldest.id });
+      this.setThread(id, (t) => th.prependOlder(t, page.messages, page.hasOlder));
+      return true;
     } catch (e) {
-      this.setThread(id, (t) => ({ ...t, error: describeError(e) }));
+      this.setThread(id, (t) => ({ ...t, loadingOlder: false }));
+      this.notify(e);
+      return false;
     }
   }
 
-  async loadOlder(id: string) {
-    const t = this.thread(id);
-    const oldest = th.oldestConfirmed(t);
-    if (!t.hasOlder || t.loadingOlder || !oldest) return;
-    this.setThread(id, (t) => ({ ...t, loadingOlder: true }));
+  /**
+   * Shows a message of a conversation (a quote's original, a search result): older pages
+   * are read until it is loaded (the thread stays one unbroken run up to the newest
+   * message), then it is scrolled to and highlighted. A newer jump supersedes this one.
+   */
+  async jumpTo(conversationId: string, messageId: string): Promise<boolean> {
+    const jump = ++this.jumps;
+    await this.openThread(conversationId);
+    for (let i = 0; i < JUMP_PAGES_MAX && jump === this.jumps; i++) {
+      const t = this.thread(conversationId);
+      if (th.has(t, messageId) || !t.loaded || !t.hasOlder) break;
+      if (t.loadingOlder) {
+        // A page the reader asked for is on its way; it counts towards the bound too.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (!(await this.fetchOlder(conversationId, JUMP_PAGE))) break;
+    }
+    if (jump !== this.jumps) return false;
+    if (!th.has(this.thread(conversationId), messageId)) {
+      const t = this.thread(conversationId);
+      if (t.loaded) {
+        this.store.set({
+          notice: t.hasOlder
+            ? "That message is too far back to open here; scroll up to read older messages."
+            : "That message is no longer available.",
+        });
+      }
+      return false;
+    }
+    const seq = (this.store.get().highlight?.seq ?? 0) + 1;
+    this.store.set({ highlight: { conversationId, messageId, seq } });
+    return true;
+  }
+
+  startReply(conversationId: string, m: Message) {
+    this.store.set((s) => ({ ...s, replying: { ...s.replying, [conversationId]: m } }));
+  }
+
+  cancelReply(conversationId: string) {
+    this.store.set((s) => ({ ...s, replying: { ...s.replying, [conversationId]: undefined } }));
+  }
+
+  /**
+   * Adds the user's `emoji` to a message or takes it back: shown at once, then the server's
+   * copy (the committed reactions) replaces it; on failure the toggle is undone.
+   */
+  async toggleReaction(conversationId: string, messageId: string, emoji: string) {
+    const m = this.thread(conversationId).messages.find((x) => x.id === messageId);
+    if (!m) return;
+    const on = !hasReacted(m, emoji, this.me.userId);
+    this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, on));
     try {
-      const page = await this.api.messages(id, { limit: PAGE_SIZE, before: oldest.id });
-      this.setThread(id, (t) => th.prependOlder(t, page.messages, page.hasOlder));
+      const saved = await this.api.react(conversationId, messageId, emoji, on);
+      this.onUpdated(saved);
     } catch (e) {
-      this.setThread(id, (t) => ({ ...t, loadingOlder: false }));
+      // Undo only this toggle: events that arrived meanwhile stay.
+      this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, !on));
+      if (e instanceof ApiError && e.status === 404) {
+        this.setThread(conversationId, (t) => th.applyDeleted(t, messageId));
+      }
       this.notify(e);
     }
   }
@@ -320,6 +413,7 @@ export class ChatController {
     const body = text.trim();
     if (!body) return;
     const clientMessageId = newClientMessageId();
+    const original = this.store.get().replying[conversationId];
     const pending: Message = {
       id: `local:${clientMessageId}`,
       conversationId,
@@ -328,7 +422,10 @@ export class ChatController {
       sentAt: new Date().toISOString(),
       editedAt: null,
       clientMessageId,
+      replyTo: original ? previewOf(original) : null,
+      reactions: [],
     };
+    if (original) this.cancelReply(conversationId);
     this.setThread(conversationId, (t) => th.addPending(t, pending));
     this.stopTyping(conversationId);
     await this.deliver(pending);
@@ -338,7 +435,7 @@ export class ChatController {
   private async deliver(m: Message) {
     const cmid = m.clientMessageId as string;
     try {
-      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid);
+      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid, m.replyTo?.id);
       this.onCreated({ ...saved, clientMessageId: saved.clientMessageId ?? cmid });
     } catch (e) {
       this.setThread(m.conversationId, (t) => th.markFailed(t, cmid));
@@ -541,12 +638,23 @@ export class ChatController {
 
   private onUpdated(m: Message) {
     this.setThread(m.conversationId, (t) => th.applyUpdated(t, m));
-    this.store.set((s) => ({ ...s, conversations: conv.withUpdated(s.conversations, m) }));
+    this.store.set((s) => {
+      const r = s.replying[m.conversationId];
+      return {
+        ...s,
+        conversations: conv.withUpdated(s.conversations, m),
+        replying: r?.id === m.id ? { ...s.replying, [m.conversationId]: m } : s.replying,
+      };
+    });
+    this.onMessageChanged?.(m, false);
   }
 
   private onDeleted(m: Message) {
     const wasLast = conv.lastWasDeleted(this.store.get().conversations, m);
     this.setThread(m.conversationId, (t) => th.applyDeleted(t, m.id));
+    // A reply to a message that is gone would be refused: the composer drops the quote.
+    if (this.store.get().replying[m.conversationId]?.id === m.id) this.cancelReply(m.conversationId);
+    this.onMessageChanged?.(m, true);
     if (wasLast) void this.loadConversations();
   }
 
