@@ -60,7 +60,9 @@ export function MessageList({ chat, conversation, thread, me, divider, seenBy = 
   const hlSeq = highlight?.seq;
   useEffect(() => {
     if (!hlId) return;
-    const el = box.current?.querySelector<HTMLElement>(`li[data-message-id="${CSS.escape(hlId)}"]`);
+    const el = [...(box.current?.querySelectorAll<HTMLElement>("li[data-message-id]") ?? [])].find(
+      (li) => li.dataset.messageId === hlId,
+    );
     if (!el) return;
     el.scrollIntoView?.({ block: "center" });
     setLit(hlId);
