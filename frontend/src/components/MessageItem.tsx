@@ -196,20 +196,20 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
               </button>
               {mine && (
                 <>
-              <button
-                type="button"
-                ref={editButton}
-                onClick={() => {
-                  setDraft(m.body);
-                  setEditing(true);
-                }}
-                aria-label="Edit message"
-              >
-                Edit
-              </button>
-              <button type="button" onClick={() => setConfirming(true)} aria-label="Delete message">
-                Delete
-              </button>
+                  <button
+                    type="button"
+                    ref={editButton}
+                    onClick={() => {
+                      setDraft(m.body);
+                      setEditing(true);
+                    }}
+                    aria-label="Edit message"
+                  >
+                    Edit
+                  </button>
+                  <button type="button" onClick={() => setConfirming(true)} aria-label="Delete message">
+                    Delete
+                  </button>
                 </>
               )}
             </>

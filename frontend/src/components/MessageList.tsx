@@ -54,21 +54,25 @@ export function MessageList({ chat, conversation, thread, me, divider, seenBy = 
     if (divider) dividerRef.current?.scrollIntoView?.({ block: "nearest" });
   }, [divider]);
 
-  // After the divider's scroll, so a jump wins when both happen on opening.
+  // After the divider's scroll, so a jump wins when both happen on opening. The jump is
+  // consumed once shown, so reopening the conversation later does not scroll back to it.
   const [lit, setLit] = useState<string | null>(null);
+  const litTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(litTimer.current), []);
   const hlId = highlight?.messageId;
   const hlSeq = highlight?.seq;
   useEffect(() => {
-    if (!hlId) return;
+    if (!hlId || hlSeq === undefined) return;
     const el = [...(box.current?.querySelectorAll<HTMLElement>("li[data-message-id]") ?? [])].find(
       (li) => li.dataset.messageId === hlId,
     );
     if (!el) return;
     el.scrollIntoView?.({ block: "center" });
     setLit(hlId);
-    const timer = setTimeout(() => setLit(null), HIGHLIGHT_MS);
-    return () => clearTimeout(timer);
-  }, [hlId, hlSeq]);
+    clearTimeout(litTimer.current);
+    litTimer.current = setTimeout(() => setLit(null), HIGHLIGHT_MS);
+    chat.highlightShown(hlSeq);
+  }, [chat, hlId, hlSeq]);
 
   const onScroll = () => {
     const el = box.current;

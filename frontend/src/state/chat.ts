@@ -374,9 +374,13 @@ export class ChatController {
       }
       return false;
     }
-    const seq = (this.store.get().highlight?.seq ?? 0) + 1;
-    this.store.set({ highlight: { conversationId, messageId, seq } });
+    this.store.set({ highlight: { conversationId, messageId, seq: jump } });
     return true;
+  }
+
+  /** The list scrolled to the jump's message: forget it (a reopened list must not jump). */
+  highlightShown(seq: number) {
+    if (this.store.get().highlight?.seq === seq) this.store.set({ highlight: undefined });
   }
 
   startReply(conversationId: string, m: Message) {
