@@ -18,6 +18,8 @@ pub fn message(i: usize, conversation: Uuid) -> Message {
         sent_at: 1_760_000_000_000 + i as i64,
         edited_at: None,
         client_message_id: Some(format!("client-{i}")),
+        reply_to: None,
+        reactions: Vec::new(),
     }
 }
 

@@ -50,6 +50,11 @@ pub const ALL: &[Migration] = &[
         name: "own newest message",
         sql: include_str!("../migrations/0008_own_newest.sql"),
     },
+    Migration {
+        version: 9,
+        name: "replies and reactions",
+        sql: include_str!("../migrations/0009_replies_reactions.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

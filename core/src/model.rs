@@ -1,17 +1,25 @@
 //! The message as the contract shows it. The same type is queued on the stream by the chat
 //! service, stored by the worker and announced to realtime clients, so its JSON is written in
 //! exactly one place; so is the way it is read back from a `messages` row ([`COLUMNS`],
-//! [`Message::from_row`]), by the chat service's reads and the worker's writes alike.
+//! [`Message::from_row`], then [`hydrate`] for the reply preview and the reactions), by the
+//! chat service's reads and the worker's writes alike.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
+use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// The columns [`Message::from_row`] reads, in order, from `messages` aliased as `m`.
-pub const COLUMNS: &str =
-    "m.id, m.conversation_id, m.sender_id, m.body, m.sent_at, m.edited_at, m.client_message_id";
+pub const COLUMNS: &str = "m.id, m.conversation_id, m.sender_id, m.body, m.sent_at, m.edited_at, \
+     m.client_message_id, m.reply_to_id";
+/// How many columns [`COLUMNS`] names (for readers that select more after them).
+pub const COLUMN_COUNT: usize = 8;
+
+/// Characters of the replied-to body a reply shows.
+pub const REPLY_PREVIEW_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,10 +35,73 @@ pub struct Message {
     /// Not in the original shape; added so clients can reconcile optimistic sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
+    /// Always written (`null` when not a reply); `default` so that entries queued before
+    /// replies existed still decode.
+    #[serde(default)]
+    pub reply_to: Option<ReplyTo>,
+    /// Always written (`[]` when none); `default` for the same reason as `reply_to`.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// The message a reply quotes: `{"id", "senderId", "body"}` while it is live,
+/// `{"id", "deleted": true}` once it is deleted. A row only stores the id: the rest is
+/// filled at read time by [`hydrate`] (so an edit of the original shows in its replies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyTo {
+    pub id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ReplyTo {
+    /// The preview of a live message: its sender and the first [`REPLY_PREVIEW_CHARS`]
+    /// characters of its body (the same cut as [`hydrate`]'s SQL `left()`).
+    pub fn live(id: Uuid, sender_id: &str, body: &str) -> Self {
+        ReplyTo {
+            id,
+            sender_id: Some(sender_id.to_owned()),
+            body: Some(preview(body)),
+            deleted: false,
+        }
+    }
+
+    fn deleted(id: Uuid) -> Self {
+        ReplyTo {
+            id,
+            sender_id: None,
+            body: None,
+            deleted: true,
+        }
+    }
+}
+
+/// The first [`REPLY_PREVIEW_CHARS`] characters (Unicode scalar values, as PostgreSQL's
+/// `left()` counts them) of `body`.
+pub fn preview(body: &str) -> String {
+    match body.char_indices().nth(REPLY_PREVIEW_CHARS) {
+        Some((at, _)) => body[..at].to_owned(),
+        None => body.to_owned(),
+    }
+}
+
+/// One emoji's reactions to a message; `user_ids` in the order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: u32,
+    pub user_ids: Vec<String>,
 }
 
 impl Message {
-    /// Reads a message from `row` starting at column `at` (laid out as [`COLUMNS`]).
+    /// Reads a message from `row` starting at column `at` (laid out as [`COLUMNS`]). The
+    /// reply preview holds only the id and the reactions are empty until [`hydrate`].
     pub fn from_row(row: &Row, at: usize) -> Message {
         Message {
             id: row.get(at),
@@ -42,6 +113,138 @@ impl Message {
                 .get::<_, Option<SystemTime>>(at + 5)
                 .map(crate::time::to_millis),
             client_message_id: row.get(at + 6),
+            reply_to: row.get::<_, Option<Uuid>>(at + 7).map(|id| ReplyTo {
+                id,
+                sender_id: None,
+                body: None,
+                deleted: false,
+            }),
+            reactions: Vec::new(),
         }
+    }
+}
+
+/// Fills the reply previews and the reactions of messages read with [`Message::from_row`],
+/// in one statement for the whole slice (a page, a listing's last messages, one message).
+/// Every path that reads messages from PostgreSQL and shows them calls this.
+///
+/// Previews show the original as it is now: its current body, or the deleted form (also
+/// when the row is gone). Reactions are ordered by each emoji's first reaction, their users
+/// by reaction time.
+pub async fn hydrate(
+    client: &impl GenericClient,
+    messages: &mut [Message],
+) -> Result<(), tokio_postgres::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+    let originals: Vec<Uuid> = messages
+        .iter()
+        .filter_map(|m| m.reply_to.as_ref().map(|r| r.id))
+        .collect();
+    // Kind 0: a replied-to message; kind 1: one emoji of one message, in display order.
+    let stmt = client
+        .prepare_cached(
+            "SELECT 0 AS kind, o.id, o.sender_id, left(o.body, 200),
+                    o.deleted_at IS NOT NULL, NULL::text[], NULL::timestamptz AS first_at
+             FROM messages o WHERE o.id = ANY($2)
+             UNION ALL
+             SELECT 1, r.message_id, NULL, r.emoji, false,
+                    array_agg(r.user_id ORDER BY r.reacted_at, r.user_id), min(r.reacted_at)
+             FROM message_reactions r WHERE r.message_id = ANY($1)
+             GROUP BY r.message_id, r.emoji
+             ORDER BY kind, first_at, 4",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&ids, &originals]).await?;
+    let mut previews: HashMap<Uuid, ReplyTo> = HashMap::new();
+    let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+    for r in &rows {
+        let id: Uuid = r.get(1);
+        if r.get::<_, i32>(0) == 0 {
+            let preview = if r.get::<_, bool>(4) {
+                ReplyTo::deleted(id)
+            } else {
+                ReplyTo {
+                    id,
+                    sender_id: Some(r.get(2)),
+                    body: Some(r.get(3)),
+                    deleted: false,
+                }
+            };
+            previews.insert(id, preview);
+        } else {
+            let user_ids: Vec<String> = r.get(5);
+            reactions.entry(id).or_default().push(Reaction {
+                emoji: r.get(3),
+                count: u32::try_from(user_ids.len()).unwrap_or(u32::MAX),
+                user_ids,
+            });
+        }
+    }
+    for m in messages.iter_mut() {
+        if let Some(reply) = &mut m.reply_to {
+            *reply = previews
+                .get(&reply.id)
+                .cloned()
+                .unwrap_or_else(|| ReplyTo::deleted(reply.id));
+        }
+        m.reactions = reactions.remove(&m.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            conversation_id: Uuid::now_v7(),
+            sender_id: "user-1".into(),
+            body: "hello".into(),
+            sent_at: 1_795_471_907_123,
+            edited_at: None,
+            client_message_id: None,
+            reply_to: None,
+            reactions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn new_fields_are_always_written() {
+        let v = serde_json::to_value(msg()).unwrap();
+        assert_eq!(v["replyTo"], serde_json::Value::Null);
+        assert_eq!(v["reactions"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn reply_forms() {
+        let id = Uuid::now_v7();
+        let live = serde_json::to_value(ReplyTo::live(id, "user-2", "hi")).unwrap();
+        assert_eq!(
+            live,
+            serde_json::json!({"id": id, "senderId": "user-2", "body": "hi"})
+        );
+        let gone = serde_json::to_value(ReplyTo::deleted(id)).unwrap();
+        assert_eq!(gone, serde_json::json!({"id": id, "deleted": true}));
+    }
+
+    #[test]
+    fn old_entries_decode() {
+        // A message queued before replies and reactions existed.
+        let mut raw = br#"{"id":"0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b","conversationId":"0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7c","senderId":"u","body":"b","sentAt":"2026-11-23T22:11:47.123Z","editedAt":null}"#.to_vec();
+        let m: Message = simd_json::serde::from_slice(&mut raw).unwrap();
+        assert_eq!(m.reply_to, None);
+        assert!(m.reactions.is_empty());
+    }
+
+    #[test]
+    fn preview_cuts_characters_not_bytes() {
+        let long = "é".repeat(250);
+        assert_eq!(preview(&long).chars().count(), REPLY_PREVIEW_CHARS);
+        assert_eq!(preview("short"), "short");
     }
 }

@@ -323,6 +323,8 @@ mod tests {
             sent_at: 1_795_471_907_123,
             edited_at: None,
             client_message_id: Some("c-1".into()),
+            reply_to: None,
+            reactions: Vec::new(),
         }
     }
 

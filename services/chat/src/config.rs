@@ -44,6 +44,9 @@ pub struct Config {
     pub socket_events_per_sec: u32,
     /// The same for one user across sockets and instances, per minute (shared in Redis).
     pub socket_events_per_user_per_min: u64,
+    /// At most one reaction `message:updated` per message this often, per instance
+    /// (`REACTION_EVENT_MS`; leading and trailing edge).
+    pub reaction_event_interval: Duration,
 }
 
 impl Config {
@@ -79,6 +82,7 @@ impl Config {
                 10,
                 10_000_000,
             )?,
+            reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
         })
     }
 

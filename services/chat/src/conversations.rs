@@ -547,6 +547,15 @@ pub(crate) async fn for_user(
             .or_default()
             .push((r.get(1), member(&r, 2)));
     }
+    // The live last messages, hydrated together (one statement for the page).
+    let mut lasts: Vec<Message> = rows
+        .iter()
+        .filter(|r| r.get::<_, Option<Uuid>>(8).is_some())
+        .map(|r| Message::from_row(r, 8))
+        .collect();
+    platform_core::model::hydrate(&client, &mut lasts).await?;
+    let mut lasts: HashMap<Uuid, Message> =
+        lasts.into_iter().map(|m| (m.conversation_id, m)).collect();
     drop(client);
     let next = match (more, rows.last()) {
         (true, Some(last)) => Some(ListCursor {
@@ -560,7 +569,7 @@ pub(crate) async fn for_user(
         .iter()
         .map(|r| {
             let id: Uuid = r.get(0);
-            let last = r.get::<_, Option<Uuid>>(8).map(|_| Message::from_row(r, 8));
+            let last = lasts.remove(&id);
             Listed {
                 conversation: Conversation {
                     id,

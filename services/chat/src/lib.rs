@@ -10,6 +10,7 @@
 //! - `blocks`: who blocked whom, checked when a conversation is created or joined.
 //! - `lifecycle`: rename, add, role change, removal; `roles`: the rules they follow.
 //! - `reads`: read markers, unread counts and `conversation:read`.
+//! - `reactions`: the reaction routes and their coalesced `message:updated` events.
 
 mod blocks;
 pub mod config;
@@ -19,6 +20,7 @@ mod lifecycle;
 mod members;
 mod messages;
 mod queue;
+mod reactions;
 mod reads;
 mod realtime;
 mod roles;
@@ -47,6 +49,7 @@ pub struct State {
     members: members::MemberCache,
     queue: queue::Queue,
     waiters: waiters::Waiters,
+    reaction_events: reactions::Coalescer,
 }
 
 /// The service's request handler: cheap to clone, one per connection.
@@ -71,6 +74,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         members: members::MemberCache::new(config.member_cache_size, lookups),
         queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
         waiters: waiters::Waiters::default(),
+        reaction_events: reactions::Coalescer::default(),
         metrics,
         pg,
         redis,

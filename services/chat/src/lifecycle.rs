@@ -384,7 +384,14 @@ pub(crate) async fn remove(
         .collect();
     let calls = leave_calls(&tx, id, user_id).await?;
     let conv = if remaining.is_empty() {
-        // Its calls, messages and log go with it.
+        // Its calls, messages and log go with it. Reactions have no foreign key to their
+        // message (see migration 0009), so they are removed here.
+        tx.execute(
+            "DELETE FROM message_reactions
+             WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = $1)",
+            &[&id],
+        )
+        .await?;
         tx.execute("DELETE FROM conversations WHERE id = $1", &[&id])
             .await?;
         None

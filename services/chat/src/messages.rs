@@ -9,7 +9,7 @@ use http::HeaderMap;
 use http::StatusCode;
 use hyper::body::Incoming;
 use platform_core::identity::must_be;
-use platform_core::model::{Message, COLUMNS};
+use platform_core::model::{self, Message, ReplyTo, COLUMNS};
 use platform_core::stream::Entry;
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::Deserialize;
@@ -33,6 +33,8 @@ pub struct SendMessage {
     pub sender_id: String,
     pub body: String,
     pub client_message_id: Option<String>,
+    /// The message this one replies to (same conversation, live, stored or queued).
+    pub reply_to_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +86,8 @@ pub(crate) async fn send(
         sent_at: 0,
         edited_at: None,
         client_message_id: body.client_message_id,
+        reply_to: None,
+        reactions: Vec::new(),
     };
     // Registered before queueing so that the commit notice cannot slip past.
     let wait = (!respond_async).then(|| state.waiters.register(message.id));
@@ -101,6 +105,10 @@ pub(crate) async fn send(
                 "{} is not a member of conversation {conversation}",
                 message.sender_id
             )));
+        }
+        // After the membership check, so a non-member learns nothing about the message.
+        if let (Some(original), None) = (body.reply_to_id, &message.reply_to) {
+            message.reply_to = Some(reply_preview(state, conversation, original).await?);
         }
         message.sent_at = time::now_millis();
         match state
@@ -132,6 +140,52 @@ pub(crate) async fn send(
     }
 }
 
+/// The preview a reply to `original` carries: the message must be of the same conversation
+/// and live, stored or still queued (400 otherwise: it is a field of the request).
+async fn reply_preview(
+    state: &State,
+    conversation: Uuid,
+    original: Uuid,
+) -> Result<ReplyTo, ApiError> {
+    let refused = || {
+        ApiError::bad_request(format!(
+            "replyToId {original} is not a live message of this conversation"
+        ))
+    };
+    let stored = || async {
+        let client = state.pg.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT conversation_id = $2 AND deleted_at IS NULL, sender_id, left(body, 200)
+                 FROM messages WHERE id = $1",
+            )
+            .await?;
+        let row = client.query_opt(&stmt, &[&original, &conversation]).await?;
+        Ok::<_, ApiError>(row.map(|r| {
+            r.get::<_, bool>(0)
+                .then(|| ReplyTo::live(original, r.get(1), r.get(2)))
+        }))
+    };
+    match stored().await? {
+        Some(Some(preview)) => return Ok(preview),
+        Some(None) => return Err(refused()),
+        None => {}
+    }
+    // Not stored: still queued? Asked before looking again, so a commit in between is
+    // found by the second look rather than missed by both.
+    if let Some(queued) = state.queue.pending(&state.redis, &original).await? {
+        return if queued.conversation_id == conversation {
+            Ok(ReplyTo::live(original, &queued.sender_id, &queued.body))
+        } else {
+            Err(refused())
+        };
+    }
+    match stored().await? {
+        Some(Some(preview)) => Ok(preview),
+        _ => Err(refused()),
+    }
+}
+
 /// A retry with a `clientMessageId` already used: the original message, as stored now
 /// (200), or as queued when it is not stored yet (202).
 async fn retried(state: &State, first: Message, respond_async: bool) -> Result<Response, ApiError> {
@@ -149,17 +203,24 @@ async fn retried(state: &State, first: Message, respond_async: bool) -> Result<R
     Ok(json::respond(StatusCode::ACCEPTED, &first))
 }
 
-async fn find(state: &State, conversation: &Uuid, id: &Uuid) -> Result<Option<Message>, ApiError> {
+pub(crate) async fn find(
+    state: &State,
+    conversation: &Uuid,
+    id: &Uuid,
+) -> Result<Option<Message>, ApiError> {
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM messages m WHERE m.id = $1 AND m.conversation_id = $2"
         ))
         .await?;
-    Ok(client
-        .query_opt(&stmt, &[id, conversation])
-        .await?
-        .map(|r| Message::from_row(&r, 0)))
+    let Some(row) = client.query_opt(&stmt, &[id, conversation]).await? else {
+        return Ok(None);
+    };
+    let mut found = [Message::from_row(&row, 0)];
+    model::hydrate(&client, &mut found).await?;
+    let [m] = found;
+    Ok(Some(m))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,7 +414,13 @@ async fn apply(
                 .await?
         }
     };
-    Ok(row.map(|r| Message::from_row(&r, 0)))
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut changed = [Message::from_row(&row, 0)];
+    model::hydrate(&client, &mut changed).await?;
+    let [m] = changed;
+    Ok(Some(m))
 }
 
 pub(crate) fn message_not_found(id: &Uuid) -> ApiError {

@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{blocks, conversations, history, lifecycle, messages, reads, App};
+use crate::{blocks, conversations, history, lifecycle, messages, reactions, reads, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -21,6 +21,8 @@ platform_core::route_labels! {
         SendMessage = "send_message",
         EditMessage = "edit_message",
         DeleteMessage = "delete_message",
+        AddReaction = "add_reaction",
+        RemoveReaction = "remove_reaction",
         RenameConversation = "rename_conversation",
         AddMembers = "add_members",
         SetRole = "set_role",
@@ -69,6 +71,16 @@ pub fn table() -> Router<Route> {
             Method::DELETE,
             "/conversations/:id/messages/:messageId",
             Route::DeleteMessage,
+        )
+        .route(
+            Method::PUT,
+            "/conversations/:id/messages/:messageId/reactions/:emoji",
+            Route::AddReaction,
+        )
+        .route(
+            Method::DELETE,
+            "/conversations/:id/messages/:messageId/reactions/:emoji",
+            Route::RemoveReaction,
         )
         .route(
             Method::POST,
@@ -142,6 +154,12 @@ impl dispatch::Service for App {
             Route::SendMessage => messages::send(state, who, p.get(0), h, body).await,
             Route::EditMessage => messages::edit(state, who, p.get(0), p.get(1), h, body).await,
             Route::DeleteMessage => messages::delete(state, who, p.get(0), p.get(1)).await,
+            Route::AddReaction => {
+                reactions::add(&self.state, who, p.get(0), p.get(1), p.get(2)).await
+            }
+            Route::RemoveReaction => {
+                reactions::remove(&self.state, who, p.get(0), p.get(1), p.get(2)).await
+            }
             Route::RenameConversation => lifecycle::rename(state, who, p.get(0), h, body).await,
             Route::AddMembers => lifecycle::add(state, who, p.get(0), h, body).await,
             Route::SetRole => lifecycle::set_role(state, who, p.get(0), p.get(1), h, body).await,

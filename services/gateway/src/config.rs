@@ -64,10 +64,11 @@ pub enum Write {
     Signal,
     Members,
     Read,
+    React,
 }
 
 impl Write {
-    pub const ALL: [Write; 8] = [
+    pub const ALL: [Write; 9] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
@@ -76,6 +77,7 @@ impl Write {
         Write::Signal,
         Write::Members,
         Write::Read,
+        Write::React,
     ];
 
     /// Its name in Redis keys and messages.
@@ -89,6 +91,7 @@ impl Write {
             Write::Signal => "signals",
             Write::Members => "members",
             Write::Read => "reads",
+            Write::React => "reactions",
         }
     }
 
@@ -141,6 +144,13 @@ impl Write {
             Write::Read => (
                 ("RATE_READS_PER_USER", 120),
                 ("RATE_READS_PER_ADDRESS", 1200),
+                MINUTE,
+            ),
+            // Adding and removing reactions: a user toggles a few in a row, never dozens a
+            // second; each one is a transaction and a (coalesced) event for every member.
+            Write::React => (
+                ("RATE_REACTIONS_PER_USER", 120),
+                ("RATE_REACTIONS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
         }

@@ -79,6 +79,8 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::PATCH, "/conversations/:id/members/:userId", chat(Write::Members))
         .route(M::DELETE, "/conversations/:id/members/:userId", chat(Write::Members))
         .route(M::POST, "/conversations/:id/read", chat(Write::Read))
+        .route(M::PUT, "/conversations/:id/messages/:messageId/reactions/:emoji", chat(Write::React))
+        .route(M::DELETE, "/conversations/:id/messages/:messageId/reactions/:emoji", chat(Write::React))
         .any("/conversations/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .route(M::POST, "/users/:userId/block", chat(Write::Members))
         .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
@@ -165,6 +167,17 @@ mod tests {
         assert_eq!(
             target(Method::POST, "/conversations/c/read"),
             chat(Write::Read)
+        );
+        assert_eq!(
+            target(
+                Method::PUT,
+                "/conversations/c/messages/m/reactions/%F0%9F%91%8D"
+            ),
+            chat(Write::React)
+        );
+        assert_eq!(
+            target(Method::DELETE, "/conversations/c/messages/m/reactions/x"),
+            chat(Write::React)
         );
         assert_eq!(
             target(Method::GET, "/conversations/c/reads"),

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use platform_core::model::{Message, COLUMNS};
+use platform_core::model::{self, Message, COLUMNS, COLUMN_COUNT};
 use platform_core::pools::PgPool;
 use platform_core::stream::{Duplicate, Entry, Notice};
 use platform_core::time;
@@ -165,7 +165,7 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
             "SELECT {COLUMNS}, m.deleted_at IS NOT NULL FROM messages m WHERE m.id = ANY($1)"
         );
         for r in client.query(&sql, &[&ids]).await? {
-            let deleted: bool = r.get(7);
+            let deleted: bool = r.get(COLUMN_COUNT);
             let m = Message::from_row(&r, 0);
             already.insert(m.id, (!deleted).then_some(m));
         }
@@ -204,6 +204,33 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
                 }
             }
             out.done.push(item.stream_id.clone());
+        }
+    }
+    // What is announced as read from PostgreSQL gets its preview and reactions, in one
+    // statement for all of them. Created messages are announced as queued (their preview was
+    // computed at send time, and a message not yet stored has no reactions): no query.
+    let mut shown: Vec<Message> = Vec::new();
+    let n_updated = out.notice.updated.len();
+    let n_deleted = out.notice.deleted.len();
+    let n_redelivered = out.redelivered.len();
+    shown.append(&mut out.notice.updated);
+    shown.append(&mut out.notice.deleted);
+    shown.extend(out.redelivered.iter().map(|(_, m)| m.clone()));
+    shown.extend(out.notice.duplicates.iter().map(|d| d.original.clone()));
+    if !shown.is_empty() {
+        model::hydrate(&client, &mut shown).await?;
+        let mut it = shown.into_iter();
+        out.notice.updated = it.by_ref().take(n_updated).collect();
+        out.notice.deleted = it.by_ref().take(n_deleted).collect();
+        for ((_, m), h) in out
+            .redelivered
+            .iter_mut()
+            .zip(it.by_ref().take(n_redelivered))
+        {
+            *m = h;
+        }
+        for (d, h) in out.notice.duplicates.iter_mut().zip(it) {
+            d.original = h;
         }
     }
     Ok(out)
@@ -296,11 +323,13 @@ async fn superseded(
 /// of costing every stored batch a member-row update per sender.
 const INSERT: &str = "
     WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7))
-    INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at)
-    SELECT id, conv, sender, body, cmid, sent
+    INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at,
+                          reply_to_id)
+    SELECT id, conv, sender, body, cmid, sent, reply
     FROM commit_lock,
-         unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-         WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, ord)
+         unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $8::uuid[])
+         WITH ORDINALITY AS t(id, conv, sender, body, cmid, sent, reply, ord)
     ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id";
@@ -313,6 +342,9 @@ pub struct InsertParams<'a> {
     pub bodies: Vec<&'a str>,
     pub client_ids: Vec<Option<&'a str>>,
     pub sent: Vec<SystemTime>,
+    /// The replied-to message ids (the preview in the entry is not stored: it is read at
+    /// read time).
+    pub reply_to: Vec<Option<Uuid>>,
 }
 
 impl<'a> InsertParams<'a> {
@@ -326,6 +358,7 @@ impl<'a> InsertParams<'a> {
             bodies: Vec::with_capacity(n),
             client_ids: Vec::with_capacity(n),
             sent: Vec::with_capacity(n),
+            reply_to: Vec::with_capacity(n),
         };
         for m in creates {
             p.ids.push(m.id);
@@ -334,6 +367,7 @@ impl<'a> InsertParams<'a> {
             p.bodies.push(m.body.as_str());
             p.client_ids.push(m.client_message_id.as_deref());
             p.sent.push(time::from_millis(m.sent_at));
+            p.reply_to.push(m.reply_to.as_ref().map(|r| r.id));
         }
         p
     }
@@ -356,6 +390,7 @@ async fn insert(
                 &p.client_ids,
                 &p.sent,
                 &COMMIT_LOCK,
+                &p.reply_to,
             ],
         )
         .await?;
