@@ -55,6 +55,11 @@ pub const ALL: &[Migration] = &[
         name: "replies and reactions",
         sql: include_str!("../migrations/0009_replies_reactions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "search",
+        sql: include_str!("../migrations/0010_search.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

@@ -11,6 +11,7 @@
 //! - `lifecycle`: rename, add, role change, removal; `roles`: the rules they follow.
 //! - `reads`: read markers, unread counts and `conversation:read`.
 //! - `reactions`: the reaction routes and their coalesced `message:updated` events.
+//! - `search`: full-text search over the caller's conversations.
 
 mod blocks;
 pub mod config;
@@ -25,6 +26,7 @@ mod reads;
 mod realtime;
 mod roles;
 pub mod routes;
+mod search;
 mod waiters;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{blocks, conversations, history, lifecycle, messages, reactions, reads, App};
+use crate::{blocks, conversations, history, lifecycle, messages, reactions, reads, search, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -31,6 +31,7 @@ platform_core::route_labels! {
         Reads = "reads",
         Block = "block",
         Unblock = "unblock",
+        SearchMessages = "search_messages",
         /// Everything under `/socket.io/`, answered before routing.
         SocketIo = "socket_io",
     }
@@ -101,6 +102,7 @@ pub fn table() -> Router<Route> {
         .route(Method::GET, "/conversations/:id/reads", Route::Reads)
         .route(Method::POST, "/users/:userId/block", Route::Block)
         .route(Method::DELETE, "/users/:userId/block", Route::Unblock)
+        .route(Method::GET, "/search/messages", Route::SearchMessages)
 }
 
 impl Handler for App {
@@ -168,6 +170,7 @@ impl dispatch::Service for App {
             Route::Reads => reads::list(state, who, p.get(0)).await,
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
+            Route::SearchMessages => search::messages(state, who, parts.uri.query()).await,
             // Not in the table: `handle` answers it before routing.
             Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),
         }

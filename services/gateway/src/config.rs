@@ -65,6 +65,8 @@ pub enum Write {
     Members,
     Read,
     React,
+    /// Not a write, but the most expensive read (`GET /search/messages`): limited likewise.
+    Search,
 }
 
 impl Write {
@@ -78,6 +80,7 @@ impl Write {
         Write::Members,
         Write::Read,
         Write::React,
+        Write::Search,
     ];
 
     /// Its name in Redis keys and messages.
@@ -92,7 +95,14 @@ impl Write {
             Write::Members => "members",
             Write::Read => "reads",
             Write::React => "reactions",
+            Write::Search => "searches",
         }
+    }
+
+    /// Whether it needs a signed-in caller even in `AUTH_MODE=compat`: routes added after
+    /// the original clients act for a person and have nobody to act as without a token.
+    pub fn signed_in_only(self) -> bool {
+        matches!(self, Write::Search)
     }
 
     /// Its settings, per user and per address (variable, default), and the window. The
@@ -151,6 +161,13 @@ impl Write {
             Write::React => (
                 ("RATE_REACTIONS_PER_USER", 120),
                 ("RATE_REACTIONS_PER_ADDRESS", 1200),
+                MINUTE,
+            ),
+            // A search box searches as the user pauses typing: a few per second at most, and
+            // each one reads the index, so less than a reader's share of the database.
+            Write::Search => (
+                ("RATE_SEARCHES_PER_USER", 60),
+                ("RATE_SEARCHES_PER_ADDRESS", 600),
                 MINUTE,
             ),
         }

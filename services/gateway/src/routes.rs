@@ -85,6 +85,7 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::POST, "/users/:userId/block", chat(Write::Members))
         .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
         .any("/users/*", r(Label::Chat, Forward(Chat, Admit::Session)))
+        .route(M::GET, "/search/messages", chat(Write::Search))
         .route(M::POST, "/calls", call(Write::Call))
         .route(M::PATCH, "/calls/:callId/status", call(Write::Call))
         .route(M::POST, "/calls/:callId/signals/:kind", call(Write::Signal))

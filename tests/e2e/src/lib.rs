@@ -326,6 +326,8 @@ impl Stack {
             .env("RATE_MEMBERS_PER_USER", "1000000")
             .env("RATE_READS_PER_ADDRESS", "1000000")
             .env("RATE_READS_PER_USER", "1000000")
+            .env("RATE_SEARCHES_PER_ADDRESS", "1000000")
+            .env("RATE_SEARCHES_PER_USER", "1000000")
             .env("MAX_CONNECTIONS_PER_ADDRESS", "1000000")
             .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
             .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")

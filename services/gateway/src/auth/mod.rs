@@ -174,6 +174,7 @@ impl Auth {
                     .ok_or_else(invalid_token)?,
             ),
             (None, _) if self.trust.mode == Mode::Token => return Err(not_signed_in()),
+            (None, Some(w)) if w.signed_in_only() => return Err(not_signed_in()),
             (None, write) => {
                 // Compat mode has no users to count: the address's limit alone.
                 if let Some(w) = write {
