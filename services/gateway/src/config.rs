@@ -70,7 +70,7 @@ pub enum Write {
 }
 
 impl Write {
-    pub const ALL: [Write; 9] = [
+    pub const ALL: [Write; 10] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
