@@ -639,7 +639,7 @@ test("two users reply, react and search", async (t) => {
     await box.fill("CAFE a MIDI");
     const result = ep.locator(".result", { hasText: original });
     await result.waitFor({ timeout: WAIT });
-    assert.match(await result.locator(".result-head").innerText(), /^Dan in Dan/);
+    assert.match(await result.locator(".result-head").textContent(), /^Dan in Dan/);
     assert.deepEqual(await result.locator("mark").allInnerTexts(), ["café", "à", "midi"]);
     await shot(ep, "18-search");
     await result.click();
