@@ -7,6 +7,7 @@ import { CallController } from "../call/calls";
 import type { ClientConfig } from "../config";
 import { connect } from "../realtime";
 import { ChatController } from "../state/chat";
+import { title } from "../state/conversations";
 import { SearchController } from "../state/search";
 import { useStore } from "../state/store";
 import type { Session } from "../types";
@@ -125,7 +126,10 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
               New conversation
             </button>
           </div>
-          <SearchBox search={search} />
+          <SearchBox
+            search={search}
+            scope={conversation && { id: conversation.id, name: title(conversation, session.user.userId) }}
+          />
           {searching ? (
             <SearchResults
               search={search}

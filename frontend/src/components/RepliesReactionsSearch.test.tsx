@@ -88,6 +88,37 @@ describe("replies", () => {
     expect(pages).toEqual(["limit=50", `limit=200&before=${gw.messages[212].id}`, `limit=200&before=${gw.messages[12].id}`]);
     expect(screen.getByText("Start of the conversation")).toBeTruthy();
   });
+  it("a jump is shown once: reopening the conversation does not jump again", async () => {
+    const c = gw.addConversation([alice, bob]);
+    const d = gw.addConversation([alice, { userId: "cat", displayName: "Cat" }]);
+    gw.addMessage(d.id, "cat", "elsewhere");
+    const original = gw.addMessage(c.id, "bob", "original");
+    gw.addMessage(c.id, "alice", "the reply", undefined, original.id);
+    const user = startApp(gw);
+    await openWithBob(user);
+    await user.click(within(await screen.findByText("the reply", { selector: "p.body" }).then((p) => p.closest("li") as HTMLElement)).getByRole("button", { name: /Go to the original/ }));
+    await waitFor(() => expect(item("original").dataset.highlighted).toBe("true"));
+    await user.click(screen.getByRole("button", { name: /^Cat/ }));
+    await screen.findByText("elsewhere");
+    await user.click(screen.getByRole("button", { name: /^Bob/ }));
+    await screen.findByText("original", { selector: "p.body" });
+    expect(item("original").dataset.highlighted).toBeUndefined();
+  });
+
+  it("says so when the original was deleted before the click, its event missed", async () => {
+    const c = gw.addConversation([alice, bob]);
+    const original = gw.addMessage(c.id, "bob", "will go");
+    for (let i = 1; i <= 60; i++) gw.addMessage(c.id, "bob", `filler ${i}`);
+    gw.addMessage(c.id, "alice", "the reply", undefined, original.id);
+    const user = startApp(gw);
+    await openWithBob(user);
+    await screen.findByText("the reply", { selector: "p.body" });
+    gw.messages = gw.messages.filter((m) => m.id !== original.id);
+    await user.click(within(item("the reply")).getByRole("button", { name: /Go to the original/ }));
+    expect((await screen.findByRole("alert")).textContent).toMatch(/That message is no longer available/);
+    expect(screen.getByText("filler 1", { selector: "p.body" })).toBeTruthy();
+    expect(within(item("the reply")).getByText("Original message deleted")).toBeTruthy();
+  });
 });
 
 describe("reactions", () => {

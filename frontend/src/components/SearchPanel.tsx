@@ -2,7 +2,7 @@
 // conversation list the results, newest first (sender, conversation, the text around the
 // match with the query's words marked, time), "More results" for the next page. Choosing
 // a result opens its conversation scrolled to the message.
-import { useId } from "react";
+import { useEffect, useId } from "react";
 import type { ChatState } from "../state/chat";
 import { title } from "../state/conversations";
 import { SEARCH_MAX_CHARS, queryWords, searchable, snippet, type SearchController } from "../state/search";
@@ -17,9 +17,15 @@ interface Props {
   onOpen(m: Message): void;
 }
 
-export function SearchBox({ search }: { search: SearchController }) {
+/** `scope` is the open conversation, which the search can be narrowed to. */
+export function SearchBox({ search, scope }: { search: SearchController; scope?: { id: string; name: string } }) {
   const s = useStore(search.store);
   const id = useId();
+  // The open conversation changed: a narrowed search follows it, or widens if none is open.
+  const scopeId = scope?.id;
+  useEffect(() => {
+    if (s.conversationId && s.conversationId !== scopeId) search.setScope(scopeId);
+  }, [search, s.conversationId, scopeId]);
   return (
     <form className="search-box" role="search" onSubmit={(e) => e.preventDefault()}>
       <label htmlFor={id} className="sr-only">
@@ -40,6 +46,16 @@ export function SearchBox({ search }: { search: SearchController }) {
         <button type="button" onClick={() => search.clear()} aria-label="Clear search">
           ×
         </button>
+      )}
+      {scope && (
+        <label className="inline search-scope">
+          <input
+            type="checkbox"
+            checked={s.conversationId === scope.id}
+            onChange={(e) => search.setScope(e.target.checked ? scope.id : undefined)}
+          />
+          Only in “{scope.name}”
+        </label>
       )}
     </form>
   );

@@ -365,6 +365,9 @@ export class ChatController {
     if (jump !== this.jumps) return false;
     if (!th.has(this.thread(conversationId), messageId)) {
       const t = this.thread(conversationId);
+      // The whole conversation is loaded and it is not there: deleted, its event missed;
+      // quotes of it say so from now on.
+      if (t.loaded && !t.hasOlder) this.setThread(conversationId, (t) => th.applyDeleted(t, messageId));
       if (t.loaded) {
         this.store.set({
           notice: t.hasOlder

@@ -95,6 +95,24 @@ describe("SearchController", () => {
     expect(search.store.get()).toMatchObject({ query: "-number", results: [], loading: false });
   });
 
+  it("narrows to one conversation and widens again, searching anew each time", async () => {
+    search.setQuery("number");
+    await vi.advanceTimersByTimeAsync(300);
+    search.setScope(gw.conversations[0].id);
+    expect(search.store.get().results).toEqual([]);
+    await vi.advanceTimersByTimeAsync(300);
+    await search.more();
+    search.setScope(undefined);
+    await vi.advanceTimersByTimeAsync(300);
+    const c = gw.conversations[0].id;
+    expect(searches()).toEqual([
+      "/search/messages?q=number&limit=20",
+      `/search/messages?q=number&conversationId=${c}&limit=20`,
+      `/search/messages?q=number&conversationId=${c}&before=${search.store.get().results[19].id}&limit=20`,
+      "/search/messages?q=number&limit=20",
+    ]);
+  });
+
   it("says why the server refused a query, and follows edits and deletes of results", async () => {
     search.setQuery("else");
     await vi.advanceTimersByTimeAsync(300);

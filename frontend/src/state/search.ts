@@ -20,6 +20,8 @@ export interface SearchState {
   /** The last page was full: an older one may exist. */
   hasMore: boolean;
   error?: string;
+  /** Only this conversation's messages (`conversationId=`), or all of the user's. */
+  conversationId?: string;
 }
 
 export const initialSearch: SearchState = { query: "", searched: "", results: [], loading: false, hasMore: false };
@@ -114,11 +116,18 @@ export class SearchController {
     const run = ++this.run;
     if (!searchable(query)) {
       // Nothing the server could answer (blank, or only excluded words): no request.
-      this.store.set({ ...initialSearch, query });
+      this.store.set((s) => ({ ...initialSearch, query, conversationId: s.conversationId }));
       return;
     }
     this.store.set({ query, loading: true });
     this.timer = setTimeout(() => void this.first(run, query), this.debounceMs);
+  }
+
+  /** Narrows the search to one conversation (or widens it again) and searches anew. */
+  setScope(conversationId: string | undefined) {
+    if (this.store.get().conversationId === conversationId) return;
+    this.store.set({ conversationId, results: [], hasMore: false, searched: "" });
+    this.setQuery(this.store.get().query);
   }
 
   clear() {
@@ -132,7 +141,7 @@ export class SearchController {
 
   private async first(run: number, q: string) {
     try {
-      const results = await this.api.search(q, { limit: SEARCH_PAGE });
+      const results = await this.api.search(q, { limit: SEARCH_PAGE, conversationId: this.store.get().conversationId });
       if (run !== this.run) return;
       this.store.set({ searched: q, results, hasMore: results.length === SEARCH_PAGE, loading: false, error: undefined });
     } catch (e) {
@@ -149,7 +158,7 @@ export class SearchController {
     const run = this.run;
     this.store.set({ loading: true });
     try {
-      const page = await this.api.search(s.searched, { limit: SEARCH_PAGE, before: last.id });
+      const page = await this.api.search(s.searched, { limit: SEARCH_PAGE, before: last.id, conversationId: s.conversationId });
       if (run !== this.run) return;
       this.store.set((x) => ({ ...x, results: appendResults(x.results, page), hasMore: page.length === SEARCH_PAGE, loading: false }));
     } catch (e) {
