@@ -103,12 +103,20 @@ async fn react(
     } else {
         delete(state, id, &emoji, me).await?
     };
-    let m = crate::messages::find(state, &conversation, &id)
-        .await?
-        .ok_or_else(|| crate::messages::message_not_found(&id))?;
-    if changed {
-        announce(state, &m).await;
+    // The event window is claimed before the message is read: a change committed after
+    // this read then finds the window open and is sent on its trailing edge.
+    let leading = changed && claim(state, id);
+    let m = crate::messages::find(state, &conversation, &id).await;
+    if leading {
+        lead(
+            state,
+            conversation,
+            id,
+            m.as_ref().ok().and_then(Option::as_ref),
+        )
+        .await;
     }
+    let m = m?.ok_or_else(|| crate::messages::message_not_found(&id))?;
     Ok(json::respond(StatusCode::OK, &m))
 }
 
@@ -266,7 +274,7 @@ async fn delete(state: &State, id: Uuid, emoji: &str, me: &str) -> Result<bool, 
 
 /// Per-message windows of the reaction events this instance sends: at most one
 /// `message:updated` per message every `REACTION_EVENT_MS`, on the leading edge (the
-/// message as the first change's request read it) and the trailing edge (read again after
+/// message as the first change's request read it, after opening the window) and the trailing edge (read again after
 /// the window when anything changed in it), so the last event always shows the committed
 /// state after the last change. A burst of a thousand reactions then sends each member a
 /// handful of whole messages instead of a thousand growing ones.
@@ -276,26 +284,33 @@ pub(crate) struct Coalescer {
     open: Mutex<HashMap<Uuid, bool>>,
 }
 
-async fn announce(state: &Arc<State>, m: &Message) {
-    let leading = {
-        let mut open = sync::lock(&state.reaction_events.open);
-        match open.get_mut(&m.id) {
-            Some(dirty) => {
-                *dirty = true;
-                false
-            }
-            None => {
-                open.insert(m.id, false);
-                true
-            }
+/// Opens the event window of message `id` if none is open (`true`: this change leads it);
+/// otherwise marks the open one as changed.
+fn claim(state: &State, id: Uuid) -> bool {
+    let mut open = sync::lock(&state.reaction_events.open);
+    match open.get_mut(&id) {
+        Some(dirty) => {
+            *dirty = true;
+            false
         }
-    };
-    if !leading {
-        return;
+        None => {
+            open.insert(id, false);
+            true
+        }
     }
-    crate::realtime::publish_message(state, name::MESSAGE_UPDATED, m).await;
+}
+
+/// The leading edge of a window this change claimed: publishes `m` (read after the claim;
+/// `None` when it could not be read, then the trailing edge reads it) and runs the window.
+async fn lead(state: &Arc<State>, conversation: Uuid, id: Uuid, m: Option<&Message>) {
+    match m {
+        Some(m) => crate::realtime::publish_message(state, name::MESSAGE_UPDATED, m).await,
+        None => {
+            sync::lock(&state.reaction_events.open).insert(id, true);
+        }
+    }
     let every = state.config.reaction_event_interval;
-    let (state, conversation, id) = (state.clone(), m.conversation_id, m.id);
+    let state = state.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

@@ -243,3 +243,307 @@ fn uuid_v7() -> String {
     // A well-formed id that names nothing.
     "0190a5b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b".to_string()
 }
+
+/// The path segment of an emoji: every byte percent-encoded, as a client must at least
+/// encode non-ASCII.
+fn enc(emoji: &str) -> String {
+    emoji.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn reaction_path(c: &str, m: &Value, emoji_segment: &str) -> String {
+    format!(
+        "/conversations/{c}/messages/{}/reactions/{emoji_segment}",
+        m["id"].as_str().unwrap()
+    )
+}
+
+async fn react(s: &Stack, u: &User, method: &str, c: &str, m: &Value, emoji: &str) -> Reply {
+    s.request(
+        method,
+        &reaction_path(c, m, &enc(emoji)),
+        Some(&u.token),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reactions_are_added_removed_idempotently_and_ordered() {
+    let s = Stack::secure(&[], &[]).await;
+    let (ann, bob, cy) = (
+        user(&s, "ann").await,
+        user(&s, "bob").await,
+        user(&s, "cy").await,
+    );
+    let c = group(&s, &ann, &[&bob, &cy]).await;
+    let m = stored(&s, &ann, &c, "react to me", None).await;
+
+    let r = react(&s, &bob, "PUT", &c, &m, "👍").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["id"], m["id"]);
+    assert_eq!(r.body["body"], "react to me");
+    assert_eq!(r.body["editedAt"], Value::Null, "a reaction is no edit");
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "👍", "count": 1, "userIds": ["bob"]}])
+    );
+    // Twice is once.
+    let again = react(&s, &bob, "PUT", &c, &m, "👍").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["reactions"], r.body["reactions"]);
+    // Unencoded in the path works too (the client's library may leave it as is).
+    let r = s
+        .request("PUT", &reaction_path(&c, &m, "❤️"), Some(&cy.token), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = react(&s, &ann, "PUT", &c, &m, "👍").await;
+    assert_eq!(
+        r.body["reactions"],
+        json!([
+            {"emoji": "👍", "count": 2, "userIds": ["bob", "ann"]},
+            {"emoji": "❤️", "count": 1, "userIds": ["cy"]},
+        ]),
+        "oldest emoji first, users in reaction order"
+    );
+    // Listed as shown.
+    let page = history(&s, &cy, &c).await;
+    assert_eq!(find(&page, &m["id"])["reactions"], r.body["reactions"]);
+
+    // The order is that of each emoji's oldest reaction still there: bob's 👍 was the
+    // first of all; without it, cy's ❤️ is older than ann's 👍.
+    let r = react(&s, &bob, "DELETE", &c, &m, "👍").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["reactions"],
+        json!([
+            {"emoji": "❤️", "count": 1, "userIds": ["cy"]},
+            {"emoji": "👍", "count": 1, "userIds": ["ann"]},
+        ])
+    );
+    // Removing what is not there: 200, nothing changes.
+    let again = react(&s, &bob, "DELETE", &c, &m, "👍").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["reactions"], r.body["reactions"]);
+    // Gone entirely, then back: still after ❤️, with its new user.
+    react(&s, &ann, "DELETE", &c, &m, "👍").await;
+    let r = react(&s, &bob, "PUT", &c, &m, "👍").await;
+    assert_eq!(
+        r.body["reactions"],
+        json!([
+            {"emoji": "❤️", "count": 1, "userIds": ["cy"]},
+            {"emoji": "👍", "count": 1, "userIds": ["bob"]},
+        ])
+    );
+    // An edit keeps the reactions; editedAt moves only then.
+    let path = format!("/conversations/{c}/messages/{}", m["id"].as_str().unwrap());
+    let e = s
+        .request(
+            "PATCH",
+            &path,
+            Some(&ann.token),
+            Some(json!({"body": "edited"})),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{:?}", e.body);
+    assert_eq!(e.body["reactions"], r.body["reactions"]);
+    assert_ne!(e.body["editedAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn at_most_twenty_emoji_per_message_even_concurrently() {
+    const EMOJI: [&str; 30] = [
+        "👍", "👎", "😀", "😂", "😍", "😢", "😡", "🎉", "🔥", "👀", "🙏", "💯", "🚀", "✅", "❌",
+        "🤔", "👏", "🙌", "💪", "🤝", "🍕", "☕", "🌟", "🐱", "🐶", "🎂", "🎁", "📌", "💡", "🥳",
+    ];
+    let s = Stack::secure(&[], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+
+    // One by one: the 21st is refused, an emoji already there is still welcome.
+    let m = stored(&s, &ann, &c, "one by one", None).await;
+    for e in &EMOJI[..20] {
+        let r = react(&s, &ann, "PUT", &c, &m, e).await;
+        assert_eq!(r.status, 200, "{e}: {:?}", r.body);
+    }
+    let r = react(&s, &bob, "PUT", &c, &m, EMOJI[20]).await;
+    r.assert_error(409);
+    let r = react(&s, &bob, "PUT", &c, &m, EMOJI[3]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["reactions"].as_array().unwrap().len(), 20);
+    // Room again once one emoji is gone entirely.
+    react(&s, &ann, "DELETE", &c, &m, EMOJI[0]).await;
+    let r = react(&s, &bob, "PUT", &c, &m, EMOJI[20]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // Thirty new emoji at once, and removals racing re-adds: never more than twenty.
+    let m = stored(&s, &ann, &c, "all at once", None).await;
+    let answers = futures_util::future::join_all(EMOJI.iter().enumerate().map(|(i, e)| {
+        let who = if i % 2 == 0 { &ann } else { &bob };
+        react(&s, who, "PUT", &c, &m, e)
+    }))
+    .await;
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let refused = answers.iter().filter(|r| r.status == 409).count();
+    assert_eq!((ok, refused), (20, 10), "{answers:?}");
+    let page = history(&s, &ann, &c).await;
+    assert_eq!(
+        find(&page, &m["id"])["reactions"].as_array().unwrap().len(),
+        20
+    );
+    let db = s.db().await;
+    let distinct: i64 = db
+        .query_one(
+            "SELECT count(DISTINCT emoji) FROM message_reactions WHERE message_id = $1",
+            &[&m["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(distinct, 20);
+}
+
+#[tokio::test]
+async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
+    let s = Stack::secure(&[], &[]).await;
+    let (ann, bob, dan) = (
+        user(&s, "ann").await,
+        user(&s, "bob").await,
+        user(&s, "dan").await,
+    );
+    let c = group(&s, &ann, &[&bob]).await;
+    let m = stored(&s, &ann, &c, "members only", None).await;
+
+    // No token: 401, whatever the mode.
+    s.request("PUT", &reaction_path(&c, &m, &enc("👍")), None, None)
+        .await
+        .assert_error(401);
+    s.request("DELETE", &reaction_path(&c, &m, &enc("👍")), None, None)
+        .await
+        .assert_error(401);
+    // Not a member: 403.
+    react(&s, &dan, "PUT", &c, &m, "👍").await.assert_error(403);
+    // A member removed: 403 from then on.
+    react(&s, &bob, "PUT", &c, &m, "👍").await;
+    let r = s
+        .request(
+            "DELETE",
+            &format!("/conversations/{c}/members/bob"),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert!(r.status < 300, "{:?}", r.body);
+    react(&s, &bob, "PUT", &c, &m, "🎉").await.assert_error(403);
+    react(&s, &bob, "DELETE", &c, &m, "👍")
+        .await
+        .assert_error(403);
+
+    // 404: unknown message, a message of another conversation, a deleted one, an unknown
+    // conversation.
+    let unknown = json!({"id": uuid::Uuid::now_v7().to_string()});
+    react(&s, &ann, "PUT", &c, &unknown, "👍")
+        .await
+        .assert_error(404);
+    let other = group(&s, &ann, &[&dan]).await;
+    let elsewhere = stored(&s, &ann, &other, "elsewhere", None).await;
+    react(&s, &ann, "PUT", &c, &elsewhere, "👍")
+        .await
+        .assert_error(404);
+    let gone = stored(&s, &ann, &c, "gone", None).await;
+    let r = s
+        .request(
+            "DELETE",
+            &format!(
+                "/conversations/{c}/messages/{}",
+                gone["id"].as_str().unwrap()
+            ),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    react(&s, &ann, "PUT", &c, &gone, "👍")
+        .await
+        .assert_error(404);
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    react(&s, &ann, "PUT", &nowhere, &m, "👍")
+        .await
+        .assert_error(404);
+
+    // 400: not one emoji of 1-32 bytes, or a malformed id.
+    // 👩🏻‍❤️‍💋‍👨🏼 is one emoji (one grapheme) of 35 bytes.
+    let kiss = "👩🏻\u{200d}❤️\u{200d}💋\u{200d}👨🏼";
+    assert!(kiss.len() > 32);
+    let thirty_three = format!("{}{}", "👍".repeat(8), "a");
+    assert_eq!(thirty_three.len(), 33);
+    for bad in ["a", "👍👍", "👍a", kiss, &thirty_three, "%"] {
+        let r = react(&s, &ann, "PUT", &c, &m, bad).await;
+        r.assert_error(400);
+    }
+    for raw in ["%F0%9F", "%ZZ", "%25"] {
+        s.request("PUT", &reaction_path(&c, &m, raw), Some(&ann.token), None)
+            .await
+            .assert_error(400);
+    }
+    s.request(
+        "PUT",
+        &format!("/conversations/{c}/messages/nope/reactions/{}", enc("👍")),
+        Some(&ann.token),
+        None,
+    )
+    .await
+    .assert_error(400);
+    // Nothing of all that was stored; bob's reaction from before his removal stays (as his
+    // messages do).
+    let page = history(&s, &ann, &c).await;
+    assert_eq!(
+        find(&page, &m["id"])["reactions"],
+        json!([{"emoji": "👍", "count": 1, "userIds": ["bob"]}])
+    );
+}
+
+#[tokio::test]
+async fn sockets_see_replies_and_coalesced_reactions() {
+    let s = Stack::secure(&[], &[]).await;
+    let mut node = e2e::node_test("replies.test.mjs");
+    node.env("GATEWAY_URL", s.url()).env(
+        "RUN",
+        format!("r{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+    );
+    e2e::must_succeed(node, "node replies and reactions tests").await;
+}
+
+#[tokio::test]
+async fn a_reaction_to_a_queued_message_waits_for_its_commit() {
+    let mut s = Stack::secure(&[("SEND_WAIT_MS", "3000")], &[]).await;
+    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
+    let c = group(&s, &ann, &[&bob]).await;
+    for w in s.workers.drain(..) {
+        w.kill();
+    }
+    let queued = |text: &str| {
+        s.http
+            .post(format!("{}/conversations/{c}/messages", s.url()))
+            .bearer_auth(&ann.token)
+            .header("prefer", "respond-async")
+            .json(&json!({"senderId": "ann", "body": text}))
+            .send()
+    };
+    let m = Reply::from(queued("stuck").await.unwrap()).await;
+    assert_eq!(m.status, 202, "{:?}", m.body);
+    // Not committed within the wait: 503, nothing stored.
+    let r = react(&s, &bob, "PUT", &c, &m.body, "👍").await;
+    r.assert_error(503);
+    assert!(r.header("retry-after").is_some());
+    // Committed while the reaction waits: applied.
+    let pending = react(&s, &bob, "PUT", &c, &m.body, "🎉");
+    let (r, _worker) = tokio::join!(pending, async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        s.spawn_worker(&[])
+    });
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["reactions"],
+        json!([{"emoji": "🎉", "count": 1, "userIds": ["bob"]}])
+    );
+}
