@@ -6,6 +6,8 @@
 # Without --signed-in the generator sends no tokens (AUTH_MODE=compat, which still checks the
 # per-address send limit at the gateway); with it every sender registers and sends with its
 # bearer token (AUTH_MODE=token). Either way the limits are raised far above the rate reached.
+# BENCH_BIN_DIR: run the chat, worker, gateway and sends binaries found there instead of
+# building this checkout (to alternate builds of two commits, e.g. before/after a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -15,10 +17,12 @@ if [ "${1:-}" = "--signed-in" ]; then SIGNED_IN="--signed-in"; shift; fi
 SECONDS_RUN="${1:-20}"; SENDERS="${2:-64}"
 PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:25433/bench}"
 REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:26380}"
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
 
 deps_up "$PG_URL" "$REDIS"
-cargo build --release -q -p chat -p worker -p gateway -p loadtest
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+  cargo build --release -q -p chat -p worker -p gateway -p loadtest
+fi
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$"
 export RATE_SENDS_PER_ADDRESS=1000000000 RATE_SENDS_PER_USER=1000000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then

@@ -6,7 +6,8 @@
 //! and accents ignored) against the partial GIN index over live messages. Membership is a
 //! condition of the same statement, never a filter applied to its rows afterwards, so a page
 //! is full whenever that many matches exist, and a member removed a moment ago finds nothing
-//! more of that conversation.
+//! more of that conversation. Results are hydrated like every other read (reply previews,
+//! reactions).
 
 use http::StatusCode;
 use percent_encoding::percent_decode_str;
@@ -163,7 +164,9 @@ pub(crate) async fn messages(
         }
         None => client.query(&sql, &[&s.q, &before, &me, &s.limit]).await?,
     };
-    let page: Vec<Message> = rows.iter().map(|r| Message::from_row(r, 0)).collect();
+    let mut page: Vec<Message> = rows.iter().map(|r| Message::from_row(r, 0)).collect();
+    // Reply previews and reactions for the whole page in one statement, as every listing.
+    platform_core::model::hydrate(&client, &mut page).await?;
     Ok(json::respond(StatusCode::OK, &page))
 }
 

@@ -156,18 +156,18 @@ impl Write {
                 ("RATE_READS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
-            // Adding and removing reactions: a user toggles a few in a row, never dozens a
-            // second; each one is a transaction and a (coalesced) event for every member.
-            Write::React => (
-                ("RATE_REACTIONS_PER_USER", 120),
-                ("RATE_REACTIONS_PER_ADDRESS", 1200),
-                MINUTE,
-            ),
             // A search box searches as the user pauses typing: a few per second at most, and
             // each one reads the index, so less than a reader's share of the database.
             Write::Search => (
                 ("RATE_SEARCHES_PER_USER", 60),
                 ("RATE_SEARCHES_PER_ADDRESS", 600),
+                MINUTE,
+            ),
+            // Adding and removing reactions: a user toggles a few in a row, never dozens a
+            // second; each one is a transaction and a (coalesced) event for every member.
+            Write::React => (
+                ("RATE_REACTIONS_PER_USER", 120),
+                ("RATE_REACTIONS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
         }

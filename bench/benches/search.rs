@@ -1,0 +1,360 @@
+//! `GET /search/messages` over 1,000,000 messages in 10,000 conversations, for a user who is a
+//! member of 200 of them: the chat service in-process (real routing, SQL and JSON) over HTTP,
+//! against PostgreSQL and Redis at `BENCH_DATABASE_URL` / `BENCH_REDIS_URL` (else the e2e
+//! tests' `E2E_DATABASE_URL` / `E2E_REDIS_URL`). Skipped, with a line saying so, when
+//! PostgreSQL does not answer.
+//!
+//! The corpus is generated in SQL (a Zipf vocabulary of 20,000 words, accented ones among
+//! them; 4 to 16 words a message) into the database `bench_search_corpus`, which is KEPT
+//! between runs because building it takes minutes: a run that finds it complete (its
+//! `bench_corpus` row says so) only migrates it. `BENCH_SEARCH_FRESH=1` rebuilds it;
+//! `BENCH_SEARCH_DROP=1` drops it at the end. Criterion measures each kind of two-word query
+//! (common+rare, common+common, rare+rare, and a common phrase); then 500 requests of each
+//! print p50 and p99 with the load average (`cargo bench -p bench --bench search`).
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use platform_core::config::Env;
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+const DB: &str = "bench_search_corpus";
+/// Bumped whenever the corpus below changes, so a kept database of an older one is rebuilt.
+const CORPUS_VERSION: i32 = 1;
+const SECRET: &str = "bench-search-secret-0123456789";
+/// The searching user.
+const ME: &str = "me";
+
+/// Vocabulary (ranks 1..=20,000; rank r is used with probability ~ 1/r, as words are in
+/// text): the first ranks are common chat words (some accented), the rest are made of
+/// syllables (a quarter of them accented), unique and stable. Messages: 1,000,000 spread
+/// over 10,000 conversations of 5 members (the user in every 50th), 4-16 words each, every
+/// 23rd deleted. `setseed` makes the corpus the same on every build.
+const SEED: &str = "
+    SELECT setseed(0.16);
+    DROP TABLE IF EXISTS bench_words, bench_corpus;
+    CREATE TABLE bench_corpus (version int NOT NULL);
+    CREATE TABLE bench_words (rank int PRIMARY KEY, word text NOT NULL);
+    INSERT INTO bench_words
+    SELECT r, coalesce(
+        (ARRAY['the','and','to','you','meeting','café','is','it','for','on','we','that','this',
+               'tomorrow','ok','résumé','thanks','naïve','today','with','déjà','vu','lunch',
+               'at','can','theme','plan','über','crème','brûlée','señor','año','mañana','are',
+               'ship','release','Zürich','Málaga','São','Paulo'])[r],
+        s[1 + r % 16] || s[1 + (r / 16) % 16] || s[1 + (r / 256) % 16]
+            || CASE WHEN r >= 4096 THEN s[1 + (r / 4096) % 16] ELSE '' END)
+    FROM generate_series(1, $V) r,
+         (SELECT ARRAY['ka','lo','mi','ne','ru','sa','té','vo','zu','pé','ri','go','ça','dé',
+                       'nu','fa'] AS s) syl;
+    INSERT INTO conversations (id, name, type, created_at)
+    SELECT md5('c' || i)::uuid, 'group ' || i, 'group', now() - interval '60 days'
+    FROM generate_series(1, $C) i;
+    INSERT INTO conversation_members (conversation_id, user_id, display_name, position)
+    SELECT md5('c' || i)::uuid,
+           CASE WHEN j = 0 AND i % 50 = 0 THEN 'me' ELSE 'user-' || ((i * 7 + j) % 5000) END,
+           'User ' || j, j + 1
+    FROM generate_series(1, $C) i, generate_series(0, 4) j;
+    INSERT INTO messages (id, conversation_id, sender_id, body, sent_at, deleted_at)
+    SELECT md5('m' || k)::uuid, md5('c' || (1 + (k * 7919) % $C))::uuid,
+           'user-' || ((k * 13) % 5000),
+           (SELECT string_agg((SELECT w.word FROM bench_words w WHERE w.rank = d.rank), ' '
+                              ORDER BY d.j)
+            FROM (SELECT j, least($V, floor(exp(random() * ln($V + 1)))::int) AS rank
+                  FROM generate_series(1, 4 + (k * 7) % 13) j) d),
+           now() - make_interval(secs => $N - k),
+           CASE WHEN k % 23 = 0 THEN now() END
+    FROM generate_series(1, $N) k
+    ORDER BY k;
+";
+
+const CONVERSATIONS: i32 = 10_000;
+const MESSAGES: i32 = 1_000_000;
+const VOCABULARY: i32 = 20_000;
+
+fn env(primary: &str, fallback: &str, default: &str) -> String {
+    std::env::var(primary)
+        .or_else(|_| std::env::var(fallback))
+        .unwrap_or_else(|_| default.into())
+}
+
+struct Setup {
+    rt: Runtime,
+    base: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    shutdown: CancellationToken,
+    admin: String,
+    /// The words by rank (index 0 is rank 1).
+    words: Vec<String>,
+}
+
+async fn connect(url: &str) -> Option<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    Some(client)
+}
+
+/// Fills the migrated database with the corpus. The search index is dropped during the bulk
+/// insert and built again once (as `CREATE INDEX` on a populated table, which is how the
+/// migration meets an existing database), from its own definition, whatever it is.
+async fn seed(d: &tokio_postgres::Client) {
+    let started = Instant::now();
+    let def: String = d
+        .query_one("SELECT pg_get_indexdef('messages_search'::regclass)", &[])
+        .await
+        .expect("the search index of migration 10")
+        .get(0);
+    d.batch_execute(
+        "TRUNCATE conversations CASCADE; DROP INDEX messages_search; SET work_mem = '256MB'",
+    )
+    .await
+    .expect("empty");
+    let sql = SEED
+        .replace("$C", &CONVERSATIONS.to_string())
+        .replace("$N", &MESSAGES.to_string())
+        .replace("$V", &VOCABULARY.to_string());
+    d.batch_execute(&sql).await.expect("seed");
+    let inserted = started.elapsed();
+    d.batch_execute(&format!("SET maintenance_work_mem = '512MB'; {def}"))
+        .await
+        .expect("index");
+    d.batch_execute(&format!(
+        "INSERT INTO bench_corpus VALUES ({CORPUS_VERSION}); VACUUM ANALYZE"
+    ))
+    .await
+    .expect("vacuum");
+    println!(
+        "search: corpus built in {:.0?} (rows {:.0?}, index {:.0?})",
+        started.elapsed(),
+        inserted,
+        started.elapsed() - inserted
+    );
+}
+
+fn setup() -> Option<Setup> {
+    let admin = env(
+        "BENCH_DATABASE_URL",
+        "E2E_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:25432/postgres",
+    );
+    let redis = env(
+        "BENCH_REDIS_URL",
+        "E2E_REDIS_URL",
+        "redis://127.0.0.1:26379",
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!("{}/{DB}", &admin[..admin.rfind('/')?]);
+    let fresh = std::env::var("BENCH_SEARCH_FRESH").is_ok_and(|v| v == "1");
+    let (base, shutdown, words) = rt.block_on(async {
+        let Some(a) = connect(&admin).await else {
+            println!("search: skipped (no PostgreSQL at {admin})");
+            return None;
+        };
+        if fresh {
+            a.batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+                .await
+                .ok()?;
+        }
+        let exists = a
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DB])
+            .await
+            .ok()?
+            .is_some();
+        if !exists {
+            a.batch_execute(&format!("CREATE DATABASE {DB}")).await.ok()?;
+        }
+        let config = chat::Config::from_env(&Env::from_pairs(&[
+            ("CHAT_DATABASE_URL", &url),
+            ("REDIS_URL", &redis),
+            ("CHAT_NAMESPACE", DB),
+            ("AUTH_MODE", "token"),
+            ("INTERNAL_SECRET", SECRET),
+        ]))
+        .expect("chat configuration");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+        let base = format!("http://{}", listener.local_addr().ok()?);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(chat::run(listener, config, shutdown.clone()));
+        // The service migrates the database at start; seed once it answers.
+        let probe: Client<HttpConnector, Empty<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = probe
+                .get(format!("{base}/readyz").parse().ok()?)
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                println!("search: skipped (the chat service did not start; Redis at {redis}?)");
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let d = connect(&url).await?;
+        let built = d
+            .query_opt("SELECT version FROM bench_corpus", &[])
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.get::<_, i32>(0) == CORPUS_VERSION);
+        if built {
+            println!("search: reusing the corpus in {DB} (BENCH_SEARCH_FRESH=1 rebuilds it)");
+        } else {
+            seed(&d).await;
+        }
+        let words = d
+            .query("SELECT word FROM bench_words ORDER BY rank", &[])
+            .await
+            .expect("vocabulary")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Some((base, shutdown, words))
+    })?;
+    Some(Setup {
+        rt,
+        base,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        shutdown,
+        admin,
+        words,
+    })
+}
+
+/// Percent-encodes a query-string value (every byte but ASCII letters and digits).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Setup {
+    /// One search: the number of results.
+    async fn search(&self, q: &str) -> usize {
+        let req = hyper::Request::get(format!(
+            "{}/search/messages?q={}&limit=20",
+            self.base,
+            encode(q)
+        ))
+        .header("x-user-id", ME)
+        .header("x-internal-secret", SECRET)
+        .body(Empty::new())
+        .expect("request");
+        let res = self.client.request(req).await.expect("request");
+        assert!(res.status().is_success(), "{q}: {}", res.status());
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        let page: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+        page.len()
+    }
+
+    fn word(&self, rank: usize) -> &str {
+        &self.words[rank - 1]
+    }
+
+    /// 20 queries of each kind. Common: ranks 1-12 (each in 7-40 % of messages); rare:
+    /// ranks 2,000-20,000 (each in a few hundred messages of the million, so a handful of
+    /// the user's).
+    fn queries(&self) -> Vec<(&'static str, Vec<String>)> {
+        let common = |i: usize| self.word(1 + i % 12);
+        let rare = |i: usize| self.word(2000 + (i * 7919) % 18_000);
+        let kinds: [(&'static str, &dyn Fn(usize) -> String); 4] = [
+            ("common_rare", &|i| format!("{} {}", common(i), rare(i))),
+            ("common_common", &|i| {
+                format!("{} {}", common(i), common(i + 1 + i % 5))
+            }),
+            ("rare_rare", &|i| format!("{} {}", rare(i), rare(i + 3))),
+            ("common_phrase", &|i| {
+                format!("\"{} {}\"", common(i), common(i + 1 + i % 5))
+            }),
+        ];
+        kinds
+            .iter()
+            .map(|(name, make)| (*name, (0..20).map(make).collect()))
+            .collect()
+    }
+
+    fn finish(&self) {
+        self.shutdown.cancel();
+        if std::env::var("BENCH_SEARCH_DROP").is_ok_and(|v| v == "1") {
+            self.rt.block_on(async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some(a) = connect(&self.admin).await {
+                    let _ = a
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        }
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn percentiles(s: &Setup, name: &str, queries: &[String], n: usize) {
+    let mut found = 0;
+    let mut times: Vec<Duration> = (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            found += s.rt.block_on(s.search(&queries[i % queries.len()]));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "search/{name:<16} p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}  ({n} requests, {:.1} results each; load average {})",
+        at(0.50),
+        at(0.99),
+        times[times.len() - 1],
+        found as f64 / n as f64,
+        load_average()
+    );
+}
+
+fn search(c: &mut Criterion) {
+    let Some(s) = setup() else { return };
+    let queries = s.queries();
+    let mut g = c.benchmark_group("search");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    for (name, qs) in &queries {
+        let mut i = 0;
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                i += 1;
+                s.rt.block_on(s.search(&qs[i % qs.len()]))
+            })
+        });
+    }
+    g.finish();
+    for (name, qs) in &queries {
+        percentiles(&s, name, qs, 500);
+    }
+    s.finish();
+}
+
+criterion_group!(benches, search);
+criterion_main!(benches);
