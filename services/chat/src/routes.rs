@@ -7,9 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{
-    blocks, conversations, history, lifecycle, messages, reactions, reads, search, App,
-};
+use crate::{blocks, conversations, history, lifecycle, messages, reactions, reads, search, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
