@@ -126,11 +126,14 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
               New conversation
             </button>
           </div>
-          <SearchBox
-            search={search}
-            scope={conversation && { id: conversation.id, name: title(conversation, session.user.userId) }}
-          />
-          {searching ? (
+          {/* Search acts for a person: a server without accounts has nobody to search for. */}
+          {session.mode === "token" && (
+            <SearchBox
+              search={search}
+              scope={conversation && { id: conversation.id, name: title(conversation, session.user.userId) }}
+            />
+          )}
+          {searching && session.mode === "token" ? (
             <SearchResults
               search={search}
               chat={state}

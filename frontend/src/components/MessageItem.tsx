@@ -119,7 +119,7 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
                   aria-label={`${r.emoji} ${r.count}: ${who}`}
                   data-emoji={r.emoji}
                   data-count={r.count}
-                  disabled={!sentToServer}
+                  disabled={!sentToServer || !chat.signedIn}
                   onClick={() => void chat.toggleReaction(m.conversationId, m.id, r.emoji)}
                 >
                   <span aria-hidden="true">{r.emoji}</span> <span className="count">{r.count}</span>
@@ -185,15 +185,18 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
               <button type="button" onClick={() => chat.startReply(m.conversationId, m)} aria-label="Reply to message">
                 Reply
               </button>
-              <button
-                type="button"
-                ref={reactButton}
-                aria-expanded={picking}
-                onClick={() => setPicking((p) => !p)}
-                aria-label="Add reaction"
-              >
-                React
-              </button>
+              {/* Reactions need a signed-in caller (a server without accounts refuses them). */}
+              {chat.signedIn && (
+                <button
+                  type="button"
+                  ref={reactButton}
+                  aria-expanded={picking}
+                  onClick={() => setPicking((p) => !p)}
+                  aria-label="Add reaction"
+                >
+                  React
+                </button>
+              )}
               {mine && (
                 <>
                   <button

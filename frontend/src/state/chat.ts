@@ -95,6 +95,11 @@ export class ChatController {
     readonly me: User,
   ) {}
 
+  /** A bearer token is presented: the routes that act for a person (reactions) can be used. */
+  get signedIn(): boolean {
+    return this.api.token !== null;
+  }
+
   /** Subscribes to the live events of `socket` and loads the conversation list. */
   attach(socket: Socket) {
     this.socket = socket;
