@@ -3,6 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { RealtimeHooks } from "../realtime";
 import { FakeGateway, FakeSocket } from "../test/fakes";
+import { saveSession } from "../session";
 import { alice, bob, signedInAsAlice, startApp } from "../test/harness";
 
 const live = vi.hoisted(() => ({ socket: null as unknown as FakeSocket, hooks: null as unknown as RealtimeHooks }));
@@ -218,5 +219,21 @@ describe("search", () => {
     expect(await screen.findByText(/Type a word to look for/)).toBeTruthy();
     await new Promise((r) => setTimeout(r, 400));
     expect(gw.requests.some((r) => r.path.startsWith("/search"))).toBe(false);
+  });
+});
+
+describe("without a token (a server without accounts)", () => {
+  it("offers replies but neither reacting nor search, which need a signed-in caller", async () => {
+    saveSession({ mode: "open", user: alice });
+    const c = gw.addConversation([alice, bob]);
+    gw.addMessage(c.id, "bob", "hello");
+    gw.messages[0].reactions = [{ emoji: "👍", count: 1, userIds: ["bob"] }];
+    const user = startApp(gw);
+    await openWithBob(user);
+    await screen.findByText("hello", { selector: "p.body" });
+    expect(within(item("hello")).getByRole("button", { name: "Reply to message" })).toBeTruthy();
+    expect(within(item("hello")).queryByRole("button", { name: "Add reaction" })).toBeNull();
+    expect((within(item("hello")).getByRole("button", { name: /^👍 1/ }) as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.queryByRole("searchbox", { name: "Search messages" })).toBeNull();
   });
 });
