@@ -636,6 +636,19 @@ test("two users reply, react and search", async (t) => {
     // The list first: results name senders and conversations from it.
     await ep.locator(".conv-item", { hasText: "Dan" }).waitFor({ timeout: WAIT });
     const box = ep.getByRole("searchbox", { name: "Search messages" });
+    // 60 matches: pages of 20, "More results" asks for those before the last one shown.
+    await box.fill("filler");
+    const results = ep.locator(".result-list .result");
+    await results.nth(19).waitFor({ timeout: WAIT });
+    assert.equal(await results.count(), 20);
+    assert.equal(await results.first().locator(".snippet").textContent(), "filler 60");
+    for (const shown of [40, 60]) {
+      await ep.getByRole("button", { name: "More results" }).click();
+      await results.nth(shown - 1).waitFor({ timeout: WAIT });
+    }
+    await ep.getByRole("button", { name: "More results" }).waitFor({ state: "detached", timeout: WAIT });
+    assert.equal(await results.count(), 60);
+    assert.equal(await results.last().locator(".snippet").textContent(), "filler 1");
     await box.fill("CAFE a MIDI");
     const result = ep.locator(".result", { hasText: original });
     await result.waitFor({ timeout: WAIT });

@@ -60,25 +60,26 @@ describe("SearchController", () => {
   });
   const searches = () => gw.requests.filter((r) => r.path.startsWith("/search/messages")).map((r) => r.path);
 
-  it("waits for typing to pause, then pages with before until a page is short", async () => {
+  it("waits for typing to pause, then pages with before while an older page exists", async () => {
     search.setQuery("c");
     search.setQuery("ca");
     search.setQuery("cafe");
     expect(searches()).toEqual([]);
     await vi.advanceTimersByTimeAsync(300);
-    expect(searches()).toEqual([`/search/messages?q=cafe&limit=${SEARCH_PAGE}`]);
+    expect(searches()).toEqual([`/search/messages?q=cafe&limit=${SEARCH_PAGE + 1}`]);
     let s = search.store.get();
     expect(s.results.map((m) => m.body)[0]).toBe("café number 45");
     expect(s.results).toHaveLength(20);
     expect(s.hasMore).toBe(true);
     await search.more();
     s = search.store.get();
-    expect(searches()[1]).toBe(`/search/messages?q=cafe&before=${s.results[19].id}&limit=20`);
+    expect(searches()[1]).toBe(`/search/messages?q=cafe&before=${s.results[19].id}&limit=21`);
     expect(s.results).toHaveLength(40);
     await search.more();
     s = search.store.get();
     expect(s.results).toHaveLength(45);
     expect(s.results[44].body).toBe("café number 1");
+    // The third page held the last 5: no fourth request, nothing more offered.
     expect(s.hasMore).toBe(false);
     await search.more();
     expect(searches()).toHaveLength(3);
@@ -106,10 +107,10 @@ describe("SearchController", () => {
     await vi.advanceTimersByTimeAsync(300);
     const c = gw.conversations[0].id;
     expect(searches()).toEqual([
-      "/search/messages?q=number&limit=20",
-      `/search/messages?q=number&conversationId=${c}&limit=20`,
-      `/search/messages?q=number&conversationId=${c}&before=${search.store.get().results[19].id}&limit=20`,
-      "/search/messages?q=number&limit=20",
+      "/search/messages?q=number&limit=21",
+      `/search/messages?q=number&conversationId=${c}&limit=21`,
+      `/search/messages?q=number&conversationId=${c}&before=${search.store.get().results[19].id}&limit=21`,
+      "/search/messages?q=number&limit=21",
     ]);
   });
 

@@ -17,7 +17,7 @@ export interface SearchState {
   searched: string;
   results: Message[];
   loading: boolean;
-  /** The last page was full: an older one may exist. */
+  /** An older page exists (the last request found one more than it shows). */
   hasMore: boolean;
   error?: string;
   /** Only this conversation's messages (`conversationId=`), or all of the user's. */
@@ -141,9 +141,11 @@ export class SearchController {
 
   private async first(run: number, q: string) {
     try {
-      const results = await this.api.search(q, { limit: SEARCH_PAGE, conversationId: this.store.get().conversationId });
+      // One more than shown: whether an older page exists is known without asking for it.
+      const found = await this.api.search(q, { limit: SEARCH_PAGE + 1, conversationId: this.store.get().conversationId });
       if (run !== this.run) return;
-      this.store.set({ searched: q, results, hasMore: results.length === SEARCH_PAGE, loading: false, error: undefined });
+      const results = found.slice(0, SEARCH_PAGE);
+      this.store.set({ searched: q, results, hasMore: found.length > SEARCH_PAGE, loading: false, error: undefined });
     } catch (e) {
       if (run !== this.run) return;
       this.store.set({ searched: q, results: [], hasMore: false, loading: false, error: searchError(e) });
@@ -158,9 +160,10 @@ export class SearchController {
     const run = this.run;
     this.store.set({ loading: true });
     try {
-      const page = await this.api.search(s.searched, { limit: SEARCH_PAGE, before: last.id, conversationId: s.conversationId });
+      const found = await this.api.search(s.searched, { limit: SEARCH_PAGE + 1, before: last.id, conversationId: s.conversationId });
       if (run !== this.run) return;
-      this.store.set((x) => ({ ...x, results: appendResults(x.results, page), hasMore: page.length === SEARCH_PAGE, loading: false }));
+      const page = found.slice(0, SEARCH_PAGE);
+      this.store.set((x) => ({ ...x, results: appendResults(x.results, page), hasMore: found.length > SEARCH_PAGE, loading: false }));
     } catch (e) {
       if (run !== this.run) return;
       this.store.set({ loading: false, error: searchError(e) });
