@@ -36,9 +36,10 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
     /// Always written (`null` when not a reply); `default` so that entries queued before
-    /// replies existed still decode.
+    /// replies existed still decode. Boxed: most messages are no reply, and a message is
+    /// moved around by value (queue, notices, answers).
     #[serde(default)]
-    pub reply_to: Option<ReplyTo>,
+    pub reply_to: Option<Box<ReplyTo>>,
     /// Always written (`[]` when none); `default` for the same reason as `reply_to`.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
@@ -113,11 +114,13 @@ impl Message {
                 .get::<_, Option<SystemTime>>(at + 5)
                 .map(crate::time::to_millis),
             client_message_id: row.get(at + 6),
-            reply_to: row.get::<_, Option<Uuid>>(at + 7).map(|id| ReplyTo {
-                id,
-                sender_id: None,
-                body: None,
-                deleted: false,
+            reply_to: row.get::<_, Option<Uuid>>(at + 7).map(|id| {
+                Box::new(ReplyTo {
+                    id,
+                    sender_id: None,
+                    body: None,
+                    deleted: false,
+                })
             }),
             reactions: Vec::new(),
         }
@@ -185,7 +188,7 @@ pub async fn hydrate(
     }
     for m in messages.iter_mut() {
         if let Some(reply) = &mut m.reply_to {
-            *reply = previews
+            **reply = previews
                 .get(&reply.id)
                 .cloned()
                 .unwrap_or_else(|| ReplyTo::deleted(reply.id));

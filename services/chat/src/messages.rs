@@ -108,7 +108,9 @@ pub(crate) async fn send(
         }
         // After the membership check, so a non-member learns nothing about the message.
         if let (Some(original), None) = (body.reply_to_id, &message.reply_to) {
-            message.reply_to = Some(reply_preview(state, conversation, original).await?);
+            message.reply_to = Some(Box::new(
+                reply_preview(state, conversation, original).await?,
+            ));
         }
         message.sent_at = time::now_millis();
         match state

@@ -167,10 +167,13 @@ async fn wait_for_commit(
     // Registered before looking, so a commit in between is not missed.
     let wait = state.waiters.register(id);
     match state.queue.pending(&state.redis, &id).await? {
-        Some(q) if q.conversation_id == conversation => {
-            if wait.until(state.config.send_wait).await.is_none()
-                && !reactable(state, me, conversation, id).await?
-            {
+        Some(q) if q.conversation_id != conversation => {
+            return Err(crate::messages::message_not_found(&id))
+        }
+        Some(_) => {
+            let committed = wait.until(state.config.send_wait).await.is_some();
+            // Timed out: stored in the meantime anyway, or still queued (503).
+            if !committed && !reactable(state, me, conversation, id).await? {
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("message {id} is not stored yet; try again"),
@@ -179,7 +182,6 @@ async fn wait_for_commit(
                 return Err(e);
             }
         }
-        Some(_) => return Err(crate::messages::message_not_found(&id)),
         None => {}
     }
     // Committed (or never queued): it must be stored and live now.

@@ -184,8 +184,8 @@ async fn a_reply_must_name_a_live_message_of_the_conversation() {
         json!({"body": "x", "replyToId": 17}),
     ] {
         let r = send(&s, &ann, &c, bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
         r.assert_error(400);
-        assert!(r.status == 400, "{bad}: {:?}", r.body);
     }
     // `null` is no reply.
     let r = send(&s, &ann, &c, json!({"body": "x", "replyToId": null})).await;
@@ -546,4 +546,25 @@ async fn a_reaction_to_a_queued_message_waits_for_its_commit() {
         r.body["reactions"],
         json!([{"emoji": "🎉", "count": 1, "userIds": ["bob"]}])
     );
+}
+
+#[tokio::test]
+async fn reactions_need_a_token_in_compat_mode_too() {
+    let s = Stack::start().await;
+    let c = s.group(&["u1", "u2"]).await;
+    let r = s
+        .post(
+            &format!("/conversations/{c}/messages"),
+            json!({"senderId": "u1", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // The original clients see the new fields on messages.
+    assert_eq!(r.body["replyTo"], Value::Null);
+    assert_eq!(r.body["reactions"], json!([]));
+    for method in ["PUT", "DELETE"] {
+        s.call(method, &reaction_path(&c, &r.body, &enc("👍")), None)
+            .await
+            .assert_error(401);
+    }
 }
