@@ -162,6 +162,32 @@ describe("reactions", () => {
     ]);
   });
 
+  it("sends quick clicks on one chip in click order; the last click stays", async () => {
+    const c = gw.addConversation([alice, bob]);
+    gw.addMessage(c.id, "bob", "ship it");
+    gw.messages[0].reactions = [{ emoji: "👍", count: 1, userIds: ["bob"] }];
+    const user = startApp(gw);
+    await openWithBob(user);
+    await screen.findByText("ship it", { selector: "p.body" });
+    gw.hold = (path) => path.includes("/reactions/");
+    const chip = () => within(item("ship it")).getByRole("button", { name: /^👍 / });
+    await user.click(chip());
+    await user.click(chip());
+    await user.click(chip());
+    expect(chip().dataset.count).toBe("2");
+    // One request at a time: the second waits for the first's answer.
+    const sent = () => gw.requests.filter((r) => r.path.includes("/reactions/")).map((r) => r.method);
+    expect(sent()).toEqual(["PUT"]);
+    for (let i = 0; i < 3; i++) {
+      await act(async () => gw.release());
+      await waitFor(() => expect(sent().length).toBe(Math.min(i + 2, 3)));
+    }
+    expect(sent()).toEqual(["PUT", "DELETE", "PUT"]);
+    await waitFor(() => expect(gw.messages[0].reactions?.[0].userIds).toEqual(["bob", "alice"]));
+    expect(chip().dataset.count).toBe("2");
+    expect(chip().getAttribute("aria-pressed")).toBe("true");
+  });
+
   it("undoes a toggle the server refused and says why", async () => {
     const c = gw.addConversation([alice, bob]);
     gw.addMessage(c.id, "bob", "ship it");

@@ -87,6 +87,8 @@ export class ChatController {
   /** The newest page being read, by conversation: opening and jumping share one request. */
   private opening: Record<string, Promise<void>> = {};
   private jumps = 0;
+  /** The last reaction request of each message and emoji (requests for one go in order). */
+  private reacting = new Map<string, Promise<void>>();
   /** Told of every message changed or deleted (the search results follow them). */
   onMessageChanged: ((m: Message, deleted: boolean) => void) | null = null;
 
@@ -408,9 +410,20 @@ export class ChatController {
     if (!m) return;
     const on = !hasReacted(m, emoji, this.me.userId);
     this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, on));
+    // Quick clicks on one chip go to the server in click order (not racing on two
+    // connections), so the last click is the state that stays.
+    const key = `${messageId} ${emoji}`;
+    const previous = this.reacting.get(key) ?? Promise.resolve();
+    const request = previous.then(() => this.api.react(conversationId, messageId, emoji, on));
+    const done = request.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.reacting.set(key, done);
     try {
-      const saved = await this.api.react(conversationId, messageId, emoji, on);
-      this.onUpdated(saved);
+      const saved = await request;
+      // A later click of the same chip is still on its way: its answer will be the truth.
+      if (this.reacting.get(key) === done) this.onUpdated(saved);
     } catch (e) {
       // Undo only this toggle: events that arrived meanwhile stay.
       this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, !on));
@@ -418,6 +431,8 @@ export class ChatController {
         this.setThread(conversationId, (t) => th.applyDeleted(t, messageId));
       }
       this.notify(e);
+    } finally {
+      if (this.reacting.get(key) === done) this.reacting.delete(key);
     }
   }
 
