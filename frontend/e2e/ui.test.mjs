@@ -4,7 +4,9 @@
 // history) and make a video call with Chromium's fake camera and microphone that connects
 // on both sides. Then three other
 // users live in a group: created, renamed, one added and removed mid-conversation, roles,
-// unread badges counted and cleared across two tabs of the same user, "seen by".
+// unread badges counted and cleared across two tabs of the same user, "seen by". Then two
+// more users reply, react (counts and who reacted, live) and search (accent-insensitive,
+// opening the conversation at the message).
 //
 // Environment: WEB_URL (the web server), GATEWAY_URL, CHROMIUM_BIN (default
 // /usr/bin/chromium), UI_ARTIFACTS (screenshots; default ../target/ui-artifacts).
@@ -521,6 +523,162 @@ test("three users: a group's members come and go, unread badges across two tabs"
     await shot(bp, "15-phone-group-settings");
     await bp.getByRole("button", { name: "Back to conversations" }).click();
     await entry(bp, "Launch day").waitFor({ timeout: WAIT });
+  });
+});
+
+test("two users reply, react and search", async (t) => {
+  const dan = { userId: `dan-${run}`, displayName: "Dan", password: "dan-password-1" };
+  const eve = { userId: `eve-${run}`, displayName: "Eve", password: "eve-password-1" };
+  const dp = await (await newContext()).newPage();
+  const ep = await (await newContext()).newPage();
+  for (const [who, page] of [["dan", dp], ["eve", ep]]) watch(who, page);
+  const step = stepper(t, { dan: dp, eve: ep });
+  const original = "Rendez-vous au café à midi?";
+  let conversationId;
+  let mode;
+
+  await step("two users sign up and talk", async () => {
+    mode = await signUp(dp, dan, false);
+    await signUp(ep, eve, false);
+    if (mode !== "token") return;
+    await dp.getByRole("button", { name: "New conversation" }).click();
+    await dp.getByLabel("User id").fill(eve.userId);
+    await dp.getByLabel("Display name (optional)").fill(eve.displayName);
+    await dp.getByRole("button", { name: "Start conversation" }).click();
+    await dp.getByRole("heading", { name: "Eve", level: 2 }).waitFor({ timeout: WAIT });
+    conversationId = new URL(dp.url()).pathname.split("/").pop();
+    await send(dp, original);
+    await dp.locator('li.message[data-delivery="sent"]', { hasText: original }).waitFor({ timeout: WAIT });
+    await ep.locator(".conv-item", { hasText: "Dan" }).click();
+    await message(ep, original).waitFor({ timeout: WAIT });
+  });
+  if (mode !== "token") {
+    t.skip("the server has no accounts (compat mode): replies, reactions and search need a token");
+    return;
+  }
+
+  await step("a reply quotes its original; a click on the quote goes back to it", async () => {
+    await message(ep, original).getByRole("button", { name: "Reply to message" }).click();
+    await ep.getByTestId("replying-to").filter({ hasText: `Replying to Dan: ${original}` }).waitFor({ timeout: WAIT });
+    // Cancel, then reply for real.
+    await ep.getByRole("button", { name: "Cancel reply" }).click();
+    await ep.getByTestId("replying-to").waitFor({ state: "detached", timeout: WAIT });
+    await message(ep, original).getByRole("button", { name: "Reply to message" }).click();
+    await composer(ep).fill("D'accord, à midi");
+    await composer(ep).press("Enter");
+    await ep.getByTestId("replying-to").waitFor({ state: "detached", timeout: WAIT });
+    const reply = message(dp, "D'accord, à midi");
+    await reply.waitFor({ timeout: WAIT });
+    const quote = reply.locator("button.quote");
+    await quote.filter({ hasText: original }).waitFor({ timeout: WAIT });
+    assert.equal(await quote.locator(".quote-sender").innerText(), "You");
+    await shot(ep, "16-reply");
+    await quote.click();
+    await dp.locator('li.message[data-highlighted="true"]', { hasText: original }).waitFor({ timeout: WAIT });
+  });
+
+  await step("reactions: counts and who reacted, seen live by the other user", async () => {
+    const onEve = () => message(ep, "D'accord, à midi");
+    const onDan = () => message(dp, "D'accord, à midi");
+    await onDan().getByRole("button", { name: "Add reaction" }).click();
+    await onDan().getByRole("button", { name: "React with 👍" }).click();
+    const chipOnEve = onEve().locator('button.chip[data-emoji="👍"]');
+    await onEve().locator('button.chip[data-emoji="👍"][data-count="1"]').waitFor({ timeout: WAIT });
+    assert.equal(await chipOnEve.getAttribute("title"), "Dan reacted with 👍");
+    assert.equal(await chipOnEve.getAttribute("aria-pressed"), "false");
+    // Eve adds hers with a click on the chip: Dan sees two, and who.
+    await chipOnEve.click();
+    const chipOnDan = onDan().locator('button.chip[data-emoji="👍"]');
+    await onDan().locator('button.chip[data-emoji="👍"][data-count="2"]').waitFor({ timeout: WAIT });
+    assert.equal(await chipOnDan.getAttribute("title"), "You and Eve reacted with 👍");
+    assert.equal(await chipOnDan.getAttribute("aria-pressed"), "true");
+    // A second emoji from Eve's picker, then she takes her 👍 back.
+    await onEve().getByRole("button", { name: "Add reaction" }).click();
+    await onEve().getByRole("button", { name: "React with 🎉" }).click();
+    await onDan().locator('button.chip[data-emoji="🎉"][data-count="1"]').waitFor({ timeout: WAIT });
+    await shot(dp, "17-reactions");
+    await chipOnEve.click();
+    await onDan().locator('button.chip[data-emoji="👍"][data-count="1"]').waitFor({ timeout: WAIT });
+    assert.equal(await chipOnDan.getAttribute("title"), "You reacted with 👍");
+    assert.deepEqual(
+      await onDan().locator("button.chip").evaluateAll((els) => els.map((e) => e.dataset.emoji)),
+      ["👍", "🎉"],
+    );
+  });
+
+  await step("a reply to a deleted message says so", async () => {
+    await send(dp, "soon deleted");
+    await message(ep, "soon deleted").getByRole("button", { name: "Reply to message" }).click();
+    await composer(ep).fill("answer to the deleted one");
+    await composer(ep).press("Enter");
+    await message(dp, "answer to the deleted one").locator("button.quote", { hasText: "soon deleted" }).waitFor({ timeout: WAIT });
+    await message(dp, "soon deleted").getByRole("button", { name: "Delete message" }).click();
+    await message(dp, "soon deleted").getByRole("button", { name: "Delete", exact: true }).click();
+    for (const page of [dp, ep]) {
+      await message(page, "answer to the deleted one").locator(".quote.deleted", { hasText: "Original message deleted" }).waitFor({ timeout: WAIT });
+    }
+  });
+
+  await step("search finds a message whatever its accents and opens it, older pages loaded", async () => {
+    // 60 newer messages push the original out of the conversation's first page.
+    const session = await dp.evaluate(() => JSON.parse(localStorage.getItem("chat.session") ?? "null"));
+    const headers = { "Content-Type": "application/json", Authorization: `Bearer ${session.token}`, Prefer: "respond-async" };
+    for (let i = 1; i <= 60; i++) {
+      const res = await fetch(`${GATEWAY_URL}/conversations/${conversationId}/messages`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ senderId: dan.userId, body: `filler ${i}`, clientMessageId: `f-${run}-${i}` }),
+      });
+      assert.ok(res.status === 201 || res.status === 202, `send ${i}: ${res.status}`);
+    }
+    await message(ep, "filler 60").waitFor({ timeout: WAIT });
+    await ep.goto(WEB_URL);
+    // The list first: results name senders and conversations from it.
+    await ep.locator(".conv-item", { hasText: "Dan" }).waitFor({ timeout: WAIT });
+    const box = ep.getByRole("searchbox", { name: "Search messages" });
+    // 60 matches: pages of 20, "More results" asks for those before the last one shown.
+    await box.fill("filler");
+    const results = ep.locator(".result-list .result");
+    await results.nth(19).waitFor({ timeout: WAIT });
+    assert.equal(await results.count(), 20);
+    assert.equal(await results.first().locator(".snippet").textContent(), "filler 60");
+    for (const shown of [40, 60]) {
+      await ep.getByRole("button", { name: "More results" }).click();
+      await results.nth(shown - 1).waitFor({ timeout: WAIT });
+    }
+    await ep.getByRole("button", { name: "More results" }).waitFor({ state: "detached", timeout: WAIT });
+    assert.equal(await results.count(), 60);
+    assert.equal(await results.last().locator(".snippet").textContent(), "filler 1");
+    await box.fill("CAFE a MIDI");
+    const result = ep.locator(".result", { hasText: original });
+    await result.waitFor({ timeout: WAIT });
+    assert.match(await result.locator(".result-head").textContent(), /^Dan in Dan/);
+    assert.deepEqual(await result.locator("mark").allInnerTexts(), ["café", "à", "midi"]);
+    await shot(ep, "18-search");
+    await result.click();
+    await ep.getByRole("heading", { name: "Dan", level: 2 }).waitFor({ timeout: WAIT });
+    await ep.locator('li.message[data-highlighted="true"]', { hasText: original }).waitFor({ timeout: WAIT });
+    assert.equal(await message(ep, "filler 1").count(), 1, "the pages between were loaded");
+    assert.equal(await message(ep, original).count(), 1);
+  });
+
+  await step("search and reactions at phone width", async () => {
+    await ep.setViewportSize({ width: 390, height: 844 });
+    await ep.getByRole("button", { name: "Back to conversations" }).click();
+    const box = ep.getByRole("searchbox", { name: "Search messages" });
+    await box.waitFor({ timeout: WAIT });
+    await ep.locator(".result", { hasText: original }).waitFor({ timeout: WAIT });
+    await shot(ep, "19-phone-search");
+    // Nothing sticks out sideways: the results and the conversation fit the screen.
+    const overflow = () => ep.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.equal(await overflow(), 0);
+    await ep.locator(".result", { hasText: original }).click();
+    await ep.locator('li.message[data-highlighted="true"]', { hasText: original }).waitFor({ timeout: WAIT });
+    await message(ep, "D'accord, à midi").scrollIntoViewIfNeeded();
+    await message(ep, "D'accord, à midi").getByRole("button", { name: "Add reaction" }).click();
+    await message(ep, "D'accord, à midi").getByRole("button", { name: "React with 👀" }).waitFor({ timeout: WAIT });
+    assert.equal(await overflow(), 0);
+    await shot(ep, "20-phone-reactions");
   });
 });
 

@@ -82,3 +82,39 @@ describe("config", () => {
     await expect(loadConfig((async () => reply(500, {})) as typeof fetch)).rejects.toThrow(/HTTP 500/);
   });
 });
+
+describe("Api: replies, reactions, search", () => {
+  const calls = () => {
+    const fetch = vi.fn(async () => reply(200, []));
+    return { fetch, api: new Api("http://gw", fetch as unknown as typeof globalThis.fetch) };
+  };
+  const sent = (fetch: ReturnType<typeof vi.fn>, i = 0) => {
+    const [url, init] = fetch.mock.calls[i] as unknown as [string, RequestInit];
+    return { url, method: init.method, body: init.body ? JSON.parse(String(init.body)) : undefined };
+  };
+
+  it("sends replyToId only for a reply", async () => {
+    const { fetch, api } = calls();
+    await api.sendMessage("c1", "alice", "yes", "cm1", "m7");
+    await api.sendMessage("c1", "alice", "plain", "cm2");
+    expect(sent(fetch, 0).body).toEqual({ senderId: "alice", body: "yes", clientMessageId: "cm1", replyToId: "m7" });
+    expect(sent(fetch, 1).body).toEqual({ senderId: "alice", body: "plain", clientMessageId: "cm2" });
+  });
+
+  it("puts and deletes a reaction with the emoji percent-encoded", async () => {
+    const { fetch, api } = calls();
+    await api.react("c1", "m1", "👍", true);
+    await api.react("c1", "m1", "❤️", false);
+    expect(sent(fetch, 0)).toMatchObject({ method: "PUT", url: "http://gw/conversations/c1/messages/m1/reactions/%F0%9F%91%8D" });
+    expect(sent(fetch, 1)).toMatchObject({ method: "DELETE", url: "http://gw/conversations/c1/messages/m1/reactions/%E2%9D%A4%EF%B8%8F" });
+    expect(sent(fetch, 0).body).toBeUndefined();
+  });
+
+  it("searches with q, conversationId, before and limit encoded", async () => {
+    const { fetch, api } = calls();
+    await api.search('café "a b" & more');
+    await api.search("x", { conversationId: "c 1", before: "m9", limit: 20 });
+    expect(sent(fetch, 0).url).toBe("http://gw/search/messages?q=caf%C3%A9+%22a+b%22+%26+more");
+    expect(sent(fetch, 1).url).toBe("http://gw/search/messages?q=x&conversationId=c+1&before=m9&limit=20");
+  });
+});

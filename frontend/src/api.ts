@@ -207,12 +207,30 @@ export class Api {
     return { messages: (await res.json()) as Message[], hasOlder: /rel="?prev"?/.test(link) };
   }
 
-  sendMessage(conversationId: string, senderId: string, body: string, clientMessageId: string) {
+  sendMessage(conversationId: string, senderId: string, body: string, clientMessageId: string, replyToId?: string) {
     return this.json<Message>("POST", `/conversations/${enc(conversationId)}/messages`, {
       senderId,
       body,
       clientMessageId,
+      ...(replyToId ? { replyToId } : {}),
     });
+  }
+
+  /** Adds (`on`) or removes the caller's reaction; idempotent. 200 the whole message. */
+  react(conversationId: string, messageId: string, emoji: string, on: boolean) {
+    return this.json<Message>(
+      on ? "PUT" : "DELETE",
+      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}/reactions/${enc(emoji)}`,
+    );
+  }
+
+  /** Messages matching `q` in the caller's conversations, newest first; `before` pages on. */
+  search(q: string, opts: { conversationId?: string; before?: string; limit?: number } = {}) {
+    const p = new URLSearchParams({ q });
+    if (opts.conversationId) p.set("conversationId", opts.conversationId);
+    if (opts.before) p.set("before", opts.before);
+    if (opts.limit) p.set("limit", String(opts.limit));
+    return this.json<Message[]>("GET", `/search/messages?${p.toString()}`);
   }
 
   editMessage(conversationId: string, messageId: string, body: string) {

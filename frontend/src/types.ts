@@ -5,6 +5,18 @@ export interface User {
   displayName: string;
 }
 
+/** The quoted original of a reply: its first 200 characters, or only that it was deleted. */
+export type ReplyPreview =
+  | { id: string; senderId: string; body: string; deleted?: false }
+  | { id: string; deleted: true };
+
+/** One emoji on a message: how many reacted and who, in reaction order. */
+export interface Reaction {
+  emoji: string;
+  count: number;
+  userIds: string[];
+}
+
 export interface Message {
   id: string;
   conversationId: string;
@@ -13,6 +25,10 @@ export interface Message {
   sentAt: string;
   editedAt: string | null;
   clientMessageId?: string;
+  /** Optional here only because servers from before replies leave them out. */
+  replyTo?: ReplyPreview | null;
+  /** Oldest emoji first; absent from servers before reactions. */
+  reactions?: Reaction[];
 }
 
 export type Role = "owner" | "admin" | "member";

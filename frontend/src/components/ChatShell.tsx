@@ -1,11 +1,14 @@
 // The signed-in app: the live connection, the conversation list beside the open
-// conversation (one at a time on a phone), calls, and the banner for a lost connection.
+// conversation (one at a time on a phone), message search above the list, calls, and the
+// banner for a lost connection.
 import { useEffect, useMemo, useRef, useState } from "react";
 import type { Api } from "../api";
 import { CallController } from "../call/calls";
 import type { ClientConfig } from "../config";
 import { connect } from "../realtime";
 import { ChatController } from "../state/chat";
+import { title } from "../state/conversations";
+import { SearchController } from "../state/search";
 import { useStore } from "../state/store";
 import type { Session } from "../types";
 import { CallView } from "./CallView";
@@ -14,6 +17,7 @@ import { ConversationList } from "./ConversationList";
 import { ConversationView } from "./ConversationView";
 import { IncomingCall } from "./IncomingCall";
 import { NewConversation } from "./NewConversation";
+import { SearchBox, SearchResults } from "./SearchPanel";
 
 interface Props {
   api: Api;
@@ -34,7 +38,18 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
     () => new CallController(api, session.user, undefined, { iceServers }),
     [api, session.user, iceServers],
   );
+  const search = useMemo(() => new SearchController(api), [api]);
+  const searching = useStore(search.store).query.trim() !== "";
   const state = useStore(chat.store);
+
+  // Results follow edits and deletes of the messages they show.
+  useEffect(() => {
+    chat.onMessageChanged = (m, deleted) => (deleted ? search.deleted(m.id) : search.updated(m));
+    return () => {
+      chat.onMessageChanged = null;
+      search.dispose();
+    };
+  }, [chat, search]);
   const [selected, setSelected] = useState<string | null>(routeId);
   const [creating, setCreating] = useState(false);
   const listHeading = useRef<HTMLHeadingElement>(null);
@@ -111,13 +126,32 @@ export function ChatShell({ api, config, session, onSignOut }: Props) {
               New conversation
             </button>
           </div>
-          <ConversationList
-            me={session.user.userId}
-            state={state}
-            selected={selected}
-            onSelect={select}
-            onRetry={() => void chat.loadConversations()}
-          />
+          {/* Search acts for a person: a server without accounts has nobody to search for. */}
+          {session.mode === "token" && (
+            <SearchBox
+              search={search}
+              scope={conversation && { id: conversation.id, name: title(conversation, session.user.userId) }}
+            />
+          )}
+          {searching && session.mode === "token" ? (
+            <SearchResults
+              search={search}
+              chat={state}
+              me={session.user.userId}
+              onOpen={(m) => {
+                select(m.conversationId);
+                void chat.jumpTo(m.conversationId, m.id);
+              }}
+            />
+          ) : (
+            <ConversationList
+              me={session.user.userId}
+              state={state}
+              selected={selected}
+              onSelect={select}
+              onRetry={() => void chat.loadConversations()}
+            />
+          )}
         </nav>
         <main className="detail" aria-label={conversation ? "Conversation" : "Welcome"}>
           {creating ? (

@@ -52,6 +52,7 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   }, [thread?.loaded, newest, me.userId, conversation.members]);
 
   const members = conversation.members;
+  const replying = state.replying[conversation.id];
   const seen = seenBy(conversation, confirmed, state.reads[conversation.id], me.userId);
   const closeSettings = () => {
     setSettingsOpen(false);
@@ -122,6 +123,7 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
           me={me.userId}
           divider={state.dividers[conversation.id]}
           seenBy={seen}
+          highlight={state.highlight?.conversationId === conversation.id ? state.highlight : undefined}
         />
       )}
       <div className="sr-only" role="status" aria-live="polite" aria-atomic="true">
@@ -130,6 +132,8 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
       <TypingIndicator typing={state.typing[conversation.id]} />
       <Composer
         label={`Message ${name}`}
+        replyingTo={replying && { id: replying.id, sender: replying.senderId === me.userId ? "yourself" : (members.find((m) => m.userId === replying.senderId)?.displayName ?? replying.senderId), body: replying.body }}
+        onCancelReply={() => chat.cancelReply(conversation.id)}
         onSend={(text) => void chat.send(conversation.id, text)}
         onTyping={() => chat.typing(conversation.id)}
         onIdle={() => chat.stopTyping(conversation.id)}

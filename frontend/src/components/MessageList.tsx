@@ -2,7 +2,8 @@
 // next older page (a button does the same from the keyboard) without moving what the
 // reader is looking at; new messages scroll into view when the reader is at the bottom.
 // "New messages" marks the first unread message at opening; "Seen by" follows the last one.
-import { Fragment, useEffect, useLayoutEffect, useRef } from "react";
+// A jump (a quote's original, a search result) scrolls to its message and highlights it.
+import { Fragment, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { ChatController } from "../state/chat";
 import type { Thread } from "../state/thread";
 import type { Conversation } from "../types";
@@ -17,12 +18,17 @@ interface Props {
   divider?: string;
   /** Who (besides the author) has read up to the last message. */
   seenBy?: string[];
+  /** The message to scroll to and highlight (`seq` changes with every jump). */
+  highlight?: { messageId: string; seq: number };
 }
+
+/** How long a message jumped to stays highlighted. */
+export const HIGHLIGHT_MS = 3000;
 
 const NEAR_TOP_PX = 80;
 const NEAR_BOTTOM_PX = 120;
 
-export function MessageList({ chat, conversation, thread, me, divider, seenBy = [] }: Props) {
+export function MessageList({ chat, conversation, thread, me, divider, seenBy = [], highlight }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const dividerRef = useRef<HTMLLIElement>(null);
   const prev = useRef({ first: "", last: "", height: 0, atBottom: true });
@@ -47,6 +53,26 @@ export function MessageList({ chat, conversation, thread, me, divider, seenBy = 
   useEffect(() => {
     if (divider) dividerRef.current?.scrollIntoView?.({ block: "nearest" });
   }, [divider]);
+
+  // After the divider's scroll, so a jump wins when both happen on opening. The jump is
+  // consumed once shown, so reopening the conversation later does not scroll back to it.
+  const [lit, setLit] = useState<string | null>(null);
+  const litTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(litTimer.current), []);
+  const hlId = highlight?.messageId;
+  const hlSeq = highlight?.seq;
+  useEffect(() => {
+    if (!hlId || hlSeq === undefined) return;
+    const el = [...(box.current?.querySelectorAll<HTMLElement>("li[data-message-id]") ?? [])].find(
+      (li) => li.dataset.messageId === hlId,
+    );
+    if (!el) return;
+    el.scrollIntoView?.({ block: "center" });
+    setLit(hlId);
+    clearTimeout(litTimer.current);
+    litTimer.current = setTimeout(() => setLit(null), HIGHLIGHT_MS);
+    chat.highlightShown(hlSeq);
+  }, [chat, hlId, hlSeq]);
 
   const onScroll = () => {
     const el = box.current;
@@ -93,6 +119,9 @@ export function MessageList({ chat, conversation, thread, me, divider, seenBy = 
                     message={m}
                     mine={m.senderId === me}
                     sender={names.get(m.senderId) ?? m.senderId}
+                    names={names}
+                    me={me}
+                    highlighted={lit === m.id}
                   />
                 </Fragment>
               ))}

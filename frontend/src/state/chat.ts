@@ -1,12 +1,14 @@
 // Conversations, messages, presence, typing and read state for the signed-in user: the REST
 // calls, the live events, optimistic sends reconciled by `clientMessageId`, group settings,
-// and catching up after a lost connection.
+// replies and reactions, jumping to a message (a quote's original, a search result), and
+// catching up after a lost connection.
 import type { Socket } from "socket.io-client";
 import { Api, ApiError, NetworkError, describeError } from "../api";
 import type { Conversation, Message, ReadEvent, Role, TypingEvent, User } from "../types";
 import type { ConnectionState } from "../realtime";
 import * as conv from "./conversations";
 import * as rd from "./reads";
+import { hasReacted, previewOf } from "./reactions";
 import * as th from "./thread";
 import { Store } from "./store";
 
@@ -18,6 +20,9 @@ export const CONVERSATION_PAGES_MAX = 10;
 const TYPING_REPEAT_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 export const TYPING_TTL_MS = 6000;
+/** Jumping to an older message reads pages this big, at most this many (then gives up). */
+export const JUMP_PAGE = 200;
+export const JUMP_PAGES_MAX = 25;
 
 export interface ChatState {
   conversations: Conversation[];
@@ -39,6 +44,10 @@ export interface ChatState {
   conversationsCapped?: boolean;
   /** The last failed action (or a conversation closed under the user), for an alert. */
   notice?: string;
+  /** The message each conversation's composer is replying to. */
+  replying: Record<string, Message | undefined>;
+  /** The message to scroll to and highlight; `seq` tells a second jump to the same one. */
+  highlight?: { conversationId: string; messageId: string; seq: number };
 }
 
 export const initialChatState: ChatState = {
@@ -50,6 +59,7 @@ export const initialChatState: ChatState = {
   reads: {},
   dividers: {},
   removed: {},
+  replying: {},
   connection: "connecting",
 };
 
@@ -74,11 +84,23 @@ export class ChatController {
   /** The server has no read routes (one from before read state): stop asking. */
   private noReadState = false;
   private listRun = 0;
+  /** The newest page being read, by conversation: opening and jumping share one request. */
+  private opening: Record<string, Promise<void>> = {};
+  private jumps = 0;
+  /** The last reaction request of each message and emoji (requests for one go in order). */
+  private reacting = new Map<string, Promise<void>>();
+  /** Told of every message changed or deleted (the search results follow them). */
+  onMessageChanged: ((m: Message, deleted: boolean) => void) | null = null;
 
   constructor(
     readonly api: Api,
     readonly me: User,
   ) {}
+
+  /** A bearer token is presented: the routes that act for a person (reactions) can be used. */
+  get signedIn(): boolean {
+    return this.api.token !== null;
+  }
 
   /** Subscribes to the live events of `socket` and loads the conversation list. */
   attach(socket: Socket) {
@@ -291,28 +313,126 @@ export class ChatController {
   }
 
   /** The newest page of a conversation (on opening it, and when catching up). */
-  async openThread(id: string) {
-    const t = this.thread(id);
-    if (t.loaded) return;
-    try {
-      const page = await this.api.messages(id, { limit: PAGE_SIZE });
-      this.setThread(id, (t) => th.loadLatest(t, page.messages, page.hasOlder));
-    } catch (e) {
-      this.setThread(id, (t) => ({ ...t, error: describeError(e) }));
-    }
+  openThread(id: string): Promise<void> {
+    if (this.thread(id).loaded) return Promise.resolve();
+    // One request for concurrent callers: a second `loadLatest` landing after older pages
+    // were prepended would drop them.
+    this.opening[id] ??= (async () => {
+      try {
+        const page = await this.api.messages(id, { limit: PAGE_SIZE });
+        this.setThread(id, (t) => th.loadLatest(t, page.messages, page.hasOlder));
+      } catch (e) {
+        this.setThread(id, (t) => ({ ...t, error: describeError(e) }));
+      } finally {
+        delete this.opening[id];
+      }
+    })();
+    return this.opening[id];
   }
 
-  async loadOlder(id: string) {
+  loadOlder(id: string) {
+    return this.fetchOlder(id, PAGE_SIZE);
+  }
+
+  /** The page before the oldest shown; false when there was nothing to read or it failed. */
+  private async fetchOlder(id: string, limit: number): Promise<boolean> {
     const t = this.thread(id);
     const oldest = th.oldestConfirmed(t);
-    if (!t.hasOlder || t.loadingOlder || !oldest) return;
+    if (!t.hasOlder || t.loadingOlder || !oldest) return false;
     this.setThread(id, (t) => ({ ...t, loadingOlder: true }));
     try {
-      const page = await this.api.messages(id, { limit: PAGE_SIZE, before: oldest.id });
+      const page = await this.api.messages(id, { limit, before: oldest.id });
       this.setThread(id, (t) => th.prependOlder(t, page.messages, page.hasOlder));
+      return true;
     } catch (e) {
       this.setThread(id, (t) => ({ ...t, loadingOlder: false }));
       this.notify(e);
+      return false;
+    }
+  }
+
+  /**
+   * Shows a message of a conversation (a quote's original, a search result): older pages
+   * are read until it is loaded (the thread stays one unbroken run up to the newest
+   * message), then it is scrolled to and highlighted. A newer jump supersedes this one.
+   */
+  async jumpTo(conversationId: string, messageId: string): Promise<boolean> {
+    const jump = ++this.jumps;
+    await this.openThread(conversationId);
+    for (let i = 0; i < JUMP_PAGES_MAX && jump === this.jumps; i++) {
+      const t = this.thread(conversationId);
+      if (th.has(t, messageId) || !t.loaded || !t.hasOlder) break;
+      if (t.loadingOlder) {
+        // A page the reader asked for is on its way; it counts towards the bound too.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (!(await this.fetchOlder(conversationId, JUMP_PAGE))) break;
+    }
+    if (jump !== this.jumps) return false;
+    if (!th.has(this.thread(conversationId), messageId)) {
+      const t = this.thread(conversationId);
+      // The whole conversation is loaded and it is not there: deleted, its event missed;
+      // quotes of it say so from now on.
+      if (t.loaded && !t.hasOlder) this.setThread(conversationId, (t) => th.applyDeleted(t, messageId));
+      if (t.loaded) {
+        this.store.set({
+          notice: t.hasOlder
+            ? "That message is too far back to open here; scroll up to read older messages."
+            : "That message is no longer available.",
+        });
+      }
+      return false;
+    }
+    this.store.set({ highlight: { conversationId, messageId, seq: jump } });
+    return true;
+  }
+
+  /** The list scrolled to the jump's message: forget it (a reopened list must not jump). */
+  highlightShown(seq: number) {
+    if (this.store.get().highlight?.seq === seq) this.store.set({ highlight: undefined });
+  }
+
+  startReply(conversationId: string, m: Message) {
+    this.store.set((s) => ({ ...s, replying: { ...s.replying, [conversationId]: m } }));
+  }
+
+  cancelReply(conversationId: string) {
+    this.store.set((s) => ({ ...s, replying: { ...s.replying, [conversationId]: undefined } }));
+  }
+
+  /**
+   * Adds the user's `emoji` to a message or takes it back: shown at once, then the server's
+   * copy (the committed reactions) replaces it; on failure the toggle is undone.
+   */
+  async toggleReaction(conversationId: string, messageId: string, emoji: string) {
+    const m = this.thread(conversationId).messages.find((x) => x.id === messageId);
+    if (!m) return;
+    const on = !hasReacted(m, emoji, this.me.userId);
+    this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, on));
+    // Quick clicks on one chip go to the server in click order (not racing on two
+    // connections), so the last click is the state that stays.
+    const key = `${messageId} ${emoji}`;
+    const previous = this.reacting.get(key) ?? Promise.resolve();
+    const request = previous.then(() => this.api.react(conversationId, messageId, emoji, on));
+    const done = request.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.reacting.set(key, done);
+    try {
+      const saved = await request;
+      // A later click of the same chip is still on its way: its answer will be the truth.
+      if (this.reacting.get(key) === done) this.onUpdated(saved);
+    } catch (e) {
+      // Undo only this toggle: events that arrived meanwhile stay.
+      this.setThread(conversationId, (t) => th.applyReaction(t, messageId, emoji, this.me.userId, !on));
+      if (e instanceof ApiError && e.status === 404) {
+        this.setThread(conversationId, (t) => th.applyDeleted(t, messageId));
+      }
+      this.notify(e);
+    } finally {
+      if (this.reacting.get(key) === done) this.reacting.delete(key);
     }
   }
 
@@ -320,6 +440,7 @@ export class ChatController {
     const body = text.trim();
     if (!body) return;
     const clientMessageId = newClientMessageId();
+    const original = this.store.get().replying[conversationId];
     const pending: Message = {
       id: `local:${clientMessageId}`,
       conversationId,
@@ -328,7 +449,10 @@ export class ChatController {
       sentAt: new Date().toISOString(),
       editedAt: null,
       clientMessageId,
+      replyTo: original ? previewOf(original) : null,
+      reactions: [],
     };
+    if (original) this.cancelReply(conversationId);
     this.setThread(conversationId, (t) => th.addPending(t, pending));
     this.stopTyping(conversationId);
     await this.deliver(pending);
@@ -338,7 +462,7 @@ export class ChatController {
   private async deliver(m: Message) {
     const cmid = m.clientMessageId as string;
     try {
-      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid);
+      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid, m.replyTo?.id);
       this.onCreated({ ...saved, clientMessageId: saved.clientMessageId ?? cmid });
     } catch (e) {
       this.setThread(m.conversationId, (t) => th.markFailed(t, cmid));
@@ -541,12 +665,23 @@ export class ChatController {
 
   private onUpdated(m: Message) {
     this.setThread(m.conversationId, (t) => th.applyUpdated(t, m));
-    this.store.set((s) => ({ ...s, conversations: conv.withUpdated(s.conversations, m) }));
+    this.store.set((s) => {
+      const r = s.replying[m.conversationId];
+      return {
+        ...s,
+        conversations: conv.withUpdated(s.conversations, m),
+        replying: r?.id === m.id ? { ...s.replying, [m.conversationId]: m } : s.replying,
+      };
+    });
+    this.onMessageChanged?.(m, false);
   }
 
   private onDeleted(m: Message) {
     const wasLast = conv.lastWasDeleted(this.store.get().conversations, m);
     this.setThread(m.conversationId, (t) => th.applyDeleted(t, m.id));
+    // A reply to a message that is gone would be refused: the composer drops the quote.
+    if (this.store.get().replying[m.conversationId]?.id === m.id) this.cancelReply(m.conversationId);
+    this.onMessageChanged?.(m, true);
     if (wasLast) void this.loadConversations();
   }
 

@@ -2,6 +2,7 @@
 // order, then the user's own sends still in flight. Pure functions, so every merge rule
 // (paging, live events, optimistic sends and their confirmation) is unit-tested.
 import type { Message } from "../types";
+import { quoteDeleted, quoteUpdated, withReaction } from "./reactions";
 
 export type Delivery = "sent" | "pending" | "failed";
 
@@ -110,16 +111,32 @@ export function applyEdit(t: Thread, id: string, body: string): Thread {
   };
 }
 
-/** The server's copy of a message (an edit confirmed, `message:updated`). */
+/**
+ * The server's copy of a message (an edit confirmed, `message:updated`, reactions
+ * included); the quotes of replies to it follow its new text.
+ */
 export function applyUpdated(t: Thread, msg: Message): Thread {
   return {
     ...t,
-    messages: t.messages.map((m) => (m.id === msg.id ? sent(msg) : m)),
+    messages: t.messages.map((m) => (m.id === msg.id ? sent(msg) : (quoteUpdated(m, msg) as UiMessage))),
   };
 }
 
+/** A message gone: removed, and replies to it now quote "Original message deleted". */
 export function applyDeleted(t: Thread, id: string): Thread {
-  return { ...t, messages: t.messages.filter((m) => m.id !== id) };
+  return { ...t, messages: t.messages.filter((m) => m.id !== id).map((m) => quoteDeleted(m, id) as UiMessage) };
+}
+
+/** The user's own reaction toggled before the server answers (its copy then replaces it). */
+export function applyReaction(t: Thread, id: string, emoji: string, userId: string, on: boolean): Thread {
+  return {
+    ...t,
+    messages: t.messages.map((m) => (m.id === id ? { ...m, reactions: withReaction(m.reactions, emoji, userId, on) } : m)),
+  };
+}
+
+export function has(t: Thread, id: string): boolean {
+  return t.messages.some((m) => m.id === id && m.delivery === "sent");
 }
 
 /** The newest confirmed message, the anchor for `?after=` when catching up. */

@@ -69,10 +69,34 @@ export class FakeGateway {
     for (const r of h) r();
   }
 
-  addMessage(conversationId: string, senderId: string, body: string, clientMessageId?: string): Message {
-    const m: Message = { id: `m${++this.seq}`, conversationId, senderId, body, sentAt: now(), editedAt: null, clientMessageId };
+  /** Deleted messages, for the deleted form of a reply's quote. */
+  deletedIds = new Set<string>();
+
+  addMessage(conversationId: string, senderId: string, body: string, clientMessageId?: string, replyToId?: string): Message {
+    const m: Message = {
+      id: `m${++this.seq}`,
+      conversationId,
+      senderId,
+      body,
+      sentAt: now(),
+      editedAt: null,
+      clientMessageId,
+      replyTo: replyToId ? { id: replyToId, senderId: "", body: "" } : null,
+      reactions: [],
+    };
     this.messages.push(m);
-    return m;
+    return this.hydrate(m);
+  }
+
+  /** A message as the server answers it: the reply preview read now (as hydrate does). */
+  hydrate(m: Message): Message {
+    if (!m.replyTo) return { ...m };
+    const o = this.messages.find((x) => x.id === m.replyTo!.id);
+    const replyTo =
+      !o || this.deletedIds.has(o.id)
+        ? { id: m.replyTo.id, deleted: true as const }
+        : { id: o.id, senderId: o.senderId, body: Array.from(o.body).slice(0, 200).join("") };
+    return { ...m, replyTo };
   }
 
   addConversation(members: User[], extra: Partial<Conversation> = {}): Conversation {
@@ -169,24 +193,29 @@ export class FakeGateway {
         if (after) list = all.slice(all.findIndex((m) => m.id === after) + 1);
         const page = after ? list.slice(0, limit) : list.slice(-limit);
         const older = !after && list.length > limit;
-        return json(200, page, older ? { Link: `<${url.pathname}?before=${page[0].id}>; rel="prev"` } : {});
+        return json(200, page.map((m) => this.hydrate(m)), older ? { Link: `<${url.pathname}?before=${page[0].id}>; rel="prev"` } : {});
       }
       if (p.length === 3 && method === "POST") {
         const dup = all.find((m) => m.clientMessageId && m.clientMessageId === body.clientMessageId);
-        return json(201, dup ?? this.addMessage(c.id, body.senderId, body.body, body.clientMessageId));
+        if (dup) return json(201, this.hydrate(dup));
+        if (body.replyToId && !all.some((m) => m.id === body.replyToId)) return error(400, "replyToId is not a message of this conversation");
+        return json(201, this.addMessage(c.id, body.senderId, body.body, body.clientMessageId, body.replyToId));
       }
       const m = all.find((x) => x.id === p[3]);
       if (!m) return error(404, `message ${p[3]} not found`);
+      if (p[4] === "reactions" && p[5]) return this.react(m, p[5], method === "PUT");
       if (method === "PATCH") {
         m.body = body.body;
         m.editedAt = now();
-        return json(200, m);
+        return json(200, this.hydrate(m));
       }
       if (method === "DELETE") {
         this.messages = this.messages.filter((x) => x !== m);
-        return json(200, m);
+        this.deletedIds.add(m.id);
+        return json(200, this.hydrate(m));
       }
     }
+    if (p[0] === "search" && p[1] === "messages") return this.search(url);
     if (p[0] === "calls") {
       if (method === "POST" && p.length === 1) {
         const call: Call = { id: `call${++this.seq}`, conversationId: body.conversationId, type: body.type, status: "ringing", startedAt: now(), participants: body.participants };
@@ -203,6 +232,43 @@ export class FakeGateway {
       if (p[2] === "signals") return method === "POST" ? json(201, { status: "ok" }) : json(200, []);
     }
     return error(404, `cannot ${url.pathname}: no such route`);
+  }
+
+  private react(m: Message, emoji: string, on: boolean): Response {
+    const list = m.reactions ?? [];
+    const r = list.find((x) => x.emoji === emoji);
+    if (on && !r) m.reactions = [...list, { emoji, count: 1, userIds: [this.caller] }];
+    else if (on && r && !r.userIds.includes(this.caller)) Object.assign(r, { count: r.count + 1, userIds: [...r.userIds, this.caller] });
+    else if (!on && r?.userIds.includes(this.caller)) {
+      r.userIds = r.userIds.filter((u) => u !== this.caller);
+      r.count--;
+      if (!r.count) m.reactions = list.filter((x) => x !== r);
+    }
+    return json(200, this.hydrate(m));
+  }
+
+  /** Word match ignoring case and accents, newest first, in the caller's conversations. */
+  private search(url: URL): Response {
+    const fold = (s: string) => s.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase();
+    const q = url.searchParams.get("q") ?? "";
+    const words = (fold(q).match(/[\p{L}\p{N}]+/gu) ?? []);
+    if (!words.length) return error(400, "the query has no word to look for");
+    const limit = Number(url.searchParams.get("limit") ?? 20);
+    const mine = new Set(this.conversations.filter((c) => c.members.some((m) => m.userId === this.caller)).map((c) => c.id));
+    let list = this.messages
+      .filter((m) => mine.has(m.conversationId))
+      .filter((m) => {
+        const have = new Set(fold(m.body).match(/[\p{L}\p{N}]+/gu) ?? []);
+        return words.every((w) => have.has(w));
+      })
+      .reverse();
+    const before = url.searchParams.get("before");
+    if (before) {
+      const i = this.messages.findIndex((m) => m.id === before);
+      if (i < 0) return error(400, "before is not a message");
+      list = list.filter((m) => this.messages.indexOf(m) < i);
+    }
+    return json(200, list.slice(0, limit).map((m) => this.hydrate(m)));
   }
 
   private role(c: Conversation, userId: string) {

@@ -10,8 +10,8 @@
 //! - `blocks`: who blocked whom, checked when a conversation is created or joined.
 //! - `lifecycle`: rename, add, role change, removal; `roles`: the rules they follow.
 //! - `reads`: read markers, unread counts and `conversation:read`.
-//! - `search`: full-text search over the caller's conversations.
 //! - `reactions`: the reaction routes and their coalesced `message:updated` events.
+//! - `search`: full-text search over the caller's conversations.
 
 mod blocks;
 pub mod config;
