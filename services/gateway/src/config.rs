@@ -102,7 +102,7 @@ impl Write {
     /// Whether it needs a signed-in caller even in `AUTH_MODE=compat`: routes added after
     /// the original clients act for a person and have nobody to act as without a token.
     pub fn signed_in_only(self) -> bool {
-        matches!(self, Write::Search)
+        matches!(self, Write::Search | Write::React)
     }
 
     /// Its settings, per user and per address (variable, default), and the window. The
