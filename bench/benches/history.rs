@@ -9,16 +9,9 @@
 //! 300 requests of each print p50 and p99 with the load average
 //! (`cargo bench -p bench --bench history`).
 
-use std::time::{Duration, Instant};
-
+use bench::service::{self, Database, InProcess};
 use criterion::{criterion_group, criterion_main, Criterion};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use platform_core::config::Env;
-use tokio::runtime::Runtime;
-use tokio_util::sync::CancellationToken;
+use http_body_util::BodyExt;
 
 const MESSAGES: i32 = 2000;
 
@@ -45,85 +38,18 @@ const SEED_REACTIONS: &str = "
     WHERE e <= 1 + k % 3 AND u <= 1 + (k * e) % 12;
 ";
 
-fn env(primary: &str, fallback: &str, default: &str) -> String {
-    std::env::var(primary)
-        .or_else(|_| std::env::var(fallback))
-        .unwrap_or_else(|_| default.into())
-}
-
-async fn connect(url: &str) -> Option<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    Some(client)
-}
-
-struct Setup {
-    rt: Runtime,
-    base: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
-    shutdown: CancellationToken,
-    admin: String,
-    db: String,
-}
-
-fn setup() -> Option<Setup> {
-    let admin = env(
-        "BENCH_DATABASE_URL",
-        "E2E_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:25432/postgres",
-    );
-    let redis = env(
-        "BENCH_REDIS_URL",
-        "E2E_REDIS_URL",
-        "redis://127.0.0.1:26379",
-    );
+/// The service with the seeded database (dropped at the end).
+fn setup() -> Option<InProcess> {
     let reactions = std::env::var("HISTORY_REACTIONS").is_ok_and(|v| v == "1");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let db = format!("bench_history_{}", std::process::id());
-    let url = format!("{}/{db}", &admin[..admin.rfind('/')?]);
-    let (base, shutdown) = rt.block_on(async {
-        let Some(a) = connect(&admin).await else {
-            println!("history: skipped (no PostgreSQL at {admin})");
-            return None;
-        };
-        a.batch_execute(&format!("CREATE DATABASE {db}"))
-            .await
-            .ok()?;
-        let config = chat::Config::from_env(&Env::from_pairs(&[
-            ("CHAT_DATABASE_URL", &url),
-            ("REDIS_URL", &redis),
-            ("CHAT_NAMESPACE", &db),
-            ("AUTH_MODE", "compat"),
-        ]))
-        .expect("chat configuration");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
-        let base = format!("http://{}", listener.local_addr().ok()?);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(chat::run(listener, config, shutdown.clone()));
-        let probe: Client<HttpConnector, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = probe
-                .get(format!("{base}/readyz").parse().ok()?)
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline {
-                println!("history: skipped (the chat service did not start; Redis at {redis}?)");
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let d = connect(&url).await?;
+    let database = Database {
+        name: &db,
+        recreate: false,
+        drop_at_stop: true,
+    };
+    let s = InProcess::start("history", database, &[("AUTH_MODE", "compat")])?;
+    s.rt.block_on(async {
+        let d = service::connect(&s.url).await?;
         let k = MESSAGES.to_string();
         d.batch_execute(&SEED.replace("$K", &k))
             .await
@@ -134,70 +60,36 @@ fn setup() -> Option<Setup> {
                 .expect("seed reactions");
         }
         d.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
-        Some((base, shutdown))
+        Some(())
     })?;
-    Some(Setup {
-        rt,
-        base,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        shutdown,
-        admin,
-        db,
-    })
+    Some(s)
 }
 
-impl Setup {
-    /// One page: its body length.
-    async fn page(&self, path: &str) -> usize {
-        let res = self
-            .client
-            .get(format!("{}{path}", self.base).parse().expect("uri"))
-            .await
-            .expect("request");
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .len()
-    }
-
-    fn drop_database(&self) {
-        self.shutdown.cancel();
-        self.rt.block_on(async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if let Some(a) = connect(&self.admin).await {
-                let _ = a
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
-                    .await;
-            }
-        });
-    }
+/// One page: its body length.
+async fn page(s: &InProcess, path: &str) -> usize {
+    let res = s
+        .client
+        .get(format!("{}{path}", s.base).parse().expect("uri"))
+        .await
+        .expect("request");
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .len()
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn percentiles(s: &Setup, name: &str, path: &str, n: usize) {
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            s.rt.block_on(s.page(path));
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    println!(
-        "{name:<32} p50 {:>8.2?}  p99 {:>8.2?}  ({n} requests, {} bytes; load average {})",
-        at(0.50),
-        at(0.99),
-        s.rt.block_on(s.page(path)),
-        load_average()
+fn percentiles(s: &InProcess, name: &str, path: &str, n: usize) {
+    let bytes = s.rt.block_on(page(s, path));
+    service::percentiles(
+        name,
+        n,
+        |_| {
+            s.rt.block_on(page(s, path));
+        },
+        || format!(", {bytes} bytes"),
     );
 }
 
@@ -209,12 +101,12 @@ fn history(c: &mut Criterion) {
     let mut g = c.benchmark_group("history");
     g.sample_size(30);
     for (name, path) in [("page_100", &newest), ("page_500", &largest)] {
-        g.bench_function(name, |b| b.iter(|| s.rt.block_on(s.page(path))));
+        g.bench_function(name, |b| b.iter(|| s.rt.block_on(page(&s, path))));
     }
     g.finish();
     percentiles(&s, "history/page_100", &newest, 300);
     percentiles(&s, "history/page_500", &largest, 100);
-    s.drop_database();
+    s.stop();
 }
 
 criterion_group!(benches, history);

@@ -12,16 +12,12 @@
 //! (common+rare, common+common, rare+rare, and a common phrase); then 500 requests of each
 //! print p50 and p99 with the load average (`cargo bench -p bench --bench search`).
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use bench::service::{self, Database, InProcess};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use platform_core::config::Env;
-use tokio::runtime::Runtime;
-use tokio_util::sync::CancellationToken;
 
 const DB: &str = "bench_search_corpus";
 /// Bumped whenever the corpus below changes, so a kept database of an older one is rebuilt.
@@ -76,28 +72,10 @@ const CONVERSATIONS: i32 = 10_000;
 const MESSAGES: i32 = 1_000_000;
 const VOCABULARY: i32 = 20_000;
 
-fn env(primary: &str, fallback: &str, default: &str) -> String {
-    std::env::var(primary)
-        .or_else(|_| std::env::var(fallback))
-        .unwrap_or_else(|_| default.into())
-}
-
 struct Setup {
-    rt: Runtime,
-    base: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
-    shutdown: CancellationToken,
-    admin: String,
+    s: InProcess,
     /// The words by rank (index 0 is rank 1).
     words: Vec<String>,
-}
-
-async fn connect(url: &str) -> Option<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    Some(client)
 }
 
 /// Fills the migrated database with the corpus. The search index is dropped during the bulk
@@ -141,74 +119,15 @@ async fn seed(d: &tokio_postgres::Client) {
 }
 
 fn setup() -> Option<Setup> {
-    let admin = env(
-        "BENCH_DATABASE_URL",
-        "E2E_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:25432/postgres",
-    );
-    let redis = env(
-        "BENCH_REDIS_URL",
-        "E2E_REDIS_URL",
-        "redis://127.0.0.1:26379",
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let url = format!("{}/{DB}", &admin[..admin.rfind('/')?]);
-    let fresh = std::env::var("BENCH_SEARCH_FRESH").is_ok_and(|v| v == "1");
-    let (base, shutdown, words) = rt.block_on(async {
-        let Some(a) = connect(&admin).await else {
-            println!("search: skipped (no PostgreSQL at {admin})");
-            return None;
-        };
-        if fresh {
-            a.batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-                .await
-                .ok()?;
-        }
-        let exists = a
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DB])
-            .await
-            .ok()?
-            .is_some();
-        if !exists {
-            a.batch_execute(&format!("CREATE DATABASE {DB}"))
-                .await
-                .ok()?;
-        }
-        let config = chat::Config::from_env(&Env::from_pairs(&[
-            ("CHAT_DATABASE_URL", &url),
-            ("REDIS_URL", &redis),
-            ("CHAT_NAMESPACE", DB),
-            ("AUTH_MODE", "token"),
-            ("INTERNAL_SECRET", SECRET),
-        ]))
-        .expect("chat configuration");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
-        let base = format!("http://{}", listener.local_addr().ok()?);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(chat::run(listener, config, shutdown.clone()));
-        // The service migrates the database at start; seed once it answers.
-        let probe: Client<HttpConnector, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = probe
-                .get(format!("{base}/readyz").parse().ok()?)
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline {
-                println!("search: skipped (the chat service did not start; Redis at {redis}?)");
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let d = connect(&url).await?;
+    let database = Database {
+        name: DB,
+        recreate: std::env::var("BENCH_SEARCH_FRESH").is_ok_and(|v| v == "1"),
+        drop_at_stop: std::env::var("BENCH_SEARCH_DROP").is_ok_and(|v| v == "1"),
+    };
+    let settings = [("AUTH_MODE", "token"), ("INTERNAL_SECRET", SECRET)];
+    let s = InProcess::start("search", database, &settings)?;
+    let words = s.rt.block_on(async {
+        let d = service::connect(&s.url).await?;
         let built = d
             .query_opt("SELECT version FROM bench_corpus", &[])
             .await
@@ -220,23 +139,16 @@ fn setup() -> Option<Setup> {
         } else {
             seed(&d).await;
         }
-        let words = d
+        let words: Vec<String> = d
             .query("SELECT word FROM bench_words ORDER BY rank", &[])
             .await
             .expect("vocabulary")
             .iter()
             .map(|r| r.get(0))
             .collect();
-        Some((base, shutdown, words))
+        Some(words)
     })?;
-    Some(Setup {
-        rt,
-        base,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        shutdown,
-        admin,
-        words,
-    })
+    Some(Setup { s, words })
 }
 
 /// Percent-encodes a query-string value (every byte but ASCII letters and digits).
@@ -257,14 +169,14 @@ impl Setup {
     async fn search(&self, q: &str) -> usize {
         let req = hyper::Request::get(format!(
             "{}/search/messages?q={}&limit=20",
-            self.base,
+            self.s.base,
             encode(q)
         ))
         .header("x-user-id", ME)
         .header("x-internal-secret", SECRET)
         .body(Empty::new())
         .expect("request");
-        let res = self.client.request(req).await.expect("request");
+        let res = self.s.client.request(req).await.expect("request");
         assert!(res.status().is_success(), "{q}: {}", res.status());
         let body = res.into_body().collect().await.expect("body").to_bytes();
         let page: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
@@ -296,46 +208,15 @@ impl Setup {
             .map(|(name, make)| (*name, (0..20).map(make).collect()))
             .collect()
     }
-
-    fn finish(&self) {
-        self.shutdown.cancel();
-        if std::env::var("BENCH_SEARCH_DROP").is_ok_and(|v| v == "1") {
-            self.rt.block_on(async {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if let Some(a) = connect(&self.admin).await {
-                    let _ = a
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        }
-    }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn percentiles(s: &Setup, name: &str, queries: &[String], n: usize) {
-    let mut found = 0;
-    let mut times: Vec<Duration> = (0..n)
-        .map(|i| {
-            let t = Instant::now();
-            found += s.rt.block_on(s.search(&queries[i % queries.len()]));
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    println!(
-        "search/{name:<16} p50 {:>8.2?}  p99 {:>8.2?}  max {:>8.2?}  ({n} requests, {:.1} results each; load average {})",
-        at(0.50),
-        at(0.99),
-        times[times.len() - 1],
-        found as f64 / n as f64,
-        load_average()
+    let found = Cell::new(0);
+    service::percentiles(
+        &format!("search/{name}"),
+        n,
+        |i| found.set(found.get() + s.s.rt.block_on(s.search(&queries[i % queries.len()]))),
+        || format!(", {:.1} results each", found.get() as f64 / n as f64),
     );
 }
 
@@ -350,7 +231,7 @@ fn search(c: &mut Criterion) {
         g.bench_function(*name, |b| {
             b.iter(|| {
                 i += 1;
-                s.rt.block_on(s.search(&qs[i % qs.len()]))
+                s.s.rt.block_on(s.search(&qs[i % qs.len()]))
             })
         });
     }
@@ -358,7 +239,7 @@ fn search(c: &mut Criterion) {
     for (name, qs) in &queries {
         percentiles(&s, name, qs, 500);
     }
-    s.finish();
+    s.s.stop();
 }
 
 criterion_group!(benches, search);

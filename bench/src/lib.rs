@@ -1,6 +1,9 @@
 //! Inputs shared by the criterion benchmarks in `benches/`: realistic messages, send bodies
-//! and a server with many in-process sockets. Run them with `cargo bench -p bench`, or
+//! and a server with many in-process sockets; [`service`] runs the chat service in process for
+//! the HTTP benchmarks. Run them with `cargo bench -p bench`, or
 //! `scripts/bench-quick.sh` for the short mode the test command uses.
+
+pub mod service;
 
 use bytes::Bytes;
 use platform_core::model::Message;

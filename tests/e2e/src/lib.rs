@@ -573,6 +573,45 @@ impl Stack {
         r.body["id"].as_str().expect("id").to_string()
     }
 
+    /// Registers `name` ([`Stack::register`]): a signed-in user of a token-mode stack.
+    pub async fn sign_up(&self, name: &str) -> User {
+        User {
+            id: name.to_string(),
+            token: self.register(name).await,
+        }
+    }
+
+    /// Creates, as `owner`, a group of `owner` and `others` (201); returns its id.
+    pub async fn group_of(&self, owner: &User, others: &[&User]) -> String {
+        let users: Vec<&str> = std::iter::once(owner.id.as_str())
+            .chain(others.iter().map(|u| u.id.as_str()))
+            .collect();
+        let r = self
+            .request(
+                "POST",
+                "/conversations",
+                Some(&owner.token),
+                Some(serde_json::json!({"type": "group", "name": "test", "members": members(&users)})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Sends `body` as `u` and waits for it to be stored (201); returns its id.
+    pub async fn send_as(&self, u: &User, conversation: &str, body: &str) -> String {
+        let r = self
+            .request(
+                "POST",
+                &format!("/conversations/{conversation}/messages"),
+                Some(&u.token),
+                Some(serde_json::json!({"senderId": u.id, "body": body})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
     /// Sends `n` messages from `sender` to `conversation`, bodies `m0`, `m1`, …; each is
     /// stored at once (201).
     pub async fn send_messages(&self, conversation: &str, sender: &str, n: usize) {
@@ -629,6 +668,13 @@ impl Drop for Stack {
         })
         .join();
     }
+}
+
+/// A signed-in user of a token-mode stack ([`Stack::sign_up`]).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
 }
 
 /// The people of a conversation or call as the API takes them: `User <id>` display names.

@@ -6,51 +6,8 @@
 
 use std::collections::HashSet;
 
-use e2e::{Reply, Stack};
+use e2e::{Reply, Stack, User};
 use serde_json::{json, Value};
-
-/// A signed-in user of a token-mode stack.
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn user(s: &Stack, name: &str) -> User {
-    User {
-        id: name.to_string(),
-        token: s.register(name).await,
-    }
-}
-
-async fn group(s: &Stack, owner: &User, others: &[&User]) -> String {
-    let members: Vec<&str> = std::iter::once(owner.id.as_str())
-        .chain(others.iter().map(|u| u.id.as_str()))
-        .collect();
-    let r = s
-        .request(
-            "POST",
-            "/conversations",
-            Some(&owner.token),
-            Some(json!({"type": "group", "name": "reads", "members": e2e::members(&members)})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
-
-/// Sends one message and waits for it to be stored (201); its id.
-async fn send(s: &Stack, u: &User, conversation: &str, body: &str) -> String {
-    let r = s
-        .request(
-            "POST",
-            &format!("/conversations/{conversation}/messages"),
-            Some(&u.token),
-            Some(json!({"senderId": u.id, "body": body})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
 
 async fn read(s: &Stack, u: &User, conversation: &str, message: &str) -> Reply {
     s.request(
@@ -120,13 +77,13 @@ async fn unread_both_ways(s: &Stack, u: &User, conversation: &str) -> (i64, i64)
 async fn markers_move_forward_and_unread_counts_hold() {
     let s = Stack::secure(&[], &[]).await;
     let (ann, ben, cat, dan) = (
-        user(&s, "ann").await,
-        user(&s, "ben").await,
-        user(&s, "cat").await,
-        user(&s, "dan").await,
+        s.sign_up("ann").await,
+        s.sign_up("ben").await,
+        s.sign_up("cat").await,
+        s.sign_up("dan").await,
     );
-    let cid = group(&s, &ann, &[&ben, &cat]).await;
-    let other = group(&s, &ben, &[&dan]).await;
+    let cid = s.group_of(&ann, &[&ben, &cat]).await;
+    let other = s.group_of(&ben, &[&dan]).await;
 
     // At creation nothing is read: everything from others is unread.
     let fresh = item(&s, &ann, &cid).await;
@@ -140,7 +97,7 @@ async fn markers_move_forward_and_unread_counts_hold() {
 
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(send(&s, &ben, &cid, &format!("b{i}")).await);
+        ids.push(s.send_as(&ben, &cid, &format!("b{i}")).await);
     }
     assert_eq!(item(&s, &ann, &cid).await["unreadCount"], 5);
     // The sender's own sends are not unread and moved the sender's marker.
@@ -197,8 +154,8 @@ async fn markers_move_forward_and_unread_counts_hold() {
 
     // Ann's own send moves her marker past what she had not read, and is not unread for
     // her; it is for the others.
-    let unseen = send(&s, &ben, &cid, "before ann answers").await;
-    let mine = send(&s, &ann, &cid, "from ann").await;
+    let unseen = s.send_as(&ben, &cid, "before ann answers").await;
+    let mine = s.send_as(&ann, &cid, "from ann").await;
     let a = item(&s, &ann, &cid).await;
     assert_eq!(
         (a["lastReadMessageId"].as_str(), &a["unreadCount"]),
@@ -219,7 +176,7 @@ async fn markers_move_forward_and_unread_counts_hold() {
     // Concurrent sends from two others while Ann reads now and then: the count is exact.
     let sends = (0..40).map(|i| {
         let (s, who, cid) = (&s, if i % 2 == 0 { &ben } else { &cat }, &cid);
-        async move { send(s, who, cid, &format!("c{i}")).await }
+        async move { s.send_as(who, cid, &format!("c{i}")).await }
     });
     let reads = async {
         for _ in 0..5 {
@@ -277,7 +234,7 @@ async fn markers_move_forward_and_unread_counts_hold() {
     assert!(ann_marker["readAt"].as_str().unwrap().ends_with('Z'));
 
     // Errors: another conversation's message, no such message, bad body, non-member.
-    let elsewhere = send(&s, &ben, &other, "elsewhere").await;
+    let elsewhere = s.send_as(&ben, &other, "elsewhere").await;
     read(&s, &ann, &cid, &elsewhere).await.assert_error(404);
     read(&s, &ben, &cid, &elsewhere).await.assert_error(404);
     read(&s, &ann, &cid, &uuid::Uuid::now_v7().to_string())
@@ -306,7 +263,7 @@ async fn markers_move_forward_and_unread_counts_hold() {
     .assert_error(401);
 
     // A member added later starts at the last message: the history is not unread for them.
-    let eve = user(&s, "eve").await;
+    let eve = s.sign_up("eve").await;
     let added = s
         .request(
             "POST",
@@ -321,7 +278,7 @@ async fn markers_move_forward_and_unread_counts_hold() {
         (&e["unreadCount"], &e["lastReadMessageId"]),
         (&json!(0), &Value::Null)
     );
-    send(&s, &ben, &cid, "welcome").await;
+    s.send_as(&ben, &cid, "welcome").await;
     assert_eq!(item(&s, &eve, &cid).await["unreadCount"], 1);
 }
 
@@ -383,14 +340,14 @@ where
 #[tokio::test]
 async fn the_listing_pages_without_skipping_while_messages_arrive() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, ben) = (user(&s, "ann").await, user(&s, "ben").await);
+    let (ann, ben) = (s.sign_up("ann").await, s.sign_up("ben").await);
     let mut all = Vec::new();
     for _ in 0..105 {
-        all.push(group(&s, &ann, &[&ben]).await);
+        all.push(s.group_of(&ann, &[&ben]).await);
     }
     // Activity spread out: every third conversation gets a message.
     for c in all.iter().step_by(3) {
-        send(&s, &ben, c, "early").await;
+        s.send_as(&ben, c, "early").await;
     }
 
     // Clients that pass no limit get the first 100, newest activity first, and a next link.
@@ -414,7 +371,7 @@ async fn the_listing_pages_without_skipping_while_messages_arrive() {
         sent_to += 1;
         let (s, ben) = (&s, &ben);
         async move {
-            send(s, ben, &target, "while paging").await;
+            s.send_as(ben, &target, "while paging").await;
         }
     })
     .await;
@@ -429,7 +386,7 @@ async fn the_listing_pages_without_skipping_while_messages_arrive() {
     let sender = async {
         let mut i = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            send(&s, &ben, &all[(i * 13) % all.len()], "racing").await;
+            s.send_as(&ben, &all[(i * 13) % all.len()], "racing").await;
             i += 1;
         }
         i

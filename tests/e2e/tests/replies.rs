@@ -5,37 +5,8 @@
 //! `message:updated` carries the whole message with `editedAt` unchanged. The events' shape
 //! on sockets is checked with the official client by `tests/node/replies.test.mjs`.
 
-use e2e::{Reply, Stack};
+use e2e::{Reply, Stack, User};
 use serde_json::{json, Value};
-
-/// A signed-in user of a token-mode stack.
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn user(s: &Stack, name: &str) -> User {
-    User {
-        id: name.to_string(),
-        token: s.register(name).await,
-    }
-}
-
-async fn group(s: &Stack, owner: &User, others: &[&User]) -> String {
-    let members: Vec<&str> = std::iter::once(owner.id.as_str())
-        .chain(others.iter().map(|u| u.id.as_str()))
-        .collect();
-    let r = s
-        .request(
-            "POST",
-            "/conversations",
-            Some(&owner.token),
-            Some(json!({"type": "group", "name": "replies", "members": e2e::members(&members)})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
 
 async fn send(s: &Stack, u: &User, conversation: &str, body: Value) -> Reply {
     let mut body = body;
@@ -88,8 +59,8 @@ fn find<'a>(page: &'a [Value], id: &Value) -> &'a Value {
 #[tokio::test]
 async fn replies_carry_the_original_as_it_is_now() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
 
     let long = "é".repeat(250);
     let original = stored(&s, &ann, &c, &long, None).await;
@@ -172,9 +143,9 @@ async fn replies_carry_the_original_as_it_is_now() {
 #[tokio::test]
 async fn a_reply_must_name_a_live_message_of_the_conversation() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
-    let other = group(&s, &bob, &[&ann]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
+    let other = s.group_of(&bob, &[&ann]).await;
     let elsewhere = stored(&s, &ann, &other, "elsewhere", None).await;
 
     for bad in [
@@ -196,8 +167,8 @@ async fn a_reply_must_name_a_live_message_of_the_conversation() {
 #[tokio::test]
 async fn a_reply_to_a_message_still_queued_carries_its_preview() {
     let mut s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
     // No worker: both stay queued.
     for w in s.workers.drain(..) {
         w.kill();
@@ -271,11 +242,11 @@ async fn react(s: &Stack, u: &User, method: &str, c: &str, m: &Value, emoji: &st
 async fn reactions_are_added_removed_idempotently_and_ordered() {
     let s = Stack::secure(&[], &[]).await;
     let (ann, bob, cy) = (
-        user(&s, "ann").await,
-        user(&s, "bob").await,
-        user(&s, "cy").await,
+        s.sign_up("ann").await,
+        s.sign_up("bob").await,
+        s.sign_up("cy").await,
     );
-    let c = group(&s, &ann, &[&bob, &cy]).await;
+    let c = s.group_of(&ann, &[&bob, &cy]).await;
     let m = stored(&s, &ann, &c, "react to me", None).await;
 
     let r = react(&s, &bob, "PUT", &c, &m, "👍").await;
@@ -356,8 +327,8 @@ async fn at_most_twenty_emoji_per_message_even_concurrently() {
         "🤔", "👏", "🙌", "💪", "🤝", "🍕", "☕", "🌟", "🐱", "🐶", "🎂", "🎁", "📌", "💡", "🥳",
     ];
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
 
     // One by one: the 21st is refused, an emoji already there is still welcome.
     let m = stored(&s, &ann, &c, "one by one", None).await;
@@ -406,11 +377,11 @@ async fn at_most_twenty_emoji_per_message_even_concurrently() {
 async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
     let s = Stack::secure(&[], &[]).await;
     let (ann, bob, dan) = (
-        user(&s, "ann").await,
-        user(&s, "bob").await,
-        user(&s, "dan").await,
+        s.sign_up("ann").await,
+        s.sign_up("bob").await,
+        s.sign_up("dan").await,
     );
-    let c = group(&s, &ann, &[&bob]).await;
+    let c = s.group_of(&ann, &[&bob]).await;
     let m = stored(&s, &ann, &c, "members only", None).await;
 
     // No token: 401, whatever the mode.
@@ -444,7 +415,7 @@ async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
     react(&s, &ann, "PUT", &c, &unknown, "👍")
         .await
         .assert_error(404);
-    let other = group(&s, &ann, &[&dan]).await;
+    let other = s.group_of(&ann, &[&dan]).await;
     let elsewhere = stored(&s, &ann, &other, "elsewhere", None).await;
     react(&s, &ann, "PUT", &c, &elsewhere, "👍")
         .await
@@ -516,8 +487,8 @@ async fn sockets_see_replies_and_coalesced_reactions() {
 #[tokio::test]
 async fn a_reaction_to_a_queued_message_waits_for_its_commit() {
     let mut s = Stack::secure(&[("SEND_WAIT_MS", "3000")], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
     for w in s.workers.drain(..) {
         w.kill();
     }
@@ -575,8 +546,8 @@ async fn reactions_need_a_token_in_compat_mode_too() {
 async fn the_worker_announces_hydrated_messages() {
     use futures_util::StreamExt;
     let mut s = Stack::secure(&[("SEND_WAIT_MS", "300")], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let c = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
     let original = stored(&s, &ann, &c, "the original", None).await;
     for w in s.workers.drain(..) {
         w.kill();

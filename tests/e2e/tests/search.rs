@@ -6,51 +6,8 @@
 
 use std::collections::HashSet;
 
-use e2e::{Reply, Stack};
+use e2e::{Reply, Stack, User};
 use serde_json::{json, Value};
-
-/// A signed-in user of a token-mode stack.
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn user(s: &Stack, name: &str) -> User {
-    User {
-        id: name.to_string(),
-        token: s.register(name).await,
-    }
-}
-
-async fn group(s: &Stack, owner: &User, others: &[&User]) -> String {
-    let members: Vec<&str> = std::iter::once(owner.id.as_str())
-        .chain(others.iter().map(|u| u.id.as_str()))
-        .collect();
-    let r = s
-        .request(
-            "POST",
-            "/conversations",
-            Some(&owner.token),
-            Some(json!({"type": "group", "name": "search", "members": e2e::members(&members)})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
-
-/// Sends one message and waits for it to be stored (201); its id.
-async fn send(s: &Stack, u: &User, conversation: &str, body: &str) -> String {
-    let r = s
-        .request(
-            "POST",
-            &format!("/conversations/{conversation}/messages"),
-            Some(&u.token),
-            Some(json!({"senderId": u.id, "body": body})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
 
 /// Percent-encodes a query-string value.
 fn encode(v: &str) -> String {
@@ -96,8 +53,8 @@ fn ids(r: &Reply) -> Vec<String> {
 #[tokio::test]
 async fn words_case_accents_phrases_and_exclusions() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
     for body in [
         "Meet at the Café at noon",
         "CAFÉ closed today",
@@ -107,7 +64,7 @@ async fn words_case_accents_phrases_and_exclusions() {
         "rain in new york",
         "naïve Straße Über",
     ] {
-        send(&s, &ann, &g, body).await;
+        s.send_as(&ann, &g, body).await;
     }
     // Accents and case are ignored both ways; newest first.
     assert_eq!(
@@ -160,10 +117,10 @@ async fn words_case_accents_phrases_and_exclusions() {
 #[tokio::test]
 async fn edits_are_found_by_their_new_text_and_deletes_never() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
-    let edited = send(&s, &ann, &g, "lunch at twelve").await;
-    let deleted = send(&s, &ann, &g, "secret lunch plans").await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
+    let edited = s.send_as(&ann, &g, "lunch at twelve").await;
+    let deleted = s.send_as(&ann, &g, "secret lunch plans").await;
     let path = |id: &str| format!("/conversations/{g}/messages/{id}");
     let r = s
         .request(
@@ -191,14 +148,14 @@ async fn edits_are_found_by_their_new_text_and_deletes_never() {
 async fn only_the_callers_current_conversations_are_searched() {
     let s = Stack::secure(&[], &[]).await;
     let (ann, bob, eve) = (
-        user(&s, "ann").await,
-        user(&s, "bob").await,
-        user(&s, "eve").await,
+        s.sign_up("ann").await,
+        s.sign_up("bob").await,
+        s.sign_up("eve").await,
     );
-    let ours = group(&s, &ann, &[&bob, &eve]).await;
-    let private = group(&s, &ann, &[&bob]).await;
-    send(&s, &ann, &ours, "budget draft one").await;
-    send(&s, &ann, &private, "budget draft two").await;
+    let ours = s.group_of(&ann, &[&bob, &eve]).await;
+    let private = s.group_of(&ann, &[&bob]).await;
+    s.send_as(&ann, &ours, "budget draft one").await;
+    s.send_as(&ann, &private, "budget draft two").await;
     // A non-member finds nothing of a conversation, and may not name it.
     assert_eq!(bodies(&s, &eve, "budget").await, ["budget draft one"]);
     search(&s, &eve, "budget", &format!("&conversationId={private}"))
@@ -249,15 +206,15 @@ async fn only_the_callers_current_conversations_are_searched() {
 #[tokio::test]
 async fn pages_with_before_are_full_and_never_skip_or_repeat_while_messages_arrive() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
-    let other = group(&s, &bob, &[&ann]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
+    let other = s.group_of(&bob, &[&ann]).await;
     // 45 matches among other messages, in two conversations.
     let mut sent = Vec::new();
     for i in 0..45 {
         let c = if i % 3 == 0 { &other } else { &g };
-        sent.push(send(&s, &ann, c, &format!("report number {i}")).await);
-        send(&s, &ann, c, &format!("noise {i}")).await;
+        sent.push(s.send_as(&ann, c, &format!("report number {i}")).await);
+        s.send_as(&ann, c, &format!("noise {i}")).await;
     }
     // Default page 20, newest first.
     let first = search(&s, &bob, "report", "").await;
@@ -271,7 +228,7 @@ async fn pages_with_before_are_full_and_never_skip_or_repeat_while_messages_arri
     loop {
         let r = search(&s, &bob, "report", &format!("&limit=7{before}")).await;
         let page = ids(&r);
-        send(&s, &ann, &g, "report arriving meanwhile").await;
+        s.send_as(&ann, &g, "report arriving meanwhile").await;
         arrived += 1;
         if page.is_empty() {
             break;
@@ -316,9 +273,9 @@ async fn pages_with_before_are_full_and_never_skip_or_repeat_while_messages_arri
 #[tokio::test]
 async fn bad_queries_are_400() {
     let s = Stack::secure(&[], &[]).await;
-    let ann = user(&s, "ann").await;
-    let g = group(&s, &ann, &[&user(&s, "bob").await]).await;
-    send(&s, &ann, &g, "anything at all").await;
+    let ann = s.sign_up("ann").await;
+    let g = s.group_of(&ann, &[&s.sign_up("bob").await]).await;
+    s.send_as(&ann, &g, "anything at all").await;
     let long = "a".repeat(257);
     for q in [
         "",
@@ -383,8 +340,8 @@ async fn searches_have_their_own_rate_limit() {
         ],
     )
     .await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
     for _ in 0..3 {
         assert_eq!(search(&s, &ann, "x", "").await.status, 200);
     }
@@ -393,16 +350,16 @@ async fn searches_have_their_own_rate_limit() {
     assert!(r.header("retry-after").is_some());
     // Other users, and other kinds of request, are not affected.
     assert_eq!(search(&s, &bob, "x", "").await.status, 200);
-    send(&s, &ann, &g, "still sending").await;
+    s.send_as(&ann, &g, "still sending").await;
 }
 
 /// A message sent as a reply and reacted to is found with both.
 #[tokio::test]
 async fn results_carry_reply_to_and_reactions() {
     let s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
-    let original = send(&s, &ann, &g, "the original question").await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
+    let original = s.send_as(&ann, &g, "the original question").await;
     let r = s
         .request(
             "POST",
@@ -446,8 +403,8 @@ async fn results_carry_reply_to_and_reactions() {
 #[tokio::test]
 async fn the_migration_indexes_the_messages_already_there() {
     let mut s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (user(&s, "ann").await, user(&s, "bob").await);
-    let g = group(&s, &ann, &[&bob]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
     let db = s.db().await;
     // Back to version 9: no search configuration, no index.
     db.batch_execute(
@@ -457,7 +414,7 @@ async fn the_migration_indexes_the_messages_already_there() {
     )
     .await
     .unwrap();
-    let old = send(&s, &ann, &g, "Crème brûlée before the upgrade").await;
+    let old = s.send_as(&ann, &g, "Crème brûlée before the upgrade").await;
     // Restarted on its port, which the gateway forwards to.
     let url = s.chat.take().unwrap().url();
     let port = url.rsplit(':').next().unwrap().parse().unwrap();
