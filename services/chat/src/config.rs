@@ -47,6 +47,8 @@ pub struct Config {
     /// At most one reaction `message:updated` per message this often, per instance
     /// (`REACTION_EVENT_MS`; leading and trailing edge).
     pub reaction_event_interval: Duration,
+    /// The longest one search may run in PostgreSQL (`SEARCH_TIMEOUT_MS`); 503 past it.
+    pub search_timeout: Duration,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
                 10_000_000,
             )?,
             reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
+            search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
         })
     }
 

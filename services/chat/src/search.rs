@@ -91,7 +91,7 @@ pub(crate) async fn messages(
     if let Some(c) = s.conversation {
         crate::members::readable(state, Some(me), c).await?;
     }
-    let client = state.pg.get().await?;
+    let mut client = state.pg.get().await?;
     // A query without a word that must be present (only -words, only punctuation, or an
     // `or` with a negated side) matches the empty document: it cannot be answered from the
     // index, only by reading every message, so it is refused.
@@ -147,18 +147,42 @@ pub(crate) async fn messages(
          ORDER BY m.seq DESC
          LIMIT $4"
     );
+    // Many common words can make one search read much of the index: it gets a time limit
+    // of its own (a transaction, so the setting ends with it and never outlives this
+    // request on the pooled connection).
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        state.config.search_timeout.as_millis()
+    ))
+    .await?;
     let rows = match &s.conversation {
-        Some(c) => {
-            client
-                .query(&sql, &[&s.q, &before, &me, &s.limit, c])
-                .await?
-        }
-        None => client.query(&sql, &[&s.q, &before, &me, &s.limit]).await?,
-    };
+        Some(c) => tx.query(&sql, &[&s.q, &before, &me, &s.limit, c]).await,
+        None => tx.query(&sql, &[&s.q, &before, &me, &s.limit]).await,
+    }
+    .map_err(|e| too_slow(state, e))?;
     let mut page: Vec<Message> = rows.iter().map(|r| Message::from_row(r, 0)).collect();
     // Reply previews and reactions for the whole page in one statement, as every listing.
-    platform_core::model::hydrate(&client, &mut page).await?;
+    platform_core::model::hydrate(&tx, &mut page).await?;
+    tx.commit().await?;
     Ok(json::respond(StatusCode::OK, &page))
+}
+
+/// A search cancelled by its time limit (SQLSTATE 57014) is 503, with what to do about it;
+/// any other error is what it is.
+fn too_slow(state: &State, e: tokio_postgres::Error) -> ApiError {
+    if e.code() != Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+        return e.into();
+    }
+    let mut err = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the search took longer than {} ms: add a word, or search one conversation",
+            state.config.search_timeout.as_millis()
+        ),
+    );
+    err.retry_after = Some(1);
+    err
 }
 
 #[cfg(test)]

@@ -330,6 +330,31 @@ async fn search_needs_a_token_in_every_mode() {
         .assert_error(401);
 }
 
+/// A search has a time limit of its own (`SEARCH_TIMEOUT_MS`): past it the statement is
+/// cancelled and the answer is 503 with the error body, not a 500 and not an open-ended wait;
+/// the limit ends with the search (the next one on the same pooled connection is unbounded
+/// by it). The search is made slow by a lock on `messages` held by another session, which
+/// its statement must wait for.
+#[tokio::test]
+async fn a_search_past_its_time_limit_is_503() {
+    let s = Stack::secure(&[("SEARCH_TIMEOUT_MS", "300"), ("PG_POOL_SIZE", "1")], &[]).await;
+    let ann = s.sign_up("ann").await;
+    let bob = s.sign_up("bob").await;
+    let c = s.group_of(&ann, &[&bob]).await;
+    s.send_as(&ann, &c, "a slow search").await;
+    let mut db = s.db().await;
+    let lock = db.transaction().await.expect("begin");
+    lock.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let r = search(&s, &ann, "slow search", "").await;
+    r.assert_error(503);
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    lock.rollback().await.expect("unlock");
+    // The same (only) pooled connection, now without the limit's cancellation pending.
+    assert_eq!(bodies(&s, &ann, "slow search").await, ["a slow search"]);
+}
+
 #[tokio::test]
 async fn searches_have_their_own_rate_limit() {
     let s = Stack::secure(
