@@ -20,6 +20,8 @@ pub const COLUMN_COUNT: usize = 8;
 
 /// Characters of the replied-to body a reply shows.
 pub const REPLY_PREVIEW_CHARS: usize = 200;
+/// The same, as the SQL `left(body, $n)` parameter of every query that reads a preview.
+pub const PREVIEW_CHARS_SQL: i32 = REPLY_PREVIEW_CHARS as i32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,7 +151,7 @@ pub async fn hydrate(
     // Kind 0: a replied-to message; kind 1: one emoji of one message, in display order.
     let stmt = client
         .prepare_cached(
-            "SELECT 0 AS kind, o.id, o.sender_id, left(o.body, 200),
+            "SELECT 0 AS kind, o.id, o.sender_id, left(o.body, $3),
                     o.deleted_at IS NOT NULL, NULL::text[], NULL::timestamptz AS first_at
              FROM messages o WHERE o.id = ANY($2)
              UNION ALL
@@ -160,7 +162,9 @@ pub async fn hydrate(
              ORDER BY kind, first_at, 4",
         )
         .await?;
-    let rows = client.query(&stmt, &[&ids, &originals]).await?;
+    let rows = client
+        .query(&stmt, &[&ids, &originals, &PREVIEW_CHARS_SQL])
+        .await?;
     let mut previews: HashMap<Uuid, ReplyTo> = HashMap::new();
     let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
     for r in &rows {

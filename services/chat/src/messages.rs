@@ -158,11 +158,16 @@ async fn reply_preview(
         let client = state.pg.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT conversation_id = $2 AND deleted_at IS NULL, sender_id, left(body, 200)
+                "SELECT conversation_id = $2 AND deleted_at IS NULL, sender_id, left(body, $3)
                  FROM messages WHERE id = $1",
             )
             .await?;
-        let row = client.query_opt(&stmt, &[&original, &conversation]).await?;
+        let row = client
+            .query_opt(
+                &stmt,
+                &[&original, &conversation, &model::PREVIEW_CHARS_SQL],
+            )
+            .await?;
         Ok::<_, ApiError>(row.map(|r| {
             r.get::<_, bool>(0)
                 .then(|| ReplyTo::live(original, r.get(1), r.get(2)))
