@@ -19,8 +19,9 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 
 deps_up "$ADMIN_URL" "$REDIS"
 cargo build --release -q -p chat -p worker
-psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
-on_exit psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+(cd tests/node && npm ci --silent --no-audit --no-fund >/dev/null)
+"$(pg_bin)/psql" -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
+on_exit "$(pg_bin)/psql" -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 INTERNAL_SECRET="bench-$(random_secret)"
 # Compat mode with a secret: the driver calls the chat service as the gateway does, and
 # sockets say who they are with presence:join (no 1,000 password hashes to set up).
@@ -34,7 +35,7 @@ wait_http "http://127.0.0.1:$port/readyz" 30
 stats() {
   # The statistics are flushed by each backend within a second of its transactions.
   sleep 2
-  psql -qtA "$PG_URL" -c "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'messages'"
+  "$(pg_bin)/psql" -qtA "$PG_URL" -c "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'messages'"
 }
 echo "machine: $(machine); load average before: $(load_average)"
 # Nothing but the burst touches the table after this: the group, the one message (an
