@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bench::service::{self, Database, InProcess};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 const DB: &str = "bench_search_corpus";
 /// Bumped whenever the corpus below changes, so a kept database of an older one is rebuilt.
@@ -151,26 +152,13 @@ fn setup() -> Option<Setup> {
     Some(Setup { s, words })
 }
 
-/// Percent-encodes a query-string value (every byte but ASCII letters and digits).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 impl Setup {
     /// One search: the number of results.
     async fn search(&self, q: &str) -> usize {
         let req = hyper::Request::get(format!(
             "{}/search/messages?q={}&limit=20",
             self.s.base,
-            encode(q)
+            utf8_percent_encode(q, NON_ALPHANUMERIC)
         ))
         .header("x-user-id", ME)
         .header("x-internal-secret", SECRET)

@@ -6,6 +6,7 @@
 //! on sockets is checked with the official client by `tests/node/replies.test.mjs`.
 
 use e2e::{Reply, Stack, User};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 async fn send(s: &Stack, u: &User, conversation: &str, body: Value) -> Reply {
@@ -218,7 +219,7 @@ fn uuid_v7() -> String {
 /// The path segment of an emoji: every byte percent-encoded, as a client must at least
 /// encode non-ASCII.
 fn enc(emoji: &str) -> String {
-    emoji.bytes().map(|b| format!("%{b:02X}")).collect()
+    utf8_percent_encode(emoji, NON_ALPHANUMERIC).to_string()
 }
 
 fn reaction_path(c: &str, m: &Value, emoji_segment: &str) -> String {

@@ -7,19 +7,12 @@
 use std::collections::HashSet;
 
 use e2e::{Reply, Stack, User};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 /// Percent-encodes a query-string value.
 fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(v, NON_ALPHANUMERIC).to_string()
 }
 
 /// `GET /search/messages?q=<q>` plus `extra` (already encoded, `&`-prefixed).
