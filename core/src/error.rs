@@ -129,13 +129,24 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     }
 }
 
+/// Whether a SQLSTATE describes the server's state rather than the query: a connection
+/// lost (class 08), too few resources (53), an administrator or crash stopping the server
+/// (57, e.g. 57P01 when PostgreSQL restarts under a running query, and 57014 a statement
+/// timeout), a system error (58), a transaction rolled back for a conflict (40) or a read-only
+/// server during a failover (25006). Those are 503; any other SQLSTATE is our bug (500).
+fn server_state(code: &str) -> bool {
+    ["08", "53", "57", "58", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "25006"
+}
+
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        // A query error with a SQL state is our bug; anything else is the connection.
-        if e.code().is_some() {
-            Self::internal("postgres query", e)
-        } else {
-            Self::unavailable("postgres connection", e)
+        match e.code() {
+            Some(code) if !server_state(code.code()) => Self::internal("postgres query", e),
+            Some(_) => Self::unavailable("postgres", e),
+            None => Self::unavailable("postgres connection", e),
         }
     }
 }
@@ -164,6 +175,21 @@ mod tests {
         assert_eq!(v["statusCode"], 404);
         assert_eq!(v["error"], "Not Found");
         assert_eq!(v["message"], "conversation x not found");
+    }
+
+    #[test]
+    fn only_query_errors_are_ours() {
+        // admin shutdown (a restart under a running query), cannot connect now, statement
+        // timeout, connection failure, deadlock, serialization, too many connections, read-only
+        for code in [
+            "57P01", "57P03", "57014", "08006", "40P01", "40001", "53300", "25006",
+        ] {
+            assert!(server_state(code), "{code}");
+        }
+        // syntax, undefined column, unique violation, invalid text representation
+        for code in ["42601", "42703", "23505", "22P02"] {
+            assert!(!server_state(code), "{code}");
+        }
     }
 
     #[test]
