@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use platform_core::attachment_urls::UrlSigner;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
@@ -49,6 +50,8 @@ pub struct Config {
     pub reaction_event_interval: Duration,
     /// The longest one search may run in PostgreSQL (`SEARCH_TIMEOUT_MS`); 503 past it.
     pub search_timeout: Duration,
+    /// Signs attachment URLs in answers and checks them when serving.
+    pub urls: UrlSigner,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             )?,
             reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
             search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
+            urls: UrlSigner::from_env(env)?,
         })
     }
 
