@@ -4,7 +4,7 @@
 
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -68,10 +68,6 @@ pub(crate) struct Local {
 impl Local {
     pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         Local { root: root.into() }
-    }
-
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
     }
 
     fn path(&self, key: &str) -> PathBuf {
