@@ -3,9 +3,10 @@
 //! /attachments/:id[/thumbnail]` serves a claimed file to whoever holds a signed, unexpired,
 //! unrevoked URL (an `<img src>` sends no header, so the URL is the permission).
 //!
-//! - `store`: the storage back ends; `wire`: names, content types, ranges, dispositions;
+//! - `store`: the storage back ends (`s3`: the S3-compatible one); `wire`: names, content types, ranges, dispositions;
 //!   `sweep`: removal of deleted, never-sent and orphaned uploads.
 
+pub(crate) mod s3;
 pub(crate) mod store;
 pub(crate) mod sweep;
 mod wire;
@@ -77,8 +78,7 @@ impl<S: Stream<Item = Result<Bytes, ApiError>> + Unpin> Stream for Sniffed<S> {
         let next = this.inner.poll_next_unpin(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &next {
             let room = HEAD_BYTES - this.head.len();
-            this.head
-                .extend_from_slice(&chunk[..room.min(chunk.len())]);
+            this.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         }
         next
     }
@@ -127,7 +127,18 @@ pub(crate) async fn upload(
     }
     let (width, height) = dimensions(&content_type, &sniffed.head);
     let size = i64::try_from(size).unwrap_or(i64::MAX);
-    let recorded = record(state, owner, id, &name, &content_type, size, &key, width, height).await;
+    let recorded = record(
+        state,
+        owner,
+        id,
+        &name,
+        &content_type,
+        size,
+        &key,
+        width,
+        height,
+    )
+    .await;
     match recorded {
         Ok(true) => {}
         Ok(false) => {
@@ -214,7 +225,17 @@ async fn record(
              SELECT $1, $2, $3, $4, $5, $6, $7, $8
              WHERE (SELECT coalesce(sum(size), 0) FROM attachments
                     WHERE owner_id = $2 AND message_id IS NULL AND deleted_at IS NULL) + $5 <= $9",
-            &[&id, &owner, &name, &content_type, &size, &key, &width, &height, &max],
+            &[
+                &id,
+                &owner,
+                &name,
+                &content_type,
+                &size,
+                &key,
+                &width,
+                &height,
+                &max,
+            ],
         )
         .await?;
     tx.commit().await?;
@@ -419,7 +440,10 @@ async fn serve_thumbnail(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| store::unavailable(key, e))?;
         if bytes.len() + chunk.len() > 4 << 20 {
-            return Err(ApiError::internal("thumbnail", format!("{key} is too large")));
+            return Err(ApiError::internal(
+                "thumbnail",
+                format!("{key} is too large"),
+            ));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -432,7 +456,10 @@ async fn serve_thumbnail(
     let h = res.headers_mut();
     common_headers(h, id, max_age);
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     if method != Method::HEAD {
         *res.body_mut() = Body::from(bytes);
@@ -464,9 +491,16 @@ fn header_value(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| {
         let clean: String = v
             .chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+        HeaderValue::from_str(&clean)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
     })
 }
 

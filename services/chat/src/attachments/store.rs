@@ -18,9 +18,20 @@ const BUFFER: usize = 64 * 1024;
 /// The configured back end.
 pub(crate) enum Store {
     Local(Local),
+    S3(super::s3::S3),
 }
 
 impl Store {
+    /// S3 when `S3_BUCKET` is set, else the local directory.
+    pub(crate) fn open(
+        settings: &crate::config::AttachmentSettings,
+    ) -> Result<Self, platform_core::config::ConfigError> {
+        Ok(match &settings.s3 {
+            Some(s3) => Store::S3(super::s3::S3::new(s3)?),
+            None => Store::Local(Local::new(&settings.dir)),
+        })
+    }
+
     /// Streams `body` to `key`; returns the size. On any error (including the body's own:
     /// 413, 408, the client gone) nothing remains under `key`.
     pub(crate) async fn put<S>(&self, key: &str, body: S) -> Result<u64, ApiError>
@@ -29,6 +40,7 @@ impl Store {
     {
         match self {
             Store::Local(l) => l.put(key, body).await,
+            Store::S3(s) => s.put(key, body).await,
         }
     }
 
@@ -40,6 +52,7 @@ impl Store {
     ) -> Result<Option<ByteStream>, ApiError> {
         match self {
             Store::Local(l) => l.get(key, range).await,
+            Store::S3(s) => s.get(key, range).await,
         }
     }
 
@@ -47,6 +60,7 @@ impl Store {
     pub(crate) async fn delete(&self, key: &str) -> Result<(), ApiError> {
         match self {
             Store::Local(l) => l.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
         }
     }
 }
@@ -120,7 +134,11 @@ impl Local {
         written
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<ByteStream>, ApiError> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, ApiError> {
         let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -135,18 +153,19 @@ impl Local {
             }
             None => u64::MAX,
         };
-        let stream = futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let want = usize::try_from(left).unwrap_or(BUFFER).min(BUFFER);
-            let mut buf = BytesMut::with_capacity(want);
-            match (&mut file).take(want as u64).read_buf(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => Some((Ok(buf.freeze()), (file, left - n as u64))),
-                Err(e) => Some((Err(e), (file, 0))),
-            }
-        });
+        let stream =
+            futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
+                if left == 0 {
+                    return None;
+                }
+                let want = usize::try_from(left).unwrap_or(BUFFER).min(BUFFER);
+                let mut buf = BytesMut::with_capacity(want);
+                match (&mut file).take(want as u64).read_buf(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => Some((Ok(buf.freeze()), (file, left - n as u64))),
+                    Err(e) => Some((Err(e), (file, 0))),
+                }
+            });
         Ok(Some(Box::pin(stream)))
     }
 
@@ -188,7 +207,13 @@ mod tests {
         let store = Store::Local(Local::new(&dir));
         let id = uuid::Uuid::now_v7();
         let key = key_of(&id);
-        assert_eq!(store.put(&key, chunks(&[b"hello ", b"world"])).await.unwrap(), 11);
+        assert_eq!(
+            store
+                .put(&key, chunks(&[b"hello ", b"world"]))
+                .await
+                .unwrap(),
+            11
+        );
         let all = store.get(&key, None).await.unwrap().unwrap();
         assert_eq!(read_all(all).await, b"hello world");
         let part = store.get(&key, Some(6..9)).await.unwrap().unwrap();
@@ -197,7 +222,10 @@ mod tests {
         let other = key_of(&uuid::Uuid::now_v7());
         let failing = futures_util::stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
-            Err(ApiError::new(http::StatusCode::PAYLOAD_TOO_LARGE, "too big")),
+            Err(ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too big",
+            )),
         ]);
         assert_eq!(store.put(&other, failing).await.unwrap_err().status, 413);
         assert!(store.get(&other, None).await.unwrap().is_none());
