@@ -72,6 +72,9 @@ pub struct AttachmentSettings {
     pub unsent_ttl: Duration,
     /// `S3_*`: S3-compatible storage instead of `dir`, when `S3_BUCKET` is set.
     pub s3: Option<S3Settings>,
+    /// `ATTACHMENT_THUMBNAIL_MAX_BYTES`: larger images get no thumbnail (read whole to make
+    /// one).
+    pub thumbnail_max_bytes: u64,
 }
 
 impl AttachmentSettings {
@@ -89,6 +92,12 @@ impl AttachmentSettings {
                 365 * 86_400,
             )?),
             s3: S3Settings::from_env(env)?,
+            thumbnail_max_bytes: env.number(
+                "ATTACHMENT_THUMBNAIL_MAX_BYTES",
+                10 << 20,
+                0,
+                1 << 30,
+            )?,
         })
     }
 }

@@ -83,6 +83,8 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         attachments: attachments::Attachments::new(
             attachments::store::Store::open(&config.attachments)?,
             config.attachments.uploads_max,
+            pg.clone(),
+            config.attachments.thumbnail_max_bytes,
         ),
         metrics,
         pg,
