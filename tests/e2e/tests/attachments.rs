@@ -139,6 +139,14 @@ fn objects(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Attachment rows in the stack's database.
+async fn rows(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("SELECT count(*) FROM attachments", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 fn temporaries(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count())
 }
@@ -715,12 +723,10 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
         || async { objects(&dir).len() == 1 },
     )
     .await;
-    let rows: i64 = db
-        .query_one("SELECT count(*) FROM attachments", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 1);
+    s.eventually("its row removed", Duration::from_secs(10), || async {
+        rows(&db).await == 1
+    })
+    .await;
 
     // An upload never sent is removed after ATTACHMENT_UNSENT_TTL_SECS.
     uploaded(&s, &ann, "never.txt", "text/plain", b"never".to_vec()).await;
@@ -747,15 +753,9 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
     s.eventually(
         "the deleted conversation's files removed",
         Duration::from_secs(10),
-        || async { objects(&dir).is_empty() },
+        || async { objects(&dir).is_empty() && rows(&db).await == 0 },
     )
     .await;
-    let rows: i64 = db
-        .query_one("SELECT count(*) FROM attachments", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
