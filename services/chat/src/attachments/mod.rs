@@ -238,9 +238,11 @@ async fn record(
         .execute(
             "INSERT INTO attachments (id, owner_id, name, content_type, size, storage_key,
                                       width, height)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE (SELECT coalesce(sum(size), 0) FROM attachments
-                    WHERE owner_id = $2 AND message_id IS NULL AND deleted_at IS NULL) + $5 <= $9",
+             SELECT $1::uuid, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::int,
+                    $8::int
+             WHERE (SELECT coalesce(sum(size), 0)::bigint FROM attachments
+                    WHERE owner_id = $2 AND message_id IS NULL AND deleted_at IS NULL)
+                   + $5::bigint <= $9::bigint",
             &[
                 &id,
                 &owner,

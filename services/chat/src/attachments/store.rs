@@ -97,6 +97,9 @@ impl Local {
             .await
             .map_err(|e| unavailable(key, e))?;
         let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        // Removes the temporary file unless renamed into place, also when this future is
+        // dropped mid-way (the client went away and the connection's task ended).
+        let mut guard = TmpGuard(Some(tmp.clone()));
         let written = async {
             let file = tokio::fs::File::create(&tmp)
                 .await
@@ -127,9 +130,8 @@ impl Local {
             Ok::<_, ApiError>(size)
         }
         .await;
-        if written.is_err() {
-            // Best effort: a leftover temporary file holds no key and is harmless.
-            let _ = tokio::fs::remove_file(&tmp).await;
+        if written.is_ok() {
+            guard.0 = None;
         }
         written
     }
@@ -174,6 +176,22 @@ impl Local {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(unavailable(key, e)),
+        }
+    }
+}
+
+/// A temporary file to remove when dropped (unless taken). The removal is spawned: a drop
+/// must not block, and a leftover temporary file holds no key (harmless but for space).
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = tokio::fs::remove_file(&path).await;
+                });
+            }
         }
     }
 }
