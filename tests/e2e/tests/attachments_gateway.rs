@@ -1,7 +1,8 @@
 //! Attachments at the gateway: the upload size limit enforced while streaming (413 from the
 //! declared length before anything is forwarded, and mid-way through a chunked body, with
 //! nothing stored), the uploads' own rate-limit class and sign-in rule, and a large upload
-//! and ranged download streamed end to end on the S3 back end (s3s-fs, multipart).
+//! and ranged download streamed end to end on the S3 back end (s3s-fs, multipart), with an
+//! image's thumbnail.
 //! Every other attachment rule is in `attachments.rs`.
 
 use std::time::Duration;

@@ -53,11 +53,14 @@ pub(crate) fn wanted(
     format && u64::try_from(size).is_ok_and(|s| s <= max_bytes) && pixels <= MAX_PIXELS
 }
 
+/// What the task needs, until it starts.
+type Pending = (mpsc::Receiver<Job>, Arc<Store>, PgPool);
+
 /// The background maker: a bounded queue and one task, started with the first job (inside
 /// the runtime, whereas the state is built before it).
 pub(crate) struct Thumbnails {
     tx: mpsc::Sender<Job>,
-    start: Mutex<Option<(mpsc::Receiver<Job>, Arc<Store>, PgPool)>>,
+    start: Mutex<Option<Pending>>,
     max_bytes: u64,
 }
 
