@@ -6,8 +6,10 @@
 //! `postgres://postgres@127.0.0.1:25432/postgres`), `E2E_REDIS_URL` (default
 //! `redis://127.0.0.1:26379`), `E2E_BIN_DIR` (default `target/debug`). The test command
 //! (`scripts/test-all.sh`) starts the servers and builds the binaries first. The fault tests
-//! run private servers of their own ([`servers`]) so they can restart them.
+//! run private servers of their own ([`servers`]) so they can restart them. [`s3`] gives a
+//! test its own bucket on the S3 server the test command starts.
 
+pub mod s3;
 pub mod servers;
 
 use std::collections::HashMap;
