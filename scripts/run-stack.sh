@@ -39,6 +39,8 @@ if [ -z "${CHAT_DATA_DIR:-}" ]; then
     CHAT_DATA_DIR=/var/lib/chat-platform
   fi
 fi
+# Uploaded files (the local storage back end) live with the rest of the data.
+export ATTACHMENT_DIR="${ATTACHMENT_DIR:-$CHAT_DATA_DIR/attachments}"
 # Backoff of the supervisors, in seconds.
 RESTART_MAX_DELAY="${RESTART_MAX_DELAY:-30}"
 RESTART_RESET_AFTER="${RESTART_RESET_AFTER:-60}"
