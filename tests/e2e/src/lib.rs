@@ -334,6 +334,11 @@ impl Stack {
             .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
             .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")
             .env("RATE_LOGIN_FAILURES_PER_ADDRESS", "1000000")
+            .env("RATE_UPLOADS_PER_ADDRESS", "1000000")
+            .env("RATE_UPLOADS_PER_USER", "1000000")
+            // Uploads land beside the stack's logs unless a test names a directory (the
+            // default, data/attachments, would be relative to wherever the tests run).
+            .env("ATTACHMENT_DIR", self.log_dir.join("attachments"))
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
