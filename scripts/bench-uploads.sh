@@ -37,7 +37,7 @@ chat_env=(PORT="$chat_port" HOST=127.0.0.1 METRICS_PORT="$(free_port)" ATTACHMEN
 gateway="http://127.0.0.1:$gateway_port"
 
 head -c "$SIZE" /dev/urandom >"$work/file"
-mem() { awk -v k="$2:" '$1 == k {print $2 / 1024 " MiB"}' "/proc/$1/status"; }
+mem() { awk -v k="$2:" '$1 == k {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 
 # run_case NAME CHAT_ENV...: a fresh gateway and chat service (the latter with those settings),
 # the uploads, the figures.
@@ -60,18 +60,19 @@ run_case() {
   for i in $(seq 1 "$UPLOADS"); do
     curl -sS -o /dev/null -w '%{http_code} %{time_total}\n' -X POST -T "$work/file" \
       -H "authorization: Bearer $token" -H 'content-type: application/octet-stream' \
-      -H "x-filename: file-$i.bin" "$gateway/attachments" >"$work/$name.$i" &
+      -H "x-filename: file-$i.bin" "$gateway/attachments" >"$work/up-$name.$i" &
     pids+=($!)
   done
   wait "${pids[@]}" || true
   local end=$EPOCHREALTIME
-  echo "[$name] answers: $(cat "$work/$name".* | cut -d' ' -f1 | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
-  python3 - "$start" "$end" "$UPLOADS" "$SIZE" "$work/$name" <<'PY'
+  echo "[$name] answers: $(cat "$work/up-$name".* | cut -d' ' -f1 | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+  python3 - "$start" "$end" "$UPLOADS" "$SIZE" "$work/up-$name" <<'PY'
 import glob, sys
 start, end, n, size, prefix = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 times = sorted(float(open(f).read().split()[1]) for f in glob.glob(prefix + ".*"))
 wall = end - start
-print(f"[{prefix.rsplit('/', 1)[1]}] {n} x {size / 1048576:.0f} MiB in {wall:.2f} s: "
+name = prefix.rsplit("/up-", 1)[1]
+print(f"[{name}] {n} x {size / 1048576:.0f} MiB in {wall:.2f} s: "
       f"{n * size / 1048576 / wall:.0f} MiB/s in all; per upload median {times[len(times) // 2]:.2f} s, slowest {times[-1]:.2f} s")
 PY
   echo "[$name] peak: gateway VmHWM $(mem "$gateway_pid" VmHWM), chat VmHWM $(mem "$chat_pid" VmHWM)"
