@@ -842,3 +842,123 @@ async fn sockets_see_attachments_in_message_created(back: Back) {
     );
     e2e::must_succeed(node, "node attachments tests").await;
 }
+
+/// A valid PNG of `w` x `h` RGB pixels (a gradient), its pixel data in stored (uncompressed)
+/// deflate blocks: something every decoder reads, made without an image library.
+fn real_png(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let body = [kind, data].concat();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // no filter
+        for x in 0..w {
+            raw.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, 128]);
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+on_both_back_ends!(images_get_a_thumbnail: images_get_a_thumbnail_locally, images_get_a_thumbnail_on_s3);
+
+async fn images_get_a_thumbnail(back: Back) {
+    let (s, store) = stack(back, &[("ATTACHMENT_SWEEP_SECS", "1")]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
+    let img = uploaded(&s, &ann, "wide.png", "image/png", real_png(640, 160)).await;
+    assert_eq!(
+        (img["width"].clone(), img["height"].clone()),
+        (json!(640), json!(160))
+    );
+    let m = send(&s, &ann, &c, json!({"attachmentIds": [img["id"]]})).await;
+    assert_eq!(m.status, 201, "{:?}", m.body);
+    // Made in the background: a later read carries its URL.
+    let mut thumb_url = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while thumb_url.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no thumbnailUrl came");
+        let read = read_message(&s, &bob, &c, &m.body["id"]).await;
+        if let Some(u) = read["attachments"][0]["thumbnailUrl"].as_str() {
+            thumb_url = u.to_string();
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(thumb_url.contains("/thumbnail?"), "{thumb_url}");
+    let r = fetch(&s, "GET", &thumb_url, &[]).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let ctype = h["content-type"].to_str().unwrap().to_string();
+    assert!(ctype == "image/png" || ctype == "image/jpeg", "{ctype}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(h["content-length"], bytes.len().to_string().as_str());
+    assert!(bytes.len() < real_png(640, 160).len());
+    let head = fetch(&s, "HEAD", &thumb_url, &[]).await;
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.unwrap().is_empty());
+    // The image and its thumbnail are stored, and both go with the message.
+    assert_eq!(store.objects().len(), 2);
+    let r = s
+        .request(
+            "DELETE",
+            &format!(
+                "/conversations/{c}/messages/{}",
+                m.body["id"].as_str().unwrap()
+            ),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    Reply::from(fetch(&s, "GET", &thumb_url, &[]).await)
+        .await
+        .assert_error(404);
+    s.eventually(
+        "the image and its thumbnail removed",
+        Duration::from_secs(10),
+        || async { store.objects().is_empty() },
+    )
+    .await;
+}
