@@ -454,6 +454,20 @@ async fn sends_claim_their_uploads_once() {
     assert_eq!(list.status, 200);
     let last = &list.body.as_array().unwrap()[0]["lastMessage"];
     assert_eq!(ids(last), vec![b["id"].clone(), a["id"].clone()]);
+    // An edit keeps them.
+    let edited = s
+        .request(
+            "PATCH",
+            &format!(
+                "/conversations/{c}/messages/{}",
+                m.body["id"].as_str().unwrap()
+            ),
+            Some(&ann.token),
+            Some(json!({"body": "edited"})),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    assert_eq!(ids(&edited.body), vec![b["id"].clone(), a["id"].clone()]);
     // A plain send has none.
     let plain = send(&s, &ann, &c, json!({"body": "plain"})).await;
     assert_eq!(plain.body["attachments"], json!([]));
@@ -961,4 +975,42 @@ async fn images_get_a_thumbnail(back: Back) {
         || async { store.objects().is_empty() },
     )
     .await;
+}
+
+#[tokio::test]
+async fn uploads_past_the_instance_limit_are_503() {
+    let (s, _store) = stack(Back::Local, &[("ATTACHMENT_UPLOADS_MAX", "1")]).await;
+    let ann = s.sign_up("ann").await;
+    // One upload holds the only place: its body has not ended.
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /attachments HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         x-filename: slow.bin\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        ann.token
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // Time to reach the chat service, so that no upload below takes the place first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut busy = None;
+    for _ in 0..50 {
+        let r = upload(&s, Some(&ann.token), Some("b.txt"), None, b"b".to_vec()).await;
+        if r.status == 503 {
+            busy = Some(r);
+            break;
+        }
+        // The slow one has not reached the chat service yet: this one went through.
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let busy = busy.expect("a 503 while the slow upload holds the place");
+    busy.assert_error(503);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    // Once it ends, uploads are taken again.
+    slow.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 201");
+    let r = upload(&s, Some(&ann.token), Some("c.txt"), None, b"c".to_vec()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }
