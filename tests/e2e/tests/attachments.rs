@@ -825,6 +825,27 @@ async fn files_go_with_their_message_conversation_or_unsent_upload(back: Back) {
     )
     .await;
 
+    // A claim whose message never got stored (what a crash between claiming and queueing
+    // leaves; made here in SQL) is removed once as old.
+    let orphan = uploaded(&s, &ann, "orphan.txt", "text/plain", b"orphan".to_vec()).await;
+    let id: uuid::Uuid = orphan["id"].as_str().unwrap().parse().unwrap();
+    let conversation: uuid::Uuid = c.parse().unwrap();
+    db.execute(
+        "UPDATE attachments SET message_id = $2, conversation_id = $3, claimed_at = now(),
+                                position = 0
+         WHERE id = $1",
+        &[&id, &uuid::Uuid::now_v7(), &conversation],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.objects().len(), 2);
+    s.eventually(
+        "the orphaned claim removed",
+        Duration::from_secs(15),
+        || async { store.objects().len() == 1 && rows(&db).await == 1 },
+    )
+    .await;
+
     // A conversation deleted (its last member leaves): its files go.
     for u in [&bob, &ann] {
         let r = s
