@@ -132,8 +132,13 @@ pub(crate) async fn upload(
         head: Vec::new(),
     };
     let size = state.attachments.store.put(&key, &mut sniffed).await?;
+    // From here the object is removed again unless its row is written: on a refusal below,
+    // and also when this future is dropped (the client went away while we were recording).
+    let mut stored = Unrecorded {
+        store: Some(state.attachments.store.clone()),
+        key: key.clone(),
+    };
     if size == 0 {
-        remove_quietly(state, &key).await;
         return Err(ApiError::bad_request("the file is empty"));
     }
     let (width, height) = dimensions(&content_type, &sniffed.head);
@@ -149,22 +154,14 @@ pub(crate) async fn upload(
         width,
         height,
     )
-    .await;
-    match recorded {
-        Ok(true) => {
-            let thumbs = &state.attachments.thumbnails;
-            if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
-                thumbs.queue(thumbnail::Job { id, key });
-            }
-        }
-        Ok(false) => {
-            remove_quietly(state, &key).await;
-            return Err(quota_exceeded(settings.unsent_max_bytes));
-        }
-        Err(e) => {
-            remove_quietly(state, &key).await;
-            return Err(e);
-        }
+    .await?;
+    if !recorded {
+        return Err(quota_exceeded(settings.unsent_max_bytes));
+    }
+    stored.store = None;
+    let thumbs = &state.attachments.thumbnails;
+    if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
+        thumbs.queue(thumbnail::Job { id, key });
     }
     let answer = Uploaded {
         id,
@@ -183,10 +180,26 @@ fn quota_exceeded(max: u64) -> ApiError {
     ))
 }
 
-/// Removes an object whose row was never written; a failure leaves an orphan file that no
-/// row names (logged by the store's error).
-async fn remove_quietly(state: &State, key: &str) {
-    let _ = state.attachments.store.delete(key).await;
+/// A stored object whose row is not written (yet): removed when dropped unless `store` was
+/// taken. The removal is spawned (a drop must not wait); a failure is logged by the store and
+/// leaves a file no row names.
+struct Unrecorded {
+    store: Option<std::sync::Arc<Store>>,
+    key: String,
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let key = std::mem::take(&mut self.key);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = store.delete(&key).await;
+            });
+        }
+    }
 }
 
 /// Width and height of an image, read from its first bytes (no decoding).
