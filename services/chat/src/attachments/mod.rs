@@ -538,3 +538,51 @@ fn header_value(v: &str) -> HeaderValue {
 fn not_found() -> ApiError {
     ApiError::not_found("no such attachment")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_bounded_and_distinct() {
+        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        assert!(check_ids(&ids).is_ok());
+        assert!(check_ids(&[]).is_ok());
+        let mut eleven = ids.clone();
+        eleven.push(Uuid::now_v7());
+        assert_eq!(check_ids(&eleven).unwrap_err().status, 400);
+        let twice = [ids[0], ids[1], ids[0]];
+        assert_eq!(check_ids(&twice).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn dimensions_of_images_only() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&300u32.to_be_bytes());
+        png.extend_from_slice(&200u32.to_be_bytes());
+        png.extend_from_slice(&[8, 6, 0, 0, 0]);
+        assert_eq!(dimensions("image/png", &png), (Some(300), Some(200)));
+        // Told by its bytes, not its declared type, but only for an image type.
+        assert_eq!(dimensions("image/jpeg", &png), (Some(300), Some(200)));
+        assert_eq!(dimensions("application/octet-stream", &png), (None, None));
+        assert_eq!(dimensions("image/png", b"not an image"), (None, None));
+    }
+
+    #[tokio::test]
+    async fn the_head_is_kept_while_streaming() {
+        let chunks: Vec<Result<Bytes, ApiError>> = (0..3)
+            .map(|i| Ok(Bytes::from(vec![i as u8; 40 * 1024])))
+            .collect();
+        let mut s = Sniffed {
+            inner: futures_util::stream::iter(chunks),
+            head: Vec::new(),
+        };
+        let mut total = 0;
+        while let Some(c) = s.next().await {
+            total += c.unwrap().len();
+        }
+        assert_eq!(total, 120 * 1024);
+        assert_eq!(s.head.len(), HEAD_BYTES);
+        assert_eq!(s.head[40 * 1024], 1);
+    }
+}
