@@ -29,8 +29,10 @@ CREATE INDEX attachments_unsent ON attachments (owner_id, created_at)
     WHERE message_id IS NULL AND deleted_at IS NULL;
 CREATE INDEX attachments_unsent_age ON attachments (created_at)
     WHERE message_id IS NULL AND deleted_at IS NULL;
--- What the sweeper removes.
+-- What the sweeper removes, and the claims it checks for a message that never got stored.
 CREATE INDEX attachments_deleted ON attachments (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX attachments_claimed ON attachments (claimed_at)
+    WHERE message_id IS NOT NULL AND deleted_at IS NULL;
 -- Conversation deletion marks its attachments.
 CREATE INDEX attachments_by_conversation ON attachments (conversation_id)
     WHERE conversation_id IS NOT NULL;

@@ -454,6 +454,20 @@ async fn sends_claim_their_uploads_once() {
     assert_eq!(list.status, 200);
     let last = &list.body.as_array().unwrap()[0]["lastMessage"];
     assert_eq!(ids(last), vec![b["id"].clone(), a["id"].clone()]);
+    // An edit keeps them.
+    let edited = s
+        .request(
+            "PATCH",
+            &format!(
+                "/conversations/{c}/messages/{}",
+                m.body["id"].as_str().unwrap()
+            ),
+            Some(&ann.token),
+            Some(json!({"body": "edited"})),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    assert_eq!(ids(&edited.body), vec![b["id"].clone(), a["id"].clone()]);
     // A plain send has none.
     let plain = send(&s, &ann, &c, json!({"body": "plain"})).await;
     assert_eq!(plain.body["attachments"], json!([]));
@@ -811,6 +825,27 @@ async fn files_go_with_their_message_conversation_or_unsent_upload(back: Back) {
     )
     .await;
 
+    // A claim whose message never got stored (what a crash between claiming and queueing
+    // leaves; made here in SQL) is removed once as old.
+    let orphan = uploaded(&s, &ann, "orphan.txt", "text/plain", b"orphan".to_vec()).await;
+    let id: uuid::Uuid = orphan["id"].as_str().unwrap().parse().unwrap();
+    let conversation: uuid::Uuid = c.parse().unwrap();
+    db.execute(
+        "UPDATE attachments SET message_id = $2, conversation_id = $3, claimed_at = now(),
+                                position = 0
+         WHERE id = $1",
+        &[&id, &uuid::Uuid::now_v7(), &conversation],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.objects().len(), 2);
+    s.eventually(
+        "the orphaned claim removed",
+        Duration::from_secs(15),
+        || async { store.objects().len() == 1 && rows(&db).await == 1 },
+    )
+    .await;
+
     // A conversation deleted (its last member leaves): its files go.
     for u in [&bob, &ann] {
         let r = s
@@ -841,4 +876,162 @@ async fn sockets_see_attachments_in_message_created(back: Back) {
         format!("a{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
     );
     e2e::must_succeed(node, "node attachments tests").await;
+}
+
+/// A valid PNG of `w` x `h` RGB pixels (a gradient), its pixel data in stored (uncompressed)
+/// deflate blocks: something every decoder reads, made without an image library.
+fn real_png(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let body = [kind, data].concat();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // no filter
+        for x in 0..w {
+            raw.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, 128]);
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+on_both_back_ends!(images_get_a_thumbnail: images_get_a_thumbnail_locally, images_get_a_thumbnail_on_s3);
+
+async fn images_get_a_thumbnail(back: Back) {
+    let (s, store) = stack(back, &[("ATTACHMENT_SWEEP_SECS", "1")]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let c = s.group_of(&ann, &[&bob]).await;
+    let img = uploaded(&s, &ann, "wide.png", "image/png", real_png(640, 160)).await;
+    assert_eq!(
+        (img["width"].clone(), img["height"].clone()),
+        (json!(640), json!(160))
+    );
+    let m = send(&s, &ann, &c, json!({"attachmentIds": [img["id"]]})).await;
+    assert_eq!(m.status, 201, "{:?}", m.body);
+    // Made in the background: a later read carries its URL.
+    let mut thumb_url = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while thumb_url.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no thumbnailUrl came");
+        let read = read_message(&s, &bob, &c, &m.body["id"]).await;
+        if let Some(u) = read["attachments"][0]["thumbnailUrl"].as_str() {
+            thumb_url = u.to_string();
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(thumb_url.contains("/thumbnail?"), "{thumb_url}");
+    let r = fetch(&s, "GET", &thumb_url, &[]).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let ctype = h["content-type"].to_str().unwrap().to_string();
+    assert!(ctype == "image/png" || ctype == "image/jpeg", "{ctype}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(h["content-length"], bytes.len().to_string().as_str());
+    assert!(bytes.len() < real_png(640, 160).len());
+    let head = fetch(&s, "HEAD", &thumb_url, &[]).await;
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.unwrap().is_empty());
+    // The image and its thumbnail are stored, and both go with the message.
+    assert_eq!(store.objects().len(), 2);
+    let r = s
+        .request(
+            "DELETE",
+            &format!(
+                "/conversations/{c}/messages/{}",
+                m.body["id"].as_str().unwrap()
+            ),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    Reply::from(fetch(&s, "GET", &thumb_url, &[]).await)
+        .await
+        .assert_error(404);
+    s.eventually(
+        "the image and its thumbnail removed",
+        Duration::from_secs(10),
+        || async { store.objects().is_empty() },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_past_the_instance_limit_are_503() {
+    let (s, _store) = stack(Back::Local, &[("ATTACHMENT_UPLOADS_MAX", "1")]).await;
+    let ann = s.sign_up("ann").await;
+    // One upload holds the only place: its body has not ended.
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /attachments HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         x-filename: slow.bin\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        ann.token
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // Time to reach the chat service, so that no upload below takes the place first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut busy = None;
+    for _ in 0..50 {
+        let r = upload(&s, Some(&ann.token), Some("b.txt"), None, b"b".to_vec()).await;
+        if r.status == 503 {
+            busy = Some(r);
+            break;
+        }
+        // The slow one has not reached the chat service yet: this one went through.
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let busy = busy.expect("a 503 while the slow upload holds the place");
+    busy.assert_error(503);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    // Once it ends, uploads are taken again.
+    slow.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 201");
+    let r = upload(&s, Some(&ann.token), Some("c.txt"), None, b"c".to_vec()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }

@@ -132,8 +132,13 @@ pub(crate) async fn upload(
         head: Vec::new(),
     };
     let size = state.attachments.store.put(&key, &mut sniffed).await?;
+    // From here the object is removed again unless its row is written: on a refusal below,
+    // and also when this future is dropped (the client went away while we were recording).
+    let mut stored = Unrecorded {
+        store: Some(state.attachments.store.clone()),
+        key: key.clone(),
+    };
     if size == 0 {
-        remove_quietly(state, &key).await;
         return Err(ApiError::bad_request("the file is empty"));
     }
     let (width, height) = dimensions(&content_type, &sniffed.head);
@@ -149,22 +154,14 @@ pub(crate) async fn upload(
         width,
         height,
     )
-    .await;
-    match recorded {
-        Ok(true) => {
-            let thumbs = &state.attachments.thumbnails;
-            if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
-                thumbs.queue(thumbnail::Job { id, key });
-            }
-        }
-        Ok(false) => {
-            remove_quietly(state, &key).await;
-            return Err(quota_exceeded(settings.unsent_max_bytes));
-        }
-        Err(e) => {
-            remove_quietly(state, &key).await;
-            return Err(e);
-        }
+    .await?;
+    if !recorded {
+        return Err(quota_exceeded(settings.unsent_max_bytes));
+    }
+    stored.store = None;
+    let thumbs = &state.attachments.thumbnails;
+    if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
+        thumbs.queue(thumbnail::Job { id, key });
     }
     let answer = Uploaded {
         id,
@@ -183,10 +180,26 @@ fn quota_exceeded(max: u64) -> ApiError {
     ))
 }
 
-/// Removes an object whose row was never written; a failure leaves an orphan file that no
-/// row names (logged by the store's error).
-async fn remove_quietly(state: &State, key: &str) {
-    let _ = state.attachments.store.delete(key).await;
+/// A stored object whose row is not written (yet): removed when dropped unless `store` was
+/// taken. The removal is spawned (a drop must not wait); a failure is logged by the store and
+/// leaves a file no row names.
+struct Unrecorded {
+    store: Option<std::sync::Arc<Store>>,
+    key: String,
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let key = std::mem::take(&mut self.key);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = store.delete(&key).await;
+            });
+        }
+    }
 }
 
 /// Width and height of an image, read from its first bytes (no decoding).
@@ -524,4 +537,52 @@ fn header_value(v: &str) -> HeaderValue {
 
 fn not_found() -> ApiError {
     ApiError::not_found("no such attachment")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_bounded_and_distinct() {
+        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        assert!(check_ids(&ids).is_ok());
+        assert!(check_ids(&[]).is_ok());
+        let mut eleven = ids.clone();
+        eleven.push(Uuid::now_v7());
+        assert_eq!(check_ids(&eleven).unwrap_err().status, 400);
+        let twice = [ids[0], ids[1], ids[0]];
+        assert_eq!(check_ids(&twice).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn dimensions_of_images_only() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&300u32.to_be_bytes());
+        png.extend_from_slice(&200u32.to_be_bytes());
+        png.extend_from_slice(&[8, 6, 0, 0, 0]);
+        assert_eq!(dimensions("image/png", &png), (Some(300), Some(200)));
+        // Told by its bytes, not its declared type, but only for an image type.
+        assert_eq!(dimensions("image/jpeg", &png), (Some(300), Some(200)));
+        assert_eq!(dimensions("application/octet-stream", &png), (None, None));
+        assert_eq!(dimensions("image/png", b"not an image"), (None, None));
+    }
+
+    #[tokio::test]
+    async fn the_head_is_kept_while_streaming() {
+        let chunks: Vec<Result<Bytes, ApiError>> = (0..3)
+            .map(|i| Ok(Bytes::from(vec![i as u8; 40 * 1024])))
+            .collect();
+        let mut s = Sniffed {
+            inner: futures_util::stream::iter(chunks),
+            head: Vec::new(),
+        };
+        let mut total = 0;
+        while let Some(c) = s.next().await {
+            total += c.unwrap().len();
+        }
+        assert_eq!(total, 120 * 1024);
+        assert_eq!(s.head.len(), HEAD_BYTES);
+        assert_eq!(s.head[40 * 1024], 1);
+    }
 }

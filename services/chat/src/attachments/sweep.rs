@@ -3,9 +3,16 @@
 //! within `ATTACHMENT_UNSENT_TTL_SECS`, and claims as old whose message never got stored (a
 //! send that crashed between claiming and queueing). Objects first, then the row, so a
 //! failure leaves the row to retry next round. One instance at a time (an advisory lock).
+//!
+//! Each kind is one select on its own partial index, never a scan of every attachment.
+//! Orphaned claims are looked for only among claims that came of age since the previous
+//! round (and, after a start, in the week before): a claim whose message is stored is the
+//! common case, and checking every old claim every round would read them all for ever.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use platform_core::ApiError;
+use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -14,18 +21,21 @@ use crate::State;
 const LOCK_KEY: i64 = 0x6174_7473_7765_6570; // "attsweep"
 /// Rows handled per statement.
 const BATCH: i64 = 100;
-/// Batches per round at most, so one round cannot run for ever behind a flood.
+/// Batches per kind and round at most, so one round cannot run for ever behind a flood.
 const BATCHES_MAX: usize = 100;
+/// How far back a freshly started instance looks for orphaned claims.
+const ORPHAN_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
 
 /// Sweeps every `ATTACHMENT_SWEEP_SECS` until `shutdown`.
 pub(crate) async fn run(state: std::sync::Arc<State>, shutdown: CancellationToken) {
     let every = state.config.attachments.sweep_every;
+    let mut orphans_since: Option<SystemTime> = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match round(&state).await {
+        match round(&state, &mut orphans_since).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "attachments swept"),
             Err(e) => tracing::warn!(error = %e, "attachment sweep failed; retried next round"),
@@ -33,8 +43,9 @@ pub(crate) async fn run(state: std::sync::Arc<State>, shutdown: CancellationToke
     }
 }
 
-/// One round: the number of attachments removed.
-pub(crate) async fn round(state: &State) -> Result<usize, platform_core::ApiError> {
+/// One round: the number of attachments removed. `orphans_since`: where the previous round's
+/// look for orphaned claims ended.
+async fn round(state: &State, orphans_since: &mut Option<SystemTime>) -> Result<usize, ApiError> {
     let client = state.pg.get().await?;
     let locked: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
@@ -43,53 +54,68 @@ pub(crate) async fn round(state: &State) -> Result<usize, platform_core::ApiErro
     if !locked {
         return Ok(0);
     }
+    let ttl = state.config.attachments.unsent_ttl;
     let result = async {
-        let ttl = state.config.attachments.unsent_ttl.as_secs_f64();
-        let stmt = client
-            .prepare_cached(
-                "SELECT a.id, a.storage_key, a.thumbnail_key FROM attachments a
-             WHERE a.deleted_at IS NOT NULL
-                OR (a.message_id IS NULL AND a.created_at < now() - make_interval(secs => $1))
-                OR (a.message_id IS NOT NULL
-                    AND a.claimed_at < now() - make_interval(secs => $1)
-                    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id))
-             LIMIT $2",
-            )
-            .await?;
+        let cutoff = SystemTime::now() - ttl;
+        let since = orphans_since.unwrap_or(cutoff - ORPHAN_LOOKBACK);
+        let deleted = "SELECT id, storage_key, thumbnail_key FROM attachments
+                       WHERE deleted_at IS NOT NULL LIMIT $1";
+        let unsent = "SELECT id, storage_key, thumbnail_key FROM attachments
+                      WHERE message_id IS NULL AND deleted_at IS NULL AND created_at < $2
+                      LIMIT $1";
+        let orphaned = "SELECT a.id, a.storage_key, a.thumbnail_key FROM attachments a
+                        WHERE a.message_id IS NOT NULL AND a.deleted_at IS NULL
+                          AND a.claimed_at < $2 AND a.claimed_at >= $3
+                          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)
+                        LIMIT $1";
         let mut removed = 0;
-        for _ in 0..BATCHES_MAX {
-            let rows = client.query(&stmt, &[&ttl, &BATCH]).await?;
-            if rows.is_empty() {
-                break;
-            }
-            let mut gone: Vec<Uuid> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let key: String = r.get(1);
-                let thumb: Option<String> = r.get(2);
-                let thumb = thumb.unwrap_or_else(|| format!("{key}.thumb"));
-                // Failures are logged by the store; the row stays for the next round.
-                if state.attachments.store.delete(&thumb).await.is_ok()
-                    && state.attachments.store.delete(&key).await.is_ok()
-                {
-                    gone.push(r.get(0));
-                }
-            }
-            let n = gone.len();
-            client
-                .execute("DELETE FROM attachments WHERE id = ANY($1)", &[&gone])
-                .await?;
-            removed += n;
-            if n < rows.len() {
-                // Storage is failing: stop here rather than select the same rows again.
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(removed)
+        removed += remove_all(state, &client, deleted, &[&BATCH]).await?;
+        removed += remove_all(state, &client, unsent, &[&BATCH, &cutoff]).await?;
+        removed += remove_all(state, &client, orphaned, &[&BATCH, &cutoff, &since]).await?;
+        *orphans_since = Some(cutoff);
+        Ok::<_, ApiError>(removed)
     }
     .await;
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
         .await;
     result
+}
+
+/// Removes what `select` finds (`$1` its batch size), batch after batch.
+async fn remove_all(
+    state: &State,
+    client: &tokio_postgres::Client,
+    select: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<usize, ApiError> {
+    let stmt = client.prepare(select).await?;
+    let mut removed = 0;
+    for _ in 0..BATCHES_MAX {
+        let rows = client.query(&stmt, params).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut gone: Vec<Uuid> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key: String = r.get(1);
+            let thumb: Option<String> = r.get(2);
+            let thumb = thumb.unwrap_or_else(|| format!("{key}.thumb"));
+            // Failures are logged by the store; the row stays for the next round.
+            if state.attachments.store.delete(&thumb).await.is_ok()
+                && state.attachments.store.delete(&key).await.is_ok()
+            {
+                gone.push(r.get(0));
+            }
+        }
+        client
+            .execute("DELETE FROM attachments WHERE id = ANY($1)", &[&gone])
+            .await?;
+        removed += gone.len();
+        if gone.len() < rows.len() {
+            // Storage is failing: stop here rather than select the same rows again.
+            return Ok(removed);
+        }
+    }
+    Ok(removed)
 }
