@@ -174,6 +174,11 @@ describe("messages with files", () => {
     const dialog = screen.getByRole("dialog", { name: "wide.png" });
     expect(within(dialog).getByRole("img", { name: "wide.png" }).getAttribute("src")).toMatch(/^\/attachments\/img1\?/);
     expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Close image" }));
+    // Tab stays in the view.
+    await user.tab();
+    expect(document.activeElement).toBe(within(dialog).getByRole("link", { name: "Open original" }));
+    await user.tab({ shift: true });
+    expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Close image" }));
     await user.keyboard("{Escape}");
     expect(screen.queryByRole("dialog")).toBeNull();
     await waitFor(() => expect(document.activeElement).toBe(open));

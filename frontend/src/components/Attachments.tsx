@@ -31,8 +31,10 @@ export function inlineBox(a: Attachment): { width: number; height: number } | un
 }
 
 export function Attachments({ attachments, resolve, onBroken }: Props) {
-  const [viewing, setViewing] = useState<Attachment | null>(null);
+  // By id: a re-read for fresh URLs replaces the objects while the view is open.
+  const [viewingId, setViewingId] = useState<string | null>(null);
   const opener = useRef<HTMLButtonElement | null>(null);
+  const viewing = attachments.find((a) => a.id === viewingId && a.url);
   if (!attachments.length) return null;
   const images = attachments.filter(isImage);
   const others = attachments.filter((a) => !isImage(a));
@@ -48,7 +50,7 @@ export function Attachments({ attachments, resolve, onBroken }: Props) {
                 onBroken={onBroken}
                 onOpen={(button) => {
                   opener.current = button;
-                  setViewing(a);
+                  setViewingId(a.id);
                 }}
               />
             </li>
@@ -70,7 +72,7 @@ export function Attachments({ attachments, resolve, onBroken }: Props) {
           resolve={resolve}
           onBroken={onBroken}
           onClose={() => {
-            setViewing(null);
+            setViewingId(null);
             requestAnimationFrame(() => opener.current?.focus());
           }}
         />
@@ -180,12 +182,28 @@ function ImageViewer({
   onClose(): void;
 }) {
   const close = useRef<HTMLButtonElement>(null);
+  const dialog = useRef<HTMLDivElement>(null);
   useEffect(() => {
     close.current?.focus();
     const onKey = (e: globalThis.KeyboardEvent) => {
       if (e.key === "Escape") {
         e.preventDefault();
         onClose();
+      } else if (e.key === "Tab" && dialog.current) {
+        // Modal: Tab goes round the view's own controls, not to the page behind it.
+        const items = [...dialog.current.querySelectorAll<HTMLElement>("a[href], button")];
+        const first = items[0];
+        const last = items[items.length - 1];
+        if (!dialog.current.contains(document.activeElement)) {
+          e.preventDefault();
+          first?.focus();
+        } else if (e.shiftKey && document.activeElement === first) {
+          e.preventDefault();
+          last?.focus();
+        } else if (!e.shiftKey && document.activeElement === last) {
+          e.preventDefault();
+          first?.focus();
+        }
       }
     };
     document.addEventListener("keydown", onKey);
@@ -194,6 +212,7 @@ function ImageViewer({
   // On the page's body: no message's box clips or stacks over it.
   return createPortal(
     <div
+      ref={dialog}
       className="viewer"
       role="dialog"
       aria-modal="true"
