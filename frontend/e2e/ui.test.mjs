@@ -37,6 +37,8 @@ let a; // Alice's page
 let b; // Bob's page
 /** Bob's realtime link can be cut to test a lost connection. */
 const bobLink = { down: false, sockets: [] };
+/** When the attachments test revoked the file URLs handed out so far. */
+const revoked = { at: undefined };
 /** Uncaught exceptions and console errors of either page; the last test fails on any. */
 const pageProblems = [];
 
@@ -51,6 +53,9 @@ const pageProblems = [];
 function expectedConsoleError(who, msg) {
   const url = msg.location()?.url ?? "";
   if (/\/me$/.test(url) && /status of 401/.test(msg.text())) return true;
+  // The file URLs a member's removal revoked, which the attachments test loads on purpose
+  // (the app then re-reads the message for fresh ones).
+  if (who === "grace" && revoked.at !== undefined && /\/attachments\//.test(url) && /status of 403/.test(msg.text())) return true;
   // A candidate gathered after the other side hung up, before its status event arrived:
   // the app handles the 409 ("the call is over", src/call/calls.ts `signal`).
   if (/\/calls\/[^/]+\/signals\/ice$/.test(url) && /status of 409/.test(msg.text())) return true;
@@ -729,25 +734,46 @@ function pdf() {
 test("two users share an image and a PDF", async (t) => {
   const frank = { userId: `frank-${run}`, displayName: "Frank", password: "frank-password-1" };
   const grace = { userId: `grace-${run}`, displayName: "Grace", password: "grace-password-1" };
+  const henry = { userId: `henry-${run}`, displayName: "Henry" };
   const fp = await (await newContext()).newPage();
-  const gp = await (await newContext()).newPage();
+  const gctx = await newContext();
+  // Routing turns Chromium's HTTP cache off for Grace: a file URL is fetched again each time
+  // it is shown, so a revoked one is seen as such (cached bytes would hide it).
+  const fileRequests = [];
+  await gctx.route(/\/attachments\//, (route) => {
+    fileRequests.push(route.request().url());
+    return route.continue();
+  });
+  const gp = await gctx.newPage();
   for (const [who, page] of [["frank", fp], ["grace", gp]]) watch(who, page);
   const step = stepper(t, { frank: fp, grace: gp });
   const image = png(240, 160, [30, 120, 200]);
   const doc = pdf();
   let mode;
+  let conversationId;
+  let frankAuth;
 
-  await step("two users sign up and open a conversation", async () => {
+  await step("two users sign up and open a group", async () => {
     mode = await signUp(fp, frank, false);
     await signUp(gp, grace, false);
     if (mode !== "token") return;
-    await fp.getByRole("button", { name: "New conversation" }).click();
-    await fp.getByLabel("User id").fill(grace.userId);
-    await fp.getByLabel("Display name (optional)").fill(grace.displayName);
-    await fp.getByRole("button", { name: "Start conversation" }).click();
-    await fp.getByRole("heading", { name: "Grace", level: 2 }).waitFor({ timeout: WAIT });
+    const session = await fp.evaluate(() => JSON.parse(localStorage.getItem("chat.session") ?? "null"));
+    frankAuth = { Authorization: `Bearer ${session.token}` };
+    const res = await fetch(`${GATEWAY_URL}/conversations`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...frankAuth },
+      body: JSON.stringify({
+        type: "group",
+        name: `Files ${run}`,
+        members: [{ userId: frank.userId, displayName: frank.displayName }, grace, henry].map(({ userId, displayName }) => ({ userId, displayName })),
+      }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    conversationId = (await res.json()).id;
+    await fp.goto(`${WEB_URL}/c/${conversationId}`);
+    await fp.getByRole("heading", { name: `Files ${run}`, level: 2 }).waitFor({ timeout: WAIT });
     await send(fp, "Files coming");
-    await gp.locator(".conv-item", { hasText: "Frank" }).click();
+    await gp.locator(".conv-item", { hasText: `Files ${run}` }).click();
     await message(gp, "Files coming").waitFor({ timeout: WAIT });
   });
   if (mode !== "token") {
@@ -827,6 +853,36 @@ test("two users share an image and a PDF", async (t) => {
     await img.evaluate((el) => el.decode());
     assert.equal(await img.evaluate((el) => el.naturalWidth), 64);
     await m.getByRole("link", { name: /^Download dropped notes\.txt, 13 B$/ }).waitFor({ timeout: WAIT });
+  });
+
+  await step("a member's removal revokes the URLs handed out: the UI re-reads the message for fresh ones", async () => {
+    const m = message(gp, "The picture and the report");
+    const before = await m.getByRole("img", { name: "blue square.png" }).getAttribute("src");
+    const reads = [];
+    gp.on("request", (r) => {
+      if (/\/conversations\/[^/]+\/messages\?/.test(r.url())) reads.push(r.url());
+    });
+    revoked.at = Date.now();
+    const res = await fetch(`${GATEWAY_URL}/conversations/${conversationId}/members/${henry.userId}`, { method: "DELETE", headers: frankAuth });
+    assert.equal(res.status, 204);
+    const old = await fetch(new URL(before, GATEWAY_URL));
+    assert.equal(old.status, 403, "a URL issued before the removal is refused");
+    // The larger view asks for the (revoked) URL: refused, then shown from a fresh one.
+    await m.getByRole("button", { name: "Open image blue square.png" }).click();
+    const viewer = gp.getByRole("dialog", { name: "blue square.png" });
+    const big = viewer.getByRole("img", { name: "blue square.png" });
+    await gp.waitForFunction(
+      (old) => {
+        const img = document.querySelector(".viewer img");
+        return img && img.complete && img.naturalWidth > 0 && img.getAttribute("src") !== old;
+      },
+      before,
+      { timeout: WAIT },
+    );
+    assert.equal(await big.evaluate((el) => el.naturalWidth), 240);
+    assert.equal(reads.length, 1, `one re-read: ${reads.join(" ")}`);
+    await gp.keyboard.press("Escape");
+    assert.notEqual(await m.getByRole("img", { name: "blue square.png" }).getAttribute("src"), before);
   });
 
   await step("files at phone width", async () => {
