@@ -39,6 +39,21 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   useEffect(() => () => uploads.clear(), [uploads]);
   const [dropping, setDropping] = useState(false);
   const hasFiles = (e: DragEvent) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+  // A file dropped just beside the conversation (the list, the header) would make the
+  // browser leave the app to show it: outside the drop area, files are refused instead.
+  useEffect(() => {
+    const refuse = (e: DragEvent) => {
+      if (!hasFiles(e) || e.defaultPrevented) return;
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "none";
+    };
+    window.addEventListener("dragover", refuse);
+    window.addEventListener("drop", refuse);
+    return () => {
+      window.removeEventListener("dragover", refuse);
+      window.removeEventListener("drop", refuse);
+    };
+  }, []);
 
   useEffect(() => {
     void chat.open(conversation.id);
