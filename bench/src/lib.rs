@@ -23,6 +23,7 @@ pub fn message(i: usize, conversation: Uuid) -> Message {
         client_message_id: Some(format!("client-{i}")),
         reply_to: None,
         reactions: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 

@@ -151,6 +151,13 @@ impl Env {
         Ok(format!("redis://{host}:{port}"))
     }
 
+    /// `ATTACHMENT_MAX_BYTES` (default 25 MiB, at most 5 GiB, S3's largest single object):
+    /// the largest upload. Read here so that the gateway, which refuses early, and the chat
+    /// service, which stores, agree.
+    pub fn attachment_max_bytes(&self) -> Result<u64, ConfigError> {
+        self.number("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024, 1, 5 << 30)
+    }
+
     pub fn database_url(&self) -> Result<String, ConfigError> {
         self.url(
             "CHAT_DATABASE_URL",

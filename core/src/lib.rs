@@ -5,6 +5,7 @@
 //! - [`router`]: method + path-segment routing without per-request allocation.
 //! - [`dispatch`]: the request wrapper: timing, routing, identity check, 404/405, metrics.
 //! - [`calls`]: the call as stored and sent to clients.
+//! - [`attachment_urls`]: signed, expiring download URLs of attachments.
 //! - [`body`]: the response body type and bounded, deadlined request-body reading.
 //! - [`client`]: the client address behind trusted proxies, and per-address limit keys.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
@@ -32,6 +33,7 @@
 //! - `socketio` (feature `socketio`): the Socket.IO v5 / Engine.IO v4 server for realtime
 //!   clients.
 
+pub mod attachment_urls;
 pub mod body;
 pub mod calls;
 pub mod client;

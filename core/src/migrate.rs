@@ -60,6 +60,11 @@ pub const ALL: &[Migration] = &[
         name: "search",
         sql: include_str!("../migrations/0010_search.sql"),
     },
+    Migration {
+        version: 11,
+        name: "attachments",
+        sql: include_str!("../migrations/0011_attachments.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

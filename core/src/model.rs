@@ -1,8 +1,9 @@
 //! The message as the contract shows it. The same type is queued on the stream by the chat
 //! service, stored by the worker and announced to realtime clients, so its JSON is written in
 //! exactly one place; so is the way it is read back from a `messages` row ([`COLUMNS`],
-//! [`Message::from_row`], then [`hydrate`] for the reply preview and the reactions), by the
-//! chat service's reads and the worker's writes alike.
+//! [`Message::from_row`], then [`hydrate`] for the reply preview, the reactions and the
+//! attachments with freshly signed URLs), by the chat service's reads and the worker's writes
+//! alike.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -11,6 +12,8 @@ use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
+
+use crate::attachment_urls::UrlSigner;
 
 /// The columns [`Message::from_row`] reads, in order, from `messages` aliased as `m`.
 pub const COLUMNS: &str = "m.id, m.conversation_id, m.sender_id, m.body, m.sent_at, m.edited_at, \
@@ -45,6 +48,56 @@ pub struct Message {
     /// Always written (`[]` when none); `default` for the same reason as `reply_to`.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// Always written (`[]` when none, and for a deleted message); `default` for the same
+    /// reason as `reply_to`. In the order of the send's `attachmentIds`.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file of a message as clients see it. `url` (and `thumbnailUrl`) are signed at read
+/// time and expire (see [`crate::attachment_urls`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+/// An attachment as stored, before its URLs are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAttachment {
+    pub id: Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub has_thumbnail: bool,
+}
+
+impl StoredAttachment {
+    /// What clients see, with URLs issued at `now` (epoch ms).
+    pub fn signed(self, signer: &UrlSigner, now: i64) -> Attachment {
+        Attachment {
+            url: signer.url(&self.id, now, false),
+            thumbnail_url: self.has_thumbnail.then(|| signer.url(&self.id, now, true)),
+            id: self.id,
+            name: self.name,
+            content_type: self.content_type,
+            size: self.size,
+            width: self.width,
+            height: self.height,
+        }
+    }
 }
 
 /// The message a reply quotes: `{"id", "senderId", "body"}` while it is live,
@@ -125,20 +178,24 @@ impl Message {
                 })
             }),
             reactions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
 
-/// Fills the reply previews and the reactions of messages read with [`Message::from_row`],
-/// in one statement for the whole slice (a page, a listing's last messages, one message).
-/// Every path that reads messages from PostgreSQL and shows them calls this.
+/// Fills the reply previews, the reactions and the attachments (URLs signed now with
+/// `signer`) of messages read with [`Message::from_row`], in one statement for the whole
+/// slice (a page, a listing's last messages, one message). Every path that reads messages
+/// from PostgreSQL and shows them calls this.
 ///
 /// Previews show the original as it is now: its current body, or the deleted form (also
 /// when the row is gone). Reactions are ordered by each emoji's first reaction, their users
-/// by reaction time.
+/// by reaction time; attachments by their place in the send. A deleted message's attachments
+/// are marked deleted with it (migration 0011's trigger), so it shows none.
 pub async fn hydrate(
     client: &impl GenericClient,
     messages: &mut [Message],
+    signer: &UrlSigner,
 ) -> Result<(), tokio_postgres::Error> {
     if messages.is_empty() {
         return Ok(());
@@ -148,46 +205,74 @@ pub async fn hydrate(
         .iter()
         .filter_map(|m| m.reply_to.as_ref().map(|r| r.id))
         .collect();
-    // Kind 0: a replied-to message; kind 1: one emoji of one message, in display order.
+    // Kind 0: a replied-to message; kind 1: one emoji of one message, in display order;
+    // kind 2: one attachment (a partial index on message_id: a page without attachments
+    // costs one index probe per message).
     let stmt = client
         .prepare_cached(
             "SELECT 0 AS kind, o.id, o.sender_id, left(o.body, $3),
-                    o.deleted_at IS NOT NULL, NULL::text[], NULL::timestamptz AS first_at
+                    o.deleted_at IS NOT NULL, NULL::text[], NULL::timestamptz AS first_at,
+                    NULL::uuid, NULL::bigint, NULL::int, NULL::int, NULL::smallint AS pos
              FROM messages o WHERE o.id = ANY($2)
              UNION ALL
              SELECT 1, r.message_id, NULL, r.emoji, false,
-                    array_agg(r.user_id ORDER BY r.reacted_at, r.user_id), min(r.reacted_at)
+                    array_agg(r.user_id ORDER BY r.reacted_at, r.user_id), min(r.reacted_at),
+                    NULL, NULL, NULL, NULL, NULL
              FROM message_reactions r WHERE r.message_id = ANY($1)
              GROUP BY r.message_id, r.emoji
-             ORDER BY kind, first_at, 4",
+             UNION ALL
+             SELECT 2, a.message_id, a.name, a.content_type, a.thumbnail_key IS NOT NULL,
+                    NULL, NULL, a.id, a.size, a.width, a.height, a.position
+             FROM attachments a WHERE a.message_id = ANY($1) AND a.deleted_at IS NULL
+             ORDER BY kind, first_at, pos, 4",
         )
         .await?;
     let rows = client
         .query(&stmt, &[&ids, &originals, &PREVIEW_CHARS_SQL])
         .await?;
+    let now = crate::time::now_millis();
     let mut previews: HashMap<Uuid, ReplyTo> = HashMap::new();
     let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+    let mut attachments: HashMap<Uuid, Vec<Attachment>> = HashMap::new();
     for r in &rows {
         let id: Uuid = r.get(1);
-        if r.get::<_, i32>(0) == 0 {
-            let preview = if r.get::<_, bool>(4) {
-                ReplyTo::deleted(id)
-            } else {
-                ReplyTo {
-                    id,
-                    sender_id: Some(r.get(2)),
-                    body: Some(r.get(3)),
-                    deleted: false,
-                }
-            };
-            previews.insert(id, preview);
-        } else {
-            let user_ids: Vec<String> = r.get(5);
-            reactions.entry(id).or_default().push(Reaction {
-                emoji: r.get(3),
-                count: u32::try_from(user_ids.len()).unwrap_or(u32::MAX),
-                user_ids,
-            });
+        match r.get::<_, i32>(0) {
+            0 => {
+                let preview = if r.get::<_, bool>(4) {
+                    ReplyTo::deleted(id)
+                } else {
+                    ReplyTo {
+                        id,
+                        sender_id: Some(r.get(2)),
+                        body: Some(r.get(3)),
+                        deleted: false,
+                    }
+                };
+                previews.insert(id, preview);
+            }
+            1 => {
+                let user_ids: Vec<String> = r.get(5);
+                reactions.entry(id).or_default().push(Reaction {
+                    emoji: r.get(3),
+                    count: u32::try_from(user_ids.len()).unwrap_or(u32::MAX),
+                    user_ids,
+                });
+            }
+            _ => {
+                let stored = StoredAttachment {
+                    id: r.get(7),
+                    name: r.get(2),
+                    content_type: r.get(3),
+                    size: r.get(8),
+                    width: r.get(9),
+                    height: r.get(10),
+                    has_thumbnail: r.get(4),
+                };
+                attachments
+                    .entry(id)
+                    .or_default()
+                    .push(stored.signed(signer, now));
+            }
         }
     }
     for m in messages.iter_mut() {
@@ -198,6 +283,7 @@ pub async fn hydrate(
                 .unwrap_or_else(|| ReplyTo::deleted(reply.id));
         }
         m.reactions = reactions.remove(&m.id).unwrap_or_default();
+        m.attachments = attachments.remove(&m.id).unwrap_or_default();
     }
     Ok(())
 }
@@ -217,6 +303,7 @@ mod tests {
             client_message_id: None,
             reply_to: None,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 
@@ -225,6 +312,7 @@ mod tests {
         let v = serde_json::to_value(msg()).unwrap();
         assert_eq!(v["replyTo"], serde_json::Value::Null);
         assert_eq!(v["reactions"], serde_json::json!([]));
+        assert_eq!(v["attachments"], serde_json::json!([]));
     }
 
     #[test]
@@ -246,6 +334,7 @@ mod tests {
         let m: Message = simd_json::serde::from_slice(&mut raw).unwrap();
         assert_eq!(m.reply_to, None);
         assert!(m.reactions.is_empty());
+        assert!(m.attachments.is_empty());
     }
 
     #[test]

@@ -325,6 +325,7 @@ mod tests {
             client_message_id: Some("c-1".into()),
             reply_to: None,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use platform_core::attachment_urls::UrlSigner;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
@@ -49,6 +50,44 @@ pub struct Config {
     pub reaction_event_interval: Duration,
     /// The longest one search may run in PostgreSQL (`SEARCH_TIMEOUT_MS`); 503 past it.
     pub search_timeout: Duration,
+    /// Signs attachment URLs in answers and checks them when serving.
+    pub urls: UrlSigner,
+    pub attachments: AttachmentSettings,
+}
+
+/// Where attachments are stored and their limits.
+#[derive(Debug, Clone)]
+pub struct AttachmentSettings {
+    /// `ATTACHMENT_DIR`: the local back end's directory.
+    pub dir: std::path::PathBuf,
+    /// `ATTACHMENT_MAX_BYTES`: largest upload (413 past it).
+    pub max_bytes: u64,
+    /// `ATTACHMENT_UNSENT_MAX_BYTES`: unsent uploads one user may hold (413 past it).
+    pub unsent_max_bytes: u64,
+    /// `ATTACHMENT_UPLOADS_MAX`: uploads streaming at once on this instance (503 past it).
+    pub uploads_max: usize,
+    /// `ATTACHMENT_SWEEP_SECS`: how often deleted and expired uploads are removed.
+    pub sweep_every: Duration,
+    /// `ATTACHMENT_UNSENT_TTL_SECS`: how long an upload may wait to be sent.
+    pub unsent_ttl: Duration,
+}
+
+impl AttachmentSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(AttachmentSettings {
+            dir: env.string("ATTACHMENT_DIR", "data/attachments").into(),
+            max_bytes: env.number("ATTACHMENT_MAX_BYTES", 25 << 20, 1, 5 << 30)?,
+            unsent_max_bytes: env.number("ATTACHMENT_UNSENT_MAX_BYTES", 250 << 20, 1, 1 << 40)?,
+            uploads_max: env.number("ATTACHMENT_UPLOADS_MAX", 16, 1, 10_000)?,
+            sweep_every: Duration::from_secs(env.number("ATTACHMENT_SWEEP_SECS", 60, 1, 86_400)?),
+            unsent_ttl: Duration::from_secs(env.number(
+                "ATTACHMENT_UNSENT_TTL_SECS",
+                86_400,
+                1,
+                365 * 86_400,
+            )?),
+        })
+    }
 }
 
 impl Config {
@@ -86,6 +125,8 @@ impl Config {
             )?,
             reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
             search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
+            urls: UrlSigner::from_env(env)?,
+            attachments: AttachmentSettings::from_env(env)?,
         })
     }
 

@@ -553,7 +553,7 @@ pub(crate) async fn for_user(
         .filter(|r| r.get::<_, Option<Uuid>>(8).is_some())
         .map(|r| Message::from_row(r, 8))
         .collect();
-    platform_core::model::hydrate(&client, &mut lasts).await?;
+    platform_core::model::hydrate(&client, &mut lasts, &state.config.urls).await?;
     let mut lasts: HashMap<Uuid, Message> =
         lasts.into_iter().map(|m| (m.conversation_id, m)).collect();
     drop(client);

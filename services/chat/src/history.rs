@@ -111,7 +111,7 @@ pub(crate) async fn list(
     if !newer {
         page.reverse();
     }
-    platform_core::model::hydrate(&client, &mut page).await?;
+    platform_core::model::hydrate(&client, &mut page, &state.config.urls).await?;
     let mut res = json::respond(StatusCode::OK, &page);
     if let Some(link) = links(&conversation, &q, &page, more) {
         if let Ok(v) = HeaderValue::from_str(&link) {

@@ -12,7 +12,9 @@
 //! - `reads`: read markers, unread counts and `conversation:read`.
 //! - `reactions`: the reaction routes and their coalesced `message:updated` events.
 //! - `search`: full-text search over the caller's conversations.
+//! - `attachments`: uploads, their storage, signed downloads and the sweeper.
 
+mod attachments;
 mod blocks;
 pub mod config;
 mod conversations;
@@ -52,6 +54,7 @@ pub struct State {
     queue: queue::Queue,
     waiters: waiters::Waiters,
     reaction_events: reactions::Coalescer,
+    attachments: attachments::Attachments,
 }
 
 /// The service's request handler: cheap to clone, one per connection.
@@ -77,6 +80,12 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
         waiters: waiters::Waiters::default(),
         reaction_events: reactions::Coalescer::default(),
+        attachments: attachments::Attachments::new(
+            attachments::store::Store::Local(attachments::store::Local::new(
+                &config.attachments.dir,
+            )),
+            config.attachments.uploads_max,
+        ),
         metrics,
         pg,
         redis,
@@ -108,6 +117,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     tokio::spawn(app.rt.clone().refresh_recovery(shutdown.clone()));
+    tokio::spawn(attachments::sweep::run(state.clone(), shutdown.clone()));
     let presence = tokio::spawn(
         app.rt
             .presence

@@ -88,6 +88,7 @@ pub(crate) async fn send(
         client_message_id: body.client_message_id,
         reply_to: None,
         reactions: Vec::new(),
+        attachments: Vec::new(),
     };
     // Registered before queueing so that the commit notice cannot slip past.
     let wait = (!respond_async).then(|| state.waiters.register(message.id));
@@ -225,7 +226,7 @@ pub(crate) async fn find(
         return Ok(None);
     };
     let mut found = [Message::from_row(&row, 0)];
-    model::hydrate(&client, &mut found).await?;
+    model::hydrate(&client, &mut found, &state.config.urls).await?;
     let [m] = found;
     Ok(Some(m))
 }
@@ -425,7 +426,7 @@ async fn apply(
         return Ok(None);
     };
     let mut changed = [Message::from_row(&row, 0)];
-    model::hydrate(&client, &mut changed).await?;
+    model::hydrate(&client, &mut changed, &state.config.urls).await?;
     let [m] = changed;
     Ok(Some(m))
 }

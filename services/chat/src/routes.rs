@@ -7,7 +7,7 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{blocks, conversations, history, lifecycle, messages, reactions, reads, search, App};
+use crate::{attachments, blocks, conversations, history, lifecycle, messages, reactions, reads, search, App};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -32,6 +32,10 @@ platform_core::route_labels! {
         Block = "block",
         Unblock = "unblock",
         SearchMessages = "search_messages",
+        UploadAttachment = "upload_attachment",
+        /// `GET` and `HEAD`: the signed URL is the permission (no caller).
+        DownloadAttachment = "download_attachment",
+        DownloadThumbnail = "download_thumbnail",
         /// Everything under `/socket.io/`, answered before routing.
         SocketIo = "socket_io",
     }
@@ -103,6 +107,13 @@ pub fn table() -> Router<Route> {
         .route(Method::POST, "/users/:userId/block", Route::Block)
         .route(Method::DELETE, "/users/:userId/block", Route::Unblock)
         .route(Method::GET, "/search/messages", Route::SearchMessages)
+        .route(Method::POST, "/attachments", Route::UploadAttachment)
+        .route(Method::GET, "/attachments/:id", Route::DownloadAttachment)
+        .route(
+            Method::GET,
+            "/attachments/:id/thumbnail",
+            Route::DownloadThumbnail,
+        )
 }
 
 impl Handler for App {
@@ -132,7 +143,15 @@ impl dispatch::Service for App {
     }
 
     fn public(route: Route) -> bool {
-        matches!(route, Route::Healthz | Route::Readyz)
+        // Downloads carry their permission in the signed URL: an `<img src>` sends no header,
+        // and the gateway forwards them without a caller.
+        matches!(
+            route,
+            Route::Healthz
+                | Route::Readyz
+                | Route::DownloadAttachment
+                | Route::DownloadThumbnail
+        )
     }
 
     async fn call(&self, route: Route, req: Routed<'_>) -> Result<Response, ApiError> {
@@ -171,6 +190,12 @@ impl dispatch::Service for App {
             Route::Block => blocks::block(state, who, p.get(0)).await,
             Route::Unblock => blocks::unblock(state, who, p.get(0)).await,
             Route::SearchMessages => search::messages(state, who, parts.uri.query()).await,
+            Route::UploadAttachment => attachments::upload(state, who, h, body).await,
+            Route::DownloadAttachment | Route::DownloadThumbnail => {
+                let thumbnail = route == Route::DownloadThumbnail;
+                let q = parts.uri.query();
+                attachments::download(state, &parts.method, p.get(0), thumbnail, q, h).await
+            }
             // Not in the table: `handle` answers it before routing.
             Route::SocketIo => Err(ApiError::route_not_found(parts.uri.path())),
         }

@@ -163,7 +163,7 @@ pub(crate) async fn messages(
     .map_err(|e| too_slow(state, e))?;
     let mut page: Vec<Message> = rows.iter().map(|r| Message::from_row(r, 0)).collect();
     // Reply previews and reactions for the whole page in one statement, as every listing.
-    platform_core::model::hydrate(&tx, &mut page).await?;
+    platform_core::model::hydrate(&tx, &mut page, &state.config.urls).await?;
     tx.commit().await?;
     Ok(json::respond(StatusCode::OK, &page))
 }

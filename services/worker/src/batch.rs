@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
+use platform_core::attachment_urls::UrlSigner;
 use platform_core::model::{self, Message, COLUMNS, COLUMN_COUNT};
 use platform_core::pools::PgPool;
 use platform_core::stream::{Duplicate, Entry, Notice};
@@ -83,14 +84,18 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 /// Stores a batch; if PostgreSQL refuses it as a whole, stores its entries one by one so
 /// that only the offending ones are rejected.
-pub(crate) async fn store(pg: &PgPool, items: Vec<Item>) -> Result<Stored, StoreError> {
-    match store_together(pg, &items).await {
+pub(crate) async fn store(
+    pg: &PgPool,
+    items: Vec<Item>,
+    urls: &UrlSigner,
+) -> Result<Stored, StoreError> {
+    match store_together(pg, &items, urls).await {
         Ok(stored) => Ok(stored),
         Err(StoreError::Refused(reason)) if items.len() > 1 => {
             tracing::warn!(%reason, size = items.len(), "batch refused; storing entries one by one");
             let mut all = Stored::default();
             for item in items {
-                match store_together(pg, std::slice::from_ref(&item)).await {
+                match store_together(pg, std::slice::from_ref(&item), urls).await {
                     Ok(one) => merge(&mut all, one),
                     Err(StoreError::Refused(reason)) => all.rejected.push((item, reason)),
                     Err(e) => return Err(e),
@@ -118,7 +123,11 @@ fn merge(all: &mut Stored, one: Stored) {
     all.rejected.extend(one.rejected);
 }
 
-async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreError> {
+async fn store_together(
+    pg: &PgPool,
+    items: &[Item],
+    urls: &UrlSigner,
+) -> Result<Stored, StoreError> {
     let mut client = pg.get().await?;
     let mut out = Stored::default();
     let creates: Vec<&Message> = items
@@ -218,7 +227,7 @@ async fn store_together(pg: &PgPool, items: &[Item]) -> Result<Stored, StoreErro
     shown.extend(out.redelivered.iter().map(|(_, m)| m.clone()));
     shown.extend(out.notice.duplicates.iter().map(|d| d.original.clone()));
     if !shown.is_empty() {
-        model::hydrate(&client, &mut shown).await?;
+        model::hydrate(&client, &mut shown, urls).await?;
         let mut it = shown.into_iter();
         out.notice.updated = it.by_ref().take(n_updated).collect();
         out.notice.deleted = it.by_ref().take(n_deleted).collect();

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use platform_core::attachment_urls::UrlSigner;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub fault: Option<Fault>,
     /// How often pending entries are checked and the stream trimmed.
     pub maintenance_every: Duration,
+    /// Signs the attachment URLs of the messages it announces (the chat service's settings).
+    pub urls: UrlSigner,
 }
 
 /// Faults the end-to-end tests inject into a real worker process.
@@ -68,6 +71,7 @@ impl Config {
             notice_max_bytes: env.number("NOTICE_MAX_BYTES", 1 << 20, 4096, 16 << 20)?,
             dead_letter_max: env.number("DEAD_LETTER_MAX", 10_000, 100, 10_000_000)?,
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
+            urls: UrlSigner::from_env(env)?,
             fault: match env.raw("WORKER_FAULT").as_deref() {
                 None | Some("") => None,
                 Some("exit-after-commit") => Some(Fault::ExitAfterCommit),

@@ -198,7 +198,7 @@ impl Consumer {
         let held: Vec<String> = items.iter().map(|i| i.stream_id.clone()).collect();
         let mut backoff = RETRY_MIN;
         let stored = loop {
-            match batch::store(&self.pg, items.clone()).await {
+            match batch::store(&self.pg, items.clone(), &self.config.urls).await {
                 Ok(stored) => break stored,
                 Err(StoreError::Unavailable(e) | StoreError::Refused(e)) => {
                     tracing::warn!(error = %e, size, "cannot store batch; will retry");
