@@ -302,8 +302,13 @@ impl Deadline {
         })
     }
 
+    /// The process's deadline (see [`configure`]).
+    pub fn current() -> Self {
+        deadline()
+    }
+
     /// The time allowed for a body of `len` bytes.
-    fn allowed(&self, len: u64) -> Duration {
+    pub fn allowed(&self, len: u64) -> Duration {
         self.grace + Duration::from_millis(len.saturating_mul(1000) / self.min_rate)
     }
 }

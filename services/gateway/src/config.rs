@@ -20,6 +20,9 @@ pub struct Config {
     /// The same for Socket.IO long-polling, which is held open by design.
     pub poll_timeout: Duration,
     pub body_limit: usize,
+    /// The largest upload (`ATTACHMENT_MAX_BYTES`, shared with the chat service), streamed
+    /// rather than read: `body_limit` does not apply to it.
+    pub attachment_max_bytes: u64,
     /// Allowed browser origins (`CORS_ORIGINS`).
     pub cors_origins: Origins,
     pub max_connections: usize,
@@ -67,10 +70,12 @@ pub enum Write {
     React,
     /// Not a write, but the most expensive read (`GET /search/messages`): limited likewise.
     Search,
+    /// `POST /attachments`: each one up to `ATTACHMENT_MAX_BYTES` streamed to storage.
+    Upload,
 }
 
 impl Write {
-    pub const ALL: [Write; 10] = [
+    pub const ALL: [Write; 11] = [
         Write::Send,
         Write::Edit,
         Write::Delete,
@@ -81,6 +86,7 @@ impl Write {
         Write::Read,
         Write::React,
         Write::Search,
+        Write::Upload,
     ];
 
     /// Its name in Redis keys and messages.
@@ -96,13 +102,14 @@ impl Write {
             Write::Read => "reads",
             Write::React => "reactions",
             Write::Search => "searches",
+            Write::Upload => "uploads",
         }
     }
 
     /// Whether it needs a signed-in caller even in `AUTH_MODE=compat`: routes added after
     /// the original clients act for a person and have nobody to act as without a token.
     pub fn signed_in_only(self) -> bool {
-        matches!(self, Write::Search | Write::React)
+        matches!(self, Write::Search | Write::React | Write::Upload)
     }
 
     /// Its settings, per user and per address (variable, default), and the window. The
@@ -170,6 +177,13 @@ impl Write {
                 ("RATE_REACTIONS_PER_ADDRESS", 1200),
                 MINUTE,
             ),
+            // Uploads: a person attaches a handful of files at a time; each one may be 25 MiB
+            // of storage and bandwidth.
+            Write::Upload => (
+                ("RATE_UPLOADS_PER_USER", 60),
+                ("RATE_UPLOADS_PER_ADDRESS", 600),
+                MINUTE,
+            ),
         }
     }
 }
@@ -226,6 +240,7 @@ impl Config {
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 15_000, 100, 600_000)?,
             poll_timeout: env.millis("POLL_TIMEOUT_MS", 60_000, 1_000, 600_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
+            attachment_max_bytes: env.attachment_max_bytes()?,
             cors_origins: Origins::from_env(env),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             max_connections_per_address: env.number(
@@ -305,6 +320,11 @@ mod tests {
         let c = env(&[]).unwrap();
         assert_eq!(c.limits.write(Write::Send).0.max, 100);
         assert_eq!(c.limits.write(Write::Signal).1.max, 6000);
+        assert_eq!(
+            c.limits.write(Write::Upload),
+            (Limit::per(60, MINUTE), Limit::per(600, MINUTE))
+        );
+        assert_eq!(c.attachment_max_bytes, 26_214_400);
         let c = env(&[
             ("RATE_EDITS_PER_ADDRESS", "7"),
             ("TRUSTED_PROXIES", "10.0.0.0/8"),

@@ -29,7 +29,7 @@ use platform_core::client::{ClientAddr, TrustedProxies};
 use platform_core::cors::{self, Cors};
 use platform_core::dispatch;
 use platform_core::server::{self, Handler, ServeOptions};
-use platform_core::{health, json, ApiError, Context, Failure, Request, Response};
+use platform_core::{body, health, json, ApiError, Body, Context, Failure, Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -176,6 +176,14 @@ impl App {
             Upstream::SocketIo => (None, &s.config.chat, s.config.poll_timeout),
             Upstream::Chat => (Some(&s.chat), &s.config.chat, s.config.request_timeout),
             Upstream::Call => (Some(&s.call), &s.config.call, s.config.request_timeout),
+            // The answer's head comes after the whole upload: its time is the body's (which
+            // `Limited` bounds) plus the usual.
+            Upstream::Files => (
+                None,
+                &s.config.chat,
+                s.config.request_timeout
+                    + body::Deadline::current().allowed(s.config.attachment_max_bytes),
+            ),
         };
         let forward = proxy::Forward {
             client: &s.client,
@@ -191,24 +199,62 @@ impl App {
             s.auth.admit(&mut parts, admit).await?;
             return forward.send(Request::from_parts(parts, body)).await;
         }
+        if upstream == Upstream::Files {
+            return self.files(forward, admit, parts, body).await;
+        }
         // The body first (within its deadline), then a permit: a client that stalls its body
         // holds its own connection, not the capacity everyone shares.
         let body =
             platform_core::body::read_limited(&parts.headers, body, s.config.body_limit).await?;
-        let _permit = match s.in_flight.try_acquire() {
-            Ok(p) => p,
-            Err(_) => {
-                s.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the platform is overloaded; retry shortly",
-                );
-                e.retry_after = Some(1);
-                return Err(e);
+        let _permit = self.permit()?;
+        s.auth.admit(&mut parts, admit).await?;
+        forward.relay(parts, body).await
+    }
+
+    /// One of the API requests forwarded at once, or 503 at once.
+    fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        let s = &*self.state;
+        s.in_flight.try_acquire().map_err(|_| {
+            s.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the platform is overloaded; retry shortly",
+            );
+            e.retry_after = Some(1);
+            e
+        })
+    }
+
+    /// Attachments: an upload's body is streamed to the chat service under
+    /// `ATTACHMENT_MAX_BYTES` (413 from its declared length before anything is sent, or as
+    /// soon as it passes it), after admission, so that a refused caller sends nothing on; a
+    /// download's answer is streamed back. Other bodies (a GET's) are small and read whole.
+    async fn files(
+        &self,
+        forward: proxy::Forward<'_>,
+        admit: auth::Admit,
+        mut parts: http::request::Parts,
+        incoming: hyper::body::Incoming,
+    ) -> Result<Response, ApiError> {
+        let s = &*self.state;
+        let body = if parts.method == http::Method::POST {
+            Body::Limited(body::Limited::new(
+                &parts.headers,
+                incoming,
+                s.config.attachment_max_bytes,
+            )?)
+        } else {
+            let bytes = body::read_limited(&parts.headers, incoming, s.config.body_limit).await?;
+            if bytes.is_empty() {
+                Body::Empty
+            } else {
+                Body::from(bytes)
             }
         };
         s.auth.admit(&mut parts, admit).await?;
-        forward.relay(parts, body).await
+        // Held for the whole transfer: an upload is one request in flight until it ends.
+        let _permit = self.permit()?;
+        forward.stream(parts, body).await
     }
 
     /// Ready when every upstream answers its `/healthz`.

@@ -313,6 +313,34 @@ impl Forward<'_> {
         Ok(hyper::Response::from_parts(parts, body))
     }
 
+    /// Forwards a request whose body is streamed (an upload, or nothing) and passes the
+    /// answer on as it arrives (a download): neither is held whole. A failure of the body
+    /// itself (413, 408, the client gone) is answered as such, not as an unreachable upstream.
+    pub(crate) async fn stream(
+        &self,
+        mut parts: http::request::Parts,
+        body: Body,
+    ) -> Result<Response, ApiError> {
+        parts.uri = target_of(self.base, &parts.uri)?;
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        // Answered by our own server when it first reads the body (curl asks for uploads
+        // over 1 MiB); hyper's client would not wait for a 100 from upstream anyway.
+        parts.headers.remove(header::EXPECT);
+        parts.version = http::Version::HTTP_11;
+        let out = hyper::Request::from_parts(parts, body);
+        let res = match tokio::time::timeout(self.timeout, self.client.request(out)).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(e)) => {
+                return Err(body::limit_error(&e).unwrap_or_else(|| self.unreachable(e)));
+            }
+            Ok(Ok(res)) => res,
+        };
+        let (mut parts, incoming) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(hyper::Response::from_parts(parts, Body::Stream(incoming)))
+    }
+
     fn timed_out(&self) -> ApiError {
         tracing::warn!(upstream = %self.base, "upstream timed out");
         ApiError::new(

@@ -19,6 +19,7 @@ platform_core::route_labels! {
         Chat = "chat",
         Call = "call",
         SocketIo = "socket_io",
+        Attachments = "attachments",
     }
 }
 
@@ -41,6 +42,9 @@ pub(crate) enum Upstream {
     Call,
     /// The chat service's Socket.IO: long-polls and WebSocket tunnels.
     SocketIo,
+    /// The chat service's attachments: uploads and downloads streamed both ways, never held
+    /// whole.
+    Files,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,9 @@ pub(crate) fn table() -> Router<Route> {
         .route(M::DELETE, "/users/:userId/block", chat(Write::Members))
         .any("/users/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .route(M::GET, "/search/messages", chat(Write::Search))
+        .route(M::POST, "/attachments", r(Label::Attachments, Forward(Files, Admit::Write(Write::Upload))))
+        .route(M::GET, "/attachments/*", r(Label::Attachments, Forward(Files, Admit::Open)))
+        .route(M::HEAD, "/attachments/*", r(Label::Attachments, Forward(Files, Admit::Open)))
         .route(M::POST, "/calls", call(Write::Call))
         .route(M::PATCH, "/calls/:callId/status", call(Write::Call))
         .route(M::POST, "/calls/:callId/signals/:kind", call(Write::Signal))
@@ -195,6 +202,29 @@ mod tests {
         let session = Some(Target::Forward(Upstream::Call, Admit::Session));
         assert_eq!(target(Method::GET, "/calls/x/signals/offer"), session);
         assert_eq!(target(Method::GET, "/metrics"), None);
+    }
+
+    #[test]
+    fn attachments_are_streamed_uploads_limited_downloads_open() {
+        let upload = Some(Target::Forward(
+            Upstream::Files,
+            Admit::Write(Write::Upload),
+        ));
+        assert_eq!(target(Method::POST, "/attachments"), upload);
+        assert_eq!(target(Method::POST, "/attachments/"), upload);
+        let open = Some(Target::Forward(Upstream::Files, Admit::Open));
+        assert_eq!(target(Method::GET, "/attachments/abc"), open);
+        assert_eq!(target(Method::HEAD, "/attachments/abc"), open);
+        assert_eq!(target(Method::GET, "/attachments/abc/thumbnail"), open);
+        assert_eq!(
+            table().at(&Method::DELETE, "/attachments/abc"),
+            Match::MethodNotAllowed
+        );
+        assert_eq!(
+            table().at(&Method::PUT, "/attachments"),
+            Match::MethodNotAllowed
+        );
+        assert!(Write::Upload.signed_in_only());
     }
 
     #[test]

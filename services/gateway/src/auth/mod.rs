@@ -53,6 +53,10 @@ pub(crate) enum Admit {
     /// A socket: it signs in with its CONNECT packet at the chat service; opening one is
     /// counted per address.
     Socket,
+    /// No session: the request carries its own proof (an attachment URL's signature, checked
+    /// by the chat service). Nothing about the caller is passed on, so that an `<img src>`
+    /// works the same for everyone holding the URL.
+    Open,
 }
 
 /// A Socket.IO request that opens a new session (no `sid` yet): counted per address.
@@ -130,6 +134,12 @@ impl Auth {
         req.headers.remove(USER_HEADER);
         req.headers.remove(SECRET_HEADER);
         let write = match admit {
+            Admit::Open => {
+                req.headers.remove(http::header::AUTHORIZATION);
+                req.headers.remove(http::header::COOKIE);
+                self.vouch(&mut req.headers)?;
+                return Ok(());
+            }
             Admit::Socket => {
                 // Sockets authenticate in their CONNECT packet, at the chat service.
                 if is_handshake(req.uri.query()) {
@@ -191,6 +201,11 @@ impl Auth {
                 .map_err(|e| ApiError::internal("session user id", e))?;
             headers.insert(HeaderName::from_static(USER_HEADER), v);
         }
+        self.vouch(headers)
+    }
+
+    /// The shared secret that tells the services the request came through the gateway.
+    fn vouch(&self, headers: &mut HeaderMap) -> Result<(), ApiError> {
         if let Some(secret) = self.trust.secret() {
             let v = HeaderValue::from_bytes(secret)
                 .map_err(|e| ApiError::internal("INTERNAL_SECRET as a header", e))?;
