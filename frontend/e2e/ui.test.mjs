@@ -759,6 +759,13 @@ test("two users share an image and a PDF", async (t) => {
     if (mode !== "token") return;
     const session = await fp.evaluate(() => JSON.parse(localStorage.getItem("chat.session") ?? "null"));
     frankAuth = { Authorization: `Bearer ${session.token}` };
+    // Henry only needs an account (members are registered users); he never opens the UI.
+    const signed = await fetch(`${GATEWAY_URL}/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...henry, password: "henry-password-1" }),
+    });
+    assert.equal(signed.status, 201, await signed.clone().text());
     const res = await fetch(`${GATEWAY_URL}/conversations`, {
       method: "POST",
       headers: { "Content-Type": "application/json", ...frankAuth },
