@@ -14,7 +14,7 @@ const http = (method, path, token, body) => request(GATEWAY, method, path, token
 const register = (name) => registerAt(GATEWAY, RUN, name);
 const connect = (token) => connected(open(GATEWAY, { transports: ["websocket"], auth: { token } }));
 
-const MESSAGE_KEYS = ["body", "conversationId", "editedAt", "id", "reactions", "replyTo", "senderId", "sentAt"];
+const MESSAGE_KEYS = ["attachments", "body", "conversationId", "editedAt", "id", "reactions", "replyTo", "senderId", "sentAt"];
 
 async function group(owner, others) {
   const g = await http("POST", "/conversations", owner.token, {

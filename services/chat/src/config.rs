@@ -76,7 +76,7 @@ impl AttachmentSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(AttachmentSettings {
             dir: env.string("ATTACHMENT_DIR", "data/attachments").into(),
-            max_bytes: env.number("ATTACHMENT_MAX_BYTES", 25 << 20, 1, 5 << 30)?,
+            max_bytes: env.attachment_max_bytes()?,
             unsent_max_bytes: env.number("ATTACHMENT_UNSENT_MAX_BYTES", 250 << 20, 1, 1 << 40)?,
             uploads_max: env.number("ATTACHMENT_UPLOADS_MAX", 16, 1, 10_000)?,
             sweep_every: Duration::from_secs(env.number("ATTACHMENT_SWEEP_SECS", 60, 1, 86_400)?),

@@ -375,6 +375,13 @@ pub(crate) async fn remove(
         &[&id, &user_id],
     )
     .await?;
+    // Attachment URLs carry no user (one event serves every member): every URL handed out
+    // before the removal stops working, and members read messages again for fresh ones.
+    tx.execute(
+        "UPDATE conversations SET attachments_revoked_at = now() WHERE id = $1",
+        &[&id],
+    )
+    .await?;
     let action = if own { "left" } else { "removed" };
     log(&tx, id, version, me, action, &[user_id], &[role.as_str()]).await?;
     let remaining: Vec<&Seat> = locked

@@ -35,6 +35,9 @@ pub struct SendMessage {
     pub client_message_id: Option<String>,
     /// The message this one replies to (same conversation, live, stored or queued).
     pub reply_to_id: Option<Uuid>,
+    /// The sender's uploads this message carries, in order (claimed at send time).
+    #[serde(default)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +81,7 @@ pub(crate) async fn send(
             )));
         }
     }
+    crate::attachments::check_ids(&body.attachment_ids)?;
     let mut message = Message {
         id: Uuid::now_v7(),
         conversation_id: conversation,
@@ -95,6 +99,7 @@ pub(crate) async fn send(
     // Authorised by the cached member list; the queueing script refuses the send when the
     // members changed after that list was read, and it is authorised again by a fresh one.
     let mut tries = 0;
+    let mut claimed = false;
     loop {
         let members = state
             .members
@@ -113,15 +118,40 @@ pub(crate) async fn send(
                 reply_preview(state, conversation, original).await?,
             ));
         }
+        // Last of the checks, once: a claim is the one thing a refused send must undo.
+        if !body.attachment_ids.is_empty() && !claimed {
+            let ids = &body.attachment_ids;
+            let sender = message.sender_id.as_str();
+            match crate::attachments::claim(state, sender, conversation, message.id, ids).await {
+                Ok(found) => message.attachments = found,
+                Err(e) => {
+                    return match resent(state, &message, ids, respond_async).await? {
+                        Some(answer) => Ok(answer),
+                        None => Err(e),
+                    }
+                }
+            }
+            claimed = true;
+        }
         message.sent_at = time::now_millis();
-        match state
+        let queued = state
             .queue
             .send(&state.redis, &message, members.version())
-            .await?
-        {
+            .await;
+        let last_try = tries >= STALE_RETRIES;
+        // The claim stays with a queued message, or one about to be authorised again.
+        let keep = match &queued {
+            Ok(Enqueued::Queued) => true,
+            Ok(Enqueued::Stale) => !last_try,
+            _ => false,
+        };
+        if claimed && !keep {
+            crate::attachments::unclaim(state, message.id).await;
+        }
+        match queued? {
             Enqueued::Queued => break,
             Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
-            Enqueued::Stale if tries < STALE_RETRIES => {
+            Enqueued::Stale if !last_try => {
                 tries += 1;
                 state.members.forget(conversation);
             }
@@ -191,6 +221,46 @@ async fn reply_preview(
     match stored().await? {
         Some(Some(preview)) => Ok(preview),
         _ => Err(refused()),
+    }
+}
+
+/// A send whose attachments could not be claimed may be the retry of one that claimed them
+/// (same `clientMessageId`, answered before it arrived): its answer is the original's. `None`
+/// when it is not.
+async fn resent(
+    state: &State,
+    message: &Message,
+    ids: &[Uuid],
+    respond_async: bool,
+) -> Result<Option<Response>, ApiError> {
+    let Some(client_id) = &message.client_message_id else {
+        return Ok(None);
+    };
+    let client = state.pg.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT DISTINCT message_id FROM attachments
+             WHERE id = ANY($1) AND owner_id = $2 AND message_id IS NOT NULL",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&ids, &message.sender_id]).await?;
+    drop(client);
+    let [row] = rows.as_slice() else {
+        return Ok(None);
+    };
+    let first_id: Uuid = row.get(0);
+    let first = match find(state, &message.conversation_id, &first_id).await? {
+        Some(m) => Some(m),
+        None => state.queue.pending(&state.redis, &first_id).await?,
+    };
+    match first {
+        Some(first)
+            if first.conversation_id == message.conversation_id
+                && first.client_message_id.as_ref() == Some(client_id) =>
+        {
+            Ok(Some(retried(state, first, respond_async).await?))
+        }
+        _ => Ok(None),
     }
 }
 

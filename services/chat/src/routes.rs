@@ -7,7 +7,9 @@ use platform_core::router::Router;
 use platform_core::server::Handler;
 use platform_core::{health, ApiError, Request, Response};
 
-use crate::{attachments, blocks, conversations, history, lifecycle, messages, reactions, reads, search, App};
+use crate::{
+    attachments, blocks, conversations, history, lifecycle, messages, reactions, reads, search, App,
+};
 
 platform_core::route_labels! {
     /// The service's routes, each also its metric label.
@@ -147,10 +149,7 @@ impl dispatch::Service for App {
         // and the gateway forwards them without a caller.
         matches!(
             route,
-            Route::Healthz
-                | Route::Readyz
-                | Route::DownloadAttachment
-                | Route::DownloadThumbnail
+            Route::Healthz | Route::Readyz | Route::DownloadAttachment | Route::DownloadThumbnail
         )
     }
 

@@ -77,8 +77,7 @@ impl<S: Stream<Item = Result<Bytes, ApiError>> + Unpin> Stream for Sniffed<S> {
         let next = this.inner.poll_next_unpin(cx);
         if let Poll::Ready(Some(Ok(chunk))) = &next {
             let room = HEAD_BYTES - this.head.len();
-            this.head
-                .extend_from_slice(&chunk[..room.min(chunk.len())]);
+            this.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         }
         next
     }
@@ -127,7 +126,18 @@ pub(crate) async fn upload(
     }
     let (width, height) = dimensions(&content_type, &sniffed.head);
     let size = i64::try_from(size).unwrap_or(i64::MAX);
-    let recorded = record(state, owner, id, &name, &content_type, size, &key, width, height).await;
+    let recorded = record(
+        state,
+        owner,
+        id,
+        &name,
+        &content_type,
+        size,
+        &key,
+        width,
+        height,
+    )
+    .await;
     match recorded {
         Ok(true) => {}
         Ok(false) => {
@@ -211,10 +221,22 @@ async fn record(
         .execute(
             "INSERT INTO attachments (id, owner_id, name, content_type, size, storage_key,
                                       width, height)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE (SELECT coalesce(sum(size), 0) FROM attachments
-                    WHERE owner_id = $2 AND message_id IS NULL AND deleted_at IS NULL) + $5 <= $9",
-            &[&id, &owner, &name, &content_type, &size, &key, &width, &height, &max],
+             SELECT $1::uuid, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::int,
+                    $8::int
+             WHERE (SELECT coalesce(sum(size), 0)::bigint FROM attachments
+                    WHERE owner_id = $2 AND message_id IS NULL AND deleted_at IS NULL)
+                   + $5::bigint <= $9::bigint",
+            &[
+                &id,
+                &owner,
+                &name,
+                &content_type,
+                &size,
+                &key,
+                &width,
+                &height,
+                &max,
+            ],
         )
         .await?;
     tx.commit().await?;
@@ -419,7 +441,10 @@ async fn serve_thumbnail(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| store::unavailable(key, e))?;
         if bytes.len() + chunk.len() > 4 << 20 {
-            return Err(ApiError::internal("thumbnail", format!("{key} is too large")));
+            return Err(ApiError::internal(
+                "thumbnail",
+                format!("{key} is too large"),
+            ));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -432,7 +457,10 @@ async fn serve_thumbnail(
     let h = res.headers_mut();
     common_headers(h, id, max_age);
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     if method != Method::HEAD {
         *res.body_mut() = Body::from(bytes);
@@ -464,9 +492,16 @@ fn header_value(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| {
         let clean: String = v
             .chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+        HeaderValue::from_str(&clean)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
     })
 }
 

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -70,10 +70,6 @@ impl Local {
         Local { root: root.into() }
     }
 
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
@@ -87,6 +83,9 @@ impl Local {
             .await
             .map_err(|e| unavailable(key, e))?;
         let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        // Removes the temporary file unless renamed into place, also when this future is
+        // dropped mid-way (the client went away and the connection's task ended).
+        let mut guard = TmpGuard(Some(tmp.clone()));
         let written = async {
             let file = tokio::fs::File::create(&tmp)
                 .await
@@ -117,14 +116,17 @@ impl Local {
             Ok::<_, ApiError>(size)
         }
         .await;
-        if written.is_err() {
-            // Best effort: a leftover temporary file holds no key and is harmless.
-            let _ = tokio::fs::remove_file(&tmp).await;
+        if written.is_ok() {
+            guard.0 = None;
         }
         written
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<ByteStream>, ApiError> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, ApiError> {
         let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -139,18 +141,19 @@ impl Local {
             }
             None => u64::MAX,
         };
-        let stream = futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let want = usize::try_from(left).unwrap_or(BUFFER).min(BUFFER);
-            let mut buf = BytesMut::with_capacity(want);
-            match (&mut file).take(want as u64).read_buf(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => Some((Ok(buf.freeze()), (file, left - n as u64))),
-                Err(e) => Some((Err(e), (file, 0))),
-            }
-        });
+        let stream =
+            futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
+                if left == 0 {
+                    return None;
+                }
+                let want = usize::try_from(left).unwrap_or(BUFFER).min(BUFFER);
+                let mut buf = BytesMut::with_capacity(want);
+                match (&mut file).take(want as u64).read_buf(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => Some((Ok(buf.freeze()), (file, left - n as u64))),
+                    Err(e) => Some((Err(e), (file, 0))),
+                }
+            });
         Ok(Some(Box::pin(stream)))
     }
 
@@ -159,6 +162,22 @@ impl Local {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(unavailable(key, e)),
+        }
+    }
+}
+
+/// A temporary file to remove when dropped (unless taken). The removal is spawned: a drop
+/// must not block, and a leftover temporary file holds no key (harmless but for space).
+struct TmpGuard(Option<PathBuf>);
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = tokio::fs::remove_file(&path).await;
+                });
+            }
         }
     }
 }
@@ -192,7 +211,13 @@ mod tests {
         let store = Store::Local(Local::new(&dir));
         let id = uuid::Uuid::now_v7();
         let key = key_of(&id);
-        assert_eq!(store.put(&key, chunks(&[b"hello ", b"world"])).await.unwrap(), 11);
+        assert_eq!(
+            store
+                .put(&key, chunks(&[b"hello ", b"world"]))
+                .await
+                .unwrap(),
+            11
+        );
         let all = store.get(&key, None).await.unwrap().unwrap();
         assert_eq!(read_all(all).await, b"hello world");
         let part = store.get(&key, Some(6..9)).await.unwrap().unwrap();
@@ -201,7 +226,10 @@ mod tests {
         let other = key_of(&uuid::Uuid::now_v7());
         let failing = futures_util::stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
-            Err(ApiError::new(http::StatusCode::PAYLOAD_TOO_LARGE, "too big")),
+            Err(ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too big",
+            )),
         ]);
         assert_eq!(store.put(&other, failing).await.unwrap_err().status, 413);
         assert!(store.get(&other, None).await.unwrap().is_none());

@@ -44,48 +44,48 @@ pub(crate) async fn round(state: &State) -> Result<usize, platform_core::ApiErro
         return Ok(0);
     }
     let result = async {
-    let ttl = state.config.attachments.unsent_ttl.as_secs_f64();
-    let stmt = client
-        .prepare_cached(
-            "SELECT a.id, a.storage_key, a.thumbnail_key FROM attachments a
+        let ttl = state.config.attachments.unsent_ttl.as_secs_f64();
+        let stmt = client
+            .prepare_cached(
+                "SELECT a.id, a.storage_key, a.thumbnail_key FROM attachments a
              WHERE a.deleted_at IS NOT NULL
                 OR (a.message_id IS NULL AND a.created_at < now() - make_interval(secs => $1))
                 OR (a.message_id IS NOT NULL
                     AND a.claimed_at < now() - make_interval(secs => $1)
                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id))
              LIMIT $2",
-        )
-        .await?;
-    let mut removed = 0;
-    for _ in 0..BATCHES_MAX {
-        let rows = client.query(&stmt, &[&ttl, &BATCH]).await?;
-        if rows.is_empty() {
-            break;
-        }
-        let mut gone: Vec<Uuid> = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let key: String = r.get(1);
-            let thumb: Option<String> = r.get(2);
-            let thumb = thumb.unwrap_or_else(|| format!("{key}.thumb"));
-            // Failures are logged by the store; the row stays for the next round.
-            if state.attachments.store.delete(&thumb).await.is_ok()
-                && state.attachments.store.delete(&key).await.is_ok()
-            {
-                gone.push(r.get(0));
-            }
-        }
-        let n = gone.len();
-        client
-            .execute("DELETE FROM attachments WHERE id = ANY($1)", &[&gone])
+            )
             .await?;
-        removed += n;
-        if n < rows.len() {
-            // Storage is failing: stop here rather than select the same rows again.
-            break;
+        let mut removed = 0;
+        for _ in 0..BATCHES_MAX {
+            let rows = client.query(&stmt, &[&ttl, &BATCH]).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut gone: Vec<Uuid> = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let key: String = r.get(1);
+                let thumb: Option<String> = r.get(2);
+                let thumb = thumb.unwrap_or_else(|| format!("{key}.thumb"));
+                // Failures are logged by the store; the row stays for the next round.
+                if state.attachments.store.delete(&thumb).await.is_ok()
+                    && state.attachments.store.delete(&key).await.is_ok()
+                {
+                    gone.push(r.get(0));
+                }
+            }
+            let n = gone.len();
+            client
+                .execute("DELETE FROM attachments WHERE id = ANY($1)", &[&gone])
+                .await?;
+            removed += n;
+            if n < rows.len() {
+                // Storage is failing: stop here rather than select the same rows again.
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    Ok(removed)
+        Ok(removed)
     }
     .await;
     let _ = client

@@ -27,7 +27,11 @@ pub(crate) fn file_name(raw: Option<&[u8]>) -> Result<String, ApiError> {
     if decoded.chars().any(char::is_control) {
         return Err(bad("must not contain control characters"));
     }
-    let name = decoded.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    let name = decoded
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .trim();
     if name.is_empty() || name == "." || name == ".." {
         return Err(bad("must name a file"));
     }
@@ -172,8 +176,21 @@ mod tests {
         assert_eq!(ok("%E6%97%A5%E6%9C%AC%20%F0%9F%98%80.png"), "日本 😀.png");
         assert_eq!(ok("..%2F..%2Fetc%2Fpasswd"), "passwd");
         assert_eq!(ok("C%3A%5CUsers%5Cme%5Cphoto.jpg"), "photo.jpg");
-        for bad in ["", "%2F", "a%2F", "..", "a%0Ab", "%FF", "%00x", &"a".repeat(256)] {
-            assert_eq!(file_name(Some(bad.as_bytes())).unwrap_err().status, 400, "{bad}");
+        for bad in [
+            "",
+            "%2F",
+            "a%2F",
+            "..",
+            "a%0Ab",
+            "%FF",
+            "%00x",
+            &"a".repeat(256),
+        ] {
+            assert_eq!(
+                file_name(Some(bad.as_bytes())).unwrap_err().status,
+                400,
+                "{bad}"
+            );
         }
         assert_eq!(file_name(None).unwrap_err().status, 400);
         assert_eq!(ok(&"é".repeat(255)).chars().count(), 255);
@@ -184,12 +201,26 @@ mod tests {
         let ct = |raw: &str| content_type(Some(raw.as_bytes()));
         assert_eq!(content_type(None).unwrap(), "application/octet-stream");
         assert_eq!(ct("Image/PNG").unwrap(), "image/png");
-        assert_eq!(ct("text/plain; charset=UTF-8").unwrap(), "text/plain; charset=UTF-8");
+        assert_eq!(
+            ct("text/plain; charset=UTF-8").unwrap(),
+            "text/plain; charset=UTF-8"
+        );
         assert_eq!(ct("image/svg+xml").unwrap(), "image/svg+xml");
-        for bad in ["", "text", "text/", "/plain", "te xt/plain", "text/plain;", "a/b\u{1}"] {
+        for bad in [
+            "",
+            "text",
+            "text/",
+            "/plain",
+            "te xt/plain",
+            "text/plain;",
+            "a/b\u{1}",
+        ] {
             assert_eq!(ct(bad).unwrap_err().status, 400, "{bad:?}");
         }
-        assert_eq!(ct(&format!("a/{}", "b".repeat(300))).unwrap_err().status, 400);
+        assert_eq!(
+            ct(&format!("a/{}", "b".repeat(300))).unwrap_err().status,
+            400
+        );
     }
 
     #[test]
