@@ -869,6 +869,11 @@ test("two users share an image and a PDF", async (t) => {
     gp.on("request", (r) => {
       if (/\/conversations\/[^/]+\/messages\?/.test(r.url())) reads.push(r.url());
     });
+    // The page itself keeps images it has shown (whatever the HTTP cache): with the cache
+    // off as DevTools does it, the larger view asks the server again, as a new page would.
+    const cdp = await gp.context().newCDPSession(gp);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
     revoked.at = Date.now();
     const res = await fetch(`${GATEWAY_URL}/conversations/${conversationId}/members/${henry.userId}`, { method: "DELETE", headers: frankAuth });
     assert.equal(res.status, 204);

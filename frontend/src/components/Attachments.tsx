@@ -140,9 +140,7 @@ function InlineImage({
 function FileChip({ a, resolve }: { a: Attachment; resolve(url: string): string }) {
   const body = (
     <>
-      <span className="file-icon" aria-hidden="true">
-        📄
-      </span>
+      <FileIcon />
       <span className="file-name">{a.name}</span>
       <span className="file-size">{formatSize(a.size)}</span>
     </>
@@ -241,5 +239,23 @@ function ImageViewer({
       </figure>
     </div>,
     document.body,
+  );
+}
+
+/** Drawn, not an emoji: a system without an emoji font would show a blank box. */
+function FileIcon() {
+  return (
+    <svg className="icon" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth="2" strokeLinejoin="round">
+      <path d="M6 2h8l5 5v15H6z" />
+      <path d="M14 2v5h5" />
+    </svg>
+  );
+}
+
+export function PaperclipIcon() {
+  return (
+    <svg className="icon" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round">
+      <path d="M21 11.5l-8.5 8.5a5.5 5.5 0 01-7.8-7.8l9-9a3.7 3.7 0 015.2 5.2l-9 9a1.8 1.8 0 01-2.6-2.6l8.3-8.3" />
+    </svg>
   );
 }

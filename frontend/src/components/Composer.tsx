@@ -5,6 +5,7 @@
 // their names as its text (the server requires a body).
 import { useEffect, useId, useRef, useState, type ClipboardEvent, type KeyboardEvent } from "react";
 import { Store, useStore } from "../state/store";
+import { PaperclipIcon } from "./Attachments";
 import {
   MAX_ATTACHMENTS,
   bodyForFiles,
@@ -146,7 +147,7 @@ export function Composer({ label, onSend, onTyping, onIdle, replyingTo, onCancel
             aria-label="Attach files"
             title="Attach files"
           >
-            📎
+            <PaperclipIcon />
           </button>
         </>
       )}
