@@ -136,3 +136,49 @@ deps_down() {
   # Only the temporary folder made by deps_up; a folder the caller chose is kept.
   if [ -n "$DEPS_TEMP" ] && [[ "$DEPS_DIR" == /tmp/chat-deps.* ]]; then rm -rf "$DEPS_DIR"; fi
 }
+
+# An S3-compatible server for the attachments (tests, and the run command with STORAGE=s3):
+# s3s-fs from crates.io, a real S3 implementation (SigV4 signatures checked, multipart
+# uploads, ranged reads) keeping each bucket as a folder. Built once with `cargo install`
+# into S3S_ROOT (default ~/.cache/chat-tools/s3s-fs) and reused by every later run.
+S3S_VERSION="0.14.1"  # the newest that builds with this machine's Rust (0.17 needs 1.96)
+S3S_ROOT="${S3S_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-tools/s3s-fs}"
+S3_STARTED_PID=""
+S3_DOWN_REGISTERED=""
+
+s3_install() {
+  if [ -x "$S3S_ROOT/bin/s3s-fs" ]; then return 0; fi
+  deps_log "installing s3s-fs $S3S_VERSION with cargo (once, into $S3S_ROOT)"
+  local build; build="$(mktemp -d /tmp/s3s-build.XXXXXX)"
+  cargo install --quiet --locked "s3s-fs@$S3S_VERSION" --features binary --root "$S3S_ROOT" --target-dir "$build" \
+    || { rm -rf "$build"; deps_log "cargo install s3s-fs failed"; return 1; }
+  rm -rf "$build"
+}
+
+# Any HTTP answer (403 without a signature) means an S3 server listens there.
+s3_answers() { curl -s -o /dev/null -m 2 "$1/"; }
+
+# s3_up ENDPOINT ACCESS_KEY SECRET_KEY DIR: starts s3s-fs at ENDPOINT (http://host:port)
+# with its buckets in DIR, unless something answers there already; stopped at exit.
+s3_up() {
+  local endpoint="$1" access="$2" secret="$3" dir="$4"
+  [ -n "$S3_DOWN_REGISTERED" ] || { on_exit s3_down; S3_DOWN_REGISTERED=1; }
+  if s3_answers "$endpoint"; then deps_log "an S3 server answers at $endpoint; using it"; return 0; fi
+  s3_install || return 1
+  local hostport="${endpoint#http://}"; hostport="${hostport%/}"
+  mkdir -p "$dir"
+  deps_log "starting s3s-fs on $hostport (buckets in $dir)"
+  "$S3S_ROOT/bin/s3s-fs" --host "${hostport%:*}" --port "${hostport##*:}" \
+    --access-key "$access" --secret-key "$secret" "$dir" >"$dir.log" 2>&1 &
+  S3_STARTED_PID=$!
+  wait_tcp "$hostport" 15 || { deps_log "s3s-fs did not start:"; tail -20 "$dir.log" >&2; return 1; }
+}
+
+s3_down() {
+  if [ -n "$S3_STARTED_PID" ]; then
+    kill "$S3_STARTED_PID" 2>/dev/null || true
+    wait "$S3_STARTED_PID" 2>/dev/null || true
+    deps_log "s3s-fs stopped"
+  fi
+  S3_STARTED_PID=""
+}

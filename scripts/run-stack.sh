@@ -16,7 +16,8 @@
 #
 # Overrides, for tests and development: BIN_DIR (default target/release; SKIP_BUILD=1 uses
 # the binaries there as they are), SKIP_WEB_BUILD=1 (serve STATIC_DIR as it is, default
-# frontend/dist), CHAT_PORT, WORKER_PORT, CALL_PORT, GATEWAY_PORT, WEB_PORT.
+# frontend/dist), CHAT_PORT, WORKER_PORT, CALL_PORT, GATEWAY_PORT, WEB_PORT; STORAGE=s3 (attachments
+# on an S3 server started here, s3s-fs on S3_PORT, 9000; or the one S3_ENDPOINT names).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,6 +39,8 @@ if [ -z "${CHAT_DATA_DIR:-}" ]; then
     CHAT_DATA_DIR=/var/lib/chat-platform
   fi
 fi
+# Uploaded files (the local storage back end) live with the rest of the data.
+export ATTACHMENT_DIR="${ATTACHMENT_DIR:-$CHAT_DATA_DIR/attachments}"
 # Backoff of the supervisors, in seconds.
 RESTART_MAX_DELAY="${RESTART_MAX_DELAY:-30}"
 RESTART_RESET_AFTER="${RESTART_RESET_AFTER:-60}"
@@ -77,6 +80,17 @@ supervise() {
 step "PostgreSQL and Redis (data in $CHAT_DATA_DIR)"
 DEPS_DIR="$CHAT_DATA_DIR"
 deps_up "$CHAT_DATABASE_URL" "$REDIS_URL"
+
+# Attachments: a local directory by default; STORAGE=s3 stores them on S3 instead, on an
+# S3-compatible server started here (s3s-fs, buckets in $CHAT_DATA_DIR/s3, kept like the
+# rest) unless S3_ENDPOINT names one that answers.
+if [ "${STORAGE:-local}" = s3 ]; then
+  step "S3 server for attachments (buckets in $CHAT_DATA_DIR/s3)"
+  export S3_ENDPOINT="${S3_ENDPOINT:-http://127.0.0.1:${S3_PORT:-9000}}" S3_BUCKET="${S3_BUCKET:-attachments}"
+  export S3_ACCESS_KEY_ID="${S3_ACCESS_KEY_ID:-chat-local}" S3_SECRET_ACCESS_KEY="${S3_SECRET_ACCESS_KEY:-$(random_secret)}"
+  mkdir -p "$CHAT_DATA_DIR/s3/$S3_BUCKET"
+  s3_up "$S3_ENDPOINT" "$S3_ACCESS_KEY_ID" "$S3_SECRET_ACCESS_KEY" "$CHAT_DATA_DIR/s3"
+fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   step "build"

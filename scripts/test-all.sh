@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests, the end-to-end tests against real
 # PostgreSQL and Redis (started here on private ports unless E2E_DATABASE_URL /
-# E2E_REDIS_URL point at running servers; stopped again on exit), and the Socket.IO interop
+# E2E_REDIS_URL point at running servers; stopped again on exit) and an S3 server (s3s-fs,
+# E2E_S3_*), and the Socket.IO interop
 # tests with the official JavaScript client (installed from npm here), and schemathesis
 # against the gateway's OpenAPI document (installed from PyPI into target/), the goose crate's
 # unit tests, the run command (scripts/test-run-stack.sh), then a bounded cargo-fuzz run of
@@ -22,6 +23,19 @@ cargo fmt --all -- --check
 
 step "PostgreSQL and Redis"
 deps_up "$E2E_DATABASE_URL" "$E2E_REDIS_URL"
+
+step "S3 server (s3s-fs) for the attachment store"
+# A fresh folder per run; each test makes its own bucket in it (E2E_S3_DIR).
+export E2E_S3_ENDPOINT="${E2E_S3_ENDPOINT:-http://127.0.0.1:$(free_port)}"
+export E2E_S3_ACCESS_KEY_ID="${E2E_S3_ACCESS_KEY_ID:-e2e-access}"
+export E2E_S3_SECRET_ACCESS_KEY="${E2E_S3_SECRET_ACCESS_KEY:-e2e-secret-0123456789}"
+if [ -z "${E2E_S3_DIR:-}" ]; then
+  s3_tmp="$(mktemp -d /tmp/chat-s3.XXXXXX)"
+  on_exit rm -rf "$s3_tmp"
+  E2E_S3_DIR="$s3_tmp/buckets"
+fi
+export E2E_S3_DIR
+s3_up "$E2E_S3_ENDPOINT" "$E2E_S3_ACCESS_KEY_ID" "$E2E_S3_SECRET_ACCESS_KEY" "$E2E_S3_DIR"
 
 step "build"
 cargo build --workspace --bins

@@ -50,8 +50,8 @@ for files in "-f compose.yaml" "-f compose.yaml -f compose.test.yaml"; do
 done
 
 step "Dockerfiles (hadolint)"
-"$venv/bin/hadolint" Dockerfile tests/compose/Dockerfile
-echo "ok - Dockerfile and tests/compose/Dockerfile lint clean"
+"$venv/bin/hadolint" Dockerfile tests/compose/Dockerfile docker/s3.Dockerfile
+echo "ok - Dockerfile, tests/compose/Dockerfile and docker/s3.Dockerfile lint clean"
 
 step "INTERNAL_SECRET is required"
 for parser in docker-compose "$compose2"; do
@@ -67,6 +67,11 @@ in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" 
 in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" -f compose.yaml -f compose.test.yaml \
   config --format json >"$work/compose-test.json"
 python3 tests/compose/check_compose.py "$work/compose.json" .
+# The optional S3 server (attachments) passes the same checks.
+in_clean_env INTERNAL_SECRET="$secret" "$compose2" --env-file "$work/empty.env" --profile s3 -f compose.yaml \
+  config --format json >"$work/compose-s3.json"
+python3 -c 'import json, sys; assert "s3" in json.load(open(sys.argv[1]))["services"]' "$work/compose-s3.json"
+python3 tests/compose/check_compose.py "$work/compose-s3.json" .
 python3 tests/compose/check_compose.py "$work/compose-test.json" . --test-overlay
 (cd tests/compose && COMPOSE_JSON="$work/compose.json" python3 -m unittest test_check_compose.py)
 

@@ -70,6 +70,11 @@ pub struct AttachmentSettings {
     pub sweep_every: Duration,
     /// `ATTACHMENT_UNSENT_TTL_SECS`: how long an upload may wait to be sent.
     pub unsent_ttl: Duration,
+    /// `S3_*`: S3-compatible storage instead of `dir`, when `S3_BUCKET` is set.
+    pub s3: Option<S3Settings>,
+    /// `ATTACHMENT_THUMBNAIL_MAX_BYTES`: larger images get no thumbnail (read whole to make
+    /// one).
+    pub thumbnail_max_bytes: u64,
 }
 
 impl AttachmentSettings {
@@ -86,7 +91,67 @@ impl AttachmentSettings {
                 1,
                 365 * 86_400,
             )?),
+            s3: S3Settings::from_env(env)?,
+            thumbnail_max_bytes: env.number(
+                "ATTACHMENT_THUMBNAIL_MAX_BYTES",
+                10 << 20,
+                0,
+                1 << 30,
+            )?,
         })
+    }
+}
+
+/// `S3_*` settings: S3 is used when `S3_BUCKET` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `S3_ENDPOINT`: an S3-compatible server (`http://host:port`); unset, AWS itself.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    /// `S3_REGION`, default `us-east-1`.
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `S3_FORCE_PATH_STYLE`: `endpoint/bucket/key` rather than `bucket.endpoint/key`;
+    /// default true with an endpoint (local servers have no per-bucket host names).
+    pub force_path_style: bool,
+}
+
+impl S3Settings {
+    /// `None` when no `S3_*` variable is set; a partial setting is an error, so that a typo
+    /// does not silently store files on the local disk.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        const VARS: [&str; 6] = [
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_REGION",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+            "S3_FORCE_PATH_STYLE",
+        ];
+        let set = |v: &str| env.raw(v).filter(|s| !s.is_empty());
+        if !VARS.iter().any(|v| set(v).is_some()) {
+            return Ok(None);
+        }
+        let required = |var: &str| {
+            set(var).ok_or_else(|| ConfigError {
+                var: var.into(),
+                value: String::new(),
+                reason: "required when any S3_* setting is given".into(),
+            })
+        };
+        let endpoint = match set("S3_ENDPOINT") {
+            Some(_) => Some(env.url("S3_ENDPOINT", "", &["http", "https"])?),
+            None => None,
+        };
+        Ok(Some(S3Settings {
+            bucket: required("S3_BUCKET")?,
+            region: env.string("S3_REGION", "us-east-1"),
+            access_key_id: required("S3_ACCESS_KEY_ID")?,
+            secret_access_key: required("S3_SECRET_ACCESS_KEY")?,
+            force_path_style: env.boolean("S3_FORCE_PATH_STYLE", endpoint.is_some())?,
+            endpoint,
+        }))
     }
 }
 
@@ -132,5 +197,38 @@ impl Config {
 
     pub fn addr(&self) -> SocketAddr {
         self.listen.addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_all_or_nothing() {
+        assert_eq!(S3Settings::from_env(&Env::from_pairs(&[])).unwrap(), None);
+        let full = S3Settings::from_env(&Env::from_pairs(&[
+            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_BUCKET", "files"),
+            ("S3_ACCESS_KEY_ID", "k"),
+            ("S3_SECRET_ACCESS_KEY", "s"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(full.region, "us-east-1");
+        assert!(full.force_path_style);
+        let aws = S3Settings::from_env(&Env::from_pairs(&[
+            ("S3_BUCKET", "files"),
+            ("S3_ACCESS_KEY_ID", "k"),
+            ("S3_SECRET_ACCESS_KEY", "s"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(!aws.force_path_style && aws.endpoint.is_none());
+        let e = S3Settings::from_env(&Env::from_pairs(&[("S3_ENDPOINT", "http://x:9000")]))
+            .unwrap_err();
+        assert_eq!(e.var, "S3_BUCKET");
+        let e = S3Settings::from_env(&Env::from_pairs(&[("S3_BUCKET", "b")])).unwrap_err();
+        assert_eq!(e.var, "S3_ACCESS_KEY_ID");
     }
 }

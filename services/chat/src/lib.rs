@@ -81,10 +81,10 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         waiters: waiters::Waiters::default(),
         reaction_events: reactions::Coalescer::default(),
         attachments: attachments::Attachments::new(
-            attachments::store::Store::Local(attachments::store::Local::new(
-                &config.attachments.dir,
-            )),
+            attachments::store::Store::open(&config.attachments)?,
             config.attachments.uploads_max,
+            pg.clone(),
+            config.attachments.thumbnail_max_bytes,
         ),
         metrics,
         pg,

@@ -6,8 +6,10 @@
 //! `postgres://postgres@127.0.0.1:25432/postgres`), `E2E_REDIS_URL` (default
 //! `redis://127.0.0.1:26379`), `E2E_BIN_DIR` (default `target/debug`). The test command
 //! (`scripts/test-all.sh`) starts the servers and builds the binaries first. The fault tests
-//! run private servers of their own ([`servers`]) so they can restart them.
+//! run private servers of their own ([`servers`]) so they can restart them. [`s3`] gives a
+//! test its own bucket on the S3 server the test command starts.
 
+pub mod s3;
 pub mod servers;
 
 use std::collections::HashMap;
@@ -332,6 +334,11 @@ impl Stack {
             .env("RATE_CONNECTS_PER_ADDRESS", "1000000")
             .env("RATE_REGISTRATIONS_PER_ADDRESS", "1000000")
             .env("RATE_LOGIN_FAILURES_PER_ADDRESS", "1000000")
+            .env("RATE_UPLOADS_PER_ADDRESS", "1000000")
+            .env("RATE_UPLOADS_PER_USER", "1000000")
+            // Uploads land beside the stack's logs unless a test names a directory (the
+            // default, data/attachments, would be relative to wherever the tests run).
+            .env("ATTACHMENT_DIR", self.log_dir.join("attachments"))
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),

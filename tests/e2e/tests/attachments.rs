@@ -13,13 +13,64 @@ use e2e::{Reply, Stack, User};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A stack with authentication on, storing attachments in a directory of its own.
-async fn stack(chat_env: &[(&str, &str)]) -> (Stack, PathBuf) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/e2e-attachments")
-        .join(uuid::Uuid::new_v4().simple().to_string());
-    let dir_s = dir.to_string_lossy().to_string();
-    let mut env: Vec<(&str, &str)> = vec![("ATTACHMENT_DIR", &dir_s)];
+/// Where a test's stack keeps attachments: each storage-dependent test runs on both.
+#[derive(Clone, Copy, Debug)]
+enum Back {
+    Local,
+    S3,
+}
+
+/// The storage of one stack, as the test can inspect it.
+enum Storage {
+    Local(PathBuf),
+    S3(e2e::s3::Bucket),
+}
+
+impl Storage {
+    /// The stored objects (temporary files of the local back end excluded).
+    fn objects(&self) -> Vec<PathBuf> {
+        match self {
+            Storage::Local(dir) => objects(dir),
+            Storage::S3(bucket) => bucket.keys().into_iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    /// Upload files not yet complete (local: `tmp/`; S3 aborts unfinished uploads itself).
+    fn temporaries(&self) -> usize {
+        match self {
+            Storage::Local(dir) => temporaries(dir),
+            Storage::S3(_) => 0,
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Storage::Local(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A stack with authentication on, storing attachments on `back` (a directory or a bucket
+/// of its own).
+async fn stack(back: Back, chat_env: &[(&str, &str)]) -> (Stack, Storage) {
+    let storage = match back {
+        Back::Local => Storage::Local(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/e2e-attachments")
+                .join(uuid::Uuid::new_v4().simple().to_string()),
+        ),
+        Back::S3 => Storage::S3(e2e::s3::Bucket::fresh()),
+    };
+    let store_env: Vec<(String, String)> = match &storage {
+        Storage::Local(dir) => vec![("ATTACHMENT_DIR".into(), dir.to_string_lossy().into())],
+        Storage::S3(bucket) => bucket.chat_env(),
+    };
+    let mut env: Vec<(&str, &str)> = store_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     env.extend_from_slice(chat_env);
     let max = chat_env
         .iter()
@@ -32,7 +83,22 @@ async fn stack(chat_env: &[(&str, &str)]) -> (Stack, PathBuf) {
         ("ATTACHMENT_MAX_BYTES", max),
     ];
     let s = Stack::secure(&env, &gateway).await;
-    (s, dir)
+    (s, storage)
+}
+
+/// A test on the local back end and again on S3 (the server `scripts/test-all.sh` starts).
+macro_rules! on_both_back_ends {
+    ($test:ident: $local:ident, $s3:ident) => {
+        #[tokio::test]
+        async fn $local() {
+            $test(Back::Local).await
+        }
+
+        #[tokio::test]
+        async fn $s3() {
+            $test(Back::S3).await
+        }
+    };
 }
 
 /// `POST /attachments` with `bytes` as the body.
@@ -202,12 +268,16 @@ async fn chunked_upload(s: &Stack, token: &str, chunks: usize, chunk: usize) -> 
         .unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
-#[tokio::test]
-async fn uploads_are_checked_limited_and_stored() {
-    let (s, dir) = stack(&[
-        ("ATTACHMENT_MAX_BYTES", "100000"),
-        ("ATTACHMENT_UNSENT_MAX_BYTES", "250000"),
-    ])
+on_both_back_ends!(uploads_are_checked_limited_and_stored: uploads_are_checked_limited_and_stored_locally, uploads_are_checked_limited_and_stored_on_s3);
+
+async fn uploads_are_checked_limited_and_stored(back: Back) {
+    let (s, store) = stack(
+        back,
+        &[
+            ("ATTACHMENT_MAX_BYTES", "100000"),
+            ("ATTACHMENT_UNSENT_MAX_BYTES", "250000"),
+        ],
+    )
     .await;
     let ann = s.sign_up("ann").await;
 
@@ -260,7 +330,7 @@ async fn uploads_are_checked_limited_and_stored() {
         .await
         .assert_error(401);
 
-    let before = objects(&dir).len();
+    let before = store.objects().len();
     assert_eq!(before, 3);
     // Over the size limit: by Content-Length (before anything is read) and chunked (mid-way).
     let big = upload(
@@ -283,13 +353,13 @@ async fn uploads_are_checked_limited_and_stored() {
     assert_eq!(at_limit.status, 201, "{:?}", at_limit.body);
     assert_eq!(chunked_upload(&s, &ann.token, 30, 10_000).await, 413);
     assert_eq!(
-        objects(&dir).len(),
+        store.objects().len(),
         before + 1,
         "nothing kept of refused uploads"
     );
     // The chat service learns that the upload was cut when the gateway drops it.
     s.eventually("no temporary files", Duration::from_secs(5), || async {
-        temporaries(&dir) == 0
+        store.temporaries() == 0
     })
     .await;
 
@@ -322,7 +392,6 @@ async fn uploads_are_checked_limited_and_stored() {
         vec![1u8; 1_000],
     )
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -342,7 +411,8 @@ async fn uploads_need_a_token_in_compat_mode_too() {
 
 #[tokio::test]
 async fn sends_claim_their_uploads_once() {
-    let (s, dir) = stack(&[]).await;
+    // Claims are rows: the storage back end plays no part.
+    let (s, _store) = stack(Back::Local, &[]).await;
     let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
     let c = s.group_of(&ann, &[&bob]).await;
 
@@ -445,12 +515,12 @@ async fn sends_claim_their_uploads_once() {
     assert_eq!(second.status, 200, "{:?}", second.body);
     assert_eq!(second.body["id"], first.body["id"]);
     assert_eq!(ids(&second.body), vec![again["id"].clone()]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn urls_serve_files_with_safe_headers_and_ranges() {
-    let (s, dir) = stack(&[("ATTACHMENT_URL_TTL_SECS", "2")]).await;
+on_both_back_ends!(urls_serve_files_with_safe_headers_and_ranges: urls_serve_files_locally, urls_serve_files_from_s3);
+
+async fn urls_serve_files_with_safe_headers_and_ranges(back: Back) {
+    let (s, _store) = stack(back, &[("ATTACHMENT_URL_TTL_SECS", "2")]).await;
     let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
     let c = s.group_of(&ann, &[&bob]).await;
     let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
@@ -607,7 +677,6 @@ async fn urls_serve_files_with_safe_headers_and_ranges() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Signs URLs as the stack's services do (the key derived from its INTERNAL_SECRET).
@@ -623,9 +692,10 @@ fn now_ms() -> i64 {
     platform_core::time::now_millis()
 }
 
-#[tokio::test]
-async fn a_removed_member_loses_the_urls() {
-    let (s, dir) = stack(&[]).await;
+on_both_back_ends!(a_removed_member_loses_the_urls: a_removed_member_loses_the_urls_locally, a_removed_member_loses_the_urls_on_s3);
+
+async fn a_removed_member_loses_the_urls(back: Back) {
+    let (s, _store) = stack(back, &[]).await;
     let (ann, bob, cat) = (
         s.sign_up("ann").await,
         s.sign_up("bob").await,
@@ -675,15 +745,18 @@ async fn a_removed_member_loses_the_urls() {
     .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"secret");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn files_go_with_their_message_conversation_or_unsent_upload() {
-    let (s, dir) = stack(&[
-        ("ATTACHMENT_SWEEP_SECS", "1"),
-        ("ATTACHMENT_UNSENT_TTL_SECS", "3"),
-    ])
+on_both_back_ends!(files_go_with_their_message_conversation_or_unsent_upload: files_go_with_their_message_locally, files_go_with_their_message_on_s3);
+
+async fn files_go_with_their_message_conversation_or_unsent_upload(back: Back) {
+    let (s, store) = stack(
+        back,
+        &[
+            ("ATTACHMENT_SWEEP_SECS", "1"),
+            ("ATTACHMENT_UNSENT_TTL_SECS", "3"),
+        ],
+    )
     .await;
     let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
     let c = s.group_of(&ann, &[&bob]).await;
@@ -696,7 +769,7 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(objects(&dir).len(), 2);
+    assert_eq!(store.objects().len(), 2);
 
     // Deleting the message: its URL is 404 at once, the answer and the history show no
     // attachments, and the file is removed from storage.
@@ -720,7 +793,7 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
     s.eventually(
         "the deleted message's file removed",
         Duration::from_secs(10),
-        || async { objects(&dir).len() == 1 },
+        || async { store.objects().len() == 1 },
     )
     .await;
     s.eventually("its row removed", Duration::from_secs(10), || async {
@@ -730,11 +803,11 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
 
     // An upload never sent is removed after ATTACHMENT_UNSENT_TTL_SECS.
     uploaded(&s, &ann, "never.txt", "text/plain", b"never".to_vec()).await;
-    assert_eq!(objects(&dir).len(), 2);
+    assert_eq!(store.objects().len(), 2);
     s.eventually(
         "the unsent upload removed",
         Duration::from_secs(15),
-        || async { objects(&dir).len() == 1 },
+        || async { store.objects().len() == 1 },
     )
     .await;
 
@@ -753,20 +826,19 @@ async fn files_go_with_their_message_conversation_or_unsent_upload() {
     s.eventually(
         "the deleted conversation's files removed",
         Duration::from_secs(10),
-        || async { objects(&dir).is_empty() && rows(&db).await == 0 },
+        || async { store.objects().is_empty() && rows(&db).await == 0 },
     )
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn sockets_see_attachments_in_message_created() {
-    let (s, dir) = stack(&[]).await;
+on_both_back_ends!(sockets_see_attachments_in_message_created: sockets_see_attachments_locally, sockets_see_attachments_on_s3);
+
+async fn sockets_see_attachments_in_message_created(back: Back) {
+    let (s, _store) = stack(back, &[]).await;
     let mut node = e2e::node_test("attachments.test.mjs");
     node.env("GATEWAY_URL", s.url()).env(
         "RUN",
         format!("a{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
     );
     e2e::must_succeed(node, "node attachments tests").await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

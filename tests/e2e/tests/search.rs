@@ -449,5 +449,6 @@ async fn the_migration_indexes_the_messages_already_there() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions.last(), Some(&10));
+    // Applied again (later migrations were applied all along).
+    assert!(versions.contains(&10), "{versions:?}");
 }

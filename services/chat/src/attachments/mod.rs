@@ -3,11 +3,14 @@
 //! /attachments/:id[/thumbnail]` serves a claimed file to whoever holds a signed, unexpired,
 //! unrevoked URL (an `<img src>` sends no header, so the URL is the permission).
 //!
-//! - `store`: the storage back ends; `wire`: names, content types, ranges, dispositions;
+//! - `store`: the storage back ends (`s3`: the S3-compatible one); `thumbnail`: previews of
+//!   images; `wire`: names, content types, ranges, dispositions;
 //!   `sweep`: removal of deleted, never-sent and orphaned uploads.
 
+pub(crate) mod s3;
 pub(crate) mod store;
 pub(crate) mod sweep;
+mod thumbnail;
 mod wire;
 
 use std::pin::Pin;
@@ -36,14 +39,23 @@ pub(crate) const PER_MESSAGE_MAX: usize = 10;
 
 /// The attachment part of the service's state.
 pub(crate) struct Attachments {
-    pub(crate) store: Store,
+    /// Shared with the thumbnail task.
+    pub(crate) store: std::sync::Arc<Store>,
     /// Uploads streaming at once on this instance.
     uploads: Semaphore,
+    thumbnails: thumbnail::Thumbnails,
 }
 
 impl Attachments {
-    pub(crate) fn new(store: Store, uploads_max: usize) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        uploads_max: usize,
+        pg: platform_core::pools::PgPool,
+        thumbnail_max_bytes: u64,
+    ) -> Self {
+        let store = std::sync::Arc::new(store);
         Attachments {
+            thumbnails: thumbnail::Thumbnails::new(store.clone(), pg, thumbnail_max_bytes),
             store,
             uploads: Semaphore::new(uploads_max),
         }
@@ -139,7 +151,12 @@ pub(crate) async fn upload(
     )
     .await;
     match recorded {
-        Ok(true) => {}
+        Ok(true) => {
+            let thumbs = &state.attachments.thumbnails;
+            if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
+                thumbs.queue(thumbnail::Job { id, key });
+            }
+        }
         Ok(false) => {
             remove_quietly(state, &key).await;
             return Err(quota_exceeded(settings.unsent_max_bytes));

@@ -18,9 +18,20 @@ const BUFFER: usize = 64 * 1024;
 /// The configured back end.
 pub(crate) enum Store {
     Local(Local),
+    S3(super::s3::S3),
 }
 
 impl Store {
+    /// S3 when `S3_BUCKET` is set, else the local directory.
+    pub(crate) fn open(
+        settings: &crate::config::AttachmentSettings,
+    ) -> Result<Self, platform_core::config::ConfigError> {
+        Ok(match &settings.s3 {
+            Some(s3) => Store::S3(super::s3::S3::new(s3)?),
+            None => Store::Local(Local::new(&settings.dir)),
+        })
+    }
+
     /// Streams `body` to `key`; returns the size. On any error (including the body's own:
     /// 413, 408, the client gone) nothing remains under `key`.
     pub(crate) async fn put<S>(&self, key: &str, body: S) -> Result<u64, ApiError>
@@ -29,6 +40,7 @@ impl Store {
     {
         match self {
             Store::Local(l) => l.put(key, body).await,
+            Store::S3(s) => s.put(key, body).await,
         }
     }
 
@@ -40,6 +52,7 @@ impl Store {
     ) -> Result<Option<ByteStream>, ApiError> {
         match self {
             Store::Local(l) => l.get(key, range).await,
+            Store::S3(s) => s.get(key, range).await,
         }
     }
 
@@ -47,6 +60,7 @@ impl Store {
     pub(crate) async fn delete(&self, key: &str) -> Result<(), ApiError> {
         match self {
             Store::Local(l) => l.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
         }
     }
 }
