@@ -69,14 +69,24 @@ describe("composer", () => {
     ]);
     act(() => gw.releaseUploads());
     await waitFor(() => expect((sendButton() as HTMLButtonElement).disabled).toBe(false));
-    // No text: the file names are the message's body.
+    // No text: the file names are the message's body. While it is sent, the files show
+    // without links (the server signs URLs once the message exists).
+    gw.hold = (path, method) => method === "POST" && path.endsWith("/messages");
     await user.click(sendButton());
+    const sending = (await screen.findByText("cat.png, report.pdf", { selector: "p.body" })).closest("li")!;
+    expect(sending.dataset.delivery).toBe("pending");
+    expect(sending.querySelector(".att-image.pending")?.textContent).toBe("cat.png");
+    expect(sending.querySelector(".file-chip.pending")?.textContent).toContain("report.pdf");
+    expect(within(sending).queryByRole("link")).toBeNull();
+    gw.hold = null;
+    act(() => gw.release());
     const post = gw.requests.find((r) => r.method === "POST" && r.path === `/conversations/${c.id}/messages`);
     expect(post?.body.body).toBe("cat.png, report.pdf");
     expect(post?.body.attachmentIds).toEqual([...gw.uploads.keys()]);
     expect(pending()).toBeNull();
-    const li = (await screen.findByText("cat.png, report.pdf", { selector: "p.body" })).closest("li")!;
-    await waitFor(() => expect(li.dataset.delivery).toBe("sent"));
+    const sentItem = () => screen.getByText("cat.png, report.pdf", { selector: "p.body" }).closest("li")!;
+    await waitFor(() => expect(sentItem().dataset.delivery).toBe("sent"));
+    const li = sentItem();
     const img = within(li).getByRole("img", { name: "cat.png" }) as HTMLImageElement;
     expect(img.getAttribute("src")).toMatch(/^\/attachments\/a\d+\?i=\d+&e=\d+&s=sig\d+$/);
     const link = within(li).getByRole("link", { name: "Download report.pdf, 3 MB" });
