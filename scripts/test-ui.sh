@@ -8,6 +8,7 @@
 # of the main screens go to target/ui-artifacts/.
 #
 # UI_AUTH_MODE=compat runs the stack without accounts (the UI then joins by user id).
+# UI_TEST_PATTERN runs only the Chromium scenarios whose names match it (node --test-name-pattern).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -74,6 +75,11 @@ export CHAT_DATABASE_URL="$database_url" REDIS_URL="$redis_url" CHAT_NAMESPACE="
 export AUTH_MODE="${UI_AUTH_MODE:-token}"
 export INTERNAL_SECRET="${INTERNAL_SECRET:-$(random_secret)}"
 export RUST_LOG="${UI_LOG:-info}"
+# Uploaded files go to a directory of this run's own, removed at the end.
+ATTACHMENT_DIR="$(mktemp -d)"
+export ATTACHMENT_DIR
+remove_attachment_dir() { rm -rf "$ATTACHMENT_DIR"; }
+on_exit remove_attachment_dir
 PORT=$chat_port "$bin/chat" >"$logs/chat.log" 2>&1 & track_bg $!
 PORT=$worker_port "$bin/worker" >"$logs/worker.log" 2>&1 & track_bg $!
 PORT=$call_port "$bin/call" >"$logs/call.log" 2>&1 & track_bg $!
@@ -86,6 +92,6 @@ wait_http "http://127.0.0.1:$web_port/healthz"
 
 step "end-to-end in Chromium (playwright-core)"
 (cd frontend && WEB_URL="http://127.0.0.1:$web_port" GATEWAY_URL="http://127.0.0.1:$gateway_port" \
-  CHROMIUM_BIN="$chromium_bin" UI_ARTIFACTS="$artifacts" node --test --test-concurrency=1 e2e/ui.test.mjs)
+  CHROMIUM_BIN="$chromium_bin" UI_ARTIFACTS="$artifacts" node --test --test-concurrency=1 ${UI_TEST_PATTERN:+--test-name-pattern="$UI_TEST_PATTERN"} e2e/ui.test.mjs)
 
 echo "[ui] screenshots: $artifacts"

@@ -6,13 +6,16 @@
 // users live in a group: created, renamed, one added and removed mid-conversation, roles,
 // unread badges counted and cleared across two tabs of the same user, "seen by". Then two
 // more users reply, react (counts and who reacted, live) and search (accent-insensitive,
-// opening the conversation at the message).
+// opening the conversation at the message). Then two more share files: an image by the
+// attach button, one pasted and one dropped, and a PDF; the other sees the images rendered,
+// opens the larger view, and downloads the PDF's exact bytes; at phone width too.
 //
 // Environment: WEB_URL (the web server), GATEWAY_URL, CHROMIUM_BIN (default
 // /usr/bin/chromium), UI_ARTIFACTS (screenshots; default ../target/ui-artifacts).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { deflateSync } from "node:zlib";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -34,6 +37,8 @@ let a; // Alice's page
 let b; // Bob's page
 /** Bob's realtime link can be cut to test a lost connection. */
 const bobLink = { down: false, sockets: [] };
+/** When the attachments test revoked the file URLs handed out so far. */
+const revoked = { at: undefined };
 /** Uncaught exceptions and console errors of either page; the last test fails on any. */
 const pageProblems = [];
 
@@ -48,6 +53,9 @@ const pageProblems = [];
 function expectedConsoleError(who, msg) {
   const url = msg.location()?.url ?? "";
   if (/\/me$/.test(url) && /status of 401/.test(msg.text())) return true;
+  // The file URLs a member's removal revoked, which the attachments test loads on purpose
+  // (the app then re-reads the message for fresh ones).
+  if (who === "grace" && revoked.at !== undefined && /\/attachments\//.test(url) && /status of 403/.test(msg.text())) return true;
   // A candidate gathered after the other side hung up, before its status event arrived:
   // the app handles the 409 ("the call is over", src/call/calls.ts `signal`).
   if (/\/calls\/[^/]+\/signals\/ice$/.test(url) && /status of 409/.test(msg.text())) return true;
@@ -679,6 +687,237 @@ test("two users reply, react and search", async (t) => {
     await message(ep, "D'accord, à midi").getByRole("button", { name: "React with 👀" }).waitFor({ timeout: WAIT });
     assert.equal(await overflow(), 0);
     await shot(ep, "20-phone-reactions");
+  });
+});
+
+/** A real PNG of `w`×`h` pixels in one colour (so the browser decodes it: naturalWidth > 0). */
+function png(w, h, [r, g, bl]) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: w }, () => [r, g, bl]).flat())]);
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** A small valid PDF (one empty page), with bytes that differ on every run. */
+function pdf() {
+  const body = `%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >> endobj\n% run ${run}\ntrailer << /Root 1 0 R >>\n%%EOF\n`;
+  return Buffer.from(body, "latin1");
+}
+
+test("two users share an image and a PDF", async (t) => {
+  const frank = { userId: `frank-${run}`, displayName: "Frank", password: "frank-password-1" };
+  const grace = { userId: `grace-${run}`, displayName: "Grace", password: "grace-password-1" };
+  const henry = { userId: `henry-${run}`, displayName: "Henry" };
+  const fp = await (await newContext()).newPage();
+  const gctx = await newContext();
+  // Routing turns Chromium's HTTP cache off for Grace: a file URL is fetched again each time
+  // it is shown, so a revoked one is seen as such (cached bytes would hide it).
+  const fileRequests = [];
+  await gctx.route(/\/attachments\//, (route) => {
+    fileRequests.push(route.request().url());
+    return route.continue();
+  });
+  const gp = await gctx.newPage();
+  for (const [who, page] of [["frank", fp], ["grace", gp]]) watch(who, page);
+  const step = stepper(t, { frank: fp, grace: gp });
+  const image = png(240, 160, [30, 120, 200]);
+  const doc = pdf();
+  let mode;
+  let conversationId;
+  let frankAuth;
+
+  await step("two users sign up and open a group", async () => {
+    mode = await signUp(fp, frank, false);
+    await signUp(gp, grace, false);
+    if (mode !== "token") return;
+    const session = await fp.evaluate(() => JSON.parse(localStorage.getItem("chat.session") ?? "null"));
+    frankAuth = { Authorization: `Bearer ${session.token}` };
+    // Henry only needs an account (members are registered users); he never opens the UI.
+    const signed = await fetch(`${GATEWAY_URL}/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...henry, password: "henry-password-1" }),
+    });
+    assert.equal(signed.status, 201, await signed.clone().text());
+    const res = await fetch(`${GATEWAY_URL}/conversations`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...frankAuth },
+      body: JSON.stringify({
+        type: "group",
+        name: `Files ${run}`,
+        members: [{ userId: frank.userId, displayName: frank.displayName }, grace, henry].map(({ userId, displayName }) => ({ userId, displayName })),
+      }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    conversationId = (await res.json()).id;
+    await fp.goto(`${WEB_URL}/c/${conversationId}`);
+    await fp.getByRole("heading", { name: `Files ${run}`, level: 2 }).waitFor({ timeout: WAIT });
+    await send(fp, "Files coming");
+    await gp.locator(".conv-item", { hasText: `Files ${run}` }).click();
+    await message(gp, "Files coming").waitFor({ timeout: WAIT });
+  });
+  if (mode !== "token") {
+    t.skip("the server has no accounts (compat mode): uploads need a token");
+    return;
+  }
+
+  await step("an image and a PDF attached by the button upload with progress and are sent", async () => {
+    await fp.getByTestId("attach-input").setInputFiles([
+      { name: "blue square.png", mimeType: "image/png", buffer: image },
+      { name: "Rapport d'été.pdf", mimeType: "application/pdf", buffer: doc },
+    ]);
+    const chips = fp.locator(".pending-file");
+    await chips.nth(1).waitFor({ timeout: WAIT });
+    assert.deepEqual(await chips.locator(".file-name").allInnerTexts(), ["blue square.png", "Rapport d'été.pdf"]);
+    await fp.locator('.pending-file[data-status="done"]').nth(1).waitFor({ timeout: WAIT });
+    await shot(fp, "21-attachments-pending");
+    await send(fp, "The picture and the report");
+    await fp.locator(".pending-file").first().waitFor({ state: "detached", timeout: WAIT });
+    const sent = fp.locator('li.message[data-delivery="sent"]', { hasText: "The picture and the report" });
+    await sent.locator("img").waitFor({ timeout: WAIT });
+  });
+
+  await step("the other user sees the image, opens the larger view, and downloads the PDF", async () => {
+    const m = message(gp, "The picture and the report");
+    const img = m.getByRole("img", { name: "blue square.png" });
+    await img.waitFor({ timeout: WAIT });
+    await img.evaluate((el) => el.decode());
+    assert.equal(await img.evaluate((el) => el.naturalWidth), 240);
+    // The box was sized from the dimensions the server read.
+    const box = await m.getByRole("button", { name: "Open image blue square.png" }).boundingBox();
+    assert.ok(Math.abs(box.width / box.height - 1.5) < 0.05, `box ${box.width}x${box.height}`);
+    await shot(gp, "22-attachments-received");
+    await m.getByRole("button", { name: "Open image blue square.png" }).click();
+    const viewer = gp.getByRole("dialog", { name: "blue square.png" });
+    await viewer.waitFor({ timeout: WAIT });
+    const big = viewer.getByRole("img", { name: "blue square.png" });
+    await big.evaluate((el) => el.decode());
+    assert.equal(await big.evaluate((el) => el.naturalWidth), 240);
+    await shot(gp, "23-image-viewer");
+    await gp.keyboard.press("Escape");
+    await viewer.waitFor({ state: "detached", timeout: WAIT });
+
+    const chip = m.getByRole("link", { name: /^Download Rapport d'été\.pdf, / });
+    assert.match(await chip.innerText(), /Rapport d'été\.pdf\s*\d+ B/);
+    const [download] = await Promise.all([gp.waitForEvent("download", { timeout: WAIT }), chip.click()]);
+    assert.equal(download.suggestedFilename(), "Rapport d'été.pdf");
+    const got = readFileSync(await download.path());
+    assert.ok(got.equals(doc), `downloaded ${got.length} bytes, sent ${doc.length}`);
+  });
+
+  await step("an image pasted into the box and a file dropped on the conversation", async () => {
+    const pasted = png(64, 48, [200, 40, 40]).toString("base64");
+    await composer(fp).evaluate((box, b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], "image.png", { type: "image/png" }));
+      box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, pasted);
+    await fp.locator("section.conversation").evaluate((section) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["dropped text\n"], "dropped notes.txt", { type: "text/plain" }));
+      section.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+      section.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    const names = fp.locator(".pending-file .file-name");
+    await names.nth(1).waitFor({ timeout: WAIT });
+    const [pastedName, droppedName] = await names.allInnerTexts();
+    assert.match(pastedName, /^pasted-\d{8}-\d{6}\.png$/);
+    assert.equal(droppedName, "dropped notes.txt");
+    await fp.locator('.pending-file[data-status="done"]').nth(1).waitFor({ timeout: WAIT });
+    // No text: the message's body is the files' names.
+    await fp.getByRole("button", { name: "Send", exact: true }).click();
+    const m = message(gp, `${pastedName}, dropped notes.txt`);
+    const img = m.getByRole("img", { name: pastedName });
+    await img.waitFor({ timeout: WAIT });
+    await img.evaluate((el) => el.decode());
+    assert.equal(await img.evaluate((el) => el.naturalWidth), 64);
+    await m.getByRole("link", { name: /^Download dropped notes\.txt, 13 B$/ }).waitFor({ timeout: WAIT });
+  });
+
+  await step("a member's removal revokes the URLs handed out: the UI re-reads the message for fresh ones", async () => {
+    const m = message(gp, "The picture and the report");
+    const before = await m.getByRole("img", { name: "blue square.png" }).getAttribute("src");
+    const reads = [];
+    gp.on("request", (r) => {
+      if (/\/conversations\/[^/]+\/messages\?/.test(r.url())) reads.push(r.url());
+    });
+    // The page itself keeps images it has shown (whatever the HTTP cache): with the cache
+    // off as DevTools does it, the larger view asks the server again, as a new page would.
+    const cdp = await gp.context().newCDPSession(gp);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+    revoked.at = Date.now();
+    const res = await fetch(`${GATEWAY_URL}/conversations/${conversationId}/members/${henry.userId}`, { method: "DELETE", headers: frankAuth });
+    assert.equal(res.status, 204);
+    const old = await fetch(new URL(before, GATEWAY_URL));
+    assert.equal(old.status, 403, "a URL issued before the removal is refused");
+    // The larger view asks for the (revoked) URL: refused, then shown from a fresh one.
+    await m.getByRole("button", { name: "Open image blue square.png" }).click();
+    const viewer = gp.getByRole("dialog", { name: "blue square.png" });
+    const big = viewer.getByRole("img", { name: "blue square.png" });
+    await gp.waitForFunction(
+      (old) => {
+        const img = document.querySelector(".viewer img");
+        return img && img.complete && img.naturalWidth > 0 && img.getAttribute("src") !== old;
+      },
+      before,
+      { timeout: WAIT },
+    );
+    assert.equal(await big.evaluate((el) => el.naturalWidth), 240);
+    assert.equal(reads.length, 1, `one re-read: ${reads.join(" ")}`);
+    await gp.keyboard.press("Escape");
+    // Read again, the message names the preview made meanwhile: the inline image is it.
+    const inline = m.getByRole("img", { name: "blue square.png" });
+    const now = await inline.getAttribute("src");
+    assert.notEqual(now, before);
+    assert.match(now, /\/attachments\/[0-9a-f-]{36}\/thumbnail\?i=\d+&e=\d+&s=/);
+    await inline.evaluate((el) => el.decode());
+    assert.equal(await inline.evaluate((el) => el.naturalWidth), 240);
+  });
+
+  await step("files at phone width", async () => {
+    await gp.setViewportSize({ width: 390, height: 844 });
+    const m = message(gp, "The picture and the report");
+    await m.scrollIntoViewIfNeeded();
+    const overflow = () => gp.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.equal(await overflow(), 0);
+    await shot(gp, "24-phone-attachments");
+    await m.getByRole("button", { name: "Open image blue square.png" }).click();
+    const viewer = gp.getByRole("dialog", { name: "blue square.png" });
+    await viewer.waitFor({ timeout: WAIT });
+    const size = await viewer.getByRole("img", { name: "blue square.png" }).boundingBox();
+    assert.ok(size.width <= 390, `the larger view fits the phone: ${size.width}`);
+    await shot(gp, "25-phone-image-viewer");
+    await viewer.getByRole("button", { name: "Close image" }).click();
+    await viewer.waitFor({ state: "detached", timeout: WAIT });
   });
 });
 

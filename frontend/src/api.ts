@@ -12,6 +12,7 @@ import type {
   Session,
   SignalKind,
   StoredSignal,
+  Upload,
   User,
 } from "./types";
 
@@ -40,6 +41,16 @@ export class NetworkError extends Error {
 }
 
 const TIMEOUT_MS = 20_000;
+/** An upload that has sent nothing (and heard nothing) for this long is given up on. */
+export const UPLOAD_STALL_MS = 60_000;
+/** The server's default upload limit (ATTACHMENT_MAX_BYTES), named in a 413 that gives none. */
+export const DEFAULT_UPLOAD_MAX_BYTES = 25 * 1024 * 1024;
+
+export interface UploadOptions {
+  /** Bytes of the body sent so far, and the total. */
+  onProgress?(loaded: number, total: number): void;
+  signal?: AbortSignal;
+}
 
 export interface Page {
   messages: Message[];
@@ -74,7 +85,87 @@ export class Api {
   constructor(
     readonly baseUrl: string,
     private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
+    // fetch reports no upload progress: uploads go through XMLHttpRequest.
+    private readonly xhrImpl: () => XMLHttpRequest = () => new XMLHttpRequest(),
   ) {}
+
+  /**
+   * An attachment's URL as the server hands it out (a path relative to the API's base, or
+   * absolute when the server is configured with ATTACHMENT_URL_BASE) made usable by the page.
+   */
+  resolveUrl(url: string): string {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("//")) return url;
+    return this.baseUrl + (url.startsWith("/") ? url : `/${url}`);
+  }
+
+  /**
+   * `POST /attachments` with the file as the raw body, its type, and its name
+   * percent-encoded in `x-filename`. Rejects with an ApiError (413: "too large (max N MB)"),
+   * a NetworkError (also when nothing moved for UPLOAD_STALL_MS), or an AbortError.
+   */
+  uploadAttachment(file: File, opts: UploadOptions = {}): Promise<Upload> {
+    return new Promise<Upload>((resolve, reject) => {
+      const xhr = this.xhrImpl();
+      let stall: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      const finish = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(stall);
+        opts.signal?.removeEventListener("abort", onAbort);
+        f();
+      };
+      const armStall = () => {
+        clearTimeout(stall);
+        stall = setTimeout(() => {
+          xhr.abort();
+          finish(() => reject(new NetworkError("The upload stalled. Check your connection and try again.")));
+        }, UPLOAD_STALL_MS);
+      };
+      const onAbort = () => {
+        xhr.abort();
+        finish(() => reject(new DOMException("The upload was cancelled.", "AbortError")));
+      };
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener("abort", onAbort);
+      xhr.open("POST", `${this.baseUrl}/attachments`);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+      xhr.setRequestHeader("x-filename", encodeURIComponent(file.name));
+      const token = this.token;
+      if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.upload.onprogress = (e) => {
+        armStall();
+        opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+      };
+      xhr.onerror = () => finish(() => reject(new NetworkError()));
+      xhr.onload = () =>
+        finish(() => {
+          let body: { message?: unknown } | null = null;
+          try {
+            body = JSON.parse(xhr.responseText);
+          } catch {
+            // not JSON: the status says enough
+          }
+          if (xhr.status === 201 || xhr.status === 200) {
+            if (body && typeof (body as Upload).id === "string") return resolve(body as Upload);
+            return reject(new ApiError(xhr.status, "the server's answer to the upload was not understood"));
+          }
+          const serverMessage = typeof body?.message === "string" ? body.message : xhr.statusText || `HTTP ${xhr.status}`;
+          if (xhr.status === 401 && token) this.onUnauthorized?.();
+          const retry = Number(xhr.getResponseHeader("Retry-After"));
+          reject(
+            new ApiError(
+              xhr.status,
+              xhr.status === 413 ? tooLarge(serverMessage) : serverMessage,
+              Number.isFinite(retry) && retry > 0 ? retry : undefined,
+            ),
+          );
+        });
+      armStall();
+      xhr.send(file);
+    });
+  }
 
   private async raw(method: string, path: string, body?: unknown, anonymous = false): Promise<Response> {
     const headers: Record<string, string> = { Accept: "application/json" };
@@ -207,12 +298,20 @@ export class Api {
     return { messages: (await res.json()) as Message[], hasOlder: /rel="?prev"?/.test(link) };
   }
 
-  sendMessage(conversationId: string, senderId: string, body: string, clientMessageId: string, replyToId?: string) {
+  sendMessage(
+    conversationId: string,
+    senderId: string,
+    body: string,
+    clientMessageId: string,
+    replyToId?: string,
+    attachmentIds?: string[],
+  ) {
     return this.json<Message>("POST", `/conversations/${enc(conversationId)}/messages`, {
       senderId,
       body,
       clientMessageId,
       ...(replyToId ? { replyToId } : {}),
+      ...(attachmentIds && attachmentIds.length ? { attachmentIds } : {}),
     });
   }
 
@@ -271,6 +370,19 @@ export class Api {
   signals(callId: string, kind: SignalKind) {
     return this.json<StoredSignal[]>("GET", `/calls/${enc(callId)}/signals/${kind}`);
   }
+}
+
+/**
+ * A 413's message: the size limit the server names (its message's first byte count, or
+ * "N MB"), else the default limit. A 413 that is not about one file's size (the per-user
+ * total of unsent uploads) keeps the server's words.
+ */
+function tooLarge(serverMessage: string): string {
+  if (/unsent|total|quota/i.test(serverMessage)) return serverMessage;
+  const mb = /(\d+(?:\.\d+)?)\s*(MiB|MB)/i.exec(serverMessage);
+  const bytes = /(\d{4,})\s*(bytes)?/i.exec(serverMessage);
+  const max = mb ? Number(mb[1]) : bytes ? Number(bytes[1]) / (1024 * 1024) : DEFAULT_UPLOAD_MAX_BYTES / (1024 * 1024);
+  return `too large (max ${Math.round(max * 10) / 10} MB)`;
 }
 
 function enc(s: string) {

@@ -17,6 +17,30 @@ export interface Reaction {
   userIds: string[];
 }
 
+/** A file in a message. `url` (and `thumbnailUrl`) are signed paths that expire and work
+ * without a header (an `<img src>`); they are relative to the API's base URL. */
+export interface Attachment {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  url: string;
+  /** Pixel size, for images whose dimensions the server could read. */
+  width?: number;
+  height?: number;
+  thumbnailUrl?: string;
+}
+
+/** The answer to `POST /attachments`: an upload not yet in a message (no URL yet). */
+export interface Upload {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  width?: number;
+  height?: number;
+}
+
 export interface Message {
   id: string;
   conversationId: string;
@@ -29,6 +53,8 @@ export interface Message {
   replyTo?: ReplyPreview | null;
   /** Oldest emoji first; absent from servers before reactions. */
   reactions?: Reaction[];
+  /** In `attachmentIds` order; absent from servers before attachments. */
+  attachments?: Attachment[];
 }
 
 export type Role = "owner" | "admin" | "member";

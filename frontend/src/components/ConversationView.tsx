@@ -13,6 +13,7 @@ import { Composer } from "./Composer";
 import { GroupSettings } from "./GroupSettings";
 import { MessageList } from "./MessageList";
 import { TypingIndicator } from "./TypingIndicator";
+import { UploadQueue } from "../state/uploads";
 
 interface Props {
   chat: ChatController;
@@ -32,6 +33,27 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   const settingsButton = useRef<HTMLButtonElement>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const name = title(conversation, me.userId);
+  // One per opened conversation (the view is keyed by it); uploads still running when it
+  // closes are cancelled.
+  const [uploads] = useState(() => new UploadQueue((file, opts) => chat.api.uploadAttachment(file, opts)));
+  useEffect(() => () => uploads.clear(), [uploads]);
+  const [dropping, setDropping] = useState(false);
+  const hasFiles = (e: DragEvent) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+  // A file dropped just beside the conversation (the list, the header) would make the
+  // browser leave the app to show it: outside the drop area, files are refused instead.
+  useEffect(() => {
+    const refuse = (e: DragEvent) => {
+      if (!hasFiles(e) || e.defaultPrevented) return;
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "none";
+    };
+    window.addEventListener("dragover", refuse);
+    window.addEventListener("drop", refuse);
+    return () => {
+      window.removeEventListener("dragover", refuse);
+      window.removeEventListener("drop", refuse);
+    };
+  }, []);
 
   useEffect(() => {
     void chat.open(conversation.id);
@@ -61,7 +83,25 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
   const busy = (callState.active !== undefined && callState.active.phase !== "ended") || state.connection !== "online";
 
   return (
-    <section className="conversation" aria-labelledby="conv-title">
+    <section
+      className={`conversation${dropping ? " dropping" : ""}`}
+      aria-labelledby="conv-title"
+      onDragOver={(e) => {
+        if (!hasFiles(e.nativeEvent)) return;
+        e.preventDefault();
+        e.dataTransfer.dropEffect = "copy";
+        setDropping(true);
+      }}
+      onDragLeave={(e) => {
+        if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDropping(false);
+      }}
+      onDrop={(e) => {
+        setDropping(false);
+        if (!e.dataTransfer.files.length) return;
+        e.preventDefault();
+        uploads.add(e.dataTransfer.files);
+      }}
+    >
       <header className="conv-head">
         <button type="button" className="back" onClick={onBack} aria-label="Back to conversations">
           ←
@@ -134,7 +174,8 @@ export function ConversationView({ chat, calls, conversation, state, me, onBack 
         label={`Message ${name}`}
         replyingTo={replying && { id: replying.id, sender: replying.senderId === me.userId ? "yourself" : (members.find((m) => m.userId === replying.senderId)?.displayName ?? replying.senderId), body: replying.body }}
         onCancelReply={() => chat.cancelReply(conversation.id)}
-        onSend={(text) => void chat.send(conversation.id, text)}
+        uploads={uploads}
+        onSend={(text, files) => void chat.send(conversation.id, text, files)}
         onTyping={() => chat.typing(conversation.id)}
         onIdle={() => chat.stopTyping(conversation.id)}
       />

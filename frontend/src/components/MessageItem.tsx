@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from "react";
 import type { ChatController } from "../state/chat";
 import { COMMON_EMOJI, canAdd, hasReacted, whoReacted } from "../state/reactions";
 import type { UiMessage } from "../state/thread";
+import { Attachments } from "./Attachments";
 import { MESSAGE_MAX_CHARS } from "./Composer";
 import { formatTime } from "./format";
 
@@ -103,6 +104,13 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
         </form>
       ) : (
         <p className="body">{m.body}</p>
+      )}
+      {m.attachments && m.attachments.length > 0 && (
+        <Attachments
+          attachments={m.attachments}
+          resolve={(url) => chat.api.resolveUrl(url)}
+          onBroken={sentToServer ? () => void chat.refreshAttachments(m.conversationId, m.id) : undefined}
+        />
       )}
       {m.reactions && m.reactions.length > 0 && (
         <ul className="reactions" aria-label="Reactions">

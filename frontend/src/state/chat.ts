@@ -4,7 +4,7 @@
 // catching up after a lost connection.
 import type { Socket } from "socket.io-client";
 import { Api, ApiError, NetworkError, describeError } from "../api";
-import type { Conversation, Message, ReadEvent, Role, TypingEvent, User } from "../types";
+import type { Conversation, Message, ReadEvent, Role, TypingEvent, Upload, User } from "../types";
 import type { ConnectionState } from "../realtime";
 import * as conv from "./conversations";
 import * as rd from "./reads";
@@ -23,6 +23,9 @@ export const TYPING_TTL_MS = 6000;
 /** Jumping to an older message reads pages this big, at most this many (then gives up). */
 export const JUMP_PAGE = 200;
 export const JUMP_PAGES_MAX = 25;
+/** A message's attachments are re-read for fresh URLs at most this often (a file that is
+ * really gone must not make a loop of requests). */
+export const ATTACHMENT_REFRESH_MS = 60_000;
 
 export interface ChatState {
   conversations: Conversation[];
@@ -89,6 +92,8 @@ export class ChatController {
   private jumps = 0;
   /** The last reaction request of each message and emoji (requests for one go in order). */
   private reacting = new Map<string, Promise<void>>();
+  /** When each message's attachments were last re-read for fresh URLs. */
+  private refreshedAt = new Map<string, number>();
   /** Told of every message changed or deleted (the search results follow them). */
   onMessageChanged: ((m: Message, deleted: boolean) => void) | null = null;
 
@@ -436,7 +441,8 @@ export class ChatController {
     }
   }
 
-  async send(conversationId: string, text: string) {
+  /** Sends `text` with the uploaded `files` (their ids in `attachmentIds`, in this order). */
+  async send(conversationId: string, text: string, files: Upload[] = []) {
     const body = text.trim();
     if (!body) return;
     const clientMessageId = newClientMessageId();
@@ -451,6 +457,8 @@ export class ChatController {
       clientMessageId,
       replyTo: original ? previewOf(original) : null,
       reactions: [],
+      // Shown while sending (no URL yet: the server signs them once the message exists).
+      attachments: files.map((f) => ({ ...f, url: "" })),
     };
     if (original) this.cancelReply(conversationId);
     this.setThread(conversationId, (t) => th.addPending(t, pending));
@@ -462,7 +470,8 @@ export class ChatController {
   private async deliver(m: Message) {
     const cmid = m.clientMessageId as string;
     try {
-      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid, m.replyTo?.id);
+      const ids = m.attachments?.map((a) => a.id);
+      const saved = await this.api.sendMessage(m.conversationId, m.senderId, m.body, cmid, m.replyTo?.id, ids);
       this.onCreated({ ...saved, clientMessageId: saved.clientMessageId ?? cmid });
     } catch (e) {
       this.setThread(m.conversationId, (t) => th.markFailed(t, cmid));
@@ -481,6 +490,40 @@ export class ChatController {
 
   discard(conversationId: string, clientMessageId: string) {
     this.setThread(conversationId, (t) => th.discardLocal(t, clientMessageId));
+  }
+
+  /**
+   * An attachment of a message did not load: its URL expired, or a member's removal revoked
+   * every URL handed out before it. The message is read again (the page around it) for
+   * fresh URLs, at most once per ATTACHMENT_REFRESH_MS. False when it was not read again.
+   */
+  async refreshAttachments(conversationId: string, messageId: string): Promise<boolean> {
+    const now = Date.now();
+    const last = this.refreshedAt.get(messageId);
+    if (last !== undefined && now - last < ATTACHMENT_REFRESH_MS) return false;
+    this.refreshedAt.set(messageId, now);
+    const confirmed = this.confirmed(conversationId);
+    const i = confirmed.findIndex((m) => m.id === messageId);
+    if (i < 0) return false;
+    // There is no route for one message: the page just after the one before it starts with it.
+    const prev = confirmed[i - 1];
+    const next = confirmed[i + 1];
+    try {
+      const page = prev
+        ? await this.api.messages(conversationId, { after: prev.id, limit: 1 })
+        : next
+          ? await this.api.messages(conversationId, { before: next.id, limit: 1 })
+          : await this.api.messages(conversationId, { limit: 1 });
+      const fresh = page.messages.find((m) => m.id === messageId);
+      if (!fresh) return false;
+      const current = this.thread(conversationId).messages.find((m) => m.id === messageId);
+      // Only the URLs are taken: an edit or reaction that the events bring stays theirs.
+      if (current) this.setThread(conversationId, (t) => th.applyUpdated(t, { ...current, attachments: fresh.attachments }));
+      return true;
+    } catch {
+      // The image stays broken; the next failure after ATTACHMENT_REFRESH_MS tries again.
+      return false;
+    }
   }
 
   async edit(conversationId: string, messageId: string, text: string) {

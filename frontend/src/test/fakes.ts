@@ -1,6 +1,6 @@
 // In-memory stand-ins for component tests only: the gateway's HTTP routes (enough of the
 // contract for the UI) and a Socket.IO client socket the test drives.
-import type { Call, Conversation, Member, Message, ReadMarker, User } from "../types";
+import type { Attachment, Call, Conversation, Member, Message, ReadMarker, Upload, User } from "../types";
 
 type Handler = (...args: any[]) => void;
 
@@ -26,6 +26,74 @@ export class FakeSocket {
   }
   connect() {
     return this;
+  }
+}
+
+/** What a FakeXhr's request was; `respond` answers it (after any progress the test reports). */
+export interface XhrRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: unknown;
+  progress(loaded: number, total: number): void;
+  respond(status: number, body: unknown, headers?: Record<string, string>): void;
+  fail(): void;
+  aborted: boolean;
+}
+
+/** An XMLHttpRequest stand-in: `onSend` gets each request and answers it when it likes. */
+export class FakeXhr {
+  status = 0;
+  statusText = "";
+  responseText = "";
+  private method = "";
+  private url = "";
+  private headers: Record<string, string> = {};
+  private responseHeaders: Record<string, string> = {};
+  upload: { onprogress: ((e: { loaded: number; total: number; lengthComputable: boolean }) => void) | null } = { onprogress: null };
+  onload: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  private req?: XhrRequest;
+
+  constructor(private readonly onSend: (req: XhrRequest) => void) {}
+
+  open(method: string, url: string) {
+    this.method = method;
+    this.url = url;
+  }
+  setRequestHeader(name: string, value: string) {
+    this.headers[name] = value;
+  }
+  getResponseHeader(name: string) {
+    const k = Object.keys(this.responseHeaders).find((h) => h.toLowerCase() === name.toLowerCase());
+    return k ? this.responseHeaders[k] : null;
+  }
+  abort() {
+    if (this.req) this.req.aborted = true;
+  }
+  send(body: unknown) {
+    const req: XhrRequest = {
+      method: this.method,
+      url: this.url,
+      headers: this.headers,
+      body,
+      aborted: false,
+      progress: (loaded, total) => {
+        if (!req.aborted) this.upload.onprogress?.({ loaded, total, lengthComputable: true });
+      },
+      respond: (status, data, headers = {}) => {
+        if (req.aborted) return;
+        this.status = status;
+        this.responseText = typeof data === "string" ? data : JSON.stringify(data);
+        this.responseHeaders = headers;
+        this.onload?.();
+      },
+      fail: () => {
+        if (!req.aborted) this.onerror?.();
+      },
+    };
+    this.req = req;
+    this.onSend(req);
   }
 }
 
@@ -69,6 +137,51 @@ export class FakeGateway {
     for (const r of h) r();
   }
 
+  /** Uploads by id, with the message that claimed them. */
+  uploads = new Map<string, Upload & { messageId?: string }>();
+  /** Every upload request, and whether uploads wait for `releaseUploads` (to see progress). */
+  uploadRequests: XhrRequest[] = [];
+  holdUploads = false;
+  /** Answer the next uploads with this status (and message) instead of storing them. */
+  uploadFailures: { status: number; message: string }[] = [];
+  /** Bumped by every read, so each hands out new URLs (as signing does). */
+  private signed = 0;
+
+  /** The XMLHttpRequest factory for the Api: uploads land here. */
+  xhr = () =>
+    new FakeXhr((req) => {
+      this.uploadRequests.push(req);
+      if (!this.holdUploads) queueMicrotask(() => this.finishUpload(req));
+    }) as unknown as XMLHttpRequest;
+
+  /** Answers every upload held so far, after reporting half of it sent. */
+  releaseUploads() {
+    for (const req of this.uploadRequests) if (!req.aborted) this.finishUpload(req);
+  }
+
+  private finishUpload(req: XhrRequest) {
+    const file = req.body as File;
+    const fail = this.uploadFailures.shift();
+    if (fail) return req.respond(fail.status, { statusCode: fail.status, error: "Error", message: fail.message });
+    req.progress(Math.floor(file.size / 2), file.size);
+    req.progress(file.size, file.size);
+    const up: Upload = {
+      id: `a${++this.seq}`,
+      name: decodeURIComponent(req.headers["x-filename"]),
+      contentType: req.headers["Content-Type"],
+      size: file.size,
+      ...(req.headers["Content-Type"].startsWith("image/") ? { width: 640, height: 480 } : {}),
+    };
+    this.uploads.set(up.id, up);
+    req.respond(201, up);
+  }
+
+  /** The message's attachments as a read hands them out: freshly signed URLs. */
+  private attachmentsOf(m: Message): Attachment[] {
+    const n = ++this.signed;
+    return (m.attachments ?? []).map((a) => ({ ...a, url: `/attachments/${a.id}?i=${n}&e=${n}&s=sig${n}` }));
+  }
+
   /** Deleted messages, for the deleted form of a reply's quote. */
   deletedIds = new Set<string>();
 
@@ -90,6 +203,7 @@ export class FakeGateway {
 
   /** A message as the server answers it: the reply preview read now (as hydrate does). */
   hydrate(m: Message): Message {
+    if (m.attachments?.length) m = { ...m, attachments: this.attachmentsOf(m) };
     if (!m.replyTo) return { ...m };
     const o = this.messages.find((x) => x.id === m.replyTo!.id);
     const replyTo =
@@ -199,7 +313,18 @@ export class FakeGateway {
         const dup = all.find((m) => m.clientMessageId && m.clientMessageId === body.clientMessageId);
         if (dup) return json(201, this.hydrate(dup));
         if (body.replyToId && !all.some((m) => m.id === body.replyToId)) return error(400, "replyToId is not a message of this conversation");
-        return json(201, this.addMessage(c.id, body.senderId, body.body, body.clientMessageId, body.replyToId));
+        const ids: string[] = body.attachmentIds ?? [];
+        const ups = ids.map((id) => this.uploads.get(id));
+        if (ids.length > 10 || ups.some((u) => !u || u.messageId)) return error(400, "attachmentIds: not uploads of the sender");
+        const added = this.addMessage(c.id, body.senderId, body.body, body.clientMessageId, body.replyToId);
+        if (!ids.length) return json(201, added);
+        const stored = this.messages.find((x) => x.id === added.id) as Message;
+        for (const u of ups) u!.messageId = stored.id;
+        stored.attachments = ups.map((u) => {
+          const { messageId: _, ...a } = u!;
+          return { ...a, url: "" };
+        });
+        return json(201, this.hydrate(stored));
       }
       const m = all.find((x) => x.id === p[3]);
       if (!m) return error(404, `message ${p[3]} not found`);

@@ -18,6 +18,6 @@ export function signedInAsAlice() {
 
 export function startApp(gw: FakeGateway) {
   const user = userEvent.setup();
-  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch)} />);
+  render(<App config={{ apiUrl: "", iceServers: [] }} api={new Api("", gw.fetch, gw.xhr)} />);
   return user;
 }

@@ -110,18 +110,21 @@ fn client_config(config: &Config) -> serde_json::Value {
 }
 
 /// The page may talk to itself and to the gateway (HTTP and WebSocket) and nothing else;
-/// scripts only from the site (everything is bundled).
+/// scripts only from the site (everything is bundled). Images and media may also come from
+/// the gateway: attachments are shown straight from their signed URLs there.
 fn content_security_policy(api_url: &str) -> HeaderValue {
     let mut connect = String::from("'self'");
+    let mut files = String::new();
     if !api_url.is_empty() {
         let ws = api_url
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
         connect = format!("'self' {api_url} {ws}");
+        files = format!(" {api_url}");
     }
     let policy = format!(
-        "default-src 'self'; script-src 'self'; connect-src {connect}; img-src 'self' data: blob:; \
-         media-src 'self' blob: mediastream:; style-src 'self' 'unsafe-inline'; object-src 'none'; \
+        "default-src 'self'; script-src 'self'; connect-src {connect}; img-src 'self' data: blob:{files}; \
+         media-src 'self' blob: mediastream:{files}; style-src 'self' 'unsafe-inline'; object-src 'none'; \
          base-uri 'self'; frame-ancestors 'none'"
     );
     // The config check allows only URL characters, so this cannot fail; fall back to the
@@ -298,7 +301,10 @@ mod tests {
         let p = content_security_policy("https://api.example.org");
         let p = p.to_str().unwrap();
         assert!(p.contains("connect-src 'self' https://api.example.org wss://api.example.org;"));
+        assert!(p.contains("img-src 'self' data: blob: https://api.example.org;"));
+        assert!(p.contains("media-src 'self' blob: mediastream: https://api.example.org;"));
         let p = content_security_policy("");
         assert!(p.to_str().unwrap().contains("connect-src 'self';"));
+        assert!(p.to_str().unwrap().contains("img-src 'self' data: blob:;"));
     }
 }
