@@ -180,18 +180,17 @@ impl Local {
     }
 }
 
-/// A temporary file to remove when dropped (unless taken). The removal is spawned: a drop
-/// must not block, and a leftover temporary file holds no key (harmless but for space).
+/// A temporary file to remove when dropped (unless taken): an upload cut short, refused or
+/// failed, or its request dropped mid-way.
 struct TmpGuard(Option<PathBuf>);
 
 impl Drop for TmpGuard {
     fn drop(&mut self) {
+        // Removed here and now, not in a spawned task: a failed upload must leave nothing
+        // behind by the time its error is answered (and outside a runtime too). One unlink
+        // blocks for microseconds.
         if let Some(path) = self.0.take() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = tokio::fs::remove_file(&path).await;
-                });
-            }
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
