@@ -1,10 +1,11 @@
 //! Removal of attachments nobody can reach any more: those of deleted messages and
 //! conversations (marked `deleted_at` by migration 0011's triggers), uploads never sent
 //! within `ATTACHMENT_UNSENT_TTL_SECS`, and claims as old whose message never got stored (a
-//! send that crashed between claiming and queueing). Objects first, then the row, so a
-//! failure leaves the row to retry next round. One instance at a time (an advisory lock).
+//! send that crashed between claiming and queueing): those two are marked deleted first,
+//! then every deleted row loses its objects and then the row, so a failure leaves the row
+//! to retry next round. One instance at a time (an advisory lock).
 //!
-//! Each kind is one select on its own partial index, never a scan of every attachment.
+//! Each kind is found on its own partial index, never by a scan of every attachment.
 //! Orphaned claims are looked for only among claims that came of age since the previous
 //! round (and, after a start, in the week before): a claim whose message is stored is the
 //! common case, and checking every old claim every round would read them all for ever.
@@ -45,6 +46,11 @@ pub(crate) async fn run(state: std::sync::Arc<State>, shutdown: CancellationToke
 
 /// One round: the number of attachments removed. `orphans_since`: where the previous round's
 /// look for orphaned claims ended.
+///
+/// Never-sent uploads and orphaned claims are first marked deleted by one statement each
+/// that checks their condition again on the locked row, and only marked rows lose their
+/// files: a send claiming an old upload at this very moment either claims it first (and the
+/// mark passes it by) or finds it deleted (400), never a claimed row whose file is gone.
 async fn round(state: &State, orphans_since: &mut Option<SystemTime>) -> Result<usize, ApiError> {
     let client = state.pg.get().await?;
     let locked: bool = client
@@ -58,28 +64,48 @@ async fn round(state: &State, orphans_since: &mut Option<SystemTime>) -> Result<
     let result = async {
         let cutoff = SystemTime::now() - ttl;
         let since = orphans_since.unwrap_or(cutoff - ORPHAN_LOOKBACK);
+        let unsent = "UPDATE attachments SET deleted_at = now()
+                      WHERE id IN (SELECT id FROM attachments
+                                   WHERE message_id IS NULL AND deleted_at IS NULL
+                                     AND created_at < $2
+                                   LIMIT $1)
+                        AND message_id IS NULL AND deleted_at IS NULL";
+        let orphaned = "UPDATE attachments a SET deleted_at = now()
+                        WHERE a.id IN (SELECT id FROM attachments
+                                       WHERE message_id IS NOT NULL AND deleted_at IS NULL
+                                         AND claimed_at < $2 AND claimed_at >= $3
+                                         AND NOT EXISTS (SELECT 1 FROM messages m
+                                                         WHERE m.id = message_id)
+                                       LIMIT $1)
+                          AND a.deleted_at IS NULL
+                          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)";
+        mark_all(&client, unsent, &[&BATCH, &cutoff]).await?;
+        mark_all(&client, orphaned, &[&BATCH, &cutoff, &since]).await?;
+        *orphans_since = Some(cutoff);
         let deleted = "SELECT id, storage_key, thumbnail_key FROM attachments
                        WHERE deleted_at IS NOT NULL LIMIT $1";
-        let unsent = "SELECT id, storage_key, thumbnail_key FROM attachments
-                      WHERE message_id IS NULL AND deleted_at IS NULL AND created_at < $2
-                      LIMIT $1";
-        let orphaned = "SELECT a.id, a.storage_key, a.thumbnail_key FROM attachments a
-                        WHERE a.message_id IS NOT NULL AND a.deleted_at IS NULL
-                          AND a.claimed_at < $2 AND a.claimed_at >= $3
-                          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)
-                        LIMIT $1";
-        let mut removed = 0;
-        removed += remove_all(state, &client, deleted, &[&BATCH]).await?;
-        removed += remove_all(state, &client, unsent, &[&BATCH, &cutoff]).await?;
-        removed += remove_all(state, &client, orphaned, &[&BATCH, &cutoff, &since]).await?;
-        *orphans_since = Some(cutoff);
-        Ok::<_, ApiError>(removed)
+        remove_all(state, &client, deleted, &[&BATCH]).await
     }
     .await;
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
         .await;
     result
+}
+
+/// Runs `mark` (`$1` its batch size) until it marks fewer than a batch.
+async fn mark_all(
+    client: &tokio_postgres::Client,
+    mark: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), ApiError> {
+    let stmt = client.prepare(mark).await?;
+    for _ in 0..BATCHES_MAX {
+        if client.execute(&stmt, params).await? < BATCH.unsigned_abs() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Removes what `select` finds (`$1` its batch size), batch after batch.
