@@ -5,6 +5,8 @@
 # the gateway, once on the local back end and once on S3 (s3s-fs, started here). Prints, for
 # each, the answers, the wall time and throughput, and the peak resident memory (VmHWM) of the
 # gateway and of a chat service started fresh for it, next to their resident memory before.
+# Then the ceilings of the same run: the same files written straight to disk (dd, fsync), and
+# PUT straight to the S3 server (curl --aws-sigv4, one request each).
 #   scripts/bench-uploads.sh [UPLOADS=20] [SIZE=26214400]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,4 +86,21 @@ run_case local
 run_case s3 S3_ENDPOINT="$s3_endpoint" S3_BUCKET=bench S3_ACCESS_KEY_ID=bench-access \
   S3_SECRET_ACCESS_KEY=bench-secret-0123456789
 echo "stored on S3: $(find "$work/s3/bench" -type f | wc -l) objects"
+
+# ceiling NAME COMMAND...: UPLOADS copies of COMMAND at once ({} is the copy's number).
+ceiling() {
+  local name="$1"; shift
+  local start=$EPOCHREALTIME i pids=()
+  for i in $(seq 1 "$UPLOADS"); do
+    "${@//\{\}/$i}" & pids+=($!)
+  done
+  wait "${pids[@]}"
+  python3 -c "import sys; w = float(sys.argv[2]) - float(sys.argv[1]); print(f'[ceiling {sys.argv[3]}] {int(sys.argv[4])} x {int(sys.argv[5]) / 1048576:.0f} MiB in {w:.2f} s: {int(sys.argv[4]) * int(sys.argv[5]) / 1048576 / w:.0f} MiB/s in all')" \
+    "$start" "$EPOCHREALTIME" "$name" "$UPLOADS" "$SIZE"
+}
+mkdir -p "$work/disk"
+ceiling disk dd if="$work/file" of="$work/disk/{}" bs=1M conv=fsync status=none
+ceiling s3 curl -sS -o /dev/null --fail --aws-sigv4 "aws:amz:us-east-1:s3" \
+  --user bench-access:bench-secret-0123456789 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+  -T "$work/file" "$s3_endpoint/bench/ceiling-{}"
 echo "load average after: $(load_average)"
