@@ -53,6 +53,12 @@ ENTRYPOINT ["/usr/local/bin/gateway"]
 
 FROM runtime AS chat
 COPY --from=builder /out/chat /usr/local/bin/
+# Uploaded files when no S3 is configured (the local attachment store), owned by the service's
+# user: compose mounts a volume here, and a new volume takes this folder's owner.
+USER 0:0
+RUN mkdir -p /var/lib/chat/attachments && chown 10001:10001 /var/lib/chat/attachments
+USER 10001:10001
+ENV ATTACHMENT_DIR=/var/lib/chat/attachments
 EXPOSE 3001
 ENTRYPOINT ["/usr/local/bin/chat"]
 
