@@ -619,6 +619,20 @@ impl Stack {
         r.body["id"].as_str().expect("id").to_string()
     }
 
+    /// The newest page of `conversation`'s history as `u` sees it (200).
+    pub async fn history_of(&self, u: &User, conversation: &str) -> Vec<serde_json::Value> {
+        let r = self
+            .request(
+                "GET",
+                &format!("/conversations/{conversation}/messages"),
+                Some(&u.token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body.as_array().expect("a page").clone()
+    }
+
     /// Sends `n` messages from `sender` to `conversation`, bodies `m0`, `m1`, …; each is
     /// stored at once (201).
     pub async fn send_messages(&self, conversation: &str, sender: &str, n: usize) {

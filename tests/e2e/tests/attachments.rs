@@ -149,22 +149,9 @@ async fn send(s: &Stack, u: &User, conversation: &str, body: Value) -> Reply {
     .await
 }
 
-async fn history(s: &Stack, u: &User, conversation: &str) -> Vec<Value> {
-    let r = s
-        .request(
-            "GET",
-            &format!("/conversations/{conversation}/messages"),
-            Some(&u.token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body.as_array().unwrap().clone()
-}
-
 /// The message `id` of the history as `u` reads it now.
 async fn read_message(s: &Stack, u: &User, conversation: &str, id: &Value) -> Value {
-    history(s, u, conversation)
+    s.history_of(u, conversation)
         .await
         .into_iter()
         .find(|m| m["id"] == *id)

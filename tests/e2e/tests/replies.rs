@@ -38,19 +38,6 @@ async fn stored(
     r.body
 }
 
-async fn history(s: &Stack, u: &User, conversation: &str) -> Vec<Value> {
-    let r = s
-        .request(
-            "GET",
-            &format!("/conversations/{conversation}/messages"),
-            Some(&u.token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body.as_array().unwrap().clone()
-}
-
 fn find<'a>(page: &'a [Value], id: &Value) -> &'a Value {
     page.iter()
         .find(|m| m["id"] == *id)
@@ -72,7 +59,7 @@ async fn replies_carry_the_original_as_it_is_now() {
     assert_eq!(reply["replyTo"], expected, "the 201 answer");
     assert_eq!(reply["reactions"], json!([]));
 
-    let page = history(&s, &bob, &c).await;
+    let page = s.history_of(&bob, &c).await;
     assert_eq!(find(&page, &reply["id"])["replyTo"], expected, "history");
     assert_eq!(find(&page, &original["id"])["replyTo"], Value::Null);
 
@@ -97,7 +84,7 @@ async fn replies_carry_the_original_as_it_is_now() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let page = history(&s, &bob, &c).await;
+    let page = s.history_of(&bob, &c).await;
     assert_eq!(
         find(&page, &reply["id"])["replyTo"],
         json!({"id": original["id"], "senderId": "ann", "body": "edited"})
@@ -126,7 +113,7 @@ async fn replies_carry_the_original_as_it_is_now() {
     // Deleted: the deleted form, and no new reply to it.
     let r = s.request("DELETE", &path, Some(&ann.token), None).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let page = history(&s, &bob, &c).await;
+    let page = s.history_of(&bob, &c).await;
     assert_eq!(
         find(&page, &reply["id"])["replyTo"],
         json!({"id": original["id"], "deleted": true})
@@ -201,7 +188,7 @@ async fn a_reply_to_a_message_still_queued_carries_its_preview() {
     s.start_worker().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let page = history(&s, &bob, &c).await;
+        let page = s.history_of(&bob, &c).await;
         if let Some(m) = page.iter().find(|m| m["id"] == reply_id) {
             assert_eq!(m["replyTo"], expected, "stored with its reply_to_id");
             break;
@@ -278,7 +265,7 @@ async fn reactions_are_added_removed_idempotently_and_ordered() {
         "oldest emoji first, users in reaction order"
     );
     // Listed as shown.
-    let page = history(&s, &cy, &c).await;
+    let page = s.history_of(&cy, &c).await;
     assert_eq!(find(&page, &m["id"])["reactions"], r.body["reactions"]);
 
     // The order is that of each emoji's oldest reaction still there: bob's 👍 was the
@@ -357,7 +344,7 @@ async fn at_most_twenty_emoji_per_message_even_concurrently() {
     let ok = answers.iter().filter(|r| r.status == 200).count();
     let refused = answers.iter().filter(|r| r.status == 409).count();
     assert_eq!((ok, refused), (20, 10), "{answers:?}");
-    let page = history(&s, &ann, &c).await;
+    let page = s.history_of(&ann, &c).await;
     assert_eq!(
         find(&page, &m["id"])["reactions"].as_array().unwrap().len(),
         20
@@ -467,7 +454,7 @@ async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
     .assert_error(400);
     // Nothing of all that was stored; bob's reaction from before his removal stays (as his
     // messages do).
-    let page = history(&s, &ann, &c).await;
+    let page = s.history_of(&ann, &c).await;
     assert_eq!(
         find(&page, &m["id"])["reactions"],
         json!([{"emoji": "👍", "count": 1, "userIds": ["bob"]}])
