@@ -633,6 +633,33 @@ impl Stack {
         r.body.as_array().expect("a page").clone()
     }
 
+    /// `DELETE /conversations/:id/messages/:messageId` as `u`.
+    pub async fn delete_message(&self, u: &User, conversation: &str, id: &Value) -> Reply {
+        let id = id.as_str().expect("a message id");
+        let path = format!("/conversations/{conversation}/messages/{id}");
+        self.request("DELETE", &path, Some(&u.token), None).await
+    }
+
+    /// `DELETE /conversations/:id/members/:userId` as `by` (a removal, or leaving).
+    pub async fn remove_member(&self, by: &User, conversation: &str, user_id: &str) -> Reply {
+        let path = format!("/conversations/{conversation}/members/{user_id}");
+        self.request("DELETE", &path, Some(&by.token), None).await
+    }
+
+    /// A connection subscribed to the worker's commit notices of this stack.
+    pub async fn committed_notices(&self) -> redis::aio::PubSub {
+        let mut pubsub = redis::Client::open(redis_url())
+            .expect("redis url")
+            .get_async_pubsub()
+            .await
+            .expect("redis pubsub");
+        pubsub
+            .subscribe(format!("{}:committed", self.namespace))
+            .await
+            .expect("subscribe");
+        pubsub
+    }
+
     /// Sends `n` messages from `sender` to `conversation`, bodies `m0`, `m1`, …; each is
     /// stored at once (201).
     pub async fn send_messages(&self, conversation: &str, sender: &str, n: usize) {

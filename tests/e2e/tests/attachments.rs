@@ -712,14 +712,7 @@ async fn a_removed_member_loses_the_urls(back: Back) {
         .to_string();
     assert_eq!(fetch(&s, "GET", &bobs_url, &[]).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let r = s
-        .request(
-            "DELETE",
-            &format!("/conversations/{c}/members/bob"),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let r = s.remove_member(&ann, &c, "bob").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     // Every URL issued before the removal stops working: bob's too.
     Reply::from(fetch(&s, "GET", &bobs_url, &[]).await)
@@ -774,17 +767,7 @@ async fn files_go_with_their_message_conversation_or_unsent_upload(back: Back) {
 
     // Deleting the message: its URL is 404 at once, the answer and the history show no
     // attachments, and the file is removed from storage.
-    let r = s
-        .request(
-            "DELETE",
-            &format!(
-                "/conversations/{c}/messages/{}",
-                del.body["id"].as_str().unwrap()
-            ),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let r = s.delete_message(&ann, &c, &del.body["id"]).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["attachments"], json!([]));
     Reply::from(fetch(&s, "GET", &url, &[]).await)
@@ -835,14 +818,7 @@ async fn files_go_with_their_message_conversation_or_unsent_upload(back: Back) {
 
     // A conversation deleted (its last member leaves): its files go.
     for u in [&bob, &ann] {
-        let r = s
-            .request(
-                "DELETE",
-                &format!("/conversations/{c}/members/{}", u.id),
-                Some(&u.token),
-                None,
-            )
-            .await;
+        let r = s.remove_member(u, &c, &u.id).await;
         assert_eq!(r.status, 204, "{:?}", r.body);
     }
     s.eventually(
@@ -962,17 +938,7 @@ async fn images_get_a_thumbnail(back: Back) {
     assert!(head.bytes().await.unwrap().is_empty());
     // The image and its thumbnail are stored, and both go with the message.
     assert_eq!(store.objects().len(), 2);
-    let r = s
-        .request(
-            "DELETE",
-            &format!(
-                "/conversations/{c}/messages/{}",
-                m.body["id"].as_str().unwrap()
-            ),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let r = s.delete_message(&ann, &c, &m.body["id"]).await;
     assert_eq!(r.status, 200);
     Reply::from(fetch(&s, "GET", &thumb_url, &[]).await)
         .await

@@ -369,15 +369,7 @@ async fn commit_notices_stay_under_their_byte_bound() {
     s.start_gateway(&[]).await;
     let conv = s.group(&["a", "b"]).await;
     let path = format!("/conversations/{conv}/messages");
-    let mut pubsub = redis::Client::open(e2e::redis_url())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .unwrap();
-    pubsub
-        .subscribe(format!("{}:committed", s.namespace))
-        .await
-        .unwrap();
+    let mut pubsub = s.committed_notices().await;
     // Queued while no worker runs, so that one batch commits them all: 40 × 3,900 characters.
     let mut ids = HashSet::new();
     for i in 0..40 {

@@ -383,14 +383,7 @@ async fn reactions_are_for_members_with_a_token_and_valid_emoji() {
     react(&s, &dan, "PUT", &c, &m, "👍").await.assert_error(403);
     // A member removed: 403 from then on.
     react(&s, &bob, "PUT", &c, &m, "👍").await;
-    let r = s
-        .request(
-            "DELETE",
-            &format!("/conversations/{c}/members/bob"),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let r = s.remove_member(&ann, &c, "bob").await;
     assert!(r.status < 300, "{:?}", r.body);
     react(&s, &bob, "PUT", &c, &m, "🎉").await.assert_error(403);
     react(&s, &bob, "DELETE", &c, &m, "👍")
@@ -566,15 +559,7 @@ async fn the_worker_announces_hydrated_messages() {
     let preview = json!({"id": original["id"], "senderId": "ann", "body": "the original"});
     assert_eq!(e.body["replyTo"], preview);
 
-    let mut pubsub = redis::Client::open(e2e::redis_url())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .unwrap();
-    pubsub
-        .subscribe(format!("{}:committed", s.namespace))
-        .await
-        .unwrap();
+    let mut pubsub = s.committed_notices().await;
     s.start_worker().await;
     let mut notices = pubsub.on_message();
     loop {
