@@ -2,22 +2,13 @@ import { act, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { Api } from "../api";
-import type { RealtimeHooks } from "../realtime";
 import { FakeGateway, FakeSocket } from "../test/fakes";
+import { live } from "../test/live";
 import { alice, bob, signedInAsAlice, startApp } from "../test/harness";
 import type { Message } from "../types";
 import { App } from "./App";
 
-const live = vi.hoisted(() => ({ socket: null as unknown as FakeSocket, hooks: null as unknown as RealtimeHooks }));
-
-vi.mock("../realtime", () => ({
-  connect: (_url: string, _session: unknown, hooks: RealtimeHooks) => {
-    live.hooks = hooks;
-    hooks.onState("online");
-    return live.socket;
-  },
-}));
-
+vi.mock("../realtime", () => import("../test/live"));
 
 let gw: FakeGateway;
 

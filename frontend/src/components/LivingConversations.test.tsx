@@ -2,19 +2,12 @@
 // gateway and a socket the test drives.
 import { act, screen, waitFor, within } from "@testing-library/react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import type { RealtimeHooks } from "../realtime";
 import { FakeGateway, FakeSocket } from "../test/fakes";
+import { live } from "../test/live";
 import { alice, bob, signedInAsAlice, startApp } from "../test/harness";
 import type { Conversation, Member } from "../types";
 
-const live = vi.hoisted(() => ({ socket: null as unknown as FakeSocket }));
-
-vi.mock("../realtime", () => ({
-  connect: (_url: string, _session: unknown, hooks: RealtimeHooks) => {
-    hooks.onState("online");
-    return live.socket;
-  },
-}));
+vi.mock("../realtime", () => import("../test/live"));
 
 const carol = { userId: "carol", displayName: "Carol" };
 const as = (u: typeof alice, role: Member["role"]): Member => ({ ...u, role });
