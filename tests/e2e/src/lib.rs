@@ -633,6 +633,14 @@ impl Stack {
         r.body.as_array().expect("a page").clone()
     }
 
+    /// `POST /conversations/:id/messages` as `u` with `body` (its `senderId` set to `u`).
+    pub async fn send_json(&self, u: &User, conversation: &str, mut body: Value) -> Reply {
+        body["senderId"] = Value::from(u.id.as_str());
+        let path = format!("/conversations/{conversation}/messages");
+        self.request("POST", &path, Some(&u.token), Some(body))
+            .await
+    }
+
     /// `DELETE /conversations/:id/messages/:messageId` as `u`.
     pub async fn delete_message(&self, u: &User, conversation: &str, id: &Value) -> Reply {
         let id = id.as_str().expect("a message id");

@@ -134,19 +134,12 @@ async fn uploaded(s: &Stack, u: &User, name: &str, content_type: &str, bytes: Ve
     r.body
 }
 
-async fn send(s: &Stack, u: &User, conversation: &str, body: Value) -> Reply {
-    let mut body = body;
-    body["senderId"] = json!(u.id);
+/// A send with `body`'s fields, and the text "files" unless it has one.
+async fn send(s: &Stack, u: &User, conversation: &str, mut body: Value) -> Reply {
     if body.get("body").is_none() {
         body["body"] = json!("files");
     }
-    s.request(
-        "POST",
-        &format!("/conversations/{conversation}/messages"),
-        Some(&u.token),
-        Some(body),
-    )
-    .await
+    s.send_json(u, conversation, body).await
 }
 
 /// The message `id` of the history as `u` reads it now.

@@ -9,18 +9,6 @@ use e2e::{Reply, Stack, User};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
-async fn send(s: &Stack, u: &User, conversation: &str, body: Value) -> Reply {
-    let mut body = body;
-    body["senderId"] = json!(u.id);
-    s.request(
-        "POST",
-        &format!("/conversations/{conversation}/messages"),
-        Some(&u.token),
-        Some(body),
-    )
-    .await
-}
-
 /// Sends `text` (a reply to `reply_to` when given) and waits for it to be stored.
 async fn stored(
     s: &Stack,
@@ -33,7 +21,7 @@ async fn stored(
     if let Some(r) = reply_to {
         body["replyToId"] = json!(r);
     }
-    let r = send(s, u, conversation, body).await;
+    let r = s.send_json(u, conversation, body).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     r.body
 }
@@ -118,13 +106,13 @@ async fn replies_carry_the_original_as_it_is_now() {
         find(&page, &reply["id"])["replyTo"],
         json!({"id": original["id"], "deleted": true})
     );
-    let r = send(
-        &s,
-        &bob,
-        &c,
-        json!({"body": "late", "replyToId": original["id"]}),
-    )
-    .await;
+    let r = s
+        .send_json(
+            &bob,
+            &c,
+            json!({"body": "late", "replyToId": original["id"]}),
+        )
+        .await;
     r.assert_error(400);
 }
 
@@ -142,12 +130,14 @@ async fn a_reply_must_name_a_live_message_of_the_conversation() {
         json!({"body": "x", "replyToId": "not-a-uuid"}),
         json!({"body": "x", "replyToId": 17}),
     ] {
-        let r = send(&s, &ann, &c, bad.clone()).await;
+        let r = s.send_json(&ann, &c, bad.clone()).await;
         assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
         r.assert_error(400);
     }
     // `null` is no reply.
-    let r = send(&s, &ann, &c, json!({"body": "x", "replyToId": null})).await;
+    let r = s
+        .send_json(&ann, &c, json!({"body": "x", "replyToId": null}))
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["replyTo"], Value::Null);
 }
@@ -533,13 +523,13 @@ async fn the_worker_announces_hydrated_messages() {
     for w in s.workers.drain(..) {
         w.kill();
     }
-    let r = send(
-        &s,
-        &bob,
-        &c,
-        json!({"body": "a reply", "replyToId": original["id"]}),
-    )
-    .await;
+    let r = s
+        .send_json(
+            &bob,
+            &c,
+            json!({"body": "a reply", "replyToId": original["id"]}),
+        )
+        .await;
     assert_eq!(r.status, 202, "no worker: {:?}", r.body);
     let reply = r.body;
     // The edit waits for the commit, then is queued behind the message (202).
