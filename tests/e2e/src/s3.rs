@@ -5,7 +5,7 @@
 //! an object exists is whether its file does (what the server would answer, without a second
 //! S3 client in the tests).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One test's bucket.
 pub struct Bucket {
@@ -66,22 +66,28 @@ impl Bucket {
 
     /// Every key in the bucket.
     pub fn keys(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.dir.clone()];
-        while let Some(d) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if let Ok(rel) = p.strip_prefix(&self.dir) {
-                    out.push(rel.to_string_lossy().into_owned());
-                }
+        files_under(&self.dir)
+    }
+}
+
+/// The files under `dir`, as paths relative to it (`/`-separated), sorted: a bucket's keys,
+/// or the local attachment store's objects.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
             }
         }
-        out.sort();
-        out
     }
+    out.sort();
+    out
 }

@@ -27,11 +27,14 @@ enum Storage {
 }
 
 impl Storage {
-    /// The stored objects (temporary files of the local back end excluded).
-    fn objects(&self) -> Vec<PathBuf> {
+    /// The keys of the stored objects (temporary files of the local back end excluded).
+    fn objects(&self) -> Vec<String> {
         match self {
-            Storage::Local(dir) => objects(dir),
-            Storage::S3(bucket) => bucket.keys().into_iter().map(PathBuf::from).collect(),
+            Storage::Local(dir) => e2e::s3::files_under(dir)
+                .into_iter()
+                .filter(|k| !k.starts_with("tmp/"))
+                .collect(),
+            Storage::S3(bucket) => bucket.keys(),
         }
     }
 
@@ -163,26 +166,6 @@ async fn fetch(s: &Stack, method: &str, url: &str, extra: &[(&str, &str)]) -> re
         req = req.header(*k, *v);
     }
     req.send().await.expect("fetch")
-}
-
-/// The stored objects under `dir` (temporary files excluded).
-fn objects(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == "tmp") {
-            continue;
-        }
-        if p.is_dir() {
-            out.extend(objects(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Attachment rows in the stack's database.
