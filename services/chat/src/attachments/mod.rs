@@ -132,33 +132,44 @@ pub(crate) async fn upload(
         head: Vec::new(),
     };
     let size = state.attachments.store.put(&key, &mut sniffed).await?;
-    // From here the object is removed again unless its row is written: on a refusal below,
-    // and also when this future is dropped (the client went away while we were recording).
-    let mut stored = Unrecorded {
+    // From here the object is removed again unless its row is written: on a refusal below
+    // before it is answered, and also when this future is dropped (the client went away
+    // while we were recording).
+    let stored = Unrecorded {
         store: Some(state.attachments.store.clone()),
         key: key.clone(),
     };
-    if size == 0 {
-        return Err(ApiError::bad_request("the file is empty"));
-    }
     let (width, height) = dimensions(&content_type, &sniffed.head);
     let size = i64::try_from(size).unwrap_or(i64::MAX);
-    let recorded = record(
-        state,
-        owner,
-        id,
-        &name,
-        &content_type,
-        size,
-        &key,
-        width,
-        height,
-    )
-    .await?;
-    if !recorded {
-        return Err(quota_exceeded(settings.unsent_max_bytes));
+    let recorded = async {
+        if size == 0 {
+            return Err(ApiError::bad_request("the file is empty"));
+        }
+        let fits = record(
+            state,
+            owner,
+            id,
+            &name,
+            &content_type,
+            size,
+            &key,
+            width,
+            height,
+        )
+        .await?;
+        if !fits {
+            return Err(quota_exceeded(settings.unsent_max_bytes));
+        }
+        Ok(())
     }
-    stored.store = None;
+    .await;
+    match recorded {
+        Ok(()) => stored.keep(),
+        Err(e) => {
+            stored.remove().await;
+            return Err(e);
+        }
+    }
     let thumbs = &state.attachments.thumbnails;
     if thumbnail::wanted(&content_type, size, thumbs.max_bytes(), width, height) {
         thumbs.queue(thumbnail::Job { id, key });
@@ -180,12 +191,28 @@ fn quota_exceeded(max: u64) -> ApiError {
     ))
 }
 
-/// A stored object whose row is not written (yet): removed when dropped unless `store` was
-/// taken. The removal is spawned (a drop must not wait); a failure is logged by the store and
-/// leaves a file no row names.
+/// A stored object whose row is not written (yet): removed by [`Unrecorded::remove`] on a
+/// refusal, or when dropped unless [`Unrecorded::keep`] (a dropped request; that removal is
+/// spawned, since a drop must not wait). A failure is logged by the store and leaves a file
+/// no row names.
 struct Unrecorded {
     store: Option<std::sync::Arc<Store>>,
     key: String,
+}
+
+impl Unrecorded {
+    /// Its row is written: the object stays.
+    fn keep(mut self) {
+        self.store = None;
+    }
+
+    /// Removes the object before the refusal is answered, so that nothing of it is left by
+    /// then.
+    async fn remove(mut self) {
+        if let Some(store) = self.store.take() {
+            let _ = store.delete(&self.key).await;
+        }
+    }
 }
 
 impl Drop for Unrecorded {
