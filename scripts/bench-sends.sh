@@ -8,6 +8,7 @@
 # bearer token (AUTH_MODE=token). Either way the limits are raised far above the rate reached.
 # BENCH_BIN_DIR: run the chat, worker, gateway and sends binaries found there instead of
 # building this checkout (to alternate builds of two commits, e.g. before/after a change).
+# BENCH_PORT: the gateway's port (default 3200); chat, call and worker take the next three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -18,6 +19,7 @@ SECONDS_RUN="${1:-20}"; SENDERS="${2:-64}"
 PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:25433/bench}"
 REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:26380}"
 bin="${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
+GW="${BENCH_PORT:-3200}"; CHAT=$((GW + 1)); CALL=$((GW + 2)); WORKER=$((GW + 3))
 
 deps_up "$PG_URL" "$REDIS"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
@@ -31,12 +33,12 @@ if [ -n "$SIGNED_IN" ]; then
 else
   export AUTH_MODE=compat
 fi
-PORT=3201 HOST=127.0.0.1 "$bin/chat" & track_bg $!
-PORT=3203 "$bin/worker" & track_bg $!
-PORT=3200 HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:3201 CALL_SERVICE_URL=http://127.0.0.1:3202 "$bin/gateway" & track_bg $!
-wait_http http://127.0.0.1:3201/readyz 20
-wait_http http://127.0.0.1:3203/readyz 20
-wait_http http://127.0.0.1:3200/healthz 20
+PORT=$CHAT HOST=127.0.0.1 "$bin/chat" & track_bg $!
+PORT=$WORKER "$bin/worker" & track_bg $!
+PORT=$GW HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:$CHAT CALL_SERVICE_URL=http://127.0.0.1:$CALL "$bin/gateway" & track_bg $!
+wait_http http://127.0.0.1:$CHAT/readyz 20
+wait_http http://127.0.0.1:$WORKER/readyz 20
+wait_http http://127.0.0.1:$GW/healthz 20
 echo "machine: $(machine); load average before: $(load_average)"
-"$bin/sends" --target 127.0.0.1:3200 --senders "$SENDERS" --seconds "$SECONDS_RUN" --warmup 3 $SIGNED_IN
+"$bin/sends" --target 127.0.0.1:$GW --senders "$SENDERS" --seconds "$SECONDS_RUN" --warmup 3 $SIGNED_IN
 echo "load average after: $(load_average)"
