@@ -43,6 +43,7 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod failure;
+pub mod handoff;
 pub mod health;
 pub mod identity;
 pub mod json;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,6 +84,17 @@ content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent
 /// What a service answers requests with. Implemented by a `Clone` struct holding `Arc` state.
 pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
+
+    /// Called with each TCP connection accepted (and admitted under the caps) before any
+    /// HTTP is read from it: `None` means the handler took the connection over (the gateway
+    /// hands WebSockets to a co-located chat service), `Some` serves it as usual.
+    fn take_over(
+        &self,
+        stream: tokio::net::TcpStream,
+        _conn: &Connection,
+    ) -> impl Future<Output = Option<tokio::net::TcpStream>> + Send {
+        std::future::ready(Some(stream))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +123,15 @@ impl Default for ServeOptions {
     }
 }
 
+/// Where a co-located service is reached besides its TCP port ([`crate::handoff`]).
+#[derive(Debug, Default)]
+pub struct Local {
+    /// HTTP/1.1 over a Unix socket: the same routes and behaviour as the TCP port.
+    pub http: Option<UnixListener>,
+    /// Client connections the gateway hands over, one request each (a WebSocket upgrade).
+    pub handoff: Option<UnixListener>,
+}
+
 /// Serves `handler` on an already-bound listener until `shutdown` is cancelled, then drains.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
@@ -119,14 +139,48 @@ pub async fn serve<H: Handler>(
     opts: ServeOptions,
     shutdown: CancellationToken,
 ) {
+    serve_all(listener, Local::default(), handler, opts, shutdown).await;
+}
+
+/// What came in on one of the listeners.
+enum Accepted {
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    Unix(UnixStream),
+    Handoff(UnixStream),
+}
+
+/// Accepts on `l`, or never when there is none.
+async fn accept_unix(l: &Option<UnixListener>) -> std::io::Result<UnixStream> {
+    match l {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+/// [`serve`], also on the Unix sockets of `local`. Every connection, whichever way it came,
+/// takes one of the same `max_connections` permits and drains the same way on shutdown.
+pub async fn serve_all<H: Handler>(
+    listener: TcpListener,
+    local: Local,
+    handler: H,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let per_address = PerAddress::default();
+    // Handed-off connections are capped per the address the gateway vouched for, in a map
+    // of their own: the gateway's per-address counts stop at the hand-off.
+    let handed_per_address = PerAddress::default();
     let tracker = TaskTracker::new();
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout);
+    // A handed-off connection carries the one request the gateway looked at: no keep-alive
+    // into the service's other routes.
+    let mut one_request = builder.clone();
+    one_request.keep_alive(false);
 
     loop {
         let permit = tokio::select! {
@@ -136,17 +190,71 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.cancelled() => break,
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            r = listener.accept() => r.map(|(s, peer)| Accepted::Tcp(s, peer)),
+            r = accept_unix(&local.http) => r.map(Accepted::Unix),
+            r = accept_unix(&local.handoff) => r.map(Accepted::Handoff),
             () = shutdown.cancelled() => break,
+        };
+        let accepted = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
+            Accepted::Tcp(stream, peer) => (stream, peer),
+            Accepted::Unix(stream) => {
+                let conn_info = Connection {
+                    // Chat does not read its peer; a local caller is loopback.
+                    peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    permit: Arc::new(Slot {
+                        _permit: permit,
+                        _address: None,
+                    }),
+                };
+                let conn = serve_conn(&builder, stream, conn_info, handler.clone(), false);
+                tracker.spawn(drive(conn, shutdown.clone()));
+                continue;
+            }
+            Accepted::Handoff(stream) => {
+                let (h, b, open) = (handler.clone(), one_request.clone(), handed_per_address.clone());
+                let stop = shutdown.clone();
+                tracker.spawn(async move {
+                    let (tcp, vouched) = match crate::handoff::receive(stream).await {
+                        Ok(got) => got,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "hand-off refused");
+                            return;
+                        }
+                    };
+                    let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
+                        return;
+                    };
+                    let port = tcp.peer_addr().map_or(0, |a| a.port());
+                    let address = match vouched.per_address_cap {
+                        Some(cap) => {
+                            match AddressSlot::take(&open, crate::client::key(vouched.client), cap) {
+                                Some(slot) => Some(slot),
+                                None => return refuse(tcp).await,
+                            }
+                        }
+                        None => None,
+                    };
+                    let conn_info = Connection {
+                        peer: std::net::SocketAddr::new(vouched.client, port),
+                        permit: Arc::new(Slot {
+                            _permit: permit,
+                            _address: address,
+                        }),
+                    };
+                    drive(serve_conn(&b, tcp, conn_info, h, true), stop).await;
+                });
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let address = match opts.max_connections_per_address {
@@ -169,39 +277,91 @@ pub async fn serve<H: Handler>(
                 _address: address,
             }),
         };
-        let svc = service_fn(move |mut req: Request| {
-            // Travels with the request: the peer for forwarding headers and limits, the permit
-            // for whoever takes over the connection on an upgrade.
-            req.extensions_mut().insert(conn_info.clone());
-            let h = h.clone();
-            async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades();
+        let b = builder.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = stop.cancelled() => {
-                    // Finish the request in flight, then close instead of keeping alive.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            // The handler may take the connection over before any HTTP is read from it.
+            let stream = tokio::select! {
+                kept = h.take_over(stream, &conn_info) => match kept {
+                    Some(stream) => stream,
+                    None => return,
+                },
+                // Nothing was read yet: no request is in flight to finish.
+                () = stop.cancelled() => return,
             };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            drive(serve_conn(&b, stream, conn_info, h, false), stop).await;
         });
     }
     drop(listener);
+    drop(local);
     tracker.close();
     tokio::select! {
         () = tracker.wait() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(opts.shutdown_grace) => {
             tracing::warn!(grace = ?opts.shutdown_grace, "shutdown deadline passed with connections still open");
         }
+    }
+}
+
+/// HTTP/1 with upgrades on `io`. A handed-off connection's requests lose the identity
+/// headers: the gateway vouched for the connection, not for what the client wrote on it.
+fn serve_conn<H, I>(
+    builder: &http1::Builder,
+    io: I,
+    conn_info: Connection,
+    h: H,
+    handed_off: bool,
+) -> impl Future<Output = hyper::Result<()>> + GracefulConnection + Send
+where
+    H: Handler,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |mut req: Request| {
+        // Travels with the request: the peer for forwarding headers and limits, the permit
+        // for whoever takes over the connection on an upgrade.
+        req.extensions_mut().insert(conn_info.clone());
+        if handed_off {
+            req.headers_mut().remove(crate::identity::USER_HEADER);
+            req.headers_mut().remove(crate::identity::SECRET_HEADER);
+        }
+        let h = h.clone();
+        async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
+    });
+    builder.serve_connection(TokioIo::new(io), svc).with_upgrades()
+}
+
+/// Runs one connection until it ends; on shutdown, finishes the request in flight and
+/// closes instead of keeping alive.
+async fn drive<C>(conn: C, stop: CancellationToken)
+where
+    C: Future<Output = hyper::Result<()>> + GracefulConnection,
+{
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// hyper's upgradeable connection, whatever it serves, as [`drive`] needs it.
+trait GracefulConnection {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulConnection for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
     }
 }
 
