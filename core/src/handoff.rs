@@ -108,37 +108,60 @@ pub async fn bind(dir: &Path, name: &str) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Gateway side: passes `conn` to the service listening at `path`. An error means the
-/// descriptor was not sent and the connection is still the caller's alone.
-pub async fn send(path: &Path, conn: &impl AsFd, vouched: Vouched) -> io::Result<()> {
-    let message = vouched.encode();
-    let exchange = async {
-        let stream = UnixStream::connect(path).await?;
+/// Gateway side: a connection to the service's hand-off socket, made before anything is
+/// decided about the client (so that a service that is not listening costs nothing).
+#[derive(Debug)]
+pub struct Sender(UnixStream);
+
+impl Sender {
+    /// Connects to the hand-off socket at `path`.
+    pub async fn connect(path: &Path) -> io::Result<Sender> {
+        tokio::time::timeout(HANDOFF_TIMEOUT, UnixStream::connect(path))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "hand-off connect timed out"))?
+            .map(Sender)
+    }
+
+    /// Passes `conn` with what is vouched for it. An error means the descriptor was not
+    /// sent and the connection is still the caller's alone; after `Ok` the caller closes
+    /// its copy and never touches the connection again.
+    pub async fn send(self, conn: &impl AsFd, vouched: Vouched) -> io::Result<()> {
+        let message = vouched.encode();
+        let stream = self.0;
         let fds = [conn.as_fd()];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        loop {
-            stream.writable().await?;
-            let sent = stream.try_io(Interest::WRITABLE, || {
-                let mut control = SendAncillaryBuffer::new(&mut space);
-                if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-                    return Err(io::Error::other("ancillary buffer too small"));
+        let exchange = async {
+            loop {
+                stream.writable().await?;
+                let sent = stream.try_io(Interest::WRITABLE, || {
+                    let mut control = SendAncillaryBuffer::new(&mut space);
+                    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                        return Err(io::Error::other("ancillary buffer too small"));
+                    }
+                    let iov = [IoSlice::new(message.as_bytes())];
+                    rustix::net::sendmsg(&stream, &iov, &mut control, SendFlags::NOSIGNAL)
+                        .map_err(io::Error::from)
+                });
+                match sent {
+                    // A stream socket takes a message this small whole, with its descriptor.
+                    Ok(n) if n == message.len() => return Ok(()),
+                    Ok(n) => {
+                        return Err(io::Error::other(format!("hand-off message cut at {n} bytes")))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
                 }
-                let iov = [IoSlice::new(message.as_bytes())];
-                rustix::net::sendmsg(&stream, &iov, &mut control, SendFlags::NOSIGNAL)
-                    .map_err(io::Error::from)
-            });
-            match sent {
-                // A stream socket takes a message this small whole, with its descriptor.
-                Ok(n) if n == message.len() => return Ok(()),
-                Ok(n) => return Err(io::Error::other(format!("hand-off message cut at {n} bytes"))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
             }
-        }
-    };
-    tokio::time::timeout(HANDOFF_TIMEOUT, exchange)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "hand-off timed out"))?
+        };
+        tokio::time::timeout(HANDOFF_TIMEOUT, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "hand-off timed out"))?
+    }
+}
+
+/// Connects to `path` and passes `conn` ([`Sender`] in one step).
+pub async fn send(path: &Path, conn: &impl AsFd, vouched: Vouched) -> io::Result<()> {
+    Sender::connect(path).await?.send(conn, vouched).await
 }
 
 /// Service side: receives one connection from a hand-off socket's `stream`, after checking
@@ -172,9 +195,13 @@ pub async fn receive(stream: UnixStream) -> io::Result<(std::net::TcpStream, Vou
                 Ok((msg.bytes, fds))
             });
             match got {
+                // The gateway connected, then kept the client (refused it, or shut down).
+                Ok((0, _)) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "nothing handed over"))
+                }
                 Ok((n, mut fds)) => {
                     let vouched = Vouched::decode(&buf[..n.min(MESSAGE_MAX)])
-                        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("malformed hand-off message ({n} bytes: {:?})", String::from_utf8_lossy(&buf[..n.min(MESSAGE_MAX)]))))?;
+                        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed hand-off message"))?;
                     if fds.len() != 1 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,

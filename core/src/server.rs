@@ -226,6 +226,10 @@ pub async fn serve_all<H: Handler>(
                 tracker.spawn(async move {
                     let (tcp, vouched) = match crate::handoff::receive(stream).await {
                         Ok(got) => got,
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            tracing::debug!("a hand-off connection closed with nothing handed over");
+                            return;
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "hand-off refused");
                             return;

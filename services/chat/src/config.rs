@@ -19,6 +19,9 @@ pub struct Config {
     /// How long `clientMessageId`s and pending marks are remembered in Redis.
     pub dedupe_ttl_secs: u64,
     pub max_connections: usize,
+    /// `SOCKET_DIR`: also listen on Unix sockets there (`chat.sock` for HTTP, `handoff.sock`
+    /// for WebSockets the co-located gateway hands over).
+    pub socket_dir: Option<std::path::PathBuf>,
     /// Conversations whose member lists are kept in memory.
     pub member_cache_size: usize,
     /// Socket.IO heartbeat: a ping every `ping_interval`, a pong due within `ping_timeout`.
@@ -170,6 +173,7 @@ impl Config {
             message_max_chars: env.number("MESSAGE_MAX_CHARS", 4000, 1, 100_000)?,
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            socket_dir: platform_core::handoff::socket_dir(env)?,
             member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,

@@ -34,6 +34,7 @@ mod waiters;
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform_core::handoff;
 use platform_core::pools::{self, PgPool, RedisPool};
 use platform_core::server::{self, ServeOptions};
 use platform_core::stream::Keys;
@@ -138,7 +139,20 @@ pub async fn run(
         closing.cancelled().await;
         io.close_all();
     });
-    server::serve(listener, app, opts, shutdown).await;
+    let local = match &state.config.socket_dir {
+        Some(dir) => server::Local {
+            http: Some(handoff::bind(dir, handoff::HTTP_SOCKET).await.context("the Unix HTTP socket")?),
+            handoff: Some(handoff::bind(dir, handoff::HANDOFF_SOCKET).await.context("the hand-off socket")?),
+        },
+        None => server::Local::default(),
+    };
+    server::serve_all(listener, local, app, opts, shutdown).await;
+    if let Some(dir) = &state.config.socket_dir {
+        // Gone at once for a gateway, which then goes back to TCP and tunnels.
+        for name in [handoff::HTTP_SOCKET, handoff::HANDOFF_SOCKET] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
     let _ = presence.await;
     Ok(())
 }

@@ -26,6 +26,10 @@ pub struct Config {
     /// Allowed browser origins (`CORS_ORIGINS`).
     pub cors_origins: Origins,
     pub max_connections: usize,
+    /// `SOCKET_DIR`: the chat service is co-located and listens there: API requests go over
+    /// its Unix socket and Socket.IO WebSockets are handed to it (TCP and the tunnel stay
+    /// the fallback when it is not listening there).
+    pub socket_dir: Option<std::path::PathBuf>,
     /// Open connections per client address (`MAX_CONNECTIONS_PER_ADDRESS`).
     pub max_connections_per_address: usize,
     /// Whose `Forwarded`/`X-Forwarded-For` name the client (`TRUSTED_PROXIES`).
@@ -243,6 +247,7 @@ impl Config {
             attachment_max_bytes: env.attachment_max_bytes()?,
             cors_origins: Origins::from_env(env),
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            socket_dir: platform_core::handoff::socket_dir(env)?,
             max_connections_per_address: env.number(
                 "MAX_CONNECTIONS_PER_ADDRESS",
                 256,

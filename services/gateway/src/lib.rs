@@ -19,6 +19,7 @@ mod auth;
 pub mod config;
 mod proxy;
 mod routes;
+mod takeover;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,8 @@ struct State {
     in_flight: tokio::sync::Semaphore,
     shed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     auth: auth::Auth,
+    /// Hands Socket.IO WebSockets to a co-located chat service (`SOCKET_DIR`).
+    takeover: Option<takeover::Takeover>,
 }
 
 /// The HTTP contract as OpenAPI 3, served at `/openapi.json`.
@@ -60,6 +63,13 @@ pub struct App {
 /// Builds the pools and the handler without touching the network.
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let metrics = platform_core::metrics::Metrics::new::<routes::Label>("gateway");
+    let takeover = config.socket_dir.as_deref().map(|dir| {
+        let handed = metrics.counter(
+            "gateway_websockets_handed_off_total",
+            "Socket.IO WebSockets passed to the co-located chat service.",
+        );
+        takeover::Takeover::new(dir, handed)
+    });
     Ok(App {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
@@ -74,6 +84,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
             ),
             metrics,
             routes: routes::table(),
+            takeover,
             config,
         }),
     })
@@ -100,9 +111,54 @@ pub async fn run(
 }
 
 impl Handler for App {
-    async fn handle(&self, mut req: Request) -> Response {
+    /// A Socket.IO WebSocket upgrade goes to a co-located chat service, socket and all,
+    /// after the admission it would get if forwarded; anything else is served here.
+    async fn take_over(
+        &self,
+        stream: tokio::net::TcpStream,
+        conn: &platform_core::server::Connection,
+    ) -> Option<tokio::net::TcpStream> {
         let s = &*self.state;
-        settle_client(&s.config.trusted_proxies, &mut req);
+        let Some(takeover) = &s.takeover else {
+            return Some(stream);
+        };
+        let Some(head) = takeover::peek_upgrade(&stream).await else {
+            return Some(stream);
+        };
+        // Before admission counts anything: a chat that is not listening leaves the
+        // connection to the tunnel, which admits it then.
+        // (`None` from here on means the connection was dealt with: never `?`.)
+        let Some(sender) = takeover.connect().await else {
+            return Some(stream);
+        };
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.uri = head.uri;
+        parts.headers = head.headers;
+        parts.extensions.insert(conn.clone());
+        settle_client(&s.config.trusted_proxies, &mut parts);
+        if let Err(e) = s.auth.admit(&mut parts, auth::Admit::Socket).await {
+            takeover::answer(stream, e).await;
+            return None;
+        }
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map_or(conn.peer.ip(), |c| c.0);
+        let vouched = platform_core::handoff::Vouched {
+            client,
+            per_address_cap: takeover::cap_for(conn, &s.config),
+        };
+        match takeover.send(sender, stream, vouched).await {
+            Ok(()) => None,
+            Err(stream) => Some(stream),
+        }
+    }
+
+    async fn handle(&self, req: Request) -> Response {
+        let s = &*self.state;
+        let (mut parts, body) = req.into_parts();
+        settle_client(&s.config.trusted_proxies, &mut parts);
+        let req = Request::from_parts(parts, body);
         if let Some(res) = s.cors.preflight(req.method(), req.headers()) {
             return res;
         }
@@ -128,17 +184,17 @@ impl Handler for App {
 /// Settles who `req` is from ([`ClientAddr`] in its extensions) and the `X-Forwarded-For`
 /// upstreams get: from an untrusted peer, the peer alone (whatever the client wrote is
 /// dropped, `Forwarded` too); from a trusted proxy, its chain with the proxy appended.
-fn settle_client(trusted: &TrustedProxies, req: &mut Request) {
+fn settle_client(trusted: &TrustedProxies, req: &mut http::request::Parts) {
     let Some(peer) = req
-        .extensions()
+        .extensions
         .get::<platform_core::server::Connection>()
         .map(|c| c.peer.ip())
     else {
         return;
     };
-    let client = trusted.client(peer, req.headers());
-    req.extensions_mut().insert(ClientAddr(client));
-    let headers = req.headers_mut();
+    let client = trusted.client(peer, &req.headers);
+    req.extensions.insert(ClientAddr(client));
+    let headers = &mut req.headers;
     let peer_text = peer.to_string();
     let chain = if trusted.contains(peer) {
         let before: Vec<&str> = headers

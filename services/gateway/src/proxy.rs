@@ -228,7 +228,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-fn is_upgrade(h: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).is_some()
         && h.get_all(header::CONNECTION)
             .iter()
