@@ -63,6 +63,10 @@ pub struct App {
 /// Builds the pools and the handler without touching the network.
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let metrics = platform_core::metrics::Metrics::new::<routes::Label>("gateway");
+    let chat_unix = config
+        .socket_dir
+        .as_deref()
+        .map(|dir| proxy::UnixRoute::new(&config.chat, dir));
     let takeover = config.socket_dir.as_deref().map(|dir| {
         let handed = metrics.counter(
             "gateway_websockets_handed_off_total",
@@ -74,9 +78,9 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         state: Arc::new(State {
             auth: auth::Auth::new(&config)?,
             cors: Cors::new(config.cors_origins.clone(), cors::Policy::Api),
-            client: proxy::client(),
-            chat: proxy::Pool::new(&config.chat),
-            call: proxy::Pool::new(&config.call),
+            client: proxy::client(chat_unix.clone()),
+            chat: proxy::Pool::new(&config.chat, chat_unix),
+            call: proxy::Pool::new(&config.call, None),
             in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
             shed: metrics.counter(
                 "gateway_shed_total",

@@ -8,10 +8,15 @@
 //! handing it to a connection task and waiting to be woken (hyper's pooled client). Two
 //! task wake-ups per request fewer, and the answer leaves in one write. Socket.IO (upgrades,
 //! long-polls that stream) keeps the pooled client.
+//!
+//! With `SOCKET_DIR` set, both reach the chat service over its Unix socket, and go back to
+//! TCP (said once) while it is not listening there.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,24 +25,159 @@ use http::{StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::client::conn::http1;
 use hyper::upgrade::Upgraded;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use platform_core::failure::BoxError;
 use platform_core::sync;
 use platform_core::{body, ApiError, Body, Request, Response};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 
-pub(crate) type HttpClient = Client<HttpConnector, Body>;
+pub(crate) type HttpClient = Client<Connector, Body>;
 
-/// hyper's pooled client, for Socket.IO (upgrades, long-polls) and readiness checks.
-pub(crate) fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
+/// A connection to an upstream: TCP, or the chat service's Unix socket.
+type Stream = Either<TcpStream, UnixStream>;
+
+/// Where the chat service is also reached locally, and whether that failed last time.
+pub(crate) struct UnixRoute {
+    /// The chat service's `host:port`: requests for it go over `path`.
+    authority: String,
+    path: PathBuf,
+    down: AtomicBool,
+}
+
+impl UnixRoute {
+    pub(crate) fn new(base: &Uri, dir: &Path) -> Arc<UnixRoute> {
+        Arc::new(UnixRoute {
+            authority: authority_of(base),
+            path: dir.join(platform_core::handoff::HTTP_SOCKET),
+            down: AtomicBool::new(false),
+        })
+    }
+
+    /// The Unix socket, or `None` (said once until it is back) when nobody listens there.
+    async fn connect(&self) -> Option<UnixStream> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(&self.path)).await {
+            Ok(Ok(s)) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(path = %self.path.display(), "chat's Unix socket is back");
+                }
+                Some(s)
+            }
+            Ok(Err(e)) => {
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "chat is not listening on its Unix socket; using TCP");
+                }
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// `host:port` of `base` (port 80 when it names none).
+fn authority_of(base: &Uri) -> String {
+    let authority = base
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    if authority.contains(':') {
+        authority
+    } else {
+        format!("{authority}:80")
+    }
+}
+
+/// hyper's client connector: the chat service's Unix socket for its authority when there
+/// is one, else TCP.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tcp: HttpConnector,
+    unix: Option<Arc<UnixRoute>>,
+}
+
+/// A client connection as hyper's client holds it.
+pub(crate) struct Io(TokioIo<Stream>);
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for Io {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Io;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Io, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let unix = self
+            .unix
+            .clone()
+            .filter(|u| authority_of(&uri) == u.authority);
+        let mut tcp = self.tcp.clone();
+        Box::pin(async move {
+            if let Some(u) = unix {
+                if let Some(s) = u.connect().await {
+                    return Ok(Io(TokioIo::new(Either::Right(s))));
+                }
+            }
+            let s = tcp.call(uri).await?;
+            Ok(Io(TokioIo::new(Either::Left(s.into_inner()))))
+        })
+    }
+}
+
+/// hyper's pooled client, for Socket.IO (upgrades, long-polls), uploads and readiness.
+pub(crate) fn client(unix: Option<Arc<UnixRoute>>) -> HttpClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(Duration::from_secs(2)));
+    tcp.set_keepalive(Some(Duration::from_secs(60)));
+    let connector = Connector { tcp, unix };
     Client::builder(TokioExecutor::new())
         // Shorter than the services' 30 s keep-alive idle limit, so the gateway drops an idle
         // connection before the other side does and never sends on one being closed.
@@ -55,7 +195,7 @@ const MAX_IDLE: usize = 1024;
 /// One HTTP/1.1 connection to an upstream, driven by whoever holds it.
 struct Upstream {
     sender: http1::SendRequest<Body>,
-    conn: Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Body>>>,
+    conn: Pin<Box<http1::Connection<TokioIo<Stream>, Body>>>,
     /// The connection future finished: the connection is gone.
     ended: bool,
 }
@@ -108,20 +248,15 @@ pub(crate) struct Pool {
     authority: String,
     host: HeaderValue,
     idle: Mutex<Vec<(Upstream, Instant)>>,
+    /// The upstream's Unix socket, tried first for every new connection.
+    unix: Option<Arc<UnixRoute>>,
 }
 
 impl Pool {
-    pub(crate) fn new(base: &Uri) -> Pool {
-        let authority = base
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
-        let authority = if authority.contains(':') {
-            authority
-        } else {
-            format!("{authority}:80")
-        };
+    pub(crate) fn new(base: &Uri, unix: Option<Arc<UnixRoute>>) -> Pool {
+        let authority = authority_of(base);
         Pool {
+            unix,
             host: HeaderValue::from_str(base.authority().map_or("", |a| a.as_str()))
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             authority,
@@ -155,6 +290,11 @@ impl Pool {
     }
 
     async fn connect(&self) -> std::io::Result<Upstream> {
+        if let Some(u) = &self.unix {
+            if let Some(s) = u.connect().await {
+                return Self::handshake(Either::Right(s)).await;
+            }
+        }
         let stream = tokio::time::timeout(
             CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect(&self.authority),
@@ -162,6 +302,10 @@ impl Pool {
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
+        Self::handshake(Either::Left(stream)).await
+    }
+
+    async fn handshake(stream: Stream) -> std::io::Result<Upstream> {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
@@ -403,15 +547,19 @@ impl Forward<'_> {
     }
 }
 
-/// One side of a tunnel: its TCP socket when hyper's upgrade wraps one (it does on both sides:
-/// our server and `HttpConnector`), else hyper's upgraded I/O as it is.
-type TunnelIo = Either<TcpStream, TokioIo<Upgraded>>;
+/// One side of a tunnel: its socket when hyper's upgrade wraps one (it does on both sides:
+/// our server and our [`Connector`]), else hyper's upgraded I/O as it is.
+type TunnelIo = Either<Stream, TokioIo<Upgraded>>;
 
 /// Unwraps an upgraded connection to its socket, with the bytes hyper had already read past
 /// the handshake (they belong to the other side).
 fn unwrap_upgraded(io: Upgraded) -> (TunnelIo, Bytes) {
-    match io.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => (Either::Left(parts.io.into_inner()), parts.read_buf),
+    let io = match io.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return (Either::Left(Either::Left(parts.io.into_inner())), parts.read_buf),
+        Err(io) => io,
+    };
+    match io.downcast::<Io>() {
+        Ok(parts) => (Either::Left(parts.io.0.into_inner()), parts.read_buf),
         Err(io) => (Either::Right(TokioIo::new(io)), Bytes::new()),
     }
 }
@@ -646,7 +794,7 @@ mod tests {
     #[tokio::test]
     async fn pooled_connections_are_reused() {
         let (uri, accepted) = upstream(false).await;
-        let pool = Pool::new(&uri);
+        let pool = Pool::new(&uri, None);
         for _ in 0..3 {
             let res = pool.exchange(get()).await.unwrap();
             assert_eq!(res.status(), 200);
@@ -659,7 +807,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_is_replaced_before_sending() {
         let (uri, accepted) = upstream(true).await;
-        let pool = Pool::new(&uri);
+        let pool = Pool::new(&uri, None);
         for _ in 0..3 {
             let res = pool.exchange(get()).await.unwrap();
             assert_eq!(res.status(), 200);
@@ -676,6 +824,6 @@ mod tests {
             .parse()
             .unwrap();
         drop(listener);
-        assert!(Pool::new(&uri).exchange(get()).await.is_err());
+        assert!(Pool::new(&uri, None).exchange(get()).await.is_err());
     }
 }

@@ -171,6 +171,9 @@ pub struct Stack {
     pub worker_env: Vec<(String, String)>,
     admin_url: String,
     redis_url: String,
+    /// `SOCKET_DIR` of the stack's chat service and gateways (Unix sockets between them, and
+    /// WebSockets handed to chat); `None` before starting them: TCP only, as on separate hosts.
+    pub socket_dir: Option<PathBuf>,
 }
 
 impl Stack {
@@ -268,6 +271,8 @@ impl Stack {
             worker_env: Vec::new(),
             admin_url: admin,
             redis_url: redis,
+            // Short, under /tmp: a Unix socket path holds at most 107 bytes.
+            socket_dir: Some(std::env::temp_dir().join("e2e-sock").join(unique("s"))),
         }
     }
 
@@ -383,15 +388,25 @@ impl Stack {
         svc
     }
 
+    /// The primary chat instance's environment: `chat_env` and the stack's socket directory
+    /// (other instances stay on TCP: one directory holds one instance's sockets).
+    fn primary_chat_env(&self) -> Vec<(String, String)> {
+        let mut env = self.chat_env.clone();
+        if let Some(dir) = &self.socket_dir {
+            env.push(("SOCKET_DIR".into(), dir.display().to_string()));
+        }
+        env
+    }
+
     /// Starts the chat service again on the port the gateway already knows.
     pub async fn start_chat_on(&mut self, port: u16) {
-        let svc = self.spawn("chat", port, &self.chat_env);
+        let svc = self.spawn("chat", port, &self.primary_chat_env());
         self.wait_ready(&svc, "/readyz").await;
         self.chat = Some(svc);
     }
 
     pub async fn start_chat(&mut self) {
-        let svc = self.spawn("chat", free_port(), &self.chat_env);
+        let svc = self.spawn("chat", free_port(), &self.primary_chat_env());
         self.wait_ready(&svc, "/readyz").await;
         self.chat = Some(svc);
     }
@@ -442,6 +457,9 @@ impl Stack {
             ("CHAT_SERVICE_URL".to_string(), chat),
             ("CALL_SERVICE_URL".to_string(), call),
         ];
+        if let Some(dir) = &self.socket_dir {
+            full.push(("SOCKET_DIR".into(), dir.display().to_string()));
+        }
         full.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let svc = self.spawn("gateway", free_port(), &full);
         self.wait_ready(&svc, "/healthz").await;
@@ -703,6 +721,9 @@ impl Drop for Stack {
         self.chat.take();
         self.call.take();
         self.workers.clear();
+        if let Some(dir) = &self.socket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let db = self.db_name.clone();
         let admin = self.admin_url.clone();
         // Drop runs outside async context guarantees: use a thread with its own runtime.
