@@ -26,14 +26,15 @@ function connect(auth, transports, extraHeaders = {}) {
 // The gateway's count of WebSockets handed to chat (0 when it has none).
 async function handedOff() {
   const text = await (await fetch(process.env.GATEWAY_METRICS_URL)).text();
-  const line = text.split("\n").find((l) => l.startsWith("gateway_websockets_handed_off_total "));
-  return line ? Number(line.split(" ")[1]) : 0;
+  const line = text.split("\n").find((l) => l.startsWith("gateway_websockets_handed_off_total"));
+  return line ? Number(line.split(" ").at(-1)) : 0;
 }
 
 // Typing both ways, then a message to both: `send` posts it (through the gateway, or
 // straight to chat once the gateway is gone).
 async function talk(alice, bob, send, round) {
-  const typing = { conversationId: CONVERSATION, isTyping: round % 2 === 0 };
+  // The names are the sender's own whatever is claimed here (authentication is on).
+  const typing = { conversationId: CONVERSATION, userId: "someone", displayName: "Someone", isTyping: round % 2 === 0 };
   const before = { a: alice.of("typing:update").length, b: bob.of("typing:update").length };
   alice.socket.emit("typing:update", typing);
   await waitFor("bob sees alice typing", () => bob.of("typing:update").length === before.b + 1);
@@ -62,7 +63,7 @@ test("sockets through the gateway: events both ways, identity headers ignored, a
   await waitFor("bob's upgrade to WebSocket", () => bob.socket.io.engine.transport.name === "websocket");
 
   const viaGateway = (body) =>
-    request(GATEWAY, "POST", `/conversations/${CONVERSATION}/messages`, process.env.ALICE_TOKEN, { body });
+    request(GATEWAY, "POST", `/conversations/${CONVERSATION}/messages`, process.env.ALICE_TOKEN, { senderId: "alice", body });
   await talk(alice, bob, viaGateway, 0);
 
   // Identity headers a client writes on its upgrade (even the right secret) are not who it
@@ -84,7 +85,7 @@ test("sockets through the gateway: events both ways, identity headers ignored, a
   process.kill(Number(process.env.GATEWAY_PID), "SIGKILL");
   await waitFor("the gateway gone", () => fetch(`${GATEWAY}/healthz`).then(() => false, () => true));
   const viaChat = (body) =>
-    request(CHAT, "POST", `/conversations/${CONVERSATION}/messages`, null, { body }, {
+    request(CHAT, "POST", `/conversations/${CONVERSATION}/messages`, null, { senderId: "alice", body }, {
       "x-user-id": "alice",
       "x-internal-secret": SECRET,
     });

@@ -84,7 +84,7 @@ async fn over_unix_sockets_sends_long_polls_and_handed_off_websockets_work_and_o
     let send = http
         .post(format!("{}/conversations/{conversation}/messages", gateway.url()))
         .bearer_auth(&alice)
-        .json(&json!({"body": "over a Unix socket"}))
+        .json(&json!({"senderId": "alice", "body": "over a Unix socket"}))
         .send()
         .await
         .expect("send");
@@ -174,8 +174,9 @@ async fn handed_off_websockets_are_held_to_the_connect_limit() {
         .text()
         .await
         .expect("text");
-    assert!(
-        metrics.contains("gateway_websockets_handed_off_total 2"),
-        "{metrics}"
-    );
+    let handed: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("gateway_websockets_handed_off_total"))
+        .collect();
+    assert_eq!(handed, ["gateway_websockets_handed_off_total{service=\"gateway\"} 2"]);
 }
