@@ -54,8 +54,13 @@ SCENARIOS="${SCENARIOS:-typing broadcast}"; PHASES="${PHASES:-paced saturation}"
 ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
 PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
 REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
-GATEWAY=127.0.0.1:5000; GATEWAY_B_ADDR=127.0.0.1:5004; CHAT_PORT=5001; CALL_PORT=5002; WORKER_PORT=5003
-MINIMAL=127.0.0.1:5010; NODE=127.0.0.1:5011; SIOXIDE=127.0.0.1:5012
+# LOADTEST_PORT moves every port of the run (default 5000: gateway, +1 chat, +2 call, +3 worker,
+# +4 the second gateway, +10..+12 the peers; the services' metrics ports from +20), so two
+# runs can share the machine.
+P="${LOADTEST_PORT:-5000}"
+GATEWAY=127.0.0.1:$P; GATEWAY_B_ADDR=127.0.0.1:$((P + 4)); CHAT_PORT=$((P + 1)); CALL_PORT=$((P + 2)); WORKER_PORT=$((P + 3))
+MINIMAL=127.0.0.1:$((P + 10)); NODE=127.0.0.1:$((P + 11)); SIOXIDE=127.0.0.1:$((P + 12))
+METRICS_BASE=$((P + 20))
 T="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT="$PWD/target/loadtest"
 mkdir -p "$OUT"
@@ -76,13 +81,18 @@ export INTERNAL_SECRET
 export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000 \
   RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
 
-PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; track_bg "$chat_pid"
-PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; track_bg "$worker_pid"
-PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; track_bg "$call_pid"
-PORT="${GATEWAY##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
+# The stack is co-located as scripts/run-stack.sh runs it: chat and the gateway meet over Unix
+# sockets (WebSockets handed to chat). SOCKET_DIR= (empty) keeps them on TCP.
+if [ -z "${SOCKET_DIR+set}" ]; then SOCKET_DIR="${TMPDIR:-/tmp}/loadtest-run-$$"; fi
+export SOCKET_DIR
+
+METRICS_PORT=$METRICS_BASE PORT=$CHAT_PORT HOST=127.0.0.1 "$B/chat" & chat_pid=$!; track_bg "$chat_pid"
+METRICS_PORT=$((METRICS_BASE + 1)) PORT=$WORKER_PORT "$B/worker" & worker_pid=$!; track_bg "$worker_pid"
+METRICS_PORT=$((METRICS_BASE + 2)) PORT=$CALL_PORT HOST=127.0.0.1 "$B/call" & call_pid=$!; track_bg "$call_pid"
+METRICS_PORT=$((METRICS_BASE + 3)) PORT="${GATEWAY##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
   CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$B/gateway" & gateway_pid=$!; track_bg "$gateway_pid"
 if [ -n "$GATEWAY_B" ]; then
-  PORT="${GATEWAY_B_ADDR##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
+  METRICS_PORT=$((METRICS_BASE + 4)) PORT="${GATEWAY_B_ADDR##*:}" HOST=127.0.0.1 CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" \
     CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$GATEWAY_B" & gateway_b_pid=$!; track_bg "$gateway_b_pid"
 fi
 redis_pid="$(cat "$DEPS_DIR/redis/redis.pid" 2>/dev/null || true)"

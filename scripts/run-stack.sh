@@ -16,7 +16,7 @@
 #
 # Overrides, for tests and development: BIN_DIR (default target/release; SKIP_BUILD=1 uses
 # the binaries there as they are), SKIP_WEB_BUILD=1 (serve STATIC_DIR as it is, default
-# frontend/dist), CHAT_PORT, WORKER_PORT, CALL_PORT, GATEWAY_PORT, WEB_PORT; STORAGE=s3 (attachments
+# frontend/dist), CHAT_PORT, WORKER_PORT, CALL_PORT, GATEWAY_PORT, WEB_PORT, SOCKET_DIR (below); STORAGE=s3 (attachments
 # on an S3 server started here, s3s-fs on S3_PORT, 9000; or the one S3_ENDPOINT names).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,15 @@ if [ -z "${CHAT_DATA_DIR:-}" ]; then
 fi
 # Uploaded files (the local storage back end) live with the rest of the data.
 export ATTACHMENT_DIR="${ATTACHMENT_DIR:-$CHAT_DATA_DIR/attachments}"
+# Chat and the gateway share this machine: they meet over Unix sockets in SOCKET_DIR (API
+# requests over chat.sock; Socket.IO WebSockets handed to chat over handoff.sock, so no
+# gateway hop per frame). SOCKET_DIR= (empty) keeps them on TCP. A socket path holds 107
+# bytes: a data folder deep in the tree puts the sockets under /tmp instead.
+if [ -z "${SOCKET_DIR+set}" ]; then
+  SOCKET_DIR="$CHAT_DATA_DIR/run"
+  [ "${#SOCKET_DIR}" -le 80 ] || SOCKET_DIR="${TMPDIR:-/tmp}/chat-platform-run-$(id -u)"
+fi
+export SOCKET_DIR
 # Backoff of the supervisors, in seconds.
 RESTART_MAX_DELAY="${RESTART_MAX_DELAY:-30}"
 RESTART_RESET_AFTER="${RESTART_RESET_AFTER:-60}"

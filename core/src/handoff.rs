@@ -45,7 +45,11 @@ pub fn socket_dir(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
     }
     let dir = PathBuf::from(&raw);
     // sun_path holds 108 bytes with its NUL; the longer of the two names must fit.
-    let longest = dir.join(HANDOFF_SOCKET).as_os_str().len().max(dir.join(HTTP_SOCKET).as_os_str().len());
+    let longest = dir
+        .join(HANDOFF_SOCKET)
+        .as_os_str()
+        .len()
+        .max(dir.join(HTTP_SOCKET).as_os_str().len());
     if longest > 100 {
         return Err(ConfigError {
             var: "SOCKET_DIR".into(),
@@ -68,7 +72,9 @@ pub struct Vouched {
 
 impl Vouched {
     fn encode(&self) -> String {
-        let cap = self.per_address_cap.map_or_else(|| "-".to_string(), |c| c.to_string());
+        let cap = self
+            .per_address_cap
+            .map_or_else(|| "-".to_string(), |c| c.to_string());
         format!("{} {cap}\n", self.client)
     }
 
@@ -102,8 +108,12 @@ pub async fn bind(dir: &Path, name: &str) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(&path)?;
     }
-    let listener = UnixListener::bind(&path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display())))?;
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
+    })?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -146,7 +156,9 @@ impl Sender {
                     // A stream socket takes a message this small whole, with its descriptor.
                     Ok(n) if n == message.len() => return Ok(()),
                     Ok(n) => {
-                        return Err(io::Error::other(format!("hand-off message cut at {n} bytes")))
+                        return Err(io::Error::other(format!(
+                            "hand-off message cut at {n} bytes"
+                        )))
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
@@ -172,7 +184,10 @@ pub async fn receive(stream: UnixStream) -> io::Result<(std::net::TcpStream, Vou
     if cred.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!("hand-off from uid {} refused (this service runs as {me})", cred.uid()),
+            format!(
+                "hand-off from uid {} refused (this service runs as {me})",
+                cred.uid()
+            ),
         ));
     }
     let exchange = async {
@@ -183,8 +198,9 @@ pub async fn receive(stream: UnixStream) -> io::Result<(std::net::TcpStream, Vou
             let got = stream.try_io(Interest::READABLE, || {
                 let mut control = RecvAncillaryBuffer::new(&mut space);
                 let mut iov = [IoSliceMut::new(&mut buf)];
-                let msg = rustix::net::recvmsg(&stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
-                    .map_err(io::Error::from)?;
+                let msg =
+                    rustix::net::recvmsg(&stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+                        .map_err(io::Error::from)?;
                 // Every descriptor received is owned here and closed if it is not the one.
                 let mut fds: Vec<OwnedFd> = Vec::new();
                 for m in control.drain() {
@@ -197,11 +213,15 @@ pub async fn receive(stream: UnixStream) -> io::Result<(std::net::TcpStream, Vou
             match got {
                 // The gateway connected, then kept the client (refused it, or shut down).
                 Ok((0, _)) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "nothing handed over"))
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "nothing handed over",
+                    ))
                 }
                 Ok((n, mut fds)) => {
-                    let vouched = Vouched::decode(&buf[..n.min(MESSAGE_MAX)])
-                        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed hand-off message"))?;
+                    let vouched = Vouched::decode(&buf[..n.min(MESSAGE_MAX)]).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "malformed hand-off message")
+                    })?;
                     if fds.len() != 1 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -233,8 +253,14 @@ mod tests {
     #[test]
     fn messages_round_trip_and_bad_ones_are_refused() {
         for v in [
-            Vouched { client: "203.0.113.9".parse().unwrap(), per_address_cap: Some(64) },
-            Vouched { client: "2001:db8::1".parse().unwrap(), per_address_cap: None },
+            Vouched {
+                client: "203.0.113.9".parse().unwrap(),
+                per_address_cap: Some(64),
+            },
+            Vouched {
+                client: "2001:db8::1".parse().unwrap(),
+                per_address_cap: None,
+            },
         ] {
             let m = v.encode();
             assert!(m.len() <= MESSAGE_MAX);
@@ -256,11 +282,16 @@ mod tests {
         assert!(receive(probe).await.is_err());
 
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(tcp.local_addr().unwrap()).await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(tcp.local_addr().unwrap())
+            .await
+            .unwrap();
         let (accepted, _) = tcp.accept().await.unwrap();
         client.write_all(b"before").await.unwrap();
 
-        let vouched = Vouched { client: "198.51.100.7".parse().unwrap(), per_address_cap: Some(3) };
+        let vouched = Vouched {
+            client: "198.51.100.7".parse().unwrap(),
+            per_address_cap: Some(3),
+        };
         let path = dir.join(HANDOFF_SOCKET);
         let (sent, got) = tokio::join!(send(&path, &accepted, vouched), async {
             let (s, _) = listener.accept().await.unwrap();

@@ -221,13 +221,19 @@ pub async fn serve_all<H: Handler>(
                 continue;
             }
             Accepted::Handoff(stream) => {
-                let (h, b, open) = (handler.clone(), one_request.clone(), handed_per_address.clone());
+                let (h, b, open) = (
+                    handler.clone(),
+                    one_request.clone(),
+                    handed_per_address.clone(),
+                );
                 let stop = shutdown.clone();
                 tracker.spawn(async move {
                     let (tcp, vouched) = match crate::handoff::receive(stream).await {
                         Ok(got) => got,
                         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                            tracing::debug!("a hand-off connection closed with nothing handed over");
+                            tracing::debug!(
+                                "a hand-off connection closed with nothing handed over"
+                            );
                             return;
                         }
                         Err(e) => {
@@ -241,7 +247,8 @@ pub async fn serve_all<H: Handler>(
                     let port = tcp.peer_addr().map_or(0, |a| a.port());
                     let address = match vouched.per_address_cap {
                         Some(cap) => {
-                            match AddressSlot::take(&open, crate::client::key(vouched.client), cap) {
+                            match AddressSlot::take(&open, crate::client::key(vouched.client), cap)
+                            {
                                 Some(slot) => Some(slot),
                                 None => return refuse(tcp).await,
                             }
@@ -331,7 +338,9 @@ where
         let h = h.clone();
         async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
     });
-    builder.serve_connection(TokioIo::new(io), svc).with_upgrades()
+    builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
 }
 
 /// Runs one connection until it ends; on shutdown, finishes the request in flight and

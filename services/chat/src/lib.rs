@@ -141,8 +141,16 @@ pub async fn run(
     });
     let local = match &state.config.socket_dir {
         Some(dir) => server::Local {
-            http: Some(handoff::bind(dir, handoff::HTTP_SOCKET).await.context("the Unix HTTP socket")?),
-            handoff: Some(handoff::bind(dir, handoff::HANDOFF_SOCKET).await.context("the hand-off socket")?),
+            http: Some(
+                handoff::bind(dir, handoff::HTTP_SOCKET)
+                    .await
+                    .context("the Unix HTTP socket")?,
+            ),
+            handoff: Some(
+                handoff::bind(dir, handoff::HANDOFF_SOCKET)
+                    .await
+                    .context("the hand-off socket")?,
+            ),
         },
         None => server::Local::default(),
     };

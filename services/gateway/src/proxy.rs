@@ -13,8 +13,8 @@
 //! TCP (said once) while it is not listening there.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -555,7 +555,12 @@ type TunnelIo = Either<Stream, TokioIo<Upgraded>>;
 /// the handshake (they belong to the other side).
 fn unwrap_upgraded(io: Upgraded) -> (TunnelIo, Bytes) {
     let io = match io.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => return (Either::Left(Either::Left(parts.io.into_inner())), parts.read_buf),
+        Ok(parts) => {
+            return (
+                Either::Left(Either::Left(parts.io.into_inner())),
+                parts.read_buf,
+            )
+        }
         Err(io) => io,
     };
     match io.downcast::<Io>() {
@@ -825,5 +830,68 @@ mod tests {
             .unwrap();
         drop(listener);
         assert!(Pool::new(&uri, None).exchange(get()).await.is_err());
+    }
+
+    /// The same raw upstream on a Unix socket in a fresh directory.
+    async fn unix_upstream() -> (std::path::PathBuf, tokio::net::UnixListener) {
+        let dir = std::env::temp_dir().join(format!(
+            "pool-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        let l = platform_core::handoff::bind(&dir, platform_core::handoff::HTTP_SOCKET)
+            .await
+            .unwrap();
+        (dir, l)
+    }
+
+    #[tokio::test]
+    async fn requests_go_over_the_unix_socket_and_back_to_tcp_when_nobody_listens_there() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (tcp_uri, tcp_accepted) = upstream(false).await;
+        let (dir, listener) = unix_upstream().await;
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut buf).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let res = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 4\r\n\r\nunix";
+                sock.write_all(res).await.unwrap();
+            }
+        });
+        let route = UnixRoute::new(&tcp_uri, &dir);
+        let pool = Pool::new(&tcp_uri, Some(route.clone()));
+        let res = pool.exchange(get()).await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"unix");
+        // hyper's client (long-polls, readiness) goes the same way for the same upstream.
+        let client = client(Some(route));
+        let res = client
+            .request(
+                hyper::Request::get(format!("{tcp_uri}x"))
+                    .body(Body::Empty)
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(tcp_accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        // Nobody on the socket any more: TCP.
+        server.abort();
+        let _ = server.await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        let res = pool.exchange(get()).await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        assert_eq!(tcp_accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -181,7 +181,11 @@ pub(crate) async fn answer(mut stream: TcpStream, e: ApiError) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(
-        format!("connection: close\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes(),
+        format!(
+            "connection: close\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(&body);
     let write = async {

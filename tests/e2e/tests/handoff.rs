@@ -53,7 +53,13 @@ fn secret(s: &Stack) -> String {
     }
 }
 
-async fn run_node(s: &Stack, gateway: &e2e::Service, tokens: (&str, &str), conversation: &str, mode: &str) {
+async fn run_node(
+    s: &Stack,
+    gateway: &e2e::Service,
+    tokens: (&str, &str),
+    conversation: &str,
+    mode: &str,
+) {
     let mut node = e2e::node_test("handoff.test.mjs");
     node.env("GATEWAY_URL", gateway.url())
         .env("GATEWAY_PID", gateway.pid().to_string())
@@ -70,7 +76,8 @@ async fn run_node(s: &Stack, gateway: &e2e::Service, tokens: (&str, &str), conve
 /// Everything between this gateway and chat goes over the socket directory: its TCP address
 /// for chat leads nowhere (port 9), so every answer below came over a Unix socket.
 #[tokio::test]
-async fn over_unix_sockets_sends_long_polls_and_handed_off_websockets_work_and_outlive_the_gateway() {
+async fn over_unix_sockets_sends_long_polls_and_handed_off_websockets_work_and_outlive_the_gateway()
+{
     let mut s = secure(true).await;
     s.start_gateway(&[]).await;
     let (s, alice, bob, conversation) = world(s).await;
@@ -79,10 +86,17 @@ async fn over_unix_sockets_sends_long_polls_and_handed_off_websockets_work_and_o
         .await;
 
     let http = reqwest::Client::new();
-    let ready = http.get(format!("{}/readyz", gateway.url())).send().await.expect("readyz");
+    let ready = http
+        .get(format!("{}/readyz", gateway.url()))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200, "chat is reached over its Unix socket");
     let send = http
-        .post(format!("{}/conversations/{conversation}/messages", gateway.url()))
+        .post(format!(
+            "{}/conversations/{conversation}/messages",
+            gateway.url()
+        ))
         .bearer_auth(&alice)
         .json(&json!({"senderId": "alice", "body": "over a Unix socket"}))
         .send()
@@ -90,7 +104,10 @@ async fn over_unix_sockets_sends_long_polls_and_handed_off_websockets_work_and_o
         .expect("send");
     assert_eq!(send.status(), 201);
     let page = http
-        .get(format!("{}/conversations/{conversation}/messages", gateway.url()))
+        .get(format!(
+            "{}/conversations/{conversation}/messages",
+            gateway.url()
+        ))
         .bearer_auth(&bob)
         .send()
         .await
@@ -178,5 +195,8 @@ async fn handed_off_websockets_are_held_to_the_connect_limit() {
         .lines()
         .filter(|l| l.starts_with("gateway_websockets_handed_off_total"))
         .collect();
-    assert_eq!(handed, ["gateway_websockets_handed_off_total{service=\"gateway\"} 2"]);
+    assert_eq!(
+        handed,
+        ["gateway_websockets_handed_off_total{service=\"gateway\"} 2"]
+    );
 }
