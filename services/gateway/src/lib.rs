@@ -152,10 +152,8 @@ impl Handler for App {
             client,
             per_address_cap: takeover::cap_for(conn, &s.config),
         };
-        match takeover.send(sender, stream, vouched).await {
-            Ok(()) => None,
-            Err(stream) => Some(stream),
-        }
+        // Sent: chat's now. Not sent: served here (tunnelled) after all.
+        takeover.send(sender, stream, vouched).await.err()
     }
 
     async fn handle(&self, req: Request) -> Response {
