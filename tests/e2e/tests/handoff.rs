@@ -146,6 +146,11 @@ async fn a_tcp_only_stack_tunnels_websockets() {
 
 /// The raw answer to a Socket.IO WebSocket upgrade sent to `url`'s host.
 async fn upgrade(url: &str) -> String {
+    upgraded(url).await.0
+}
+
+/// The same, with the connection (kept open by the caller).
+async fn upgraded(url: &str) -> (String, tokio::net::TcpStream) {
     let addr = url.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
@@ -166,7 +171,64 @@ async fn upgrade(url: &str) -> String {
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .expect("an answer in time");
-    String::from_utf8_lossy(&got).into_owned()
+    (String::from_utf8_lossy(&got).into_owned(), tcp)
+}
+
+/// A handed-off connection is chat's: it counts against chat's connection cap, and against
+/// the gateway's per-address cap, which chat applies to what it was handed.
+#[tokio::test]
+async fn handed_off_websockets_count_against_chats_caps() {
+    let mut s = Stack::empty().await;
+    s.chat_env.push(("MAX_CONNECTIONS".into(), "4".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_call(&[]).await;
+    s.start_gateway(&[("MAX_CONNECTIONS_PER_ADDRESS", "2")])
+        .await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (got, tcp) = upgraded(&s.url()).await;
+        assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+        open.push(tcp);
+    }
+    // The gateway holds none of them, so it lets a third through; chat refuses it.
+    let got = upgrade(&s.url()).await;
+    assert!(got.starts_with("HTTP/1.1 429"), "{got}");
+    assert!(
+        got.contains("too many connections from this address"),
+        "{got}"
+    );
+
+    // Chat's slots: the readiness probe's keep-alive connection and the two sockets of 4;
+    // one more connection of its own and it is full.
+    let chat = s.chat.as_ref().expect("chat");
+    let _fourth = tokio::net::TcpStream::connect(("127.0.0.1", chat.port))
+        .await
+        .expect("connect");
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_millis(700))
+        .build()
+        .expect("client");
+    let waited = fresh.get(format!("{}/healthz", chat.url())).send().await;
+    assert!(
+        waited.as_ref().is_err_and(|e| e.is_timeout()),
+        "served beyond the cap: {waited:?}"
+    );
+    open.pop();
+    let mut served = false;
+    for _ in 0..20 {
+        if fresh
+            .get(format!("{}/healthz", chat.url()))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "closing a handed-off socket did not free its slot");
 }
 
 /// The connect limit per address is counted by the gateway before it hands anything over;
