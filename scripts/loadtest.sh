@@ -27,7 +27,9 @@
 # sockets ask for connection state recovery (`"recovery": true` in their CONNECT auth), so
 # that every recorded event carries its offset; with RECOVERY_WINDOW_SECS=0 (passed to the
 # services like any of their settings) nothing is recorded: the two give recovery's cost,
-# e.g. TARGETS=chat-direct SCENARIOS=broadcast with each.
+# e.g. TARGETS=chat-direct SCENARIOS=broadcast with each. LOADTEST_BIN_DIR: run the binaries
+# found there (services, loadtest-goose, peers) instead of building them; LOADTEST_PORT and
+# SOCKET_DIR: below.
 #
 # Identity: every load-test user registers (POST /auth/register) and sends its bearer token
 # with each request and in the Socket.IO CONNECT payload. The per-user and per-address
@@ -69,9 +71,13 @@ if [ "$MODE" = normal ]; then rm -f "$OUT"/*; fi
 
 deps_up "$PG_URL" "$REDIS"
 step "building (release)"
-cargo build --release -q -p chat -p worker -p call -p gateway -p loadtest --target-dir "$T"
-cargo build --release -q --manifest-path loadtest/goose/Cargo.toml --target-dir "$T"
-B="$T/release"
+if [ -n "${LOADTEST_BIN_DIR:-}" ]; then
+  B="$LOADTEST_BIN_DIR"
+else
+  cargo build --release -q -p chat -p worker -p call -p gateway -p loadtest --target-dir "$T"
+  cargo build --release -q --manifest-path loadtest/goose/Cargo.toml --target-dir "$T"
+  B="$T/release"
+fi
 
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="load$$"
 # Identity: a shared secret between the gateway and the services, and limits raised so that
@@ -128,14 +134,21 @@ fi
 [ "$REST_USERS" = 0 ] || goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
 
 step "peers"
-cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
-(cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
-"$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
-(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
-"$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; track_bg "$sioxide_pid"
-wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
-wait_http "http://$SIOXIDE/socket.io/?EIO=4&transport=polling"
-wait_tcp "$MINIMAL"
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+if wants minimal; then
+  "$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
+  wait_tcp "$MINIMAL"
+fi
+if wants node; then
+  (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
+  (cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
+  wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
+fi
+if wants socketioxide; then
+  [ -n "${LOADTEST_BIN_DIR:-}" ] || cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
+  "$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; track_bg "$sioxide_pid"
+  wait_http "http://$SIOXIDE/socket.io/?EIO=4&transport=polling"
+fi
 
 # Each realtime scenario against each server: paced (latency) and unpaced (throughput).
 # The chat stack twice: chat-direct (sockets straight to the chat service, like the peers;
@@ -147,8 +160,8 @@ for round in $(seq "$ROUNDS"); do
     for target in "chat-direct $GATEWAY chat $SERVICE_PIDS --socket-target 127.0.0.1:$CHAT_PORT" \
         "chat-gateway $GATEWAY chat $SERVICE_PIDS" \
         "chat-gateway-b $GATEWAY_B_ADDR chat ${SERVICE_PIDS/gateway=$gateway_pid/gateway=${gateway_b_pid:-0}}" \
-        "minimal $MINIMAL peer minimal=$minimal_pid" "node $NODE peer node=$node_pid" \
-        "socketioxide $SIOXIDE peer socketioxide=$sioxide_pid"; do
+        "minimal $MINIMAL peer minimal=${minimal_pid:-0}" "node $NODE peer node=${node_pid:-0}" \
+        "socketioxide $SIOXIDE peer socketioxide=${sioxide_pid:-0}"; do
       # shellcheck disable=SC2086 # split on purpose: name, address, kind, pids, extra options
       set -- $target
       name="$1" addr="$2" kind="$3" pidlist="$4"; shift 4
