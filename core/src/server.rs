@@ -177,10 +177,6 @@ pub async fn serve_all<H: Handler>(
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout);
-    // A handed-off connection carries the one request the gateway looked at: no keep-alive
-    // into the service's other routes.
-    let mut one_request = builder.clone();
-    one_request.keep_alive(false);
 
     loop {
         let permit = tokio::select! {
@@ -221,11 +217,7 @@ pub async fn serve_all<H: Handler>(
                 continue;
             }
             Accepted::Handoff(stream) => {
-                let (h, b, open) = (
-                    handler.clone(),
-                    one_request.clone(),
-                    handed_per_address.clone(),
-                );
+                let (h, b, open) = (handler.clone(), builder.clone(), handed_per_address.clone());
                 let stop = shutdown.clone();
                 tracker.spawn(async move {
                     let (tcp, vouched) = match crate::handoff::receive(stream).await {
@@ -327,16 +319,40 @@ where
     H: Handler,
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // A handed-off connection carries the one request the gateway looked at (an upgrade):
+    // no keep-alive into the service's other routes. Not hyper's `keep_alive(false)`, which
+    // would write `connection: close` on the 101 and break the WebSocket handshake.
+    let served = std::sync::atomic::AtomicBool::new(false);
     let svc = service_fn(move |mut req: Request| {
         // Travels with the request: the peer for forwarding headers and limits, the permit
         // for whoever takes over the connection on an upgrade.
         req.extensions_mut().insert(conn_info.clone());
+        let again = handed_off && served.swap(true, std::sync::atomic::Ordering::Relaxed);
         if handed_off {
             req.headers_mut().remove(crate::identity::USER_HEADER);
             req.headers_mut().remove(crate::identity::SECRET_HEADER);
         }
         let h = h.clone();
-        async move { Ok::<_, Infallible>(with_request_id(h, req).await) }
+        async move {
+            if again {
+                let mut res =
+                    crate::ApiError::bad_request("a handed-off connection carries one request")
+                        .into_response();
+                res.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                return Ok(res);
+            }
+            let mut res = with_request_id(h, req).await;
+            if handed_off && res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                res.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, Infallible>(res)
+        }
     });
     builder
         .serve_connection(TokioIo::new(io), svc)

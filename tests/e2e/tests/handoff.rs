@@ -243,6 +243,12 @@ async fn handed_off_websockets_are_held_to_the_connect_limit() {
     for _ in 0..2 {
         let got = upgrade(&s.url()).await;
         assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+        // A WebSocket handshake answer (clients refuse `connection: close` on a 101).
+        let lower = got.to_ascii_lowercase();
+        assert!(
+            lower.contains("connection: upgrade") && lower.contains("upgrade: websocket"),
+            "{got}"
+        );
     }
     let got = upgrade(&s.url()).await;
     assert!(got.starts_with("HTTP/1.1 429"), "{got}");
