@@ -46,8 +46,9 @@ fn postgres_with(url: &str, max_size: usize, options: Option<&str>) -> Result<Pg
     let mut pg: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
     pg.connect_timeout(CONNECT_TIMEOUT);
     if let Some(extra) = options {
+        // The URL's own `options` come last, so they win (an operator may turn it off).
         let joined = match pg.get_options() {
-            Some(given) => format!("{given} {extra}"),
+            Some(given) => format!("{extra} {given}"),
             None => extra.to_owned(),
         };
         pg.options(joined);

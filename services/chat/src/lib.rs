@@ -83,9 +83,11 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         "chat_member_lookups_total",
         "Conversation member lists read from PostgreSQL (cache misses).",
     );
+    // Half the main pool's size (at least 2): pages read from PostgreSQL are the misses of
+    // the page cache, and the instance's connections to PostgreSQL stay bounded.
     let pg_generic = platform_core::pools::postgres_generic_plans(
         &config.stores.database_url,
-        config.stores.pg_pool_size,
+        (config.stores.pg_pool_size / 2).max(2),
     )?;
     let pages = pages::PageCache::new(
         config.history_cache_bytes,
