@@ -116,7 +116,8 @@ cpu_ticks() {
 hz="$(getconf CLK_TCK)"
 
 echo "machine: $(machine); page of 100: $bytes bytes; load average before: $(load_average)"
-echo "settings: ${SIGNED_IN:+signed in}${SIGNED_IN:-compat}, HISTORY_CACHE_BYTES=${HISTORY_CACHE_BYTES:-default}, reactions=${HISTORY_REACTIONS:-0}"
+mode=compat; [ -n "$SIGNED_IN" ] && mode="signed in"
+echo "settings: $mode, HISTORY_CACHE_BYTES=${HISTORY_CACHE_BYTES:-default}, reactions=${HISTORY_REACTIONS:-0}"
 for target in gateway chat; do
   if [ "$target" = gateway ]; then url="http://127.0.0.1:$GW"; ids="$via_gateway"; else url="http://127.0.0.1:$CHAT"; ids="$via_chat"; fi
   args=("$page"); [ -n "$ids" ] && args+=("$ids")
