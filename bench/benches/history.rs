@@ -50,7 +50,10 @@ fn setup() -> Option<InProcess> {
         drop_at_stop: true,
     };
     let cache = std::env::var("HISTORY_CACHE_BYTES").unwrap_or_else(|_| "67108864".into());
-    let settings = [("AUTH_MODE", "compat"), ("HISTORY_CACHE_BYTES", cache.as_str())];
+    let settings = [
+        ("AUTH_MODE", "compat"),
+        ("HISTORY_CACHE_BYTES", cache.as_str()),
+    ];
     let s = InProcess::start("history", database, &settings)?;
     s.rt.block_on(async {
         let d = service::connect(&s.url).await?;
