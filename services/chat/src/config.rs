@@ -21,6 +21,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Conversations whose member lists are kept in memory.
     pub member_cache_size: usize,
+    /// `HISTORY_CACHE_BYTES`: memory for recent history pages (0: none kept).
+    pub history_cache_bytes: usize,
     /// Socket.IO heartbeat: a ping every `ping_interval`, a pong due within `ping_timeout`.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -171,6 +173,7 @@ impl Config {
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
+            history_cache_bytes: env.number("HISTORY_CACHE_BYTES", 64 << 20, 0, 1 << 40)?,
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,

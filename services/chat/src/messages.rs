@@ -413,6 +413,8 @@ async fn edit_or_delete(
 
 /// Announces an applied change to every instance's sockets and answers 200.
 async fn applied(state: &State, kind: Change, m: Message) -> Response {
+    // This instance's pages before the answer; the others' on the event.
+    state.pages.invalidate(m.conversation_id);
     let event = match kind {
         Change::Edit => name::MESSAGE_UPDATED,
         Change::Delete => name::MESSAGE_DELETED,
