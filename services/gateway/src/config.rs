@@ -40,6 +40,9 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Live sessions per user; signing in again ends the oldest.
     pub max_sessions_per_user: u32,
+    /// Sessions kept in memory (`SESSION_CACHE_MAX`; 0: every request looks its session up
+    /// in Redis).
+    pub session_cache_max: usize,
     pub limits: Limits,
 }
 
@@ -118,10 +121,11 @@ impl Write {
     /// user's share.
     fn settings(self) -> (Setting, Setting, Duration) {
         match self {
+            // Counted by the chat service as it queues a send: one definition for both.
             Write::Send => (
-                ("RATE_SENDS_PER_USER", 100),
-                ("RATE_SENDS_PER_ADDRESS", 1000),
-                SECOND,
+                platform_core::ratelimit::SENDS_PER_USER,
+                platform_core::ratelimit::SENDS_PER_ADDRESS,
+                platform_core::ratelimit::SENDS_WINDOW,
             ),
             Write::Edit => (
                 ("RATE_EDITS_PER_USER", 60),
@@ -265,6 +269,7 @@ impl Config {
                 1,
                 10_000,
             )?,
+            session_cache_max: env.number("SESSION_CACHE_MAX", 100_000, 0, 10_000_000)?,
             limits: Limits::from_env(env)?,
         })
     }
