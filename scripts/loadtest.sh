@@ -14,12 +14,14 @@
 #                                          REST mix + broadcast + typing at a fixed rate
 #                                          (default 200 transactions/s in all), memory sampled
 #
-# Environment: ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
+# Environment: HTTP (sends history; empty skips them): goose runs of one request each through
+# the gateway, HTTP_USERS (64) users sending durable messages as fast as answered, or reading
+# the newest page of 100 of a conversation they filled first. ROOMS (10) and MEMBERS (20): the realtime conversations; PACE_MS (100): the
 # pause after each event in the paced runs (one sender per room); SENDERS (4): senders per
 # room in the saturation runs, each with one event in the air; REST_USERS (32; 0 skips the
 # REST mix). A subset of the realtime runs (e.g. for an A/B of one change): TARGETS
 # (chat-direct chat-gateway minimal node socketioxide), SCENARIOS (typing broadcast), PHASES
-# (paced saturation). ROUNDS (1): the realtime runs are repeated, in turn, this many times
+# (paced saturation); SCENARIOS= (empty) runs none of them. ROUNDS (1): the realtime runs are repeated, in turn, this many times
 # (rounds after the first are named <run>-r<N>; summary.md lists every round). GATEWAY_B: a
 # second gateway binary (e.g. a build of another commit), started on port 5004 beside the
 # first and measured as the target chat-gateway-b, so that an A/B of a gateway change
@@ -50,7 +52,8 @@ ROUNDS="${ROUNDS:-1}"
 if [[ " $TARGETS " == *" chat-gateway-b "* && -z "$GATEWAY_B" ]]; then
   echo "TARGETS has chat-gateway-b: set GATEWAY_B to a gateway binary" >&2; exit 2
 fi
-SCENARIOS="${SCENARIOS:-typing broadcast}"; PHASES="${PHASES:-paced saturation}"
+HTTP="${HTTP-sends history}"; HTTP_USERS="${HTTP_USERS:-64}"
+SCENARIOS="${SCENARIOS-typing broadcast}"; PHASES="${PHASES:-paced saturation}"
 ROOMS="${ROOMS:-10}"; MEMBERS="${MEMBERS:-20}"; PACE_MS="${PACE_MS:-100}"; SENDERS="${SENDERS:-4}"; REST_USERS="${REST_USERS:-32}"
 PG_URL="${LOADTEST_DATABASE_URL:-postgres://postgres@127.0.0.1:55432/loadtest}"
 REDIS="${LOADTEST_REDIS_URL:-redis://127.0.0.1:56379}"
@@ -116,16 +119,21 @@ if [ "$MODE" = soak ]; then
 fi
 
 [ "$REST_USERS" = 0 ] || goose rest "$REST_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios rest --pids "$SERVICE_PIDS"
+for scenario in $HTTP; do
+  goose "$scenario" "$HTTP_USERS" "$SECS" --target "$GATEWAY" --kind chat --scenarios "$scenario" --pids "$SERVICE_PIDS"
+done
 
-step "peers"
-cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
-(cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
-"$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
-(cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
-"$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; track_bg "$sioxide_pid"
-wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
-wait_http "http://$SIOXIDE/socket.io/?EIO=4&transport=polling"
-wait_tcp "$MINIMAL"
+if [ -n "$SCENARIOS" ]; then
+  step "peers"
+  cargo build --release -q --manifest-path loadtest/peers/socketioxide/Cargo.toml --target-dir "$T"
+  (cd loadtest/peers/node-socketio && npm ci --silent --no-audit --no-fund >/dev/null)
+  "$B/minimal_relay" --listen "$MINIMAL" >/dev/null & minimal_pid=$!; track_bg "$minimal_pid"
+  (cd loadtest/peers/node-socketio && PORT="${NODE##*:}" exec node server.mjs >/dev/null) & node_pid=$!; track_bg "$node_pid"
+  "$B/relay-peer-socketioxide" --listen "$SIOXIDE" >/dev/null & sioxide_pid=$!; track_bg "$sioxide_pid"
+  wait_http "http://$NODE/socket.io/?EIO=4&transport=polling"
+  wait_http "http://$SIOXIDE/socket.io/?EIO=4&transport=polling"
+  wait_tcp "$MINIMAL"
+fi
 
 # Each realtime scenario against each server: paced (latency) and unpaced (throughput).
 # The chat stack twice: chat-direct (sockets straight to the chat service, like the peers;
@@ -188,6 +196,26 @@ if rest and g:
     for m in rest.get("memory", []):
         print(f"\nmemory {m['name']}: start {m['start_kib']:,} KiB, peak {m['peak_kib']:,} KiB, end {m['end_kib']:,} KiB", end="")
     print("\n")
+for name, what in (("sends", "durable sends, as fast as answered"), ("history", "the newest page of 100, again and again")):
+    extra, g = load(name), None
+    try:
+        g = json.load(open(os.path.join(out, name + ".json")))
+    except OSError:
+        pass
+    if not (extra and g):
+        continue
+    pct = {(r["method"], r["name"]): r for r in g["raw_response_metrics"]}
+    for r in g["raw_request_metrics"]:
+        if r["name"] in ("Aggregated", "/auth/register", "/conversations") or r["method"] == "POST" and name == "history":
+            continue
+        p = pct.get((r["method"], r["name"]), {})
+        cpu = sum(v for k, v in extra.get("cpu_seconds", {}).items() if k != "loadtest client")
+        per = f"{cpu * 1e6 / r['number_of_requests']:.0f}" if r["number_of_requests"] else "–"
+        print(f"## {name} through the gateway ({what}; goose, load average {extra['loadavg']['start']} → {extra['loadavg']['end']})\n")
+        print("| request | count | failures | req/s | p50 ms | p99 ms | server CPU µs per request (not PostgreSQL) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        print(f"| {r['method']} {r['name']} | {r['number_of_requests']:,} | {r['number_of_failures']:,} | {r['requests_per_second']:,.0f} | "
+              f"{p.get('percentile_50', '–')} | {p.get('percentile_99', '–')} | {per} |\n")
 for scen, event in (("typing", "typing:update"), ("broadcast", "message:created")):
     if not any(load(f"{scen}-{p}-{t}") for t in targets for p in ("paced", "saturation")):
         continue  # not run this time (SCENARIOS)

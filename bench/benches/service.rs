@@ -45,6 +45,13 @@ fn json(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.bench_function("parse_send_body/simd_json_fresh_buffers", |b| {
+        b.iter_batched_ref(
+            || body.clone(),
+            |buf| simd_json::serde::from_slice::<SendMessage>(buf).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("parse_send_body/serde_json", |b| {
         b.iter(|| serde_json::from_slice::<SendMessage>(black_box(&body)).unwrap())
     });

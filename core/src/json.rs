@@ -39,8 +39,20 @@ pub fn parse<T: DeserializeOwned>(buf: &mut [u8]) -> Result<T, ApiError> {
             "request body must be a JSON document",
         ));
     }
-    simd_json::serde::from_slice(buf)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    decode(buf).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Parses JSON in place with simd-json, reusing this thread's parse buffers: allocating the
+/// tape and string buffers for every small document cost more than the parse itself, and
+/// made simd-json slower than serde_json on a send body (bench `json/parse_send_body`). Every
+/// hot-path parse goes through here (request bodies, events between instances, stream
+/// entries).
+pub fn decode<T: DeserializeOwned>(buf: &mut [u8]) -> simd_json::Result<T> {
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<simd_json::Buffers> =
+            std::cell::RefCell::new(simd_json::Buffers::new(4096));
+    }
+    BUFFERS.with_borrow_mut(|b| simd_json::serde::from_slice_with_buffers(buf, b))
 }
 
 /// Reads (bounded), checks and parses a request's JSON body.

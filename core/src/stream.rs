@@ -152,7 +152,7 @@ impl Entry {
     /// Reads an entry as it was queued (a stream entry's [`FIELD`], a pending mark, a
     /// `clientMessageId` record); `None` when the bytes are not one. Parses in place.
     pub fn decode(bytes: &mut [u8]) -> Option<Entry> {
-        simd_json::serde::from_slice(bytes).ok()
+        crate::json::decode(bytes).ok()
     }
 }
 

@@ -7,7 +7,7 @@
 //!   --socket-target ADDR        where the sockets connect instead (e.g. a chat instance,
 //!                               token in the CONNECT payload); HTTP still goes to --target
 //!   --kind chat|peer            chat: registered users and real conversations; peer: rooms
-//!   --scenarios rest,broadcast,typing
+//!   --scenarios rest,sends,history,broadcast,typing
 //!   --name NAME                 names the reports: <out>/<NAME>-extra.{json,html}
 //!   --rooms 10 --members 20     the realtime scenarios' conversations and their sizes
 //!   --pace-ms 0                 each goose user's pause after each transaction
@@ -110,14 +110,17 @@ fn args() -> Args {
             other => fail(format!("unknown option {other}")),
         }
     }
-    if let Some(s) = a
-        .scenarios
-        .iter()
-        .find(|s| !matches!(s.as_str(), "rest" | "broadcast" | "typing"))
-    {
-        fail(format!("unknown scenario {s:?} (rest, broadcast, typing)"));
+    if let Some(s) = a.scenarios.iter().find(|s| {
+        !matches!(
+            s.as_str(),
+            "rest" | "sends" | "history" | "broadcast" | "typing"
+        )
+    }) {
+        fail(format!(
+            "unknown scenario {s:?} (rest, sends, history, broadcast, typing)"
+        ));
     }
-    if a.kind == realtime::Kind::Peer && a.scenarios.iter().any(|s| s == "rest") {
+    if a.kind == realtime::Kind::Peer && a.scenarios.iter().any(|s| rest::is_http(s)) {
         fail("peers serve the realtime scenarios only (--scenarios broadcast,typing)");
     }
     if a.kind == realtime::Kind::Peer && a.socket_target.is_some() {
@@ -148,7 +151,7 @@ async fn run(a: Args) -> Result<(), String> {
     let loadavg_start = report::loadavg();
     rest::set_run(&a.run);
     pace::set_rate(a.rate);
-    let realtime_wanted = a.scenarios.iter().any(|s| s != "rest");
+    let realtime_wanted = a.scenarios.iter().any(|s| !rest::is_http(s));
     let rt = if realtime_wanted {
         let sockets_at = a.socket_target.as_deref().unwrap_or(&a.target);
         let rt = realtime::prepare(
@@ -165,8 +168,14 @@ async fn run(a: Args) -> Result<(), String> {
     };
 
     let mut attack = GooseAttack::initialize_with_config(config).map_err(|e| e.to_string())?;
-    if a.scenarios.iter().any(|s| s == "rest") {
-        attack = attack.register_scenario(rest::scenario().map_err(|e| e.to_string())?);
+    for s in &a.scenarios {
+        let scenario = match s.as_str() {
+            "rest" => rest::scenario(),
+            "sends" => rest::sends(),
+            "history" => rest::history(),
+            _ => continue,
+        };
+        attack = attack.register_scenario(scenario.map_err(|e| e.to_string())?);
     }
     for s in realtime::scenarios(&a.scenarios, a.pace).map_err(|e| e.to_string())? {
         attack = attack.register_scenario(s);

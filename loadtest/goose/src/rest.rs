@@ -2,6 +2,11 @@
 //! with three others, then mixes durable sends (201 only counts), history pages (the newest
 //! 50, and the page before one of its messages), edits of its own messages, new
 //! conversations and the list of its conversations. Every request carries its bearer token.
+//!
+//! Two scenarios measure one request each, as `scripts/bench-sends.sh --wrk` and
+//! `scripts/bench-history.sh` do with wrk, so that goose's report has them too: `sends`
+//! (durable sends only) and `history` (the newest page of 100 of a conversation holding
+//! [`HISTORY_FILL`] messages, which each user sends when it starts).
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -16,6 +21,9 @@ static RUN: OnceLock<String> = OnceLock::new();
 pub fn set_run(run: &str) {
     let _ = RUN.set(run.to_string());
 }
+
+/// Messages each `history` user sends before it starts reading pages of 100.
+pub const HISTORY_FILL: u64 = 120;
 
 /// What one goose user keeps between its transactions.
 #[derive(Clone)]
@@ -38,6 +46,34 @@ pub fn scenario() -> Result<Scenario, GooseError> {
         .register_transaction(transaction!(edit).set_name("edit"))
         .register_transaction(transaction!(create).set_name("new conversation"))
         .register_transaction(transaction!(mine).set_name("my conversations")))
+}
+
+/// Whether a scenario is one of the HTTP ones of this module (the rest are realtime).
+pub fn is_http(scenario: &str) -> bool {
+    matches!(scenario, "rest" | "sends" | "history")
+}
+
+/// Durable sends only (201 counts).
+pub fn sends() -> Result<Scenario, GooseError> {
+    Ok(scenario!("sends")
+        .register_transaction(
+            transaction!(start_small)
+                .set_on_start()
+                .set_name("register"),
+        )
+        .register_transaction(transaction!(send).set_name("send")))
+}
+
+/// The newest page of 100, read again and again.
+pub fn history() -> Result<Scenario, GooseError> {
+    Ok(scenario!("history")
+        .register_transaction(
+            transaction!(start_small)
+                .set_on_start()
+                .set_name("register"),
+        )
+        .register_transaction(transaction!(fill).set_on_start().set_name("fill"))
+        .register_transaction(transaction!(page).set_name("page of 100")))
 }
 
 /// One request with the user's token; `Some(json)` when the answer had status `expect`.
@@ -97,10 +133,12 @@ fn group(me: &str, others: &[String]) -> String {
     serde_json::json!({"type": "group", "name": "load mix", "members": members}).to_string()
 }
 
-async fn start(user: &mut GooseUser) -> TransactionResult {
-    let run = RUN.get().map_or("lt", String::as_str);
-    let me = format!("{run}-u{}", user.weighted_users_index);
-    let body = setup::register_body(&me, "Load user");
+/// Registers `id` (a request named `/auth/register`); its token.
+async fn register(
+    user: &mut GooseUser,
+    id: &str,
+    display: &str,
+) -> Result<String, Box<TransactionError>> {
     let req = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path("/auth/register")
@@ -108,7 +146,7 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
         .set_request_builder(
             user.get_request_builder(&GooseMethod::Post, "/auth/register")?
                 .header("content-type", "application/json")
-                .body(body),
+                .body(setup::register_body(id, display)),
         )
         .build();
     let res = user.request(req).await?;
@@ -116,7 +154,34 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
         Ok(r) => (r.status().as_u16(), r.bytes().await.unwrap_or_default()),
         Err(e) => return Err(format!("register: {e}").into()),
     };
-    let token = setup::register_answer(status, &bytes)?;
+    Ok(setup::register_answer(status, &bytes)?)
+}
+
+/// The mix's users start in a group with three peers of their own (members are accounts in
+/// token mode, so the peers register too); `new conversation` picks two of them.
+async fn start(user: &mut GooseUser) -> TransactionResult {
+    start_with(user, PEERS).await
+}
+
+/// A user of the one-request scenarios: a group with one peer.
+async fn start_small(user: &mut GooseUser) -> TransactionResult {
+    start_with(user, 1).await
+}
+
+const PEERS: usize = 3;
+
+fn peer(me: &str, k: usize) -> String {
+    format!("{me}-peer{k}")
+}
+
+async fn start_with(user: &mut GooseUser, peers: usize) -> TransactionResult {
+    let run = RUN.get().map_or("lt", String::as_str);
+    let me = format!("{run}-u{}", user.weighted_users_index);
+    let token = register(user, &me, "Load user").await?;
+    let others: Vec<String> = (0..peers).map(|k| peer(&me, k)).collect();
+    for p in &others {
+        register(user, p, "Load peer").await?;
+    }
     user.set_session_data(Session {
         user: me.clone(),
         token,
@@ -124,7 +189,6 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
         recent: VecDeque::new(),
         made: 0,
     });
-    let others: Vec<String> = (0..3).map(|k| format!("{me}-peer{k}")).collect();
     let Some(c) = call(
         user,
         GooseMethod::Post,
@@ -144,10 +208,19 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
+/// The conversation a user sends to and reads (made by `start`).
+fn first(s: &Session) -> Result<String, Box<TransactionError>> {
+    s.conversations.first().cloned().ok_or_else(|| {
+        "the user has no conversation (start failed)"
+            .to_string()
+            .into()
+    })
+}
+
 async fn send(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
     let s = session(user)?;
-    let conv = s.conversations[0].clone();
+    let conv = first(s)?;
     let body = serde_json::json!({"senderId": s.user, "body": format!("mix message {}", user.get_iterations())})
         .to_string();
     let path = format!("/conversations/{conv}/messages");
@@ -173,13 +246,36 @@ async fn send(user: &mut GooseUser) -> TransactionResult {
 
 async fn newest(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let conv = session(user)?.conversations[0].clone();
+    let conv = first(session(user)?)?;
     let path = format!("/conversations/{conv}/messages?limit=50");
     call(
         user,
         GooseMethod::Get,
         &path,
         "/conversations/:id/messages?limit=50",
+        None,
+        200,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn fill(user: &mut GooseUser) -> TransactionResult {
+    for _ in 0..HISTORY_FILL {
+        send(user).await?;
+    }
+    Ok(())
+}
+
+async fn page(user: &mut GooseUser) -> TransactionResult {
+    pace::turn().await;
+    let conv = first(session(user)?)?;
+    let path = format!("/conversations/{conv}/messages?limit=100");
+    call(
+        user,
+        GooseMethod::Get,
+        &path,
+        "/conversations/:id/messages?limit=100",
         None,
         200,
     )
@@ -230,7 +326,7 @@ async fn create(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
     let s = session(user)?;
     let others: Vec<String> = (0..2)
-        .map(|k| format!("{}-new{}-{k}", s.user, s.made))
+        .map(|k| peer(&s.user, (s.made + k) % PEERS))
         .collect();
     let body = group(&s.user, &others);
     if let Some(c) = call(

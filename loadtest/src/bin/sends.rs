@@ -5,6 +5,10 @@
 //! `sends [--target 127.0.0.1:3000] [--senders 64] [--seconds 20] [--warmup 3]
 //! [--conversations 16] [--signed-in]`
 //!
+//! `--targets-to FILE`: only set up (users, tokens, conversations), then write one line per
+//! sender, `path\ttoken\tsenderId` (token empty without `--signed-in`), for another load
+//! generator (`scripts/wrk/sends.lua`) to send with.
+//!
 //! `--signed-in`: every sender registers (`POST /auth/register`) and sends with its bearer
 //! token, as clients do against a gateway in `AUTH_MODE=token`; without it the requests carry
 //! no token (the gateway must run in `AUTH_MODE=compat`).
@@ -30,6 +34,7 @@ struct Args {
     warmup: u64,
     conversations: usize,
     signed_in: bool,
+    targets_to: Option<String>,
 }
 
 fn args() -> Args {
@@ -40,6 +45,7 @@ fn args() -> Args {
         warmup: 3,
         conversations: 16,
         signed_in: false,
+        targets_to: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.into_iter();
@@ -55,6 +61,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = loadtest::number(&v),
             "--warmup" => a.warmup = loadtest::number(&v),
             "--conversations" => a.conversations = loadtest::number(&v) as usize,
+            "--targets-to" => a.targets_to = Some(v),
             other => loadtest::unknown(other),
         }
     }
@@ -222,6 +229,21 @@ async fn main() {
         let token = tokens.get(&(c, 0)).map(String::as_str);
         let v = setup_post(&mut setup, "/conversations", token, body, 201).await;
         convs.push(v["id"].as_str().expect("id").to_string());
+    }
+
+    if let Some(file) = &a.targets_to {
+        let mut lines = String::new();
+        for s in 0..a.senders {
+            let (c, m) = (s % a.conversations, (s / a.conversations) % members);
+            let token = tokens.get(&(c, m)).map_or("", String::as_str);
+            lines.push_str(&format!(
+                "/conversations/{}/messages\t{token}\t{}\n",
+                convs[c],
+                user(&run, c, m)
+            ));
+        }
+        std::fs::write(file, lines).unwrap_or_else(|e| panic!("write {file}: {e}"));
+        return;
     }
 
     let start = Instant::now();

@@ -10,7 +10,7 @@
 //! current list.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use platform_core::events::Envelope;
@@ -35,7 +35,25 @@ pub(crate) struct Online {
 }
 
 /// When a user's contacts were read, and who they are.
-type Contacts = (Instant, Arc<HashSet<String>>);
+type Contacts = (Instant, Arc<ContactSets>);
+
+/// A user's contacts: the member list of each of its conversations. Lists are shared by
+/// every local user of a conversation (interned by [`Presence::contacts_of`]), so a group of
+/// N members online here costs N names rather than N for each of them (a 1,000-member group
+/// online on one instance held a million names, about 56 MB, when each user had its own).
+#[derive(Debug, Default)]
+pub(crate) struct ContactSets(Vec<Arc<HashSet<String>>>);
+
+impl ContactSets {
+    fn contains(&self, user: &str) -> bool {
+        self.0.iter().any(|s| s.contains(user))
+    }
+
+    /// Names held, counting a user once per shared conversation.
+    fn names(&self) -> usize {
+        self.0.iter().map(|s| s.len()).sum()
+    }
+}
 
 struct LocalUser {
     display_name: String,
@@ -50,6 +68,8 @@ pub(crate) struct Presence {
     /// Local users owed a list whatever changed (just joined, or new contacts).
     owed: Mutex<HashSet<String>>,
     contacts: Mutex<HashMap<String, Contacts>>,
+    /// The member list of each conversation some cached [`ContactSets`] holds.
+    member_lists: Mutex<HashMap<uuid::Uuid, Weak<HashSet<String>>>>,
     wake: Notify,
     /// Sockets that dropped without meaning to, by pid, whose user is shown offline only at
     /// the end of the grace: the user, and the timer that will apply the departure.
@@ -65,6 +85,7 @@ impl Presence {
             local: Mutex::new(HashMap::new()),
             owed: Mutex::new(HashSet::new()),
             contacts: Mutex::new(HashMap::new()),
+            member_lists: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             departing: Mutex::new(HashMap::new()),
         }
@@ -407,10 +428,7 @@ impl Presence {
     }
 
     /// Users who share a conversation with `user`, cached for a while.
-    async fn contacts_of(
-        &self,
-        user: &str,
-    ) -> Result<Arc<HashSet<String>>, platform_core::ApiError> {
+    async fn contacts_of(&self, user: &str) -> Result<Arc<ContactSets>, platform_core::ApiError> {
         if let Some((at, c)) = sync::lock(&self.contacts).get(user) {
             if at.elapsed() < CONTACTS_TTL {
                 return Ok(c.clone());
@@ -419,20 +437,54 @@ impl Presence {
         let client = self.state.pg.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT DISTINCT other.user_id FROM conversation_members mine
+                "SELECT other.conversation_id, other.user_id FROM conversation_members mine
                  JOIN conversation_members other ON other.conversation_id = mine.conversation_id
-                 WHERE mine.user_id = $1",
+                 WHERE mine.user_id = $1
+                 ORDER BY other.conversation_id",
             )
             .await?;
-        let set: HashSet<String> = client
-            .query(&stmt, &[&user])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
+        let rows = client.query(&stmt, &[&user]).await?;
+        let mut lists: Vec<(uuid::Uuid, HashSet<String>)> = Vec::new();
+        for r in &rows {
+            let conv: uuid::Uuid = r.get(0);
+            match lists.last_mut() {
+                Some((c, members)) if *c == conv => {
+                    members.insert(r.get(1));
+                }
+                _ => lists.push((conv, HashSet::from([r.get(1)]))),
+            }
+        }
+        let sets = ContactSets(self.intern(lists));
+        let sets = Arc::new(sets);
+        sync::lock(&self.contacts).insert(user.to_string(), (Instant::now(), sets.clone()));
+        Ok(sets)
+    }
+
+    /// The shared copy of each member list: the one already held when it is the same (as
+    /// read now), else this one, which later readers then share.
+    fn intern(&self, lists: Vec<(uuid::Uuid, HashSet<String>)>) -> Vec<Arc<HashSet<String>>> {
+        let mut held = sync::lock(&self.member_lists);
+        let out = lists
+            .into_iter()
+            .map(
+                |(conv, members)| match held.get(&conv).and_then(Weak::upgrade) {
+                    Some(same) if *same == members => same,
+                    _ => {
+                        let list = Arc::new(members);
+                        held.insert(conv, Arc::downgrade(&list));
+                        list
+                    }
+                },
+            )
             .collect();
-        let set = Arc::new(set);
-        sync::lock(&self.contacts).insert(user.to_string(), (Instant::now(), set.clone()));
-        Ok(set)
+        // Lists no cached user holds any more: dropped once they are most of the map.
+        if held.len() > 1024 {
+            let live = held.values().filter(|w| w.strong_count() > 0).count();
+            if live * 2 < held.len() {
+                held.retain(|_, w| w.strong_count() > 0);
+            }
+        }
+        out
     }
 }
 
@@ -458,12 +510,14 @@ pub(crate) fn changed_users<'a>(
 /// What `user` sees: itself and its online contacts, one entry each, sorted by id.
 pub(crate) fn visible_to(
     user: &str,
-    contacts: &HashSet<String>,
+    contacts: &ContactSets,
     online: &HashMap<String, String>,
 ) -> Vec<Online> {
-    let mut list: Vec<Online> = if contacts.len() < online.len() {
+    let mut list: Vec<Online> = if contacts.names() < online.len() {
         contacts
+            .0
             .iter()
+            .flat_map(|s| s.iter())
             .filter_map(|c| online.get(c).map(|d| (c, d)))
             .map(|(c, d)| Online {
                 user_id: c.clone(),
@@ -489,6 +543,8 @@ pub(crate) fn visible_to(
         }
     }
     list.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    // A contact met in two conversations was listed twice above.
+    list.dedup_by(|a, b| a.user_id == b.user_id);
     list
 }
 
@@ -515,17 +571,28 @@ mod tests {
     #[test]
     fn lists_hold_self_and_online_contacts_only() {
         let online = map(&[("me", "Me"), ("friend", "F"), ("stranger", "S")]);
-        let contacts: HashSet<String> = ["me", "friend", "offline"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let set = |names: &[&str]| Arc::new(names.iter().map(|s| s.to_string()).collect());
+        // Two conversations with "friend" in both: listed once, whichever way it is worked out.
+        let contacts = ContactSets(vec![
+            set(&["me", "friend", "offline"]),
+            set(&["me", "friend"]),
+        ]);
         let ids: Vec<_> = visible_to("me", &contacts, &online)
             .into_iter()
             .map(|o| o.user_id)
             .collect();
         assert_eq!(ids, ["friend", "me"]);
+        let many: HashMap<String, String> = (0..10)
+            .map(|i| (format!("u{i}"), "U".to_string()))
+            .chain(online.clone())
+            .collect();
+        let ids: Vec<_> = visible_to("me", &contacts, &many)
+            .into_iter()
+            .map(|o| o.user_id)
+            .collect();
+        assert_eq!(ids, ["friend", "me"]);
         // With no conversations yet, a user still sees itself.
-        let ids: Vec<_> = visible_to("me", &HashSet::new(), &online)
+        let ids: Vec<_> = visible_to("me", &ContactSets::default(), &online)
             .into_iter()
             .map(|o| o.user_id)
             .collect();

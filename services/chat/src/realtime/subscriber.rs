@@ -64,12 +64,12 @@ pub(crate) async fn run(
                     let (offset, json) = platform_core::recovery::split(msg.get_payload_bytes());
                     let mut payload = json.to_vec();
                     if msg.get_channel_name() == keys.notices {
-                        match simd_json::serde::from_slice::<Notice>(&mut payload) {
+                        match platform_core::json::decode::<Notice>(&mut payload) {
                             Ok(n) => on_notice(&state, &rt, n, offset).await,
                             Err(e) => tracing::error!(error = %e, "unreadable commit notice"),
                         }
                     } else {
-                        match simd_json::serde::from_slice::<Envelope<Value>>(&mut payload) {
+                        match platform_core::json::decode::<Envelope<Value>>(&mut payload) {
                             Ok(env) => on_event(&state, &rt, env, offset).await,
                             Err(e) => tracing::error!(error = %e, "unreadable event"),
                         }
