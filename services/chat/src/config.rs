@@ -7,6 +7,7 @@ use platform_core::attachment_urls::UrlSigner;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
+use platform_core::ratelimit::Limit;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +53,9 @@ pub struct Config {
     pub reaction_event_interval: Duration,
     /// The longest one search may run in PostgreSQL (`SEARCH_TIMEOUT_MS`); 503 past it.
     pub search_timeout: Duration,
+    /// Sends per user and per client address (`RATE_SENDS_PER_USER`,
+    /// `RATE_SENDS_PER_ADDRESS`), counted in the script that queues them.
+    pub send_limits: (Limit, Limit),
     /// Signs attachment URLs in answers and checks them when serving.
     pub urls: UrlSigner,
     pub attachments: AttachmentSettings,
@@ -193,6 +197,7 @@ impl Config {
             )?,
             reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
             search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
+            send_limits: platform_core::ratelimit::send_limits(env)?,
             urls: UrlSigner::from_env(env)?,
             attachments: AttachmentSettings::from_env(env)?,
         })
