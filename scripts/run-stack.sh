@@ -115,10 +115,7 @@ step "services"
 supervise chat env PORT="$CHAT_PORT" "$bin/chat"
 supervise worker env PORT="$WORKER_PORT" "$bin/worker"
 supervise call env PORT="$CALL_PORT" "$bin/call"
-# glibc keeps each freed 19 MiB password-hash block in its arena once its mmap threshold has
-# grown past that size (about 250 MiB after a burst of sign-ins); a fixed threshold returns
-# them to the system.
-supervise gateway env MALLOC_MMAP_THRESHOLD_=131072 PORT="$GATEWAY_PORT" \
+supervise gateway env PORT="$GATEWAY_PORT" \
   CHAT_SERVICE_URL="http://127.0.0.1:$CHAT_PORT" CALL_SERVICE_URL="http://127.0.0.1:$CALL_PORT" "$bin/gateway"
 wait_http "http://127.0.0.1:$CHAT_PORT/readyz"
 wait_http "http://127.0.0.1:$WORKER_PORT/readyz"

@@ -5,7 +5,9 @@
 //! replies and reactions (`platform_core::model::hydrate`) costs a page: with
 //! `HISTORY_REACTIONS=1` every fifth message is a reply and every message has reactions
 //! (1-3 emoji of 1-12 users each); without it the data is the same as before replies existed
-//! (so the same file measures a build without them). Criterion measures the pages, then
+//! (so the same file measures a build without them). The page is answered from the chat
+//! service's page cache after the first read; `HISTORY_CACHE_BYTES=0` turns it off, so each
+//! page is read from PostgreSQL (hydrate included). Criterion measures the pages, then
 //! 300 requests of each print p50 and p99 with the load average
 //! (`cargo bench -p bench --bench history`).
 
@@ -47,7 +49,12 @@ fn setup() -> Option<InProcess> {
         recreate: false,
         drop_at_stop: true,
     };
-    let s = InProcess::start("history", database, &[("AUTH_MODE", "compat")])?;
+    let cache = std::env::var("HISTORY_CACHE_BYTES").unwrap_or_else(|_| "67108864".into());
+    let settings = [
+        ("AUTH_MODE", "compat"),
+        ("HISTORY_CACHE_BYTES", cache.as_str()),
+    ];
+    let s = InProcess::start("history", database, &settings)?;
     s.rt.block_on(async {
         let d = service::connect(&s.url).await?;
         let k = MESSAGES.to_string();

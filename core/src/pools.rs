@@ -27,6 +27,17 @@ impl Stores {
 }
 
 pub fn postgres(url: &str, max_size: usize) -> Result<PgPool, ConfigError> {
+    postgres_with(url, max_size, None)
+}
+
+/// A pool like [`postgres`] whose sessions always use a prepared statement's generic plan
+/// (`plan_cache_mode=force_generic_plan`, a startup option: no extra round trip), for
+/// statements whose planning costs more than their execution.
+pub fn postgres_generic_plans(url: &str, max_size: usize) -> Result<PgPool, ConfigError> {
+    postgres_with(url, max_size, Some("-c plan_cache_mode=force_generic_plan"))
+}
+
+fn postgres_with(url: &str, max_size: usize, options: Option<&str>) -> Result<PgPool, ConfigError> {
     let bad = |reason: String| ConfigError {
         var: "CHAT_DATABASE_URL".into(),
         value: redact(url),
@@ -34,6 +45,14 @@ pub fn postgres(url: &str, max_size: usize) -> Result<PgPool, ConfigError> {
     };
     let mut pg: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
     pg.connect_timeout(CONNECT_TIMEOUT);
+    if let Some(extra) = options {
+        // The URL's own `options` come last, so they win (an operator may turn it off).
+        let joined = match pg.get_options() {
+            Some(given) => format!("{extra} {given}"),
+            None => extra.to_owned(),
+        };
+        pg.options(joined);
+    }
     if pg.get_application_name().is_none() {
         pg.application_name("chat-platform");
     }

@@ -25,6 +25,33 @@ impl Limit {
     }
 }
 
+/// The client's address as per-address limits key it (see `client::key`), passed by the
+/// gateway with a send so that the chat service counts the send where it queues it. Trusted
+/// only with the internal secret; the gateway drops any a client sends.
+pub const ADDRESS_HEADER: &str = "x-client-address";
+
+/// The send limits' settings (variable, default) and window, read by the chat service, which
+/// counts sends ([`send_limits`]); the gateway's table names the same.
+pub const SENDS_PER_USER: (&str, u64) = ("RATE_SENDS_PER_USER", 100);
+/// An address may hold many users (an office, a carrier's NAT): ten times a user's share.
+pub const SENDS_PER_ADDRESS: (&str, u64) = ("RATE_SENDS_PER_ADDRESS", 1000);
+pub const SENDS_WINDOW: Duration = Duration::from_secs(1);
+
+/// The send limits, per user and per address.
+pub fn send_limits(env: &crate::config::Env) -> Result<(Limit, Limit), crate::config::ConfigError> {
+    let n = |(var, default): (&str, u64)| env.number(var, default, 1, 1_000_000_000);
+    Ok((
+        Limit::per(n(SENDS_PER_USER)?, SENDS_WINDOW),
+        Limit::per(n(SENDS_PER_ADDRESS)?, SENDS_WINDOW),
+    ))
+}
+
+/// The Redis key of a limit's counter: `kind` (e.g. "sends") for `subject` (an address, or
+/// "u:" and a user id), the same at the gateway and the services.
+pub fn key(namespace: &str, kind: &str, subject: &str) -> String {
+    format!("{namespace}:rl:{kind}:{subject}")
+}
+
 /// Lua: `over(key, window_ms, max, count)` counts a hit on one limit (`count` true) or only
 /// reads it, and returns the ms until it resets when the limit is exceeded, else -1. Shared
 /// by every script that counts.

@@ -138,24 +138,44 @@ return epoch
 
 /// Looks a session up and, when it is live, counts a hit against a limit of the request's
 /// (KEYS[2], ARGV[1..2]) and one of its user (ARGV[3] .. user id, ARGV[4..5]): a limited
-/// request costs one round trip. Returns {session or nil, longest wait ms or -1}.
+/// request costs one round trip. Returns {session or nil, longest wait ms or -1, the
+/// session's time left in ms} (the time left lets the gateway keep it in memory).
 static LOOKUP_COUNTING: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         "{}{}",
         ratelimit::OVER_FN,
         r"
 local v = redis.call('GET', KEYS[1])
-if not v then return {false, -1} end
+if not v then return {false, -1, -1} end
 local wait = over(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), true)
 local nl = string.find(v, '\n', 1, true)
 if nl then
   local t = over(ARGV[3] .. string.sub(v, 1, nl - 1), tonumber(ARGV[4]), tonumber(ARGV[5]), true)
   if t > wait then wait = t end
 end
-return {v, wait}
+return {v, wait, redis.call('PTTL', KEYS[1])}
 "
     ))
 });
+
+/// The SHA-256 of a token: a session's id is its lowercase hex ([`id_digest`] reads one back).
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The digest a session id (64 hex digits, as revocations name them) stands for.
+pub fn id_digest(id: &str) -> Option<[u8; 32]> {
+    let hex = id.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let d = |c: u8| (c as char).to_digit(16);
+        out[i] = (d(pair[0])? << 4 | d(pair[1])?) as u8;
+    }
+    Some(out)
+}
 
 fn parse(value: &str) -> Option<SessionUser> {
     let (user_id, display_name) = value.split_once('\n')?;
@@ -189,9 +209,8 @@ impl Sessions {
     }
 
     fn key(&self, token: &str) -> String {
-        let digest = Sha256::digest(token.as_bytes());
         let mut key = self.prefix();
-        for b in digest {
+        for b in digest(token) {
             key.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
             key.push(char::from_digit((b & 15) as u32, 16).unwrap_or('0'));
         }
@@ -334,21 +353,23 @@ impl Sessions {
         Ok(value.as_deref().and_then(parse))
     }
 
-    /// [`Sessions::lookup`], counting the request against `request_limit` (its key given) and
-    /// against `user_limit` under `user_prefix` + the session's user id, in one round trip.
-    /// The wait is `Some` when either limit is exceeded; nothing is counted for a dead token.
+    /// [`Sessions::lookup_live`], counting the request against `request_limit` (its key given)
+    /// and against `user_limit` under `user_prefix` + the session's user id, in one round
+    /// trip. The wait is `Some` when either limit is exceeded; nothing is counted for a dead
+    /// token.
     pub async fn lookup_counting(
         &self,
         redis: &RedisPool,
         token: &str,
         request_limit: (&str, Limit),
         user_limit: (&str, Limit),
-    ) -> Result<(Option<SessionUser>, Option<Duration>), ApiError> {
+    ) -> Result<(Option<Live>, Option<Duration>), ApiError> {
         if !well_formed(token) {
             return Ok((None, None));
         }
+        let key = self.key(token);
         let mut inv = LOOKUP_COUNTING.prepare_invoke();
-        inv.key(self.key(token))
+        inv.key(&key)
             .key(request_limit.0)
             .arg(request_limit.1.window_ms())
             .arg(request_limit.1.max)
@@ -356,10 +377,15 @@ impl Sessions {
             .arg(user_limit.1.window_ms())
             .arg(user_limit.1.max);
         let mut conn = redis.get().await?;
-        let (value, wait): (Option<String>, i64) = inv.invoke_async(&mut *conn).await?;
-        let user = value.as_deref().and_then(parse);
-        Ok((
+        let (value, wait, ttl_ms): (Option<String>, i64, i64) =
+            inv.invoke_async(&mut *conn).await?;
+        let live = value.as_deref().and_then(parse).map(|user| Live {
             user,
+            id: key[self.prefix().len()..].to_string(),
+            expires_in: Duration::from_millis(ttl_ms.max(0) as u64),
+        });
+        Ok((
+            live,
             (wait >= 0).then(|| Duration::from_millis(wait.max(1) as u64)),
         ))
     }
@@ -435,5 +461,9 @@ mod tests {
         assert!(key.starts_with("ns:session:"));
         assert!(!key.contains(&token));
         assert_eq!(key.len(), "ns:session:".len() + 64);
+        let id = &key["ns:session:".len()..];
+        assert_eq!(id_digest(id), Some(digest(&token)));
+        assert_eq!(id_digest(&id[1..]), None);
+        assert_eq!(id_digest(&format!("x{}", &id[1..])), None);
     }
 }

@@ -7,6 +7,7 @@ use platform_core::attachment_urls::UrlSigner;
 use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
+use platform_core::ratelimit::Limit;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +25,8 @@ pub struct Config {
     pub socket_dir: Option<std::path::PathBuf>,
     /// Conversations whose member lists are kept in memory.
     pub member_cache_size: usize,
+    /// `HISTORY_CACHE_BYTES`: memory for recent history pages (0: none kept).
+    pub history_cache_bytes: usize,
     /// Socket.IO heartbeat: a ping every `ping_interval`, a pong due within `ping_timeout`.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -53,6 +56,9 @@ pub struct Config {
     pub reaction_event_interval: Duration,
     /// The longest one search may run in PostgreSQL (`SEARCH_TIMEOUT_MS`); 503 past it.
     pub search_timeout: Duration,
+    /// Sends per user and per client address (`RATE_SENDS_PER_USER`,
+    /// `RATE_SENDS_PER_ADDRESS`), counted in the script that queues them.
+    pub send_limits: (Limit, Limit),
     /// Signs attachment URLs in answers and checks them when serving.
     pub urls: UrlSigner,
     pub attachments: AttachmentSettings,
@@ -175,6 +181,7 @@ impl Config {
             max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             socket_dir: platform_core::handoff::socket_dir(env)?,
             member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
+            history_cache_bytes: env.number("HISTORY_CACHE_BYTES", 64 << 20, 0, 1 << 40)?,
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
             socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
@@ -194,6 +201,7 @@ impl Config {
             )?,
             reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
             search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
+            send_limits: platform_core::ratelimit::send_limits(env)?,
             urls: UrlSigner::from_env(env)?,
             attachments: AttachmentSettings::from_env(env)?,
         })

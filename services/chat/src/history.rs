@@ -6,6 +6,7 @@ use platform_core::model::{Message, COLUMNS};
 use platform_core::{json, validate, ApiError, Response};
 use uuid::Uuid;
 
+use crate::pages::{Key, Page};
 use crate::State;
 
 pub(crate) const DEFAULT_LIMIT: i64 = 100;
@@ -17,7 +18,7 @@ pub(crate) struct Query {
     pub cursor: Cursor,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cursor {
     Newest,
     Before(Uuid),
@@ -67,8 +68,36 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let conversation = validate::path_uuid("conversationId", conversation)?;
     let q = parse_query(query)?;
+    let key = Key {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    if let Some(page) = state.pages.get(conversation, key) {
+        // The caller's membership from the member cache, which follows a removal as soon as
+        // its marker arrives (on the removing instance, before it answers).
+        crate::members::readable_cached(state, caller, conversation).await?;
+        return Ok(respond(page));
+    }
     crate::members::readable(state, caller, conversation).await?;
-    let client = state.pg.get().await?;
+    // Taken before anything is read: a change committed from here on keeps this page out.
+    let ticket = state.pages.ticket(conversation);
+    let page = read(state, conversation, &q).await?;
+    ticket.keep(key, page.clone());
+    Ok(respond(page))
+}
+
+fn respond(page: Page) -> Response {
+    let mut res = json::respond_raw(StatusCode::OK, page.body);
+    if let Some(link) = page.link {
+        res.headers_mut().insert(header::LINK, link);
+    }
+    res
+}
+
+/// One page from PostgreSQL, encoded.
+async fn read(state: &State, conversation: Uuid, q: &Query) -> Result<Page, ApiError> {
+    // Its own pool, whose sessions use generic plans (see `State::pg_generic`).
+    let client = state.pg_generic.get().await?;
     let seq_of = |id: Uuid| {
         let client = &client;
         async move {
@@ -112,13 +141,13 @@ pub(crate) async fn list(
         page.reverse();
     }
     platform_core::model::hydrate(&client, &mut page, &state.config.urls).await?;
-    let mut res = json::respond(StatusCode::OK, &page);
-    if let Some(link) = links(&conversation, &q, &page, more) {
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            res.headers_mut().insert(header::LINK, v);
-        }
-    }
-    Ok(res)
+    let body =
+        serde_json::to_vec(&page).map_err(|e| ApiError::internal("serialising a response", e))?;
+    let link = links(&conversation, q, &page, more).and_then(|l| HeaderValue::from_str(&l).ok());
+    Ok(Page {
+        body: body.into(),
+        link,
+    })
 }
 
 /// `rel="prev"` (older) when older messages exist; `rel="next"` (newer) on `after` pages

@@ -13,6 +13,7 @@
 //! - `reactions`: the reaction routes and their coalesced `message:updated` events.
 //! - `search`: full-text search over the caller's conversations.
 //! - `attachments`: uploads, their storage, signed downloads and the sweeper.
+//! - `pages`: recent history pages kept in memory, dropped on every change.
 
 mod attachments;
 mod blocks;
@@ -22,6 +23,7 @@ mod history;
 mod lifecycle;
 mod members;
 mod messages;
+mod pages;
 mod queue;
 mod reactions;
 mod reads;
@@ -49,6 +51,11 @@ pub use messages::SendMessage;
 pub struct State {
     pub config: Config,
     pub pg: PgPool,
+    /// History pages' reads: sessions with `plan_cache_mode=force_generic_plan`, so that
+    /// `model::hydrate`'s statement is planned once per connection, not on every call
+    /// (PostgreSQL otherwise keeps custom-planning it while the reaction and attachment
+    /// tables are small). Its own pool so no other statement changes plan.
+    pub pg_generic: PgPool,
     pub redis: RedisPool,
     pub metrics: platform_core::metrics::Metrics,
     members: members::MemberCache,
@@ -56,6 +63,7 @@ pub struct State {
     waiters: waiters::Waiters,
     reaction_events: reactions::Coalescer,
     attachments: attachments::Attachments,
+    pages: pages::PageCache,
 }
 
 /// The service's request handler: cheap to clone, one per connection.
@@ -76,9 +84,29 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         "chat_member_lookups_total",
         "Conversation member lists read from PostgreSQL (cache misses).",
     );
+    // Half the main pool's size (at least 2): pages read from PostgreSQL are the misses of
+    // the page cache, and the instance's connections to PostgreSQL stay bounded.
+    let pg_generic = platform_core::pools::postgres_generic_plans(
+        &config.stores.database_url,
+        (config.stores.pg_pool_size / 2).max(2),
+    )?;
+    let pages = pages::PageCache::new(
+        config.history_cache_bytes,
+        std::time::Duration::from_millis(config.urls.ttl_ms().try_into().unwrap_or(u64::MAX)),
+        metrics.counter(
+            "chat_history_cache_hits_total",
+            "History pages answered from memory.",
+        ),
+        metrics.counter(
+            "chat_history_cache_misses_total",
+            "History pages read from PostgreSQL.",
+        ),
+    );
     let state = State {
+        pages,
+        pg_generic,
         members: members::MemberCache::new(config.member_cache_size, lookups),
-        queue: queue::Queue::new(keys, config.dedupe_ttl_secs),
+        queue: queue::Queue::new(keys.clone(), config.dedupe_ttl_secs),
         waiters: waiters::Waiters::default(),
         reaction_events: reactions::Coalescer::default(),
         attachments: attachments::Attachments::new(
@@ -86,6 +114,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
             config.attachments.uploads_max,
             pg.clone(),
             config.attachments.thumbnail_max_bytes,
+            (redis.clone(), keys.clone()),
         ),
         metrics,
         pg,

@@ -9,7 +9,8 @@
 //! delivered with a list read after the commit. Sends check the version the list was read
 //! at against Redis's in the same script that queues them ([`crate::queue`]), so a send that
 //! starts after the change was answered is authorised by the new list, even on an instance
-//! whose subscription lags or is down. Every other route asks PostgreSQL ([`readable`]).
+//! whose subscription lags or is down. Every other route asks PostgreSQL ([`readable`]), but
+//! history pages served from memory ask the cache ([`readable_cached`]).
 //!
 //! Ids that name no conversation are remembered for a few seconds, so a client repeating
 //! one does not cost a query each time; creating a conversation clears that on every instance.
@@ -262,6 +263,23 @@ pub(crate) async fn readable(
     }
 }
 
+/// [`readable`] from the member cache: for reads served from memory ([`crate::pages`]),
+/// which would otherwise query PostgreSQL for this alone. A removal counts from the moment
+/// its "changing" marker reaches this instance (on the removing one, before it answers).
+pub(crate) async fn readable_cached(
+    state: &State,
+    caller: Option<&str>,
+    conversation: Uuid,
+) -> Result<(), ApiError> {
+    match state.members.get(&state.pg, conversation).await? {
+        None => Err(crate::conversations::not_found(&conversation)),
+        Some(m) if caller.is_some_and(|me| !m.contains(me)) => Err(ApiError::forbidden(format!(
+            "you are not a member of conversation {conversation}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Commits a membership change made in `tx` (which bumped `conversations.member_version`,
 /// or deleted the conversation) so that every instance follows it from the commit on (see
 /// the module's documentation); `contacts` are the users whose contacts it changes (who
@@ -286,6 +304,9 @@ pub(crate) async fn commit_change(
     crate::realtime::publish_members(state, conversation, crate::realtime::MEMBERS_CHANGING, &[])
         .await?;
     let committed = tx.commit().await;
+    // Removal revokes attachment URLs and deletion removes messages: this instance's pages
+    // go before it answers (the others drop theirs on the markers).
+    state.pages.invalidate(conversation);
     // Only a committed version is raised: one that was not would refuse every send.
     let raised = match committed {
         Ok(()) => {

@@ -94,6 +94,7 @@ pub(crate) async fn send(
         reactions: Vec::new(),
         attachments: Vec::new(),
     };
+    let limits = send_limits(state, caller, headers);
     // Registered before queueing so that the commit notice cannot slip past.
     let wait = (!respond_async).then(|| state.waiters.register(message.id));
     // Authorised by the cached member list; the queueing script refuses the send when the
@@ -136,7 +137,7 @@ pub(crate) async fn send(
         message.sent_at = time::now_millis();
         let queued = state
             .queue
-            .send(&state.redis, &message, members.version())
+            .send(&state.redis, &message, members.version(), limits.clone())
             .await;
         let last_try = tries >= STALE_RETRIES;
         // The claim stays with a queued message, or one about to be authorised again.
@@ -151,6 +152,9 @@ pub(crate) async fn send(
         match queued? {
             Enqueued::Queued => break,
             Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
+            Enqueued::Limited(wait) => {
+                return Err(ApiError::rate_limited("too many sends; retry later", wait))
+            }
             Enqueued::Stale if !last_try => {
                 tries += 1;
                 state.members.forget(conversation);
@@ -171,6 +175,30 @@ pub(crate) async fn send(
         Some(Outcome::Duplicate(original)) => Ok(json::respond(StatusCode::OK, &original)),
         None => Ok(json::respond(StatusCode::ACCEPTED, &message)),
     }
+}
+
+/// The send limits a send counts against, as the queueing script takes them: its user's when
+/// signed in, and its client's address when the gateway passed one (a request reaching this
+/// service directly has no address the limits may trust: its user's limit still holds).
+fn send_limits(
+    state: &State,
+    caller: Option<&str>,
+    headers: &HeaderMap,
+) -> Vec<(String, platform_core::ratelimit::Limit)> {
+    use platform_core::ratelimit::{key, ADDRESS_HEADER};
+    let ns = &state.config.stores.namespace;
+    let (per_user, per_address) = state.config.send_limits;
+    let mut limits = Vec::with_capacity(2);
+    if let Some(user) = caller {
+        limits.push((key(ns, "sends", &format!("u:{user}")), per_user));
+    }
+    // `caller` was settled with the secret checked: the header is the gateway's.
+    if let Some(address) = headers.get(ADDRESS_HEADER).and_then(|v| v.to_str().ok()) {
+        if !address.is_empty() && address.len() <= 64 {
+            limits.push((key(ns, "sends", address), per_address));
+        }
+    }
+    limits
 }
 
 /// The preview a reply to `original` carries: the message must be of the same conversation
@@ -413,6 +441,8 @@ async fn edit_or_delete(
 
 /// Announces an applied change to every instance's sockets and answers 200.
 async fn applied(state: &State, kind: Change, m: Message) -> Response {
+    // This instance's pages before the answer; the others' on the event.
+    state.pages.invalidate(m.conversation_id);
     let event = match kind {
         Change::Edit => name::MESSAGE_UPDATED,
         Change::Delete => name::MESSAGE_DELETED,

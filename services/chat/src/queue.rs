@@ -8,26 +8,39 @@
 //! write and a read on each side per send; a lone send waits for nothing.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use platform_core::model::Message;
 use platform_core::pools::RedisPool;
+use platform_core::ratelimit::{Limit, OVER_FN};
 use platform_core::stream::{self, Entry, EntryRef, Keys, FIELD};
 use platform_core::ApiError;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
-/// KEYS: stream, pending mark, the conversation's membership version, [clientMessageId key].
-/// ARGV: entry JSON, TTL seconds, the stream's entry field ([`FIELD`]), the membership
-/// version the send was authorised at. Returns nil when queued, 0 when the members changed
-/// since that version (nothing queued), or the entry first queued under the same
-/// clientMessageId.
+/// KEYS: stream, pending mark, the conversation's membership version, the send limits'
+/// counters (ARGV[5] of them), [clientMessageId key]. ARGV: entry JSON, TTL seconds, the
+/// stream's entry field ([`FIELD`]), the membership version the send was authorised at, the
+/// number of limits, then each limit's window (ms) and most sends. Returns nil when queued,
+/// 0 when the members changed since that version (nothing queued or counted), a positive
+/// number of ms to wait when a limit is exceeded (counted, nothing queued), or the entry
+/// first queued under the same clientMessageId (counted: the gateway counted retries too).
+/// Preceded by `ratelimit::OVER_FN`.
 const ENQUEUE: &str = r"
 local v = redis.call('GET', KEYS[3])
 if v and tonumber(v) > tonumber(ARGV[4]) then return 0 end
-if KEYS[4] then
-  local first = redis.call('GET', KEYS[4])
+local n = tonumber(ARGV[5])
+local wait = -1
+for i = 1, n do
+  local t = over(KEYS[3 + i], tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i]), true)
+  if t > wait then wait = t end
+end
+if wait >= 0 then return math.max(wait, 1) end
+local cid = KEYS[4 + n]
+if cid then
+  local first = redis.call('GET', cid)
   if first then return first end
-  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', cid, ARGV[1], 'EX', ARGV[2])
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
@@ -67,6 +80,8 @@ struct Job {
     /// The conversation's membership version key, and the version the send was authorised at.
     version_key: String,
     version: i64,
+    /// The send limits' counters and limits (per user, per address: those that apply).
+    limits: Vec<(String, Limit)>,
     client_id: Option<String>,
     reply: oneshot::Sender<Result<Reply, ApiError>>,
 }
@@ -75,6 +90,8 @@ struct Job {
 enum Reply {
     Queued,
     Stale,
+    /// Over a send limit: retry after this long.
+    Limited(Duration),
     /// The entry first queued under the same `clientMessageId`.
     First(String),
 }
@@ -84,6 +101,8 @@ pub(crate) enum Enqueued {
     /// The conversation's members changed after the list the send was authorised by was
     /// read: nothing was queued.
     Stale,
+    /// Over a send limit (nothing queued): retry after this long.
+    Limited(Duration),
     /// The `clientMessageId` was used before, by this message.
     Duplicate(Message),
 }
@@ -92,7 +111,7 @@ impl Queue {
     pub(crate) fn new(keys: Keys, ttl_secs: u64) -> Self {
         Queue {
             keys,
-            enqueue: redis::Script::new(ENQUEUE),
+            enqueue: redis::Script::new(&format!("{OVER_FN}{ENQUEUE}")),
             raise: redis::Script::new(RAISE),
             ttl_secs,
             batcher: OnceLock::new(),
@@ -109,12 +128,14 @@ impl Queue {
         Ok(stream::create_group(&mut *conn, &self.keys).await?)
     }
 
-    /// Queues a send authorised by the member list of membership `version`.
+    /// Queues a send authorised by the member list of membership `version`, counting it
+    /// against `limits` (counter key, limit) in the same script.
     pub(crate) async fn send(
         &self,
         redis: &RedisPool,
         message: &Message,
         version: i64,
+        limits: Vec<(String, Limit)>,
     ) -> Result<Enqueued, ApiError> {
         let entry = serde_json::to_string(&EntryRef::Create(message))
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
@@ -128,6 +149,7 @@ impl Queue {
             pending: self.keys.pending(&message.id),
             version_key: self.keys.member_version(&message.conversation_id),
             version,
+            limits,
             client_id,
             reply,
         };
@@ -145,6 +167,7 @@ impl Queue {
         match reply {
             Reply::Queued => Ok(Enqueued::Queued),
             Reply::Stale => Ok(Enqueued::Stale),
+            Reply::Limited(wait) => Ok(Enqueued::Limited(wait)),
             Reply::First(raw) => match decode_create(raw) {
                 Some(m) => Ok(Enqueued::Duplicate(m)),
                 None => Err(ApiError::internal(
@@ -265,36 +288,36 @@ impl Writer {
         let mut pipe = redis::pipe();
         pipe.atomic().ignore_errors();
         for job in batch {
-            pipe.cmd("EVALSHA")
+            let cmd = pipe
+                .cmd("EVALSHA")
                 .arg(self.enqueue.get_hash())
-                .arg(3 + usize::from(job.client_id.is_some()))
+                .arg(3 + job.limits.len() + usize::from(job.client_id.is_some()))
                 .arg(&self.stream)
                 .arg(&job.pending)
-                .arg(&job.version_key)
-                .arg(job.client_id.as_deref())
+                .arg(&job.version_key);
+            for (key, _) in &job.limits {
+                cmd.arg(key);
+            }
+            cmd.arg(job.client_id.as_deref())
                 .arg(&job.entry)
                 .arg(self.ttl_secs)
                 .arg(FIELD)
-                .arg(job.version);
+                .arg(job.version)
+                .arg(job.limits.len());
+            for (_, limit) in &job.limits {
+                cmd.arg(limit.window_ms()).arg(limit.max);
+            }
         }
         let mut conn = self.redis.get().await?;
         let replies: Vec<Value> = pipe.query_async(&mut *conn).await?;
         let mut out = Vec::with_capacity(batch.len());
         for (job, reply) in batch.iter().zip(replies) {
             out.push(match reply {
-                Value::Nil => Ok(Reply::Queued),
-                Value::Int(0) => Ok(Reply::Stale),
-                Value::BulkString(first) => {
-                    Ok(Reply::First(String::from_utf8_lossy(&first).into_owned()))
-                }
                 // Redis restarted and forgot the script: this one call loads it again.
                 Value::ServerError(e) if e.code() == "NOSCRIPT" => {
                     self.script(&mut conn, job).await
                 }
-                other => Err(ApiError::unavailable(
-                    "redis: queueing a send",
-                    format!("{other:?}"),
-                )),
+                other => reply_of(other),
             });
         }
         Ok(out)
@@ -309,24 +332,35 @@ impl Writer {
         inv.key(&self.stream)
             .key(&job.pending)
             .key(&job.version_key);
+        for (key, _) in &job.limits {
+            inv.key(key);
+        }
         if let Some(c) = &job.client_id {
             inv.key(c);
         }
         inv.arg(&job.entry)
             .arg(self.ttl_secs)
             .arg(FIELD)
-            .arg(job.version);
-        match inv.invoke_async(conn).await? {
-            Value::Nil => Ok(Reply::Queued),
-            Value::Int(0) => Ok(Reply::Stale),
-            Value::BulkString(first) => {
-                Ok(Reply::First(String::from_utf8_lossy(&first).into_owned()))
-            }
-            other => Err(ApiError::unavailable(
-                "redis: queueing a send",
-                format!("{other:?}"),
-            )),
+            .arg(job.version)
+            .arg(job.limits.len());
+        for (_, limit) in &job.limits {
+            inv.arg(limit.window_ms()).arg(limit.max);
         }
+        reply_of(inv.invoke_async(conn).await?)
+    }
+}
+
+/// What the queueing script's answer means.
+fn reply_of(value: Value) -> Result<Reply, ApiError> {
+    match value {
+        Value::Nil => Ok(Reply::Queued),
+        Value::Int(0) => Ok(Reply::Stale),
+        Value::Int(ms) if ms > 0 => Ok(Reply::Limited(Duration::from_millis(ms as u64))),
+        Value::BulkString(first) => Ok(Reply::First(String::from_utf8_lossy(&first).into_owned())),
+        other => Err(ApiError::unavailable(
+            "redis: queueing a send",
+            format!("{other:?}"),
+        )),
     }
 }
 

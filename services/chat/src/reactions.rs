@@ -106,7 +106,15 @@ async fn react(
     // The event window is claimed before the message is read: a change committed after
     // this read then finds the window open and is sent on its trailing edge.
     let leading = changed && claim(state, id);
+    if changed {
+        state.pages.invalidate(conversation);
+    }
     let m = crate::messages::find(state, &conversation, &id).await;
+    // The socket event may wait for the window's trailing edge: history pages may not, on
+    // any instance.
+    if changed && !(leading && matches!(m, Ok(Some(_)))) {
+        history_changed(state, conversation).await;
+    }
     if leading {
         lead(
             state,
@@ -272,6 +280,20 @@ async fn delete(state: &State, id: Uuid, emoji: &str, me: &str) -> Result<bool, 
         )
         .await?;
     Ok(client.execute(&stmt, &[&id, &emoji, &me]).await? > 0)
+}
+
+/// Tells every instance that the conversation's history pages changed.
+async fn history_changed(state: &State, conversation: Uuid) {
+    let env = platform_core::events::Envelope {
+        event: crate::pages::HISTORY_CHANGED.to_string(),
+        conversation: Some(conversation),
+        users: Vec::new(),
+        except: None,
+        data: (),
+    };
+    if let Err(e) = crate::realtime::publish(state, &env).await {
+        tracing::warn!(%conversation, error = %e, "history change not published");
+    }
 }
 
 /// Per-message windows of the reaction events this instance sends: at most one

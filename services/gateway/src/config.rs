@@ -44,6 +44,9 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Live sessions per user; signing in again ends the oldest.
     pub max_sessions_per_user: u32,
+    /// Sessions kept in memory (`SESSION_CACHE_MAX`; 0: every request looks its session up
+    /// in Redis).
+    pub session_cache_max: usize,
     pub limits: Limits,
 }
 
@@ -119,14 +122,11 @@ impl Write {
     /// Its settings, per user and per address (variable, default), and the window. The
     /// variables are written out whole so that a search for a setting finds where it is read.
     /// An address may hold many users (an office, a carrier's NAT), so it gets ten times a
-    /// user's share.
-    fn settings(self) -> (Setting, Setting, Duration) {
-        match self {
-            Write::Send => (
-                ("RATE_SENDS_PER_USER", 100),
-                ("RATE_SENDS_PER_ADDRESS", 1000),
-                SECOND,
-            ),
+    /// user's share. Sends have none here: the chat service counts them as it queues them
+    /// (`platform_core::ratelimit::send_limits`), with the address the gateway passes on.
+    fn settings(self) -> Option<(Setting, Setting, Duration)> {
+        Some(match self {
+            Write::Send => return None,
             Write::Edit => (
                 ("RATE_EDITS_PER_USER", 60),
                 ("RATE_EDITS_PER_ADDRESS", 600),
@@ -188,7 +188,7 @@ impl Write {
                 ("RATE_UPLOADS_PER_ADDRESS", 600),
                 MINUTE,
             ),
-        }
+        })
     }
 }
 
@@ -203,16 +203,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 impl Limits {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let n = |var: &str, default: u64| env.number(var, default, 1, 1_000_000_000);
-        let write = |w: Write| -> Result<(Limit, Limit), ConfigError> {
-            let ((user_var, user), (address_var, address), window) = w.settings();
-            Ok((
-                Limit::per(n(user_var, user)?, window),
-                Limit::per(n(address_var, address)?, window),
-            ))
-        };
+        // Sends' entry is never read (see `Write::settings`).
         let mut writes = [(Limit::per(1, SECOND), Limit::per(1, SECOND)); Write::ALL.len()];
         for w in Write::ALL {
-            writes[w as usize] = write(w)?;
+            if let Some(((user_var, user), (address_var, address), window)) = w.settings() {
+                writes[w as usize] = (
+                    Limit::per(n(user_var, user)?, window),
+                    Limit::per(n(address_var, address)?, window),
+                );
+            }
         }
         Ok(Limits {
             writes,
@@ -229,7 +228,7 @@ impl Limits {
         })
     }
 
-    /// The limits of `w`: per user, per address.
+    /// The limits of `w`: per user, per address (not for sends: see `Write::settings`).
     pub fn write(&self, w: Write) -> (Limit, Limit) {
         self.writes[w as usize]
     }
@@ -270,6 +269,7 @@ impl Config {
                 1,
                 10_000,
             )?,
+            session_cache_max: env.number("SESSION_CACHE_MAX", 100_000, 0, 10_000_000)?,
             limits: Limits::from_env(env)?,
         })
     }
@@ -323,7 +323,7 @@ mod tests {
             Config::from_env(&Env::from_pairs(&all))
         };
         let c = env(&[]).unwrap();
-        assert_eq!(c.limits.write(Write::Send).0.max, 100);
+        assert_eq!(c.limits.write(Write::Edit).0.max, 60);
         assert_eq!(c.limits.write(Write::Signal).1.max, 6000);
         assert_eq!(
             c.limits.write(Write::Upload),
@@ -340,8 +340,8 @@ mod tests {
         let e = env(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err();
         assert_eq!(e.var, "TRUSTED_PROXIES");
         assert_eq!(c.session_ttl, Duration::from_secs(7 * 86_400));
-        let e = env(&[("RATE_SENDS_PER_USER", "0")]).unwrap_err();
-        assert_eq!(e.var, "RATE_SENDS_PER_USER");
+        let e = env(&[("RATE_EDITS_PER_USER", "0")]).unwrap_err();
+        assert_eq!(e.var, "RATE_EDITS_PER_USER");
         let e = env(&[("SESSION_TTL_SECS", "forever")]).unwrap_err();
         assert_eq!(e.var, "SESSION_TTL_SECS");
     }

@@ -108,6 +108,7 @@ pub async fn run(
     let app = app(config).context("connection pools")?;
     // Accounts live in PostgreSQL: the schema must exist before the first sign-in.
     platform_core::migrate::at_start(&app.state.auth.pg).await?;
+    app.state.auth.start(shutdown.clone());
     let c = &app.state.config;
     tracing::info!(addr = ?listener.local_addr().ok(), chat = %c.chat, call = %c.call, mode = ?c.trust.mode, "gateway listening");
     server::serve(listener, app, opts, shutdown).await;

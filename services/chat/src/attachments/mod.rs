@@ -52,10 +52,11 @@ impl Attachments {
         uploads_max: usize,
         pg: platform_core::pools::PgPool,
         thumbnail_max_bytes: u64,
+        events: thumbnail::Events,
     ) -> Self {
         let store = std::sync::Arc::new(store);
         Attachments {
-            thumbnails: thumbnail::Thumbnails::new(store.clone(), pg, thumbnail_max_bytes),
+            thumbnails: thumbnail::Thumbnails::new(store.clone(), pg, thumbnail_max_bytes, events),
             store,
             uploads: Semaphore::new(uploads_max),
         }

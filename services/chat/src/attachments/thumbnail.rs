@@ -53,8 +53,12 @@ pub(crate) fn wanted(
     format && u64::try_from(size).is_ok_and(|s| s <= max_bytes) && pixels <= MAX_PIXELS
 }
 
+/// Where a thumbnail of a sent attachment is announced (it changes the message's history
+/// pages on every instance: [`crate::pages::HISTORY_CHANGED`]).
+pub(crate) type Events = (platform_core::pools::RedisPool, platform_core::stream::Keys);
+
 /// What the task needs, until it starts.
-type Pending = (mpsc::Receiver<Job>, Arc<Store>, PgPool);
+type Pending = (mpsc::Receiver<Job>, Arc<Store>, PgPool, Events);
 
 /// The background maker: a bounded queue and one task, started with the first job (inside
 /// the runtime, whereas the state is built before it).
@@ -65,11 +69,11 @@ pub(crate) struct Thumbnails {
 }
 
 impl Thumbnails {
-    pub(crate) fn new(store: Arc<Store>, pg: PgPool, max_bytes: u64) -> Self {
+    pub(crate) fn new(store: Arc<Store>, pg: PgPool, max_bytes: u64, events: Events) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         Thumbnails {
             tx,
-            start: Mutex::new(Some((rx, store, pg))),
+            start: Mutex::new(Some((rx, store, pg, events))),
             max_bytes,
         }
     }
@@ -80,8 +84,8 @@ impl Thumbnails {
 
     /// Queues `job`; a full queue drops it (that image gets no thumbnail).
     pub(crate) fn queue(&self, job: Job) {
-        if let Some((rx, store, pg)) = platform_core::sync::lock(&self.start).take() {
-            tokio::spawn(run(rx, store, pg, self.max_bytes));
+        if let Some((rx, store, pg, events)) = platform_core::sync::lock(&self.start).take() {
+            tokio::spawn(run(rx, store, pg, events, self.max_bytes));
         }
         if let Err(e) = self.tx.try_send(job) {
             tracing::warn!(error = %e, "thumbnail queue full; the image gets none");
@@ -89,10 +93,30 @@ impl Thumbnails {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, store: Arc<Store>, pg: PgPool, max_bytes: u64) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    store: Arc<Store>,
+    pg: PgPool,
+    (redis, keys): Events,
+    max_bytes: u64,
+) {
     while let Some(job) = rx.recv().await {
         match make(&store, &pg, &job, max_bytes).await {
-            Ok(()) => {}
+            Ok(None) => {}
+            // Already sent in a message: its pages now show the thumbnail.
+            Ok(Some(conversation)) => {
+                let env = platform_core::events::Envelope {
+                    event: crate::pages::HISTORY_CHANGED.to_string(),
+                    conversation: Some(conversation),
+                    users: Vec::new(),
+                    except: None,
+                    data: (),
+                };
+                let window = platform_core::recovery::Window::OFF;
+                if let Err(e) = platform_core::events::publish(&redis, &keys, window, &env).await {
+                    tracing::warn!(id = %job.id, error = %e, "thumbnail change not published");
+                }
+            }
             // Storage and database errors were logged where they happened.
             Err(None) => {}
             Err(Some(reason)) => {
@@ -103,10 +127,15 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Arc<Store>, pg: PgPool, max_byt
 }
 
 /// `Err(Some(reason))` for an image that could not be made into a thumbnail, `Err(None)` for
-/// a failure already logged.
-async fn make(store: &Store, pg: &PgPool, job: &Job, max_bytes: u64) -> Result<(), Option<String>> {
+/// a failure already logged; `Ok(Some(conversation))` when the attachment was already sent.
+async fn make(
+    store: &Store,
+    pg: &PgPool,
+    job: &Job,
+    max_bytes: u64,
+) -> Result<Option<Uuid>, Option<String>> {
     let Some(mut stream) = store.get(&job.key, None).await.map_err(|_| None)? else {
-        return Ok(()); // removed meanwhile
+        return Ok(None); // removed meanwhile
     };
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -126,8 +155,9 @@ async fn make(store: &Store, pg: &PgPool, job: &Job, max_bytes: u64) -> Result<(
     let recorded = async {
         let client = pg.get().await?;
         client
-            .execute(
-                "UPDATE attachments SET thumbnail_key = $2 WHERE id = $1 AND deleted_at IS NULL",
+            .query_opt(
+                "UPDATE attachments SET thumbnail_key = $2 WHERE id = $1 AND deleted_at IS NULL
+                 RETURNING conversation_id",
                 &[&job.id, &thumb_key],
             )
             .await
@@ -135,11 +165,11 @@ async fn make(store: &Store, pg: &PgPool, job: &Job, max_bytes: u64) -> Result<(
     }
     .await;
     match recorded {
-        Ok(1) => Ok(()),
+        Ok(Some(row)) => Ok(row.get::<_, Option<Uuid>>(0)),
         // Deleted (or swept) while the thumbnail was made: it names nothing.
-        Ok(_) => {
+        Ok(None) => {
             let _ = store.delete(&thumb_key).await;
-            Ok(())
+            Ok(None)
         }
         Err(_) => {
             let _ = store.delete(&thumb_key).await;

@@ -411,7 +411,7 @@ impl Presence {
             };
             let concerned = owed.contains(&r)
                 || changed.contains(r.as_str())
-                || changed.iter().any(|c| contacts.contains(*c));
+                || changed.iter().any(|c| contacts.contains(c));
             if !concerned {
                 continue;
             }
@@ -527,7 +527,7 @@ pub(crate) fn visible_to(
     } else {
         online
             .iter()
-            .filter(|(u, _)| contacts.contains(*u))
+            .filter(|(u, _)| contacts.contains(u))
             .map(|(u, d)| Online {
                 user_id: u.clone(),
                 display_name: d.clone(),

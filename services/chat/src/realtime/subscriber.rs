@@ -17,6 +17,7 @@ use super::{
     deliver, deliver_messages, Realtime, CONVERSATION_CREATED, MEMBERS_CHANGED, MEMBERS_CHANGING,
     PRESENCE_CHANGED, SESSION_RESUMED,
 };
+use crate::pages::HISTORY_CHANGED;
 use crate::waiters::Outcome;
 use crate::State;
 use platform_core::events::name;
@@ -45,6 +46,8 @@ pub(crate) async fn run(
                 // lists are read again (their change markers may be lost), and sessions
                 // revoked meanwhile close their sockets.
                 rt.presence.changed();
+                // Changes may have been missed while it was down: pages start over.
+                state.pages.resume();
                 if !std::mem::take(&mut first) {
                     state.members.clear();
                     rt.recheck_sessions(&state).await;
@@ -76,6 +79,8 @@ pub(crate) async fn run(
                     }
                 }
                 let _ = ready.send(false);
+                // Changes are not heard now: no page is served from memory until it is back.
+                state.pages.suspend();
                 tracing::warn!("Redis subscription lost; reconnecting");
             }
             Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis channels"),
@@ -98,6 +103,10 @@ async fn subscribe(url: &str, channels: &[&str]) -> redis::RedisResult<redis::ai
 /// `first` is the offset of the notice's first message when it was recorded; the others
 /// follow it, in the order they are delivered here (created, updated, deleted).
 async fn on_notice(state: &State, rt: &Realtime, n: Notice, first: Option<Offset>) {
+    // Pages first: the deliveries below may wait on sockets.
+    for m in n.created.iter().chain(&n.updated).chain(&n.deleted) {
+        state.pages.invalidate(m.conversation_id);
+    }
     for m in &n.created {
         state.waiters.release(&m.id, Outcome::Stored);
     }
@@ -123,7 +132,22 @@ async fn on_notice(state: &State, rt: &Realtime, n: Notice, first: Option<Offset
 }
 
 async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>, offset: Option<Offset>) {
+    // Whatever changes what a history page shows drops the conversation's pages.
+    if let Some(c) = env.conversation {
+        if matches!(
+            env.event.as_str(),
+            HISTORY_CHANGED
+                | MEMBERS_CHANGING
+                | MEMBERS_CHANGED
+                | name::MESSAGE_CREATED
+                | name::MESSAGE_UPDATED
+                | name::MESSAGE_DELETED
+        ) {
+            state.pages.invalidate(c);
+        }
+    }
     match env.event.as_str() {
+        HISTORY_CHANGED => {}
         PRESENCE_CHANGED => rt.presence.changed(),
         SESSION_RESUMED => {
             if let Some(pid) = env.data.as_str() {

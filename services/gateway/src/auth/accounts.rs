@@ -3,7 +3,7 @@
 use http::{HeaderMap, StatusCode};
 use hyper::body::Incoming;
 use platform_core::ratelimit;
-use platform_core::sessions::{Issued, SessionUser};
+use platform_core::sessions::{self, Issued, SessionUser};
 use platform_core::{json, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 
@@ -181,6 +181,8 @@ pub(super) async fn logout(
     auth.sessions
         .revoke(&auth.redis, token, &user.user_id)
         .await?;
+    // Gone here before the answer; other instances hear the revocation.
+    auth.cache.forget(&sessions::digest(token));
     let mut res = Response::new(platform_core::Body::Empty);
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
@@ -218,6 +220,7 @@ pub(super) async fn change_password(
     client.execute(&stmt, &[&user.user_id, &hash]).await?;
     drop(client);
     let epoch = auth.sessions.revoke_all(&auth.redis, &user.user_id).await?;
+    auth.cache.forget_user(&user.user_id);
     // Another change right after this one already revoked what this one would issue.
     let issued = auth
         .sessions

@@ -3,22 +3,27 @@
 //!
 //! - `accounts`: the handlers of the auth routes.
 //! - `password`: argon2id hashing on a bounded set of blocking threads.
+//! - `cache`: sessions kept in memory, dropped by the revocations Redis publishes.
 //!
 //! Forwarded requests lose any identity header the client sent; an authenticated one gets
 //! `x-user-id` and every one gets the shared secret, which is how the services know the
 //! gateway vouches for it (see `platform_core::identity`).
 
 mod accounts;
+mod cache;
 mod password;
+
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use platform_core::client::{self, ClientAddr};
 use platform_core::identity::{Mode, Trust, SECRET_HEADER, USER_HEADER};
 use platform_core::pools::{PgPool, RedisPool};
-use platform_core::ratelimit;
+use platform_core::ratelimit::{self, ADDRESS_HEADER};
 use platform_core::sessions::{self, SessionUser, Sessions};
 use platform_core::{ApiError, Request, Response};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Limits, Write};
 
@@ -30,6 +35,8 @@ pub(crate) struct Auth {
     limits: Limits,
     namespace: String,
     hasher: password::Hasher,
+    cache: Arc<cache::Cache>,
+    redis_url: String,
 }
 
 /// The accounts' routes (their paths are in the gateway's route table).
@@ -48,7 +55,9 @@ pub(crate) enum Admit {
     /// Its session, if it presents one (required when `AUTH_MODE=token`).
     Session,
     /// A write: the session and the write's limits, per user and per address, counted in
-    /// the same round trip as the session lookup.
+    /// the same round trip as the session lookup (or alone, with the session from memory).
+    /// Sends are counted where they are queued, by the chat service: the gateway passes the
+    /// client's address on (`ratelimit::ADDRESS_HEADER`).
     Write(Write),
     /// A socket: it signs in with its CONNECT packet at the chat service; opening one is
     /// counted per address.
@@ -87,11 +96,78 @@ impl Auth {
             limits: config.limits.clone(),
             namespace: config.stores.namespace.clone(),
             hasher: password::Hasher::new(),
+            cache: Arc::new(cache::Cache::new(config.session_cache_max)),
+            redis_url: config.stores.redis_url.clone(),
         })
     }
 
+    /// Keeps the session cache's revocations subscription up until `shutdown` (the cache is
+    /// unused until it is).
+    pub(crate) fn start(&self, shutdown: CancellationToken) {
+        tokio::spawn(cache::subscribe(
+            self.cache.clone(),
+            self.redis_url.clone(),
+            self.sessions.clone(),
+            shutdown,
+        ));
+    }
+
+    /// The user of a token's live session: from memory when known, else from Redis (then
+    /// kept, see `cache`).
+    async fn session(&self, token: &str) -> Result<Option<SessionUser>, ApiError> {
+        let digest = sessions::digest(token);
+        if let Some(user) = self.cache.get(&digest) {
+            return Ok(Some(user));
+        }
+        let ticket = self.cache.ticket();
+        let live = self.sessions.lookup_live(&self.redis, token).await?;
+        if let Some(live) = &live {
+            self.cache.store(ticket, digest, live);
+        }
+        Ok(live.map(|l| l.user))
+    }
+
+    /// A write's session and both of its limits: one round trip either way (the limits alone
+    /// when the session is in memory).
+    async fn session_counting(
+        &self,
+        token: &str,
+        w: Write,
+        address: &str,
+    ) -> Result<SessionUser, ApiError> {
+        let (per_user, per_address) = self.limits.write(w);
+        let by_address = self.key(w.name(), address);
+        let user_prefix = self.key(w.name(), "u:");
+        let digest = sessions::digest(token);
+        if let Some(user) = self.cache.get(&digest) {
+            let by_user = format!("{user_prefix}{}", user.user_id);
+            let limits = [
+                (by_address.as_str(), per_address),
+                (by_user.as_str(), per_user),
+            ];
+            ratelimit::hit(&self.redis, &limits, w.name()).await?;
+            return Ok(user);
+        }
+        let ticket = self.cache.ticket();
+        let (live, wait) = self
+            .sessions
+            .lookup_counting(
+                &self.redis,
+                token,
+                (&by_address, per_address),
+                (&user_prefix, per_user),
+            )
+            .await?;
+        let live = live.ok_or_else(invalid_token)?;
+        self.cache.store(ticket, digest, &live);
+        if let Some(wait) = wait {
+            return Err(too_many(w, wait));
+        }
+        Ok(live.user)
+    }
+
     fn key(&self, kind: &str, subject: &str) -> String {
-        format!("{}:rl:{kind}:{subject}", self.namespace)
+        ratelimit::key(&self.namespace, kind, subject)
     }
 
     /// Serves an auth route.
@@ -120,11 +196,7 @@ impl Auth {
     /// The session a request presents: 401 without a valid one.
     async fn signed_in<'h>(&self, h: &'h HeaderMap) -> Result<(&'h str, SessionUser), ApiError> {
         let token = sessions::bearer(h).ok_or_else(not_signed_in)?;
-        let user = self
-            .sessions
-            .lookup(&self.redis, token)
-            .await?
-            .ok_or_else(invalid_token)?;
+        let user = self.session(token).await?.ok_or_else(invalid_token)?;
         Ok((token, user))
     }
 
@@ -133,6 +205,7 @@ impl Auth {
     pub(crate) async fn admit(&self, req: &mut Parts, admit: Admit) -> Result<(), ApiError> {
         req.headers.remove(USER_HEADER);
         req.headers.remove(SECRET_HEADER);
+        req.headers.remove(ADDRESS_HEADER);
         let write = match admit {
             Admit::Open => {
                 req.headers.remove(http::header::AUTHORIZATION);
@@ -156,39 +229,19 @@ impl Auth {
             Some(_) => Some(sessions::bearer(&req.headers).ok_or_else(invalid_token)?),
             None => None,
         };
+        let address = peer(&req.extensions);
         let user = match (token, write) {
-            // A write: the session and both of its limits in one round trip.
-            (Some(t), Some(w)) => {
-                let (per_user, per_address) = self.limits.write(w);
-                let by_address = self.key(w.name(), &peer(&req.extensions));
-                let user_prefix = self.key(w.name(), "u:");
-                let (user, wait) = self
-                    .sessions
-                    .lookup_counting(
-                        &self.redis,
-                        t,
-                        (&by_address, per_address),
-                        (&user_prefix, per_user),
-                    )
-                    .await?;
-                let user = user.ok_or_else(invalid_token)?;
-                if let Some(wait) = wait {
-                    return Err(too_many(w, wait));
-                }
-                Some(user)
+            // A send: counted by the chat service as it queues it.
+            (Some(t), Some(Write::Send)) | (Some(t), None) => {
+                Some(self.session(t).await?.ok_or_else(invalid_token)?)
             }
-            (Some(t), None) => Some(
-                self.sessions
-                    .lookup(&self.redis, t)
-                    .await?
-                    .ok_or_else(invalid_token)?,
-            ),
+            (Some(t), Some(w)) => Some(self.session_counting(t, w, &address).await?),
             (None, _) if self.trust.mode == Mode::Token => return Err(not_signed_in()),
             (None, Some(w)) if w.signed_in_only() => return Err(not_signed_in()),
             (None, write) => {
                 // Compat mode has no users to count: the address's limit alone.
-                if let Some(w) = write {
-                    let key = self.key(w.name(), &peer(&req.extensions));
+                if let Some(w) = write.filter(|w| *w != Write::Send) {
+                    let key = self.key(w.name(), &address);
                     let limit = [(key.as_str(), self.limits.write(w).1)];
                     ratelimit::hit(&self.redis, &limit, w.name()).await?;
                 }
@@ -196,6 +249,11 @@ impl Auth {
             }
         };
         let headers = &mut req.headers;
+        if write == Some(Write::Send) {
+            let v = HeaderValue::from_str(&address)
+                .map_err(|e| ApiError::internal("client address as a header", e))?;
+            headers.insert(HeaderName::from_static(ADDRESS_HEADER), v);
+        }
         if let Some(u) = user {
             let v = HeaderValue::from_str(&u.user_id)
                 .map_err(|e| ApiError::internal("session user id", e))?;

@@ -3,11 +3,13 @@
 //! the request threads: a burst of sign-ins queues here briefly instead of exhausting memory
 //! or starving requests, and past a bounded queue it is answered 503.
 
+use std::cell::RefCell;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use platform_core::identity::constant_time_eq;
 use platform_core::sync;
 use platform_core::ApiError;
 
@@ -16,16 +18,52 @@ pub(super) const PASSWORD_MAX: usize = 128;
 /// Hashes waiting for a thread; past this a sign-in is answered 503 at once (each takes
 /// tens of milliseconds, so a full queue is about a second of work per thread).
 const QUEUE: usize = 64;
+/// The most working memory a stored hash may ask for (in 1 KiB blocks, 64 MiB): ours use the
+/// default 19 MiB; a hash asking for more is refused rather than growing a thread's buffer.
+const MAX_BLOCKS: usize = 64 * 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Runs hashes on a few dedicated threads. Each hash needs 19 MiB of working memory; on
-/// tokio's blocking pool every thread that ever hashed would keep its own freed 19 MiB in its
-/// allocator arena (hundreds of MiB after a burst of sign-ins), while a fixed set of threads
-/// bounds that to one block each.
+/// Runs hashes on a few dedicated threads, each with one working buffer of its own that it
+/// reuses for every hash. The crate's `hash_password` allocates its 19 MiB afresh each time,
+/// and freed blocks that size stay in the allocator (glibc raises its mmap threshold after
+/// the first free), so a burst of sign-ins left hundreds of MiB behind unless the allocator
+/// was tuned; a buffer per thread bounds it to one block each, with any allocator.
 #[derive(Clone)]
 pub(super) struct Hasher {
     jobs: SyncSender<Job>,
+}
+
+thread_local! {
+    /// The calling thread's argon2 working memory, kept between hashes.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Fills `out` with argon2(`password`, `salt`) under `params`, in the thread's buffer.
+fn argon2_into(
+    params: Params,
+    algorithm: Algorithm,
+    version: Version,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::password_hash::Error> {
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return Err(argon2::password_hash::Error::ParamValueInvalid(
+            argon2::password_hash::errors::InvalidValue::TooLong,
+        ));
+    }
+    let argon2 = Argon2::new(algorithm, version, params);
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::new());
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .map_err(argon2::password_hash::Error::from)
+    })
 }
 
 /// A hash of a password nobody knows: unknown users are checked against it so that a wrong
@@ -39,23 +77,58 @@ fn decoy() -> &'static str {
     })
 }
 
+/// A new argon2id PHC string (the crate's default parameters and a random 16-byte salt).
 fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let params = Params::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        params.clone(),
+        Algorithm::Argon2id,
+        Version::V0x13,
+        password.as_bytes(),
+        &salt,
+        &mut out,
+    )?;
     let salt = SaltString::encode_b64(&salt)?;
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(phc.to_string())
 }
 
+/// Whether `password` hashes to `phc` (any argon2 variant, version and parameters it names,
+/// within [`MAX_BLOCKS`]); the outputs are compared in constant time.
 fn verify_now(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let check = || -> Result<bool, argon2::password_hash::Error> {
+        let h = PasswordHash::new(phc)?;
+        let algorithm = Algorithm::try_from(h.algorithm)?;
+        let version = h
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let expected = h.hash.ok_or(argon2::password_hash::Error::Password)?;
+        // Its m, t, p (and keyid, data) and the output's length.
+        let params = Params::try_from(&h)?;
+        let mut salt = [0u8; 64];
+        let salt = h
+            .salt
+            .ok_or(argon2::password_hash::Error::SaltInvalid(
+                argon2::password_hash::errors::InvalidValue::TooShort,
+            ))?
+            .decode_b64(&mut salt)?;
+        let mut out = [0u8; Output::MAX_LENGTH];
+        let out = &mut out[..expected.len()];
+        argon2_into(params, algorithm, version, password.as_bytes(), salt, out)?;
+        Ok(constant_time_eq(out, expected.as_bytes()))
+    };
+    check().unwrap_or(false)
 }
 
 /// Length rules (characters, not bytes; spaces count and nothing is trimmed).
@@ -155,6 +228,35 @@ mod tests {
         assert!(verify_now("correct horse", &a));
         assert!(!verify_now("correct horsE", &a));
         assert!(!verify_now("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn hashes_match_the_crates_own() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Stored before the buffer per thread: made by `hash_password`.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let old = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_now("correct horse", &old));
+        assert!(!verify_now("correct horsE", &old));
+        let new = hash_now("correct horse").unwrap();
+        let parsed = PasswordHash::new(&new).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        // Other parameters, as the PHC string names them.
+        let params = Params::new(1024, 1, 1, Some(16)).unwrap();
+        let light = Argon2::new(Algorithm::Argon2i, Version::V0x10, params)
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_now("correct horse", &light));
+        assert!(!verify_now("wrong horse!", &light));
+        // More memory than a thread may keep: refused, not allocated.
+        let huge = old.replace("m=19456", "m=1000000");
+        assert!(!verify_now("correct horse", &huge));
     }
 
     #[test]
