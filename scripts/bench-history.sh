@@ -17,6 +17,8 @@
 # the history pool PostgreSQL's default plan choice back (the build before the change).
 # BENCH_BIN_DIR: run the binaries found there instead of building this checkout.
 # BENCH_PORT: the gateway's port (default 3200); chat, call and worker take the next three.
+# SOCKET_DIR: the gateway reaches chat over Unix sockets there, as scripts/run-stack.sh runs
+# them (default: a fresh folder); SOCKET_DIR= (empty) keeps them on TCP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -37,6 +39,10 @@ fi
 command -v wrk >/dev/null || { deps_log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 INTERNAL_SECRET="bench-$(random_secret)"
 # METRICS_PORT=0: a port of the kernel's choice, so runs beside other stacks never collide.
+if [ -z "${SOCKET_DIR+set}" ]; then
+  SOCKET_DIR="$(mktemp -d)/run"; on_exit rm -rf "$(dirname "$SOCKET_DIR")"
+fi
+export SOCKET_DIR
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$" METRICS_PORT=0
 export RATE_REGISTRATIONS_PER_ADDRESS=1000000000 RATE_READS_PER_USER=1000000000 RATE_READS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then

@@ -13,6 +13,8 @@
 # bearer token (AUTH_MODE=token). Either way the limits are raised far above the rate reached.
 # BENCH_BIN_DIR: run the chat, worker, gateway and sends binaries found there instead of
 # building this checkout (to alternate builds of two commits, e.g. before/after a change).
+# SOCKET_DIR: the gateway reaches chat over Unix sockets there, as scripts/run-stack.sh runs
+# them (default: a fresh folder); SOCKET_DIR= (empty) keeps them on TCP.
 # BENCH_PORT: the gateway's port (default 3200); chat, call and worker take the next three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,10 @@ deps_up "$PG_URL" "$REDIS"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
   cargo build --release -q -p chat -p worker -p gateway -p loadtest
 fi
+if [ -z "${SOCKET_DIR+set}" ]; then
+  SOCKET_DIR="$(mktemp -d)/run"; on_exit rm -rf "$(dirname "$SOCKET_DIR")"
+fi
+export SOCKET_DIR
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$"
 export RATE_SENDS_PER_ADDRESS=1000000000 RATE_SENDS_PER_USER=1000000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then
