@@ -62,7 +62,10 @@ relay() { timeout 300 "$T/relay" "$@" | tee -a "$OUT"; }
 # Idle memory first, on fresh servers, so that no earlier load inflates the baseline.
 [ "$IDLE" -gt 0 ] && for t in "minimal $MINIMAL $minimal_pid" "chat $CHAT $chat_pid" "node $NODE $node_pid"; do
   read -r name addr pid <<<"$t"
-  timeout 300 "$T/relay" --mode idle --target "$addr" --pid "$pid" --clients "$IDLE" --settle 3 \
+  # Chat's clients say who they are (presence:join), as a browser does: relay-0..999 are the
+  # conversation's members, the others no one's contacts.
+  join=(); [ "$name" = chat ] && join=(--conversation "$conv")
+  timeout 300 "$T/relay" --mode idle --target "$addr" --pid "$pid" --clients "$IDLE" --settle 3 "${join[@]}" \
     | sed "s/^RESULT idle/RESULT idle name=$name/" | tee -a "$OUT"
   sleep 2
 done
