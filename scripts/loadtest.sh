@@ -92,6 +92,9 @@ export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRAT
 # Each typing sender emits as fast as its events come back: the per-socket and per-user event
 # limits (5/s after a burst of 20) would cap the typing runs at about 200 events/s.
 export SOCKET_EVENT_BURST=100000 SOCKET_EVENTS_PER_SEC=100000 SOCKET_EVENTS_PER_USER_PER_MIN=10000000
+# The REST mix makes conversations, edits and reads from this one address as fast as it can.
+export RATE_CONVERSATIONS_PER_USER=1000000 RATE_CONVERSATIONS_PER_ADDRESS=1000000 \
+  RATE_EDITS_PER_USER=1000000 RATE_EDITS_PER_ADDRESS=1000000 RATE_READS_PER_USER=1000000 RATE_READS_PER_ADDRESS=1000000
 
 # The stack is co-located as scripts/run-stack.sh runs it: chat and the gateway meet over Unix
 # sockets (WebSockets handed to chat). SOCKET_DIR= (empty) keeps them on TCP.
@@ -123,7 +126,7 @@ goose() {
   step "$name ($users users, ${secs}s; load average $(cut -d' ' -f1 /proc/loadavg))"
   if ! "$B/loadtest-goose" --name "$name" --out "$OUT" "$@" -- \
       --users "$users" --increase-rate "$users" --run-time "${secs}s" \
-      --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" >"$OUT/$name.log" 2>&1; then
+      --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" --error-log "$OUT/$name-errors.log" >"$OUT/$name.log" 2>&1; then
     tail -20 "$OUT/$name.log" >&2; return 1
   fi
   grep -E "^$name: " "$OUT/$name.log" || true

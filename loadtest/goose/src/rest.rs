@@ -115,12 +115,21 @@ async fn call(
     }
 }
 
-fn session(user: &GooseUser) -> Result<&Session, Box<TransactionError>> {
-    user.get_session_data::<Session>().ok_or_else(|| {
-        "the user did not start (registration failed)"
-            .to_string()
-            .into()
-    })
+/// The user's session, or (its start failed) an error after a pause: failing at once, a
+/// broken user would loop without ever waiting, starve goose's own tasks and never let the
+/// run end.
+async fn session(user: &GooseUser) -> Result<&Session, Box<TransactionError>> {
+    match user.get_session_data::<Session>() {
+        Some(s) if !s.conversations.is_empty() => Ok(s),
+        _ => {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            Err(
+                "the user did not start (registration or its first conversation failed)"
+                    .to_string()
+                    .into(),
+            )
+        }
+    }
 }
 
 fn group(me: &str, others: &[String]) -> String {
@@ -208,19 +217,15 @@ async fn start_with(user: &mut GooseUser, peers: usize) -> TransactionResult {
     Ok(())
 }
 
-/// The conversation a user sends to and reads (made by `start`).
-fn first(s: &Session) -> Result<String, Box<TransactionError>> {
-    s.conversations.first().cloned().ok_or_else(|| {
-        "the user has no conversation (start failed)"
-            .to_string()
-            .into()
-    })
+/// The conversation a user sends to and reads (made by `start`; `session` hands out only users that have it).
+fn first(s: &Session) -> String {
+    s.conversations[0].clone()
 }
 
 async fn send(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let s = session(user)?;
-    let conv = first(s)?;
+    let s = session(user).await?;
+    let conv = first(s);
     let body = serde_json::json!({"senderId": s.user, "body": format!("mix message {}", user.get_iterations())})
         .to_string();
     let path = format!("/conversations/{conv}/messages");
@@ -246,7 +251,7 @@ async fn send(user: &mut GooseUser) -> TransactionResult {
 
 async fn newest(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let conv = first(session(user)?)?;
+    let conv = first(session(user).await?);
     let path = format!("/conversations/{conv}/messages?limit=50");
     call(
         user,
@@ -269,7 +274,7 @@ async fn fill(user: &mut GooseUser) -> TransactionResult {
 
 async fn page(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let conv = first(session(user)?)?;
+    let conv = first(session(user).await?);
     let path = format!("/conversations/{conv}/messages?limit=100");
     call(
         user,
@@ -285,7 +290,7 @@ async fn page(user: &mut GooseUser) -> TransactionResult {
 
 async fn older(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let s = session(user)?;
+    let s = session(user).await?;
     let Some((conv, id)) = s.recent.front().cloned() else {
         return Ok(());
     };
@@ -304,7 +309,7 @@ async fn older(user: &mut GooseUser) -> TransactionResult {
 
 async fn edit(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let s = session(user)?;
+    let s = session(user).await?;
     let Some((conv, id)) = s.recent.back().cloned() else {
         return Ok(());
     };
@@ -324,7 +329,7 @@ async fn edit(user: &mut GooseUser) -> TransactionResult {
 
 async fn create(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let s = session(user)?;
+    let s = session(user).await?;
     let others: Vec<String> = (0..2)
         .map(|k| peer(&s.user, (s.made + k) % PEERS))
         .collect();
@@ -351,7 +356,7 @@ async fn create(user: &mut GooseUser) -> TransactionResult {
 
 async fn mine(user: &mut GooseUser) -> TransactionResult {
     pace::turn().await;
-    let me = session(user)?.user.clone();
+    let me = session(user).await?.user.clone();
     let path = format!("/conversations/user/{me}");
     call(
         user,
