@@ -39,10 +39,6 @@ fi
 command -v wrk >/dev/null || { deps_log "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 INTERNAL_SECRET="bench-$(random_secret)"
 # METRICS_PORT=0: a port of the kernel's choice, so runs beside other stacks never collide.
-if [ -z "${SOCKET_DIR+set}" ]; then
-  SOCKET_DIR="$(mktemp -d)/run"; on_exit rm -rf "$(dirname "$SOCKET_DIR")"
-fi
-export SOCKET_DIR
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$" METRICS_PORT=0
 export RATE_REGISTRATIONS_PER_ADDRESS=1000000000 RATE_READS_PER_USER=1000000000 RATE_READS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then
@@ -50,12 +46,7 @@ if [ -n "$SIGNED_IN" ]; then
 else
   export AUTH_MODE=compat
 fi
-PORT=$CHAT HOST=127.0.0.1 "$bin/chat" & track_bg $!
-PORT=$WORKER "$bin/worker" & track_bg $!
-PORT=$GW HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:$CHAT CALL_SERVICE_URL=http://127.0.0.1:$CALL "$bin/gateway" & track_bg $!
-wait_http http://127.0.0.1:$CHAT/readyz 20
-wait_http http://127.0.0.1:$WORKER/readyz 20
-wait_http http://127.0.0.1:$GW/healthz 20
+bench_stack "$bin" "$GW"
 
 psql=("$(pg_bin)/psql" -qtA -v ON_ERROR_STOP=1 "$PG_PLAIN")
 conv="$(python3 -c 'import uuid; print(uuid.uuid4())')"

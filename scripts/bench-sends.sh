@@ -32,16 +32,12 @@ SECONDS_RUN="${1:-20}"; SENDERS="${2:-64}"
 PG_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:25433/bench}"
 REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:26380}"
 bin="${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
-GW="${BENCH_PORT:-3200}"; CHAT=$((GW + 1)); CALL=$((GW + 2)); WORKER=$((GW + 3))
+GW="${BENCH_PORT:-3200}"
 
 deps_up "$PG_URL" "$REDIS"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
   cargo build --release -q -p chat -p worker -p gateway -p loadtest
 fi
-if [ -z "${SOCKET_DIR+set}" ]; then
-  SOCKET_DIR="$(mktemp -d)/run"; on_exit rm -rf "$(dirname "$SOCKET_DIR")"
-fi
-export SOCKET_DIR
 export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$"
 export RATE_SENDS_PER_ADDRESS=1000000000 RATE_SENDS_PER_USER=1000000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then
@@ -50,12 +46,7 @@ if [ -n "$SIGNED_IN" ]; then
 else
   export AUTH_MODE=compat
 fi
-PORT=$CHAT HOST=127.0.0.1 "$bin/chat" & track_bg $!
-PORT=$WORKER "$bin/worker" & track_bg $!
-PORT=$GW HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:$CHAT CALL_SERVICE_URL=http://127.0.0.1:$CALL "$bin/gateway" & track_bg $!
-wait_http http://127.0.0.1:$CHAT/readyz 20
-wait_http http://127.0.0.1:$WORKER/readyz 20
-wait_http http://127.0.0.1:$GW/healthz 20
+bench_stack "$bin" "$GW"
 echo "machine: $(machine); load average before: $(load_average)"
 if [ -z "$WRK" ]; then
   "$bin/sends" --target 127.0.0.1:$GW --senders "$SENDERS" --seconds "$SECONDS_RUN" --warmup 3 $SIGNED_IN

@@ -87,3 +87,23 @@ lib_run_exit() {
 }
 trap lib_run_exit EXIT
 trap 'exit 130' INT TERM
+
+# bench_stack BIN GATEWAY_PORT: the release chat, worker and gateway found in BIN, the gateway on
+# GATEWAY_PORT and chat, call and worker on the next three ports, meeting over Unix sockets in
+# SOCKET_DIR as scripts/run-stack.sh runs them (a fresh folder unless set; SOCKET_DIR= keeps
+# TCP). The caller's environment configures them; returns once all three answer.
+bench_stack() {
+  local bin="$1" gw="$2"
+  local chat=$((gw + 1)) call=$((gw + 2)) worker=$((gw + 3))
+  if [ -z "${SOCKET_DIR+set}" ]; then
+    SOCKET_DIR="$(mktemp -d)/run"; on_exit rm -rf "$(dirname "$SOCKET_DIR")"
+  fi
+  export SOCKET_DIR
+  PORT=$chat HOST=127.0.0.1 "$bin/chat" & track_bg $!
+  PORT=$worker "$bin/worker" & track_bg $!
+  PORT=$gw HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:$chat \
+    CALL_SERVICE_URL=http://127.0.0.1:$call "$bin/gateway" & track_bg $!
+  wait_http "http://127.0.0.1:$chat/readyz" 20
+  wait_http "http://127.0.0.1:$worker/readyz" 20
+  wait_http "http://127.0.0.1:$gw/healthz" 20
+}

@@ -28,6 +28,17 @@ use crate::history::Cursor;
 /// every instance, for changes that have no event of their own at once.
 pub(crate) const HISTORY_CHANGED: &str = "_history";
 
+/// The event that drops `conversation`'s pages on every instance.
+pub(crate) fn changed(conversation: Uuid) -> platform_core::events::Envelope<()> {
+    platform_core::events::Envelope {
+        event: HISTORY_CHANGED.to_string(),
+        conversation: Some(conversation),
+        users: Vec::new(),
+        except: None,
+        data: (),
+    }
+}
+
 /// The longest a page is kept when nothing changes (a bound on any invalidation that was
 /// lost while the subscription still looked up, e.g. a failed publish).
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);

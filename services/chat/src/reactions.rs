@@ -284,13 +284,7 @@ async fn delete(state: &State, id: Uuid, emoji: &str, me: &str) -> Result<bool, 
 
 /// Tells every instance that the conversation's history pages changed.
 async fn history_changed(state: &State, conversation: Uuid) {
-    let env = platform_core::events::Envelope {
-        event: crate::pages::HISTORY_CHANGED.to_string(),
-        conversation: Some(conversation),
-        users: Vec::new(),
-        except: None,
-        data: (),
-    };
+    let env = crate::pages::changed(conversation);
     if let Err(e) = crate::realtime::publish(state, &env).await {
         tracing::warn!(%conversation, error = %e, "history change not published");
     }

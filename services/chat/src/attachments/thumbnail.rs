@@ -105,13 +105,7 @@ async fn run(
             Ok(None) => {}
             // Already sent in a message: its pages now show the thumbnail.
             Ok(Some(conversation)) => {
-                let env = platform_core::events::Envelope {
-                    event: crate::pages::HISTORY_CHANGED.to_string(),
-                    conversation: Some(conversation),
-                    users: Vec::new(),
-                    except: None,
-                    data: (),
-                };
+                let env = crate::pages::changed(conversation);
                 let window = platform_core::recovery::Window::OFF;
                 if let Err(e) = platform_core::events::publish(&redis, &keys, window, &env).await {
                     tracing::warn!(id = %job.id, error = %e, "thumbnail change not published");
