@@ -876,3 +876,37 @@ impl Follower {
             .collect()
     }
 }
+
+/// `GET /me` at `base` with `token`: its status.
+pub async fn me(s: &Stack, base: &str, token: &str) -> u16 {
+    s.http
+        .get(format!("{base}/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Polls `GET /me` at `base` until it is 401 (panics past `limit`), then checks that it stays
+/// 401 for a while: a revoked token is never accepted again.
+pub async fn refused_from_now_on(s: &Stack, base: &str, token: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = me(s, base, token).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "{what}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still accepted after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..40 {
+        assert_eq!(me(s, base, token).await, 401, "{what}: accepted again");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -6,42 +6,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use e2e::{Reply, Stack};
+use e2e::{me, refused_from_now_on, Reply, Stack};
 use serde_json::json;
-
-/// `GET /me` at `base` with `token`: its status.
-async fn me(s: &Stack, base: &str, token: &str) -> u16 {
-    s.http
-        .get(format!("{base}/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
-}
-
-/// Polls `GET /me` at `base` until it is 401 (panics past `limit`), then checks that it stays
-/// 401 for a while: a revoked token is never accepted again.
-async fn refused_from_now_on(s: &Stack, base: &str, token: &str, limit: Duration, what: &str) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let status = me(s, base, token).await;
-        if status == 401 {
-            break;
-        }
-        assert_eq!(status, 200, "{what}");
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still accepted after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    for _ in 0..40 {
-        assert_eq!(me(s, base, token).await, 401, "{what}: accepted again");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_revoked_token_is_refused_by_every_gateway_instance() {

@@ -147,6 +147,10 @@ impl Cache {
     }
 }
 
+/// How often the revocations subscription is pinged, and how long its answer may take.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Keeps the revocations subscription up until `shutdown`, the cache live while it is.
 pub(crate) async fn subscribe(
     cache: std::sync::Arc<Cache>,
@@ -167,17 +171,29 @@ pub(crate) async fn subscribe(
             redis::RedisResult::Ok(pubsub)
         };
         match connected.await {
-            Ok(mut pubsub) => {
+            Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
                 cache.set_live(true);
-                let mut messages = pubsub.on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                // A connection that hangs without closing would deliver nothing and look
+                // alive: it is pinged, and one that does not answer counts as lost.
+                let mut probe = tokio::time::interval(PROBE_EVERY);
+                probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    let msg = tokio::select! {
-                        m = messages.next() => m,
+                    tokio::select! {
+                        m = messages.next() => {
+                            let Some(msg) = m else { break };
+                            cache.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or("?"));
+                        }
+                        _ = probe.tick() => {
+                            let pong = tokio::time::timeout(PROBE_TIMEOUT, sink.ping::<redis::Value>()).await;
+                            if !matches!(pong, Ok(Ok(_))) {
+                                tracing::warn!("the session revocations subscription did not answer a ping");
+                                break;
+                            }
+                        }
                         () = shutdown.cancelled() => break,
-                    };
-                    let Some(msg) = msg else { break };
-                    cache.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or("?"));
+                    }
                 }
                 cache.set_live(false);
                 if shutdown.is_cancelled() {
