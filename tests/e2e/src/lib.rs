@@ -910,3 +910,20 @@ pub async fn refused_from_now_on(s: &Stack, base: &str, token: &str, limit: Dura
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Deletes the stack's one session from Redis without publishing its revocation: a
+/// revocation nobody heard, as if it was published while a gateway was not subscribed.
+pub async fn end_session_unannounced(s: &Stack) {
+    let mut redis = s.redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:session:*", s.namespace))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use e2e::{me, refused_from_now_on, Reply, Stack};
+use e2e::{end_session_unannounced, me, refused_from_now_on, Reply, Stack};
 use serde_json::json;
 
 #[tokio::test]
@@ -168,18 +168,7 @@ async fn revocations_missed_while_unsubscribed_are_never_served() {
 
     // A revocation nobody hears: the session goes from Redis with no message (as if it was
     // published while the gateway's subscription was down).
-    let mut redis = s.redis().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:session:*", s.namespace))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    let _: i64 = redis::cmd("DEL")
-        .arg(&keys[0])
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    end_session_unannounced(&s).await;
     // Losing the subscription empties the memory: from then on, Redis says.
     assert_eq!(kill_subscriptions_of(&s, gw.pid()).await, 1);
     refused_from_now_on(
