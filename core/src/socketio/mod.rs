@@ -53,12 +53,14 @@
 //! the queue holds into one buffer (`engine/batched.rs`) and flushes it once the queue is drained, so
 //! frames queued by concurrent broadcasts leave in one system call, which is what fan-out
 //! throughput hangs on (see docs/perf/2026-11-relay.md). The buffer is allocated on first write and
-//! released after bursts. Besides the socket, a connection holds fastwebsockets' 8 KiB read
-//! buffer and the two tasks. The handlers' futures are boxed per call so an idle connection's
-//! task does not carry their size. A polling session has a heartbeat task instead, and every
-//! connection has a connect-timeout timer task until it joins a namespace. Measured with
-//! 10,000 idle WebSocket clients joined to `/` (`scripts/bench-relay.sh`): about 8 KiB of
-//! server RSS per connection.
+//! released after each flush. The reader (`engine/reader.rs`) waits for the socket to be readable
+//! before it reserves room and lets the room go once every byte read is framed, so an idle
+//! connection holds no buffer on either side: the socket, the two tasks and its state. The
+//! handlers' futures are boxed per call so an idle connection's task does not carry their size.
+//! A polling session has a heartbeat task instead, and every connection has a connect-timeout
+//! timer task until it joins a namespace. Measured with 10,000 idle WebSocket clients
+//! (`scripts/bench-relay.sh`, docs/perf/2026-12-send-path.md): about 4 KiB of server RSS per
+//! connection joined to `/`, 7 KiB with the chat service's `presence:join`.
 //!
 //! [`Recipients`] keeps what a selection of rooms resolved to, for senders that deliver to
 //! the same large set of rooms again and again (the chat service's conversations).

@@ -19,6 +19,7 @@ mod http;
 pub mod packet;
 mod polling;
 mod queue;
+mod reader;
 mod session;
 mod websocket;
 

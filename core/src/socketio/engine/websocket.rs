@@ -2,9 +2,8 @@
 //! session, and the two tasks that serve a connection: one reads (and keeps the heartbeat),
 //! one writes what the send queue holds.
 //!
-//! fastwebsockets reads; writes are framed by `batched`, straight into one buffer per burst.
-//! The read future lives inside a stream that is polled, never dropped, mid-frame, because
-//! fastwebsockets' reader is not cancel-safe.
+//! fastwebsockets answers the upgrade; frames are read by `reader` (no buffer held while
+//! idle) and written by `batched`, straight into one buffer per burst.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -13,11 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead};
-use futures_util::{Stream, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::time::{sleep, Instant};
 
 use super::batched::{self, FrameWriter};
@@ -25,14 +19,13 @@ use super::conn::{CloseReason, Conn};
 use super::http::EioError;
 use super::packet::{self as ep, Frame, Outgoing, Packet};
 use super::queue::{self, Receiver, Recv};
+use super::reader::{self, OpCode, Reader, WriteSide};
 use super::session::{Inner, Session, Transport};
 use super::{EngineHandler, Message};
 use crate::sync::lock;
 use crate::{Body, Request, Response};
 
-type Io = TokioIo<Upgraded>;
-type Writer = FrameWriter<WriteHalf<Io>>;
-type Incoming = Result<(OpCode, bool, BytesMut), WebSocketError>;
+type Writer = FrameWriter<WriteSide>;
 
 /// Answers the upgrade request and spawns the connection's task.
 pub(crate) fn upgrade<H: EngineHandler>(
@@ -82,54 +75,20 @@ pub(crate) fn upgrade<H: EngineHandler>(
                 return;
             }
         };
-        // fastwebsockets keeps the read half; the write half is ours (`batched`).
-        let write_half = std::cell::Cell::new(None);
-        let (mut rd, _) = ws.split(|io| {
-            let (r, w) = tokio::io::split(io);
-            write_half.set(Some(w));
-            (r, tokio::io::sink())
-        });
-        let Some(wr) = write_half.take().map(FrameWriter::new) else {
-            return;
-        };
         // Control frames are answered through the send queue, so the reader never writes.
-        rd.set_auto_close(false);
-        rd.set_auto_pong(false);
-        rd.set_max_message_size(inner.config.max_payload.saturating_add(16));
-        let reader = pin!(frames(rd));
+        let (mut rd, wr) =
+            reader::split(ws.into_inner(), inner.config.max_payload.saturating_add(16));
+        let wr = FrameWriter::new(wr);
         match session {
-            None => direct(&inner, reader, wr).await,
-            Some(s) => upgraded(&inner, &s, reader, wr).await,
+            None => direct(&inner, &mut rd, wr).await,
+            Some(s) => upgraded(&inner, &s, &mut rd, wr).await,
         }
     });
     Ok(Response::from_parts(parts, Body::Empty))
 }
 
-/// The reader as a stream of owned frames.
-fn frames(rd: WebSocketRead<ReadHalf<Io>>) -> impl Stream<Item = Incoming> {
-    futures_util::stream::unfold(rd, |mut rd| async move {
-        let mut never = |_f: fastwebsockets::Frame<'_>| async { Ok::<(), std::io::Error>(()) };
-        let res = rd
-            .read_frame(&mut never)
-            .await
-            .map(|f| (f.opcode, f.fin, owned(f.payload)));
-        Some((res, rd))
-    })
-}
-
-fn owned(p: Payload<'_>) -> BytesMut {
-    match p {
-        Payload::Bytes(b) => b,
-        other => BytesMut::from(&other[..]),
-    }
-}
-
 /// A session that started on WebSocket.
-async fn direct<H: EngineHandler>(
-    inner: &Arc<Inner<H>>,
-    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
-    mut wr: Writer,
-) {
+async fn direct<H: EngineHandler>(inner: &Arc<Inner<H>>, reader: &mut Reader, mut wr: Writer) {
     let Some((conn, rx)) = inner.new_conn() else {
         // The cap was reached during the upgrade.
         wr.put_close();
@@ -141,7 +100,7 @@ async fn direct<H: EngineHandler>(
     if write(&mut wr, &Frame::Text(open)).await.is_err() {
         conn.close(CloseReason::TransportError);
     } else {
-        serve(inner, &conn, &upper, rx, reader.as_mut(), wr).await;
+        serve(inner, &conn, &upper, rx, reader, wr).await;
     }
     inner.closed(&conn, &upper);
 }
@@ -150,14 +109,11 @@ async fn direct<H: EngineHandler>(
 async fn upgraded<H: EngineHandler>(
     inner: &Arc<Inner<H>>,
     s: &Arc<Session<H::Conn>>,
-    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    reader: &mut Reader,
     mut wr: Writer,
 ) {
-    let probed = tokio::time::timeout(
-        inner.config.upgrade_timeout,
-        probe(s, reader.as_mut(), &mut wr),
-    )
-    .await;
+    let probed =
+        tokio::time::timeout(inner.config.upgrade_timeout, probe(s, reader, &mut wr)).await;
     if probed != Ok(true) {
         // The session carries on over polling.
         s.transport.switch(Transport::Upgrading, Transport::Polling);
@@ -177,17 +133,13 @@ async fn upgraded<H: EngineHandler>(
 }
 
 /// Runs the probe; true once the client sent `5`.
-async fn probe<C>(
-    s: &Session<C>,
-    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
-    wr: &mut Writer,
-) -> bool {
+async fn probe<C>(s: &Session<C>, reader: &mut Reader, wr: &mut Writer) -> bool {
     loop {
         let next = tokio::select! {
             () = s.conn.token().cancelled() => return false,
             f = reader.next() => f,
         };
-        let Some(Ok((OpCode::Text, true, data))) = next else {
+        let Some((OpCode::Text, true, data)) = next else {
             return false;
         };
         match ep::decode_text(data.freeze()) {
@@ -254,7 +206,7 @@ async fn serve<H: EngineHandler>(
     conn: &Arc<Conn>,
     upper: &H::Conn,
     rx: Receiver,
-    reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    reader: &mut Reader,
     wr: Writer,
 ) {
     let writer = tokio::spawn(write_loop(conn.clone(), rx, wr));
@@ -269,7 +221,7 @@ async fn read_loop<H: EngineHandler>(
     inner: &Inner<H>,
     conn: &Conn,
     upper: &H::Conn,
-    mut reader: std::pin::Pin<&mut impl Stream<Item = Incoming>>,
+    reader: &mut Reader,
 ) -> Option<CloseReason> {
     let cfg = &inner.config;
     let heartbeat = sleep(cfg.ping_interval);
@@ -293,7 +245,7 @@ async fn read_loop<H: EngineHandler>(
                 heartbeat.as_mut().reset(Instant::now() + cfg.ping_timeout);
             }
             next = reader.next() => {
-                let Some(Ok((op, fin, data))) = next else {
+                let Some((op, fin, data)) = next else {
                     return Some(CloseReason::TransportError);
                 };
                 let msg = match op {
@@ -316,7 +268,7 @@ async fn read_loop<H: EngineHandler>(
                         }
                         (text, data)
                     }
-                    OpCode::Continuation => {
+                    OpCode::Continue => {
                         let Some(p) = partial.as_mut() else {
                             return Some(CloseReason::ParseError);
                         };
@@ -330,6 +282,8 @@ async fn read_loop<H: EngineHandler>(
                         let Some(p) = partial.take() else { continue };
                         (p.text, p.data)
                     }
+                    // The codec refuses reserved opcodes before they get here.
+                    _ => return Some(CloseReason::ParseError),
                 };
                 let (text, data) = msg;
                 let msg = if text {
