@@ -91,7 +91,8 @@ trap 'exit 130' INT TERM
 # bench_stack BIN GATEWAY_PORT: the release chat, worker and gateway found in BIN, the gateway on
 # GATEWAY_PORT and chat, call and worker on the next three ports, meeting over Unix sockets in
 # SOCKET_DIR as scripts/run-stack.sh runs them (a fresh folder unless set; SOCKET_DIR= keeps
-# TCP). The caller's environment configures them; returns once all three answer.
+# TCP). BENCH_WORKERS (1): worker processes, the others on GATEWAY_PORT+10 and up. The
+# caller's environment configures them; returns once all of them answer.
 bench_stack() {
   local bin="$1" gw="$2"
   local chat=$((gw + 1)) call=$((gw + 2)) worker=$((gw + 3))
@@ -101,9 +102,16 @@ bench_stack() {
   export SOCKET_DIR
   PORT=$chat HOST=127.0.0.1 "$bin/chat" & track_bg $!
   PORT=$worker "$bin/worker" & track_bg $!
+  local i
+  for ((i = 2; i <= ${BENCH_WORKERS:-1}; i++)); do
+    PORT=$((gw + 8 + i)) "$bin/worker" & track_bg $!
+  done
   PORT=$gw HOST=127.0.0.1 CHAT_SERVICE_URL=http://127.0.0.1:$chat \
     CALL_SERVICE_URL=http://127.0.0.1:$call "$bin/gateway" & track_bg $!
   wait_http "http://127.0.0.1:$chat/readyz" 20
   wait_http "http://127.0.0.1:$worker/readyz" 20
+  for ((i = 2; i <= ${BENCH_WORKERS:-1}; i++)); do
+    wait_http "http://127.0.0.1:$((gw + 8 + i))/readyz" 20
+  done
   wait_http "http://127.0.0.1:$gw/healthz" 20
 }
