@@ -16,6 +16,7 @@
 //!   every service shares (where it listens, its stores and pool sizes).
 //! - [`cors`]: browser origins (`CORS_ORIGINS`), preflights and CORS response headers.
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
+//! - [`pubsub`]: Redis subscriptions, pinged so that one that hangs counts as lost.
 //! - [`metrics`]: Prometheus counters and histograms for `/metrics`.
 //! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod pools;
+pub mod pubsub;
 pub mod ratelimit;
 pub mod recovery;
 pub mod request_id;

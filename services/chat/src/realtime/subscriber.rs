@@ -1,13 +1,15 @@
 //! The instance's Redis subscription: the worker's commit notices (which release waiting
 //! sends and announce messages) and the events channel (which any service publishes to).
-//! One connection, reconnected on failure. While it is down, sends answer 202 (still durably
-//! queued) and realtime events are missed; clients read them back over HTTP.
+//! One connection, pinged (`platform_core::pubsub`), reconnected on failure. While it is down,
+//! sends answer 202 (still durably queued), realtime events are missed (clients read them back
+//! over HTTP) and no history page is served from memory.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use platform_core::events::Envelope;
+use platform_core::pubsub;
 use platform_core::recovery::Offset;
 use platform_core::stream::Notice;
 use serde_json::Value;
@@ -33,13 +35,13 @@ pub(crate) async fn run(
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     while !shutdown.is_cancelled() {
-        match subscribe(
+        match pubsub::subscribe(
             &state.config.stores.redis_url,
             &[&keys.notices, &keys.events, &revocations],
         )
         .await
         {
-            Ok(mut pubsub) => {
+            Ok((sink, mut messages)) => {
                 backoff = Duration::from_millis(100);
                 let _ = ready.send(true);
                 // Anything missed while disconnected: presence is re-read in full, member
@@ -52,10 +54,18 @@ pub(crate) async fn run(
                     state.members.clear();
                     rt.recheck_sessions(&state).await;
                 }
-                let mut messages = pubsub.on_message();
+                // One that hangs without closing would look alive while nothing is heard,
+                // and pages would be served stale: it is pinged, and counted lost when a
+                // ping goes unanswered.
+                let probe = pubsub::until_unanswered(sink);
+                let mut probe = std::pin::pin!(probe);
                 loop {
                     let msg = tokio::select! {
                         m = messages.next() => m,
+                        () = &mut probe => {
+                            tracing::warn!("the Redis subscription did not answer a ping");
+                            None
+                        }
                         () = shutdown.cancelled() => return,
                     };
                     let Some(msg) = msg else { break };
@@ -91,13 +101,6 @@ pub(crate) async fn run(
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
-}
-
-async fn subscribe(url: &str, channels: &[&str]) -> redis::RedisResult<redis::aio::PubSub> {
-    let client = redis::Client::open(url)?;
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channels).await?;
-    Ok(pubsub)
 }
 
 /// `first` is the offset of the notice's first message when it was recorded; the others

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use platform_core::pubsub;
 use platform_core::sessions::{self, Live, SessionUser, Sessions};
 use platform_core::sync;
 use tokio_util::sync::CancellationToken;
@@ -147,10 +148,6 @@ impl Cache {
     }
 }
 
-/// How often the revocations subscription is pinged, and how long its answer may take.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Keeps the revocations subscription up until `shutdown`, the cache live while it is.
 pub(crate) async fn subscribe(
     cache: std::sync::Arc<Cache>,
@@ -164,33 +161,23 @@ pub(crate) async fn subscribe(
     let channel = sessions.revocations();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        let connected = async {
-            let client = redis::Client::open(redis_url.as_str())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            redis::RedisResult::Ok(pubsub)
-        };
-        match connected.await {
-            Ok(pubsub) => {
+        match pubsub::subscribe(&redis_url, &[&channel]).await {
+            Ok((sink, mut messages)) => {
                 backoff = Duration::from_millis(100);
                 cache.set_live(true);
-                let (mut sink, mut messages) = pubsub.split();
                 // A connection that hangs without closing would deliver nothing and look
                 // alive: it is pinged, and one that does not answer counts as lost.
-                let mut probe = tokio::time::interval(PROBE_EVERY);
-                probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let probe = pubsub::until_unanswered(sink);
+                let mut probe = std::pin::pin!(probe);
                 loop {
                     tokio::select! {
                         m = messages.next() => {
                             let Some(msg) = m else { break };
                             cache.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or("?"));
                         }
-                        _ = probe.tick() => {
-                            let pong = tokio::time::timeout(PROBE_TIMEOUT, sink.ping::<redis::Value>()).await;
-                            if !matches!(pong, Ok(Ok(_))) {
-                                tracing::warn!("the session revocations subscription did not answer a ping");
-                                break;
-                            }
+                        () = &mut probe => {
+                            tracing::warn!("the session revocations subscription did not answer a ping");
+                            break;
                         }
                         () = shutdown.cancelled() => break,
                     }
