@@ -927,3 +927,19 @@ pub async fn end_session_unannounced(s: &Stack) {
         .await
         .unwrap();
 }
+
+/// Makes the stack's Redis hold every command for `ms` milliseconds (`CLIENT PAUSE ... ALL`),
+/// as a connection that hangs without closing would look to its clients, then waits until
+/// the pause is over and half a second more. Disturbs every test sharing that Redis: call it
+/// from a test file of its own.
+pub async fn hang_redis(s: &Stack, ms: u64) {
+    let mut redis = s.redis().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(ms + 500)).await;
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Stack, User};
+use e2e::{hang_redis, Stack, User};
 
 /// The bodies of the newest page of `conversation` as `user` reads it through the gateway.
 async fn bodies(s: &Stack, conversation: &str, user: &User) -> Vec<String> {
@@ -48,15 +48,7 @@ async fn a_subscription_that_stops_answering_drops_the_pages_in_memory() {
     );
 
     // Redis holds every command for 3.5 s, chat's pings included (they may take 2 s).
-    let mut redis = s.redis().await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(3500)
-        .arg("ALL")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(4000)).await;
+    hang_redis(&s, 3500).await;
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let now = bodies(&s, &c, &alice).await;

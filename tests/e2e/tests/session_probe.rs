@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::{end_session_unannounced, me, refused_from_now_on, Stack};
+use e2e::{end_session_unannounced, hang_redis, me, refused_from_now_on, Stack};
 
 /// A subscription that hangs without closing (here: Redis stops answering for longer than
 /// the gateway's ping may take) counts as lost, so the memory is emptied and a revocation
@@ -20,18 +20,10 @@ async fn a_subscription_that_stops_answering_counts_as_lost() {
 
     // The session goes from Redis with no message: the cached copy is still served.
     end_session_unannounced(&s).await;
-    let mut redis = s.redis().await;
     assert_eq!(me(&s, &base, &token).await, 200, "served from memory");
 
     // Redis holds every command for 3.5 s, the gateway's pings included (they may take 2 s).
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(3500)
-        .arg("ALL")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(4000)).await;
+    hang_redis(&s, 3500).await;
     refused_from_now_on(
         &s,
         &base,
