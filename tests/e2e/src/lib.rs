@@ -943,3 +943,30 @@ pub async fn hang_redis(s: &Stack, ms: u64) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(ms + 500)).await;
 }
+
+/// The message bodies of a history page answered 200 (panics on any other answer).
+pub fn page_bodies(r: &Reply) -> Vec<String> {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+        .as_array()
+        .expect("a page")
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Whether `url` answers 200 within `tries` requests made with `client` (a connection slot
+/// freed a moment ago is found by one of them).
+pub async fn answers_within(client: &reqwest::Client, url: &str, tries: usize) -> bool {
+    for _ in 0..tries {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return true;
+        }
+    }
+    false
+}

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::Stack;
+use e2e::{answers_within, Stack};
 use serde_json::json;
 
 /// An upstream that accepts connections and never answers; returns its URL.
@@ -205,18 +205,7 @@ async fn websocket_connections_count_against_the_connection_cap() {
         Err(e) => assert!(e.is_timeout(), "expected a wait at the cap, got: {e}"),
     }
     drop(first);
-    let mut served = false;
-    for _ in 0..20 {
-        if fresh
-            .get(format!("{}/healthz", chat.url()))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            served = true;
-            break;
-        }
-    }
+    let served = answers_within(&fresh, &format!("{}/healthz", chat.url()), 20).await;
     assert!(
         served,
         "closing a websocket did not free its connection slot"

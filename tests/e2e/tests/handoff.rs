@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::{Auth, Stack};
+use e2e::{answers_within, Auth, Stack};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -216,18 +216,7 @@ async fn handed_off_websockets_count_against_chats_caps() {
         "served beyond the cap: {waited:?}"
     );
     open.pop();
-    let mut served = false;
-    for _ in 0..20 {
-        if fresh
-            .get(format!("{}/healthz", chat.url()))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            served = true;
-            break;
-        }
-    }
+    let served = answers_within(&fresh, &format!("{}/healthz", chat.url()), 20).await;
     assert!(served, "closing a handed-off socket did not free its slot");
 }
 

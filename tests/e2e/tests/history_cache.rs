@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use e2e::{Reply, Service, Stack, User};
+use e2e::{page_bodies, Reply, Service, Stack, User};
 use serde_json::{json, Value};
 
 /// Within a pub/sub delivery (generous for a loaded machine).
@@ -80,14 +80,7 @@ impl World {
     }
 
     async fn bodies(&self, on_b: bool) -> Vec<String> {
-        let r = self.page(on_b, &self.alice).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        r.body
-            .as_array()
-            .expect("a page")
-            .iter()
-            .map(|m| m["body"].as_str().unwrap_or("").to_string())
-            .collect()
+        page_bodies(&self.page(on_b, &self.alice).await)
     }
 
     /// Polls the page on A or B until `f` holds for it, within [`DELIVERY`].

@@ -4,19 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{hang_redis, Stack, User};
+use e2e::{hang_redis, page_bodies, Stack, User};
 
 /// The bodies of the newest page of `conversation` as `user` reads it through the gateway.
 async fn bodies(s: &Stack, conversation: &str, user: &User) -> Vec<String> {
     let path = format!("/conversations/{conversation}/messages");
-    let r = s.request("GET", &path, Some(&user.token), None).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body
-        .as_array()
-        .expect("a page")
-        .iter()
-        .map(|m| m["body"].as_str().unwrap_or("").to_string())
-        .collect()
+    page_bodies(&s.request("GET", &path, Some(&user.token), None).await)
 }
 
 /// A subscription that hangs without closing (here: Redis stops answering for longer than a
