@@ -65,6 +65,11 @@ pub const ALL: &[Migration] = &[
         name: "attachments",
         sql: include_str!("../migrations/0011_attachments.sql"),
     },
+    Migration {
+        version: 12,
+        name: "search index without a pending list",
+        sql: include_str!("../migrations/0012_search_no_pending_list.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

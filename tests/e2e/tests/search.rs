@@ -452,3 +452,50 @@ async fn the_migration_indexes_the_messages_already_there() {
     // Applied again (later migrations were applied all along).
     assert!(versions.contains(&10), "{versions:?}");
 }
+
+/// Migration 12 on a database whose search index still has its pending list, as one at
+/// version 11 does: a message waiting in the list is merged into the index (a second clean
+/// finds nothing left) and still found, and the index takes new rows directly from then on.
+#[tokio::test]
+async fn the_pending_list_is_merged_and_turned_off() {
+    let mut s = Stack::secure(&[], &[]).await;
+    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+    let g = s.group_of(&ann, &[&bob]).await;
+    let db = s.db().await;
+    // Back to version 11: new entries go to the pending list.
+    db.batch_execute(
+        "ALTER INDEX messages_search SET (fastupdate = on);
+         DELETE FROM schema_migrations WHERE version = 12;",
+    )
+    .await
+    .unwrap();
+    let old = s.send_as(&ann, &g, "Pending list entry").await;
+    let url = s.chat.take().unwrap().url();
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    s.start_chat_on(port).await;
+    let options: Vec<String> = db
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE relname = 'messages_search'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        options.contains(&"fastupdate=off".to_string()),
+        "{options:?}"
+    );
+    let left: i64 = db
+        .query_one(
+            "SELECT gin_clean_pending_list('messages_search'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the migration merged the pending list");
+    assert_eq!(ids(&search(&s, &bob, "pending", "").await), [old.clone()]);
+    let new = s.send_as(&ann, &g, "Pending no more").await;
+    let found = ids(&search(&s, &bob, "pending", "").await);
+    assert_eq!(found, [new, old]);
+}
