@@ -67,8 +67,8 @@ pub const ALL: &[Migration] = &[
     },
     Migration {
         version: 12,
-        name: "search index without a pending list",
-        sql: include_str!("../migrations/0012_search_no_pending_list.sql"),
+        name: "search pending list merged apart",
+        sql: include_str!("../migrations/0012_search_pending_list_merged_apart.sql"),
     },
 ];
 

@@ -37,6 +37,9 @@ pub struct Config {
     pub fault: Option<Fault>,
     /// How often pending entries are checked and the stream trimmed.
     pub maintenance_every: Duration,
+    /// How often the search index's pending list is merged into it (`search_merge.rs`);
+    /// zero leaves it to the inserts and autovacuum.
+    pub search_merge_every: Duration,
     /// Signs the attachment URLs of the messages it announces (the chat service's settings).
     pub urls: UrlSigner,
 }
@@ -58,8 +61,8 @@ impl Config {
         );
         Ok(Config {
             listen: Listen::from_env(env, "127.0.0.1", 3003)?,
-            // One transaction at a time, plus the admin endpoints; the stream reader has a
-            // connection of its own.
+            // One transaction at a time, the search index's merge and the admin endpoints;
+            // the stream reader has a connection of its own.
             stores: Stores::from_env(env, PoolSizes { pg: 4, redis: 2 })?,
             consumer: env.string("WORKER_CONSUMER", &default_consumer),
             batch_max: env.number("BATCH_MAX", 1000, 1, 100_000)?,
@@ -68,6 +71,7 @@ impl Config {
             claim_idle: env.millis("CLAIM_IDLE_MS", 15_000, 100, 3_600_000)?,
             max_deliveries: env.number("MAX_DELIVERIES", 5, 1, 1000)?,
             maintenance_every: env.millis("MAINTENANCE_MS", 2_000, 50, 600_000)?,
+            search_merge_every: env.millis("SEARCH_MERGE_MS", 1_000, 0, 600_000)?,
             notice_max_bytes: env.number("NOTICE_MAX_BYTES", 1 << 20, 4096, 16 << 20)?,
             dead_letter_max: env.number("DEAD_LETTER_MAX", 10_000, 100, 10_000_000)?,
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,

@@ -4,6 +4,7 @@
 //! - `consumer`: the read → store → acknowledge → announce loop, take-over of a dead worker's
 //!   entries, dead-lettering, trimming.
 //! - `batch`: one batch as one transaction, idempotent on message id.
+//! - `search_merge`: the search index's pending list, merged beside the inserts.
 //! - [`dead_letters`]: listing, replaying and dropping dead letters (`worker dead-letters`).
 //!
 //! A small HTTP server on `PORT` (default 3003, loopback) answers `/healthz`, `/readyz`
@@ -14,6 +15,7 @@ mod batch;
 pub mod config;
 mod consumer;
 pub mod dead_letters;
+mod search_merge;
 mod stats;
 
 use std::sync::Arc;
@@ -61,6 +63,11 @@ pub async fn run(
         ServeOptions::default(),
         http_stop.clone(),
     ));
+    let merging = tokio::spawn(search_merge::run(
+        pg.clone(),
+        config.search_merge_every,
+        shutdown.clone(),
+    ));
     tracing::info!(consumer = %config.consumer, batch_max = config.batch_max, "worker consuming");
     consumer::Consumer {
         keys,
@@ -72,6 +79,7 @@ pub async fn run(
     }
     .run()
     .await;
+    let _ = merging.await;
     http_stop.cancel();
     let _ = http.await;
     Ok(())

@@ -2,9 +2,11 @@
 //! `-word`, edits and deletes, access (non-members, members removed later, 403/404 with
 //! `conversationId`), paging with `before` while messages arrive, limits, the 400s, the token
 //! it needs in every mode, its own rate limit, the message shape of the results, and the
-//! migration on a database that already holds messages.
+//! migration on a database that already holds messages, and the worker merging the index's
+//! pending list.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use e2e::{Reply, Stack, User};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -453,49 +455,67 @@ async fn the_migration_indexes_the_messages_already_there() {
     assert!(versions.contains(&10), "{versions:?}");
 }
 
-/// Migration 12 on a database whose search index still has its pending list, as one at
-/// version 11 does: a message waiting in the list is merged into the index (a second clean
-/// finds nothing left) and still found, and the index takes new rows directly from then on.
-#[tokio::test]
-async fn the_pending_list_is_merged_and_turned_off() {
-    let mut s = Stack::secure(&[], &[]).await;
-    let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
-    let g = s.group_of(&ann, &[&bob]).await;
-    let db = s.db().await;
-    // Back to version 11: new entries go to the pending list.
-    db.batch_execute(
-        "ALTER INDEX messages_search SET (fastupdate = on);
-         DELETE FROM schema_migrations WHERE version = 12;",
+/// Messages waiting in the search index's pending list: `pgstatginindex` (pgstattuple).
+async fn pending_in_list(db: &tokio_postgres::Client) -> i64 {
+    db.batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .await
+        .unwrap();
+    db.query_one(
+        "SELECT pending_tuples FROM pgstatginindex('messages_search'::regclass)",
+        &[],
     )
     .await
-    .unwrap();
-    let old = s.send_as(&ann, &g, "Pending list entry").await;
-    let url = s.chat.take().unwrap().url();
-    let port = url.rsplit(':').next().unwrap().parse().unwrap();
-    s.start_chat_on(port).await;
-    let options: Vec<String> = db
-        .query_one(
-            "SELECT reloptions FROM pg_class WHERE relname = 'messages_search'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(
-        options.contains(&"fastupdate=off".to_string()),
-        "{options:?}"
-    );
-    let left: i64 = db
-        .query_one(
-            "SELECT gin_clean_pending_list('messages_search'::regclass)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0, "the migration merged the pending list");
-    assert_eq!(ids(&search(&s, &bob, "pending", "").await), [old.clone()]);
-    let new = s.send_as(&ann, &g, "Pending no more").await;
-    let found = ids(&search(&s, &bob, "pending", "").await);
-    assert_eq!(found, [new, old]);
+    .unwrap()
+    .get(0)
+}
+
+/// Migration 12 and the worker's merge: new rows go to the search index's pending list (no
+/// insert pays a descent per word), and the worker merges the list beside the inserts, so
+/// the list stays short without any insert merging it. With the worker's merge off the
+/// message stays in the list.
+#[tokio::test]
+async fn the_worker_merges_the_pending_list() {
+    for merge_ms in ["100", "0"] {
+        let mut s = Stack::empty().await;
+        s.auth = e2e::Auth::Token(format!("secret-{}", uuid::Uuid::now_v7().simple()));
+        s.worker_env
+            .push(("SEARCH_MERGE_MS".into(), merge_ms.into()));
+        s.start_chat().await;
+        s.start_worker().await;
+        s.start_call(&[]).await;
+        s.start_gateway(&[]).await;
+        let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
+        let g = s.group_of(&ann, &[&bob]).await;
+        let db = s.db().await;
+        let options: Vec<String> = db
+            .query_one(
+                "SELECT reloptions FROM pg_class WHERE relname = 'messages_search'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            options.contains(&"gin_pending_list_limit=4096".to_string())
+                && !options.iter().any(|o| o == "fastupdate=off"),
+            "{options:?}"
+        );
+        let sent = s.send_as(&ann, &g, "Pending list entry").await;
+        if merge_ms == "0" {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(pending_in_list(&db).await, 1, "left in the list");
+        } else {
+            let mut left = pending_in_list(&db).await;
+            for _ in 0..100 {
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                left = pending_in_list(&db).await;
+            }
+            assert_eq!(left, 0, "the worker merged the list");
+        }
+        // Found either way: a search reads the list too.
+        assert_eq!(ids(&search(&s, &bob, "pending", "").await), [sent]);
+    }
 }

@@ -1,0 +1,54 @@
+//! Merging the search index's pending list apart from the inserts (migration 12): every
+//! `SEARCH_MERGE_MS`, `gin_clean_pending_list` in a backend of its own. An insert that finds
+//! the list over its limit while a merge runs does not merge it itself, so no batch's commit
+//! waits for one. Several workers may all merge: the second waits for the first, then finds
+//! little left.
+
+use std::time::Duration;
+
+use platform_core::pools::PgPool;
+use platform_core::{Context, Failure};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// Runs until `shutdown`; does nothing when `every` is zero (the inserts and autovacuum merge).
+pub(crate) async fn run(pg: PgPool, every: Duration, shutdown: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Logged when merging starts failing and when it works again, not at every tick.
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match merge(&pg).await {
+            Ok(_) if failing => {
+                tracing::info!("merging the search index's pending list again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot merge the search index's pending list; inserts that find it full merge it meanwhile");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Pages merged out of the pending list.
+async fn merge(pg: &PgPool) -> Result<i64, Failure> {
+    let client = pg.get().await.context("PostgreSQL pool")?;
+    let row = client
+        .query_one(
+            "SELECT gin_clean_pending_list('messages_search'::regclass)",
+            &[],
+        )
+        .await
+        .context("gin_clean_pending_list")?;
+    Ok(row.get(0))
+}
