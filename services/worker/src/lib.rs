@@ -66,6 +66,7 @@ pub async fn run(
     let merging = tokio::spawn(search_merge::run(
         pg.clone(),
         config.search_merge_every,
+        stats.search_merged.clone(),
         shutdown.clone(),
     ));
     tracing::info!(consumer = %config.consumer, batch_max = config.batch_max, "worker consuming");

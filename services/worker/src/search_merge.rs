@@ -2,8 +2,12 @@
 //! `SEARCH_MERGE_MS`, `gin_clean_pending_list` in a backend of its own. An insert that finds
 //! the list over its limit while a merge runs does not merge it itself, so no batch's commit
 //! waits for one. Several workers may all merge: the second waits for the first, then finds
-//! little left.
+//! little left. Like VACUUM, merging needs the index's owner (the role that ran the
+//! migrations); under another role it fails, says so once, and the inserts merge the list
+//! themselves when it fills, as before migration 12.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use platform_core::pools::PgPool;
@@ -12,7 +16,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `shutdown`; does nothing when `every` is zero (the inserts and autovacuum merge).
-pub(crate) async fn run(pg: PgPool, every: Duration, shutdown: CancellationToken) {
+/// `merged` counts the pages merged.
+pub(crate) async fn run(
+    pg: PgPool,
+    every: Duration,
+    merged: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
     if every.is_zero() {
         return;
     }
@@ -26,11 +36,13 @@ pub(crate) async fn run(pg: PgPool, every: Duration, shutdown: CancellationToken
             () = shutdown.cancelled() => return,
         }
         match merge(&pg).await {
-            Ok(_) if failing => {
-                tracing::info!("merging the search index's pending list again");
-                failing = false;
+            Ok(pages) => {
+                merged.fetch_add(pages.max(0) as u64, Ordering::Relaxed);
+                if failing {
+                    tracing::info!("merging the search index's pending list again");
+                    failing = false;
+                }
             }
-            Ok(_) => {}
             Err(e) if !failing => {
                 tracing::warn!(error = %e, "cannot merge the search index's pending list; inserts that find it full merge it meanwhile");
                 failing = true;

@@ -11,6 +11,8 @@ pub(crate) struct Stats {
     pub batches: Arc<AtomicU64>,
     pub stored: Arc<AtomicU64>,
     pub dead_letters: Arc<AtomicU64>,
+    /// Pages merged out of the search index's pending list (`search_merge`).
+    pub search_merged: Arc<AtomicU64>,
     pub commit: Arc<Histogram>,
     pub batch_size: Arc<Histogram>,
     /// Entries in the stream, entries delivered but unacknowledged, age of the oldest of those.
@@ -47,6 +49,10 @@ impl Stats {
             dead_letters: metrics.counter(
                 "worker_dead_letters_total",
                 "Entries moved to the dead-letter stream.",
+            ),
+            search_merged: metrics.counter(
+                "worker_search_pages_merged_total",
+                "Pages merged from the search index's pending list into the index.",
             ),
             commit: metrics.histogram(
                 "worker_batch_seconds",

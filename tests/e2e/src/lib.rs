@@ -471,6 +471,27 @@ impl Stack {
         self.gateway.as_ref().expect("gateway running").url()
     }
 
+    /// One value from a service's `/metrics` at `url`: the first line `name{labels} value` or
+    /// `name value`.
+    pub async fn metric(&self, url: &str, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {url}"))
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
             .await

@@ -351,7 +351,7 @@ async fn concurrent_sends_share_commits_and_a_lone_send_does_not_wait() {
     // The worker's own count of committed batches: exact, unlike pg_stat_database, which
     // PostgreSQL publishes at most once a second.
     let worker = s.workers[0].metrics_url();
-    let batches = || metric(&s, &worker, "worker_batches_total");
+    let batches = || s.metric(&worker, "worker_batches_total");
     let before = batches().await;
     let replies = join_all((0..200).map(|i| {
         s.post(
@@ -465,17 +465,4 @@ async fn assert_each_body_once(s: &Stack, sent: usize) {
     let doubled: Vec<_> = bodies.iter().filter(|(_, n)| **n != 1).collect();
     assert!(doubled.is_empty(), "stored more than once: {doubled:?}");
     assert_eq!(bodies.len(), sent, "stored bodies differ from those sent");
-}
-
-/// A counter from a service's metrics (`url`: its metrics port's `/metrics`).
-async fn metric(s: &Stack, url: &str, name: &str) -> f64 {
-    let text = s.http.get(url).send().await.unwrap().text().await.unwrap();
-    // `name{labels} value` or `name value`.
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {url}"))
 }

@@ -514,6 +514,9 @@ async fn the_worker_merges_the_pending_list() {
                 left = pending_in_list(&db).await;
             }
             assert_eq!(left, 0, "the worker merged the list");
+            let url = s.workers[0].metrics_url();
+            let merged = s.metric(&url, "worker_search_pages_merged_total").await;
+            assert!(merged >= 1.0, "pages merged: {merged}");
         }
         // Found either way: a search reads the list too.
         assert_eq!(ids(&search(&s, &bob, "pending", "").await), [sent]);
