@@ -3,9 +3,9 @@
 -- With the 512 kB list of migration 10, the insert that found the list over its limit merged
 -- all of it into the index before its statement returned: under load one batch's commit every
 -- few hundred milliseconds waited 10 to 30 ms, and every send waiting on that batch with it
--- (the send benchmark's p99 21 to 22 ms). Taking new rows directly (`fastupdate = off`) ends
+-- (the send benchmark's p99 21 to 26 ms). Taking new rows directly (`fastupdate = off`) ends
 -- the stalls but costs every row a descent per word: a third of PostgreSQL's insert rate and
--- an eighth of the stack's sends (docs/perf/2026-12-send-path.md, "second sitting").
+-- a seventh of the stack's sends (docs/perf/2026-12-send-path.md, "second sitting").
 --
 -- So the list stays, and each worker merges it every `SEARCH_MERGE_MS` (1 s) with
 -- `gin_clean_pending_list`, in a backend of its own: an insert that finds the list over its
