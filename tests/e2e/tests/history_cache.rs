@@ -109,20 +109,9 @@ impl World {
         } else {
             self.s.chat.as_ref().unwrap()
         };
-        let text = self
-            .s
-            .http
-            .get(svc.metrics_url())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("chat_history_cache_hits_total{service=\"chat\"} "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("chat_history_cache_hits_total")
+        self.s
+            .metric(&svc.metrics_url(), "chat_history_cache_hits_total")
+            .await as u64
     }
 
     /// Reads the page on both instances twice: the second read is from memory.
