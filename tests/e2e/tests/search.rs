@@ -455,11 +455,9 @@ async fn the_migration_indexes_the_messages_already_there() {
     assert!(versions.contains(&10), "{versions:?}");
 }
 
-/// Messages waiting in the search index's pending list: `pgstatginindex` (pgstattuple).
+/// Messages waiting in the search index's pending list: `pgstatginindex` (pgstattuple, which
+/// the caller created).
 async fn pending_in_list(db: &tokio_postgres::Client) -> i64 {
-    db.batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
-        .await
-        .unwrap();
     db.query_one(
         "SELECT pending_tuples FROM pgstatginindex('messages_search'::regclass)",
         &[],
@@ -487,6 +485,9 @@ async fn the_worker_merges_the_pending_list() {
         let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
         let g = s.group_of(&ann, &[&bob]).await;
         let db = s.db().await;
+        db.batch_execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+            .await
+            .unwrap();
         let options: Vec<String> = db
             .query_one(
                 "SELECT reloptions FROM pg_class WHERE relname = 'messages_search'",
