@@ -86,7 +86,7 @@ pub async fn dispatch<S: Service>(svc: &S, req: Request) -> Response {
 pub fn found<'r, 'p, T>(m: Match<'r, 'p, T>, path: &str) -> Result<(&'r T, Params<'p>), ApiError> {
     match m {
         Match::Found(route, params) => Ok((route, params)),
-        Match::MethodNotAllowed => Err(ApiError::method_not_allowed()),
+        Match::MethodNotAllowed(allowed) => Err(ApiError::method_not_allowed(allowed)),
         Match::NotFound => Err(ApiError::route_not_found(path)),
     }
 }

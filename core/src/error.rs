@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// The methods the path takes, for a 405's `Allow`.
+    pub allow: Option<crate::router::Allowed>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -53,8 +56,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    /// 405, with the `Allow` header RFC 9110 requires: the methods the path does take.
+    pub fn method_not_allowed(allowed: crate::router::Allowed) -> Self {
+        let mut e = Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        e.allow = Some(allowed);
+        e
     }
 
     pub fn route_not_found(path: &str) -> Self {
@@ -90,6 +96,11 @@ impl ApiError {
         );
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(allowed) = self.allow {
+            if let Ok(v) = HeaderValue::from_str(&allowed.header_value()) {
+                h.insert(header::ALLOW, v);
+            }
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

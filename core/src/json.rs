@@ -106,6 +106,24 @@ mod tests {
         assert!(s.client_message_id.is_none());
     }
 
+    /// Any number JSON allows is accepted in a field the server ignores: integers past 64
+    /// bits, tiny and huge exponents (schemathesis sends them as extra properties).
+    #[test]
+    fn numbers_of_any_size_are_json() {
+        for extra in [
+            "6423620141754799084463061324630327296",
+            "-6423620141754799084463061324630327296",
+            "-3.3982624937980414e-239",
+            "6.014548937033681e+16",
+            "1e308",
+            "[[false, 102, -5.632092396342768e+16]]",
+        ] {
+            let mut b = format!(r#"{{"x":{extra},"senderId":"u","body":"b"}}"#).into_bytes();
+            let s: Result<Send, _> = parse(&mut b);
+            assert!(s.is_ok(), "{extra}: {:?}", s.err());
+        }
+    }
+
     #[test]
     fn malformed_and_wrong_types_are_400() {
         for raw in [

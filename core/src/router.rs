@@ -1,7 +1,8 @@
 //! Method + path-segment routing. Routes are literal segments, `:param` captures and a final
 //! `*` that takes whatever follows (nothing included); a match borrows its parameters from the
 //! request path, so routing allocates nothing per request. Routes are tried in the order they
-//! were added. An unknown path is 404; a known path with the wrong method is 405.
+//! were added. An unknown path is 404; a known path with the wrong method is 405, with the
+//! methods the path does take ([`Allowed`], the `Allow` header RFC 9110 requires).
 
 use http::Method;
 
@@ -58,8 +59,55 @@ impl<'a> Params<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Match<'r, 'p, T> {
     Found(&'r T, Params<'p>),
-    MethodNotAllowed,
+    MethodNotAllowed(Allowed),
     NotFound,
+}
+
+/// The methods routes may name, in the order an `Allow` header lists them.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The methods a path takes: a set over [`METHODS`], `Copy` so a 405 costs no allocation
+/// until its header is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowed(u8);
+
+impl Allowed {
+    /// A set of `methods` (names outside [`METHODS`] are left out); GET brings HEAD, which
+    /// the router answers as GET.
+    pub fn of(methods: &[Method]) -> Self {
+        let mut set = Allowed::default();
+        for m in methods {
+            set.add(m);
+        }
+        set
+    }
+
+    fn add(&mut self, method: &Method) {
+        if let Some(i) = METHODS.iter().position(|n| *n == method.as_str()) {
+            self.0 |= 1 << i;
+        }
+        if *method == Method::GET {
+            self.0 |= 1 << 1;
+        }
+    }
+
+    pub fn contains(&self, method: &Method) -> bool {
+        METHODS
+            .iter()
+            .position(|n| *n == method.as_str())
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// The `Allow` header's value, e.g. `GET, HEAD, POST`.
+    pub fn header_value(&self) -> String {
+        let names: Vec<&str> = METHODS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        names.join(", ")
+    }
 }
 
 impl<T> Default for Router<T> {
@@ -115,21 +163,26 @@ impl<T> Router<T> {
 
     pub fn at<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Match<'r, 'p, T> {
         let mut path_matched = false;
+        let mut allowed = Allowed::default();
         for route in &self.routes {
             let Some(params) = match_segments(&route.segments, path) else {
                 continue;
             };
-            let allowed = match &route.method {
+            let matches = match &route.method {
                 None => true,
                 Some(m) => m == method || (*method == Method::HEAD && *m == Method::GET),
             };
-            if allowed {
+            if matches {
                 return Match::Found(&route.target, params);
             }
             path_matched = true;
+            if let Some(m) = &route.method {
+                allowed.add(m);
+            }
         }
+        // Every route is tried before a 405 is answered, so the set is complete.
         if path_matched {
-            Match::MethodNotAllowed
+            Match::MethodNotAllowed(allowed)
         } else {
             Match::NotFound
         }
@@ -259,12 +312,29 @@ mod tests {
         );
         assert_eq!(
             r.at(&Method::PUT, "/conversations"),
-            Match::MethodNotAllowed
+            Match::MethodNotAllowed(Allowed::of(&[Method::POST]))
         );
         assert_eq!(
             r.at(&Method::GET, "/conversations"),
-            Match::MethodNotAllowed
+            Match::MethodNotAllowed(Allowed::of(&[Method::POST]))
         );
+    }
+
+    #[test]
+    fn a_405_names_every_method_the_path_takes() {
+        let r = router();
+        let Match::MethodNotAllowed(allowed) = r.at(&Method::PUT, "/conversations/a/messages/b")
+        else {
+            panic!("not a 405");
+        };
+        assert_eq!(allowed.header_value(), "PATCH, DELETE");
+        let Match::MethodNotAllowed(allowed) = r.at(&Method::DELETE, "/conversations/a/messages")
+        else {
+            panic!("not a 405");
+        };
+        // GET brings HEAD, which the router answers as GET.
+        assert_eq!(allowed.header_value(), "GET, HEAD, POST");
+        assert!(allowed.contains(&Method::HEAD) && !allowed.contains(&Method::DELETE));
     }
 
     #[test]
@@ -331,7 +401,10 @@ mod tests {
             r.at(&Method::POST, "/conversations//messages"),
             Match::Found(F::Chat, _)
         ));
-        assert_eq!(r.at(&Method::PUT, "/healthz"), Match::MethodNotAllowed);
+        assert_eq!(
+            r.at(&Method::PUT, "/healthz"),
+            Match::MethodNotAllowed(Allowed::of(&[Method::GET]))
+        );
     }
 
     #[test]

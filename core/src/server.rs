@@ -493,7 +493,10 @@ impl Handler for MetricsPort {
         use crate::ApiError;
         match (req.method(), req.uri().path()) {
             (&http::Method::GET, "/metrics") => crate::metrics::respond_process(),
-            (_, "/metrics") => ApiError::method_not_allowed().into_response(),
+            (_, "/metrics") => {
+                let get = crate::router::Allowed::of(&[http::Method::GET]);
+                ApiError::method_not_allowed(get).into_response()
+            }
             (_, path) => ApiError::route_not_found(path).into_response(),
         }
     }

@@ -74,6 +74,16 @@ pub fn display_name(field: &str, v: &str) -> Result<(), ApiError> {
     text_len(field, v, 1, DISPLAY_NAME_MAX)
 }
 
+/// A user id taken from the path, percent-decoded first: browsers encode `@` and `:` there
+/// (`encodeURIComponent`), and the id is the decoded text. No copy when nothing is encoded.
+pub fn path_user_id<'a>(field: &str, v: &'a str) -> Result<std::borrow::Cow<'a, str>, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request(format!("{field} must be UTF-8, percent-encoded")))?;
+    user_id(field, &decoded)?;
+    Ok(decoded)
+}
+
 /// A UUID taken from the path: malformed is 400, as the contract says.
 pub fn path_uuid(what: &str, v: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(v).map_err(|_| ApiError::bad_request(format!("{what} must be a UUID")))
@@ -90,6 +100,15 @@ mod tests {
         }
         for bad in ["", " ", "user 1", "é", "a/b", &"a".repeat(129)] {
             assert!(user_id("userId", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_user_ids_are_percent_decoded() {
+        assert_eq!(path_user_id("userId", "a%40b%3Ac").unwrap(), "a@b:c");
+        assert_eq!(path_user_id("userId", "plain").unwrap(), "plain");
+        for bad in ["a%2Fb", "%FF", "a%20b", ""] {
+            assert!(path_user_id("userId", bad).is_err(), "{bad}");
         }
     }
 

@@ -14,11 +14,14 @@ pub(crate) fn no_content() -> Response {
     res
 }
 
-/// The signed-in caller of a block or unblock, once `user_id` is checked too.
-fn blocker<'a>(caller: Option<&'a str>, user_id: &str) -> Result<&'a str, ApiError> {
+/// The signed-in caller of a block or unblock, and the user named in the path (decoded and
+/// checked).
+fn blocker<'a, 'p>(
+    caller: Option<&'a str>,
+    user_id: &'p str,
+) -> Result<(&'a str, std::borrow::Cow<'p, str>), ApiError> {
     let me = caller.ok_or_else(|| ApiError::unauthorized("sign in to block or unblock someone"))?;
-    validate::user_id("userId", user_id)?;
-    Ok(me)
+    Ok((me, validate::path_user_id("userId", user_id)?))
 }
 
 /// Blocks `user_id` for the caller (idempotent): 204.
@@ -27,7 +30,8 @@ pub(crate) async fn block(
     caller: Option<&str>,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = blocker(caller, user_id)?;
+    let (me, user_id) = blocker(caller, user_id)?;
+    let user_id = &*user_id;
     if me == user_id {
         return Err(ApiError::bad_request("you cannot block yourself"));
     }
@@ -55,7 +59,8 @@ pub(crate) async fn unblock(
     caller: Option<&str>,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = blocker(caller, user_id)?;
+    let (me, user_id) = blocker(caller, user_id)?;
+    let user_id = &*user_id;
     let client = state.pg.get().await?;
     let stmt = client
         .prepare_cached("DELETE FROM user_blocks WHERE blocker = $1 AND blocked = $2")

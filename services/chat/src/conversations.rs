@@ -407,6 +407,10 @@ pub(crate) struct ListCursor {
     id: Uuid,
 }
 
+/// A cursor's activity at most this far from 1970 either way (17 digits, about 3,170
+/// years): well inside PostgreSQL's timestamps (4713 BC to 294276 AD).
+const ACTIVITY_US_MAX: u64 = 99_999_999_999_999_999;
+
 impl ListCursor {
     /// Opaque to clients: `<snapshot>.<activity>.<id>`, URL-safe as it is.
     fn encode(&self) -> String {
@@ -423,8 +427,9 @@ impl ListCursor {
         let snapshot: i64 = parts.next()?.parse().ok()?;
         let activity_us: i64 = parts.next()?.parse().ok()?;
         let id = parts.next()?;
-        // Only the form `encode` writes: 32 hex digits.
-        if id.len() != 32 || snapshot < 0 {
+        // Only the form `encode` writes: 32 hex digits, and an activity PostgreSQL can hold
+        // (a timestamp out of its range would fail the query, not the cursor).
+        if id.len() != 32 || snapshot < 0 || activity_us.unsigned_abs() > ACTIVITY_US_MAX {
             return None;
         }
         Some(ListCursor {
@@ -481,7 +486,7 @@ pub(crate) async fn for_user(
     user_id: &str,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    validate::user_id("userId", user_id)?;
+    let user_id = &*validate::path_user_id("userId", user_id)?;
     must_be(caller, user_id, "userId")?;
     let (limit, cursor) = list_query(query)?;
     let client = state.pg.get().await?;
@@ -629,6 +634,9 @@ mod tests {
             "1.2.nothex".into(),
             format!("1.2.{id}0"),
             format!("1.2.{}", Uuid::now_v7()),
+            // Before 1200 BC: PostgreSQL would refuse the query (a 500 once).
+            format!("2219.-394229307509358262.{id}"),
+            format!("1.100000000000000000.{id}"),
         ] {
             assert_eq!(ListCursor::decode(&bad), None, "{bad}");
         }

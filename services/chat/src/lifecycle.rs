@@ -324,7 +324,7 @@ pub(crate) async fn set_role(
 ) -> Result<Response, ApiError> {
     let me = signed_in(caller)?;
     let id = validate::path_uuid("conversationId", id)?;
-    validate::user_id("userId", user_id)?;
+    let user_id = &*validate::path_user_id("userId", user_id)?;
     let body: SetRole = json::read_body(headers, body, state.config.body_limit).await?;
     let to = match Role::parse(&body.role) {
         Some(r @ (Role::Admin | Role::Member)) => r,
@@ -361,7 +361,7 @@ pub(crate) async fn remove(
 ) -> Result<Response, ApiError> {
     let me = signed_in(caller)?;
     let id = validate::path_uuid("conversationId", id)?;
-    validate::user_id("userId", user_id)?;
+    let user_id = &*validate::path_user_id("userId", user_id)?;
     let mut client = state.pg.get().await?;
     let tx = tokio_postgres::Client::transaction(&mut client).await?;
     let locked = lock(&tx, id).await?;

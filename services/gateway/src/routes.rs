@@ -91,8 +91,10 @@ pub(crate) fn table() -> Router<Route> {
         .any("/users/*", r(Label::Chat, Forward(Chat, Admit::Session)))
         .route(M::GET, "/search/messages", chat(Write::Search))
         .route(M::POST, "/attachments", r(Label::Attachments, Forward(Files, Admit::Write(Write::Upload))))
-        .route(M::GET, "/attachments/*", r(Label::Attachments, Forward(Files, Admit::Open)))
-        .route(M::HEAD, "/attachments/*", r(Label::Attachments, Forward(Files, Admit::Open)))
+        // A file and its thumbnail; not the bare prefix, which takes only uploads (its 405
+        // names POST alone).
+        .route(M::GET, "/attachments/:id", r(Label::Attachments, Forward(Files, Admit::Open)))
+        .route(M::GET, "/attachments/:id/thumbnail", r(Label::Attachments, Forward(Files, Admit::Open)))
         .route(M::POST, "/calls", call(Write::Call))
         .route(M::PATCH, "/calls/:callId/status", call(Write::Call))
         .route(M::POST, "/calls/:callId/signals/:kind", call(Write::Signal))
@@ -103,7 +105,7 @@ pub(crate) fn table() -> Router<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform_core::router::Match;
+    use platform_core::router::{Allowed, Match};
 
     fn target(method: Method, path: &str) -> Option<Target> {
         match table().at(&method, path) {
@@ -216,13 +218,18 @@ mod tests {
         assert_eq!(target(Method::GET, "/attachments/abc"), open);
         assert_eq!(target(Method::HEAD, "/attachments/abc"), open);
         assert_eq!(target(Method::GET, "/attachments/abc/thumbnail"), open);
+        assert_eq!(target(Method::GET, "/attachments/abc/other"), None);
+        assert_eq!(
+            table().at(&Method::GET, "/attachments"),
+            Match::MethodNotAllowed(Allowed::of(&[Method::POST]))
+        );
         assert_eq!(
             table().at(&Method::DELETE, "/attachments/abc"),
-            Match::MethodNotAllowed
+            Match::MethodNotAllowed(Allowed::of(&[Method::GET]))
         );
         assert_eq!(
             table().at(&Method::PUT, "/attachments"),
-            Match::MethodNotAllowed
+            Match::MethodNotAllowed(Allowed::of(&[Method::POST]))
         );
         assert!(Write::Upload.signed_in_only());
     }
@@ -267,11 +274,10 @@ mod tests {
                 _
             )
         ));
-        assert_eq!(t.at(&Method::GET, "/auth/login"), Match::MethodNotAllowed);
-        assert_eq!(t.at(&Method::POST, "/healthz"), Match::MethodNotAllowed);
-        assert_eq!(
-            t.at(&Method::DELETE, "/openapi.json"),
-            Match::MethodNotAllowed
-        );
+        let post = Match::MethodNotAllowed(Allowed::of(&[Method::POST]));
+        let get = Match::MethodNotAllowed(Allowed::of(&[Method::GET]));
+        assert_eq!(t.at(&Method::GET, "/auth/login"), post);
+        assert_eq!(t.at(&Method::POST, "/healthz"), get);
+        assert_eq!(t.at(&Method::DELETE, "/openapi.json"), get);
     }
 }

@@ -167,7 +167,12 @@ impl App {
                 };
                 return (*route, Ok(res));
             }
-            Match::MethodNotAllowed => return (Route::Page, Ok(method_not_allowed())),
+            Match::MethodNotAllowed(allowed) => {
+                return (
+                    Route::Page,
+                    Ok(ApiError::method_not_allowed(allowed).into_response()),
+                )
+            }
             Match::NotFound => {}
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -257,10 +262,7 @@ impl App {
 }
 
 fn method_not_allowed() -> Response {
-    let mut res = ApiError::method_not_allowed().into_response();
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    res
+    ApiError::method_not_allowed(platform_core::router::Allowed::of(&[Method::GET])).into_response()
 }
 
 struct File {
