@@ -4,7 +4,8 @@
 # E2E_REDIS_URL point at running servers; stopped again on exit) and an S3 server (s3s-fs,
 # E2E_S3_*), and the Socket.IO interop
 # tests with the official JavaScript client (installed from npm here), and schemathesis
-# against the gateway's OpenAPI document (installed from PyPI into target/), the goose crate's
+# against the gateway's OpenAPI document (installed from PyPI into target/), cargo-deny's
+# licence and ban checks (deny.toml; cargo-deny built into target/tools), the goose crate's
 # unit tests, the run command (scripts/test-run-stack.sh), then a bounded cargo-fuzz run of
 # every fuzz target.
 set -euo pipefail
@@ -54,6 +55,19 @@ export SCHEMATHESIS_BIN="$venv/bin/st"
 
 step "lints"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "dependency licences and bans (cargo-deny, deny.toml)"
+# Built from crates.io into target/ once (no prebuilt binary is reachable here). Only
+# `licenses bans`: the advisory database is fetched from GitHub, which these machines cannot
+# reach.
+deny="$PWD/target/tools/bin/cargo-deny"
+if [ ! -x "$deny" ]; then
+  cargo install --quiet --locked --root "$PWD/target/tools" cargo-deny --version 0.20.2
+fi
+deny_log="$(mktemp)"; on_exit rm -f "$deny_log"
+# Duplicate versions are warnings (deny.toml): the log is shown whole only on failure.
+"$deny" --color never check licenses bans >"$deny_log" 2>&1 || { cat "$deny_log"; fail "cargo-deny"; }
+tail -n 1 "$deny_log"
 
 step "unit and end-to-end tests"
 cargo test --workspace

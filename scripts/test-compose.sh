@@ -12,7 +12,10 @@
 # 4. the smoke test (tests/compose/smoke.test.mjs, official socket.io-client) against the
 #    gateway of a stack started here from the debug binaries, and the images' health probe
 #    (docker/healthcheck) against each service. PostgreSQL and Redis: E2E_DATABASE_URL /
-#    E2E_REDIS_URL, as the test command sets them (started here if nothing answers).
+#    E2E_REDIS_URL, as the test command sets them (started here if nothing answers);
+# 5. the sample reverse proxy, deploy/nginx/chat.conf, run by Debian's nginx (apt-get) in
+#    front of that stack with a certificate made here, and the smoke test again through it
+#    over HTTPS: TLS, WebSocket upgrade and long-polling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -145,3 +148,44 @@ echo "ok - docker/healthcheck fails on a 404 and on a closed port"
 step "smoke test through the gateway"
 (cd tests/compose && npm ci --no-audit --no-fund --silent)
 (cd tests/compose && GATEWAY_URL="http://127.0.0.1:${port[gateway]}" WEB_URL="$web_url" node --test smoke.test.mjs) || { show_logs; fail "smoke test"; }
+
+step "the sample reverse proxy (deploy/nginx/chat.conf): TLS, WebSocket and long-polling"
+# Debian's nginx runs the sample as it is, only its ports and certificate paths replaced, in
+# front of the same stack; the smoke test then goes through it over HTTPS (a certificate made
+# here, trusted by Node through NODE_EXTRA_CA_CERTS).
+deps_install nginx nginx || fail "nginx is needed"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/privkey.pem" -out "$work/fullchain.pem" 2>/dev/null
+https_port="$(free_port)"; http_port="$(free_port)"
+sed -e "s|127.0.0.1:3000|127.0.0.1:${port[gateway]}|" -e "s|127.0.0.1:8080|127.0.0.1:${port[web]}|" \
+  -e "s|listen 443 ssl|listen 127.0.0.1:$https_port ssl|" -e "s|listen 80;|listen 127.0.0.1:$http_port;|" \
+  -e "s|/etc/ssl/chat/|$work/|" deploy/nginx/chat.conf >"$work/chat.conf"
+grep -q "127.0.0.1:${port[gateway]}" "$work/chat.conf" || fail "deploy/nginx/chat.conf no longer names 127.0.0.1:3000"
+mkdir -p "$work/nginx-tmp"
+cat >"$work/nginx.conf" <<CONF
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-tmp/body;
+  proxy_temp_path $work/nginx-tmp/proxy;
+  fastcgi_temp_path $work/nginx-tmp/fastcgi;
+  uwsgi_temp_path $work/nginx-tmp/uwsgi;
+  scgi_temp_path $work/nginx-tmp/scgi;
+  include $work/chat.conf;
+}
+CONF
+"$nginx_bin" -t -q -c "$work/nginx.conf" -g "daemon off; master_process off;" || fail "nginx refuses the sample"
+"$nginx_bin" -c "$work/nginx.conf" -g "daemon off; master_process off;" &
+track_bg $!
+wait_for 10 "nginx on $https_port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$https_port" \
+  || { cat "$work/nginx-error.log" >&2; fail "nginx did not start"; }
+redirect="$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$http_port/conversations")"
+[ "${redirect%% *}" = 301 ] && [[ "$redirect" == *"https://"* ]] || fail "plain HTTP is not redirected to HTTPS: $redirect"
+echo "ok - plain HTTP is redirected to HTTPS"
+proxied_web=""; [ -n "$web_url" ] && proxied_web="https://localhost:$https_port"
+(cd tests/compose && NODE_EXTRA_CA_CERTS="$work/fullchain.pem" GATEWAY_URL="https://localhost:$https_port" \
+  WEB_URL="$proxied_web" node --test smoke.test.mjs) || { cat "$work/nginx-error.log" >&2; show_logs; fail "smoke test through nginx"; }
