@@ -148,6 +148,13 @@ def dockerfile_stages(path: Path) -> dict[str, list[str]]:
     return stages
 
 
+# A service's metrics port: `"gateway" => 9180,` in core/src/server.rs's `metrics_port`.
+def metrics_ports(repo: Path) -> dict[str, int]:
+    src = repo / "core" / "src" / "server.rs"
+    body = re.search(r"fn metrics_port\(.*?\n}\n", src.read_text(), re.S) if src.exists() else None
+    return {name: int(port) for name, port in re.findall(r'"(\w+)" => (\d+),', body.group(0) if body else "")}
+
+
 def published(port: dict) -> int | None:
     p = port.get("published")
     return int(p) if p not in (None, "") else None
@@ -185,9 +192,25 @@ def check_config(config: dict, repo: Path) -> Checks:
             c.check(var in known_vars, f"{name}: {var} is in the README's Configuration table")
             c.check(var in READ_BY_LIBRARIES or source_reads(repo, crate, var), f"{name}: {var} is read by services/{crate} or core")
 
+    # Metrics: each Rust service publishes its metrics port on the host's loopback only (they
+    # tell traffic, routes and load), listening beyond the container's loopback for it.
+    metrics = metrics_ports(repo)
+    c.check(set(metrics) >= {"gateway", "chat", "call", "worker", "web"}, "core/src/server.rs names each service's metrics port", str(metrics))
+    for name, svc in rust.items():
+        port = metrics.get(svc["build"]["target"])
+        env = svc.get("environment") or {}
+        mine = [p for p in svc.get("ports") or [] if p.get("target") == port]
+        c.check(len(mine) == 1, f"{name}: publishes its metrics port {port}", str(svc.get("ports")))
+        for p in mine:
+            c.check(published(p) == port and p.get("host_ip") == "127.0.0.1", f"{name}: metrics on the host's loopback, port {port}", str(p))
+        c.check(env.get("METRICS_HOST") == "0.0.0.0", f"{name}: METRICS_HOST is 0.0.0.0 (reachable from the host)", f"METRICS_HOST={env.get('METRICS_HOST')!r}")
+
     # Published ports: the documented host port, the listening container port.
     for name, svc in services.items():
         ports = svc.get("ports") or []
+        if name in rust:
+            port = metrics.get(rust[name]["build"]["target"])
+            ports = [p for p in ports if p.get("target") != port]
         doc = documented.get(name, "undocumented")
         if name not in documented:
             c.check(not ports, f"{name}: publishes nothing (no documented port)", str(ports))
@@ -218,7 +241,8 @@ def check_config(config: dict, repo: Path) -> Checks:
     # A service reached from another container, or published, must not listen on loopback
     # (its own default may be loopback: outside containers only the gateway calls it).
     for name, svc in rust.items():
-        if name not in reached and not svc.get("ports"):
+        api_ports = [p for p in svc.get("ports") or [] if p.get("target") != metrics.get(svc["build"]["target"])]
+        if name not in reached and not api_ports:
             continue
         crate = svc["build"]["target"]
         host = (svc.get("environment") or {}).get("HOST") or source_default_host(repo, crate)

@@ -44,6 +44,18 @@ class CatchesMistakes(unittest.TestCase):
     def test_publishing_the_worker(self):
         self.assert_caught(lambda c: svc(c, "worker").update(ports=[{"target": 3003, "published": "3003"}]), "worker: publishes nothing")
 
+    def test_metrics_on_every_interface(self):
+        def expose(c):
+            for p in svc(c, "worker")["ports"]:
+                p.pop("host_ip", None)
+        self.assert_caught(expose, "worker: metrics on the host's loopback")
+
+    def test_metrics_not_published(self):
+        self.assert_caught(lambda c: svc(c, "worker").update(ports=[]), "worker: publishes its metrics port")
+
+    def test_metrics_listening_on_the_container_loopback(self):
+        self.assert_caught(lambda c: svc(c, "chat")["environment"].pop("METRICS_HOST"), "chat: METRICS_HOST is 0.0.0.0")
+
     def test_a_reached_service_on_loopback(self):
         self.assert_caught(lambda c: svc(c, "chat")["environment"].update(HOST="127.0.0.1"), "chat: listens beyond loopback")
 
