@@ -3,12 +3,21 @@
 // end. Not a test file itself (node --test runs the *.test.mjs files it is given).
 import { after } from "node:test";
 import { io } from "socket.io-client";
+import { violation } from "./events-contract.mjs";
 import { request } from "./http.mjs";
 
 export { request };
 
 const sockets = [];
-after(() => sockets.forEach((s) => s.close()));
+// Events that broke the Socket.IO contract (services/gateway/api/asyncapi.json), from any
+// socket of the file: the file fails at its end if there is one.
+const breaches = [];
+after(() => {
+  sockets.forEach((s) => s.close());
+  if (breaches.length) {
+    throw new Error(`events outside the AsyncAPI document:\n${[...new Set(breaches)].join("\n")}`);
+  }
+});
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,12 +44,17 @@ export async function register(base, run, name) {
 }
 
 // A new socket (no reconnection) recording every event it receives: `{ socket, events, of }`,
-// `of(name)` being the data of the events of that name.
+// `of(name)` being the data of the events of that name. Each event is checked against the
+// AsyncAPI document as it arrives.
 export function open(url, options) {
   const socket = io(url, { forceNew: true, reconnection: false, ...options });
   sockets.push(socket);
   const events = [];
-  socket.onAny((event, ...args) => events.push({ event, data: args[0] }));
+  socket.onAny((event, ...args) => {
+    const wrong = violation(event, args);
+    if (wrong) breaches.push(wrong);
+    events.push({ event, data: args[0] });
+  });
   const of = (name) => events.filter((e) => e.event === name).map((e) => e.data);
   return { socket, events, of };
 }

@@ -80,3 +80,57 @@ async fn the_openapi_document_holds_signed_in() {
     ];
     schemathesis_run(&s, extra).await;
 }
+
+/// The Socket.IO events against the AsyncAPI document (`services/gateway/api/asyncapi.json`):
+/// every event name the code spells (`platform_core::events::name`) is in it, in the
+/// direction it travels, and `tests/node/events.test.mjs` makes the server send each event
+/// the document lists and checks every payload against its schema.
+#[tokio::test]
+async fn the_socket_io_events_match_the_asyncapi_document() {
+    use platform_core::events::name;
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../services/gateway/api/asyncapi.json"))
+            .expect("asyncapi.json is JSON");
+    let messages = doc["components"]["messages"].as_object().expect("messages");
+    let by_direction = |action: &str| -> Vec<String> {
+        let ops = doc["operations"].as_object().expect("operations");
+        let mut names: Vec<String> = ops
+            .values()
+            .filter(|op| op["action"] == action)
+            .flat_map(|op| op["messages"].as_array().cloned().unwrap_or_default())
+            .map(|m| {
+                let key = m["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+                messages[key]["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let mut sends: Vec<&str> = vec![
+        name::MESSAGE_CREATED,
+        name::MESSAGE_UPDATED,
+        name::MESSAGE_DELETED,
+        name::CONVERSATION_CREATED,
+        name::CONVERSATION_UPDATED,
+        name::CONVERSATION_REMOVED,
+        name::CONVERSATION_READ,
+        name::CALL_CREATED,
+        name::CALL_UPDATED,
+        name::CALL_SIGNAL,
+        name::PRESENCE_UPDATE,
+        name::TYPING_UPDATE,
+    ];
+    sends.sort_unstable();
+    let mut receives = vec![name::PRESENCE_JOIN, name::TYPING_UPDATE];
+    receives.sort_unstable();
+    assert_eq!(by_direction("send"), sends, "server-to-client events");
+    assert_eq!(by_direction("receive"), receives, "client-to-server events");
+
+    let s = Stack::secure(&[], &[("RATE_REGISTRATIONS_PER_ADDRESS", "1000")]).await;
+    let mut node = e2e::node_test("events.test.mjs");
+    node.env("GATEWAY_URL", s.url()).env(
+        "RUN",
+        format!("v{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+    );
+    e2e::must_succeed(node, "node events tests").await;
+}
