@@ -47,13 +47,10 @@ pub fn command(service: &'static str) -> Command {
 /// A setting's line in `--help`: its meaning and its default for this service, as plain
 /// text (the README's Markdown without the backticks).
 fn help(s: &settings::Setting, service: &str) -> String {
-    let default = match s.default {
-        DefaultValue::Unset(text) => text.to_string(),
-        _ => match s.default_for(service) {
-            Some("") => "empty".to_string(),
-            Some(v) => v.to_string(),
-            None => unreachable!("only Unset has no value"),
-        },
+    let default = match (s.default, s.default_for(service)) {
+        (DefaultValue::Unset(text), _) => text,
+        (_, Some("")) => "empty",
+        (_, value) => value.unwrap_or_default(),
     };
     format!("{} [default: {default}]", s.meaning).replace('`', "")
 }
