@@ -129,8 +129,8 @@ impl InProcess {
                 ("CHAT_NAMESPACE", db.name),
             ];
             pairs.extend_from_slice(settings);
-            let config =
-                chat::Config::from_env(&Env::from_pairs(&pairs)).expect("chat configuration");
+            let config = chat::Config::from_env(&Env::from_pairs("chat", &pairs))
+                .expect("chat configuration");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
             let base = format!("http://{}", listener.local_addr().ok()?);
             let shutdown = CancellationToken::new();

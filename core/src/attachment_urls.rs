@@ -55,11 +55,11 @@ pub struct UrlQuery {
 impl UrlSigner {
     /// `ATTACHMENT_URL_SECRET` (at least 16 bytes) if set, else a key derived from
     /// `INTERNAL_SECRET`, else a random key with a warning (URLs then work only on the
-    /// instance that signed them, and die at its restart). `ATTACHMENT_URL_TTL_SECS`
-    /// (default 3600) and `ATTACHMENT_URL_BASE` (default empty: paths relative to the API).
+    /// instance that signed them, and die at its restart). `ATTACHMENT_URL_TTL_SECS` and
+    /// `ATTACHMENT_URL_BASE` (empty: paths relative to the API).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let ttl_secs: u64 = env.number("ATTACHMENT_URL_TTL_SECS", 3600, 1, 7 * 86_400)?;
-        let base = env.string("ATTACHMENT_URL_BASE", "");
+        let ttl_secs: u64 = env.number("ATTACHMENT_URL_TTL_SECS", 1, 7 * 86_400)?;
+        let base = env.string("ATTACHMENT_URL_BASE");
         if base.len() > BASE_MAX || base.chars().any(|c| c.is_control() || c == ' ') {
             return Err(ConfigError {
                 var: "ATTACHMENT_URL_BASE".into(),
@@ -246,11 +246,14 @@ mod tests {
 
     #[test]
     fn settings() {
-        let env = Env::from_pairs(&[
-            ("INTERNAL_SECRET", "0123456789abcdef"),
-            ("ATTACHMENT_URL_BASE", "https://api.example/"),
-            ("ATTACHMENT_URL_TTL_SECS", "5"),
-        ]);
+        let env = Env::from_pairs(
+            "chat",
+            &[
+                ("INTERNAL_SECRET", "0123456789abcdef"),
+                ("ATTACHMENT_URL_BASE", "https://api.example/"),
+                ("ATTACHMENT_URL_TTL_SECS", "5"),
+            ],
+        );
         let s = UrlSigner::from_env(&env).unwrap();
         assert_eq!(s.ttl_ms(), 5000);
         let id = Uuid::now_v7();
@@ -262,7 +265,7 @@ mod tests {
         assert!(s
             .url(&id, 7, false)
             .starts_with("https://api.example/attachments/"));
-        let short = Env::from_pairs(&[("ATTACHMENT_URL_SECRET", "short")]);
+        let short = Env::from_pairs("chat", &[("ATTACHMENT_URL_SECRET", "short")]);
         assert_eq!(
             UrlSigner::from_env(&short).unwrap_err().var,
             "ATTACHMENT_URL_SECRET"

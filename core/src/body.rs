@@ -294,11 +294,11 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// `BODY_TIMEOUT_MS` (default 10 s) and `BODY_MIN_BYTES_PER_SEC` (default 8 KiB/s).
+    /// `BODY_TIMEOUT_MS` and `BODY_MIN_BYTES_PER_SEC`.
     pub fn from_env(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
         Ok(Deadline {
-            grace: env.millis("BODY_TIMEOUT_MS", 10_000, 100, 600_000)?,
-            min_rate: env.number("BODY_MIN_BYTES_PER_SEC", 8 * 1024, 1, 1 << 30)?,
+            grace: env.millis("BODY_TIMEOUT_MS", 100, 600_000)?,
+            min_rate: env.number("BODY_MIN_BYTES_PER_SEC", 1, 1 << 30)?,
         })
     }
 

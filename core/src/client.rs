@@ -75,7 +75,7 @@ impl TrustedProxies {
     pub const VAR: &'static str = "TRUSTED_PROXIES";
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let raw = env.string(Self::VAR, "");
+        let raw = env.string(Self::VAR);
         Self::parse(&raw).map_err(|bad| ConfigError {
             var: Self::VAR.into(),
             value: raw.clone(),

@@ -1,13 +1,18 @@
-//! Configuration read once from the environment and validated before any port is bound.
-//! Every error names the variable and the value it had; `exit_on_error` prints it and exits
-//! non-zero. The settings every service reads alike live here too: [`Listen`] (`HOST`,
-//! `PORT`) and [`Stores`] (PostgreSQL, Redis, namespace, pool sizes), each service passing
-//! its own defaults.
+//! Configuration read once, validated before any port is bound, from an [`Env`]: the values
+//! given on the command line or in the environment ([`crate::cli`]), or a map in tests. Every
+//! variable read must be declared in [`crate::settings`], which holds its default; every
+//! error names the variable (and its flag) and the value it had, and `exit_on_error` prints
+//! it and exits with status 2. The settings every service reads alike live here too:
+//! [`Listen`] (`HOST`, `PORT`) and [`Stores`] (PostgreSQL, Redis, namespace, pool sizes).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::settings::{self, Setting};
 
 #[derive(Debug)]
 pub struct ConfigError {
@@ -20,8 +25,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid configuration: {}={:?}: {}",
-            self.var, self.value, self.reason
+            "invalid configuration: {}={:?} ({}): {}",
+            self.var,
+            self.value,
+            settings::flag(&self.var),
+            self.reason
         )
     }
 }
@@ -30,140 +38,178 @@ impl std::error::Error for ConfigError {}
 
 type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
-/// A view of the environment (the process's, or a map in tests).
+/// The settings one service was given (on its command line or in its environment, or a map
+/// in tests), read with the registry's defaults for that service.
 pub struct Env {
+    service: &'static str,
     lookup: Lookup,
+    /// Every name looked up, so that a test can compare them with the registry.
+    read: RefCell<BTreeSet<String>>,
 }
 
 impl Env {
-    pub fn process() -> Self {
+    /// The values `lookup` gives, for `service`.
+    pub fn new(service: &'static str, lookup: impl Fn(&str) -> Option<String> + 'static) -> Self {
         Env {
-            lookup: Box::new(|k| std::env::var(k).ok()),
+            service,
+            lookup: Box::new(lookup),
+            read: RefCell::default(),
         }
     }
 
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+    pub fn from_pairs(service: &'static str, pairs: &[(&str, &str)]) -> Self {
         let map: std::collections::HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Env {
-            lookup: Box::new(move |k| map.get(k).cloned()),
+        Env::new(service, move |k| map.get(k).cloned())
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// The names looked up so far.
+    pub fn names_read(&self) -> BTreeSet<String> {
+        self.read.borrow().clone()
+    }
+
+    /// The declaration of `var` for this service. Reading a variable the registry does not
+    /// declare for it is a bug that would leave it out of `--help` and the README: debug
+    /// builds (and so every test) panic; a release build reads the process environment.
+    fn declared(&self, var: &str) -> Option<&'static Setting> {
+        self.read.borrow_mut().insert(var.to_string());
+        let setting = settings::find(var).filter(|s| s.read_by(self.service));
+        if setting.is_none() && cfg!(debug_assertions) {
+            panic!(
+                "{} reads {var}, which platform_core::settings does not declare for it",
+                self.service
+            );
         }
+        setting
     }
 
+    /// The value given (set and not empty), without a default.
     pub fn raw(&self, var: &str) -> Option<String> {
-        (self.lookup)(var).filter(|v| !v.is_empty())
+        let value = match self.declared(var) {
+            Some(_) => (self.lookup)(var),
+            None => std::env::var(var).ok(),
+        };
+        value.filter(|v| !v.is_empty())
     }
 
-    pub fn string(&self, var: &str, default: &str) -> String {
-        self.raw(var).unwrap_or_else(|| default.to_string())
+    /// The value given, else the registry's default: `(text, given)`.
+    fn given_or_default(&self, var: &str) -> Option<(String, bool)> {
+        if let Some(v) = self.raw(var) {
+            return Some((v, true));
+        }
+        let default = settings::find(var)?.default_for(self.service)?;
+        Some((default.to_string(), false))
+    }
+
+    /// Checks the value (or the default) with `parse`; a bad value is the caller's error, a
+    /// bad default is a bug in the registry. A setting without a default must have a value.
+    fn parsed<T>(
+        &self,
+        var: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let Some((text, given)) = self.given_or_default(var) else {
+            panic!("{var} has no default in platform_core::settings: read it with Env::raw");
+        };
+        parse(&text).map_err(|reason| {
+            assert!(
+                given,
+                "the registry's default {var}={text:?} is invalid: {reason}"
+            );
+            ConfigError {
+                var: var.into(),
+                value: text,
+                reason,
+            }
+        })
+    }
+
+    /// The value given, else the default (empty when the setting has none).
+    pub fn string(&self, var: &str) -> String {
+        self.given_or_default(var)
+            .map(|(v, _)| v)
+            .unwrap_or_default()
     }
 
     /// A number within `min..=max`.
-    pub fn number<T>(&self, var: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub fn number<T>(&self, var: &str, min: T, max: T) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(raw) = self.raw(var) else {
-            return Ok(default);
-        };
-        match raw.trim().parse::<T>() {
+        self.parsed(var, |raw| match raw.trim().parse::<T>() {
             Ok(v) if v >= min && v <= max => Ok(v),
-            _ => Err(ConfigError {
-                var: var.into(),
-                value: raw,
-                reason: format!("expected a whole number from {min} to {max}"),
-            }),
-        }
+            _ => Err(format!("expected a whole number from {min} to {max}")),
+        })
     }
 
-    pub fn port(&self, var: &str, default: u16) -> Result<u16, ConfigError> {
-        self.number(var, default, 0, u16::MAX)
+    pub fn port(&self, var: &str) -> Result<u16, ConfigError> {
+        self.number(var, 0, u16::MAX)
     }
 
-    pub fn millis(
-        &self,
-        var: &str,
-        default_ms: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.number(var, default_ms, min, max)
-            .map(Duration::from_millis)
+    pub fn millis(&self, var: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+        self.number(var, min, max).map(Duration::from_millis)
     }
 
-    pub fn boolean(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
-        match self
-            .raw(var)
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None => Ok(default),
-            Some("1" | "true" | "yes" | "on") => Ok(true),
-            Some("0" | "false" | "no" | "off") => Ok(false),
-            Some(other) => Err(ConfigError {
-                var: var.into(),
-                value: other.into(),
-                reason: "expected true or false".into(),
-            }),
-        }
+    pub fn boolean(&self, var: &str) -> Result<bool, ConfigError> {
+        self.parsed(var, |raw| match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("expected true or false".into()),
+        })
     }
 
     /// A URL with one of the given schemes (checked, not fully parsed: the client libraries
     /// parse it again and their errors are mapped to this variable by the caller).
-    pub fn url(&self, var: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
-        let v = self.string(var, default);
-        let scheme_ok = schemes.iter().any(|s| {
-            v.len() > s.len() + 3
-                && v[..s.len()].eq_ignore_ascii_case(s)
-                && &v[s.len()..s.len() + 3] == "://"
-        });
-        if scheme_ok {
-            Ok(v)
-        } else {
-            Err(ConfigError {
-                var: var.into(),
-                value: v,
-                reason: format!("expected a URL starting with {}://", schemes.join("://, ")),
-            })
-        }
+    pub fn url(&self, var: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+        self.parsed(var, |v| {
+            let scheme_ok = schemes.iter().any(|s| {
+                v.len() > s.len() + 3
+                    && v[..s.len()].eq_ignore_ascii_case(s)
+                    && &v[s.len()..s.len() + 3] == "://"
+            });
+            if scheme_ok {
+                Ok(v.to_string())
+            } else {
+                Err(format!(
+                    "expected a URL starting with {}://",
+                    schemes.join("://, ")
+                ))
+            }
+        })
     }
 
-    /// The bind host: loopback unless told otherwise.
-    pub fn host(&self, var: &str, default: &str) -> Result<std::net::IpAddr, ConfigError> {
-        let v = self.string(var, default);
-        v.parse().map_err(|_| ConfigError {
-            var: var.into(),
-            value: v,
-            reason: "expected an IP address".into(),
+    /// An IP address (a bind host).
+    pub fn host(&self, var: &str) -> Result<IpAddr, ConfigError> {
+        self.parsed(var, |v| {
+            v.parse().map_err(|_| "expected an IP address".into())
         })
     }
 
     /// `REDIS_URL`, or `REDIS_HOST` + `REDIS_PORT` as the contract allows.
     pub fn redis_url(&self) -> Result<String, ConfigError> {
         if self.raw("REDIS_URL").is_some() {
-            return self.url("REDIS_URL", "", &["redis", "rediss", "redis+unix"]);
+            return self.url("REDIS_URL", &["redis", "rediss", "redis+unix"]);
         }
-        let host = self.string("REDIS_HOST", "127.0.0.1");
-        let port = self.port("REDIS_PORT", 6379)?;
+        let host = self.string("REDIS_HOST");
+        let port = self.port("REDIS_PORT")?;
         Ok(format!("redis://{host}:{port}"))
     }
 
-    /// `ATTACHMENT_MAX_BYTES` (default 25 MiB, at most 5 GiB, S3's largest single object):
-    /// the largest upload. Read here so that the gateway, which refuses early, and the chat
-    /// service, which stores, agree.
+    /// `ATTACHMENT_MAX_BYTES` (at most 5 GiB, S3's largest single object): the largest
+    /// upload. Read here so that the gateway, which refuses early, and the chat service,
+    /// which stores, agree.
     pub fn attachment_max_bytes(&self) -> Result<u64, ConfigError> {
-        self.number("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024, 1, 5 << 30)
+        self.number("ATTACHMENT_MAX_BYTES", 1, 5 << 30)
     }
 
     pub fn database_url(&self) -> Result<String, ConfigError> {
-        self.url(
-            "CHAT_DATABASE_URL",
-            "postgres://postgres:postgres@127.0.0.1:5432/chat",
-            &["postgres", "postgresql"],
-        )
+        self.url("CHAT_DATABASE_URL", &["postgres", "postgresql"])
     }
 }
 
@@ -175,33 +221,21 @@ pub struct Listen {
 }
 
 impl Listen {
-    /// `host` and `port` are the service's defaults.
-    pub fn from_env(env: &Env, host: &str, port: u16) -> Result<Self, ConfigError> {
-        Self::from_vars(env, ("HOST", host), ("PORT", port))
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::from_vars(env, "HOST", "PORT")
     }
 
-    /// The same from other variables (the metrics port's), each with its default.
-    pub fn from_vars(
-        env: &Env,
-        host: (&str, &str),
-        port: (&str, u16),
-    ) -> Result<Self, ConfigError> {
+    /// The same from other variables (the metrics port's).
+    pub fn from_vars(env: &Env, host: &str, port: &str) -> Result<Self, ConfigError> {
         Ok(Listen {
-            host: env.host(host.0, host.1)?,
-            port: env.port(port.0, port.1)?,
+            host: env.host(host)?,
+            port: env.port(port)?,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
-}
-
-/// A service's default pool sizes, the most connections it opens to each store.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSizes {
-    pub pg: usize,
-    pub redis: u32,
 }
 
 /// The shared stores: `CHAT_DATABASE_URL`, `REDIS_URL` (or `REDIS_HOST` + `REDIS_PORT`),
@@ -214,27 +248,17 @@ pub struct Stores {
     pub namespace: String,
     pub pg_pool_size: usize,
     pub redis_pool_size: u32,
-    /// `RECOVERY_WINDOW_SECS` (default 300, 0 = off, at most 86400): how long recorded
-    /// realtime events are kept for connection state recovery. Here so that chat, call and
-    /// worker read one name with one default.
-    pub recovery_window: crate::recovery::Window,
 }
 
 impl Stores {
-    /// `pools` are the service's default pool sizes.
-    pub fn from_env(env: &Env, pools: PoolSizes) -> Result<Self, ConfigError> {
+    /// The pool sizes' defaults are the service's (the registry's).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Stores {
             database_url: env.database_url()?,
             redis_url: env.redis_url()?,
-            namespace: env.string("CHAT_NAMESPACE", "chat"),
-            pg_pool_size: env.number("PG_POOL_SIZE", pools.pg, 1, 1000)?,
-            redis_pool_size: env.number("REDIS_POOL_SIZE", pools.redis, 1, 1000)?,
-            recovery_window: crate::recovery::Window::from_secs(env.number(
-                "RECOVERY_WINDOW_SECS",
-                crate::recovery::DEFAULT_WINDOW_SECS,
-                0,
-                crate::recovery::MAX_WINDOW_SECS,
-            )?),
+            namespace: env.string("CHAT_NAMESPACE"),
+            pg_pool_size: env.number("PG_POOL_SIZE", 1, 1000)?,
+            redis_pool_size: env.number("REDIS_POOL_SIZE", 1, 1000)?,
         })
     }
 }
@@ -256,54 +280,87 @@ mod tests {
 
     #[test]
     fn numbers_are_range_checked_and_named() {
-        let env = Env::from_pairs(&[("PORT", "70000"), ("N", "12"), ("BAD", "x")]);
-        let e = env.port("PORT", 1).unwrap_err();
+        let env = Env::from_pairs(
+            "chat",
+            &[
+                ("PORT", "70000"),
+                ("BATCH_MAX", "x"),
+                ("SEND_WAIT_MS", "12"),
+            ],
+        );
+        let e = env.port("PORT").unwrap_err();
         assert_eq!(e.var, "PORT");
-        assert!(e.to_string().contains("PORT=\"70000\""));
-        assert_eq!(env.number("N", 0u32, 1, 100).unwrap(), 12);
-        assert!(env.number("BAD", 0u32, 0, 10).is_err());
-        assert_eq!(env.number("MISSING", 7u32, 0, 10).unwrap(), 7);
+        assert!(e.to_string().contains("PORT=\"70000\" (--port)"), "{e}");
+        assert_eq!(env.number("SEND_WAIT_MS", 1u32, 100).unwrap(), 12);
+        assert!(env.number("SEND_WAIT_MS", 20u32, 100).is_err());
+        // Not given: the registry's default for this service.
+        assert_eq!(
+            env.number("MESSAGE_MAX_CHARS", 1u32, 100_000).unwrap(),
+            4000
+        );
+        assert_eq!(env.port("METRICS_PORT").unwrap(), 9181);
+        let worker = Env::from_pairs("worker", &[("BATCH_MAX", "x")]);
+        assert_eq!(
+            worker.number("BATCH_MAX", 1u32, 10).unwrap_err().var,
+            "BATCH_MAX"
+        );
+        assert_eq!(worker.port("METRICS_PORT").unwrap(), 9183);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not declare")]
+    fn an_undeclared_variable_cannot_be_read() {
+        Env::from_pairs("chat", &[]).raw("NOT_A_SETTING");
+    }
+
+    #[test]
+    #[should_panic(expected = "does not declare")]
+    fn another_services_variable_cannot_be_read() {
+        Env::from_pairs("web", &[]).raw("BATCH_MAX");
     }
 
     #[test]
     fn redis_from_host_and_port() {
-        let env = Env::from_pairs(&[("REDIS_HOST", "redis"), ("REDIS_PORT", "6380")]);
+        let env = Env::from_pairs("chat", &[("REDIS_HOST", "redis"), ("REDIS_PORT", "6380")]);
         assert_eq!(env.redis_url().unwrap(), "redis://redis:6380");
-        let env = Env::from_pairs(&[("REDIS_URL", "http://x")]);
+        let env = Env::from_pairs("chat", &[("REDIS_URL", "http://x")]);
         assert_eq!(env.redis_url().unwrap_err().var, "REDIS_URL");
+        assert_eq!(
+            Env::from_pairs("chat", &[]).redis_url().unwrap(),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
     fn urls_and_booleans() {
-        let env = Env::from_pairs(&[("CHAT_DATABASE_URL", "mysql://x"), ("B", "maybe")]);
+        let env = Env::from_pairs(
+            "chat",
+            &[
+                ("CHAT_DATABASE_URL", "mysql://x"),
+                ("S3_FORCE_PATH_STYLE", "maybe"),
+            ],
+        );
         assert!(env.database_url().is_err());
-        assert!(env.boolean("B", false).is_err());
-        assert!(!env.boolean("NOPE", false).unwrap());
+        assert_eq!(
+            env.boolean("S3_FORCE_PATH_STYLE").unwrap_err().var,
+            "S3_FORCE_PATH_STYLE"
+        );
+        let env = Env::from_pairs("chat", &[("S3_FORCE_PATH_STYLE", "off")]);
+        assert!(!env.boolean("S3_FORCE_PATH_STYLE").unwrap());
     }
 
     #[test]
     fn shared_settings_take_the_service_defaults() {
-        let pools = PoolSizes { pg: 8, redis: 2 };
-        let s = Stores::from_env(&Env::from_pairs(&[]), pools).unwrap();
-        assert_eq!((s.pg_pool_size, s.redis_pool_size), (8, 2));
+        let s = Stores::from_env(&Env::from_pairs("chat", &[])).unwrap();
+        assert_eq!((s.pg_pool_size, s.redis_pool_size), (16, 4));
         assert_eq!(s.namespace, "chat");
-        assert_eq!(s.recovery_window.secs(), 300);
-        let off = Env::from_pairs(&[("RECOVERY_WINDOW_SECS", "0")]);
-        assert!(Stores::from_env(&off, pools)
-            .unwrap()
-            .recovery_window
-            .is_off());
-        let big = Env::from_pairs(&[("RECOVERY_WINDOW_SECS", "86401")]);
-        assert_eq!(
-            Stores::from_env(&big, pools).unwrap_err().var,
-            "RECOVERY_WINDOW_SECS"
-        );
-        let env = Env::from_pairs(&[("PG_POOL_SIZE", "3"), ("REDIS_POOL_SIZE", "0")]);
-        assert_eq!(
-            Stores::from_env(&env, pools).unwrap_err().var,
-            "REDIS_POOL_SIZE"
-        );
-        let l = Listen::from_env(&Env::from_pairs(&[("PORT", "9")]), "127.0.0.1", 1).unwrap();
-        assert_eq!(l.addr().to_string(), "127.0.0.1:9");
+        let s = Stores::from_env(&Env::from_pairs("worker", &[])).unwrap();
+        assert_eq!((s.pg_pool_size, s.redis_pool_size), (4, 2));
+        let env = Env::from_pairs("chat", &[("PG_POOL_SIZE", "3"), ("REDIS_POOL_SIZE", "0")]);
+        assert_eq!(Stores::from_env(&env).unwrap_err().var, "REDIS_POOL_SIZE");
+        let l = Listen::from_env(&Env::from_pairs("chat", &[("PORT", "9")])).unwrap();
+        assert_eq!(l.addr().to_string(), "0.0.0.0:9");
+        let l = Listen::from_env(&Env::from_pairs("call", &[])).unwrap();
+        assert_eq!(l.addr().to_string(), "127.0.0.1:3002");
     }
 }

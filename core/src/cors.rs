@@ -26,7 +26,7 @@ pub enum Origins {
 impl Origins {
     /// `CORS_ORIGINS`, `*` (any origin) when unset or empty.
     pub fn from_env(env: &Env) -> Self {
-        Self::parse(&env.string(VAR, "*"))
+        Self::parse(&env.string(VAR))
     }
 
     pub fn parse(raw: &str) -> Self {
@@ -210,9 +210,12 @@ mod tests {
             Origins::parse("http://a , http://b,"),
             Origins::List(vec!["http://a".into(), "http://b".into()])
         );
-        assert_eq!(Origins::from_env(&Env::from_pairs(&[])), Origins::Any);
         assert_eq!(
-            Origins::from_env(&Env::from_pairs(&[(VAR, "")])),
+            Origins::from_env(&Env::from_pairs("chat", &[])),
+            Origins::Any
+        );
+        assert_eq!(
+            Origins::from_env(&Env::from_pairs("chat", &[(VAR, "")])),
             Origins::Any
         );
     }

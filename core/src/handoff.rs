@@ -39,7 +39,7 @@ const HANDOFF_TIMEOUT: Duration = Duration::from_secs(2);
 /// `SOCKET_DIR`: where co-located services meet over Unix sockets (unset: TCP only). The
 /// chat service listens there; a gateway with the same setting reaches chat there.
 pub fn socket_dir(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
-    let raw = env.string("SOCKET_DIR", "");
+    let raw = env.string("SOCKET_DIR");
     if raw.is_empty() {
         return Ok(None);
     }

@@ -45,7 +45,7 @@ impl std::fmt::Debug for Trust {
 
 impl Trust {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let raw_mode = env.string("AUTH_MODE", "token");
+        let raw_mode = env.string("AUTH_MODE");
         let mode = match raw_mode.as_str() {
             "token" => Mode::Token,
             "compat" => Mode::Compat,
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn compat_mode_takes_requests_at_their_word() {
-        let env = Env::from_pairs(&[("AUTH_MODE", "compat")]);
+        let env = Env::from_pairs("chat", &[("AUTH_MODE", "compat")]);
         let t = Trust::from_env(&env).unwrap();
         assert_eq!(t.caller(&HeaderMap::new()).unwrap(), None);
         assert_eq!(
@@ -181,15 +181,16 @@ mod tests {
 
     #[test]
     fn configuration_is_checked() {
-        let missing = Trust::from_env(&Env::from_pairs(&[])).unwrap_err();
+        let missing = Trust::from_env(&Env::from_pairs("chat", &[])).unwrap_err();
         assert_eq!(missing.var, "INTERNAL_SECRET");
-        let short = Trust::from_env(&Env::from_pairs(&[("INTERNAL_SECRET", "short")])).unwrap_err();
+        let short =
+            Trust::from_env(&Env::from_pairs("chat", &[("INTERNAL_SECRET", "short")])).unwrap_err();
         assert_eq!(short.var, "INTERNAL_SECRET");
         assert!(
             !short.to_string().contains("short"),
             "the secret is not echoed"
         );
-        let mode = Trust::from_env(&Env::from_pairs(&[("AUTH_MODE", "open")])).unwrap_err();
+        let mode = Trust::from_env(&Env::from_pairs("chat", &[("AUTH_MODE", "open")])).unwrap_err();
         assert_eq!(mode.var, "AUTH_MODE");
     }
 }

@@ -7,13 +7,16 @@
 //! - [`calls`]: the call as stored and sent to clients.
 //! - [`attachment_urls`]: signed, expiring download URLs of attachments.
 //! - [`body`]: the response body type and bounded, deadlined request-body reading.
+//! - [`cli`]: every binary's command line, a flag per setting, and `--version`.
 //! - [`client`]: the client address behind trusted proxies, and per-address limit keys.
 //! - [`json`]: simd-json parsing of request bodies, JSON responses.
 //! - [`events`]: realtime events published for the chat instances to deliver.
 //! - [`error`]: the one HTTP error type, rendered as the contract's error body.
 //! - [`failure`]: the error a service's `run()` stops with, naming the step that failed.
-//! - [`config`]: environment parsing that names the offending variable, and the settings
-//!   every service shares (where it listens, its stores and pool sizes).
+//! - [`settings`]: the registry of settings: each variable, its services, default, meaning.
+//! - [`config`]: reading the settings given (flags or environment) with the registry's
+//!   defaults, naming the offending variable, and the settings every service shares (where
+//!   it listens, its stores and pool sizes).
 //! - [`cors`]: browser origins (`CORS_ORIGINS`), preflights and CORS response headers.
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
 //! - [`pubsub`]: Redis subscriptions, pinged so that one that hangs counts as lost.
@@ -28,7 +31,7 @@
 //! - [`stream`]: the wire format shared by the chat service and the message worker.
 //! - [`time`]: RFC 3339 timestamps with milliseconds.
 //! - [`validate`]: field rules shared by the services (user ids, names).
-//! - [`telemetry`]: tracing set-up from `RUST_LOG`.
+//! - [`telemetry`]: tracing set-up from `RUST_LOG` and `LOG_FORMAT`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`sync`]: lock helpers that carry on past poisoning.
 //! - `socketio` (feature `socketio`): the Socket.IO v5 / Engine.IO v4 server for realtime
@@ -37,6 +40,7 @@
 pub mod attachment_urls;
 pub mod body;
 pub mod calls;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod cors;
@@ -59,6 +63,7 @@ pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod sessions;
+pub mod settings;
 pub mod shutdown;
 #[cfg(feature = "socketio")]
 pub mod socketio;

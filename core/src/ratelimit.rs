@@ -30,19 +30,18 @@ impl Limit {
 /// only with the internal secret; the gateway drops any a client sends.
 pub const ADDRESS_HEADER: &str = "x-client-address";
 
-/// The send limits' settings (variable, default) and window, read by the chat service, which
-/// counts sends ([`send_limits`]); the gateway's table names the same.
-pub const SENDS_PER_USER: (&str, u64) = ("RATE_SENDS_PER_USER", 100);
-/// An address may hold many users (an office, a carrier's NAT): ten times a user's share.
-pub const SENDS_PER_ADDRESS: (&str, u64) = ("RATE_SENDS_PER_ADDRESS", 1000);
+/// The send limits' window; they are read by the chat service, which counts sends
+/// ([`send_limits`]).
 pub const SENDS_WINDOW: Duration = Duration::from_secs(1);
 
-/// The send limits, per user and per address.
+/// The send limits, per user and per address (`RATE_SENDS_PER_USER`,
+/// `RATE_SENDS_PER_ADDRESS`). An address may hold many users (an office, a carrier's NAT), so
+/// its default is ten times a user's share.
 pub fn send_limits(env: &crate::config::Env) -> Result<(Limit, Limit), crate::config::ConfigError> {
-    let n = |(var, default): (&str, u64)| env.number(var, default, 1, 1_000_000_000);
+    let n = |var: &str| env.number(var, 1, 1_000_000_000);
     Ok((
-        Limit::per(n(SENDS_PER_USER)?, SENDS_WINDOW),
-        Limit::per(n(SENDS_PER_ADDRESS)?, SENDS_WINDOW),
+        Limit::per(n("RATE_SENDS_PER_USER")?, SENDS_WINDOW),
+        Limit::per(n("RATE_SENDS_PER_ADDRESS")?, SENDS_WINDOW),
     ))
 }
 

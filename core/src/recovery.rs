@@ -49,7 +49,8 @@ use crate::ApiError;
 pub const MARGIN_SECS: u64 = 120;
 /// The longest window the setting accepts (one day).
 pub const MAX_WINDOW_SECS: u64 = 86_400;
-/// The window when `RECOVERY_WINDOW_SECS` is not set.
+/// The window when `RECOVERY_WINDOW_SECS` is not set (the registry's default; a test in
+/// `settings` checks that they agree).
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
 /// Conversations read per replay script call: bounds the keys (two each) one call holds.
 pub const REPLAY_CHUNK: usize = 1_000;
@@ -69,6 +70,15 @@ pub struct Window(u64);
 
 impl Window {
     pub const OFF: Window = Window(0);
+
+    /// `RECOVERY_WINDOW_SECS` (0 to [`MAX_WINDOW_SECS`]).
+    pub fn from_env(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        Ok(Window::from_secs(env.number(
+            "RECOVERY_WINDOW_SECS",
+            0,
+            MAX_WINDOW_SECS,
+        )?))
+    }
 
     /// At most [`MAX_WINDOW_SECS`] (larger values are clamped; the setting refuses them).
     pub fn from_secs(secs: u64) -> Self {

@@ -421,24 +421,44 @@ async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
     res
 }
 
-/// The whole of a service's `main`: tracing, configuration read and checked before any port
-/// is bound (exit 2 naming the variable; the body deadline included), the listener (exit 1
-/// if the port is taken), the metrics port (`METRICS_HOST`, `METRICS_PORT`), then `run`
-/// until SIGINT/SIGTERM (exit 1 if it fails).
+/// What `launch` reads for every service besides its own configuration: how it logs, the
+/// request-body deadline and where metrics are served.
+pub struct Common {
+    pub logging: crate::telemetry::Logging,
+    pub deadline: crate::body::Deadline,
+    /// `METRICS_HOST` and `METRICS_PORT`: one port per service by default, so the services
+    /// can share a host (two instances of one service on a host need another).
+    pub metrics: Listen,
+}
+
+impl Common {
+    pub fn from_env(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        Ok(Common {
+            logging: crate::telemetry::Logging::from_env(env)?,
+            deadline: crate::body::Deadline::from_env(env)?,
+            metrics: Listen::from_vars(env, "METRICS_HOST", "METRICS_PORT")?,
+        })
+    }
+}
+
+/// The whole of a service's `main` after its command line ([`crate::cli::parse`]):
+/// configuration read and checked before any port is bound (exit 2 naming the variable; the
+/// body deadline and logging included), tracing, the listener (exit 1 if the port is taken),
+/// the metrics port, then `run` until SIGINT/SIGTERM (exit 1 if it fails).
 pub async fn launch<C, Fut>(
-    service: &'static str,
+    env: crate::config::Env,
     config: impl FnOnce(&crate::config::Env) -> Result<C, crate::config::ConfigError>,
     addr: impl FnOnce(&C) -> std::net::SocketAddr,
     run: impl FnOnce(TcpListener, C, CancellationToken) -> Fut,
 ) where
     Fut: Future<Output = Result<(), crate::Failure>>,
 {
-    crate::telemetry::init(service);
-    let env = crate::config::Env::process();
+    let service = env.service();
+    let common = crate::config::exit_on_error(Common::from_env(&env));
+    crate::telemetry::init(service, common.logging);
     let config = crate::config::exit_on_error(config(&env));
-    crate::body::configure(crate::config::exit_on_error(
-        crate::body::Deadline::from_env(&env),
-    ));
+    drop(env);
+    crate::body::configure(common.deadline);
     let listener = match bind(addr(&config)).await {
         Ok(l) => l,
         Err(e) => {
@@ -446,15 +466,10 @@ pub async fn launch<C, Fut>(
             std::process::exit(1);
         }
     };
-    let metrics = crate::config::exit_on_error(Listen::from_vars(
-        &env,
-        ("METRICS_HOST", "127.0.0.1"),
-        ("METRICS_PORT", metrics_port(service)),
-    ));
     let shutdown = crate::shutdown::on_signal();
     // Not fatal: a second instance on a host, or a script's stack beside a running one,
     // still serves its users; the error says to give it a `METRICS_PORT` of its own.
-    match bind(metrics.addr()).await {
+    match bind(common.metrics.addr()).await {
         Ok(listener) => {
             let opts = ServeOptions {
                 max_connections: 64,
@@ -467,19 +482,6 @@ pub async fn launch<C, Fut>(
     if let Err(e) = run(listener, config, shutdown).await {
         eprintln!("{service} failed: {e}");
         std::process::exit(1);
-    }
-}
-
-/// The metrics port's default for each service: one each, so the services can share a host
-/// (`METRICS_PORT` sets another; two instances of one service on a host need it).
-fn metrics_port(service: &str) -> u16 {
-    match service {
-        "gateway" => 9180,
-        "chat" => 9181,
-        "call" => 9182,
-        "worker" => 9183,
-        "web" => 9184,
-        _ => 9189,
     }
 }
 

@@ -59,7 +59,8 @@ pub struct Sessions {
     max_per_user: u32,
 }
 
-/// The default of [`Sessions::max_per_user`].
+/// The default of [`Sessions::max_per_user`] (`MAX_SESSIONS_PER_USER`'s in the registry: a test
+/// in `settings` checks that they agree).
 pub const MAX_PER_USER: u32 = 50;
 
 /// The token of `Authorization: Bearer <token>`, when well formed.

@@ -4,11 +4,10 @@ Reads the resolved configuration (`docker compose config --format json`, run wit
 settings but INTERNAL_SECRET) and compares it with:
 - the documented ports (README's service table, and the contract's list when ../shared/API.md
   is there): published host ports, loopback-only publishing of the internal services;
-- each Rust service's own defaults (`Listen::from_env(env, HOST, PORT)` in
-  services/<name>/src/config.rs):
-  the PORT compose sets and the container port it publishes;
-- the README's Configuration table and the sources: every variable compose sets is
-  documented and read by the service's crate or platform-core;
+- each Rust service's own defaults (`HOST` and `PORT` in the settings registry,
+  core/src/settings.rs): the PORT compose sets and the container port it publishes;
+- the README's Configuration table and the registry: every variable compose sets is
+  documented and declared as read by that service;
 - where URLs point: a URL naming a compose service uses that service's port, the upstream
   URLs name the right service, the database URL matches the PostgreSQL container's settings;
 - the Dockerfile: every build target is a stage, exposing the port compose uses, with a
@@ -33,8 +32,6 @@ from urllib.parse import urlsplit
 # Services whose published ports must stay on the host's loopback: they trust the gateway's
 # shared secret, or hold the data.
 LOOPBACK_ONLY = {"chat", "call", "postgres", "redis"}
-# Read by a library rather than by name in our code.
-READ_BY_LIBRARIES = {"RUST_LOG"}  # tracing-subscriber's EnvFilter::from_default_env
 NAME_ALIASES = {"postgresql": "postgres", "browser ui": "web", "web ui": "web", "ui": "web"}
 
 
@@ -100,31 +97,49 @@ def readme_variables(repo: Path) -> set[str]:
     return names
 
 
-# A service's default HOST and PORT: `Listen::from_env(env, "0.0.0.0", 3000)`.
-LISTEN = re.compile(r'Listen::from_env\(\s*\w+\s*,\s*"([^"]+)"\s*,\s*(\d+)\s*\)')
+# One entry of the settings registry (core/src/settings.rs): its variable, the services that
+# read it and its default (`Value("…")`, `PerService(&[("chat", "3001"), …])` or `Unset("…")`).
+SETTING = re.compile(
+    r'Setting \{\s*var: "([A-Z0-9_]+)",\s*services: &\[([^\]]*)\],\s*default: (.*?),\s*meaning:', re.S
+)
 
 
-def source_default_port(repo: Path, crate: str) -> int | None:
-    config = repo / "services" / crate / "src" / "config.rs"
-    if not config.exists():
+def registry(repo: Path) -> dict[str, tuple[set[str], str]] | None:
+    """Variable -> (services reading it, default's source text); None without the registry."""
+    path = repo / "core" / "src" / "settings.rs"
+    if not path.exists():
         return None
-    m = LISTEN.search(config.read_text())
-    return int(m.group(2)) if m else None
+    return {
+        m.group(1): (set(re.findall(r'"([a-z]+)"', m.group(2))), m.group(3))
+        for m in SETTING.finditer(path.read_text())
+    }
 
 
-def source_default_host(repo: Path, crate: str) -> str | None:
-    config = repo / "services" / crate / "src" / "config.rs"
-    m = LISTEN.search(config.read_text()) if config.exists() else None
+def registry_default(repo: Path, crate: str, var: str) -> str | None:
+    """The registry's default of `var` for `crate`, as text."""
+    entry = (registry(repo) or {}).get(var)
+    if entry is None or crate not in entry[0]:
+        return None
+    default = entry[1]
+    m = re.match(r'Value\("([^"]*)"\)', default)
+    if m:
+        return m.group(1)
+    m = re.search(r'\("' + re.escape(crate) + r'", "([^"]*)"\)', default)
     return m.group(1) if m else None
 
 
+def source_default_port(repo: Path, crate: str) -> int | None:
+    port = registry_default(repo, crate, "PORT")
+    return int(port) if port and port.isdigit() else None
+
+
+def source_default_host(repo: Path, crate: str) -> str | None:
+    return registry_default(repo, crate, "HOST")
+
+
 def source_reads(repo: Path, crate: str, var: str) -> bool:
-    needle = f'"{var}"'
-    for root in (repo / "services" / crate / "src", repo / "core" / "src"):
-        for f in root.rglob("*.rs"):
-            if needle in f.read_text():
-                return True
-    return False
+    entry = (registry(repo) or {}).get(var)
+    return entry is not None and crate in entry[0]
 
 
 def dockerfile_stages(path: Path) -> dict[str, list[str]]:
@@ -190,7 +205,7 @@ def check_config(config: dict, repo: Path) -> Checks:
         listen[name] = int(env.get("PORT") or default or 0)
         for var in env:
             c.check(var in known_vars, f"{name}: {var} is in the README's Configuration table")
-            c.check(var in READ_BY_LIBRARIES or source_reads(repo, crate, var), f"{name}: {var} is read by services/{crate} or core")
+            c.check(source_reads(repo, crate, var), f"{name}: {var} is declared as read by {crate} in core/src/settings.rs")
 
     # Metrics: each Rust service publishes its metrics port on the host's loopback only (they
     # tell traffic, routes and load), listening beyond the container's loopback for it.

@@ -68,6 +68,10 @@ class CatchesMistakes(unittest.TestCase):
     def test_a_misspelt_variable(self):
         self.assert_caught(lambda c: svc(c, "worker")["environment"].update(CHAT_DATABSE_URL="x"), "CHAT_DATABSE_URL is in the README")
 
+    def test_a_variable_the_service_does_not_read(self):
+        # Documented, but for other services: the worker would ignore it.
+        self.assert_caught(lambda c: svc(c, "worker")["environment"].update(AUTH_MODE="compat"), "worker: AUTH_MODE is declared as read by worker")
+
     def test_a_missing_database_url(self):
         self.assert_caught(lambda c: svc(c, "call")["environment"].pop("CHAT_DATABASE_URL"), "call: CHAT_DATABASE_URL is set")
 

@@ -157,7 +157,7 @@ pub(crate) async fn publish<T: serde::Serialize>(
     events::publish(
         &state.redis,
         &state.keys,
-        state.config.stores.recovery_window,
+        state.config.recovery_window,
         envelope,
     )
     .await

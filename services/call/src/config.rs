@@ -1,15 +1,18 @@
-//! The call service's settings, read once from the environment.
+//! The call service's settings, read once from its command line or environment (their
+//! names, defaults and meanings are in `platform_core::settings`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::config::{ConfigError, Env, Listen, Stores};
 use platform_core::identity::Trust;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
     pub stores: Stores,
+    /// `RECOVERY_WINDOW_SECS`: how long the call events it records are kept (off at 0).
+    pub recovery_window: platform_core::recovery::Window,
     /// A call ringing longer than this becomes `missed`.
     pub ring_timeout: Duration,
     /// Most signals one call may store.
@@ -27,19 +30,51 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
             // Only the gateway talks to it: not reachable from other machines unless asked.
-            listen: Listen::from_env(env, "127.0.0.1", 3002)?,
-            stores: Stores::from_env(env, PoolSizes { pg: 8, redis: 4 })?,
-            ring_timeout: env.millis("RING_TIMEOUT_MS", 45_000, 100, 3_600_000)?,
-            max_signals: env.number("MAX_SIGNALS_PER_CALL", 500, 1, 100_000)?,
-            max_payload: env.number("MAX_SIGNAL_BYTES", 64 * 1024, 256, 1 << 20)?,
-            body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
-            max_participants: env.number("MAX_CALL_PARTICIPANTS", 64, 1, 1000)?,
-            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            listen: Listen::from_env(env)?,
+            stores: Stores::from_env(env)?,
+            recovery_window: platform_core::recovery::Window::from_env(env)?,
+            ring_timeout: env.millis("RING_TIMEOUT_MS", 100, 3_600_000)?,
+            max_signals: env.number("MAX_SIGNALS_PER_CALL", 1, 100_000)?,
+            max_payload: env.number("MAX_SIGNAL_BYTES", 256, 1 << 20)?,
+            body_limit: env.number("BODY_LIMIT_BYTES", 1024, 64 << 20)?,
+            max_participants: env.number("MAX_CALL_PARTICIPANTS", 1, 1000)?,
+            max_connections: env.number("MAX_CONNECTIONS", 1, 1_000_000)?,
             trust: Trust::from_env(env)?,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.listen.addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_reads_exactly_its_declared_settings() {
+        platform_core::settings::assert_reads(
+            "call",
+            &[("INTERNAL_SECRET", "0123456789abcdef")],
+            Config::from_env,
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_the_registry() {
+        let env = Env::from_pairs("call", &[("INTERNAL_SECRET", "0123456789abcdef")]);
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!(c.listen.addr().to_string(), "127.0.0.1:3002");
+        assert_eq!(c.ring_timeout, Duration::from_secs(45));
+        assert_eq!(c.max_payload, 65_536);
+        let env = Env::from_pairs(
+            "call",
+            &[
+                ("INTERNAL_SECRET", "0123456789abcdef"),
+                ("MAX_SIGNAL_BYTES", "100"),
+            ],
+        );
+        assert_eq!(Config::from_env(&env).unwrap_err().var, "MAX_SIGNAL_BYTES");
     }
 }

@@ -1,10 +1,11 @@
-//! The chat service's settings, read once from the environment.
+//! The chat service's settings, read once from its command line or environment (their
+//! names, defaults and meanings are in `platform_core::settings`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform_core::attachment_urls::UrlSigner;
-use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::config::{ConfigError, Env, Listen, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::ratelimit::Limit;
@@ -13,6 +14,9 @@ use platform_core::ratelimit::Limit;
 pub struct Config {
     pub listen: Listen,
     pub stores: Stores,
+    /// `RECOVERY_WINDOW_SECS`: how long recorded realtime events are kept for connection
+    /// state recovery (off at 0).
+    pub recovery_window: platform_core::recovery::Window,
     /// How long a send waits for the worker's commit before answering 202.
     pub send_wait: Duration,
     pub body_limit: usize,
@@ -89,24 +93,18 @@ pub struct AttachmentSettings {
 impl AttachmentSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(AttachmentSettings {
-            dir: env.string("ATTACHMENT_DIR", "data/attachments").into(),
+            dir: env.string("ATTACHMENT_DIR").into(),
             max_bytes: env.attachment_max_bytes()?,
-            unsent_max_bytes: env.number("ATTACHMENT_UNSENT_MAX_BYTES", 250 << 20, 1, 1 << 40)?,
-            uploads_max: env.number("ATTACHMENT_UPLOADS_MAX", 16, 1, 10_000)?,
-            sweep_every: Duration::from_secs(env.number("ATTACHMENT_SWEEP_SECS", 60, 1, 86_400)?),
+            unsent_max_bytes: env.number("ATTACHMENT_UNSENT_MAX_BYTES", 1, 1 << 40)?,
+            uploads_max: env.number("ATTACHMENT_UPLOADS_MAX", 1, 10_000)?,
+            sweep_every: Duration::from_secs(env.number("ATTACHMENT_SWEEP_SECS", 1, 86_400)?),
             unsent_ttl: Duration::from_secs(env.number(
                 "ATTACHMENT_UNSENT_TTL_SECS",
-                86_400,
                 1,
                 365 * 86_400,
             )?),
             s3: S3Settings::from_env(env)?,
-            thumbnail_max_bytes: env.number(
-                "ATTACHMENT_THUMBNAIL_MAX_BYTES",
-                10 << 20,
-                0,
-                1 << 30,
-            )?,
+            thumbnail_max_bytes: env.number("ATTACHMENT_THUMBNAIL_MAX_BYTES", 0, 1 << 30)?,
         })
     }
 }
@@ -150,15 +148,19 @@ impl S3Settings {
             })
         };
         let endpoint = match set("S3_ENDPOINT") {
-            Some(_) => Some(env.url("S3_ENDPOINT", "", &["http", "https"])?),
+            Some(_) => Some(env.url("S3_ENDPOINT", &["http", "https"])?),
             None => None,
         };
         Ok(Some(S3Settings {
             bucket: required("S3_BUCKET")?,
-            region: env.string("S3_REGION", "us-east-1"),
+            region: env.string("S3_REGION"),
             access_key_id: required("S3_ACCESS_KEY_ID")?,
             secret_access_key: required("S3_SECRET_ACCESS_KEY")?,
-            force_path_style: env.boolean("S3_FORCE_PATH_STYLE", endpoint.is_some())?,
+            // Unset: path style with an endpoint (local servers have no per-bucket host names).
+            force_path_style: match set("S3_FORCE_PATH_STYLE") {
+                Some(_) => env.boolean("S3_FORCE_PATH_STYLE")?,
+                None => endpoint.is_some(),
+            },
             endpoint,
         }))
     }
@@ -166,41 +168,40 @@ impl S3Settings {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let stores = Stores::from_env(env, PoolSizes { pg: 16, redis: 4 })?;
-        let window = Duration::from_secs(stores.recovery_window.secs());
+        let recovery_window = platform_core::recovery::Window::from_env(env)?;
         let presence_grace = env
-            .millis("PRESENCE_GRACE_MS", 30_000, 0, 3_600_000)?
-            .min(window);
+            .millis("PRESENCE_GRACE_MS", 0, 3_600_000)?
+            .min(Duration::from_secs(recovery_window.secs()));
         Ok(Config {
-            listen: Listen::from_env(env, "0.0.0.0", 3001)?,
-            stores,
-            send_wait: env.millis("SEND_WAIT_MS", 2000, 0, 60_000)?,
-            body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
-            message_max_chars: env.number("MESSAGE_MAX_CHARS", 4000, 1, 100_000)?,
-            dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
-            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            listen: Listen::from_env(env)?,
+            stores: Stores::from_env(env)?,
+            recovery_window,
+            send_wait: env.millis("SEND_WAIT_MS", 0, 60_000)?,
+            body_limit: env.number("BODY_LIMIT_BYTES", 1024, 64 << 20)?,
+            message_max_chars: env.number("MESSAGE_MAX_CHARS", 1, 100_000)?,
+            dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 60, 365 * 86_400)?,
+            max_connections: env.number("MAX_CONNECTIONS", 1, 1_000_000)?,
             socket_dir: platform_core::handoff::socket_dir(env)?,
-            member_cache_size: env.number("MEMBER_CACHE_SIZE", 100_000, 1, 100_000_000)?,
-            history_cache_bytes: env.number("HISTORY_CACHE_BYTES", 64 << 20, 0, 1 << 40)?,
-            ping_interval: env.millis("PING_INTERVAL_MS", 25_000, 100, 600_000)?,
-            ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000, 100, 600_000)?,
-            socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1_000_000, 1024, 64 << 20)?,
+            member_cache_size: env.number("MEMBER_CACHE_SIZE", 1, 100_000_000)?,
+            history_cache_bytes: env.number("HISTORY_CACHE_BYTES", 0, 1 << 40)?,
+            ping_interval: env.millis("PING_INTERVAL_MS", 100, 600_000)?,
+            ping_timeout: env.millis("PING_TIMEOUT_MS", 100, 600_000)?,
+            socket_max_payload: env.number("SOCKET_MAX_PAYLOAD", 1024, 64 << 20)?,
             socket_cors: Origins::from_env(env),
-            presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 250, 0, 60_000)?,
-            presence_stale: env.millis("PRESENCE_STALE_MS", 15_000, 300, 3_600_000)?,
+            presence_coalesce: env.millis("PRESENCE_COALESCE_MS", 0, 60_000)?,
+            presence_stale: env.millis("PRESENCE_STALE_MS", 300, 3_600_000)?,
             presence_grace,
             trust: Trust::from_env(env)?,
-            max_sockets_per_user: env.number("MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
-            socket_event_burst: env.number("SOCKET_EVENT_BURST", 20, 1, 100_000)?,
-            socket_events_per_sec: env.number("SOCKET_EVENTS_PER_SEC", 5, 1, 100_000)?,
+            max_sockets_per_user: env.number("MAX_SOCKETS_PER_USER", 1, 100_000)?,
+            socket_event_burst: env.number("SOCKET_EVENT_BURST", 1, 100_000)?,
+            socket_events_per_sec: env.number("SOCKET_EVENTS_PER_SEC", 1, 100_000)?,
             socket_events_per_user_per_min: env.number(
                 "SOCKET_EVENTS_PER_USER_PER_MIN",
-                1200,
                 10,
                 10_000_000,
             )?,
-            reaction_event_interval: env.millis("REACTION_EVENT_MS", 250, 0, 60_000)?,
-            search_timeout: env.millis("SEARCH_TIMEOUT_MS", 2000, 10, 60_000)?,
+            reaction_event_interval: env.millis("REACTION_EVENT_MS", 0, 60_000)?,
+            search_timeout: env.millis("SEARCH_TIMEOUT_MS", 10, 60_000)?,
             send_limits: platform_core::ratelimit::send_limits(env)?,
             urls: UrlSigner::from_env(env)?,
             attachments: AttachmentSettings::from_env(env)?,
@@ -217,30 +218,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn it_reads_exactly_its_declared_settings() {
+        platform_core::settings::assert_reads(
+            "chat",
+            &[("INTERNAL_SECRET", "0123456789abcdef")],
+            Config::from_env,
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_the_registry() {
+        let c = Config::from_env(&Env::from_pairs(
+            "chat",
+            &[("INTERNAL_SECRET", "0123456789abcdef")],
+        ))
+        .unwrap();
+        assert_eq!(c.listen.port, 3001);
+        assert_eq!(c.stores.pg_pool_size, 16);
+        assert_eq!(c.history_cache_bytes, 64 << 20);
+        assert_eq!(c.recovery_window.secs(), 300);
+        // The grace is at most the recovery window.
+        let c = Config::from_env(&Env::from_pairs(
+            "chat",
+            &[
+                ("INTERNAL_SECRET", "0123456789abcdef"),
+                ("RECOVERY_WINDOW_SECS", "5"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(c.presence_grace, Duration::from_secs(5));
+    }
+
+    #[test]
     fn settings_are_all_or_nothing() {
-        assert_eq!(S3Settings::from_env(&Env::from_pairs(&[])).unwrap(), None);
-        let full = S3Settings::from_env(&Env::from_pairs(&[
-            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
-            ("S3_BUCKET", "files"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]))
+        assert_eq!(
+            S3Settings::from_env(&Env::from_pairs("chat", &[])).unwrap(),
+            None
+        );
+        let full = S3Settings::from_env(&Env::from_pairs(
+            "chat",
+            &[
+                ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("S3_BUCKET", "files"),
+                ("S3_ACCESS_KEY_ID", "k"),
+                ("S3_SECRET_ACCESS_KEY", "s"),
+            ],
+        ))
         .unwrap()
         .unwrap();
         assert_eq!(full.region, "us-east-1");
         assert!(full.force_path_style);
-        let aws = S3Settings::from_env(&Env::from_pairs(&[
-            ("S3_BUCKET", "files"),
-            ("S3_ACCESS_KEY_ID", "k"),
-            ("S3_SECRET_ACCESS_KEY", "s"),
-        ]))
+        let aws = S3Settings::from_env(&Env::from_pairs(
+            "chat",
+            &[
+                ("S3_BUCKET", "files"),
+                ("S3_ACCESS_KEY_ID", "k"),
+                ("S3_SECRET_ACCESS_KEY", "s"),
+            ],
+        ))
         .unwrap()
         .unwrap();
         assert!(!aws.force_path_style && aws.endpoint.is_none());
-        let e = S3Settings::from_env(&Env::from_pairs(&[("S3_ENDPOINT", "http://x:9000")]))
-            .unwrap_err();
+        let e = S3Settings::from_env(&Env::from_pairs(
+            "chat",
+            &[("S3_ENDPOINT", "http://x:9000")],
+        ))
+        .unwrap_err();
         assert_eq!(e.var, "S3_BUCKET");
-        let e = S3Settings::from_env(&Env::from_pairs(&[("S3_BUCKET", "b")])).unwrap_err();
+        let e = S3Settings::from_env(&Env::from_pairs("chat", &[("S3_BUCKET", "b")])).unwrap_err();
         assert_eq!(e.var, "S3_ACCESS_KEY_ID");
     }
 }

@@ -314,7 +314,7 @@ pub(crate) async fn commit_change(
                 .queue
                 .raise_version(
                     &state.redis,
-                    state.config.stores.recovery_window,
+                    state.config.recovery_window,
                     &conversation,
                     version,
                     added,

@@ -1,11 +1,12 @@
-//! The gateway's settings, read once from the environment.
+//! The gateway's settings, read once from its command line or environment (their names,
+//! defaults and meanings are in `platform_core::settings`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Uri;
 use platform_core::client::TrustedProxies;
-use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::config::{ConfigError, Env, Listen, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::ratelimit::Limit;
@@ -119,81 +120,53 @@ impl Write {
         matches!(self, Write::Search | Write::React | Write::Upload)
     }
 
-    /// Its settings, per user and per address (variable, default), and the window. The
-    /// variables are written out whole so that a search for a setting finds where it is read.
-    /// An address may hold many users (an office, a carrier's NAT), so it gets ten times a
-    /// user's share. Sends have none here: the chat service counts them as it queues them
+    /// Its settings, per user and per address, and the window. The variables are written out
+    /// whole so that a search for a setting finds where it is read; their defaults are in the
+    /// registry (`platform_core::settings`). An address may hold many users (an office, a
+    /// carrier's NAT), so it gets ten times a user's share. Sends have none here: the chat service counts them as it queues them
     /// (`platform_core::ratelimit::send_limits`), with the address the gateway passes on.
     fn settings(self) -> Option<(Setting, Setting, Duration)> {
         Some(match self {
             Write::Send => return None,
-            Write::Edit => (
-                ("RATE_EDITS_PER_USER", 60),
-                ("RATE_EDITS_PER_ADDRESS", 600),
-                MINUTE,
-            ),
-            Write::Delete => (
-                ("RATE_DELETES_PER_USER", 60),
-                ("RATE_DELETES_PER_ADDRESS", 600),
-                MINUTE,
-            ),
+            Write::Edit => ("RATE_EDITS_PER_USER", "RATE_EDITS_PER_ADDRESS", MINUTE),
+            Write::Delete => ("RATE_DELETES_PER_USER", "RATE_DELETES_PER_ADDRESS", MINUTE),
             Write::Conversation => (
-                ("RATE_CONVERSATIONS_PER_USER", 20),
-                ("RATE_CONVERSATIONS_PER_ADDRESS", 200),
+                "RATE_CONVERSATIONS_PER_USER",
+                "RATE_CONVERSATIONS_PER_ADDRESS",
                 MINUTE,
             ),
             // Starting, answering and ending calls.
-            Write::Call => (
-                ("RATE_CALLS_PER_USER", 30),
-                ("RATE_CALLS_PER_ADDRESS", 300),
-                MINUTE,
-            ),
+            Write::Call => ("RATE_CALLS_PER_USER", "RATE_CALLS_PER_ADDRESS", MINUTE),
             // WebRTC offers, answers and ICE candidates: a few dozen per call set-up.
-            Write::Signal => (
-                ("RATE_SIGNALS_PER_USER", 600),
-                ("RATE_SIGNALS_PER_ADDRESS", 6000),
-                MINUTE,
-            ),
+            Write::Signal => ("RATE_SIGNALS_PER_USER", "RATE_SIGNALS_PER_ADDRESS", MINUTE),
             // Leaving, blocking and unblocking (and membership changes).
-            Write::Members => (
-                ("RATE_MEMBERS_PER_USER", 30),
-                ("RATE_MEMBERS_PER_ADDRESS", 300),
-                MINUTE,
-            ),
+            Write::Members => ("RATE_MEMBERS_PER_USER", "RATE_MEMBERS_PER_ADDRESS", MINUTE),
             // Read markers: a client marks read as messages arrive in the open
             // conversation and as the user switches conversations, so a couple per second.
-            Write::Read => (
-                ("RATE_READS_PER_USER", 120),
-                ("RATE_READS_PER_ADDRESS", 1200),
-                MINUTE,
-            ),
+            Write::Read => ("RATE_READS_PER_USER", "RATE_READS_PER_ADDRESS", MINUTE),
             // A search box searches as the user pauses typing: a few per second at most, and
             // each one reads the index, so less than a reader's share of the database.
             Write::Search => (
-                ("RATE_SEARCHES_PER_USER", 60),
-                ("RATE_SEARCHES_PER_ADDRESS", 600),
+                "RATE_SEARCHES_PER_USER",
+                "RATE_SEARCHES_PER_ADDRESS",
                 MINUTE,
             ),
             // Adding and removing reactions: a user toggles a few in a row, never dozens a
             // second; each one is a transaction and a (coalesced) event for every member.
             Write::React => (
-                ("RATE_REACTIONS_PER_USER", 120),
-                ("RATE_REACTIONS_PER_ADDRESS", 1200),
+                "RATE_REACTIONS_PER_USER",
+                "RATE_REACTIONS_PER_ADDRESS",
                 MINUTE,
             ),
             // Uploads: a person attaches a handful of files at a time; each one may be 25 MiB
             // of storage and bandwidth.
-            Write::Upload => (
-                ("RATE_UPLOADS_PER_USER", 60),
-                ("RATE_UPLOADS_PER_ADDRESS", 600),
-                MINUTE,
-            ),
+            Write::Upload => ("RATE_UPLOADS_PER_USER", "RATE_UPLOADS_PER_ADDRESS", MINUTE),
         })
     }
 }
 
-/// A setting's variable and its default.
-type Setting = (&'static str, u64);
+/// A setting's variable.
+type Setting = &'static str;
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -202,29 +175,26 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 impl Limits {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let n = |var: &str, default: u64| env.number(var, default, 1, 1_000_000_000);
+        let n = |var: &str| env.number(var, 1, 1_000_000_000);
         // Sends' entry is never read (see `Write::settings`).
         let mut writes = [(Limit::per(1, SECOND), Limit::per(1, SECOND)); Write::ALL.len()];
         for w in Write::ALL {
-            if let Some(((user_var, user), (address_var, address), window)) = w.settings() {
+            if let Some((user, address, window)) = w.settings() {
                 writes[w as usize] = (
-                    Limit::per(n(user_var, user)?, window),
-                    Limit::per(n(address_var, address)?, window),
+                    Limit::per(n(user)?, window),
+                    Limit::per(n(address)?, window),
                 );
             }
         }
         Ok(Limits {
             writes,
-            login_failures_per_user: Limit::per(
-                n("RATE_LOGIN_FAILURES_PER_USER", 10)?,
-                QUARTER_HOUR,
-            ),
+            login_failures_per_user: Limit::per(n("RATE_LOGIN_FAILURES_PER_USER")?, QUARTER_HOUR),
             login_failures_per_address: Limit::per(
-                n("RATE_LOGIN_FAILURES_PER_ADDRESS", 50)?,
+                n("RATE_LOGIN_FAILURES_PER_ADDRESS")?,
                 QUARTER_HOUR,
             ),
-            registrations_per_address: Limit::per(n("RATE_REGISTRATIONS_PER_ADDRESS", 20)?, HOUR),
-            connects_per_address: Limit::per(n("RATE_CONNECTS_PER_ADDRESS", 300)?, MINUTE),
+            registrations_per_address: Limit::per(n("RATE_REGISTRATIONS_PER_ADDRESS")?, HOUR),
+            connects_per_address: Limit::per(n("RATE_CONNECTS_PER_ADDRESS")?, MINUTE),
         })
     }
 
@@ -237,39 +207,24 @@ impl Limits {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            listen: Listen::from_env(env, "0.0.0.0", 3000)?,
-            chat: upstream(env, "CHAT_SERVICE_URL", "http://127.0.0.1:3001")?,
-            call: upstream(env, "CALL_SERVICE_URL", "http://127.0.0.1:3002")?,
-            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 15_000, 100, 600_000)?,
-            poll_timeout: env.millis("POLL_TIMEOUT_MS", 60_000, 1_000, 600_000)?,
-            body_limit: env.number("BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20)?,
+            listen: Listen::from_env(env)?,
+            chat: upstream(env, "CHAT_SERVICE_URL")?,
+            call: upstream(env, "CALL_SERVICE_URL")?,
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 100, 600_000)?,
+            poll_timeout: env.millis("POLL_TIMEOUT_MS", 1_000, 600_000)?,
+            body_limit: env.number("BODY_LIMIT_BYTES", 1024, 64 << 20)?,
             attachment_max_bytes: env.attachment_max_bytes()?,
             cors_origins: Origins::from_env(env),
-            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            max_connections: env.number("MAX_CONNECTIONS", 1, 1_000_000)?,
             socket_dir: platform_core::handoff::socket_dir(env)?,
-            max_connections_per_address: env.number(
-                "MAX_CONNECTIONS_PER_ADDRESS",
-                256,
-                1,
-                1_000_000,
-            )?,
+            max_connections_per_address: env.number("MAX_CONNECTIONS_PER_ADDRESS", 1, 1_000_000)?,
             trusted_proxies: TrustedProxies::from_env(env)?,
-            max_in_flight: env.number("MAX_IN_FLIGHT", 2_048, 1, 1_000_000)?,
+            max_in_flight: env.number("MAX_IN_FLIGHT", 1, 1_000_000)?,
             trust: Trust::from_env(env)?,
-            stores: Stores::from_env(env, PoolSizes { pg: 8, redis: 4 })?,
-            session_ttl: Duration::from_secs(env.number(
-                "SESSION_TTL_SECS",
-                7 * 86_400,
-                1,
-                365 * 86_400,
-            )?),
-            max_sessions_per_user: env.number(
-                "MAX_SESSIONS_PER_USER",
-                platform_core::sessions::MAX_PER_USER,
-                1,
-                10_000,
-            )?,
-            session_cache_max: env.number("SESSION_CACHE_MAX", 100_000, 0, 10_000_000)?,
+            stores: Stores::from_env(env)?,
+            session_ttl: Duration::from_secs(env.number("SESSION_TTL_SECS", 1, 365 * 86_400)?),
+            max_sessions_per_user: env.number("MAX_SESSIONS_PER_USER", 1, 10_000)?,
+            session_cache_max: env.number("SESSION_CACHE_MAX", 0, 10_000_000)?,
             limits: Limits::from_env(env)?,
         })
     }
@@ -280,8 +235,8 @@ impl Config {
 }
 
 /// An upstream base URL: `http://host:port`, nothing after the authority.
-fn upstream(env: &Env, var: &str, default: &str) -> Result<Uri, ConfigError> {
-    let raw = env.url(var, default, &["http"])?;
+fn upstream(env: &Env, var: &str) -> Result<Uri, ConfigError> {
+    let raw = env.url(var, &["http"])?;
     let bad = |reason: &str| ConfigError {
         var: var.into(),
         value: raw.clone(),
@@ -302,15 +257,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn it_reads_exactly_its_declared_settings() {
+        platform_core::settings::assert_reads(
+            "gateway",
+            &[("INTERNAL_SECRET", "0123456789abcdef")],
+            Config::from_env,
+        );
+    }
+
+    #[test]
     fn upstreams_are_checked() {
-        let ok = Config::from_env(&Env::from_pairs(&[
-            ("CHAT_SERVICE_URL", "http://chat:3001/"),
-            ("INTERNAL_SECRET", "0123456789abcdef"),
-        ]))
+        let ok = Config::from_env(&Env::from_pairs(
+            "gateway",
+            &[
+                ("CHAT_SERVICE_URL", "http://chat:3001/"),
+                ("INTERNAL_SECRET", "0123456789abcdef"),
+            ],
+        ))
         .unwrap();
         assert_eq!(ok.chat.authority().unwrap().as_str(), "chat:3001");
         for bad in ["https://x", "http://x/path", "chat:3001"] {
-            let e = Config::from_env(&Env::from_pairs(&[("CHAT_SERVICE_URL", bad)])).unwrap_err();
+            let e = Config::from_env(&Env::from_pairs("gateway", &[("CHAT_SERVICE_URL", bad)]))
+                .unwrap_err();
             assert_eq!(e.var, "CHAT_SERVICE_URL", "{bad}");
         }
     }
@@ -320,7 +288,7 @@ mod tests {
         let env = |pairs: &[(&str, &str)]| {
             let mut all = vec![("AUTH_MODE", "compat")];
             all.extend_from_slice(pairs);
-            Config::from_env(&Env::from_pairs(&all))
+            Config::from_env(&Env::from_pairs("gateway", &all))
         };
         let c = env(&[]).unwrap();
         assert_eq!(c.limits.write(Write::Edit).0.max, 60);

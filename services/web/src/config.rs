@@ -1,4 +1,5 @@
-//! The web server's settings, read once from the environment and checked before binding.
+//! The web server's settings, read once from its command line or environment and checked
+//! before binding (their names, defaults and meanings are in `platform_core::settings`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,11 +39,11 @@ const MAX_ICE_FIELD: usize = 512;
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
-            listen: Listen::from_env(env, "0.0.0.0", 8080)?,
+            listen: Listen::from_env(env)?,
             static_dir: static_dir(env)?,
             api_url: api_url(env)?,
             ice: ice_servers(env)?,
-            max_connections: env.number("MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
+            max_connections: env.number("MAX_CONNECTIONS", 1, 1_000_000)?,
         })
     }
 
@@ -54,7 +55,7 @@ impl Config {
 /// `STATIC_DIR` must be a directory with an `index.html`: a missing build is reported at
 /// start-up rather than as a blank page.
 fn static_dir(env: &Env) -> Result<PathBuf, ConfigError> {
-    let raw = env.string("STATIC_DIR", "frontend/dist");
+    let raw = env.string("STATIC_DIR");
     let bad = |reason: String| ConfigError {
         var: "STATIC_DIR".into(),
         value: raw.clone(),
@@ -81,7 +82,7 @@ fn api_url(env: &Env) -> Result<String, ConfigError> {
     if env.raw(VAR).as_deref() == Some(SAME_ORIGIN) {
         return Ok(String::new());
     }
-    let raw = env.url(VAR, "http://localhost:3000", &["http", "https"])?;
+    let raw = env.url(VAR, &["http", "https"])?;
     let url = raw.trim_end_matches('/');
     let authority = url.split_once("://").map(|(_, a)| a).unwrap_or("");
     let authority_ok = !authority.is_empty()
@@ -104,7 +105,7 @@ fn ice_servers(env: &Env) -> Result<IceServers, ConfigError> {
         value: value.into(),
         reason: reason.into(),
     };
-    let raw = env.string("ICE_SERVERS", "");
+    let raw = env.string("ICE_SERVERS");
     let urls: Vec<String> = raw
         .split(',')
         .map(str::trim)
@@ -162,7 +163,16 @@ mod tests {
         let dir = dir.to_string_lossy().into_owned();
         let mut all = vec![("STATIC_DIR", dir.as_str())];
         all.extend_from_slice(pairs);
-        Config::from_env(&Env::from_pairs(&all))
+        Config::from_env(&Env::from_pairs("web", &all))
+    }
+
+    #[test]
+    fn it_reads_exactly_its_declared_settings() {
+        let dir = std::env::temp_dir().join(format!("web-reads-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "<!doctype html>").unwrap();
+        let dir = dir.to_string_lossy().into_owned();
+        platform_core::settings::assert_reads("web", &[("STATIC_DIR", &dir)], Config::from_env);
     }
 
     #[test]
@@ -223,15 +233,18 @@ mod tests {
 
     #[test]
     fn static_dir_needs_an_index() {
-        let e =
-            Config::from_env(&Env::from_pairs(&[("STATIC_DIR", "/nonexistent/dist")])).unwrap_err();
+        let e = Config::from_env(&Env::from_pairs(
+            "web",
+            &[("STATIC_DIR", "/nonexistent/dist")],
+        ))
+        .unwrap_err();
         assert_eq!(e.var, "STATIC_DIR");
         let empty = std::env::temp_dir().join(format!("web-empty-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
-        let e = Config::from_env(&Env::from_pairs(&[(
-            "STATIC_DIR",
-            empty.to_string_lossy().as_ref(),
-        )]))
+        let e = Config::from_env(&Env::from_pairs(
+            "web",
+            &[("STATIC_DIR", empty.to_string_lossy().as_ref())],
+        ))
         .unwrap_err();
         assert!(e.reason.contains("index.html"));
     }

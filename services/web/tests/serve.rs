@@ -57,7 +57,7 @@ async fn site(env: &[(&str, &str)]) -> Site {
     let dir_s = dir.to_string_lossy().into_owned();
     let mut pairs = vec![("STATIC_DIR", dir_s.as_str()), ("HOST", "127.0.0.1")];
     pairs.extend_from_slice(env);
-    let config = web::Config::from_env(&Env::from_pairs(&pairs)).unwrap();
+    let config = web::Config::from_env(&Env::from_pairs("web", &pairs)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();

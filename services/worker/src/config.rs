@@ -1,16 +1,19 @@
-//! The worker's settings, read once from the environment.
+//! The worker's settings, read once from its command line or environment (their names,
+//! defaults and meanings are in `platform_core::settings`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform_core::attachment_urls::UrlSigner;
-use platform_core::config::{ConfigError, Env, Listen, PoolSizes, Stores};
+use platform_core::config::{ConfigError, Env, Listen, Stores};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Health endpoints only.
     pub listen: Listen,
     pub stores: Stores,
+    /// `RECOVERY_WINDOW_SECS`: how long the events it records are kept (off at 0).
+    pub recovery_window: platform_core::recovery::Window,
     /// This worker's name in the consumer group; unique per process by default.
     pub consumer: String,
     /// Most entries stored in one transaction.
@@ -54,27 +57,28 @@ pub enum Fault {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let default_consumer = format!(
-            "worker-{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
-            std::process::id()
-        );
+        let consumer = env.raw("WORKER_CONSUMER").unwrap_or_else(|| {
+            // The machine's name, not a setting: unique per process on a host.
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+            format!("worker-{host}-{}", std::process::id())
+        });
         Ok(Config {
-            listen: Listen::from_env(env, "127.0.0.1", 3003)?,
-            // One transaction at a time, the search index's merge and the admin endpoints;
-            // the stream reader has a connection of its own.
-            stores: Stores::from_env(env, PoolSizes { pg: 4, redis: 2 })?,
-            consumer: env.string("WORKER_CONSUMER", &default_consumer),
-            batch_max: env.number("BATCH_MAX", 1000, 1, 100_000)?,
-            batch_wait: env.millis("BATCH_WAIT_MS", 0, 0, 10_000)?,
-            block: env.millis("BATCH_BLOCK_MS", 1000, 10, 60_000)?,
-            claim_idle: env.millis("CLAIM_IDLE_MS", 15_000, 100, 3_600_000)?,
-            max_deliveries: env.number("MAX_DELIVERIES", 5, 1, 1000)?,
-            maintenance_every: env.millis("MAINTENANCE_MS", 2_000, 50, 600_000)?,
-            search_merge_every: env.millis("SEARCH_MERGE_MS", 1_000, 0, 600_000)?,
-            notice_max_bytes: env.number("NOTICE_MAX_BYTES", 1 << 20, 4096, 16 << 20)?,
-            dead_letter_max: env.number("DEAD_LETTER_MAX", 10_000, 100, 10_000_000)?,
-            dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 7 * 86_400, 60, 365 * 86_400)?,
+            listen: Listen::from_env(env)?,
+            // Its pools' defaults (4, 2): one transaction at a time, the search index's merge
+            // and the admin endpoints; the stream reader has a connection of its own.
+            stores: Stores::from_env(env)?,
+            recovery_window: platform_core::recovery::Window::from_env(env)?,
+            consumer,
+            batch_max: env.number("BATCH_MAX", 1, 100_000)?,
+            batch_wait: env.millis("BATCH_WAIT_MS", 0, 10_000)?,
+            block: env.millis("BATCH_BLOCK_MS", 10, 60_000)?,
+            claim_idle: env.millis("CLAIM_IDLE_MS", 100, 3_600_000)?,
+            max_deliveries: env.number("MAX_DELIVERIES", 1, 1000)?,
+            maintenance_every: env.millis("MAINTENANCE_MS", 50, 600_000)?,
+            search_merge_every: env.millis("SEARCH_MERGE_MS", 0, 600_000)?,
+            notice_max_bytes: env.number("NOTICE_MAX_BYTES", 4096, 16 << 20)?,
+            dead_letter_max: env.number("DEAD_LETTER_MAX", 100, 10_000_000)?,
+            dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 60, 365 * 86_400)?,
             urls: UrlSigner::from_env(env)?,
             fault: match env.raw("WORKER_FAULT").as_deref() {
                 None | Some("") => None,
@@ -92,5 +96,33 @@ impl Config {
 
     pub fn addr(&self) -> SocketAddr {
         self.listen.addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_reads_exactly_its_declared_settings() {
+        platform_core::settings::assert_reads(
+            "worker",
+            &[("INTERNAL_SECRET", "0123456789abcdef")],
+            Config::from_env,
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_the_registry() {
+        let c = Config::from_env(&Env::from_pairs("worker", &[])).unwrap();
+        assert_eq!(c.listen.addr().to_string(), "127.0.0.1:3003");
+        assert_eq!((c.stores.pg_pool_size, c.stores.redis_pool_size), (4, 2));
+        assert_eq!(c.batch_max, 1000);
+        assert!(c.consumer.starts_with("worker-"), "{}", c.consumer);
+        let c = Config::from_env(&Env::from_pairs("worker", &[("WORKER_CONSUMER", "w1")])).unwrap();
+        assert_eq!(c.consumer, "w1");
+        let e =
+            Config::from_env(&Env::from_pairs("worker", &[("WORKER_FAULT", "boom")])).unwrap_err();
+        assert_eq!(e.var, "WORKER_FAULT");
     }
 }

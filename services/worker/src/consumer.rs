@@ -353,7 +353,7 @@ impl Consumer {
         if !pending.is_empty() {
             pipe.cmd("DEL").arg(&pending).ignore();
         }
-        let window = self.config.stores.recovery_window;
+        let window = self.config.recovery_window;
         for doc in n
             .encode_parts(recovery::body_room(window, self.config.notice_max_bytes))
             .context("encoding the commit notice")?
@@ -409,10 +409,7 @@ impl Consumer {
         pipe: &mut redis::Pipeline,
         redelivered: &[(String, platform_core::model::Message)],
     ) -> Result<(), Failure> {
-        let max = recovery::body_room(
-            self.config.stores.recovery_window,
-            self.config.notice_max_bytes,
-        );
+        let max = recovery::body_room(self.config.recovery_window, self.config.notice_max_bytes);
         let mut call: Option<(redis::Cmd, usize)> = None;
         for (stream_id, m) in redelivered {
             let json = serde_json::to_vec(m).context("encoding a redelivered message")?;
@@ -432,7 +429,7 @@ impl Consumer {
                     .arg(&self.keys.notices)
                     .arg(self.keys.rec_seq())
                     .arg(GROUP)
-                    .arg(self.config.stores.recovery_window.retention_secs())
+                    .arg(self.config.recovery_window.retention_secs())
                     .arg(self.keys.rec_payload_prefix());
                 (c, 16)
             });

@@ -136,12 +136,51 @@ pub async fn drop(redis: &RedisPool, keys: &Keys, id: &str) -> Result<(), ApiErr
     Ok(())
 }
 
-const USAGE: &str = "usage: worker dead-letters list [COUNT] | replay ID | drop ID";
+/// The subcommand's name: `worker dead-letters …`.
+pub const SUBCOMMAND: &str = "dead-letters";
 
-/// `worker dead-letters …`, with the worker's environment: prints the list as JSON, or the
-/// replayed entry's new stream id. Returns the process exit status.
-pub async fn command(args: &[String]) -> i32 {
-    let config = match Config::from_env(&Env::process()) {
+/// `dead-letters list [COUNT] | replay ID | drop ID`, for the worker's command line.
+pub fn subcommand() -> clap::Command {
+    use clap::{value_parser, Arg, Command};
+    let id = || {
+        Arg::new("id")
+            .value_name("ID")
+            .required(true)
+            .help("a dead letter's id (deadLetterId in the list)")
+    };
+    Command::new(SUBCOMMAND)
+        .about("List, replay or drop the entries on the dead-letter stream")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("list")
+                .about(
+                    "The newest dead letters first, as JSON: deadLetterId, streamId, reason, entry",
+                )
+                .arg(
+                    Arg::new("count")
+                        .value_name("COUNT")
+                        .value_parser(value_parser!(usize))
+                        .default_value("1000")
+                        .help("how many"),
+                ),
+        )
+        .subcommand(
+            Command::new("replay")
+                .about("After fixing the cause: queue the entry again, as it was")
+                .arg(id()),
+        )
+        .subcommand(
+            Command::new("drop")
+                .about("Give up on a dead letter")
+                .arg(id()),
+        )
+}
+
+/// `worker dead-letters …` with the worker's settings (`env`) and the subcommand's `args`:
+/// prints the list as JSON, or what was replayed or dropped. Returns the process exit status
+/// (2 for a bad setting, 1 when Redis or the operation fails).
+pub async fn command(env: &Env, args: &clap::ArgMatches) -> i32 {
+    let config = match Config::from_env(env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -156,31 +195,28 @@ pub async fn command(args: &[String]) -> i32 {
         }
     };
     let keys = Keys::new(&config.stores.namespace);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        ["list"] | ["list", _] => {
-            let count = match args.get(1).map(|n| n.parse::<usize>()) {
-                None => Ok(1000),
-                Some(Ok(n)) => Ok(n),
-                Some(Err(_)) => Err(ApiError::bad_request(USAGE)),
-            };
-            match count {
-                Ok(n) => list(&redis, &keys, n)
-                    .await
-                    .map(|l| serde_json::to_string_pretty(&l).unwrap_or_else(|_| "[]".into())),
-                Err(e) => Err(e),
-            }
+    let id = |m: &clap::ArgMatches| m.get_one::<String>("id").cloned().unwrap_or_default();
+    let result = match args.subcommand() {
+        Some(("list", m)) => {
+            let count = m.get_one::<usize>("count").copied().unwrap_or(1000);
+            list(&redis, &keys, count)
+                .await
+                .map(|l| serde_json::to_string_pretty(&l).unwrap_or_else(|_| "[]".into()))
         }
-        ["replay", id] => replay(&redis, &keys, id, config.dedupe_ttl_secs)
-            .await
-            .map(|new_id| format!("replayed {id} as stream entry {new_id}")),
-        ["drop", id] => drop(&redis, &keys, id)
-            .await
-            .map(|()| format!("dropped {id}")),
-        _ => {
-            eprintln!("{USAGE}");
-            return 2;
+        Some(("replay", m)) => {
+            let id = id(m);
+            replay(&redis, &keys, &id, config.dedupe_ttl_secs)
+                .await
+                .map(|new_id| format!("replayed {id} as stream entry {new_id}"))
         }
+        Some(("drop", m)) => {
+            let id = id(m);
+            drop(&redis, &keys, &id)
+                .await
+                .map(|()| format!("dropped {id}"))
+        }
+        // `subcommand_required`: clap has already refused anything else.
+        _ => return 2,
     };
     match result {
         Ok(out) => {

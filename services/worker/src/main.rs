@@ -1,18 +1,22 @@
-//! The worker binary: everything is in the library; see [`worker::run`]. With arguments
+//! The worker binary: its command line is the settings registry's ([`platform_core::cli`]);
+//! everything else is in the library; see [`worker::run`]. With the subcommand
 //! `dead-letters …` it is the operators' command for the dead-letter stream instead
-//! ([`worker::dead_letters::command`]).
+//! ([`worker::dead_letters::command`]), with the same settings.
 //!
 //! One thread: the consumer is one sequential loop, and the tasks it waits on (its
 //! PostgreSQL and Redis connections) wake it on the same thread instead of another one.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "dead-letters") {
-        std::process::exit(worker::dead_letters::command(&args[1..]).await);
+    let matches = platform_core::cli::command("worker")
+        .subcommand(worker::dead_letters::subcommand())
+        .get_matches();
+    let env = platform_core::cli::env("worker", &matches);
+    if let Some(args) = matches.subcommand_matches(worker::dead_letters::SUBCOMMAND) {
+        std::process::exit(worker::dead_letters::command(&env, args).await);
     }
     platform_core::server::launch(
-        "worker",
+        env,
         worker::Config::from_env,
         worker::Config::addr,
         worker::run,

@@ -661,7 +661,7 @@ fn signer_of(s: &Stack) -> platform_core::attachment_urls::UrlSigner {
     let e2e::Auth::Token(secret) = &s.auth else {
         panic!("token mode");
     };
-    let env = platform_core::config::Env::from_pairs(&[("INTERNAL_SECRET", secret)]);
+    let env = platform_core::config::Env::from_pairs("chat", &[("INTERNAL_SECRET", secret)]);
     platform_core::attachment_urls::UrlSigner::from_env(&env).unwrap()
 }
 

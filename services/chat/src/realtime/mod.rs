@@ -367,7 +367,7 @@ pub(crate) async fn publish<T: Serialize>(
     platform_core::events::publish(
         &state.redis,
         state.queue.keys(),
-        state.config.stores.recovery_window,
+        state.config.recovery_window,
         env,
     )
     .await

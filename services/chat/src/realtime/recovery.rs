@@ -56,7 +56,7 @@ pub(super) struct Recovery {
 
 impl Recovery {
     pub(super) fn new(state: Arc<State>) -> Self {
-        let window = state.config.stores.recovery_window;
+        let window = state.config.recovery_window;
         Recovery { state, window }
     }
 
