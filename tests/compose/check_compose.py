@@ -163,11 +163,14 @@ def dockerfile_stages(path: Path) -> dict[str, list[str]]:
     return stages
 
 
-# A service's metrics port: `"gateway" => 9180,` in core/src/server.rs's `metrics_port`.
+# Each service's metrics port: the registry's METRICS_PORT default for it.
 def metrics_ports(repo: Path) -> dict[str, int]:
-    src = repo / "core" / "src" / "server.rs"
-    body = re.search(r"fn metrics_port\(.*?\n}\n", src.read_text(), re.S) if src.exists() else None
-    return {name: int(port) for name, port in re.findall(r'"(\w+)" => (\d+),', body.group(0) if body else "")}
+    ports = {}
+    for crate in ("gateway", "chat", "call", "worker", "web"):
+        port = registry_default(repo, crate, "METRICS_PORT")
+        if port and port.isdigit():
+            ports[crate] = int(port)
+    return ports
 
 
 def published(port: dict) -> int | None:
@@ -210,7 +213,7 @@ def check_config(config: dict, repo: Path) -> Checks:
     # Metrics: each Rust service publishes its metrics port on the host's loopback only (they
     # tell traffic, routes and load), listening beyond the container's loopback for it.
     metrics = metrics_ports(repo)
-    c.check(set(metrics) >= {"gateway", "chat", "call", "worker", "web"}, "core/src/server.rs names each service's metrics port", str(metrics))
+    c.check(set(metrics) >= {"gateway", "chat", "call", "worker", "web"}, "core/src/settings.rs gives each service a METRICS_PORT", str(metrics))
     for name, svc in rust.items():
         port = metrics.get(svc["build"]["target"])
         env = svc.get("environment") or {}
