@@ -78,48 +78,49 @@ fn read() -> Figures {
     f
 }
 
+/// The series, in the order [`render`] gives their values: name, type, help.
+const SERIES: [(&str, &str, &str); 6] = [
+    (
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+    ),
+    (
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+    ),
+    (
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time, in seconds.",
+    ),
+    (
+        "process_start_time_seconds",
+        "gauge",
+        "Start time since the Unix epoch, in seconds.",
+    ),
+    ("process_open_fds", "gauge", "Open file descriptors."),
+    (
+        "process_max_fds",
+        "gauge",
+        "The limit of open file descriptors (soft).",
+    ),
+];
+
 /// Appends the process's figures, labelled with `service` like the rest of its metrics.
 pub fn render(out: &mut String, service: &str) {
     let f = read();
-    let series: [(&str, &str, &str, Option<f64>); 6] = [
-        (
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            f.resident_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            f.virtual_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time spent, in seconds.",
-            f.cpu_seconds,
-        ),
-        (
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since the Unix epoch, in seconds.",
-            f.start_time_seconds,
-        ),
-        (
-            "process_open_fds",
-            "gauge",
-            "Open file descriptors.",
-            f.open_fds.map(|v| v as f64),
-        ),
-        (
-            "process_max_fds",
-            "gauge",
-            "The limit on open file descriptors (RLIMIT_NOFILE, soft).",
-            f.max_fds.map(|v| v as f64),
-        ),
+    let count = |v: Option<u64>| v.map(|v| v as f64);
+    let values = [
+        count(f.resident_bytes),
+        count(f.virtual_bytes),
+        f.cpu_seconds,
+        f.start_time_seconds,
+        count(f.open_fds),
+        count(f.max_fds),
     ];
-    for (name, kind, help, value) in series {
+    for ((name, kind, help), value) in SERIES.iter().zip(values) {
         if let Some(v) = value {
             let _ = writeln!(
                 out,

@@ -253,6 +253,16 @@ async fn pool_gauges_follow_the_pools() {
     }
 }
 
+/// Sends `req` with `x-request-id: id`; the status.
+async fn status_with_id(req: reqwest::RequestBuilder, id: &str) -> u16 {
+    req.header("x-request-id", id)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The access log line of the request with id `id` in `log`, if any.
 fn access_line<'a>(log: &'a str, id: &str) -> Option<&'a str> {
     let field = format!("request_id={id}");
@@ -267,24 +277,14 @@ async fn requests_are_logged_once_answered() {
     let s = Stack::start().await;
     let g = s.group(&["a", "b"]).await;
     let id = format!("access-{}", uuid::Uuid::now_v7().simple());
-    let sent = s
+    let send = s
         .http
         .post(format!("{}/conversations/{g}/messages", s.url()))
-        .header("x-request-id", &id)
-        .json(&json!({"senderId": "a", "body": "logged"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 201);
+        .json(&json!({"senderId": "a", "body": "logged"}));
+    assert_eq!(status_with_id(send, &id).await, 201);
     let missing = format!("missing-{}", uuid::Uuid::now_v7().simple());
-    let r = s
-        .http
-        .get(format!("{}/no/such/route", s.url()))
-        .header("x-request-id", &missing)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    let nowhere = s.http.get(format!("{}/no/such/route", s.url()));
+    assert_eq!(status_with_id(nowhere, &missing).await, 404);
 
     // Written before the response leaves: in the file by the time it arrives.
     let gw = s.log("gateway");
@@ -320,15 +320,22 @@ async fn requests_are_logged_once_answered() {
         "{line}"
     );
     // Scrapes of the metrics port are not logged.
-    let scrape = format!("scrape-{}", uuid::Uuid::now_v7().simple());
-    let r = s
+    // A Socket.IO poll is logged when it answers (the handshake answers at once).
+    let poll = format!("poll-{}", uuid::Uuid::now_v7().simple());
+    let chat_url = s.chat.as_ref().unwrap().url();
+    let handshake = s
         .http
-        .get(s.chat.as_ref().unwrap().metrics_url())
-        .header("x-request-id", &scrape)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .get(format!("{chat_url}/socket.io/?EIO=4&transport=polling"));
+    assert_eq!(status_with_id(handshake, &poll).await, 200);
+    let chat = s.log("chat");
+    let line = access_line(&chat, &poll).unwrap_or_else(|| panic!("no line for {poll}"));
+    assert!(
+        line.contains("method=GET route=socket_io status=200"),
+        "{line}"
+    );
+    let scrape = format!("scrape-{}", uuid::Uuid::now_v7().simple());
+    let scraped = s.http.get(s.chat.as_ref().unwrap().metrics_url());
+    assert_eq!(status_with_id(scraped, &scrape).await, 200);
     assert!(!s.log("chat").contains(&scrape));
 
     // Silenced: another chat instance (same log file) with the access target off.
@@ -339,14 +346,8 @@ async fn requests_are_logged_once_answered() {
     quiet.start_chat().await;
     let chat = quiet.chat.as_ref().unwrap();
     let hushed = format!("hushed-{}", uuid::Uuid::now_v7().simple());
-    let r = quiet
-        .http
-        .get(format!("{}/readyz", chat.url()))
-        .header("x-request-id", &hushed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let probe = quiet.http.get(format!("{}/readyz", chat.url()));
+    assert_eq!(status_with_id(probe, &hushed).await, 200);
     let log = quiet.log("chat");
     assert!(
         log.contains("chat listening") || log.contains("starting"),
@@ -355,91 +356,56 @@ async fn requests_are_logged_once_answered() {
     assert!(!log.contains(&hushed), "{log}");
 }
 
+/// SIGTERMs `svc`, started with `SHUTDOWN_DRAIN_MS` = `drain`, and checks that its
+/// `/readyz` answers 503 at once, that `path` is still answered 200 meanwhile, and that it
+/// exits cleanly once the drain is over, not before, and no longer accepts.
+async fn drains(s: &Stack, mut svc: e2e::Service, drain: Duration, path: &str) {
+    let url = svc.url();
+    let signalled = std::time::Instant::now();
+    svc.signal_term();
+    let readyz = || async {
+        let r = s.http.get(format!("{url}/readyz")).send().await.unwrap();
+        e2e::Reply::from(r).await
+    };
+    s.eventually("not ready", Duration::from_secs(2), || async {
+        readyz().await.status == 503
+    })
+    .await;
+    let r = readyz().await;
+    r.assert_error(503);
+    assert_eq!(r.body["message"], "shutting down", "{}", svc.name);
+    let served = s.http.get(format!("{url}{path}")).send().await.unwrap();
+    assert_eq!(served.status(), 200, "{} {path} while draining", svc.name);
+    let left = drain
+        .checked_sub(signalled.elapsed() + Duration::from_millis(300))
+        .expect("the checks outlasted the drain");
+    assert_eq!(svc.exited(left).await, None, "{} exited early", svc.name);
+    let status = svc.exited(drain + Duration::from_secs(10)).await;
+    assert!(signalled.elapsed() >= drain, "{} exited early", svc.name);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(s.http.get(format!("{url}/healthz")).send().await.is_err());
+}
+
 /// From SIGTERM on, `/readyz` answers 503 while the service goes on serving for
 /// `SHUTDOWN_DRAIN_MS`, so a load balancer takes it out before it stops accepting; then it
 /// stops and exits cleanly.
 #[tokio::test]
 async fn readiness_turns_503_as_soon_as_shutdown_starts() {
     const DRAIN: Duration = Duration::from_millis(2500);
+    let drain_ms = DRAIN.as_millis().to_string();
     let mut s = Stack::empty().await;
     s.chat_env
-        .push(("SHUTDOWN_DRAIN_MS".into(), DRAIN.as_millis().to_string()));
+        .push(("SHUTDOWN_DRAIN_MS".into(), drain_ms.clone()));
     s.start_chat().await;
-    let drain_ms = DRAIN.as_millis().to_string();
     s.start_gateway(&[("SHUTDOWN_DRAIN_MS", drain_ms.as_str())])
         .await;
     let g = s.group(&["a", "b"]).await;
+    let conversation = format!("/conversations/{g}");
+    // The gateway first, while chat (which its readiness checks, and the read goes to) is up.
+    let gateway = s.gateway.take().unwrap();
+    drains(&s, gateway, DRAIN, &conversation).await;
     let chat = s.chat.take().unwrap();
-    let ready = |base: String| {
-        let http = s.http.clone();
-        async move {
-            let r = http.get(format!("{base}/readyz")).send().await.unwrap();
-            e2e::Reply::from(r).await
-        }
-    };
-    assert_eq!(ready(chat.url()).await.status, 200);
-
-    // The gateway first, while chat (which its readiness checks) is still up.
-    let mut gateway = s.gateway.take().unwrap();
-    let signalled = std::time::Instant::now();
-    gateway.signal_term();
-    let gw_url = gateway.url();
-    s.eventually("the gateway not ready", Duration::from_secs(2), || {
-        let url = gw_url.clone();
-        let ready = &ready;
-        async move { ready(url).await.status == 503 }
-    })
-    .await;
-    let r = ready(gw_url.clone()).await;
-    r.assert_error(503);
-    assert_eq!(r.body["message"], "shutting down");
-    // Still serving: the API through the shutting-down gateway answers.
-    let read = s
-        .http
-        .get(format!("{gw_url}/conversations/{g}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
-    assert!(
-        signalled.elapsed() < DRAIN,
-        "the checks outlasted the drain"
-    );
-    let status = gateway.exited(DRAIN + Duration::from_secs(10)).await;
-    assert!(
-        signalled.elapsed() >= DRAIN,
-        "exited before its drain ended"
-    );
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-
-    let mut chat = chat;
-    let signalled = std::time::Instant::now();
-    chat.signal_term();
-    let url = chat.url();
-    s.eventually("chat not ready", Duration::from_secs(2), || {
-        let url = url.clone();
-        let ready = &ready;
-        async move { ready(url).await.status == 503 }
-    })
-    .await;
-    let r = ready(url.clone()).await;
-    r.assert_error(503);
-    assert_eq!(r.body["message"], "shutting down");
-    // Alive, and answering its routes, until the drain ends.
-    let alive = s.http.get(format!("{url}/healthz")).send().await.unwrap();
-    assert_eq!(alive.status(), 200);
-    let left = DRAIN
-        .checked_sub(signalled.elapsed() + Duration::from_millis(300))
-        .expect("the checks outlasted the drain");
-    assert_eq!(
-        chat.exited(left).await,
-        None,
-        "exited before its drain ended"
-    );
-    let status = chat.exited(DRAIN + Duration::from_secs(10)).await;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    // Gone: the port no longer accepts.
-    assert!(s.http.get(format!("{url}/healthz")).send().await.is_err());
+    drains(&s, chat, DRAIN, &conversation).await;
 }
 
 /// `/metrics` is not on any public port: it tells an outsider traffic, routes and load.
