@@ -1,8 +1,8 @@
 //! The accept loop every service runs: a semaphore caps open connections, each connection is
 //! served by hyper's HTTP/1 with keep-alive and upgrades, every response gets an
 //! `x-request-id` and an access log line ([`crate::access`]), and on shutdown the listener
-//! closes and in-flight requests drain until a deadline. Optionally, connections per client address are capped too (the gateway's
-//! public port): one address cannot hold every slot.
+//! closes and in-flight requests drain until a deadline. Optionally, connections per client
+//! address are capped too (the gateway's public port): one address cannot hold every slot.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
