@@ -25,6 +25,9 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p chat \
  && cargo chef cook --release --locked --recipe-path recipe.json -p gateway -p call -p worker -p web
 COPY . .
+# The context has no .git: the commit `build_info` reports is passed in
+# (`--build-arg CHAT_BUILD_COMMIT=$(git rev-parse --short=12 HEAD)`), else `unknown`.
+ARG CHAT_BUILD_COMMIT=
 RUN cargo build --release --locked -p chat \
  && cargo build --release --locked -p gateway -p call -p worker -p web \
  && mkdir /out \

@@ -1,49 +1,52 @@
-//! Records the commit the binaries are built from, for `--version`: `PLATFORM_COMMIT` is
-//! `git rev-parse --short HEAD`, with ", dirty" when tracked files differ from it, or
-//! "unknown" without git (a container build copies no `.git`).
-//!
-//! It runs again only when HEAD or the branch it names moves, not at every edit, so that
-//! a change to any file does not rebuild every crate: "dirty" is as of that run.
+//! Build script: the commit being built, as `BUILD_COMMIT` for [`platform_core::build`]. From
+//! `CHAT_BUILD_COMMIT` when set (image builds, which have no `.git`), else from git, else
+//! `unknown`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Reruns when the checked-out commit changes: HEAD names the branch, the branch's file (or
+/// `packed-refs`) names the commit. In a worktree HEAD is in the worktree's git directory and
+/// the refs in the common one. Only files that exist are named: cargo reruns the script at
+/// every build for a missing one.
+fn watch_head() {
+    let dir = git(&["rev-parse", "--absolute-git-dir"]).map(PathBuf::from);
+    let common =
+        git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]).map(PathBuf::from);
+    let (Some(dir), Some(common)) = (dir, common) else {
+        return;
+    };
+    let watch = |p: &Path| {
+        if p.is_file() {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    };
+    let head = dir.join("HEAD");
+    watch(&head);
+    if let Some(branch) = std::fs::read_to_string(&head)
+        .ok()
+        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+    {
+        watch(&common.join(branch));
+    }
+    watch(&common.join("packed-refs"));
 }
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
-    let commit = match git(&dir, &["rev-parse", "--short", "HEAD"]) {
-        Some(hash) if !hash.is_empty() => {
-            // HEAD itself, the branch it points at, and the packed refs that may hold it.
-            let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
-            watched.extend(git(&dir, &["symbolic-ref", "-q", "HEAD"]));
-            for name in watched {
-                if let Some(path) = git(&dir, &["rev-parse", "--git-path", &name]) {
-                    let path = dir.join(path);
-                    if path.exists() {
-                        println!("cargo:rerun-if-changed={}", path.display());
-                    }
-                }
-            }
-            let dirty = git(&dir, &["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{hash}, dirty")
-            } else {
-                hash
-            }
+    println!("cargo:rerun-if-env-changed=CHAT_BUILD_COMMIT");
+    let commit = match std::env::var("CHAT_BUILD_COMMIT") {
+        Ok(c) if !c.trim().is_empty() => c.trim().to_string(),
+        _ => {
+            watch_head();
+            git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
         }
-        _ => "unknown".to_string(),
     };
-    println!("cargo:rustc-env=PLATFORM_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_COMMIT={commit}");
 }

@@ -151,7 +151,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let shutdown = platform_core::shutdown::on_signal();
+    let shutdown = platform_core::shutdown::on_signal(Duration::ZERO);
     let opts = ServeOptions {
         shutdown_grace: Duration::from_millis(500),
         ..ServeOptions::default()

@@ -9,14 +9,9 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use crate::config::Env;
 use crate::settings::{self, DefaultValue};
 
-/// `<version> (<commit>[, dirty])`: the workspace's version (every crate shares it) and the
-/// commit `build.rs` found (`unknown` when built without git).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("PLATFORM_COMMIT"),
-    ")"
-);
+/// `<version> (<commit>)`: the workspace's version (every crate shares it) and the commit
+/// `build.rs` found, the same `build_info` reports ([`crate::build`]).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_COMMIT"), ")");
 
 /// The command line of `service`, for a binary to add subcommands to.
 pub fn command(service: &'static str) -> Command {

@@ -92,7 +92,7 @@ pub fn found<'r, 'p, T>(m: Match<'r, 'p, T>, path: &str) -> Result<(&'r T, Param
 }
 
 /// Runs `answer`, then records its response under the label it names (`None`: unmatched)
-/// with the time it took.
+/// with the time it took; the access log names the same label.
 pub async fn measured<L: Label>(
     metrics: &Metrics,
     answer: impl Future<Output = (Option<L>, Response)>,
@@ -100,5 +100,6 @@ pub async fn measured<L: Label>(
     let start = Instant::now();
     let (route, res) = answer.await;
     metrics.record(route, res.status().as_u16(), start.elapsed());
+    crate::access::note_route(crate::metrics::label(route));
     res
 }

@@ -4,6 +4,7 @@
 //! - [`server`]: the accept loop (connection cap, keep-alive, graceful shutdown).
 //! - [`router`]: method + path-segment routing without per-request allocation.
 //! - [`dispatch`]: the request wrapper: timing, routing, identity check, 404/405, metrics.
+//! - [`access`]: the access log, one line per request.
 //! - [`calls`]: the call as stored and sent to clients.
 //! - [`attachment_urls`]: signed, expiring download URLs of attachments.
 //! - [`body`]: the response body type and bounded, deadlined request-body reading.
@@ -21,6 +22,8 @@
 //! - [`pools`]: PostgreSQL (deadpool) and Redis (bb8) pools.
 //! - [`pubsub`]: Redis subscriptions, pinged so that one that hangs counts as lost.
 //! - [`metrics`]: Prometheus counters and histograms for `/metrics`.
+//! - [`process_metrics`]: the process's memory, CPU and descriptors, read at scrape time.
+//! - [`build`]: the version and commit of this build (`build_info`).
 //! - [`migrate`]: versioned SQL migrations, safe under concurrent start-up.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`identity`]: the caller as the gateway vouches for it (`AUTH_MODE`, `INTERNAL_SECRET`).
@@ -37,8 +40,10 @@
 //! - `socketio` (feature `socketio`): the Socket.IO v5 / Engine.IO v4 server for realtime
 //!   clients.
 
+pub mod access;
 pub mod attachment_urls;
 pub mod body;
+pub mod build;
 pub mod calls;
 pub mod cli;
 pub mod client;
@@ -56,6 +61,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod pools;
+pub mod process_metrics;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod recovery;

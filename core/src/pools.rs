@@ -1,6 +1,7 @@
 //! Connection pools: PostgreSQL through deadpool-postgres, Redis through bb8-redis. Both are
 //! lazy: building them checks the URL, not the server, so a service starts (and reports
-//! not-ready) while a dependency is still coming up.
+//! not-ready) while a dependency is still coming up. [`observe`] puts their occupancy on
+//! `/metrics`.
 
 use std::time::Duration;
 
@@ -167,6 +168,95 @@ impl bb8::ManageConnection for RedisManager {
     }
 }
 
+/// A pool as its gauges read it.
+#[derive(Clone)]
+pub enum Observed {
+    Postgres(PgPool),
+    Redis(RedisPool),
+}
+
+/// One pool's occupancy at a scrape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Occupancy {
+    max: f64,
+    open: f64,
+    in_use: f64,
+    /// Callers waiting for a connection.
+    waiting: f64,
+}
+
+impl Observed {
+    fn occupancy(&self) -> Occupancy {
+        match self {
+            Observed::Postgres(p) => {
+                let s = p.status();
+                Occupancy {
+                    max: s.max_size as f64,
+                    open: s.size as f64,
+                    in_use: s.size.saturating_sub(s.available) as f64,
+                    waiting: s.waiting as f64,
+                }
+            }
+            Observed::Redis(p) => {
+                let s = p.state();
+                Occupancy {
+                    max: f64::from(p.config().max_size),
+                    open: f64::from(s.connections),
+                    in_use: f64::from(s.connections.saturating_sub(s.idle_connections)),
+                    // Gets started and not yet completed: the ones waiting for a connection.
+                    waiting: s.statistics.pending_gets() as f64,
+                }
+            }
+        }
+    }
+}
+
+/// Gauges of `pools`, each series labelled `pool` with its name: connections the pool may
+/// open, has open and has lent out, and callers waiting for one. Read at scrape time.
+pub fn observe(metrics: &crate::metrics::Metrics, pools: &[(&'static str, Observed)]) {
+    type Figure = fn(&Occupancy) -> f64;
+    let figures: [(&'static str, &'static str, Figure); 4] = [
+        (
+            "pool_connections_max",
+            "Connections the pool may open.",
+            |o| o.max,
+        ),
+        ("pool_connections", "Connections the pool has open.", |o| {
+            o.open
+        }),
+        (
+            "pool_connections_in_use",
+            "Connections lent out of the pool.",
+            |o| o.in_use,
+        ),
+        (
+            "pool_waiting",
+            "Callers waiting for one of the pool's connections.",
+            |o| o.waiting,
+        ),
+    ];
+    let pools: std::sync::Arc<[(&'static str, Observed)]> = pools.into();
+    for (name, help, figure) in figures {
+        let pools = pools.clone();
+        metrics.gauges(name, help, "pool", move |report| {
+            for (pool, p) in pools.iter() {
+                report(pool, figure(&p.occupancy()));
+            }
+        });
+    }
+}
+
+/// [`observe`] of a service's two pools, named `postgres` and `redis`.
+pub fn observe_stores(metrics: &crate::metrics::Metrics, pg: &PgPool, redis: &RedisPool) {
+    observe(
+        metrics,
+        &[
+            ("postgres", Observed::Postgres(pg.clone())),
+            ("redis", Observed::Redis(redis.clone())),
+        ],
+    );
+}
+
 /// Hides a password in a URL before it is printed.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -192,6 +282,33 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+    }
+
+    #[tokio::test]
+    async fn gauges_read_each_pool_at_scrape_time() {
+        let m = crate::metrics::Metrics::new::<crate::test_support::R>("chat");
+        // Lazy: nothing is connected, so nothing is open or waiting yet.
+        let pg = postgres("postgres://u@127.0.0.1:1/db", 6).unwrap();
+        let redis = redis("redis://127.0.0.1:1", 3).unwrap();
+        observe(
+            &m,
+            &[
+                ("postgres", Observed::Postgres(pg)),
+                ("redis", Observed::Redis(redis)),
+            ],
+        );
+        let text = m.render();
+        for line in [
+            "pool_connections_max{service=\"chat\",pool=\"postgres\"} 6\n",
+            "pool_connections_max{service=\"chat\",pool=\"redis\"} 3\n",
+            "pool_connections{service=\"chat\",pool=\"postgres\"} 0\n",
+            "pool_connections_in_use{service=\"chat\",pool=\"redis\"} 0\n",
+            "pool_waiting{service=\"chat\",pool=\"postgres\"} 0\n",
+            "pool_waiting{service=\"chat\",pool=\"redis\"} 0\n",
+        ] {
+            assert!(text.contains(line), "no {line} in:\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE pool_waiting gauge\n").count(), 1);
     }
 
     #[test]

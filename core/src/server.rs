@@ -1,8 +1,8 @@
 //! The accept loop every service runs: a semaphore caps open connections, each connection is
 //! served by hyper's HTTP/1 with keep-alive and upgrades, every response gets an
-//! `x-request-id`, and on shutdown the listener closes and in-flight requests drain until a
-//! deadline. Optionally, connections per client address are capped too (the gateway's
-//! public port): one address cannot hold every slot.
+//! `x-request-id` and an access log line ([`crate::access`]), and on shutdown the listener
+//! closes and in-flight requests drain until a deadline. Optionally, connections per client
+//! address are capped too (the gateway's public port): one address cannot hold every slot.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -109,6 +109,8 @@ pub struct ServeOptions {
     /// gateway calls). Trusted proxies are exempt: many clients share their address.
     pub max_connections_per_address: Option<usize>,
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// Whether each request gets an access log line (not the metrics port's scrapes).
+    pub access_log: bool,
 }
 
 impl Default for ServeOptions {
@@ -119,6 +121,7 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(30),
             max_connections_per_address: None,
             trusted_proxies: crate::client::TrustedProxies::default(),
+            access_log: true,
         }
     }
 }
@@ -172,6 +175,10 @@ pub async fn serve_all<H: Handler>(
     // of their own: the gateway's per-address counts stop at the hand-off.
     let handed_per_address = PerAddress::default();
     let tracker = TaskTracker::new();
+    let shape = Shape {
+        handed_off: false,
+        access_log: opts.access_log,
+    };
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
@@ -212,7 +219,7 @@ pub async fn serve_all<H: Handler>(
                         _address: None,
                     }),
                 };
-                let conn = serve_conn(&builder, stream, conn_info, handler.clone(), false);
+                let conn = serve_conn(&builder, stream, conn_info, handler.clone(), shape);
                 tracker.spawn(drive(conn, shutdown.clone()));
                 continue;
             }
@@ -254,7 +261,11 @@ pub async fn serve_all<H: Handler>(
                             _address: address,
                         }),
                     };
-                    drive(serve_conn(&b, tcp, conn_info, h, true), stop).await;
+                    let handed = Shape {
+                        handed_off: true,
+                        ..shape
+                    };
+                    drive(serve_conn(&b, tcp, conn_info, h, handed), stop).await;
                 });
                 continue;
             }
@@ -292,7 +303,7 @@ pub async fn serve_all<H: Handler>(
                 // Nothing was read yet: no request is in flight to finish.
                 () = stop.cancelled() => return,
             };
-            drive(serve_conn(&b, stream, conn_info, h, false), stop).await;
+            drive(serve_conn(&b, stream, conn_info, h, shape), stop).await;
         });
     }
     drop(listener);
@@ -306,6 +317,14 @@ pub async fn serve_all<H: Handler>(
     }
 }
 
+/// How a connection's requests are served besides their handler.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Handed over by the gateway ([`crate::handoff`]): one request, identity headers dropped.
+    handed_off: bool,
+    access_log: bool,
+}
+
 /// HTTP/1 with upgrades on `io`. A handed-off connection's requests lose the identity
 /// headers: the gateway vouched for the connection, not for what the client wrote on it.
 fn serve_conn<H, I>(
@@ -313,7 +332,7 @@ fn serve_conn<H, I>(
     io: I,
     conn_info: Connection,
     h: H,
-    handed_off: bool,
+    shape: Shape,
 ) -> impl Future<Output = hyper::Result<()>> + GracefulConnection + Send
 where
     H: Handler,
@@ -322,6 +341,10 @@ where
     // A handed-off connection carries the one request the gateway looked at (an upgrade):
     // no keep-alive into the service's other routes. Not hyper's `keep_alive(false)`, which
     // would write `connection: close` on the 101 and break the WebSocket handshake.
+    let Shape {
+        handed_off,
+        access_log,
+    } = shape;
     let served = std::sync::atomic::AtomicBool::new(false);
     let svc = service_fn(move |mut req: Request| {
         // Travels with the request: the peer for forwarding headers and limits, the permit
@@ -344,7 +367,7 @@ where
                 );
                 return Ok(res);
             }
-            let mut res = with_request_id(h, req).await;
+            let mut res = with_request_id(h, req, access_log).await;
             if handed_off && res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 res.headers_mut().insert(
                     http::header::CONNECTION,
@@ -404,12 +427,20 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
-async fn with_request_id<H: Handler>(h: H, mut req: Request) -> Response {
+/// Answers `req` with its request id on the response and, when `access_log`, logs it once
+/// answered: a long-poll or a WebSocket upgrade when it answers, not when its connection ends.
+async fn with_request_id<H: Handler>(h: H, mut req: Request, access_log: bool) -> Response {
     use tracing::Instrument;
+    let start = std::time::Instant::now();
     let id = request_id::ensure(req.headers_mut());
+    let method = req.method().clone();
     // Everything logged while handling the request carries its id.
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
-    let mut res = h.handle(req).instrument(span).await;
+    let (mut res, route) = crate::access::scoped(h.handle(req).instrument(span)).await;
+    if access_log {
+        let id = id.to_str().unwrap_or("-");
+        crate::access::log(&method, route, res.status(), start.elapsed(), id);
+    }
     res.headers_mut().insert(request_id::HEADER, id);
     if res.status() == http::StatusCode::REQUEST_TIMEOUT {
         // The body was not read to its end: the connection cannot carry another request.
@@ -429,6 +460,8 @@ pub struct Common {
     /// `METRICS_HOST` and `METRICS_PORT`: one port per service by default, so the services
     /// can share a host (two instances of one service on a host need another).
     pub metrics: Listen,
+    /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long to keep serving with `/readyz` at 503.
+    pub drain: std::time::Duration,
 }
 
 impl Common {
@@ -437,6 +470,7 @@ impl Common {
             logging: crate::telemetry::Logging::from_env(env)?,
             deadline: crate::body::Deadline::from_env(env)?,
             metrics: Listen::from_vars(env, "METRICS_HOST", "METRICS_PORT")?,
+            drain: env.millis("SHUTDOWN_DRAIN_MS", 0, 600_000)?,
         })
     }
 }
@@ -444,7 +478,8 @@ impl Common {
 /// The whole of a service's `main` after its command line ([`crate::cli::parse`]):
 /// configuration read and checked before any port is bound (exit 2 naming the variable; the
 /// body deadline and logging included), tracing, the listener (exit 1 if the port is taken),
-/// the metrics port, then `run` until SIGINT/SIGTERM (exit 1 if it fails).
+/// the metrics port, then `run` until SIGINT/SIGTERM and its drain period,
+/// `SHUTDOWN_DRAIN_MS` (exit 1 if it fails).
 pub async fn launch<C, Fut>(
     env: crate::config::Env,
     config: impl FnOnce(&crate::config::Env) -> Result<C, crate::config::ConfigError>,
@@ -466,13 +501,15 @@ pub async fn launch<C, Fut>(
             std::process::exit(1);
         }
     };
-    let shutdown = crate::shutdown::on_signal();
+    let shutdown = crate::shutdown::on_signal(common.drain);
     // Not fatal: a second instance on a host, or a script's stack beside a running one,
     // still serves its users; the error says to give it a `METRICS_PORT` of its own.
     match bind(common.metrics.addr()).await {
         Ok(listener) => {
             let opts = ServeOptions {
                 max_connections: 64,
+                // A scrape every few seconds is not traffic an operator reads logs for.
+                access_log: false,
                 ..ServeOptions::default()
             };
             tokio::spawn(serve(listener, MetricsPort, opts, shutdown.clone()));

@@ -809,13 +809,19 @@ pub const SETTINGS: &[Setting] = &[
         var: "RUST_LOG",
         services: &["gateway", "chat", "call", "worker", "web"],
         default: Value("info"),
-        meaning: "log filter (`tracing` directives, e.g. `info,chat=debug`)",
+        meaning: "log filter (`tracing` directives, e.g. `info,chat=debug`; `info,access=off`: no access log)",
     },
     Setting {
         var: "LOG_FORMAT",
         services: &["gateway", "chat", "call", "worker", "web"],
         default: Value("text"),
         meaning: "`text`, or `json` for structured logs",
+    },
+    Setting {
+        var: "SHUTDOWN_DRAIN_MS",
+        services: &["gateway", "chat", "call", "worker", "web"],
+        default: Value("0"),
+        meaning: "after SIGTERM, keep serving this long with `/readyz` answering 503 before accepting stops (0 to 600000)",
     },
 ];
 

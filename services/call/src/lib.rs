@@ -90,6 +90,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         metrics: platform_core::metrics::Metrics::new::<Route>("call"),
         config,
     };
+    platform_core::pools::observe_stores(&state.metrics, &state.pg, &state.redis);
     Ok(App {
         state: Arc::new(state),
         router: Arc::new(table()),

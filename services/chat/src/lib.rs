@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform_core::handoff;
-use platform_core::pools::{self, PgPool, RedisPool};
+use platform_core::pools::{self, Observed, PgPool, RedisPool};
 use platform_core::server::{self, ServeOptions};
 use platform_core::stream::Keys;
 use platform_core::{Context, Failure};
@@ -90,6 +90,15 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         &config.stores.database_url,
         (config.stores.pg_pool_size / 2).max(2),
     )?;
+    // The page pool as a third: its connections are apart from the main pool's.
+    pools::observe(
+        &metrics,
+        &[
+            ("postgres", Observed::Postgres(pg.clone())),
+            ("postgres_pages", Observed::Postgres(pg_generic.clone())),
+            ("redis", Observed::Redis(redis.clone())),
+        ],
+    );
     let pages = pages::PageCache::new(
         config.history_cache_bytes,
         std::time::Duration::from_millis(config.urls.ttl_ms().try_into().unwrap_or(u64::MAX)),

@@ -74,9 +74,11 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         );
         takeover::Takeover::new(dir, handed)
     });
+    let auth = auth::Auth::new(&config)?;
+    platform_core::pools::observe_stores(&metrics, &auth.pg, &auth.redis);
     Ok(App {
         state: Arc::new(State {
-            auth: auth::Auth::new(&config)?,
+            auth,
             cors: Cors::new(config.cors_origins.clone(), cors::Policy::Api),
             client: proxy::client(chat_unix.clone()),
             chat: proxy::Pool::new(&config.chat, chat_unix),
@@ -318,6 +320,9 @@ impl App {
 
     /// Ready when every upstream answers its `/healthz`.
     async fn ready(&self) -> Response {
+        if let Some(res) = health::shutting_down() {
+            return res;
+        }
         let s = &*self.state;
         let check = |base: &http::Uri| {
             let uri = format!("{base}healthz");

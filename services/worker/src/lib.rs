@@ -44,6 +44,7 @@ pub async fn run(
     platform_core::migrate::at_start(&pg).await?;
     let keys = Keys::new(&config.stores.namespace);
     let stats = Arc::new(stats::Stats::new::<AdminRoute>());
+    platform_core::pools::observe_stores(&stats.metrics, &pg, &redis);
     let admin = Admin {
         pg: pg.clone(),
         redis: redis.clone(),

@@ -128,12 +128,17 @@ impl Service {
         }
     }
 
-    /// SIGTERM, then wait for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// SIGTERM, not waiting for the process to exit ([`Service::exited`] does).
+    pub fn signal_term(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
         self.child.wait().expect("wait for service")
     }
 }
@@ -304,6 +309,11 @@ impl Stack {
             metrics_port,
             child,
         }
+    }
+
+    /// What the stack's `name` services (every instance) have logged so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// A service binary with this stack's environment (database, Redis, namespace, auth),
