@@ -5,9 +5,12 @@
 import type { PathMethod, PathParams, RequestBody, ResponseBody, paths } from "@chat-platform/client";
 import type { CallStatus, CallType, Conversation, Message, Role, SignalKind, Upload, User } from "./types";
 
+/** A route's path parameters: required when its path has any, absent when it has none. */
+type ParamsOption<P extends keyof paths, M extends PathMethod<P>> =
+  PathParams<P, M> extends Record<string, never> ? { params?: undefined } : { params: PathParams<P, M> };
+
 /** How a route is called: its path parameters, JSON body, query string and expected status. */
-interface RouteOptions<P extends keyof paths, M extends PathMethod<P>, S extends number> {
-  params?: PathParams<P, M>;
+type RouteOptions<P extends keyof paths, M extends PathMethod<P>, S extends number> = ParamsOption<P, M> & {
   body?: RequestBody<P, M>;
   /** Appended as is (`?limit=50`). */
   query?: string;
@@ -15,7 +18,7 @@ interface RouteOptions<P extends keyof paths, M extends PathMethod<P>, S extends
   anonymous?: boolean;
   /** The success status whose answer is read (200 unless given). */
   status?: S;
-}
+};
 
 export class ApiError extends Error {
   constructor(
@@ -214,7 +217,7 @@ export class Api {
   private route<P extends keyof paths, M extends PathMethod<P>, S extends number = 200>(
     method: M,
     template: P,
-    opts: RouteOptions<P, M, S> = {},
+    opts: RouteOptions<P, M, S> = {} as RouteOptions<P, M, S>,
   ): Promise<ResponseBody<P, M, S>> {
     const params: Record<string, string> = opts.params ?? {};
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => enc(params[name]));

@@ -4,32 +4,26 @@
 // its type check. What is the UI's own (the signed-in `Session`, `FINAL_CALL_STATUSES`) is
 // built from them.
 import type {
-  ConversationMember,
-  ListedConversation,
-  ServerEventPayload,
   Call,
   Conversation as ConversationSchema,
+  ConversationMember,
+  ListedConversation,
+  ReadState,
+  ReplyTo,
+  ServerEventPayload,
   Session as SessionSchema,
+  Signal,
   User,
 } from "@chat-platform/client";
 
-export type {
-  Attachment,
-  Call,
-  Message,
-  Reaction,
-  ReadMarker,
-  Upload,
-  User,
-} from "@chat-platform/client";
-export type {
-  /** The quoted original of a reply: `{id, senderId, body}`, or `{id, deleted: true}`. */
-  ReplyTo as ReplyPreview,
-  /** The answer to `POST /conversations/:id/read`. */
-  ReadState as ReadResult,
-  /** A signal as `GET /calls/:id/signals/:kind` returns it. */
-  Signal as StoredSignal,
-} from "@chat-platform/client";
+export type { Attachment, Call, Message, Reaction, ReadMarker, Upload, User } from "@chat-platform/client";
+
+/** The quoted original of a reply: `{id, senderId, body}`, or `{id, deleted: true}`. */
+export type ReplyPreview = ReplyTo;
+/** The answer to `POST /conversations/:id/read`. */
+export type ReadResult = ReadState;
+/** A signal as `GET /calls/:id/signals/:kind` returns it. */
+export type StoredSignal = Signal;
 
 /** A member of a conversation, with their role. */
 export type Member = ConversationMember;
