@@ -34,11 +34,14 @@ RUN cargo build --release --locked -p chat \
  && cp target/release/gateway target/release/chat target/release/call \
        target/release/worker target/release/web /out/
 
-# The browser bundle: package files first, so `npm ci` is redone only when they change.
+# The browser bundle: package files first, so `npm ci` is redone only when they change. The
+# UI's contract types come from the client package, a `file:../clients/typescript` dependency.
 FROM node:${NODE_VERSION}-${DEBIAN}-slim AS ui
-WORKDIR /ui
+WORKDIR /ui/frontend
+COPY clients/typescript/package.json ../clients/typescript/
 COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
+COPY clients/typescript/src ../clients/typescript/src
 COPY frontend/ ./
 RUN npm run build
 
@@ -76,7 +79,7 @@ ENTRYPOINT ["/usr/local/bin/worker"]
 
 FROM runtime AS web
 COPY --from=builder /out/web /usr/local/bin/
-COPY --from=ui /ui/dist /srv/ui
+COPY --from=ui /ui/frontend/dist /srv/ui
 ENV STATIC_DIR=/srv/ui
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/web"]

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Tests the browser UI: its component tests (Vitest, jsdom), its production build, then the
-# end-to-end test: Debian's Chromium (installed with apt-get when missing and run as root),
-# driven by playwright-core, against the real stack started here on free ports (chat,
-# worker, call, gateway and web from target/debug or $UI_BIN_DIR, PostgreSQL and Redis via
-# scripts/deps.sh: the servers at E2E_DATABASE_URL / E2E_REDIS_URL when they answer, with a
-# database and namespace of its own, else private ones), all stopped at the end. Screenshots
-# of the main screens go to target/ui-artifacts/.
+# Tests the browser UI: the typed client it is built on (clients/typescript: its generated
+# files must be what the contract's documents give, it and the UI must type-check, and a
+# contract change the UI does not follow must fail the UI's type check), its component tests
+# (Vitest, jsdom), its production build, then the end-to-end test: Debian's Chromium
+# (installed with apt-get when missing and run as root), driven by playwright-core, against
+# the real stack started here on free ports (chat, worker, call, gateway and web from
+# target/debug or $UI_BIN_DIR, PostgreSQL and Redis via scripts/deps.sh: the servers at
+# E2E_DATABASE_URL / E2E_REDIS_URL when they answer, with a database and namespace of its
+# own, else private ones), all stopped at the end. Screenshots of the main screens go to
+# target/ui-artifacts/.
 #
 # UI_AUTH_MODE=compat runs the stack without accounts (the UI then joins by user id).
 # UI_TEST_PATTERN runs only the Chromium scenarios whose names match it (node --test-name-pattern).
@@ -29,6 +32,13 @@ on_exit show_logs_on_failure
 
 step "frontend dependencies (npm ci)"
 (cd frontend && npm ci --no-audit --no-fund --silent)
+
+step "typed client: generated files up to date with the contract, client and UI type-checked"
+(cd clients/typescript && npm ci --no-audit --no-fund --silent && npm run --silent check)
+(cd frontend && npx tsc --noEmit)
+
+step "typed client: a contract change the UI does not follow fails its type check"
+(cd clients/typescript && npm test --silent)
 
 step "component tests (Vitest)"
 (cd frontend && npx vitest run)

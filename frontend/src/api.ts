@@ -1,20 +1,24 @@
 // The HTTP client for the gateway: one place that adds the bearer token, turns the
-// contract's error body into an ApiError, and bounds every request in time.
-import type {
-  Call,
-  CallStatus,
-  CallType,
-  Conversation,
-  Message,
-  ReadMarker,
-  ReadResult,
-  Role,
-  Session,
-  SignalKind,
-  StoredSignal,
-  Upload,
-  User,
-} from "./types";
+// contract's error body into an ApiError, and bounds every request in time. Each route's
+// path, body and answer are typed by the OpenAPI document (through @chat-platform/client),
+// so a route or shape the contract changes fails the type check here.
+import type { PathMethod, PathParams, RequestBody, ResponseBody, paths } from "@chat-platform/client";
+import type { CallStatus, CallType, Conversation, Message, Role, SignalKind, Upload, User } from "./types";
+
+/** A route's path parameters: required when its path has any, absent when it has none. */
+type ParamsOption<P extends keyof paths, M extends PathMethod<P>> =
+  PathParams<P, M> extends Record<string, never> ? { params?: undefined } : { params: PathParams<P, M> };
+
+/** How a route is called: its path parameters, JSON body, query string and expected status. */
+type RouteOptions<P extends keyof paths, M extends PathMethod<P>, S extends number> = ParamsOption<P, M> & {
+  body?: RequestBody<P, M>;
+  /** Appended as is (`?limit=50`). */
+  query?: string;
+  /** Without the bearer token. */
+  anonymous?: boolean;
+  /** The success status whose answer is read (200 unless given). */
+  status?: S;
+};
 
 export class ApiError extends Error {
   constructor(
@@ -209,76 +213,83 @@ export class Api {
     return (await res.json()) as T;
   }
 
+  /** A call of the route `method template`, its answer typed as the contract gives it. */
+  private route<P extends keyof paths, M extends PathMethod<P>, S extends number = 200>(
+    method: M,
+    template: P,
+    opts: RouteOptions<P, M, S> = {} as RouteOptions<P, M, S>,
+  ): Promise<ResponseBody<P, M, S>> {
+    const params: Record<string, string> = opts.params ?? {};
+    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => enc(params[name]));
+    return this.json(method.toUpperCase(), path + (opts.query ?? ""), opts.body, opts.anonymous);
+  }
+
   register(userId: string, displayName: string, password: string) {
-    return this.json<Extract<Session, { mode: "token" }>>("POST", "/auth/register", {
-      userId,
-      displayName,
-      password,
-    });
+    return this.route("post", "/auth/register", { body: { userId, displayName, password }, status: 201 });
   }
 
   login(userId: string, password: string) {
-    return this.json<Extract<Session, { mode: "token" }>>("POST", "/auth/login", {
-      userId,
-      password,
-    });
+    return this.route("post", "/auth/login", { body: { userId, password } });
   }
 
   logout() {
-    return this.json<void>("POST", "/auth/logout");
+    return this.route("post", "/auth/logout", { status: 204 });
   }
 
   me() {
-    return this.json<User>("GET", "/me");
+    return this.route("get", "/me");
   }
 
   /** GET /me without a token: 401 on a server with accounts, 404 on one without. */
   probeIdentity() {
-    return this.json<User>("GET", "/me", undefined, true);
+    return this.route("get", "/me", { anonymous: true });
   }
 
   /** The first page of the user's conversations, or the page at `next` (from the last one). */
   async conversations(userId: string, opts: { limit?: number; next?: string } = {}): Promise<ConversationPage> {
     const path = opts.next ?? `/conversations/user/${enc(userId)}${opts.limit ? `?limit=${opts.limit}` : ""}`;
     const res = await this.raw("GET", path);
-    return { conversations: (await res.json()) as Conversation[], next: nextLink(res.headers.get("Link")) };
+    const listed: ResponseBody<"/conversations/user/{userId}", "get"> = await res.json();
+    return { conversations: listed, next: nextLink(res.headers.get("Link")) };
   }
 
-  conversation(id: string) {
-    return this.json<Conversation>("GET", `/conversations/${enc(id)}`);
+  conversation(conversationId: string) {
+    return this.route("get", "/conversations/{conversationId}", { params: { conversationId } });
   }
 
   createConversation(input: { type: Conversation["type"]; name?: string; members: User[] }) {
-    return this.json<Conversation>("POST", "/conversations", input);
+    return this.route("post", "/conversations", { body: input, status: 201 });
   }
 
   rename(conversationId: string, name: string | null) {
-    return this.json<Conversation>("PATCH", `/conversations/${enc(conversationId)}`, { name });
+    return this.route("patch", "/conversations/{conversationId}", { params: { conversationId }, body: { name } });
   }
 
   addMembers(conversationId: string, members: User[]) {
-    return this.json<Conversation>("POST", `/conversations/${enc(conversationId)}/members`, { members });
+    return this.route("post", "/conversations/{conversationId}/members", { params: { conversationId }, body: { members } });
   }
 
   setRole(conversationId: string, userId: string, role: Exclude<Role, "owner">) {
-    return this.json<Conversation>(
-      "PATCH",
-      `/conversations/${enc(conversationId)}/members/${enc(userId)}`,
-      { role },
-    );
+    return this.route("patch", "/conversations/{conversationId}/members/{userId}", {
+      params: { conversationId, userId },
+      body: { role },
+    });
   }
 
   /** Removes a member, or with the caller's own id, leaves. */
   removeMember(conversationId: string, userId: string) {
-    return this.json<void>("DELETE", `/conversations/${enc(conversationId)}/members/${enc(userId)}`);
+    return this.route("delete", "/conversations/{conversationId}/members/{userId}", {
+      params: { conversationId, userId },
+      status: 204,
+    });
   }
 
   markRead(conversationId: string, messageId: string) {
-    return this.json<ReadResult>("POST", `/conversations/${enc(conversationId)}/read`, { messageId });
+    return this.route("post", "/conversations/{conversationId}/read", { params: { conversationId }, body: { messageId } });
   }
 
   reads(conversationId: string) {
-    return this.json<ReadMarker[]>("GET", `/conversations/${enc(conversationId)}/reads`);
+    return this.route("get", "/conversations/{conversationId}/reads", { params: { conversationId } });
   }
 
   async messages(
@@ -295,7 +306,8 @@ export class Api {
       `/conversations/${enc(conversationId)}/messages${qs ? `?${qs}` : ""}`,
     );
     const link = res.headers.get("Link") ?? "";
-    return { messages: (await res.json()) as Message[], hasOlder: /rel="?prev"?/.test(link) };
+    const messages: ResponseBody<"/conversations/{conversationId}/messages", "get"> = await res.json();
+    return { messages, hasOlder: /rel="?prev"?/.test(link) };
   }
 
   sendMessage(
@@ -306,21 +318,24 @@ export class Api {
     replyToId?: string,
     attachmentIds?: string[],
   ) {
-    return this.json<Message>("POST", `/conversations/${enc(conversationId)}/messages`, {
-      senderId,
-      body,
-      clientMessageId,
-      ...(replyToId ? { replyToId } : {}),
-      ...(attachmentIds && attachmentIds.length ? { attachmentIds } : {}),
+    return this.route("post", "/conversations/{conversationId}/messages", {
+      params: { conversationId },
+      body: {
+        senderId,
+        body,
+        clientMessageId,
+        ...(replyToId ? { replyToId } : {}),
+        ...(attachmentIds && attachmentIds.length ? { attachmentIds } : {}),
+      },
+      status: 201,
     });
   }
 
   /** Adds (`on`) or removes the caller's reaction; idempotent. 200 the whole message. */
   react(conversationId: string, messageId: string, emoji: string, on: boolean) {
-    return this.json<Message>(
-      on ? "PUT" : "DELETE",
-      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}/reactions/${enc(emoji)}`,
-    );
+    return this.route(on ? "put" : "delete", "/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}", {
+      params: { conversationId, messageId, emoji },
+    });
   }
 
   /** Messages matching `q` in the caller's conversations, newest first; `before` pages on. */
@@ -329,46 +344,44 @@ export class Api {
     if (opts.conversationId) p.set("conversationId", opts.conversationId);
     if (opts.before) p.set("before", opts.before);
     if (opts.limit) p.set("limit", String(opts.limit));
-    return this.json<Message[]>("GET", `/search/messages?${p.toString()}`);
+    return this.route("get", "/search/messages", { query: `?${p.toString()}` });
   }
 
   editMessage(conversationId: string, messageId: string, body: string) {
-    return this.json<Message>(
-      "PATCH",
-      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`,
-      { body },
-    );
+    return this.route("patch", "/conversations/{conversationId}/messages/{messageId}", {
+      params: { conversationId, messageId },
+      body: { body },
+    });
   }
 
   deleteMessage(conversationId: string, messageId: string) {
-    return this.json<Message>(
-      "DELETE",
-      `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`,
-    );
+    return this.route("delete", "/conversations/{conversationId}/messages/{messageId}", {
+      params: { conversationId, messageId },
+    });
   }
 
   createCall(conversationId: string, type: CallType, participants: User[]) {
-    return this.json<Call>("POST", "/calls", { conversationId, type, participants });
+    return this.route("post", "/calls", { body: { conversationId, type, participants }, status: 201 });
   }
 
   setCallStatus(callId: string, status: CallStatus) {
-    return this.json<Call>("PATCH", `/calls/${enc(callId)}/status`, { status });
+    return this.route("patch", "/calls/{callId}/status", { params: { callId }, body: { status } });
   }
 
   calls(conversationId: string) {
-    return this.json<Call[]>("GET", `/calls/conversation/${enc(conversationId)}`);
+    return this.route("get", "/calls/conversation/{conversationId}", { params: { conversationId } });
   }
 
-  sendSignal(callId: string, kind: SignalKind, senderId: string, payload: unknown, targetId?: string) {
-    return this.json<{ status: string }>("POST", `/calls/${enc(callId)}/signals/${kind}`, {
-      senderId,
-      payload,
-      ...(targetId ? { targetId } : {}),
+  sendSignal(callId: string, kind: SignalKind, senderId: string, payload: Record<string, unknown>, targetId?: string) {
+    return this.route("post", "/calls/{callId}/signals/{kind}", {
+      params: { callId, kind },
+      body: { senderId, payload, ...(targetId ? { targetId } : {}) },
+      status: 201,
     });
   }
 
   signals(callId: string, kind: SignalKind) {
-    return this.json<StoredSignal[]>("GET", `/calls/${enc(callId)}/signals/${kind}`);
+    return this.route("get", "/calls/{callId}/signals/{kind}", { params: { callId, kind } });
   }
 }
 

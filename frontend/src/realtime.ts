@@ -3,8 +3,12 @@
 // reconnect, and reports the connection's state for the banner. Signed in, it asks for
 // connection state recovery, and tells whether a reconnect was recovered (every missed
 // event replayed) or needs an HTTP catch-up.
+import type { ClientToServerEvents, ServerToClientEvents } from "@chat-platform/client";
 import { io, type Socket } from "socket.io-client";
 import type { Session } from "./types";
+
+/** The socket to the gateway, its events and payloads typed by the AsyncAPI document. */
+export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export type ConnectionState = "connecting" | "online" | "reconnecting" | "offline";
 
@@ -16,8 +20,8 @@ export interface RealtimeHooks {
   onUnauthorized(): void;
 }
 
-export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks): Socket {
-  const socket = io(apiUrl || undefined, {
+export function connect(apiUrl: string, session: Session, hooks: RealtimeHooks): ChatSocket {
+  const socket: ChatSocket = io(apiUrl || undefined, {
     path: "/socket.io/",
     // The official client resends this auth with the session's `pid` and last offset.
     auth: session.mode === "token" ? { token: session.token, recovery: true } : undefined,

@@ -96,7 +96,7 @@ describe("calls", () => {
     socket.deliver("call:created", call);
     expect(c.store.get().incoming).toBeUndefined();
 
-    const sig = (kind: SignalEvent["kind"], payload: unknown): SignalEvent => ({
+    const sig = (kind: SignalEvent["kind"], payload: Record<string, unknown>): SignalEvent => ({
       callId: call.id, kind, senderId: "bob", targetId: "alice", payload, createdAt: new Date().toISOString(),
     });
     // A candidate that overtakes the answer waits for it.

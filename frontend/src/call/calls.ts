@@ -4,8 +4,8 @@
 // `call:signal` events. The caller offers to every other participant when it places the
 // call; a participant keeps the offer while its phone rings and answers it on accepting
 // (or reads it back with GET .../signals/offer when it missed the event).
-import type { Socket } from "socket.io-client";
 import { Api, ApiError, describeError } from "../api";
+import type { ChatSocket } from "../realtime";
 import { FINAL_CALL_STATUSES } from "../types";
 import type { Call, CallType, Conversation, SignalEvent, SignalKind, StoredSignal, User } from "../types";
 import { Store } from "../state/store";
@@ -85,10 +85,10 @@ export class CallController {
     private readonly rtcConfig: RTCConfiguration = { iceServers: [] },
   ) {}
 
-  attach(socket: Socket) {
-    socket.on("call:created", (c: Call) => this.onCallEvent(c, true));
-    socket.on("call:updated", (c: Call) => this.onCallEvent(c, false));
-    socket.on("call:signal", (s: SignalEvent) => void this.onSignal(s));
+  attach(socket: ChatSocket) {
+    socket.on("call:created", (c) => this.onCallEvent(c, true));
+    socket.on("call:updated", (c) => this.onCallEvent(c, false));
+    socket.on("call:signal", (s) => void this.onSignal(s));
   }
 
   detach() {
@@ -309,7 +309,7 @@ export class CallController {
       if (s.kind === "offer") {
         if (this.peers.has(s.senderId)) return; // the same offer by socket and by GET
         const peer = this.newPeer(active.call, s.senderId, active.local);
-        await peer.pc.setRemoteDescription(s.payload as RTCSessionDescriptionInit);
+        await peer.pc.setRemoteDescription(description(s.payload));
         await this.flushIce(peer);
         const answer = await peer.pc.createAnswer();
         await peer.pc.setLocalDescription(answer);
@@ -317,7 +317,7 @@ export class CallController {
       } else if (s.kind === "answer") {
         const peer = this.peers.get(s.senderId);
         if (!peer || peer.remoteSet || peer.pc.signalingState !== "have-local-offer") return;
-        await peer.pc.setRemoteDescription(s.payload as RTCSessionDescriptionInit);
+        await peer.pc.setRemoteDescription(description(s.payload));
         await this.flushIce(peer);
       } else {
         const peer = this.peers.get(s.senderId);
@@ -372,7 +372,8 @@ export class CallController {
     this.peers.set(userId, peer);
     local?.getTracks().forEach((t) => pc.addTrack(t, local));
     pc.onicecandidate = (ev) => {
-      if (ev.candidate) void this.signal(call.id, "ice", ev.candidate.toJSON(), userId);
+      // Spread: RTCIceCandidateInit is an interface, not the plain object the contract types.
+      if (ev.candidate) void this.signal(call.id, "ice", { ...ev.candidate.toJSON() }, userId);
     };
     pc.ontrack = (ev) => {
       const stream = ev.streams[0] ?? new MediaStream([ev.track]);
@@ -392,7 +393,7 @@ export class CallController {
     return peer;
   }
 
-  private async signal(callId: string, kind: SignalKind, payload: unknown, targetId: string) {
+  private async signal(callId: string, kind: SignalKind, payload: Record<string, unknown>, targetId: string) {
     try {
       await this.api.sendSignal(callId, kind, this.me.userId, payload, targetId);
     } catch (e) {
@@ -418,4 +419,12 @@ export class CallController {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = setTimeout(() => this.closeEnded(), ENDED_LINGER_MS);
   }
+}
+
+/**
+ * An offer's or answer's session description. The contract types a signal's payload only as
+ * an object; offers and answers carry `{type, sdp}` (what `offerTo` and the answer send).
+ */
+function description(payload: Record<string, unknown>): RTCSessionDescriptionInit {
+  return { type: payload.type as RTCSdpType, sdp: typeof payload.sdp === "string" ? payload.sdp : undefined };
 }

@@ -64,7 +64,7 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
             className="quote"
             data-reply-to={m.replyTo.id}
             onClick={() => void chat.jumpTo(m.conversationId, m.replyTo!.id)}
-            aria-label={`Reply to ${quoteSender(m.replyTo.senderId, names, me)}: ${m.replyTo.body}. Go to the original message`}
+            aria-label={`Reply to ${quoteSender(m.replyTo.senderId, names, me)}: ${m.replyTo.body ?? ""}. Go to the original message`}
           >
             <span className="quote-sender">{quoteSender(m.replyTo.senderId, names, me)}</span>
             <span className="quote-body">{m.replyTo.body}</span>
@@ -231,6 +231,8 @@ export function MessageItem({ chat, message: m, mine, sender, names, me, highlig
   );
 }
 
-function quoteSender(userId: string, names: ReadonlyMap<string, string>, me: string): string {
+// The contract's ReplyTo leaves `senderId` optional (a deleted original has none).
+function quoteSender(userId: string | undefined, names: ReadonlyMap<string, string>, me: string): string {
+  if (userId === undefined) return "someone";
   return userId === me ? "You" : (names.get(userId) ?? userId);
 }

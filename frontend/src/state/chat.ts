@@ -2,10 +2,9 @@
 // calls, the live events, optimistic sends reconciled by `clientMessageId`, group settings,
 // replies and reactions, jumping to a message (a quote's original, a search result), and
 // catching up after a lost connection.
-import type { Socket } from "socket.io-client";
 import { Api, ApiError, NetworkError, describeError } from "../api";
 import type { Conversation, Message, ReadEvent, Role, TypingEvent, Upload, User } from "../types";
-import type { ConnectionState } from "../realtime";
+import type { ChatSocket, ConnectionState } from "../realtime";
 import * as conv from "./conversations";
 import * as rd from "./reads";
 import { hasReacted, previewOf } from "./reactions";
@@ -74,7 +73,7 @@ export function newClientMessageId(): string {
 
 export class ChatController {
   readonly store = new Store<ChatState>(initialChatState);
-  private socket: Socket | null = null;
+  private socket: ChatSocket | null = null;
   private typingSent: Record<string, { at: number; idle?: ReturnType<typeof setTimeout> }> = {};
   private sweep?: ReturnType<typeof setInterval>;
   /** The conversation on screen, what the list said of it then, and whether the tab is seen. */
@@ -108,17 +107,18 @@ export class ChatController {
   }
 
   /** Subscribes to the live events of `socket` and loads the conversation list. */
-  attach(socket: Socket) {
+  attach(socket: ChatSocket) {
     this.socket = socket;
-    socket.on("message:created", (m: Message) => this.onCreated(m));
-    socket.on("message:updated", (m: Message) => this.onUpdated(m));
-    socket.on("message:deleted", (m: Message) => this.onDeleted(m));
-    socket.on("presence:update", (users: User[]) => this.onPresence(users));
-    socket.on("typing:update", (t: TypingEvent) => this.onTyping(t));
-    socket.on("conversation:created", (c: Conversation) => this.onConversationCreated(c));
-    socket.on("conversation:updated", (c: Conversation) => this.onConversationUpdated(c));
-    socket.on("conversation:removed", (r: { conversationId: string }) => this.onConversationRemoved(r.conversationId));
-    socket.on("conversation:read", (r: ReadEvent) => this.onRead(r));
+    // The payloads' types come from the contract (ChatSocket); the handlers take them as is.
+    socket.on("message:created", (m) => this.onCreated(m));
+    socket.on("message:updated", (m) => this.onUpdated(m));
+    socket.on("message:deleted", (m) => this.onDeleted(m));
+    socket.on("presence:update", (users) => this.onPresence(users));
+    socket.on("typing:update", (t) => this.onTyping(t));
+    socket.on("conversation:created", (c) => this.onConversationCreated(c));
+    socket.on("conversation:updated", (c) => this.onConversationUpdated(c));
+    socket.on("conversation:removed", (r) => this.onConversationRemoved(r.conversationId));
+    socket.on("conversation:read", (r) => this.onRead(r));
     if (typeof document !== "undefined") document.addEventListener("visibilitychange", this.onVisibility);
     this.sweep = setInterval(() => this.expireTyping(), 1000);
     void this.loadConversations();

@@ -6,8 +6,8 @@ const c = (id: string, createdAt: string, extra: Partial<Conversation> = {}): Co
   id,
   type: "one_to_one",
   members: [
-    { userId: "alice", displayName: "Alice" },
-    { userId: "bob", displayName: "Bob" },
+    { userId: "alice", displayName: "Alice", role: "member" },
+    { userId: "bob", displayName: "Bob", role: "member" },
   ],
   createdAt,
   ...extra,
@@ -19,6 +19,9 @@ const m = (conversationId: string, sentAt: string, id = "m"): Message => ({
   body: "hi",
   sentAt,
   editedAt: null,
+  replyTo: null,
+  reactions: [],
+  attachments: [],
 });
 
 describe("conversation list", () => {
@@ -51,7 +54,7 @@ describe("conversation list", () => {
 describe("conversation events and pages", () => {
   it("takes the server's copy for the name and members, keeping the list's read state", () => {
     const mine = c("a", "", { name: "Team", unreadCount: 3, lastReadMessageId: "m1", lastMessage: m("a", "2026-01-02T00:00:00.000Z") });
-    const [renamedAway] = conv.upsert([mine], c("a", "", { members: [{ userId: "alice", displayName: "Alice" }] }));
+    const [renamedAway] = conv.upsert([mine], c("a", "", { members: [{ userId: "alice", displayName: "Alice", role: "member" }] }));
     expect(renamedAway.name).toBeUndefined();
     expect(renamedAway.members).toHaveLength(1);
     expect(renamedAway).toMatchObject({ unreadCount: 3, lastReadMessageId: "m1" });

@@ -12,6 +12,7 @@ const msg = (id: string, extra: Partial<Message> = {}): Message => ({
   editedAt: null,
   replyTo: null,
   reactions: [],
+  attachments: [],
   ...extra,
 });
 

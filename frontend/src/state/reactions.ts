@@ -53,8 +53,11 @@ export function whoReacted(r: Reaction, names: ReadonlyMap<string, string>, me: 
   return `${text.charAt(0).toUpperCase()}${text.slice(1)} reacted with ${r.emoji}`;
 }
 
+/** The live original's preview (the contract's ReplyTo with `senderId` and `body` present). */
+export type LivePreview = ReplyPreview & Required<Pick<ReplyPreview, "senderId" | "body">>;
+
 /** The preview a reply to `m` carries (what the server computes), for an optimistic send. */
-export function previewOf(m: Pick<Message, "id" | "senderId" | "body">): Extract<ReplyPreview, { body: string }> {
+export function previewOf(m: Pick<Message, "id" | "senderId" | "body">): LivePreview {
   return { id: m.id, senderId: m.senderId, body: Array.from(m.body).slice(0, PREVIEW_CHARS).join("") };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Conversation, Message } from "../types";
+import type { Conversation, Member, Message } from "../types";
 import * as rd from "./reads";
 
 const msg = (n: number, senderId = "bob"): Message => ({
@@ -9,13 +9,16 @@ const msg = (n: number, senderId = "bob"): Message => ({
   body: `body ${n}`,
   sentAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
   editedAt: null,
+  replyTo: null,
+  reactions: [],
+  attachments: [],
 });
 const at = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
-const members = [
-  { userId: "alice", displayName: "Alice" },
-  { userId: "bob", displayName: "Bob" },
-  { userId: "carol", displayName: "Carol" },
-  { userId: "dan", displayName: "Dan" },
+const members: Member[] = [
+  { userId: "alice", displayName: "Alice", role: "owner" },
+  { userId: "bob", displayName: "Bob", role: "member" },
+  { userId: "carol", displayName: "Carol", role: "member" },
+  { userId: "dan", displayName: "Dan", role: "member" },
 ];
 const c = (extra: Partial<Conversation> = {}): Conversation => ({ id: "c", type: "group", members, createdAt: at(0), ...extra });
 
@@ -79,7 +82,7 @@ describe("seen by", () => {
   it("ignores a marker moving back, and is not shown in large groups", () => {
     const back = rd.withMarker(markers, { conversationId: "c", userId: "bob", lastReadMessageId: "m1", readAt: at(7) }, loaded);
     expect(back.bob.lastReadMessageId).toBe("m3");
-    const big = c({ members: Array.from({ length: 11 }, (_, i) => ({ userId: `u${i}`, displayName: `U${i}` })) });
+    const big = c({ members: Array.from({ length: 11 }, (_, i): Member => ({ userId: `u${i}`, displayName: `U${i}`, role: "member" })) });
     expect(rd.seenBy(big, loaded, markers, "alice")).toEqual([]);
     expect(rd.seenBy(c(), [], markers, "alice")).toEqual([]);
   });

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Api } from "../api";
 import { FakeGateway } from "../test/fakes";
+import type { Message } from "../types";
 import { SEARCH_PAGE, SearchController, appendResults, fold, queryWords, searchable, snippet } from "./search";
 
 const text = (segs: { text: string; mark: boolean }[]) => segs.map((s) => (s.mark ? `[${s.text}]` : s.text)).join("");
@@ -35,7 +36,17 @@ describe("search text", () => {
   });
 
   it("appends a page without repeating a result", () => {
-    const m = (id: string) => ({ id, conversationId: "c", senderId: "a", body: "", sentAt: "", editedAt: null });
+    const m = (id: string): Message => ({
+      id,
+      conversationId: "c",
+      senderId: "a",
+      body: "",
+      sentAt: "",
+      editedAt: null,
+      replyTo: null,
+      reactions: [],
+      attachments: [],
+    });
     expect(appendResults([m("3"), m("2")], [m("2"), m("1")]).map((x) => x.id)).toEqual(["3", "2", "1"]);
   });
 });

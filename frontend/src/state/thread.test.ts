@@ -9,6 +9,9 @@ const msg = (n: number, extra: Partial<Message> = {}): Message => ({
   body: `body ${n}`,
   sentAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
   editedAt: null,
+  replyTo: null,
+  reactions: [],
+  attachments: [],
   ...extra,
 });
 

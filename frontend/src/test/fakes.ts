@@ -1,23 +1,25 @@
 // In-memory stand-ins for component tests only: the gateway's HTTP routes (enough of the
-// contract for the UI) and a Socket.IO client socket the test drives.
+// contract for the UI) and a Socket.IO client socket the test drives, its events typed by the
+// contract so that what a test delivers is what the server may send.
+import type { ClientEventPayload, ServerEventPayload, ServerToClientEvents, ClientToServerEvents } from "@chat-platform/client";
 import type { Attachment, Call, Conversation, Member, Message, ReadMarker, Upload, User } from "../types";
 
 type Handler = (...args: any[]) => void;
 
 export class FakeSocket {
   handlers = new Map<string, Handler[]>();
-  sent: { event: string; data: unknown }[] = [];
+  sent: { event: keyof ClientToServerEvents; data: unknown }[] = [];
   active = true;
   on(event: string, fn: Handler) {
     this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
     return this;
   }
-  emit(event: string, data: unknown) {
+  emit<E extends keyof ClientToServerEvents>(event: E, data: ClientEventPayload<E>) {
     this.sent.push({ event, data });
     return this;
   }
   /** The server sends an event to this client. */
-  deliver(event: string, data: unknown) {
+  deliver<E extends keyof ServerToClientEvents>(event: E, data: ServerEventPayload<E>) {
     for (const h of this.handlers.get(event) ?? []) h(data);
   }
   disconnect() {
@@ -196,6 +198,7 @@ export class FakeGateway {
       clientMessageId,
       replyTo: replyToId ? { id: replyToId, senderId: "", body: "" } : null,
       reactions: [],
+      attachments: [],
     };
     this.messages.push(m);
     return this.hydrate(m);
@@ -213,8 +216,15 @@ export class FakeGateway {
     return { ...m, replyTo };
   }
 
-  addConversation(members: User[], extra: Partial<Conversation> = {}): Conversation {
-    const c: Conversation = { id: `c${++this.seq}`, type: "one_to_one", members, createdAt: now(), ...extra };
+  /** A conversation; members given without a role are plain members, as the server makes them. */
+  addConversation(members: (User & Partial<Member>)[], extra: Partial<Conversation> = {}): Conversation {
+    const c: Conversation = {
+      id: `c${++this.seq}`,
+      type: "one_to_one",
+      members: members.map((m) => ({ ...m, role: m.role ?? "member" })),
+      createdAt: now(),
+      ...extra,
+    };
     this.conversations.push(c);
     return c;
   }
