@@ -16,6 +16,8 @@
 # SOCKET_DIR: the gateway reaches chat over Unix sockets there, as scripts/run-stack.sh runs
 # them (default: a fresh folder); SOCKET_DIR= (empty) keeps them on TCP.
 # BENCH_PORT: the gateway's port (default 3200); chat, call and worker take the next three.
+# BENCH_RUST_LOG: the services' RUST_LOG (default warn; `info` adds the access log, a line per
+# request on stderr).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,7 +40,7 @@ deps_up "$PG_URL" "$REDIS"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
   cargo build --release -q -p chat -p worker -p gateway -p loadtest
 fi
-export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPACE="bench$$"
+export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG="${BENCH_RUST_LOG:-warn}" CHAT_NAMESPACE="bench$$"
 export RATE_SENDS_PER_ADDRESS=1000000000 RATE_SENDS_PER_USER=1000000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000000
 if [ -n "$SIGNED_IN" ]; then
   INTERNAL_SECRET="bench-$(random_secret)"

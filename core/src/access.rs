@@ -2,11 +2,26 @@
 //! label, status, duration, request id), written by [`crate::server`] when the response
 //! leaves the handler. The route label is the one the request's metrics were recorded under
 //! ([`crate::dispatch::measured`] notes it in a task-local), `-` for requests answered
-//! outside any route's metrics (the gateway's CORS preflights). `RUST_LOG=info,access=off`
-//! turns it off.
+//! outside any route's metrics (the gateway's CORS preflights). Off unless `ACCESS_LOG=on`
+//! ([`enable`], at start-up): a line per request is a lot to keep, and costs CPU at full
+//! load (BENCHMARKS.md). `RUST_LOG=info,access=off` silences it too.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// `ACCESS_LOG`, set once by [`crate::server::launch`].
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Turns the access log on or off for this process.
+pub fn enable(on: bool) {
+    ON.store(on, Ordering::Relaxed);
+}
+
+/// Whether requests are logged (and their routes noted for it).
+pub(crate) fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
 
 /// The route of a request answered outside any route's metrics.
 const NO_ROUTE: &str = "-";

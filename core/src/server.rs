@@ -436,7 +436,12 @@ async fn with_request_id<H: Handler>(h: H, mut req: Request, access_log: bool) -
     let method = req.method().clone();
     // Everything logged while handling the request carries its id.
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
-    let (mut res, route) = crate::access::scoped(h.handle(req).instrument(span)).await;
+    let access_log = access_log && crate::access::enabled();
+    let (mut res, route) = if access_log {
+        crate::access::scoped(h.handle(req).instrument(span)).await
+    } else {
+        (h.handle(req).instrument(span).await, "-")
+    };
     if access_log {
         let id = id.to_str().unwrap_or("-");
         crate::access::log(&method, route, res.status(), start.elapsed(), id);
@@ -462,6 +467,8 @@ pub struct Common {
     pub metrics: Listen,
     /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long to keep serving with `/readyz` at 503.
     pub drain: std::time::Duration,
+    /// `ACCESS_LOG`: a line per request ([`crate::access`]).
+    pub access_log: bool,
 }
 
 impl Common {
@@ -471,6 +478,7 @@ impl Common {
             deadline: crate::body::Deadline::from_env(env)?,
             metrics: Listen::from_vars(env, "METRICS_HOST", "METRICS_PORT")?,
             drain: env.millis("SHUTDOWN_DRAIN_MS", 0, 600_000)?,
+            access_log: env.boolean("ACCESS_LOG")?,
         })
     }
 }
@@ -490,7 +498,9 @@ pub async fn launch<C, Fut>(
 {
     let service = env.service();
     let common = crate::config::exit_on_error(Common::from_env(&env));
-    crate::telemetry::init(service, common.logging);
+    // Held to the end: dropping it writes out the lines still queued.
+    let logs = crate::telemetry::init(service, common.logging);
+    crate::access::enable(common.access_log);
     let config = crate::config::exit_on_error(config(&env));
     drop(env);
     crate::body::configure(common.deadline);
@@ -516,7 +526,10 @@ pub async fn launch<C, Fut>(
         }
         Err(e) => tracing::error!(error = %e, "metrics are not served: set METRICS_PORT"),
     }
-    if let Err(e) = run(listener, config, shutdown).await {
+    let result = run(listener, config, shutdown).await;
+    // What is still queued is written before the process ends, whichever way it ends.
+    drop(logs);
+    if let Err(e) = result {
         eprintln!("{service} failed: {e}");
         std::process::exit(1);
     }

@@ -818,6 +818,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "`text`, or `json` for structured logs",
     },
     Setting {
+        var: "ACCESS_LOG",
+        services: &["gateway", "chat", "call", "worker", "web"],
+        default: Value("off"),
+        meaning: "`on`: one line per request at INFO under the target `access` (method, route, status, duration, request id). Off by default: a line per request is a lot of log to keep (about 200 bytes each), and at full load it costs CPU (BENCHMARKS.md)",
+    },
+    Setting {
         var: "SHUTDOWN_DRAIN_MS",
         services: &["gateway", "chat", "call", "worker", "web"],
         default: Value("0"),

@@ -263,6 +263,19 @@ async fn status_with_id(req: reqwest::RequestBuilder, id: &str) -> u16 {
         .as_u16()
 }
 
+/// `name`'s log once it holds a line mentioning `id` (the log thread writes lines shortly
+/// after they are made), or as it is after 5 s.
+async fn logged(s: &Stack, name: &str, id: &str) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = s.log(name);
+        if log.contains(id) || std::time::Instant::now() > until {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The access log line of the request with id `id` in `log`, if any.
 fn access_line<'a>(log: &'a str, id: &str) -> Option<&'a str> {
     let field = format!("request_id={id}");
@@ -271,10 +284,16 @@ fn access_line<'a>(log: &'a str, id: &str) -> Option<&'a str> {
 }
 
 /// Each request gets one access log line, in every service it passes, naming the method,
-/// the route label, the status and the time; `RUST_LOG=…,access=off` silences it.
+/// the route label, the status and the time, with `ACCESS_LOG=on`; `RUST_LOG=…,access=off`
+/// silences it, and without the setting there is none.
 #[tokio::test]
 async fn requests_are_logged_once_answered() {
-    let s = Stack::start().await;
+    let mut s = Stack::empty().await;
+    s.chat_env.push(("ACCESS_LOG".into(), "on".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_call(&[]).await;
+    s.start_gateway(&[("ACCESS_LOG", "on")]).await;
     let g = s.group(&["a", "b"]).await;
     let id = format!("access-{}", uuid::Uuid::now_v7().simple());
     let send = s
@@ -286,8 +305,9 @@ async fn requests_are_logged_once_answered() {
     let nowhere = s.http.get(format!("{}/no/such/route", s.url()));
     assert_eq!(status_with_id(nowhere, &missing).await, 404);
 
-    // Written before the response leaves: in the file by the time it arrives.
-    let gw = s.log("gateway");
+    // Written by the log thread moments after the response leaves, in order: the 404's line
+    // comes after the send's.
+    let gw = logged(&s, "gateway", &missing).await;
     let line = access_line(&gw, &id).unwrap_or_else(|| panic!("no access line for {id}:\n{gw}"));
     for field in ["method=POST", "route=chat", "status=201"] {
         assert!(
@@ -312,7 +332,7 @@ async fn requests_are_logged_once_answered() {
         "{line}"
     );
     // The gateway passes the id on: chat's line for the same request.
-    let chat = s.log("chat");
+    let chat = logged(&s, "chat", &id).await;
     let line =
         access_line(&chat, &id).unwrap_or_else(|| panic!("no access line for {id}:\n{chat}"));
     assert!(
@@ -327,7 +347,7 @@ async fn requests_are_logged_once_answered() {
         .http
         .get(format!("{chat_url}/socket.io/?EIO=4&transport=polling"));
     assert_eq!(status_with_id(handshake, &poll).await, 200);
-    let chat = s.log("chat");
+    let chat = logged(&s, "chat", &poll).await;
     let line = access_line(&chat, &poll).unwrap_or_else(|| panic!("no line for {poll}"));
     assert!(
         line.contains("method=GET route=socket_io status=200"),
@@ -336,24 +356,45 @@ async fn requests_are_logged_once_answered() {
     let scrape = format!("scrape-{}", uuid::Uuid::now_v7().simple());
     let scraped = s.http.get(s.chat.as_ref().unwrap().metrics_url());
     assert_eq!(status_with_id(scraped, &scrape).await, 200);
-    assert!(!s.log("chat").contains(&scrape));
+    // Lines are written in order: once a later request's line is there, the scrape's would be.
+    let after = format!("after-{}", uuid::Uuid::now_v7().simple());
+    let later = s.http.get(format!("{chat_url}/healthz"));
+    assert_eq!(status_with_id(later, &after).await, 200);
+    let chat = logged(&s, "chat", &after).await;
+    assert!(access_line(&chat, &after).is_some(), "{chat}");
+    assert!(!chat.contains(&scrape));
 
     // Silenced: another chat instance (same log file) with the access target off.
     let mut quiet = Stack::empty().await;
     quiet
         .chat_env
         .push(("RUST_LOG".into(), "info,access=off".into()));
+    quiet.chat_env.push(("ACCESS_LOG".into(), "on".into()));
     quiet.start_chat().await;
     let chat = quiet.chat.as_ref().unwrap();
     let hushed = format!("hushed-{}", uuid::Uuid::now_v7().simple());
     let probe = quiet.http.get(format!("{}/readyz", chat.url()));
     assert_eq!(status_with_id(probe, &hushed).await, 200);
+    // The log thread writes within milliseconds; a line would be there by now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = quiet.log("chat");
     assert!(
         log.contains("chat listening") || log.contains("starting"),
         "{log}"
     );
     assert!(!log.contains(&hushed), "{log}");
+
+    // Off by default.
+    let mut plain = Stack::empty().await;
+    plain.start_chat().await;
+    let chat = plain.chat.as_ref().unwrap();
+    let unlogged = format!("unlogged-{}", uuid::Uuid::now_v7().simple());
+    let probe = plain.http.get(format!("{}/readyz", chat.url()));
+    assert_eq!(status_with_id(probe, &unlogged).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = plain.log("chat");
+    assert!(log.contains("starting"), "{log}");
+    assert!(!log.contains(&unlogged), "{log}");
 }
 
 /// SIGTERMs `svc`, started with `SHUTDOWN_DRAIN_MS` = `drain`, and checks that its
