@@ -77,15 +77,16 @@ const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 /// What a service runs at start-up: the platform's schema, waiting up to a minute for
 /// PostgreSQL (it may start at the same time).
 pub async fn at_start(pool: &PgPool) -> Result<(), Failure> {
-    run(pool, ALL, Duration::from_secs(60)).await
+    run(pool, ALL, Duration::from_secs(60)).await.map(drop)
 }
 
-/// Applies what is missing. Waits (up to `patience`) for PostgreSQL to accept connections.
-pub async fn run(
+/// Applies what is missing, and returns what it applied (`chatctl migrate` prints it).
+/// Waits (up to `patience`) for PostgreSQL to accept connections.
+pub async fn run<'m>(
     pool: &PgPool,
-    migrations: &[Migration],
+    migrations: &'m [Migration],
     patience: Duration,
-) -> Result<(), Failure> {
+) -> Result<Vec<&'m Migration>, Failure> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut client = loop {
         match pool.get().await {
@@ -109,10 +110,10 @@ pub async fn run(
     result
 }
 
-async fn apply(
+async fn apply<'m>(
     client: &mut deadpool_postgres::Object,
-    migrations: &[Migration],
-) -> Result<(), Failure> {
+    migrations: &'m [Migration],
+) -> Result<Vec<&'m Migration>, Failure> {
     const STEP: &str = "migrations";
     client
         .batch_execute(
@@ -133,6 +134,7 @@ async fn apply(
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let mut done = Vec::new();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = client.transaction().await.context(STEP)?;
         tx.batch_execute(m.sql)
@@ -146,6 +148,7 @@ async fn apply(
         .context(STEP)?;
         tx.commit().await.context(STEP)?;
         tracing::info!(version = m.version, name = m.name, "migration applied");
+        done.push(m);
     }
-    Ok(())
+    Ok(done)
 }

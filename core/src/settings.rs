@@ -13,6 +13,10 @@ use std::fmt::Write as _;
 /// The services, in the order the README and the help name them.
 pub const SERVICES: [&str; 5] = ["gateway", "chat", "call", "worker", "web"];
 
+/// The command-line tools that read settings too (not services: the README's "all" means
+/// the five services, and a tool is named where it reads a setting).
+pub const TOOLS: [&str; 1] = ["chatctl"];
+
 /// One setting: an environment variable, and the flag made from it ([`flag`]).
 #[derive(Debug)]
 pub struct Setting {
@@ -165,31 +169,31 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         var: "CHAT_DATABASE_URL",
-        services: &["gateway", "chat", "call", "worker"],
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Value("postgres://postgres:postgres@127.0.0.1:5432/chat"),
         meaning: "PostgreSQL (the gateway keeps accounts there)",
     },
     Setting {
         var: "REDIS_URL",
-        services: &["gateway", "chat", "call", "worker"],
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Unset("`redis://REDIS_HOST:REDIS_PORT`"),
         meaning: "Redis (the gateway keeps sessions and rate counters there): `redis://`, `rediss://` or `redis+unix://`",
     },
     Setting {
         var: "REDIS_HOST",
-        services: &["gateway", "chat", "call", "worker"],
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Value("127.0.0.1"),
         meaning: "Redis's host, when `REDIS_URL` is unset",
     },
     Setting {
         var: "REDIS_PORT",
-        services: &["gateway", "chat", "call", "worker"],
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Value("6379"),
         meaning: "Redis's port, when `REDIS_URL` is unset",
     },
     Setting {
         var: "CHAT_NAMESPACE",
-        services: &["gateway", "chat", "call", "worker"],
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Value("chat"),
         meaning: "prefix of every Redis key and channel",
     },
@@ -297,20 +301,20 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         var: "DEDUPE_TTL_SECS",
-        services: &["chat", "worker"],
+        services: &["chat", "worker", "chatctl"],
         default: Value("604800"),
-        meaning: "how long a `clientMessageId` is remembered; for the worker, the lifetime of what `dead-letters replay` queues again",
+        meaning: "how long a `clientMessageId` is remembered; for the worker and chatctl, the lifetime of what `dead-letters replay` queues again",
     },
     Setting {
         var: "PG_POOL_SIZE",
-        services: &["gateway", "chat", "call", "worker"],
-        default: PerService(&[("gateway", "8"), ("chat", "16"), ("call", "8"), ("worker", "4")]),
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
+        default: PerService(&[("gateway", "8"), ("chat", "16"), ("call", "8"), ("worker", "4"), ("chatctl", "2")]),
         meaning: "most PostgreSQL connections one process opens (chat's history page reads have a pool of half the size, at least 2, of their own besides)",
     },
     Setting {
         var: "REDIS_POOL_SIZE",
-        services: &["gateway", "chat", "call", "worker"],
-        default: PerService(&[("gateway", "4"), ("chat", "4"), ("call", "4"), ("worker", "2")]),
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
+        default: PerService(&[("gateway", "4"), ("chat", "4"), ("call", "4"), ("worker", "2"), ("chatctl", "2")]),
         meaning: "most Redis connections one process opens (the worker's stream reader and chat's event subscriber have a connection of their own besides)",
     },
     Setting {
@@ -849,7 +853,11 @@ mod tests {
             );
             assert!(!s.services.is_empty(), "{} is read by nobody", s.var);
             for service in s.services {
-                assert!(SERVICES.contains(service), "{}: unknown {service}", s.var);
+                assert!(
+                    SERVICES.contains(service) || TOOLS.contains(service),
+                    "{}: unknown {service}",
+                    s.var
+                );
             }
             // A table cell: no pipe, no line break.
             assert!(!s.meaning.contains(['|', '\n']), "{}", s.var);
@@ -908,6 +916,7 @@ mod tests {
                 .iter()
                 .map(|s| root.join("services").join(s).join("src")),
         );
+        dirs.extend(TOOLS.iter().map(|t| root.join(t).join("src")));
         let mut offenders = Vec::new();
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(&dir).expect("source folder") {

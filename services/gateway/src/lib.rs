@@ -34,6 +34,7 @@ use platform_core::{body, health, json, ApiError, Body, Context, Failure, Reques
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::password;
 pub use config::Config;
 use routes::{Target, Upstream};
 

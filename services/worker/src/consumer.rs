@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Item, StoreError, Stored};
 use crate::config::Fault;
+use crate::stats;
 use crate::Config;
 
 /// An entry for the dead-letter stream: stream id, its bytes as read, why, and the send it
@@ -528,46 +529,16 @@ impl Consumer {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         // Delivered-up-to first, pending second: an entry delivered in between is either
         // above `last` or shows up as pending, so nothing unacknowledged is trimmed.
-        let groups: redis::streams::StreamInfoGroupsReply = conn
-            .xinfo_groups(&self.keys.stream)
+        let depth = stats::stream_depth(&mut *conn, &self.keys)
             .await
-            .context("XINFO GROUPS")?;
-        let Some(group) = groups.groups.iter().find(|g| g.name == GROUP) else {
+            .context("stream depth")?;
+        self.stats.stream_length.store(depth.length, Ordering::Relaxed);
+        self.stats.pending.store(depth.pending, Ordering::Relaxed);
+        self.stats.lag_ms.store(depth.lag_ms, Ordering::Relaxed);
+        let Some(last) = depth.last_delivered_id else {
             return Ok(());
         };
-        let last = group.last_delivered_id.clone();
-        let summary: redis::Value = redis::cmd("XPENDING")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .query_async(&mut *conn)
-            .await
-            .context("XPENDING")?;
-        let (count, oldest_pending) = match summary {
-            redis::Value::Array(v) if v.len() >= 2 => {
-                let count = match &v[0] {
-                    redis::Value::Int(n) => *n as u64,
-                    _ => 0,
-                };
-                match &v[1] {
-                    redis::Value::BulkString(b) => {
-                        (count, Some(String::from_utf8_lossy(b).into_owned()))
-                    }
-                    _ => (count, None),
-                }
-            }
-            _ => (0, None),
-        };
-        let length: u64 = conn.xlen(&self.keys.stream).await.context("XLEN")?;
-        let lag = oldest_pending
-            .as_deref()
-            .and_then(|id| id.split_once('-'))
-            .and_then(|(ms, _)| ms.parse::<i64>().ok())
-            .map_or(0, |ms| {
-                (platform_core::time::now_millis() - ms).max(0) as u64
-            });
-        self.stats.stream_length.store(length, Ordering::Relaxed);
-        self.stats.pending.store(count, Ordering::Relaxed);
-        self.stats.lag_ms.store(lag, Ordering::Relaxed);
+        let oldest_pending = depth.oldest_pending_id;
         let min_id = match oldest_pending {
             Some(p) => p,
             None => match next_id(&last) {

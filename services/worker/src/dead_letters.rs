@@ -61,7 +61,8 @@ pub async fn list(
     Ok(entries.ids.iter().map(DeadLetter::from).collect())
 }
 
-async fn get(redis: &RedisPool, keys: &Keys, id: &str) -> Result<DeadLetter, ApiError> {
+/// One dead letter by its id (`chatctl dead-letters inspect`); 404 if there is none.
+pub async fn get(redis: &RedisPool, keys: &Keys, id: &str) -> Result<DeadLetter, ApiError> {
     let mut conn = redis.get().await?;
     let entries: StreamRangeReply = redis::cmd("XRANGE")
         .arg(&keys.dead_letter)

@@ -16,7 +16,7 @@ pub mod config;
 mod consumer;
 pub mod dead_letters;
 mod search_merge;
-mod stats;
+pub mod stats;
 
 use std::sync::Arc;
 

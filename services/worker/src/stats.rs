@@ -1,10 +1,12 @@
 //! The worker's metrics: batches and their commit time, messages stored, dead letters, and
-//! the stream's depth and lag as last seen by maintenance.
+//! the stream's depth and lag as last seen by maintenance ([`stream_depth`], which
+//! `chatctl stream` reads too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use platform_core::metrics::{Histogram, Label, Metrics};
+use platform_core::stream::{Keys, GROUP};
 
 pub(crate) struct Stats {
     pub metrics: Metrics,
@@ -69,4 +71,117 @@ impl Stats {
             metrics,
         }
     }
+}
+
+/// The send stream as the worker's gauges and `chatctl stream` show it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamDepth {
+    /// Entries in the stream (XLEN): acknowledged ones too, until maintenance trims them.
+    pub length: u64,
+    /// Entries delivered to a worker and not yet acknowledged (XPENDING's count).
+    pub pending: u64,
+    /// The oldest of those, if any: what trimming must keep.
+    pub oldest_pending_id: Option<String>,
+    /// Entries no worker has read yet (XINFO GROUPS' `lag`); `None` when Redis cannot tell
+    /// (after entries were deleted from the middle of the stream).
+    pub undelivered: Option<u64>,
+    /// The group's last delivered id; `None` before any worker created the group.
+    pub last_delivered_id: Option<String>,
+    /// Age of the oldest unacknowledged entry, pending or not yet delivered (0 when none):
+    /// with every worker down the queue still shows its age.
+    pub lag_ms: u64,
+}
+
+/// The milliseconds part of a stream id.
+fn id_millis(id: &str) -> Option<i64> {
+    id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
+/// Reads the stream's depth, pending entries and lag from Redis (a few reads, not atomic:
+/// a gauge's precision).
+pub async fn stream_depth<C>(conn: &mut C, keys: &Keys) -> redis::RedisResult<StreamDepth>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let length: u64 = redis::cmd("XLEN")
+        .arg(&keys.stream)
+        .query_async(conn)
+        .await?;
+    let groups: redis::streams::StreamInfoGroupsReply = if length == 0 {
+        // XINFO GROUPS refuses a key that does not exist yet.
+        Default::default()
+    } else {
+        redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&keys.stream)
+            .query_async(conn)
+            .await?
+    };
+    let last = groups
+        .groups
+        .iter()
+        .find(|g| g.name == GROUP)
+        .map(|g| g.last_delivered_id.clone());
+    let (pending, oldest_pending_id) = match &last {
+        None => (0, None),
+        Some(_) => {
+            let summary: redis::Value = redis::cmd("XPENDING")
+                .arg(&keys.stream)
+                .arg(GROUP)
+                .query_async(conn)
+                .await?;
+            match summary {
+                redis::Value::Array(v) if v.len() >= 2 => {
+                    let count = match &v[0] {
+                        redis::Value::Int(n) => *n as u64,
+                        _ => 0,
+                    };
+                    match &v[1] {
+                        redis::Value::BulkString(b) => {
+                            (count, Some(String::from_utf8_lossy(b).into_owned()))
+                        }
+                        _ => (count, None),
+                    }
+                }
+                _ => (0, None),
+            }
+        }
+    };
+    // The first entry past the last delivered one (the first of all without a group).
+    let after = match &last {
+        Some(id) => format!("({id}"),
+        None => "-".to_string(),
+    };
+    let first_undelivered: Option<String> = redis::cmd("XRANGE")
+        .arg(&keys.stream)
+        .arg(&after)
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async::<redis::streams::StreamRangeReply>(conn)
+        .await?
+        .ids
+        .into_iter()
+        .next()
+        .map(|e| e.id);
+    let undelivered = match groups.groups.iter().find(|g| g.name == GROUP) {
+        Some(g) => g.lag.map(|n| n as u64),
+        None => Some(length),
+    };
+    let oldest = oldest_pending_id
+        .as_deref()
+        .or(first_undelivered.as_deref())
+        .and_then(id_millis);
+    let lag_ms = oldest.map_or(0, |ms| {
+        (platform_core::time::now_millis() - ms).max(0) as u64
+    });
+    Ok(StreamDepth {
+        length,
+        pending,
+        oldest_pending_id,
+        undelivered,
+        last_delivered_id: last,
+        lag_ms,
+    })
 }

@@ -11,7 +11,7 @@
 
 mod accounts;
 mod cache;
-mod password;
+pub mod password;
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! Password hashing with argon2id (the OWASP parameters of the `argon2` crate's default).
 //! Hashing is deliberately slow and memory-hungry, so it runs on one thread per core, off
 //! the request threads: a burst of sign-ins queues here briefly instead of exhausting memory
-//! or starving requests, and past a bounded queue it is answered 503.
+//! or starving requests, and past a bounded queue it is answered 503. The length rules
+//! ([`check`]) and [`hash_now`] are public for `chatctl user create|reset-password`.
 
 use std::cell::RefCell;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -13,8 +14,8 @@ use platform_core::identity::constant_time_eq;
 use platform_core::sync;
 use platform_core::ApiError;
 
-pub(super) const PASSWORD_MIN: usize = 8;
-pub(super) const PASSWORD_MAX: usize = 128;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
 /// Hashes waiting for a thread; past this a sign-in is answered 503 at once (each takes
 /// tens of milliseconds, so a full queue is about a second of work per thread).
 const QUEUE: usize = 64;
@@ -77,8 +78,9 @@ fn decoy() -> &'static str {
     })
 }
 
-/// A new argon2id PHC string (the crate's default parameters and a random 16-byte salt).
-fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
+/// A new argon2id PHC string (the crate's default parameters and a random 16-byte salt), on
+/// the calling thread: the gateway runs it on [`Hasher`]'s threads, `chatctl` directly.
+pub fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
     let params = Params::default();
@@ -132,7 +134,7 @@ fn verify_now(password: &str, phc: &str) -> bool {
 }
 
 /// Length rules (characters, not bytes; spaces count and nothing is trimmed).
-pub(super) fn check(field: &str, password: &str) -> Result<(), ApiError> {
+pub fn check(field: &str, password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) || password.contains('\0') {
         return Err(ApiError::bad_request(format!(

@@ -1,0 +1,75 @@
+//! `chatctl dead-letters …` and `chatctl stream`: the send stream as the worker sees it,
+//! through the worker's own functions (`worker::dead_letters`, `worker::stats`).
+
+use clap::ArgMatches;
+use serde_json::json;
+use worker::dead_letters;
+
+use crate::error::{line, Error, Failed};
+use crate::Ctl;
+
+pub(crate) async fn dead_letters(
+    ctl: &Ctl,
+    args: &ArgMatches,
+    out: &mut impl std::io::Write,
+) -> Result<(), Error> {
+    let id = |m: &ArgMatches| m.get_one::<String>("id").cloned().unwrap_or_default();
+    match args.subcommand() {
+        Some(("list", m)) => {
+            let count = m.get_one::<usize>("count").copied().unwrap_or(100);
+            for d in dead_letters::list(&ctl.redis, &ctl.keys, count).await? {
+                line(out, &d)?;
+            }
+        }
+        Some(("inspect", m)) => {
+            let d = dead_letters::get(&ctl.redis, &ctl.keys, &id(m)).await?;
+            // The entry as JSON when it is (an unreadable one stays a string: that is why
+            // it may be here).
+            let entry = serde_json::from_str::<serde_json::Value>(&d.entry)
+                .unwrap_or_else(|_| serde_json::Value::String(d.entry.clone()));
+            line(
+                out,
+                &json!({
+                    "deadLetterId": d.dead_letter_id,
+                    "streamId": d.stream_id,
+                    "reason": d.reason,
+                    "entry": entry,
+                }),
+            )?;
+        }
+        Some(("replay", m)) => {
+            let id = id(m);
+            let new_id =
+                dead_letters::replay(&ctl.redis, &ctl.keys, &id, ctl.config.dedupe_ttl_secs)
+                    .await?;
+            line(out, &json!({"replayed": id, "streamId": new_id}))?;
+            eprintln!("replayed {id} as stream entry {new_id}");
+        }
+        Some(("drop", m)) => {
+            let id = id(m);
+            dead_letters::drop(&ctl.redis, &ctl.keys, &id).await?;
+            line(out, &json!({"dropped": id}))?;
+            eprintln!("dropped {id}");
+        }
+        _ => return Err(Error::Usage("dead-letters: a command is needed".into())),
+    }
+    Ok(())
+}
+
+/// `chatctl stream`: the worker's view of the stream (what its gauges show, plus the
+/// entries not delivered yet) and how many dead letters wait.
+pub(crate) async fn stream(ctl: &Ctl, out: &mut impl std::io::Write) -> Result<(), Error> {
+    let mut conn = ctl.redis.get().await.failed("Redis")?;
+    let depth = worker::stats::stream_depth(&mut *conn, &ctl.keys)
+        .await
+        .failed("reading the stream")?;
+    let dead_letters: u64 = redis::cmd("XLEN")
+        .arg(&ctl.keys.dead_letter)
+        .query_async(&mut *conn)
+        .await
+        .failed("reading the dead-letter stream")?;
+    let mut doc = serde_json::to_value(&depth).failed("encoding")?;
+    doc["stream"] = json!(ctl.keys.stream);
+    doc["deadLetters"] = json!(dead_letters);
+    line(out, &doc)
+}
