@@ -62,7 +62,10 @@ impl<T, E: std::error::Error> Failed<T> for Result<T, E> {
 }
 
 /// Writes `value` as one JSON line.
-pub(crate) fn line(out: &mut impl std::io::Write, value: &impl serde::Serialize) -> Result<(), Error> {
+pub(crate) fn line(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> Result<(), Error> {
     serde_json::to_writer(&mut *out, value).failed("standard output")?;
     out.write_all(b"\n").failed("standard output")
 }

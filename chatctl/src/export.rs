@@ -29,7 +29,10 @@ pub(crate) async fn command(
 ) -> Result<(), Error> {
     match args.subcommand() {
         Some(("conversation", m)) => {
-            let raw = m.get_one::<String>("conversation").cloned().unwrap_or_default();
+            let raw = m
+                .get_one::<String>("conversation")
+                .cloned()
+                .unwrap_or_default();
             let id = Uuid::parse_str(&raw)
                 .map_err(|_| Error::Failed(format!("{raw} is not a conversation id (a UUID)")))?;
             conversation(ctl, id, out).await

@@ -197,13 +197,10 @@ async fn run(env: &Env, matches: &ArgMatches) -> Result<(), Error> {
 /// `chatctl migrate`: a JSON line per migration applied, oldest first.
 async fn migrate(ctl: &Ctl, out: &mut impl std::io::Write) -> Result<(), Error> {
     // An operator waits for the answer: a few seconds, not the services' minute.
-    let applied = platform_core::migrate::run(
-        &ctl.pg,
-        platform_core::migrate::ALL,
-        Duration::from_secs(5),
-    )
-    .await
-    .failed("migrations")?;
+    let applied =
+        platform_core::migrate::run(&ctl.pg, platform_core::migrate::ALL, Duration::from_secs(5))
+            .await
+            .failed("migrations")?;
     for m in &applied {
         error::line(
             out,

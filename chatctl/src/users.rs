@@ -46,6 +46,8 @@ pub(crate) async fn command(
             eprintln!("created {user}");
         }
         "reset-password" => {
+            // An unknown user is said before a password is asked for.
+            known(ctl, &user).await?;
             let hash = new_hash()?;
             let client = ctl.pg().await?;
             let changed = client
@@ -64,14 +66,7 @@ pub(crate) async fn command(
             eprintln!("reset the password of {user} and ended its sessions");
         }
         "revoke-sessions" => {
-            let client = ctl.pg().await?;
-            let known = client
-                .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user])
-                .await
-                .failed("looking the user up")?;
-            if known.is_none() {
-                return Err(no_user(&user));
-            }
+            known(ctl, &user).await?;
             revoke(ctl, &user).await?;
             line(out, &json!({"userId": user, "sessionsRevoked": true}))?;
             eprintln!("ended every session of {user}");
@@ -85,12 +80,26 @@ fn no_user(user: &str) -> Error {
     Error::Failed(format!("no user {user}"))
 }
 
+/// Fails unless `user` has an account.
+async fn known(ctl: &Ctl, user: &str) -> Result<(), Error> {
+    let client = ctl.pg().await?;
+    client
+        .query_opt("SELECT 1 FROM users WHERE user_id = $1", &[&user])
+        .await
+        .failed("looking the user up")?
+        .map(drop)
+        .ok_or_else(|| no_user(user))
+}
+
 /// Ends every session of `user` and moves its session epoch. The script publishes the
 /// revocation, so running gateways drop their cached sessions and chat closes the sockets,
 /// as when the API does it.
 async fn revoke(ctl: &Ctl, user: &str) -> Result<(), Error> {
     // Only the namespace matters for revoking; the lifetime is for issuing.
-    let sessions = Sessions::new(&ctl.config.stores.namespace, std::time::Duration::from_secs(1));
+    let sessions = Sessions::new(
+        &ctl.config.stores.namespace,
+        std::time::Duration::from_secs(1),
+    );
     sessions.revoke_all(&ctl.redis, user).await?;
     Ok(())
 }

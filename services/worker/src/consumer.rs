@@ -532,7 +532,9 @@ impl Consumer {
         let depth = stats::stream_depth(&mut *conn, &self.keys)
             .await
             .context("stream depth")?;
-        self.stats.stream_length.store(depth.length, Ordering::Relaxed);
+        self.stats
+            .stream_length
+            .store(depth.length, Ordering::Relaxed);
         self.stats.pending.store(depth.pending, Ordering::Relaxed);
         self.stats.lag_ms.store(depth.lag_ms, Ordering::Relaxed);
         let Some(last) = depth.last_delivered_id else {
