@@ -241,9 +241,8 @@ async fn dead_letters_are_listed_inspected_replayed_and_dropped() {
         .await
         .lines();
     assert!(inspected[0]["reason"].as_str().unwrap().contains("23514"));
-    assert_eq!(
-        inspected[0]["entry"].to_string().contains("poison 2"),
-        true,
+    assert!(
+        inspected[0]["entry"].is_object() && inspected[0]["entry"].to_string().contains("poison 2"),
         "the entry as JSON: {inspected:?}"
     );
     let stats = &ok(&s, &["stream"], "").await.lines()[0];
