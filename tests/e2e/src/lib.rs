@@ -501,6 +501,27 @@ impl Stack {
             .find_map(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {url}"))
     }
+    /// A stack (chat with `SEND_WAIT_MS` = `send_wait_ms`, a worker, the gateway) whose
+    /// `messages` table refuses any body starting with "poison": an error in the data itself
+    /// (SQLSTATE 23514), the kind the worker dead-letters. Returns it with the messages path
+    /// of a group of `a` and `b`. Drop the constraint (`poison`) to let replays through.
+    pub async fn poisoned(send_wait_ms: &str) -> (Stack, String) {
+        let mut s = Stack::empty().await;
+        s.chat_env
+            .push(("SEND_WAIT_MS".into(), send_wait_ms.to_string()));
+        s.start_chat().await;
+        s.start_worker().await;
+        s.start_gateway(&[]).await;
+        let conv = s.group(&["a", "b"]).await;
+        s.db()
+            .await
+            .batch_execute(
+                "ALTER TABLE messages ADD CONSTRAINT poison CHECK (body NOT LIKE 'poison%')",
+            )
+            .await
+            .unwrap();
+        (s, format!("/conversations/{conv}/messages"))
+    }
 
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
