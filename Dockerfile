@@ -23,16 +23,16 @@ COPY --from=planner /src/recipe.json recipe.json
 # Chat apart from the others: built together, cargo would give every program the features
 # any of them asks of platform-core, and only chat serves Socket.IO.
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p chat \
- && cargo chef cook --release --locked --recipe-path recipe.json -p gateway -p call -p worker -p web
+ && cargo chef cook --release --locked --recipe-path recipe.json -p gateway -p call -p worker -p web -p chatctl
 COPY . .
 # The context has no .git: the commit `build_info` reports is passed in
 # (`--build-arg CHAT_BUILD_COMMIT=$(git rev-parse --short=12 HEAD)`), else `unknown`.
 ARG CHAT_BUILD_COMMIT=
 RUN cargo build --release --locked -p chat \
- && cargo build --release --locked -p gateway -p call -p worker -p web \
+ && cargo build --release --locked -p gateway -p call -p worker -p web -p chatctl \
  && mkdir /out \
  && cp target/release/gateway target/release/chat target/release/call \
-       target/release/worker target/release/web /out/
+       target/release/worker target/release/web target/release/chatctl /out/
 
 # The browser bundle: package files first, so `npm ci` is redone only when they change. The
 # UI's contract types come from the client package, a `file:../clients/typescript` dependency.
@@ -74,7 +74,9 @@ EXPOSE 3002
 ENTRYPOINT ["/usr/local/bin/call"]
 
 FROM runtime AS worker
-COPY --from=builder /out/worker /usr/local/bin/
+# The admin tool beside it: `docker compose exec worker chatctl --help`, with the same
+# environment (database, Redis, namespace).
+COPY --from=builder /out/worker /out/chatctl /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/worker"]
 
 FROM runtime AS web
