@@ -36,7 +36,49 @@ pub struct Connection {
 #[derive(Debug)]
 pub struct Slot {
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _address: Option<AddressSlot>,
+    address: Mutex<Option<AddressSlot>>,
+}
+
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit, address: Option<AddressSlot>) -> Self {
+        Slot {
+            _permit: permit,
+            address: Mutex::new(address),
+        }
+    }
+
+    /// Gives the connection's place under its address's cap back now, before the connection
+    /// ends: one handed to another process counts there, and the client may open its next
+    /// connection before this task has finished. What it returns takes the place again
+    /// ([`Slot::reclaim`]) if the hand-off fails.
+    pub fn release_address(&self) -> Option<Released> {
+        let slot = crate::sync::lock(&self.address).take()?;
+        Some(Released {
+            key: slot.key,
+            open: slot.open.clone(),
+            cap: slot.cap,
+        })
+    }
+
+    /// Takes the place given back by [`Slot::release_address`] again: false when the
+    /// address is at its cap by now (the connection must then be refused).
+    pub fn reclaim(&self, released: Released) -> bool {
+        match AddressSlot::take(&released.open, released.key, released.cap) {
+            Some(slot) => {
+                *crate::sync::lock(&self.address) = Some(slot);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A place under an address's cap, given back for a while ([`Slot::release_address`]).
+#[derive(Debug)]
+pub struct Released {
+    key: IpAddr,
+    open: PerAddress,
+    cap: usize,
 }
 
 /// Open connections per client address (IPv6: per /64).
@@ -46,6 +88,7 @@ type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
 struct AddressSlot {
     key: IpAddr,
     open: PerAddress,
+    cap: usize,
 }
 
 impl AddressSlot {
@@ -60,6 +103,7 @@ impl AddressSlot {
         Some(AddressSlot {
             key,
             open: open.clone(),
+            cap,
         })
     }
 }
@@ -214,10 +258,7 @@ pub async fn serve_all<H: Handler>(
                 let conn_info = Connection {
                     // Chat does not read its peer; a local caller is loopback.
                     peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                    permit: Arc::new(Slot {
-                        _permit: permit,
-                        _address: None,
-                    }),
+                    permit: Arc::new(Slot::new(permit, None)),
                 };
                 let conn = serve_conn(&builder, stream, conn_info, handler.clone(), shape);
                 tracker.spawn(drive(conn, shutdown.clone()));
@@ -256,10 +297,7 @@ pub async fn serve_all<H: Handler>(
                     };
                     let conn_info = Connection {
                         peer: std::net::SocketAddr::new(vouched.client, port),
-                        permit: Arc::new(Slot {
-                            _permit: permit,
-                            _address: address,
-                        }),
+                        permit: Arc::new(Slot::new(permit, address)),
                     };
                     let handed = Shape {
                         handed_off: true,
@@ -286,10 +324,7 @@ pub async fn serve_all<H: Handler>(
         let h = handler.clone();
         let conn_info = Connection {
             peer,
-            permit: Arc::new(Slot {
-                _permit: permit,
-                _address: address,
-            }),
+            permit: Arc::new(Slot::new(permit, address)),
         };
         let b = builder.clone();
         let stop = shutdown.clone();
@@ -559,4 +594,47 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_of(map: &PerAddress, key: IpAddr) -> usize {
+        crate::sync::lock(map).get(&key).copied().unwrap_or(0)
+    }
+
+    /// A connection handed to another process gives its place under the address's cap back
+    /// before it ends (the client's next connection may come first), and takes it again if
+    /// the hand-off fails, unless the address filled up meanwhile.
+    #[test]
+    fn an_address_place_is_given_back_and_taken_again() {
+        let map = PerAddress::default();
+        let key: IpAddr = "192.0.2.7".parse().unwrap();
+        let permits = Arc::new(tokio::sync::Semaphore::new(4));
+        let slot = |m: &PerAddress| {
+            Slot::new(
+                permits.clone().try_acquire_owned().unwrap(),
+                AddressSlot::take(m, key, 2),
+            )
+        };
+        let first = slot(&map);
+        let _second = slot(&map);
+        assert_eq!(open_of(&map, key), 2);
+        assert!(AddressSlot::take(&map, key, 2).is_none(), "at the cap");
+
+        let released = first.release_address().expect("it held a place");
+        assert_eq!(open_of(&map, key), 1);
+        assert!(first.release_address().is_none(), "given back once");
+        assert!(first.reclaim(released));
+        assert_eq!(open_of(&map, key), 2);
+
+        // Given back, and the place taken by another connection meanwhile: no way back.
+        let released = first.release_address().unwrap();
+        let _third = slot(&map);
+        assert!(!first.reclaim(released));
+        assert_eq!(open_of(&map, key), 2);
+        drop(first);
+        assert_eq!(open_of(&map, key), 2, "nothing given back twice");
+    }
 }

@@ -118,6 +118,14 @@ pub async fn run(
     Ok(())
 }
 
+/// The answer to a connection past its address's cap (as the listener gives it).
+fn too_many_connections() -> ApiError {
+    ApiError::rate_limited(
+        "too many connections from this address",
+        std::time::Duration::from_secs(1),
+    )
+}
+
 impl Handler for App {
     /// A Socket.IO WebSocket upgrade goes to a co-located chat service, socket and all,
     /// after the admission it would get if forwarded; anything else is served here.
@@ -156,8 +164,18 @@ impl Handler for App {
             client,
             per_address_cap: takeover::cap_for(conn, &s.config),
         };
-        // Sent: chat's now. Not sent: served here (tunnelled) after all.
-        takeover.send(sender, stream, vouched).await.err()
+        // Chat counts it from here: its place under this address's cap here is given back
+        // first, or the client's next connection could find it still taken.
+        let released = conn.permit.release_address();
+        // Sent: chat's now. Not sent: served here (tunnelled) after all, in its place again.
+        let stream = takeover.send(sender, stream, vouched).await.err()?;
+        if let Some(released) = released {
+            if !conn.permit.reclaim(released) {
+                takeover::answer(stream, too_many_connections()).await;
+                return None;
+            }
+        }
+        Some(stream)
     }
 
     async fn handle(&self, req: Request) -> Response {
