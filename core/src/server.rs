@@ -452,8 +452,9 @@ where
     }
 }
 
-/// Answers 429 on a connection over its address's cap and closes it, without reading it.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+/// Answers 429 on a connection over its address's cap and closes it, without reading it
+/// (also for a connection the gateway failed to hand off and could not take back).
+pub async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     let write = async {
         stream.write_all(TOO_MANY_CONNECTIONS).await?;
@@ -466,21 +467,19 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 /// answered: a long-poll or a WebSocket upgrade when it answers, not when its connection ends.
 async fn with_request_id<H: Handler>(h: H, mut req: Request, access_log: bool) -> Response {
     use tracing::Instrument;
-    let start = std::time::Instant::now();
     let id = request_id::ensure(req.headers_mut());
-    let method = req.method().clone();
     // Everything logged while handling the request carries its id.
     let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
-    let access_log = access_log && crate::access::enabled();
-    let (mut res, route) = if access_log {
-        crate::access::scoped(h.handle(req).instrument(span)).await
-    } else {
-        (h.handle(req).instrument(span).await, "-")
-    };
-    if access_log {
+    // Nothing of the access log's is done (clock, method, route scope) when it is off.
+    let mut res = if access_log && crate::access::enabled() {
+        let (start, method) = (std::time::Instant::now(), req.method().clone());
+        let (res, route) = crate::access::scoped(h.handle(req).instrument(span)).await;
         let id = id.to_str().unwrap_or("-");
         crate::access::log(&method, route, res.status(), start.elapsed(), id);
-    }
+        res
+    } else {
+        h.handle(req).instrument(span).await
+    };
     res.headers_mut().insert(request_id::HEADER, id);
     if res.status() == http::StatusCode::REQUEST_TIMEOUT {
         // The body was not read to its end: the connection cannot carry another request.

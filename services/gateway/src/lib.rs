@@ -118,14 +118,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The answer to a connection past its address's cap (as the listener gives it).
-fn too_many_connections() -> ApiError {
-    ApiError::rate_limited(
-        "too many connections from this address",
-        std::time::Duration::from_secs(1),
-    )
-}
-
 impl Handler for App {
     /// A Socket.IO WebSocket upgrade goes to a co-located chat service, socket and all,
     /// after the admission it would get if forwarded; anything else is served here.
@@ -171,7 +163,7 @@ impl Handler for App {
         let stream = takeover.send(sender, stream, vouched).await.err()?;
         if let Some(released) = released {
             if !conn.permit.reclaim(released) {
-                takeover::answer(stream, too_many_connections()).await;
+                server::refuse(stream).await;
                 return None;
             }
         }
