@@ -61,7 +61,8 @@ for (const op of Object.values(asyncapi.operations)) {
     const payload = message.payload.schema ?? message.payload;
     sent.set(message.name, {
       validate: ajv.compile(jsonSchema(payload, asyncapi)),
-      recorded: /Recorded for connection state recovery/.test(message.description ?? ""),
+      // `x-recorded`: the event may carry its recovery offset after the payload.
+      recorded: message["x-recorded"] === true,
     });
   }
 }
