@@ -2186,7 +2186,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description The file name, percent-encoded UTF-8; any path is dropped; 1-255 characters, no control characters */
+                /** @description The file name, percent-encoded UTF-8; any path is dropped (the part after the last / or \ is kept, trimmed); 1-255 characters, no control characters, not . or .. once decoded (400 otherwise) */
                 "x-filename": string;
             };
             path?: never;
