@@ -18,7 +18,8 @@ use platform_core::ApiError;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
-/// KEYS: stream, pending mark, the conversation's membership version, the send limits'
+/// KEYS: stream, pending mark (set to the entry's stream id: [`stream::pending_entry`] reads
+/// it), the conversation's membership version, the send limits'
 /// counters (ARGV[5] of them), [clientMessageId key]. ARGV: entry JSON, TTL seconds, the
 /// stream's entry field ([`FIELD`]), the membership version the send was authorised at, the
 /// number of limits, then each limit's window (ms) and most sends. Returns nil when queued,
@@ -42,8 +43,8 @@ if cid then
   if first then return first end
   redis.call('SET', cid, ARGV[1], 'EX', ARGV[2])
 end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
+local id = redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
 return false
 ";
 
@@ -231,10 +232,7 @@ impl Queue {
         id: &uuid::Uuid,
     ) -> Result<Option<Message>, ApiError> {
         let mut conn = redis.get().await?;
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(self.keys.pending(id))
-            .query_async(&mut *conn)
-            .await?;
+        let raw = stream::pending_entry(&mut *conn, &self.keys, id).await?;
         Ok(raw.and_then(decode_create))
     }
 

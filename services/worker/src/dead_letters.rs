@@ -5,7 +5,7 @@
 
 use platform_core::config::Env;
 use platform_core::pools::RedisPool;
-use platform_core::stream::{Entry, Keys, DEAD_ID, DEAD_REASON, FIELD};
+use platform_core::stream::{Entry, Keys, DEAD_ID, DEAD_REASON, FIELD, REQUEUE};
 use platform_core::ApiError;
 use redis::streams::{StreamId, StreamRangeReply};
 use serde::Serialize;
@@ -92,30 +92,28 @@ pub async fn replay(
     let entry = Entry::decode(&mut dead.entry.clone().into_bytes()).ok_or_else(|| {
         ApiError::bad_request(format!("dead letter {id} is not a readable entry; drop it"))
     })?;
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    if let Entry::Create(m) = &entry {
-        pipe.cmd("SET")
-            .arg(keys.pending(&m.id))
-            .arg(&dead.entry)
-            .arg("EX")
-            .arg(ttl_secs)
-            .ignore();
-        if let Some(cmid) = &m.client_message_id {
-            pipe.cmd("SET")
-                .arg(keys.client_id(&m.conversation_id, &m.sender_id, cmid))
-                .arg(&dead.entry)
-                .arg("EX")
-                .arg(ttl_secs)
-                .arg("NX")
-                .ignore();
+    let mut requeue = redis::cmd("EVAL");
+    requeue.arg(REQUEUE);
+    match &entry {
+        Entry::Create(m) => {
+            let cid = m
+                .client_message_id
+                .as_ref()
+                .map(|cmid| keys.client_id(&m.conversation_id, &m.sender_id, cmid));
+            requeue
+                .arg(2 + usize::from(cid.is_some()))
+                .arg(&keys.stream)
+                .arg(keys.pending(&m.id))
+                .arg(cid);
+        }
+        _ => {
+            requeue.arg(1).arg(&keys.stream);
         }
     }
-    pipe.cmd("XADD")
-        .arg(&keys.stream)
-        .arg("*")
-        .arg(FIELD)
-        .arg(&dead.entry);
+    requeue.arg(&dead.entry).arg(ttl_secs).arg(FIELD);
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    pipe.add_command(requeue);
     pipe.cmd("XDEL").arg(&keys.dead_letter).arg(id).ignore();
     let mut conn = redis.get().await?;
     let (new_id,): (String,) = pipe.query_async(&mut *conn).await?;

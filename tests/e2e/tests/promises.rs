@@ -2,7 +2,8 @@
 //! read-only (a failover) loses no 202; a send refused for its data releases its
 //! `clientMessageId` and can be listed, replayed or dropped with `worker dead-letters`; a
 //! batch committed by a worker that dies before acknowledging is still announced, once; an
-//! edit queued behind its send never overwrites a later one; a body is stored as validated
+//! edit queued behind its send never overwrites a later one, and finds its send through
+//! the pending mark (which holds the entry's stream id); a body is stored as validated
 //! (trimmed), and commit notices stay under their byte bound.
 
 use std::collections::HashSet;
@@ -309,6 +310,88 @@ async fn an_edit_queued_behind_its_send_never_overwrites_a_later_edit() {
         .unwrap()
         .get(0);
     assert_eq!(body, "v2", "an older edit overwrote a newer one");
+}
+
+/// The stream entry (id, JSON) holding the create of message `id`.
+async fn queued_entry(s: &Stack, id: &str) -> (String, String) {
+    let mut r = s.redis().await;
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{}:messages", s.namespace))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    entries
+        .ids
+        .iter()
+        .find_map(|e| {
+            let json: String = e.get("d")?;
+            json.contains(id).then(|| (e.id.clone(), json))
+        })
+        .expect("the send's entry is in the stream")
+}
+
+#[tokio::test]
+async fn a_pending_mark_points_at_its_entry_and_queued_messages_stay_editable() {
+    let mut s = Stack::empty().await;
+    s.chat_env.push(("SEND_WAIT_MS".into(), "200".into()));
+    s.start_chat().await;
+    s.start_gateway(&[]).await;
+    let conv = s.group(&["a", "b"]).await;
+    let path = format!("/conversations/{conv}/messages");
+    // No worker: both sends stay queued.
+    let mut ids = Vec::new();
+    for body in ["first", "second"] {
+        let sent = s.post(&path, json!({"senderId": "a", "body": body})).await;
+        assert_eq!(sent.status, 202);
+        ids.push(sent.body["id"].as_str().unwrap().to_string());
+    }
+    let mut r = s.redis().await;
+    let mark = |id: &str| format!("{}:pending:{id}", s.namespace);
+    // The mark holds the entry's stream id, not a second copy of the message.
+    let (stream_id, json) = queued_entry(&s, &ids[0]).await;
+    let held: String = redis::cmd("GET")
+        .arg(mark(&ids[0]))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(held, stream_id, "the pending mark of {}", ids[0]);
+    // A mark written by an earlier version holds the entry itself: still read.
+    let (_, second_json) = queued_entry(&s, &ids[1]).await;
+    let _: () = redis::cmd("SET")
+        .arg(mark(&ids[1]))
+        .arg(&second_json)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(json.contains("\"first\""));
+    // Both are found queued: edited behind their sends (202), not 404.
+    for (id, body) in ids.iter().zip(["first, edited", "second, edited"]) {
+        let edit = s
+            .call(
+                "PATCH",
+                &format!("{path}/{id}"),
+                Some(json!({"body": body})),
+            )
+            .await;
+        assert_eq!(edit.status, 202, "edit of queued {id}: {:?}", edit.body);
+        assert_eq!(edit.body["body"], body);
+    }
+    s.start_worker().await;
+    s.eventually("the queue drained", Duration::from_secs(15), || async {
+        s.pending_entries().await == 0
+    })
+    .await;
+    let db = s.db().await;
+    for (id, body) in ids.iter().zip(["first, edited", "second, edited"]) {
+        let stored: String = db
+            .query_one("SELECT body FROM messages WHERE id::text = $1", &[id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, body);
+    }
 }
 
 #[tokio::test]
