@@ -117,8 +117,9 @@ return false
 
 /// The JSON of the queued entry behind message `id`'s pending mark, if it is still queued.
 /// Each send's mark holds its stream id rather than a second copy of the entry: a send
-/// then writes its JSON once less to Redis's append-only file (a third of the bytes a mark
-/// cost), and the copy was only read by edits, deletes and reactions of queued messages.
+/// then writes its JSON once less to Redis's append-only file (about a fifth of a send's
+/// bytes there), and that copy was only read by edits, deletes and reactions of queued
+/// messages.
 pub async fn pending_entry(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
