@@ -557,6 +557,23 @@ impl Stack {
         }
     }
 
+    /// Every entry of the send stream read by a worker and acknowledged: nothing left to
+    /// deliver (the group's lag is 0) and nothing delivered but unacknowledged. Unlike
+    /// `pending_entries() == 0`, false while a worker has yet to read what is queued.
+    pub async fn queue_drained(&self) -> bool {
+        let mut r = self.redis().await;
+        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(format!("{}:messages", self.namespace))
+            .query_async(&mut r)
+            .await
+            .expect("XINFO GROUPS");
+        info.groups
+            .iter()
+            .find(|g| g.name == "workers")
+            .is_some_and(|g| g.pending == 0 && g.lag == Some(0))
+    }
+
     /// Entries in the dead-letter stream.
     pub async fn dead_letters(&self) -> i64 {
         let mut r = self.redis().await;

@@ -299,7 +299,7 @@ async fn an_edit_queued_behind_its_send_never_overwrites_a_later_edit() {
     // The queued (older) edit is applied by the next worker: it must not win.
     s.start_worker().await;
     s.eventually("the queue drained", Duration::from_secs(15), || async {
-        s.pending_entries().await == 0
+        s.queue_drained().await
     })
     .await;
     let body: String = s
@@ -380,7 +380,7 @@ async fn a_pending_mark_points_at_its_entry_and_queued_messages_stay_editable() 
     }
     s.start_worker().await;
     s.eventually("the queue drained", Duration::from_secs(15), || async {
-        s.pending_entries().await == 0
+        s.queue_drained().await
     })
     .await;
     let db = s.db().await;
