@@ -260,14 +260,20 @@ async fn a_batch_committed_but_not_acknowledged_is_announced_once() {
     }
 }
 
-#[tokio::test]
-async fn an_edit_queued_behind_its_send_never_overwrites_a_later_edit() {
+/// Chat and the gateway but no worker yet (sends answer 202 after 200 ms and stay queued),
+/// and the messages path of a conversation of a and b.
+async fn without_a_worker() -> (Stack, String) {
     let mut s = Stack::empty().await;
     s.chat_env.push(("SEND_WAIT_MS".into(), "200".into()));
     s.start_chat().await;
     s.start_gateway(&[]).await;
     let conv = s.group(&["a", "b"]).await;
-    let path = format!("/conversations/{conv}/messages");
+    (s, format!("/conversations/{conv}/messages"))
+}
+
+#[tokio::test]
+async fn an_edit_queued_behind_its_send_never_overwrites_a_later_edit() {
+    let (mut s, path) = without_a_worker().await;
     // No worker yet: the send stays queued, and so does its first edit.
     let sent = s.post(&path, json!({"senderId": "a", "body": "v0"})).await;
     assert_eq!(sent.status, 202);
@@ -334,12 +340,7 @@ async fn queued_entry(s: &Stack, id: &str) -> (String, String) {
 
 #[tokio::test]
 async fn a_pending_mark_points_at_its_entry_and_queued_messages_stay_editable() {
-    let mut s = Stack::empty().await;
-    s.chat_env.push(("SEND_WAIT_MS".into(), "200".into()));
-    s.start_chat().await;
-    s.start_gateway(&[]).await;
-    let conv = s.group(&["a", "b"]).await;
-    let path = format!("/conversations/{conv}/messages");
+    let (mut s, path) = without_a_worker().await;
     // No worker: both sends stay queued.
     let mut ids = Vec::new();
     for body in ["first", "second"] {
