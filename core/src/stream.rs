@@ -197,8 +197,9 @@ pub enum Entry {
 }
 
 impl Entry {
-    /// Reads an entry as it was queued (a stream entry's [`FIELD`], a pending mark, a
-    /// `clientMessageId` record); `None` when the bytes are not one. Parses in place.
+    /// Reads an entry as it was queued (a stream entry's [`FIELD`], a `clientMessageId`
+    /// record, a pending mark written before marks held stream ids); `None` when the bytes
+    /// are not one. Parses in place.
     pub fn decode(bytes: &mut [u8]) -> Option<Entry> {
         crate::json::decode(bytes).ok()
     }
