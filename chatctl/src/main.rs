@@ -25,6 +25,8 @@ const NAME: &str = "chatctl";
 #[derive(Debug, Clone)]
 struct Config {
     stores: Stores,
+    /// `STREAM_PARTITIONS`: the send stream's partitions.
+    stream_partitions: usize,
     /// The lifetime of the pending mark and `clientMessageId` record a replay queues again
     /// (the chat service's setting of the same name).
     dedupe_ttl_secs: u64,
@@ -34,6 +36,11 @@ impl Config {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Config {
             stores: Stores::from_env(env)?,
+            stream_partitions: env.number(
+                "STREAM_PARTITIONS",
+                1,
+                platform_core::stream::PARTITIONS_MAX,
+            )?,
             dedupe_ttl_secs: env.number("DEDUPE_TTL_SECS", 1, 365 * 86_400)?,
         })
     }
@@ -178,7 +185,7 @@ async fn run(env: &Env, matches: &ArgMatches) -> Result<(), Error> {
     let ctl = Ctl {
         pg: config.stores.postgres().map_err(Error::Setting)?,
         redis: config.stores.redis().map_err(Error::Setting)?,
-        keys: Keys::new(&config.stores.namespace),
+        keys: Keys::new(&config.stores.namespace).partitioned(config.stream_partitions),
         config,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -57,10 +57,11 @@ pub(crate) async fn dead_letters(
 }
 
 /// `chatctl stream`: the worker's view of the stream (what its gauges show, plus the
-/// entries not delivered yet) and how many dead letters wait.
+/// entries not delivered yet) and how many dead letters wait. With several partitions the
+/// figures are their totals, and `partitions` has each one's.
 pub(crate) async fn stream(ctl: &Ctl, out: &mut impl std::io::Write) -> Result<(), Error> {
     let mut conn = ctl.redis.get().await.failed("Redis")?;
-    let depth = worker::stats::stream_depth(&mut *conn, &ctl.keys)
+    let (depth, each) = worker::stats::depth_of_all(&mut *conn, &ctl.keys)
         .await
         .failed("reading the stream")?;
     let dead_letters: u64 = redis::cmd("XLEN")
@@ -69,7 +70,17 @@ pub(crate) async fn stream(ctl: &Ctl, out: &mut impl std::io::Write) -> Result<(
         .await
         .failed("reading the dead-letter stream")?;
     let mut doc = serde_json::to_value(&depth).failed("encoding")?;
-    doc["stream"] = json!(ctl.keys.stream);
+    doc["stream"] = json!(ctl.keys.streams()[0]);
+    if each.len() > 1 {
+        // The totals above; each partition's own view here.
+        let mut parts = Vec::with_capacity(each.len());
+        for (d, name) in each.iter().zip(ctl.keys.streams()) {
+            let mut p = serde_json::to_value(d).failed("encoding")?;
+            p["stream"] = json!(name);
+            parts.push(p);
+        }
+        doc["partitions"] = json!(parts);
+    }
     doc["deadLetters"] = json!(dead_letters);
     line(out, &doc)
 }

@@ -198,6 +198,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "prefix of every Redis key and channel",
     },
     Setting {
+        var: "STREAM_PARTITIONS",
+        services: &["chat", "worker", "chatctl"],
+        default: Value("1"),
+        meaning: "partitions of the send stream (1 to 256; a conversation always on the same one, each owned by one worker at a time); the same on every chat instance and worker, and changed only with the streams drained",
+    },
+    Setting {
         var: "CHAT_SERVICE_URL",
         services: &["gateway"],
         default: Value("http://127.0.0.1:3001"),

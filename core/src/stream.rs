@@ -28,12 +28,20 @@ pub const DEAD_ID: &str = "id";
 /// Field of a dead letter that says why the entry was not stored.
 pub const DEAD_REASON: &str = "reason";
 
+/// Most partitions a send stream may have (`STREAM_PARTITIONS`).
+pub const PARTITIONS_MAX: usize = 256;
+
 /// Redis names, all under one namespace so that several deployments (or test runs) can share
 /// a server.
+///
+/// The send stream is split into partitions ([`Keys::partitioned`]): a conversation's entries
+/// always go to the same one ([`partition_of`]), so a partition's single owning worker (see
+/// the worker's `partitions` module) stores them in the order they were queued, and
+/// partitions commit in parallel. Partition 0 keeps the name of the unpartitioned stream.
 #[derive(Debug, Clone)]
 pub struct Keys {
     ns: String,
-    pub stream: String,
+    streams: Vec<String>,
     pub dead_letter: String,
     pub notices: String,
     /// Realtime events for the chat instances to deliver ([`crate::events::Envelope`]).
@@ -44,15 +52,53 @@ impl Keys {
     pub fn new(namespace: &str) -> Self {
         Keys {
             ns: namespace.to_string(),
-            stream: format!("{namespace}:messages"),
+            streams: vec![format!("{namespace}:messages")],
             dead_letter: format!("{namespace}:messages:dead"),
             notices: format!("{namespace}:committed"),
             events: format!("{namespace}:events"),
         }
     }
 
+    /// The same names with the send stream in `n` partitions (1 to [`PARTITIONS_MAX`]).
+    pub fn partitioned(mut self, n: usize) -> Self {
+        let n = n.clamp(1, PARTITIONS_MAX);
+        let first = format!("{}:messages", self.ns);
+        self.streams = std::iter::once(first.clone())
+            .chain((1..n).map(|p| format!("{first}:{p}")))
+            .collect();
+        self
+    }
+
     pub fn namespace(&self) -> &str {
         &self.ns
+    }
+
+    /// Every partition's stream, by partition number.
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// The stream of `conversation`'s partition.
+    pub fn stream_of(&self, conversation: &Uuid) -> &str {
+        &self.streams[partition_of(conversation, self.streams.len())]
+    }
+
+    /// Records the partition count the deployment's streams were made with, so that a chat
+    /// instance or worker started with another count refuses to start rather than queue
+    /// sends where nobody reads them.
+    pub fn partitions_key(&self) -> String {
+        format!("{}:messages:partitions", self.ns)
+    }
+
+    /// A worker's lease on partition `p`: its consumer name while it owns the partition.
+    pub fn lease(&self, p: usize) -> String {
+        format!("{}:messages:lease:{p}", self.ns)
+    }
+
+    /// The live workers (sorted set: consumer name, last heartbeat in ms), which the workers
+    /// share the partitions among.
+    pub fn workers(&self) -> String {
+        format!("{}:messages:workers", self.ns)
     }
 
     /// Set while a message is queued but not yet committed; holds its entry's stream id.
@@ -79,16 +125,70 @@ impl Keys {
     }
 }
 
+/// The partition of `conversation` among `n`: the last four bytes of its id (random in
+/// UUIDv7 and v4 alike), big-endian, modulo `n`. [`partition_sql`] is the same function in
+/// SQL; a test holds the two equal.
+pub fn partition_of(conversation: &Uuid, n: usize) -> usize {
+    let b = conversation.as_bytes();
+    let tail = u32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+    (tail as usize) % n.max(1)
+}
+
+/// [`partition_of`] as a SQL expression over a `uuid` expression and a count expression
+/// (0-based, `bigint`).
+pub fn partition_sql(conversation: &str, n: &str) -> String {
+    format!("((('x' || right(({conversation})::text, 8))::bit(32)::bigint) % ({n}))")
+}
+
+/// The advisory lock that serialises the batch commits of partition `p`, so that
+/// `messages.seq` grows in commit order within each partition (and so within each
+/// conversation) while partitions commit in parallel. Readers that page across
+/// conversations keep one bound per partition (the chat service's conversation listing).
+pub fn commit_lock(p: usize) -> i64 {
+    const COMMIT_LOCK: i64 = 0x6d73_675f_636f_6d6d; // "msg_comm"
+    COMMIT_LOCK + p as i64
+}
+
+/// Checks (and on first use records) the deployment's partition count: sends queued for
+/// partitions no worker reads would wait forever. To change it, drain the streams, then
+/// delete [`Keys::partitions_key`] and restart every chat instance and worker with the new
+/// count. `Ok(Err(why))` when the counts differ.
+pub async fn check_partitions(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+) -> redis::RedisResult<Result<(), String>> {
+    let n = keys.streams.len();
+    let (recorded,): (Option<usize>,) = redis::pipe()
+        .cmd("SET")
+        .arg(keys.partitions_key())
+        .arg(n)
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(keys.partitions_key())
+        .query_async(conn)
+        .await?;
+    Ok(match recorded {
+        Some(r) if r != n => Err(format!(
+            "STREAM_PARTITIONS is {n} but this deployment's send stream has {r} partitions \
+             (Redis key {}); to change it, stop the chat instances, let the workers drain \
+             the streams, delete that key and start everything with the new count",
+            keys.partitions_key()
+        )),
+        _ => Ok(()),
+    })
+}
+
 /// Creates the consumer group if it does not exist. It starts from the stream's beginning,
 /// so that entries queued before any worker ran are still delivered; MKSTREAM lets either
 /// side start first.
 pub async fn create_group(
     conn: &mut impl redis::aio::ConnectionLike,
-    keys: &Keys,
+    stream: &str,
 ) -> redis::RedisResult<()> {
     let r: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(&keys.stream)
+        .arg(stream)
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM")
@@ -123,13 +223,14 @@ return false
 pub async fn pending_entry(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
+    conversation: &Uuid,
     id: &Uuid,
 ) -> redis::RedisResult<Option<String>> {
     static SCRIPT: std::sync::LazyLock<redis::Script> =
         std::sync::LazyLock::new(|| redis::Script::new(PENDING_ENTRY));
     SCRIPT
         .key(keys.pending(id))
-        .key(&keys.stream)
+        .key(keys.stream_of(conversation))
         .arg(FIELD)
         .invoke_async(conn)
         .await
@@ -197,6 +298,19 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The conversation it belongs to, which picks its partition.
+    pub fn conversation_id(&self) -> &Uuid {
+        match self {
+            Entry::Create(m) => &m.conversation_id,
+            Entry::Edit {
+                conversation_id, ..
+            }
+            | Entry::Delete {
+                conversation_id, ..
+            } => conversation_id,
+        }
+    }
+
     /// Reads an entry as it was queued (a stream entry's [`FIELD`], a `clientMessageId`
     /// record, a pending mark written before marks held stream ids); `None` when the bytes
     /// are not one. Parses in place.
@@ -465,6 +579,30 @@ mod tests {
             (c, u) = (p.created.end, p.updated.end);
         }
         assert_eq!((c, u), (50, 50));
+    }
+
+    #[test]
+    fn partitions_keep_the_unpartitioned_name_first_and_spread_conversations() {
+        let k = Keys::new("t");
+        assert_eq!(k.streams(), ["t:messages"]);
+        let k = k.partitioned(4);
+        assert_eq!(
+            k.streams(),
+            ["t:messages", "t:messages:1", "t:messages:2", "t:messages:3"]
+        );
+        let mut seen = [0usize; 4];
+        for _ in 0..4000 {
+            let c = Uuid::now_v7();
+            let p = partition_of(&c, 4);
+            assert_eq!(k.stream_of(&c), k.streams()[p]);
+            seen[p] += 1;
+        }
+        // UUIDv7s made in the same millisecond still spread: their tails are random.
+        assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+        let c = Uuid::parse_str("00000000-0000-7000-8000-0000000000ff").unwrap();
+        assert_eq!(partition_of(&c, 7), 255 % 7);
+        assert_eq!(partition_of(&c, 0), 0);
+        assert_eq!(Keys::new("t").partitioned(0).streams().len(), 1);
     }
 
     #[test]

@@ -9,11 +9,14 @@ use platform_core::config::{ConfigError, Env, Listen, Stores};
 use platform_core::cors::Origins;
 use platform_core::identity::Trust;
 use platform_core::ratelimit::Limit;
+use platform_core::stream;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
     pub stores: Stores,
+    /// `STREAM_PARTITIONS`: the send stream's partitions (`platform_core::stream::Keys`).
+    pub stream_partitions: usize,
     /// `RECOVERY_WINDOW_SECS`: how long recorded realtime events are kept for connection
     /// state recovery (off at 0).
     pub recovery_window: platform_core::recovery::Window,
@@ -175,6 +178,7 @@ impl Config {
         Ok(Config {
             listen: Listen::from_env(env)?,
             stores: Stores::from_env(env)?,
+            stream_partitions: env.number("STREAM_PARTITIONS", 1, stream::PARTITIONS_MAX)?,
             recovery_window,
             send_wait: env.millis("SEND_WAIT_MS", 0, 60_000)?,
             body_limit: env.number("BODY_LIMIT_BYTES", 1024, 64 << 20)?,

@@ -11,6 +11,7 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use platform_core::identity::{must_be, Mode};
 use platform_core::model::{Message, COLUMNS};
+use platform_core::stream;
 use platform_core::{json, time, validate, ApiError, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -389,19 +390,23 @@ struct Listed {
 ///
 /// Paging by "newest activity" while messages arrive would skip conversations if activity
 /// were read live: one that gains a message jumps ahead of the cursor and is never seen. So
-/// the first page fixes a snapshot `snapshot` = the highest message `seq` among the user's
-/// conversations, and every page orders by activity *as of that snapshot*: the `sentAt` of
-/// the conversation's last message with `seq <= snapshot` (deleted or not, since a deletion
-/// must not move it either), else its `createdAt`. Messages commit in `seq` order (the
-/// worker's commit lock), so the set of messages at or below the snapshot, and with it every
-/// conversation's position, never changes: the pages partition the conversations the user
-/// had, each exactly once. The cursor carries the snapshot and the last item's (activity,
-/// id); the next page is what sorts strictly after it. Conversations the user joins after
+/// the first page fixes a snapshot: for each partition of the send stream, the highest
+/// message `seq` among the user's conversations in it. Every page orders by activity *as of
+/// that snapshot*: the `sentAt` of the conversation's last message with `seq` at or below
+/// its partition's bound (deleted or not, since a deletion must not move it either), else
+/// its `createdAt`. Within a partition messages commit in `seq` order (the worker's commit
+/// lock, one per partition; partitions commit in parallel, so no single bound would do), so
+/// the set of messages at or below the snapshot, and with it every conversation's position,
+/// never changes: the pages partition the conversations the user had, each exactly once.
+/// The cursor carries the snapshot and the last item's (activity, id); the next page is what
+/// sorts strictly after it. A cursor's partition count is its own (a cursor from before a
+/// change of `STREAM_PARTITIONS` still decodes, and pages as it did). Conversations the user joins after
 /// the first page may fall anywhere (they arrive as `conversation:created`). What each item
 /// shows (last message, unread count) is live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListCursor {
-    snapshot: i64,
+    /// Per partition, by number.
+    snapshot: Vec<i64>,
     /// The last item's activity, in microseconds since the epoch (PostgreSQL's precision).
     activity_us: i64,
     id: Uuid,
@@ -412,24 +417,34 @@ pub(crate) struct ListCursor {
 const ACTIVITY_US_MAX: u64 = 99_999_999_999_999_999;
 
 impl ListCursor {
-    /// Opaque to clients: `<snapshot>.<activity>.<id>`, URL-safe as it is.
+    /// Opaque to clients: `<snapshot>.<activity>.<id>`, the snapshot's bounds joined by `_`
+    /// (one partition: the form cursors had before partitions); URL-safe as it is.
     fn encode(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            self.snapshot,
-            self.activity_us,
-            self.id.simple()
-        )
+        let mut out = String::with_capacity(self.snapshot.len() * 8 + 60);
+        for (i, b) in self.snapshot.iter().enumerate() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push_str(&b.to_string());
+        }
+        out + &format!(".{}.{}", self.activity_us, self.id.simple())
     }
 
     fn decode(s: &str) -> Option<ListCursor> {
         let mut parts = s.splitn(3, '.');
-        let snapshot: i64 = parts.next()?.parse().ok()?;
+        let snapshot = parts
+            .next()?
+            .split('_')
+            .map(|b| b.parse::<i64>().ok().filter(|b| *b >= 0))
+            .collect::<Option<Vec<i64>>>()?;
         let activity_us: i64 = parts.next()?.parse().ok()?;
         let id = parts.next()?;
         // Only the form `encode` writes: 32 hex digits, and an activity PostgreSQL can hold
         // (a timestamp out of its range would fail the query, not the cursor).
-        if id.len() != 32 || snapshot < 0 || activity_us.unsigned_abs() > ACTIVITY_US_MAX {
+        if id.len() != 32
+            || snapshot.len() > stream::PARTITIONS_MAX
+            || activity_us.unsigned_abs() > ACTIVITY_US_MAX
+        {
             return None;
         }
         Some(ListCursor {
@@ -504,7 +519,8 @@ pub(crate) async fn for_user(
              JOIN conversations c ON c.id = cm.conversation_id
              LEFT JOIN LATERAL (
                  SELECT m.seq, m.sent_at FROM messages m
-                 WHERE m.conversation_id = cm.conversation_id AND m.seq <= $2
+                 WHERE m.conversation_id = cm.conversation_id
+                   AND m.seq <= ($2::int8[])[1 + {part_of_member}]
                  ORDER BY m.seq DESC LIMIT 1
              ) a ON true
              WHERE cm.user_id = $1
@@ -515,7 +531,11 @@ pub(crate) async fn for_user(
              LIMIT $5
          )
          SELECT p.id, p.name, p.type, p.created_at, p.activity, {last_read},
-                (SELECT COALESCE(max(act_seq), 0) FROM mine), {unread}, lm.*
+                (SELECT array_agg(COALESCE(b.bound, 0) ORDER BY g)
+                 FROM generate_series(0, cardinality($2::int8[]) - 1) g
+                 LEFT JOIN (SELECT {part_of_mine} AS part, max(act_seq) AS bound
+                            FROM mine GROUP BY 1) b ON b.part = g),
+                {unread}, lm.*
          FROM page p {own}
          LEFT JOIN LATERAL (
              SELECT {COLUMNS} FROM messages m
@@ -524,12 +544,18 @@ pub(crate) async fn for_user(
          ) lm ON true
          ORDER BY p.activity DESC, p.id DESC",
         unread = crate::reads::unread_sql("p.id", &read_seq, "$1"),
+        part_of_member = stream::partition_sql("cm.conversation_id", "cardinality($2::int8[])"),
+        part_of_mine = stream::partition_sql("id", "cardinality($2::int8[])"),
         own = crate::reads::own_newest_sql("s", "p.id", "$1"),
     );
     let stmt = client.prepare_cached(&sql).await?;
-    let bound = cursor.map_or(i64::MAX, |c| c.snapshot);
-    let after = cursor.map(|c| c.activity());
-    let after_id = cursor.map_or(Uuid::nil(), |c| c.id);
+    // The first page: no bound, in as many partitions as the stream has now.
+    let bound = cursor.as_ref().map_or_else(
+        || vec![i64::MAX; state.queue.keys().streams().len()],
+        |c| c.snapshot.clone(),
+    );
+    let after = cursor.as_ref().map(|c| c.activity());
+    let after_id = cursor.as_ref().map_or(Uuid::nil(), |c| c.id);
     // One more than the page: whether a next page exists.
     let fetch = limit + 1;
     let rows = client
@@ -616,14 +642,20 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_anything_else() {
         for activity_us in [1_764_000_000_123_456, 0, -5] {
-            let c = ListCursor {
-                snapshot: 42,
-                activity_us,
-                id: Uuid::now_v7(),
-            };
-            assert_eq!(ListCursor::decode(&c.encode()), Some(c));
-            assert_eq!(micros(c.activity()), activity_us);
+            for snapshot in [vec![42], vec![0, 7, i64::MAX]] {
+                let c = ListCursor {
+                    snapshot,
+                    activity_us,
+                    id: Uuid::now_v7(),
+                };
+                assert_eq!(ListCursor::decode(&c.encode()), Some(c.clone()));
+                assert_eq!(micros(c.activity()), activity_us);
+            }
         }
+        // A cursor written before partitions reads as one partition's.
+        let id = Uuid::now_v7();
+        let old = format!("42.5.{}", id.simple());
+        assert_eq!(ListCursor::decode(&old).map(|c| c.snapshot), Some(vec![42]));
         let id = Uuid::now_v7().simple().to_string();
         for bad in [
             "".to_string(),
@@ -631,6 +663,10 @@ mod tests {
             format!("x.2.{id}"),
             format!("1.y.{id}"),
             format!("-1.2.{id}"),
+            format!("1_-1.2.{id}"),
+            format!("1__2.2.{id}"),
+            format!("_.2.{id}"),
+            format!("{}.2.{id}", vec!["1"; stream::PARTITIONS_MAX + 1].join("_")),
             "1.2.nothex".into(),
             format!("1.2.{id}0"),
             format!("1.2.{}", Uuid::now_v7()),

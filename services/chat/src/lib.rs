@@ -78,7 +78,7 @@ pub struct App {
 pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
     let pg = config.stores.postgres()?;
     let redis = config.stores.redis()?;
-    let keys = Keys::new(&config.stores.namespace);
+    let keys = Keys::new(&config.stores.namespace).partitioned(config.stream_partitions);
     let metrics = platform_core::metrics::Metrics::new::<routes::Route>("chat");
     let lookups = metrics.counter(
         "chat_member_lookups_total",
@@ -207,7 +207,8 @@ async fn wait_for_redis(state: &State) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match state.queue.ensure_group(&state.redis).await {
-            Ok(()) => return Ok(()),
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(why)) => return Err(Failure::new("the send stream", why)),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "waiting for Redis");
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -239,7 +239,11 @@ async fn reply_preview(
     }
     // Not stored: still queued? Asked before looking again, so a commit in between is
     // found by the second look rather than missed by both.
-    if let Some(queued) = state.queue.pending(&state.redis, &original).await? {
+    if let Some(queued) = state
+        .queue
+        .pending(&state.redis, &conversation, &original)
+        .await?
+    {
         return if queued.conversation_id == conversation {
             Ok(ReplyTo::live(original, &queued.sender_id, &queued.body))
         } else {
@@ -279,7 +283,12 @@ async fn resent(
     let first_id: Uuid = row.get(0);
     let first = match find(state, &message.conversation_id, &first_id).await? {
         Some(m) => Some(m),
-        None => state.queue.pending(&state.redis, &first_id).await?,
+        None => {
+            state
+                .queue
+                .pending(&state.redis, &message.conversation_id, &first_id)
+                .await?
+        }
     };
     match first {
         Some(first)
@@ -389,7 +398,11 @@ async fn edit_or_delete(
     }
     // Not stored (yet?). Register before looking, so a commit in between is not missed.
     let wait = state.waiters.register(id);
-    let Some(queued) = state.queue.pending(&state.redis, &id).await? else {
+    let Some(queued) = state
+        .queue
+        .pending(&state.redis, &conversation, &id)
+        .await?
+    else {
         // Not pending: either committed since our first try, or unknown.
         return match apply().await? {
             Some(m) => Ok(applied(state, kind, m).await),

@@ -76,6 +76,8 @@ pub(crate) struct Queue {
 
 /// One send waiting for its batch.
 struct Job {
+    /// Its conversation's partition of the stream.
+    partition: usize,
     entry: String,
     pending: String,
     /// The conversation's membership version key, and the version the send was authorised at.
@@ -123,10 +125,21 @@ impl Queue {
         &self.keys
     }
 
-    /// Creates the consumer group if it does not exist ([`stream::create_group`]).
-    pub(crate) async fn ensure_group(&self, redis: &RedisPool) -> Result<(), ApiError> {
+    /// Checks the partition count ([`stream::check_partitions`]) and creates each
+    /// partition's consumer group if it does not exist ([`stream::create_group`]).
+    /// `Ok(Err(why))` when this instance's partition count is not the deployment's.
+    pub(crate) async fn ensure_group(
+        &self,
+        redis: &RedisPool,
+    ) -> Result<Result<(), String>, ApiError> {
         let mut conn = redis.get().await?;
-        Ok(stream::create_group(&mut *conn, &self.keys).await?)
+        if let Err(why) = stream::check_partitions(&mut *conn, &self.keys).await? {
+            return Ok(Err(why));
+        }
+        for s in self.keys.streams() {
+            stream::create_group(&mut *conn, s).await?;
+        }
+        Ok(Ok(()))
     }
 
     /// Queues a send authorised by the member list of membership `version`, counting it
@@ -146,6 +159,7 @@ impl Queue {
         });
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            partition: stream::partition_of(&message.conversation_id, self.keys.streams().len()),
             entry,
             pending: self.keys.pending(&message.id),
             version_key: self.keys.member_version(&message.conversation_id),
@@ -219,20 +233,23 @@ impl Queue {
     fn writer(&self, redis: &RedisPool) -> Writer {
         Writer {
             redis: redis.clone(),
-            stream: self.keys.stream.clone(),
+            streams: self.keys.streams().to_vec(),
             enqueue: self.enqueue.clone(),
             ttl_secs: self.ttl_secs,
         }
     }
 
     /// The queued (uncommitted) message with this id, if it is still pending.
+    /// `conversation` is the one the caller expects it in (a message queued in another is
+    /// not found: its entry is in another partition).
     pub(crate) async fn pending(
         &self,
         redis: &RedisPool,
+        conversation: &uuid::Uuid,
         id: &uuid::Uuid,
     ) -> Result<Option<Message>, ApiError> {
         let mut conn = redis.get().await?;
-        let raw = stream::pending_entry(&mut *conn, &self.keys, id).await?;
+        let raw = stream::pending_entry(&mut *conn, &self.keys, conversation, id).await?;
         Ok(raw.and_then(decode_create))
     }
 
@@ -242,8 +259,9 @@ impl Queue {
         let raw = serde_json::to_string(entry)
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let mut conn = redis.get().await?;
+        // Its message's partition, behind the message's own entry.
         let _: String = redis::cmd("XADD")
-            .arg(&self.keys.stream)
+            .arg(self.keys.stream_of(entry.conversation_id()))
             .arg("*")
             .arg(FIELD)
             .arg(raw)
@@ -256,7 +274,8 @@ impl Queue {
 /// What the batch task needs to write sends.
 struct Writer {
     redis: RedisPool,
-    stream: String,
+    /// The partitions' streams.
+    streams: Vec<String>,
     enqueue: redis::Script,
     ttl_secs: u64,
 }
@@ -290,7 +309,7 @@ impl Writer {
                 .cmd("EVALSHA")
                 .arg(self.enqueue.get_hash())
                 .arg(3 + job.limits.len() + usize::from(job.client_id.is_some()))
-                .arg(&self.stream)
+                .arg(&self.streams[job.partition])
                 .arg(&job.pending)
                 .arg(&job.version_key);
             for (key, _) in &job.limits {
@@ -327,7 +346,7 @@ impl Writer {
         job: &Job,
     ) -> Result<Reply, ApiError> {
         let mut inv = self.enqueue.prepare_invoke();
-        inv.key(&self.stream)
+        inv.key(&self.streams[job.partition])
             .key(&job.pending)
             .key(&job.version_key);
         for (key, _) in &job.limits {

@@ -174,7 +174,11 @@ async fn wait_for_commit(
 ) -> Result<(), ApiError> {
     // Registered before looking, so a commit in between is not missed.
     let wait = state.waiters.register(id);
-    match state.queue.pending(&state.redis, &id).await? {
+    match state
+        .queue
+        .pending(&state.redis, &conversation, &id)
+        .await?
+    {
         Some(q) if q.conversation_id != conversation => {
             return Err(crate::messages::message_not_found(&id))
         }

@@ -15,9 +15,6 @@ use platform_core::time;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-/// Serialises batch commits across workers, so `messages.seq` grows in commit order.
-const COMMIT_LOCK: i64 = 0x6d73_675f_636f_6d6d; // "msg_comm"
-
 /// A parsed stream entry and its stream id.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
@@ -86,16 +83,18 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// that only the offending ones are rejected.
 pub(crate) async fn store(
     pg: &PgPool,
+    partition: usize,
     items: Vec<Item>,
     urls: &UrlSigner,
 ) -> Result<Stored, StoreError> {
-    match store_together(pg, &items, urls).await {
+    let lock = platform_core::stream::commit_lock(partition);
+    match store_together(pg, lock, &items, urls).await {
         Ok(stored) => Ok(stored),
         Err(StoreError::Refused(reason)) if items.len() > 1 => {
             tracing::warn!(%reason, size = items.len(), "batch refused; storing entries one by one");
             let mut all = Stored::default();
             for item in items {
-                match store_together(pg, std::slice::from_ref(&item), urls).await {
+                match store_together(pg, lock, std::slice::from_ref(&item), urls).await {
                     Ok(one) => merge(&mut all, one),
                     Err(StoreError::Refused(reason)) => all.rejected.push((item, reason)),
                     Err(e) => return Err(e),
@@ -125,6 +124,7 @@ fn merge(all: &mut Stored, one: Stored) {
 
 async fn store_together(
     pg: &PgPool,
+    lock: i64,
     items: &[Item],
     urls: &UrlSigner,
 ) -> Result<Stored, StoreError> {
@@ -143,7 +143,7 @@ async fn store_together(
     let inserted: HashSet<Uuid> = if only_creates {
         // The common case: one statement is its own transaction, one round trip.
         let stmt = client.prepare_cached(INSERT).await?;
-        insert(&**client, &stmt, &creates)
+        insert(&**client, &stmt, lock, &creates)
             .await?
             .into_iter()
             .collect()
@@ -153,7 +153,10 @@ async fn store_together(
             HashSet::new()
         } else {
             let stmt = tx.prepare_cached(INSERT).await?;
-            insert(&*tx, &stmt, &creates).await?.into_iter().collect()
+            insert(&*tx, &stmt, lock, &creates)
+                .await?
+                .into_iter()
+                .collect()
         };
         apply_changes(&tx, items, &mut out).await?;
         tx.commit().await?;
@@ -322,9 +325,9 @@ async fn superseded(
         .is_some())
 }
 
-/// One multi-row insert. The advisory lock is taken by the statement itself, before any
-/// row gets its `seq`, and held until commit: batches from several workers commit in `seq`
-/// order. ORDER BY the ordinality keeps stream order within the batch.
+/// One multi-row insert. The partition's advisory lock (`stream::commit_lock`) is taken by
+/// the statement itself, before any row gets its `seq`, and held until commit: a
+/// partition's batches commit in `seq` order, whichever worker stores them. ORDER BY the ordinality keeps stream order within the batch.
 ///
 /// A send also moves its sender's read marker (`API.md`, "Read state"): nothing is written
 /// for that here; the chat service reads the sender's newest message as part of the marker
@@ -385,6 +388,7 @@ impl<'a> InsertParams<'a> {
 async fn insert(
     client: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
+    lock: i64,
     creates: &[&Message],
 ) -> Result<Vec<Uuid>, tokio_postgres::Error> {
     let p = InsertParams::new(creates);
@@ -398,7 +402,7 @@ async fn insert(
                 &p.bodies,
                 &p.client_ids,
                 &p.sent,
-                &COMMIT_LOCK,
+                &lock,
                 &p.reply_to,
             ],
         )

@@ -12,6 +12,8 @@ pub struct Config {
     /// Health endpoints only.
     pub listen: Listen,
     pub stores: Stores,
+    /// `STREAM_PARTITIONS`: the send stream's partitions, shared among the live workers.
+    pub stream_partitions: usize,
     /// `RECOVERY_WINDOW_SECS`: how long the events it records are kept (off at 0).
     pub recovery_window: platform_core::recovery::Window,
     /// This worker's name in the consumer group; unique per process by default.
@@ -67,6 +69,11 @@ impl Config {
             // Its pools' defaults (4, 2): one transaction at a time, the search index's merge
             // and the admin endpoints; the stream reader has a connection of its own.
             stores: Stores::from_env(env)?,
+            stream_partitions: env.number(
+                "STREAM_PARTITIONS",
+                1,
+                platform_core::stream::PARTITIONS_MAX,
+            )?,
             recovery_window: platform_core::recovery::Window::from_env(env)?,
             consumer,
             batch_max: env.number("BATCH_MAX", 1, 100_000)?,

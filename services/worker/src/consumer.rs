@@ -42,8 +42,13 @@ type Dead<'a> = (
     Option<&'a platform_core::model::Message>,
 );
 
+/// The consumer of one partition of the send stream, run while this worker owns it
+/// (`crate::partitions`); `shutdown` ends it when the worker stops or gives the partition up.
 pub(crate) struct Consumer {
     pub config: Config,
+    /// The partition's number and its stream.
+    pub partition: usize,
+    pub stream: String,
     pub keys: Keys,
     pub pg: PgPool,
     pub redis: RedisPool,
@@ -95,7 +100,18 @@ impl Consumer {
         let mut reader: Option<MultiplexedConnection> = None;
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
+        let mut taken_over = false;
         while !self.shutdown.is_cancelled() {
+            if reader.is_some() && !taken_over {
+                match self.take_over().await {
+                    Ok(()) => taken_over = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, partition = self.partition, "cannot take over the partition's pending entries");
+                        self.pause(&mut backoff).await;
+                        continue;
+                    }
+                }
+            }
             // Maintenance needs the consumer group, which connecting the reader creates.
             if reader.is_some() && Instant::now() >= next_maintenance {
                 if let Err(e) = self.maintain().await {
@@ -128,7 +144,42 @@ impl Consumer {
                 }
             }
         }
-        tracing::info!("worker stopped");
+        tracing::debug!(partition = self.partition, "partition consumer stopped");
+    }
+
+    /// Before reading new entries, takes over and stores whatever the partition's previous
+    /// owner left pending, however recently it was delivered: its lease has expired or was
+    /// given up, so it stores nothing more of this partition (a batch it was still storing
+    /// is stored once all the same, and announced once).
+    async fn take_over(&self) -> Result<(), Failure> {
+        let mut cursor = "0-0".to_string();
+        loop {
+            let mut conn = self.redis.get().await.context("Redis pool")?;
+            let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&self.config.consumer)
+                .arg(0)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(self.config.batch_max)
+                .query_async(&mut *conn)
+                .await
+                .context("XAUTOCLAIM")?;
+            drop(conn);
+            if !reply.claimed.is_empty() {
+                tracing::info!(
+                    partition = self.partition,
+                    count = reply.claimed.len(),
+                    "took over the partition's pending entries"
+                );
+                self.handle(reply.claimed, None).await;
+            }
+            if reply.next_stream_id == "0-0" || self.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            cursor = reply.next_stream_id;
+        }
     }
 
     async fn pause(&self, backoff: &mut Duration) {
@@ -149,7 +200,7 @@ impl Consumer {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
-        stream::create_group(&mut conn, &self.keys).await?;
+        stream::create_group(&mut conn, &self.stream).await?;
         Ok(conn)
     }
 
@@ -159,18 +210,16 @@ impl Consumer {
             .group(GROUP, &self.config.consumer)
             .count(max)
             .block(self.config.block.as_millis() as usize);
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[&self.keys.stream], &[">"], &opts)
-            .await?;
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[&self.stream], &[">"], &opts).await?;
         let mut entries = flatten(reply);
         if !entries.is_empty() && entries.len() < max && !self.config.batch_wait.is_zero() {
             tokio::time::sleep(self.config.batch_wait).await;
             let opts = StreamReadOptions::default()
                 .group(GROUP, &self.config.consumer)
                 .count(max - entries.len());
-            let more: Option<StreamReadReply> = conn
-                .xread_options(&[&self.keys.stream], &[">"], &opts)
-                .await?;
+            let more: Option<StreamReadReply> =
+                conn.xread_options(&[&self.stream], &[">"], &opts).await?;
             entries.extend(flatten(more));
         }
         Ok(entries)
@@ -199,7 +248,7 @@ impl Consumer {
         let held: Vec<String> = items.iter().map(|i| i.stream_id.clone()).collect();
         let mut backoff = RETRY_MIN;
         let stored = loop {
-            match batch::store(&self.pg, items.clone(), &self.config.urls).await {
+            match batch::store(&self.pg, self.partition, items.clone(), &self.config.urls).await {
                 Ok(stored) => break stored,
                 Err(StoreError::Unavailable(e) | StoreError::Refused(e)) => {
                     tracing::warn!(error = %e, size, "cannot store batch; will retry");
@@ -262,7 +311,7 @@ impl Consumer {
         let refreshed: Result<Vec<String>, Failure> = async {
             let mut conn = self.redis.get().await.context("Redis pool")?;
             redis::cmd("XCLAIM")
-                .arg(&self.keys.stream)
+                .arg(&self.stream)
                 .arg(GROUP)
                 .arg(&self.config.consumer)
                 .arg(0)
@@ -338,7 +387,7 @@ impl Consumer {
         }
         if !ack.is_empty() {
             pipe.cmd("XACK")
-                .arg(&self.keys.stream)
+                .arg(&self.stream)
                 .arg(GROUP)
                 .arg(&ack)
                 .ignore();
@@ -426,7 +475,7 @@ impl Consumer {
                 let mut c = redis::cmd("EVAL");
                 c.arg(ANNOUNCE_REDELIVERED.as_str())
                     .arg(3)
-                    .arg(&self.keys.stream)
+                    .arg(&self.stream)
                     .arg(&self.keys.notices)
                     .arg(self.keys.rec_seq())
                     .arg(GROUP)
@@ -469,7 +518,7 @@ impl Consumer {
         let idle = self.config.claim_idle.as_millis() as u64;
         let mut conn = self.redis.get().await.context("Redis pool")?;
         let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&self.keys.stream)
+            .arg(&self.stream)
             .arg(GROUP)
             .arg("IDLE")
             .arg(idle)
@@ -486,7 +535,7 @@ impl Consumer {
             // its data dead-letters it.
             let mut conn = self.redis.get().await.context("Redis pool")?;
             let claimed: Vec<StreamId> = conn
-                .xclaim(&self.keys.stream, GROUP, &self.config.consumer, idle, &[id])
+                .xclaim(&self.stream, GROUP, &self.config.consumer, idle, &[id])
                 .await
                 .map(|r: redis::streams::StreamClaimReply| r.ids)
                 .context("XCLAIM")?;
@@ -499,7 +548,7 @@ impl Consumer {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         if pending.iter().any(|p| p.3 < self.config.max_deliveries) {
             let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(&self.keys.stream)
+                .arg(&self.stream)
                 .arg(GROUP)
                 .arg(&self.config.consumer)
                 .arg(idle)
@@ -529,14 +578,9 @@ impl Consumer {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         // Delivered-up-to first, pending second: an entry delivered in between is either
         // above `last` or shows up as pending, so nothing unacknowledged is trimmed.
-        let depth = stats::stream_depth(&mut *conn, &self.keys)
+        let depth = stats::stream_depth(&mut *conn, &self.stream)
             .await
             .context("stream depth")?;
-        self.stats
-            .stream_length
-            .store(depth.length, Ordering::Relaxed);
-        self.stats.pending.store(depth.pending, Ordering::Relaxed);
-        self.stats.lag_ms.store(depth.lag_ms, Ordering::Relaxed);
         let Some(last) = depth.last_delivered_id else {
             return Ok(());
         };
@@ -549,7 +593,7 @@ impl Consumer {
             },
         };
         let _: i64 = redis::cmd("XTRIM")
-            .arg(&self.keys.stream)
+            .arg(&self.stream)
             .arg("MINID")
             .arg(&min_id)
             .query_async(&mut *conn)

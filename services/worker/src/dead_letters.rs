@@ -92,6 +92,8 @@ pub async fn replay(
     let entry = Entry::decode(&mut dead.entry.clone().into_bytes()).ok_or_else(|| {
         ApiError::bad_request(format!("dead letter {id} is not a readable entry; drop it"))
     })?;
+    // Back to its conversation's partition, behind whatever that conversation queued since.
+    let stream = keys.stream_of(entry.conversation_id());
     let mut requeue = redis::cmd("EVAL");
     requeue.arg(REQUEUE);
     match &entry {
@@ -102,12 +104,12 @@ pub async fn replay(
                 .map(|cmid| keys.client_id(&m.conversation_id, &m.sender_id, cmid));
             requeue
                 .arg(2 + usize::from(cid.is_some()))
-                .arg(&keys.stream)
+                .arg(stream)
                 .arg(keys.pending(&m.id))
                 .arg(cid);
         }
         _ => {
-            requeue.arg(1).arg(&keys.stream);
+            requeue.arg(1).arg(stream);
         }
     }
     requeue.arg(&dead.entry).arg(ttl_secs).arg(FIELD);
@@ -193,7 +195,7 @@ pub async fn command(env: &Env, args: &clap::ArgMatches) -> i32 {
             return 1;
         }
     };
-    let keys = Keys::new(&config.stores.namespace);
+    let keys = Keys::new(&config.stores.namespace).partitioned(config.stream_partitions);
     let id = |m: &clap::ArgMatches| m.get_one::<String>("id").cloned().unwrap_or_default();
     let result = match args.subcommand() {
         Some(("list", m)) => {

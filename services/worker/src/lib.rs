@@ -1,8 +1,10 @@
 //! The message worker: drains the Redis stream of sends into PostgreSQL in batches.
 //!
 //! - [`config`]: settings from the environment.
-//! - `consumer`: the read → store → acknowledge → announce loop, take-over of a dead worker's
-//!   entries, dead-lettering, trimming.
+//! - `partitions`: which partitions of the send stream this worker owns (leases shared
+//!   with the other workers), one consumer per owned partition.
+//! - `consumer`: a partition's read → store → acknowledge → announce loop, take-over of a
+//!   dead worker's entries, dead-lettering, trimming.
 //! - `batch`: one batch as one transaction, idempotent on message id.
 //! - `search_merge`: the search index's pending list, merged beside the inserts.
 //! - [`dead_letters`]: listing, replaying and dropping dead letters (`worker dead-letters`).
@@ -15,6 +17,7 @@ mod batch;
 pub mod config;
 mod consumer;
 pub mod dead_letters;
+mod partitions;
 mod search_merge;
 pub mod stats;
 
@@ -42,7 +45,7 @@ pub async fn run(
     let pg = config.stores.postgres().context("connection pools")?;
     let redis = config.stores.redis().context("connection pools")?;
     platform_core::migrate::at_start(&pg).await?;
-    let keys = Keys::new(&config.stores.namespace);
+    let keys = Keys::new(&config.stores.namespace).partitioned(config.stream_partitions);
     let stats = Arc::new(stats::Stats::new::<AdminRoute>());
     platform_core::pools::observe_stores(&stats.metrics, &pg, &redis);
     let admin = Admin {
@@ -70,21 +73,30 @@ pub async fn run(
         stats.search_merged.clone(),
         shutdown.clone(),
     ));
-    tracing::info!(consumer = %config.consumer, batch_max = config.batch_max, "worker consuming");
-    consumer::Consumer {
-        keys,
-        config,
-        pg,
-        redis,
-        stats,
-        shutdown,
-    }
-    .run()
+    tracing::info!(
+        consumer = %config.consumer,
+        batch_max = config.batch_max,
+        partitions = keys.streams().len(),
+        "worker consuming"
+    );
+    let consumed = partitions::run(
+        partitions::Shared {
+            keys,
+            config,
+            pg,
+            redis,
+            stats,
+        },
+        shutdown.clone(),
+    )
     .await;
+    // A refused partition count ends the worker: stop the rest with it.
+    shutdown.cancel();
     let _ = merging.await;
     http_stop.cancel();
     let _ = http.await;
-    Ok(())
+    tracing::info!("worker stopped");
+    consumed
 }
 
 platform_core::route_labels! {

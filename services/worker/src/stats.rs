@@ -1,6 +1,6 @@
 //! The worker's metrics: batches and their commit time, messages stored, dead letters, and
-//! the stream's depth and lag as last seen by maintenance ([`stream_depth`], which
-//! `chatctl stream` reads too).
+//! the send stream's depth and lag over all its partitions ([`stream_depth`] of each, summed
+//! by [`depth_of_all`], which `chatctl stream` reads too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,10 +17,13 @@ pub(crate) struct Stats {
     pub search_merged: Arc<AtomicU64>,
     pub commit: Arc<Histogram>,
     pub batch_size: Arc<Histogram>,
-    /// Entries in the stream, entries delivered but unacknowledged, age of the oldest of those.
+    /// Over every partition: entries in the streams, entries delivered but unacknowledged, age
+    /// of the oldest of those.
     pub stream_length: Arc<AtomicU64>,
     pub pending: Arc<AtomicU64>,
     pub lag_ms: Arc<AtomicU64>,
+    /// Partitions of the stream this worker owns now.
+    pub partitions: Arc<AtomicU64>,
 }
 
 impl Stats {
@@ -42,7 +45,12 @@ impl Stats {
             "stream_lag_milliseconds",
             "Age of the oldest unacknowledged entry.",
         );
+        let partitions = gauge(
+            "worker_partitions_owned",
+            "Partitions of the send stream this worker owns.",
+        );
         Stats {
+            partitions,
             batches: metrics.counter("worker_batches_total", "Batches committed."),
             stored: metrics.counter(
                 "worker_messages_stored_total",
@@ -98,23 +106,53 @@ fn id_millis(id: &str) -> Option<i64> {
     id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
 }
 
-/// Reads the stream's depth, pending entries and lag from Redis (a few reads, not atomic:
-/// a gauge's precision).
-pub async fn stream_depth<C>(conn: &mut C, keys: &Keys) -> redis::RedisResult<StreamDepth>
+impl StreamDepth {
+    /// Adds another partition's depth: counts summed, the lag the larger; the ids, which
+    /// belong to one stream, are dropped.
+    fn add(&mut self, other: &StreamDepth) {
+        self.length += other.length;
+        self.pending += other.pending;
+        self.undelivered = self.undelivered.zip(other.undelivered).map(|(a, b)| a + b);
+        self.lag_ms = self.lag_ms.max(other.lag_ms);
+        self.oldest_pending_id = None;
+        self.last_delivered_id = None;
+    }
+}
+
+/// Every partition's depth ([`stream_depth`]), by partition, and their sum (with one
+/// partition, that partition's depth as is).
+pub async fn depth_of_all<C>(
+    conn: &mut C,
+    keys: &Keys,
+) -> redis::RedisResult<(StreamDepth, Vec<StreamDepth>)>
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let length: u64 = redis::cmd("XLEN")
-        .arg(&keys.stream)
-        .query_async(conn)
-        .await?;
+    let mut each = Vec::with_capacity(keys.streams().len());
+    for s in keys.streams() {
+        each.push(stream_depth(conn, s).await?);
+    }
+    let mut total = each[0].clone();
+    for d in &each[1..] {
+        total.add(d);
+    }
+    Ok((total, each))
+}
+
+/// Reads one stream's depth, pending entries and lag from Redis (a few reads, not atomic:
+/// a gauge's precision).
+pub async fn stream_depth<C>(conn: &mut C, stream: &str) -> redis::RedisResult<StreamDepth>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let length: u64 = redis::cmd("XLEN").arg(stream).query_async(conn).await?;
     let groups: redis::streams::StreamInfoGroupsReply = if length == 0 {
         // XINFO GROUPS refuses a key that does not exist yet.
         Default::default()
     } else {
         redis::cmd("XINFO")
             .arg("GROUPS")
-            .arg(&keys.stream)
+            .arg(stream)
             .query_async(conn)
             .await?
     };
@@ -127,7 +165,7 @@ where
         None => (0, None),
         Some(_) => {
             let summary: redis::Value = redis::cmd("XPENDING")
-                .arg(&keys.stream)
+                .arg(stream)
                 .arg(GROUP)
                 .query_async(conn)
                 .await?;
@@ -154,7 +192,7 @@ where
         None => "-".to_string(),
     };
     let first_undelivered: Option<String> = redis::cmd("XRANGE")
-        .arg(&keys.stream)
+        .arg(stream)
         .arg(&after)
         .arg("+")
         .arg("COUNT")

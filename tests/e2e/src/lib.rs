@@ -179,6 +179,9 @@ pub struct Stack {
     /// `SOCKET_DIR` of the stack's chat service and gateways (Unix sockets between them, and
     /// WebSockets handed to chat); `None` before starting them: TCP only, as on separate hosts.
     pub socket_dir: Option<PathBuf>,
+    /// `STREAM_PARTITIONS` of its chat instances, workers and chatctl: 1 unless a test sets
+    /// it before starting them, or `E2E_STREAM_PARTITIONS` does for every stack.
+    pub partitions: usize,
 }
 
 impl Stack {
@@ -204,6 +207,35 @@ impl Stack {
         s.start_call(&[]).await;
         s.start_gateway(gateway_env).await;
         s
+    }
+
+    /// [`Stack::secure`] with the send stream in `partitions` partitions, and `workers`
+    /// workers sharing them.
+    pub async fn secure_partitioned(partitions: usize, workers: usize) -> Stack {
+        let mut s = Stack::empty().await;
+        s.auth = Auth::Token(unique("secret-0123456789abcdef"));
+        s.partitions = partitions;
+        s.start_chat().await;
+        s.start_workers(workers).await;
+        s.start_call(&[]).await;
+        s.start_gateway(&[]).await;
+        s
+    }
+
+    /// Which worker (consumer name) holds each partition's lease now.
+    pub async fn lease_owners(&self) -> Vec<Option<String>> {
+        let keys = platform_core::stream::Keys::new(&self.namespace).partitioned(self.partitions);
+        let mut r = self.redis().await;
+        let mut out = Vec::new();
+        for p in 0..self.partitions {
+            let owner: Option<String> = redis::cmd("GET")
+                .arg(keys.lease(p))
+                .query_async(&mut r)
+                .await
+                .expect("GET lease");
+            out.push(owner);
+        }
+        out
     }
 
     pub async fn start_call(&mut self, env: &[(&str, &str)]) {
@@ -278,7 +310,19 @@ impl Stack {
             redis_url: redis,
             // Short, under /tmp: a Unix socket path holds at most 107 bytes.
             socket_dir: Some(std::env::temp_dir().join("e2e-sock").join(unique("s"))),
+            partitions: std::env::var("E2E_STREAM_PARTITIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
         }
+    }
+
+    /// The send stream's partitions, by number.
+    pub fn streams(&self) -> Vec<String> {
+        platform_core::stream::Keys::new(&self.namespace)
+            .partitioned(self.partitions)
+            .streams()
+            .to_vec()
     }
 
     fn spawn(&self, name: &'static str, port: u16, env: &[(String, String)]) -> Service {
@@ -326,6 +370,7 @@ impl Stack {
             .env("CHAT_DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("CHAT_NAMESPACE", &self.namespace)
+            .env("STREAM_PARTITIONS", self.partitions.to_string())
             // Tests send fast from one address: limits are raised unless a test sets them.
             .env("RATE_SENDS_PER_ADDRESS", "1000000")
             .env("RATE_SENDS_PER_USER", "1000000")
@@ -539,22 +584,27 @@ impl Stack {
             .expect("connect to redis")
     }
 
-    /// Entries of the send stream delivered to a worker and not yet acknowledged.
+    /// Entries of the send stream (every partition) delivered to a worker and not yet
+    /// acknowledged.
     pub async fn pending_entries(&self) -> i64 {
         let mut r = self.redis().await;
-        let summary: redis::Value = redis::cmd("XPENDING")
-            .arg(format!("{}:messages", self.namespace))
-            .arg("workers")
-            .query_async(&mut r)
-            .await
-            .expect("XPENDING");
-        match summary {
-            redis::Value::Array(v) => match v.first() {
-                Some(redis::Value::Int(n)) => *n,
-                other => panic!("unexpected XPENDING count {other:?}"),
-            },
-            other => panic!("unexpected XPENDING reply {other:?}"),
+        let mut total = 0;
+        for stream in self.streams() {
+            let summary: redis::Value = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg("workers")
+                .query_async(&mut r)
+                .await
+                .expect("XPENDING");
+            total += match summary {
+                redis::Value::Array(v) => match v.first() {
+                    Some(redis::Value::Int(n)) => *n,
+                    other => panic!("unexpected XPENDING count {other:?}"),
+                },
+                other => panic!("unexpected XPENDING reply {other:?}"),
+            };
         }
+        total
     }
 
     /// Every entry of the send stream read by a worker and acknowledged: nothing left to
@@ -562,16 +612,23 @@ impl Stack {
     /// `pending_entries() == 0`, false while a worker has yet to read what is queued.
     pub async fn queue_drained(&self) -> bool {
         let mut r = self.redis().await;
-        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(format!("{}:messages", self.namespace))
-            .query_async(&mut r)
-            .await
-            .expect("XINFO GROUPS");
-        info.groups
-            .iter()
-            .find(|g| g.name == "workers")
-            .is_some_and(|g| g.pending == 0 && g.lag == Some(0))
+        for stream in self.streams() {
+            let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(stream)
+                .query_async(&mut r)
+                .await
+                .expect("XINFO GROUPS");
+            let drained = info
+                .groups
+                .iter()
+                .find(|g| g.name == "workers")
+                .is_some_and(|g| g.pending == 0 && g.lag == Some(0));
+            if !drained {
+                return false;
+            }
+        }
+        true
     }
 
     /// Entries in the dead-letter stream.
