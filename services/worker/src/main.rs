@@ -3,8 +3,9 @@
 //! `dead-letters …` it is the operators' command for the dead-letter stream instead
 //! ([`worker::dead_letters::command`]), with the same settings.
 //!
-//! One thread: the consumer is one sequential loop, and the tasks it waits on (its
-//! PostgreSQL and Redis connections) wake it on the same thread instead of another one.
+//! One thread: each owned partition's consumer is one sequential loop, and the tasks they
+//! wait on (their PostgreSQL and Redis connections) wake them on the same thread instead of
+//! another one. The storing itself happens in PostgreSQL, in parallel across partitions.
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

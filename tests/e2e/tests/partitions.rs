@@ -124,3 +124,225 @@ async fn workers_share_the_partitions_and_keep_each_conversations_order() {
         assert_eq!(bodies(&s, &ann, c).await, want, "{c}");
     }
 }
+
+/// Conversations of Ann's (with Ben) until every one of `partitions` holds at least
+/// `per` of them.
+async fn spread(s: &Stack, ann: &User, ben: &User, partitions: usize, per: usize) -> Vec<String> {
+    let mut conversations = Vec::new();
+    let mut count = vec![0; partitions];
+    while count.iter().any(|n| *n < per) {
+        let c = s.group_of(ann, &[ben]).await;
+        count[stream::partition_of(&c.parse().unwrap(), partitions)] += 1;
+        conversations.push(c);
+    }
+    conversations
+}
+
+#[tokio::test]
+async fn a_dead_workers_partitions_and_pending_entries_move_to_a_live_one() {
+    let mut s = Stack::secure_partitioned(4, 0).await;
+    let (ann, ben) = (s.sign_up("ann").await, s.sign_up("ben").await);
+    let conversations = spread(&s, &ann, &ben, 4, 2).await;
+    // Queued while no worker runs.
+    futures_util::future::join_all(
+        conversations
+            .iter()
+            .map(|c| queue_in_order(&s, &ann, c, "q", 10)),
+    )
+    .await;
+    // A worker that takes every partition, commits its first batch and dies before
+    // acknowledging it: its entries stay pending on it, its leases held until they expire.
+    let mut doomed = s.spawn_worker(&[("WORKER_FAULT", "exit-after-commit")]);
+    let status = doomed.exited(Duration::from_secs(20)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "the fault fired");
+    let dead: HashSet<String> = s.lease_owners().await.into_iter().flatten().collect();
+    assert_eq!(dead.len(), 1, "the dead worker still holds its leases");
+    assert!(s.pending_entries().await > 0, "it left entries pending");
+
+    // A live worker gets every partition once the leases expire, takes over what was left
+    // pending (stored already: acknowledged and announced, not stored twice) and stores
+    // the rest, each conversation in order.
+    s.start_worker().await;
+    s.eventually(
+        "the live worker owning every partition",
+        Duration::from_secs(20),
+        || async {
+            let owners = s.lease_owners().await;
+            owners
+                .iter()
+                .all(|o| o.as_ref().is_some_and(|o| !dead.contains(o)))
+        },
+    )
+    .await;
+    shared_as(&s, 1, 4).await;
+    s.eventually("the queue drained", Duration::from_secs(30), || {
+        s.queue_drained()
+    })
+    .await;
+    assert!(s
+        .log("worker")
+        .contains("took over the partition's pending entries"));
+    let want: Vec<String> = (0..10).map(|i| format!("q {i}")).collect();
+    for c in &conversations {
+        assert_eq!(bodies(&s, &ann, c).await, want, "{c}");
+    }
+
+    // A second worker shares the partitions; killed, its half moves back to the first.
+    s.start_worker().await;
+    shared_as(&s, 2, 2).await;
+    s.workers.remove(0).kill();
+    shared_as(&s, 1, 4).await;
+    futures_util::future::join_all(
+        conversations
+            .iter()
+            .map(|c| queue_in_order(&s, &ann, c, "after", 3)),
+    )
+    .await;
+    s.eventually("the queue drained", Duration::from_secs(30), || {
+        s.queue_drained()
+    })
+    .await;
+    for c in &conversations {
+        let got = bodies(&s, &ann, c).await;
+        assert_eq!(got[10..], ["after 0", "after 1", "after 2"], "{c}");
+    }
+}
+
+/// Follows `rel="next"` links from `first`; the ids of every page after it.
+async fn rest_of_walk(s: &Stack, u: &User, first: &e2e::Reply) -> Vec<String> {
+    let next = |r: &e2e::Reply| {
+        r.header("link")
+            .map(|l| l[1..l.find('>').unwrap()].to_string())
+    };
+    let mut ids = Vec::new();
+    let mut path = next(first);
+    while let Some(p) = path.take() {
+        let r = s.request("GET", &p, Some(&u.token), None).await;
+        assert_eq!(r.status, 200, "{p}: {:?}", r.body);
+        ids.extend(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string()),
+        );
+        path = next(&r);
+    }
+    ids
+}
+
+/// A partition whose batch commits late (its `seq`s taken, not yet visible) while another
+/// partition's later batch is already visible: a single snapshot bound would let the late
+/// messages move their conversation between pages. With one bound per partition the walk
+/// neither skips nor repeats it. And the other partition is not held up meanwhile: its
+/// send is stored (201) while the first one's commit lock is held.
+#[tokio::test]
+async fn the_listing_pages_consistently_while_another_partition_commits_late() {
+    let s = Stack::secure_partitioned(2, 1).await;
+    let (ann, ben) = (s.sign_up("ann").await, s.sign_up("ben").await);
+    // The oldest conversation, and no message: it sorts last.
+    let late = s.group_of(&ann, &[&ben]).await;
+    let held = stream::partition_of(&late.parse().unwrap(), 2);
+    let mut others = Vec::new();
+    while others.len() < 5
+        || others
+            .iter()
+            .all(|c: &String| stream::partition_of(&c.parse().unwrap(), 2) == held)
+    {
+        let c = s.group_of(&ann, &[&ben]).await;
+        s.send_as(&ben, &c, "early").await;
+        others.push(c);
+    }
+    let free = others
+        .iter()
+        .find(|c| stream::partition_of(&c.parse().unwrap(), 2) != held)
+        .unwrap()
+        .clone();
+
+    // A batch of partition `held` mid-commit, as its worker would hold it: lock taken,
+    // message inserted (its seq drawn), not committed.
+    let db = s.db().await;
+    db.batch_execute("BEGIN").await.unwrap();
+    db.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&stream::commit_lock(held)],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO messages (id, conversation_id, sender_id, body, sent_at)
+         VALUES ($1, $2, $3, 'late', now())",
+        &[&Uuid::now_v7(), &late.parse::<Uuid>().unwrap(), &ben.id],
+    )
+    .await
+    .unwrap();
+    let r = s
+        .send_json(&ben, &free, serde_json::json!({"body": "meanwhile"}))
+        .await;
+    assert_eq!(r.status, 201, "the other partition commits meanwhile");
+
+    let first = s
+        .request(
+            "GET",
+            &format!("/conversations/user/{}?limit=2", ann.id),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.body[0]["id"],
+        free.as_str(),
+        "the newest activity first"
+    );
+    db.batch_execute("COMMIT").await.unwrap();
+
+    let mut walked: Vec<String> = first
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    walked.extend(rest_of_walk(&s, &ann, &first).await);
+    let all: HashSet<String> = others.iter().cloned().chain([late.clone()]).collect();
+    assert_eq!(walked.len(), all.len(), "no repeats: {walked:?}");
+    assert_eq!(
+        walked.iter().cloned().collect::<HashSet<_>>(),
+        all,
+        "no skips"
+    );
+    assert_eq!(walked.last(), Some(&late), "placed as of the first page");
+    // A new listing sees the late message (stamped before "meanwhile"): second newest.
+    let again = s
+        .request(
+            "GET",
+            &format!("/conversations/user/{}?limit=2", ann.id),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(again.body[0]["id"], free.as_str());
+    assert_eq!(again.body[1]["id"], late.as_str());
+}
+
+#[tokio::test]
+async fn services_with_another_partition_count_refuse_to_start() {
+    let mut s = Stack::secure_partitioned(4, 1).await;
+    s.partitions = 2;
+    let mut worker = s.spawn_worker(&[]);
+    let status = worker.exited(Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    let why = "STREAM_PARTITIONS is 2 but this deployment's send stream has 4 partitions";
+    assert!(s.log("worker").contains(why), "{}", s.log("worker"));
+    let mut chat = s.command("chat");
+    chat.env("PORT", e2e::free_port().to_string())
+        .env("METRICS_PORT", e2e::free_port().to_string());
+    let chat = tokio::task::spawn_blocking(move || chat.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!chat.status.success());
+    let out = String::from_utf8_lossy(&chat.stdout) + String::from_utf8_lossy(&chat.stderr);
+    assert!(out.contains(why), "{out}");
+}
