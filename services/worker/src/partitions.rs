@@ -81,23 +81,34 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> Result<(
     for o in owned.values() {
         o.stop.cancel();
     }
-    let mut conn = shared.redis.get().await.context("Redis pool")?;
-    let me = &shared.config.consumer;
     for (p, o) in owned {
         let _ = o.task.await;
-        let _: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(RELEASE)
-            .arg(1)
-            .arg(shared.keys.lease(p))
-            .arg(me)
-            .query_async(&mut *conn)
-            .await;
+        if let Err(e) = release(&shared, p).await {
+            tracing::warn!(error = %e, partition = p, "cannot release a lease");
+        }
     }
-    let _: redis::RedisResult<i64> = redis::cmd("ZREM")
+    let mut conn = shared.redis.get().await.context("Redis pool")?;
+    let _: i64 = redis::cmd("ZREM")
         .arg(shared.keys.workers())
-        .arg(me)
+        .arg(&shared.config.consumer)
         .query_async(&mut *conn)
-        .await;
+        .await
+        .context("leaving the live workers")?;
+    Ok(())
+}
+
+/// Ends this worker's lease on `p`, if it still holds it: the next owner need not wait for
+/// it to expire.
+async fn release(shared: &Shared, p: usize) -> Result<(), Failure> {
+    let mut conn = shared.redis.get().await.context("Redis pool")?;
+    let _: i64 = redis::cmd("EVAL")
+        .arg(RELEASE)
+        .arg(1)
+        .arg(shared.keys.lease(p))
+        .arg(&shared.config.consumer)
+        .query_async(&mut *conn)
+        .await
+        .context("releasing a lease")?;
     Ok(())
 }
 
@@ -199,21 +210,22 @@ async fn balance(
         let Some((p, o)) = owned.pop_last() else {
             break;
         };
+        // Released once its consumer has finished the batch in hand (and its blocking read,
+        // up to BATCH_BLOCK_MS); this loop goes on renewing the other leases meanwhile.
         o.stop.cancel();
-        let _ = o.task.await;
-        let _: i64 = redis::cmd("EVAL")
-            .arg(RELEASE)
-            .arg(1)
-            .arg(keys.lease(p))
-            .arg(me)
-            .query_async(&mut *conn)
-            .await
-            .context("releasing a lease")?;
-        tracing::info!(
-            partition = p,
-            live,
-            "partition given up to share with another worker"
-        );
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = o.task.await;
+            if let Err(e) = release(&shared, p).await {
+                // It expires by itself: the partition waits CLAIM_IDLE_MS for its next owner.
+                tracing::warn!(error = %e, partition = p, "cannot release a lease");
+            }
+            tracing::info!(
+                partition = p,
+                live,
+                "partition given up to share with another worker"
+            );
+        });
     }
     for p in (0..n).map(|i| (start + i) % n) {
         if owned.len() >= fair || shutdown.is_cancelled() {

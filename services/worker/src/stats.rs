@@ -82,7 +82,7 @@ impl Stats {
 }
 
 /// The send stream as the worker's gauges and `chatctl stream` show it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamDepth {
     /// Entries in the stream (XLEN): acknowledged ones too, until maintenance trims them.
@@ -101,20 +101,35 @@ pub struct StreamDepth {
     pub lag_ms: u64,
 }
 
+/// A stream id as the pair it orders by (`ms-seq`); unreadable ones first.
+fn id_order(id: &str) -> (i64, i64) {
+    id.split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
 /// The milliseconds part of a stream id.
 fn id_millis(id: &str) -> Option<i64> {
     id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
 }
 
 impl StreamDepth {
-    /// Adds another partition's depth: counts summed, the lag the larger; the ids, which
-    /// belong to one stream, are dropped.
+    /// Adds another partition's depth: counts summed, the lag the larger, the older of the
+    /// oldest pending entries (stream ids are times); the last delivered id, which only
+    /// means something in its own stream, is dropped.
     fn add(&mut self, other: &StreamDepth) {
         self.length += other.length;
         self.pending += other.pending;
         self.undelivered = self.undelivered.zip(other.undelivered).map(|(a, b)| a + b);
         self.lag_ms = self.lag_ms.max(other.lag_ms);
-        self.oldest_pending_id = None;
+        self.oldest_pending_id = match (self.oldest_pending_id.take(), &other.oldest_pending_id) {
+            (Some(a), Some(b)) => Some(if id_order(b) < id_order(&a) {
+                b.clone()
+            } else {
+                a
+            }),
+            (a, b) => a.or_else(|| b.clone()),
+        };
         self.last_delivered_id = None;
     }
 }
@@ -222,4 +237,42 @@ where
         last_delivered_id: last,
         lag_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_add_up() {
+        let depth = |length, pending, oldest: Option<&str>, undelivered, lag_ms| StreamDepth {
+            length,
+            pending,
+            oldest_pending_id: oldest.map(String::from),
+            undelivered,
+            last_delivered_id: Some("9-9".into()),
+            lag_ms,
+        };
+        let mut total = depth(5, 2, Some("1700000000123-4"), Some(1), 40);
+        total.add(&depth(7, 1, Some("1700000000099-7"), Some(2), 10));
+        total.add(&depth(0, 0, None, Some(0), 0));
+        assert_eq!(
+            total,
+            depth(12, 3, Some("1700000000099-7"), Some(3), 40).clone_without_last()
+        );
+        total.add(&depth(1, 0, None, None, 0));
+        assert_eq!(total.undelivered, None, "unknown in one partition: unknown");
+        let mut empty = depth(0, 0, None, Some(0), 0);
+        empty.add(&depth(0, 1, Some("5-1"), Some(0), 3));
+        assert_eq!(empty.oldest_pending_id.as_deref(), Some("5-1"));
+    }
+
+    impl StreamDepth {
+        fn clone_without_last(&self) -> StreamDepth {
+            StreamDepth {
+                last_delivered_id: None,
+                ..self.clone()
+            }
+        }
+    }
 }
