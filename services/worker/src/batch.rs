@@ -15,10 +15,24 @@ use platform_core::time;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-/// A parsed stream entry and its stream id.
+/// Where an entry is: its partition of the send stream and its id in that partition's
+/// stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sid {
+    pub partition: usize,
+    pub id: String,
+}
+
+impl std::fmt::Display for Sid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in partition {}", self.id, self.partition)
+    }
+}
+
+/// A parsed stream entry and where it is.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub stream_id: String,
+    pub stream_id: Sid,
     pub entry: Entry,
 }
 
@@ -26,16 +40,16 @@ pub(crate) struct Item {
 #[derive(Debug, Default)]
 pub(crate) struct Stored {
     /// Stream ids settled by the commit: acknowledge them.
-    pub done: Vec<String>,
+    pub done: Vec<Sid>,
     pub notice: Notice,
     /// Creates stored by an earlier delivery that never acknowledged them, with the message
     /// as stored now (deleted ones left out): `(stream id, message)`. That delivery published
     /// nothing (a batch is acknowledged and announced in one MULTI), so these are announced
     /// now, each only if acknowledging it here is what settles it.
-    pub redelivered: Vec<(String, Message)>,
+    pub redelivered: Vec<(Sid, Message)>,
     /// Edits/deletes whose message was not found: `(stream id, message id, entry)`. Kept
     /// pending when the message is itself still queued, dropped otherwise.
-    pub unresolved: Vec<(String, Uuid, Entry)>,
+    pub unresolved: Vec<(Sid, Uuid, Entry)>,
     /// Entries PostgreSQL refused on their own: `(item, reason)`.
     pub rejected: Vec<(Item, String)>,
 }
@@ -83,18 +97,16 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// that only the offending ones are rejected.
 pub(crate) async fn store(
     pg: &PgPool,
-    partition: usize,
     items: Vec<Item>,
     urls: &UrlSigner,
 ) -> Result<Stored, StoreError> {
-    let lock = platform_core::stream::commit_lock(partition);
-    match store_together(pg, lock, &items, urls).await {
+    match store_together(pg, &items, urls).await {
         Ok(stored) => Ok(stored),
         Err(StoreError::Refused(reason)) if items.len() > 1 => {
             tracing::warn!(%reason, size = items.len(), "batch refused; storing entries one by one");
             let mut all = Stored::default();
             for item in items {
-                match store_together(pg, lock, std::slice::from_ref(&item), urls).await {
+                match store_together(pg, std::slice::from_ref(&item), urls).await {
                     Ok(one) => merge(&mut all, one),
                     Err(StoreError::Refused(reason)) => all.rejected.push((item, reason)),
                     Err(e) => return Err(e),
@@ -124,7 +136,6 @@ fn merge(all: &mut Stored, one: Stored) {
 
 async fn store_together(
     pg: &PgPool,
-    lock: i64,
     items: &[Item],
     urls: &UrlSigner,
 ) -> Result<Stored, StoreError> {
@@ -138,12 +149,20 @@ async fn store_together(
         })
         .collect();
 
+    // The commit locks of the partitions the creates are in.
+    let mut locks: Vec<i64> = items
+        .iter()
+        .filter(|i| matches!(i.entry, Entry::Create(_)))
+        .map(|i| platform_core::stream::commit_lock(i.stream_id.partition))
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
     let only_creates = creates.len() == items.len();
     // Sets: a batch holds up to BATCH_MAX entries, and each is looked up below.
     let inserted: HashSet<Uuid> = if only_creates {
         // The common case: one statement is its own transaction, one round trip.
         let stmt = client.prepare_cached(INSERT).await?;
-        insert(&**client, &stmt, lock, &creates)
+        insert(&**client, &stmt, &locks, &creates)
             .await?
             .into_iter()
             .collect()
@@ -153,7 +172,7 @@ async fn store_together(
             HashSet::new()
         } else {
             let stmt = tx.prepare_cached(INSERT).await?;
-            insert(&*tx, &stmt, lock, &creates)
+            insert(&*tx, &stmt, &locks, &creates)
                 .await?
                 .into_iter()
                 .collect()
@@ -325,16 +344,20 @@ async fn superseded(
         .is_some())
 }
 
-/// One multi-row insert. The partition's advisory lock (`stream::commit_lock`) is taken by
-/// the statement itself, before any row gets its `seq`, and held until commit: a
-/// partition's batches commit in `seq` order, whichever worker stores them. ORDER BY the ordinality keeps stream order within the batch.
+/// One multi-row insert. The advisory locks of the partitions its rows are in
+/// (`stream::commit_lock`, in ascending order, so that two batches never wait for each
+/// other) are taken by the statement itself, before any row gets its `seq`, and held until
+/// commit: a partition's batches commit in `seq` order, whichever worker stores them, while
+/// batches of other partitions commit beside them. ORDER BY the ordinality keeps stream order within the batch.
 ///
 /// A send also moves its sender's read marker (`API.md`, "Read state"): nothing is written
 /// for that here; the chat service reads the sender's newest message as part of the marker
 /// (`reads::own_newest_sql`), which costs a listing one index probe per conversation instead
 /// of costing every stored batch a member-row update per sender.
 const INSERT: &str = "
-    WITH commit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7))
+    WITH commit_lock AS MATERIALIZED (
+        SELECT count(pg_advisory_xact_lock(l)) FROM (SELECT unnest($7::int8[]) AS l ORDER BY 1) t
+    )
     INSERT INTO messages (id, conversation_id, sender_id, body, client_message_id, sent_at,
                           reply_to_id)
     SELECT id, conv, sender, body, cmid, sent, reply
@@ -388,7 +411,7 @@ impl<'a> InsertParams<'a> {
 async fn insert(
     client: &impl GenericClient,
     stmt: &tokio_postgres::Statement,
-    lock: i64,
+    locks: &[i64],
     creates: &[&Message],
 ) -> Result<Vec<Uuid>, tokio_postgres::Error> {
     let p = InsertParams::new(creates);
@@ -402,7 +425,7 @@ async fn insert(
                 &p.bodies,
                 &p.client_ids,
                 &p.sent,
-                &lock,
+                &locks,
                 &p.reply_to,
             ],
         )

@@ -1,6 +1,8 @@
-//! The consumer loop: read entries through the consumer group, store them as one batch,
+//! The consumer loop: read entries through the consumer group, from every partition of the
+//! send stream this worker owns (`crate::partitions`) at once, store them as one batch,
 //! then acknowledge, clear their pending marks and publish the commit notice, all in one
-//! MULTI: a batch is announced if and only if it is acknowledged. Between reads it takes
+//! MULTI: a batch is announced if and only if it is acknowledged. A partition it comes to
+//! own is first cleared of what its previous owner left pending; between reads it takes
 //! over entries a dead worker left pending and trims what every consumer has acknowledged.
 //!
 //! Nothing accepted is given up on because the database is unwell: a batch that cannot be
@@ -28,7 +30,7 @@ use redis::AsyncCommands;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{self, Item, StoreError, Stored};
+use crate::batch::{self, Item, Sid, StoreError, Stored};
 use crate::config::Fault;
 use crate::stats;
 use crate::Config;
@@ -36,19 +38,28 @@ use crate::Config;
 /// An entry for the dead-letter stream: stream id, its bytes as read, why, and the send it
 /// was (whose `clientMessageId` and pending mark are released), if it was one.
 type Dead<'a> = (
-    String,
+    Sid,
     Vec<u8>,
     String,
     Option<&'a platform_core::model::Message>,
 );
 
-/// The consumer of one partition of the send stream, run while this worker owns it
-/// (`crate::partitions`); `shutdown` ends it when the worker stops or gives the partition up.
+/// The partitions a worker owns, as `crate::partitions` publishes them to its consumer; the
+/// version grows with every change.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owned {
+    pub version: u64,
+    pub partitions: Vec<usize>,
+}
+
+/// A worker's consumer of the partitions it owns; `shutdown` ends it when the worker stops.
 pub(crate) struct Consumer {
     pub config: Config,
-    /// The partition's number and its stream.
-    pub partition: usize,
-    pub stream: String,
+    /// What to read; changes between batches.
+    pub owned: tokio::sync::watch::Receiver<Owned>,
+    /// The version of `owned` the consumer works with: once it reaches a version without a
+    /// partition, no batch of that partition is in hand any more, and its lease can go.
+    pub seen: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     pub keys: Keys,
     pub pg: PgPool,
     pub redis: RedisPool,
@@ -96,28 +107,26 @@ return 0
 ";
 
 impl Consumer {
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(mut self) {
         let mut reader: Option<MultiplexedConnection> = None;
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
-        let mut taken_over = false;
+        let mut current: Vec<usize> = Vec::new();
+        // Partitions come to own whose previous owner's pending entries are not taken yet.
+        let mut to_take: Vec<usize> = Vec::new();
         while !self.shutdown.is_cancelled() {
-            if reader.is_some() && !taken_over {
-                match self.take_over().await {
-                    Ok(()) => taken_over = true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, partition = self.partition, "cannot take over the partition's pending entries");
-                        self.pause(&mut backoff).await;
-                        continue;
-                    }
+            // Between batches: the partitions to read now.
+            let owned = self.owned.borrow_and_update().clone();
+            to_take.extend(owned.partitions.iter().filter(|p| !current.contains(p)));
+            to_take.retain(|p| owned.partitions.contains(p));
+            current = owned.partitions;
+            self.seen.send_replace(owned.version);
+            if current.is_empty() {
+                tokio::select! {
+                    _ = self.owned.changed() => {}
+                    () = self.shutdown.cancelled() => {}
                 }
-            }
-            // Maintenance needs the consumer group, which connecting the reader creates.
-            if reader.is_some() && Instant::now() >= next_maintenance {
-                if let Err(e) = self.maintain().await {
-                    tracing::warn!(error = %e, "stream maintenance failed");
-                }
-                next_maintenance = Instant::now() + self.config.maintenance_every;
+                continue;
             }
             let conn = match reader.as_mut() {
                 Some(c) => c,
@@ -130,7 +139,27 @@ impl Consumer {
                     }
                 },
             };
-            match self.read(conn).await {
+            if let Some(&p) = to_take.first() {
+                match self.take_over(conn, p).await {
+                    Ok(()) => {
+                        to_take.remove(0);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, partition = p, "cannot take over the partition's pending entries");
+                        self.pause(&mut backoff).await;
+                    }
+                }
+                continue;
+            }
+            if Instant::now() >= next_maintenance {
+                for &p in &current {
+                    if let Err(e) = self.maintain(p).await {
+                        tracing::warn!(error = %e, partition = p, "stream maintenance failed");
+                    }
+                }
+                next_maintenance = Instant::now() + self.config.maintenance_every;
+            }
+            match self.read(conn, &current).await {
                 Ok(entries) => {
                     backoff = RETRY_MIN;
                     if !entries.is_empty() {
@@ -144,19 +173,23 @@ impl Consumer {
                 }
             }
         }
-        tracing::debug!(partition = self.partition, "partition consumer stopped");
     }
 
-    /// Before reading new entries, takes over and stores whatever the partition's previous
-    /// owner left pending, however recently it was delivered: its lease has expired or was
-    /// given up, so it stores nothing more of this partition (a batch it was still storing
-    /// is stored once all the same, and announced once).
-    async fn take_over(&self) -> Result<(), Failure> {
+    /// Before reading anything new from partition `p`, which this worker has just come to
+    /// own: creates its consumer group if need be, then takes over and stores whatever the
+    /// previous owner left pending there, however recently it was delivered. Its lease has
+    /// expired or was given up, so it stores nothing more of this partition (a batch it was
+    /// still storing is stored once all the same, and announced once).
+    async fn take_over(&self, conn: &mut MultiplexedConnection, p: usize) -> Result<(), Failure> {
+        let stream = &self.keys.streams()[p];
+        stream::create_group(conn, stream)
+            .await
+            .context("XGROUP CREATE")?;
         let mut cursor = "0-0".to_string();
         loop {
             let mut conn = self.redis.get().await.context("Redis pool")?;
             let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(&self.stream)
+                .arg(stream)
                 .arg(GROUP)
                 .arg(&self.config.consumer)
                 .arg(0)
@@ -169,11 +202,11 @@ impl Consumer {
             drop(conn);
             if !reply.claimed.is_empty() {
                 tracing::info!(
-                    partition = self.partition,
+                    partition = p,
                     count = reply.claimed.len(),
                     "took over the partition's pending entries"
                 );
-                self.handle(reply.claimed, None).await;
+                self.handle(tagged(p, reply.claimed), None).await;
             }
             if reply.next_stream_id == "0-0" || self.shutdown.is_cancelled() {
                 return Ok(());
@@ -197,58 +230,91 @@ impl Consumer {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.config.block + Duration::from_secs(5)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        let mut conn = client
+        let conn = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
-        stream::create_group(&mut conn, &self.stream).await?;
         Ok(conn)
     }
 
-    async fn read(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<Vec<StreamId>> {
+    /// New entries from the partitions in `from` (one read, blocking until any has some),
+    /// each tagged with its partition. COUNT applies per stream, so each partition gets its
+    /// share of `batch_max`.
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        from: &[usize],
+    ) -> redis::RedisResult<Vec<(usize, StreamId)>> {
         let max = self.config.batch_max;
+        // At most `batch_max` in all (one from each when that is less than one apiece).
+        let each = (max / from.len().max(1)).max(1);
+        let streams: Vec<&str> = from
+            .iter()
+            .map(|p| self.keys.streams()[*p].as_str())
+            .collect();
+        let ids = vec![">"; streams.len()];
         let opts = StreamReadOptions::default()
             .group(GROUP, &self.config.consumer)
-            .count(max)
+            .count(each)
             .block(self.config.block.as_millis() as usize);
-        let reply: Option<StreamReadReply> =
-            conn.xread_options(&[&self.stream], &[">"], &opts).await?;
-        let mut entries = flatten(reply);
+        let reply: Option<StreamReadReply> = conn.xread_options(&streams, &ids, &opts).await?;
+        let mut entries = self.flatten(reply);
         if !entries.is_empty() && entries.len() < max && !self.config.batch_wait.is_zero() {
             tokio::time::sleep(self.config.batch_wait).await;
             let opts = StreamReadOptions::default()
                 .group(GROUP, &self.config.consumer)
-                .count(max - entries.len());
-            let more: Option<StreamReadReply> =
-                conn.xread_options(&[&self.stream], &[">"], &opts).await?;
-            entries.extend(flatten(more));
+                .count(((max - entries.len()) / from.len()).max(1));
+            let more: Option<StreamReadReply> = conn.xread_options(&streams, &ids, &opts).await?;
+            entries.extend(self.flatten(more));
         }
         Ok(entries)
+    }
+
+    /// A read's entries, each with the partition of the stream it came from.
+    fn flatten(&self, reply: Option<StreamReadReply>) -> Vec<(usize, StreamId)> {
+        let streams = self.keys.streams();
+        reply
+            .map(|r| {
+                r.keys
+                    .into_iter()
+                    .filter_map(|k| {
+                        let p = streams.iter().position(|s| *s == k.key)?;
+                        Some(tagged(p, k.ids))
+                    })
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Stores a batch (retrying until PostgreSQL takes it), then settles it in Redis.
     /// `deliveries` is set for an entry handled alone after `MAX_DELIVERIES`: an edit or
     /// delete still waiting for its message then is dead-lettered.
-    pub(crate) async fn handle(&self, entries: Vec<StreamId>, deliveries: Option<u64>) {
+    pub(crate) async fn handle(
+        &self,
+        entries: impl IntoIterator<Item = (usize, StreamId)>,
+        deliveries: Option<u64>,
+    ) {
         let started = Instant::now();
-        let mut items = Vec::with_capacity(entries.len());
+        let mut items = Vec::new();
         let mut unreadable = Vec::new();
-        for e in entries {
+        for (partition, e) in entries {
+            let stream_id = Sid {
+                partition,
+                id: e.id.clone(),
+            };
             match parse(&e) {
-                Some(entry) => items.push(Item {
-                    stream_id: e.id,
-                    entry,
-                }),
+                Some(entry) => items.push(Item { stream_id, entry }),
                 None => {
                     let bytes = raw(&e);
-                    unreadable.push((e.id, bytes, "unreadable entry".to_string(), None));
+                    unreadable.push((stream_id, bytes, "unreadable entry".to_string(), None));
                 }
             }
         }
         let size = items.len();
-        let held: Vec<String> = items.iter().map(|i| i.stream_id.clone()).collect();
+        let held: Vec<Sid> = items.iter().map(|i| i.stream_id.clone()).collect();
         let mut backoff = RETRY_MIN;
         let stored = loop {
-            match batch::store(&self.pg, self.partition, items.clone(), &self.config.urls).await {
+            match batch::store(&self.pg, items.clone(), &self.config.urls).await {
                 Ok(stored) => break stored,
                 Err(StoreError::Unavailable(e) | StoreError::Refused(e)) => {
                     tracing::warn!(error = %e, size, "cannot store batch; will retry");
@@ -298,7 +364,7 @@ impl Consumer {
     /// Waits before a retry while keeping the batch's entries ours: XCLAIM … JUSTID resets
     /// their idle time without counting a delivery, so maintenance elsewhere does not take
     /// them over (and count them towards `MAX_DELIVERIES`) while we retry.
-    async fn hold(&self, held: &[String], backoff: &mut Duration) {
+    async fn hold(&self, held: &[Sid], backoff: &mut Duration) {
         let step = (*backoff).min(self.config.claim_idle / 2);
         tokio::select! {
             () = tokio::time::sleep(step) => {}
@@ -308,18 +374,20 @@ impl Consumer {
         if held.is_empty() {
             return;
         }
-        let refreshed: Result<Vec<String>, Failure> = async {
+        let refreshed: Result<(), Failure> = async {
             let mut conn = self.redis.get().await.context("Redis pool")?;
-            redis::cmd("XCLAIM")
-                .arg(&self.stream)
-                .arg(GROUP)
-                .arg(&self.config.consumer)
-                .arg(0)
-                .arg(held)
-                .arg("JUSTID")
-                .query_async(&mut *conn)
-                .await
-                .context("XCLAIM JUSTID")
+            let mut pipe = redis::pipe();
+            for (p, ids) in by_partition(held) {
+                pipe.cmd("XCLAIM")
+                    .arg(&self.keys.streams()[p])
+                    .arg(GROUP)
+                    .arg(&self.config.consumer)
+                    .arg(0)
+                    .arg(ids)
+                    .arg("JUSTID")
+                    .ignore();
+            }
+            pipe.query_async(&mut *conn).await.context("XCLAIM JUSTID")
         }
         .await;
         if let Err(e) = refreshed {
@@ -339,7 +407,7 @@ impl Consumer {
         let still_queued = self.still_queued(&mut conn, &stored.unresolved).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let mut ack: Vec<&str> = stored.done.iter().map(String::as_str).collect();
+        let mut ack: Vec<&Sid> = stored.done.iter().collect();
         for (stream_id, id, entry) in &stored.unresolved {
             if !still_queued.contains(id) {
                 tracing::info!(message = %id, "edit or delete of a message that does not exist; dropped");
@@ -353,7 +421,7 @@ impl Consumer {
                 stream::dead_letter(
                     &mut pipe,
                     &self.keys,
-                    stream_id,
+                    &stream_id.id,
                     &reason,
                     &raw,
                     self.config.dead_letter_max,
@@ -367,7 +435,7 @@ impl Consumer {
             stream::dead_letter(
                 &mut pipe,
                 &self.keys,
-                stream_id,
+                &stream_id.id,
                 reason,
                 raw,
                 self.config.dead_letter_max,
@@ -385,11 +453,11 @@ impl Consumer {
                 }
             }
         }
-        if !ack.is_empty() {
+        for (p, ids) in by_partition(ack) {
             pipe.cmd("XACK")
-                .arg(&self.stream)
+                .arg(&self.keys.streams()[p])
                 .arg(GROUP)
-                .arg(&ack)
+                .arg(ids)
                 .ignore();
         }
         let n = &stored.notice;
@@ -457,38 +525,38 @@ impl Consumer {
     fn announce_redelivered(
         &self,
         pipe: &mut redis::Pipeline,
-        redelivered: &[(String, platform_core::model::Message)],
+        redelivered: &[(Sid, platform_core::model::Message)],
     ) -> Result<(), Failure> {
         let max = recovery::body_room(self.config.recovery_window, self.config.notice_max_bytes);
-        let mut call: Option<(redis::Cmd, usize)> = None;
+        // (the call, its bytes, its partition): one call acknowledges in one stream.
+        let mut call: Option<(redis::Cmd, usize, usize)> = None;
         for (stream_id, m) in redelivered {
             let json = serde_json::to_vec(m).context("encoding a redelivered message")?;
-            if call
-                .as_ref()
-                .is_some_and(|(_, size)| size + json.len() + 1 > max)
-            {
-                if let Some((full, _)) = call.take() {
+            if call.as_ref().is_some_and(|(_, size, p)| {
+                size + json.len() + 1 > max || *p != stream_id.partition
+            }) {
+                if let Some((full, _, _)) = call.take() {
                     pipe.add_command(full).ignore();
                 }
             }
-            let (cmd, size) = call.get_or_insert_with(|| {
+            let (cmd, size, _) = call.get_or_insert_with(|| {
                 let mut c = redis::cmd("EVAL");
                 c.arg(ANNOUNCE_REDELIVERED.as_str())
                     .arg(3)
-                    .arg(&self.stream)
+                    .arg(&self.keys.streams()[stream_id.partition])
                     .arg(&self.keys.notices)
                     .arg(self.keys.rec_seq())
                     .arg(GROUP)
                     .arg(self.config.recovery_window.retention_secs())
                     .arg(self.keys.rec_payload_prefix());
-                (c, 16)
+                (c, 16, stream_id.partition)
             });
             *size += json.len() + 1;
-            cmd.arg(stream_id)
+            cmd.arg(&stream_id.id)
                 .arg(json)
                 .arg(self.keys.rec_conversation(&m.conversation_id));
         }
-        if let Some((c, _)) = call {
+        if let Some((c, _, _)) = call {
             pipe.add_command(c).ignore();
         }
         Ok(())
@@ -498,7 +566,7 @@ impl Consumer {
     async fn still_queued(
         &self,
         conn: &mut platform_core::pools::RedisConn,
-        unresolved: &[(String, uuid::Uuid, Entry)],
+        unresolved: &[(Sid, uuid::Uuid, Entry)],
     ) -> Result<Vec<uuid::Uuid>, Failure> {
         let mut out = Vec::new();
         for (_, id, _) in unresolved {
@@ -513,12 +581,14 @@ impl Consumer {
         Ok(out)
     }
 
-    /// Dead-letters entries delivered too often, takes over idle ones, trims the stream.
-    async fn maintain(&self) -> Result<(), Failure> {
+    /// In partition `p`: stores entries delivered too often on their own, takes over idle
+    /// ones, trims the stream.
+    async fn maintain(&self, p: usize) -> Result<(), Failure> {
+        let stream = &self.keys.streams()[p];
         let idle = self.config.claim_idle.as_millis() as u64;
         let mut conn = self.redis.get().await.context("Redis pool")?;
         let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&self.stream)
+            .arg(stream)
             .arg(GROUP)
             .arg("IDLE")
             .arg(idle)
@@ -535,20 +605,20 @@ impl Consumer {
             // its data dead-letters it.
             let mut conn = self.redis.get().await.context("Redis pool")?;
             let claimed: Vec<StreamId> = conn
-                .xclaim(&self.stream, GROUP, &self.config.consumer, idle, &[id])
+                .xclaim(stream, GROUP, &self.config.consumer, idle, &[id])
                 .await
                 .map(|r: redis::streams::StreamClaimReply| r.ids)
                 .context("XCLAIM")?;
             drop(conn);
             if !claimed.is_empty() {
-                tracing::warn!(stream_id = %id, deliveries, "entry delivered repeatedly; storing it alone");
-                self.handle(claimed, Some(*deliveries)).await;
+                tracing::warn!(stream_id = %id, partition = p, deliveries, "entry delivered repeatedly; storing it alone");
+                self.handle(tagged(p, claimed), Some(*deliveries)).await;
             }
         }
         let mut conn = self.redis.get().await.context("Redis pool")?;
         if pending.iter().any(|p| p.3 < self.config.max_deliveries) {
             let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(&self.stream)
+                .arg(stream)
                 .arg(GROUP)
                 .arg(&self.config.consumer)
                 .arg(idle)
@@ -564,21 +634,21 @@ impl Consumer {
                     count = reply.claimed.len(),
                     "took over idle pending entries"
                 );
-                self.handle(reply.claimed, None).await;
+                self.handle(tagged(p, reply.claimed), None).await;
             }
         } else {
             drop(conn);
         }
-        self.trim().await
+        self.trim(stream).await
     }
 
     /// Removes entries every consumer has acknowledged: everything below the oldest pending
     /// entry, or (with none pending) up to the last one delivered.
-    async fn trim(&self) -> Result<(), Failure> {
+    async fn trim(&self, stream: &str) -> Result<(), Failure> {
         let mut conn = self.redis.get().await.context("Redis pool")?;
         // Delivered-up-to first, pending second: an entry delivered in between is either
         // above `last` or shows up as pending, so nothing unacknowledged is trimmed.
-        let depth = stats::stream_depth(&mut *conn, &self.stream)
+        let depth = stats::stream_depth(&mut *conn, stream)
             .await
             .context("stream depth")?;
         let Some(last) = depth.last_delivered_id else {
@@ -593,7 +663,7 @@ impl Consumer {
             },
         };
         let _: i64 = redis::cmd("XTRIM")
-            .arg(&self.stream)
+            .arg(stream)
             .arg("MINID")
             .arg(&min_id)
             .query_async(&mut *conn)
@@ -603,10 +673,21 @@ impl Consumer {
     }
 }
 
-fn flatten(reply: Option<StreamReadReply>) -> Vec<StreamId> {
-    reply
-        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-        .unwrap_or_default()
+/// Entries of partition `p`, tagged with it.
+fn tagged(p: usize, ids: Vec<StreamId>) -> impl Iterator<Item = (usize, StreamId)> {
+    ids.into_iter().map(move |e| (p, e))
+}
+
+/// Stream ids grouped by partition, for the commands that name one stream.
+fn by_partition<'a>(ids: impl IntoIterator<Item = &'a Sid>) -> Vec<(usize, Vec<&'a str>)> {
+    let mut out: Vec<(usize, Vec<&str>)> = Vec::new();
+    for sid in ids {
+        match out.iter_mut().find(|(p, _)| *p == sid.partition) {
+            Some((_, v)) => v.push(&sid.id),
+            None => out.push((sid.partition, vec![&sid.id])),
+        }
+    }
+    out
 }
 
 fn raw(e: &StreamId) -> Vec<u8> {

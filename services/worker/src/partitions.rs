@@ -1,18 +1,19 @@
 //! Sharing the send stream's partitions among the live workers. Each partition is owned by
 //! one worker at a time through a lease in Redis ([`Keys::lease`]: the owner's consumer name,
 //! expiring after `CLAIM_IDLE_MS` unless renewed), so one worker stores a conversation's
-//! entries, in the order they were queued, and different partitions commit in parallel.
+//! entries, in the order they were queued, and different workers commit side by side.
 //!
 //! Every tick (a third of the lease) a worker records its heartbeat in [`Keys::workers`] and
 //! counts the live workers; renews its leases (a lease found lost, say after a long pause,
-//! stops that partition's consumer); gives up partitions above its fair share (partitions /
-//! live workers, rounded up) once their consumers have finished the batch in hand; and takes
-//! free ones up to that share. A consumer starting on a partition first takes over whatever
-//! the previous owner left pending (`Consumer::take_over`). A worker that stops finishes its
-//! batches and releases its leases at once; one that dies loses them when they expire, and
-//! its heartbeat with them.
+//! is dropped from what its consumer reads); gives up partitions above its fair share
+//! (partitions / live workers, rounded up), releasing each lease once the consumer has
+//! finished the batch in hand; and takes free ones up to that share. Its one consumer reads
+//! every partition it owns at once, so that owning several does not split its batches, and
+//! takes over what a previous owner left pending in a partition before reading it
+//! (`Consumer::take_over`). A worker that stops finishes its batch and releases its leases
+//! at once; one that dies loses them when they expire, and its heartbeat with them.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,10 +22,11 @@ use std::time::Duration;
 use platform_core::pools::{PgPool, RedisPool};
 use platform_core::stream::{self, Keys};
 use platform_core::{Context, Failure};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Owned};
 use crate::{stats, Config};
 
 /// KEYS: a lease. ARGV: the owner, the lease (ms). Extends the lease if it is still ours.
@@ -39,7 +41,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// What every partition's consumer shares.
+/// How often a worker below its fair share looks for free partitions (a few `SET NX`).
+const WANTING_EVERY: Duration = Duration::from_millis(100);
+
+/// What the worker's consumer needs.
 pub(crate) struct Shared {
     pub config: Config,
     pub keys: Keys,
@@ -48,10 +53,28 @@ pub(crate) struct Shared {
     pub stats: Arc<stats::Stats>,
 }
 
-/// A partition this worker owns: its consumer and what stops it.
-struct Owned {
+/// The partitions this worker owns and the consumer reading them.
+struct Ownership {
+    partitions: BTreeSet<usize>,
+    version: u64,
+    publish: watch::Sender<Owned>,
+    /// The version the consumer works with (see [`Consumer::seen`]).
+    seen: watch::Receiver<u64>,
+    seen_tx: Arc<watch::Sender<u64>>,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    consumer: JoinHandle<()>,
+}
+
+impl Ownership {
+    /// Tells the consumer what it owns now; the new version.
+    fn publish(&mut self) -> u64 {
+        self.version += 1;
+        self.publish.send_replace(Owned {
+            version: self.version,
+            partitions: self.partitions.iter().copied().collect(),
+        });
+        self.version
+    }
 }
 
 /// Owns partitions until `shutdown`, then gives them all back. Fails only when the
@@ -68,21 +91,49 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> Result<(
     let mut h = std::hash::DefaultHasher::new();
     shared.config.consumer.hash(&mut h);
     let start = (h.finish() % n as u64) as usize;
-    let mut owned = BTreeMap::new();
+    let (publish, owned) = watch::channel(Owned::default());
+    let (seen_tx, seen) = watch::channel(0);
+    let seen_tx = Arc::new(seen_tx);
+    let stop = shutdown.child_token();
+    let mut own = Ownership {
+        partitions: BTreeSet::new(),
+        version: 0,
+        consumer: start_consumer(&shared, owned, seen_tx.clone(), stop.clone()),
+        publish,
+        seen,
+        seen_tx,
+        stop,
+    };
+    let mut gauges_at = tokio::time::Instant::now();
     loop {
-        if let Err(e) = balance(&shared, &mut owned, start, &shutdown).await {
-            tracing::warn!(error = %e, "cannot share the stream's partitions this round");
+        // Below its share, a worker looks again soon: a partition another worker gives up
+        // (one joined) or that a dead one's lease frees should not wait a whole tick.
+        let wanting = match balance(&shared, &mut own, start).await {
+            Ok(short) => short,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot share the stream's partitions this round");
+                false
+            }
+        };
+        if tokio::time::Instant::now() >= gauges_at {
+            if let Err(e) = gauges(&shared).await {
+                tracing::warn!(error = %e, "cannot read the stream's depth");
+            }
+            gauges_at = tokio::time::Instant::now() + tick;
         }
+        let next = if wanting {
+            tick.min(WANTING_EVERY)
+        } else {
+            tick
+        };
         tokio::select! {
-            () = tokio::time::sleep(tick) => {}
+            () = tokio::time::sleep(next) => {}
             () = shutdown.cancelled() => break,
         }
     }
-    for o in owned.values() {
-        o.stop.cancel();
-    }
-    for (p, o) in owned {
-        let _ = o.task.await;
+    own.stop.cancel();
+    let _ = own.consumer.await;
+    for p in std::mem::take(&mut own.partitions) {
         if let Err(e) = release(&shared, p).await {
             tracing::warn!(error = %e, partition = p, "cannot release a lease");
         }
@@ -135,17 +186,23 @@ async fn checked(shared: &Shared, shutdown: &CancellationToken) -> Result<bool, 
     }
 }
 
-/// One round: heartbeat, renew, give up the excess, take up to the fair share, gauges.
-async fn balance(
-    shared: &Arc<Shared>,
-    owned: &mut BTreeMap<usize, Owned>,
-    start: usize,
-    shutdown: &CancellationToken,
-) -> Result<(), Failure> {
+/// One round: heartbeat, renew, give up the excess, take up to the fair share. True when
+/// it still owns fewer than its share.
+async fn balance(shared: &Arc<Shared>, own: &mut Ownership, start: usize) -> Result<bool, Failure> {
     let keys = &shared.keys;
     let me = shared.config.consumer.as_str();
     let lease_ms = shared.config.claim_idle.as_millis() as u64;
     let n = keys.streams().len();
+    if own.consumer.is_finished() && !own.stop.is_cancelled() {
+        // It only ends by being stopped, or by a panic: read on with a new one.
+        tracing::error!("the stream consumer ended; starting it again");
+        own.consumer = start_consumer(
+            shared,
+            own.publish.subscribe(),
+            own.seen_tx.clone(),
+            own.stop.clone(),
+        );
+    }
     let mut conn = shared.redis.get().await.context("Redis pool")?;
     let now = platform_core::time::now_millis();
     let (live,): (usize,) = redis::pipe()
@@ -166,20 +223,9 @@ async fn balance(
         .context("worker heartbeat")?;
     let fair = n.div_ceil(live.max(1));
 
-    // A consumer that ended by itself (it never does but by panicking) frees its partition.
-    owned.retain(|p, o| {
-        let alive = !o.task.is_finished();
-        if !alive {
-            tracing::error!(
-                partition = p,
-                "a partition's consumer ended; taking it up again"
-            );
-        }
-        alive
-    });
-    if !owned.is_empty() {
+    if !own.partitions.is_empty() {
         let mut pipe = redis::pipe();
-        for p in owned.keys() {
+        for p in &own.partitions {
             pipe.cmd("EVAL")
                 .arg(RENEW)
                 .arg(1)
@@ -191,50 +237,59 @@ async fn balance(
             .query_async(&mut *conn)
             .await
             .context("renewing leases")?;
-        let lost: Vec<usize> = owned
-            .keys()
+        let lost: Vec<usize> = own
+            .partitions
+            .iter()
             .zip(renewed)
             .filter(|(_, r)| *r == 0)
             .map(|(p, _)| *p)
             .collect();
-        for p in lost {
-            // Another worker owns it now and has taken over its pending entries; a batch
-            // this consumer is storing meanwhile is stored once all the same.
-            tracing::warn!(partition = p, "lease lost; its consumer stops");
-            if let Some(o) = owned.remove(&p) {
-                o.stop.cancel();
+        if !lost.is_empty() {
+            // Another worker owns them now and has taken over their pending entries; a batch
+            // the consumer is storing meanwhile is stored once all the same.
+            tracing::warn!(partitions = ?lost, "leases lost; no longer reading them");
+            for p in &lost {
+                own.partitions.remove(p);
             }
+            own.publish();
         }
     }
-    while owned.len() > fair {
-        let Some((p, o)) = owned.pop_last() else {
-            break;
-        };
-        // Released once its consumer has finished the batch in hand (and its blocking read,
-        // up to BATCH_BLOCK_MS); this loop goes on renewing the other leases meanwhile.
-        o.stop.cancel();
+    if own.partitions.len() > fair {
+        let mut given = Vec::new();
+        while own.partitions.len() > fair {
+            given.extend(own.partitions.pop_last());
+        }
+        let version = own.publish();
+        let mut seen = own.seen.clone();
         let shared = shared.clone();
+        // Released once the consumer works without them (the batch in hand finished, and
+        // its blocking read, up to BATCH_BLOCK_MS); this loop goes on renewing meanwhile.
         tokio::spawn(async move {
-            let _ = o.task.await;
-            if let Err(e) = release(&shared, p).await {
-                // It expires by itself: the partition waits CLAIM_IDLE_MS for its next owner.
-                tracing::warn!(error = %e, partition = p, "cannot release a lease");
+            if seen.wait_for(|v| *v >= version).await.is_err() {
+                return; // The consumer is gone: the worker is stopping and releases all.
             }
-            tracing::info!(
-                partition = p,
-                live,
-                "partition given up to share with another worker"
-            );
+            for p in given {
+                if let Err(e) = release(&shared, p).await {
+                    // It expires by itself: the partition waits CLAIM_IDLE_MS for its owner.
+                    tracing::warn!(error = %e, partition = p, "cannot release a lease");
+                }
+                tracing::info!(
+                    partition = p,
+                    live,
+                    "partition given up to share with another worker"
+                );
+            }
         });
     }
+    let mut taken = false;
     for p in (0..n).map(|i| (start + i) % n) {
-        if owned.len() >= fair || shutdown.is_cancelled() {
+        if own.partitions.len() >= fair || own.stop.is_cancelled() {
             break;
         }
-        if owned.contains_key(&p) {
+        if own.partitions.contains(&p) {
             continue;
         }
-        let taken: Option<String> = redis::cmd("SET")
+        let got: Option<String> = redis::cmd("SET")
             .arg(keys.lease(p))
             .arg(me)
             .arg("NX")
@@ -243,17 +298,26 @@ async fn balance(
             .query_async(&mut *conn)
             .await
             .context("taking a lease")?;
-        if taken.is_some() {
+        if got.is_some() {
             tracing::info!(partition = p, stream = %keys.streams()[p], "partition taken");
-            owned.insert(p, start_consumer(shared, p, shutdown));
+            own.partitions.insert(p);
+            taken = true;
         }
+    }
+    if taken {
+        own.publish();
     }
     shared
         .stats
         .partitions
-        .store(owned.len() as u64, Ordering::Relaxed);
+        .store(own.partitions.len() as u64, Ordering::Relaxed);
+    Ok(own.partitions.len() < fair)
+}
 
-    let (total, _) = stats::depth_of_all(&mut *conn, keys)
+/// The stream's gauges, totals over the partitions (every worker reads them all).
+async fn gauges(shared: &Shared) -> Result<(), Failure> {
+    let mut conn = shared.redis.get().await.context("Redis pool")?;
+    let (total, _) = stats::depth_of_all(&mut *conn, &shared.keys)
         .await
         .context("stream depth")?;
     let st = &shared.stats;
@@ -263,20 +327,21 @@ async fn balance(
     Ok(())
 }
 
-fn start_consumer(shared: &Arc<Shared>, p: usize, shutdown: &CancellationToken) -> Owned {
-    let stop = shutdown.child_token();
+fn start_consumer(
+    shared: &Arc<Shared>,
+    owned: watch::Receiver<Owned>,
+    seen: Arc<watch::Sender<u64>>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     let consumer = Consumer {
         config: shared.config.clone(),
-        partition: p,
-        stream: shared.keys.streams()[p].clone(),
+        owned,
+        seen,
         keys: shared.keys.clone(),
         pg: shared.pg.clone(),
         redis: shared.redis.clone(),
         stats: shared.stats.clone(),
-        shutdown: stop.clone(),
+        shutdown: stop,
     };
-    Owned {
-        stop,
-        task: tokio::spawn(consumer.run()),
-    }
+    tokio::spawn(consumer.run())
 }
