@@ -3,7 +3,7 @@
 //! expiring after `CLAIM_IDLE_MS` unless renewed), so one worker stores a conversation's
 //! entries, in the order they were queued, and different workers commit side by side.
 //!
-//! Every tick (a third of the lease) a worker records its heartbeat in [`Keys::workers`] and
+//! Every tick (a third of the lease, at most a second) a worker records its heartbeat in [`Keys::workers`] and
 //! counts the live workers; renews its leases (a lease found lost, say after a long pause,
 //! is dropped from what its consumer reads); gives up partitions above its fair share
 //! (partitions / live workers, rounded up), releasing each lease once the consumer has
@@ -40,6 +40,9 @@ const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// The longest between two rounds of heartbeat, renewal and balance (a few commands).
+const TICK_MAX: Duration = Duration::from_secs(1);
 
 /// How often a worker below its fair share looks for free partitions (a few `SET NX`).
 const WANTING_EVERY: Duration = Duration::from_millis(100);
@@ -85,7 +88,9 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> Result<(
         return Ok(());
     }
     let n = shared.keys.streams().len();
-    let tick = (shared.config.claim_idle / 3).max(Duration::from_millis(20));
+    // A third of the lease, to renew it in time, and at most a second, so that a worker
+    // above its share (another just joined) gives the excess up soon.
+    let tick = (shared.config.claim_idle / 3).clamp(Duration::from_millis(20), TICK_MAX);
     // Where this worker starts looking for free partitions: workers started together then
     // try different ones first.
     let mut h = std::hash::DefaultHasher::new();
