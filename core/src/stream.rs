@@ -135,9 +135,13 @@ pub fn partition_of(conversation: &Uuid, n: usize) -> usize {
 }
 
 /// [`partition_of`] as a SQL expression over a `uuid` expression and a count expression
-/// (0-based, `bigint`).
+/// (0-based, `bigint`). With one partition it is 0 without reading the id: the text
+/// conversion costs the listing about 0.7 µs a conversation.
 pub fn partition_sql(conversation: &str, n: &str) -> String {
-    format!("((('x' || right(({conversation})::text, 8))::bit(32)::bigint) % ({n}))")
+    format!(
+        "(CASE WHEN ({n}) = 1 THEN 0 \
+         ELSE (('x' || right(({conversation})::text, 8))::bit(32)::bigint) % ({n}) END)"
+    )
 }
 
 /// The advisory lock that serialises the batch commits of partition `p`, so that
