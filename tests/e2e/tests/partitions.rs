@@ -47,9 +47,13 @@ async fn the_sql_partition_function_is_the_rust_one() {
 
 /// Waits until the leases are held by `owners` distinct workers, `per` partitions each.
 async fn shared_as(s: &Stack, owners: usize, per: usize) {
+    shared_within(s, owners, per, Duration::from_secs(20)).await;
+}
+
+async fn shared_within(s: &Stack, owners: usize, per: usize, limit: Duration) {
     s.eventually(
         &format!("{owners} workers owning {per} partitions each"),
-        Duration::from_secs(20),
+        limit,
         || async {
             let leases = s.lease_owners().await;
             let mut by: HashMap<String, usize> = HashMap::new();
@@ -345,4 +349,36 @@ async fn services_with_another_partition_count_refuse_to_start() {
     assert!(!chat.status.success());
     let out = String::from_utf8_lossy(&chat.stdout) + String::from_utf8_lossy(&chat.stderr);
     assert!(out.contains(why), "{out}");
+}
+
+#[tokio::test]
+async fn a_stopping_worker_hands_its_partitions_over_at_once() {
+    let mut s = Stack::empty().await;
+    s.partitions = 4;
+    // Leases that would take a minute to expire: only a release hands them over sooner.
+    s.worker_env.push(("CLAIM_IDLE_MS".into(), "60000".into()));
+    s.start_chat().await;
+    s.start_workers(2).await;
+    s.start_gateway(&[]).await;
+    shared_as(&s, 2, 2).await;
+
+    let stopping = s.workers.remove(0);
+    let status = tokio::task::spawn_blocking(move || stopping.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // SIGTERM: it finished its batch, released its leases and left the live workers, so the
+    // other one takes everything within a round, not when the leases would have expired.
+    shared_within(&s, 1, 4, Duration::from_secs(5)).await;
+
+    let mut conversations = Vec::new();
+    let mut seen = HashSet::new();
+    while seen.len() < 4 {
+        let c = s.group(&["a", "b"]).await;
+        seen.insert(stream::partition_of(&c.parse().unwrap(), 4));
+        conversations.push(c);
+    }
+    for c in &conversations {
+        s.send_messages(c, "a", 3).await;
+    }
 }
