@@ -5,6 +5,9 @@
 //! accepted again after the last fault, the only refusals were "unavailable" ones, every
 //! service answers ready again without being restarted by hand, and a realtime client (the
 //! official one) has reconnected, caught up, and received no `message:created` twice.
+//! It runs twice: as deployed by default (one partition, one worker), and with the send
+//! stream in 4 partitions shared by 2 workers, the sends spread over a conversation in each
+//! partition, so that the killed worker's partitions and pending entries move under load.
 //!
 //! What a crash can lose: PostgreSQL nothing committed (`synchronous_commit` on). Redis runs
 //! with `appendfsync everysec`: it writes every command to the append-only file before
@@ -22,16 +25,40 @@ use e2e::servers::{Postgres, Redis};
 use e2e::{Follower, Stack};
 use serde_json::json;
 
+/// The two runs take turns: each is heavy enough for the machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_survive_worker_database_redis_and_chat_restarts() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    fault_suite(1, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_with_four_partitions_and_two_workers() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    fault_suite(4, 2).await;
+}
+
+async fn fault_suite(partitions: usize, workers: usize) {
     let pg = Postgres::start();
     let mut redis = Redis::start();
     let mut s = Stack::empty_on(pg.admin_url(), redis.url()).await;
+    s.partitions = partitions;
     s.chat_env.push(("SEND_WAIT_MS".into(), "500".into()));
     s.start_chat().await;
-    s.start_worker().await;
+    s.start_workers(workers).await;
     s.start_gateway(&[("REQUEST_TIMEOUT_MS", "3000")]).await;
-    let conv = s.group(&["a", "b", "watcher"]).await;
+    // A conversation in every partition; the realtime client follows the first.
+    let mut convs: Vec<String> = Vec::new();
+    while (0..partitions).any(|p| {
+        !convs
+            .iter()
+            .any(|c| platform_core::stream::partition_of(&c.parse().unwrap(), partitions) == p)
+    }) {
+        convs.push(s.group(&["a", "b", "watcher"]).await);
+    }
+    let conv = convs[0].clone();
 
     // The realtime client, through the gateway.
     let follower = Follower::start(&s.url(), &conv, "watcher").await;
@@ -41,7 +68,12 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
     let url = format!("{}/conversations/{conv}/messages", s.url());
     let senders: Vec<_> = (0..8)
         .map(|w| {
-            let (http, url, stop) = (s.http.clone(), url.clone(), stop.clone());
+            let url = format!(
+                "{}/conversations/{}/messages",
+                s.url(),
+                convs[w % convs.len()]
+            );
+            let (http, stop) = (s.http.clone(), stop.clone());
             tokio::spawn(async move {
                 // (when answered, id, body) of every send answered 201 or 202.
                 let mut accepted = Vec::new();
@@ -75,7 +107,8 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
 
     let pause = || tokio::time::sleep(Duration::from_millis(1500));
     pause().await;
-    // 1. The worker dies mid-batch; a new one takes over its pending entries.
+    // 1. A worker dies mid-batch; a new one (or, with two, the other one first) takes over
+    //    its pending entries (and its partitions).
     s.workers.remove(0).kill();
     pause().await;
     s.start_worker().await;
@@ -170,7 +203,17 @@ async fn sends_survive_worker_database_redis_and_chat_restarts() {
         },
     )
     .await;
-    let all = stored_ids().await;
+    // What the realtime client should have: its conversation's messages.
+    let all: Vec<String> = db
+        .query(
+            "SELECT id::text FROM messages WHERE conversation_id = $1",
+            &[&conv.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     // What a user would see doubled: the same body twice (ids and clientMessageIds are
     // unique by constraint, so counting them could never show it).
     let stored_bodies = s.stored_bodies().await;
