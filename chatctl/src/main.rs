@@ -164,6 +164,17 @@ fn command() -> Command {
             Command::new("stream")
                 .about("The send stream's depth, pending and undelivered entries, lag and dead letters, as JSON"),
         )
+        .subcommand(
+            Command::new("repartition")
+                .about("Record a new partition count for the send stream, once it is drained (chat instances stopped, workers done); then restart every chat instance and worker with STREAM_PARTITIONS set to it")
+                .arg(
+                    Arg::new("partitions")
+                        .value_name("N")
+                        .required(true)
+                        .value_parser(value_parser!(u16).range(1..=platform_core::stream::PARTITIONS_MAX as i64))
+                        .help("the new count, 1 to 256"),
+                ),
+        )
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -195,6 +206,10 @@ async fn run(env: &Env, matches: &ArgMatches) -> Result<(), Error> {
         Some(("dead-letters", m)) => queue::dead_letters(&ctl, m, &mut out).await?,
         Some(("export", m)) => export::command(&ctl, m, &mut out).await?,
         Some(("stream", _)) => queue::stream(&ctl, &mut out).await?,
+        Some(("repartition", m)) => {
+            let n = m.get_one::<u16>("partitions").copied().unwrap_or(1);
+            queue::repartition(&ctl, usize::from(n), &mut out).await?
+        }
         // `subcommand_required`: clap has refused anything else already.
         _ => return Err(Error::Usage("no such command".into())),
     }
@@ -233,7 +248,14 @@ mod tests {
     fn the_command_line_is_consistent() {
         command().debug_assert();
         let help = command().render_long_help().to_string();
-        for cmd in ["migrate", "user", "dead-letters", "export", "stream"] {
+        for cmd in [
+            "migrate",
+            "user",
+            "dead-letters",
+            "export",
+            "stream",
+            "repartition",
+        ] {
             assert!(help.contains(cmd), "{cmd} not in:\n{help}");
         }
         let e = command()

@@ -1,7 +1,9 @@
-//! `chatctl dead-letters …` and `chatctl stream`: the send stream as the worker sees it,
-//! through the worker's own functions (`worker::dead_letters`, `worker::stats`).
+//! `chatctl dead-letters …`, `chatctl stream` and `chatctl repartition`: the send stream as
+//! the worker sees it, through the worker's own functions (`worker::dead_letters`,
+//! `worker::stats`).
 
 use clap::ArgMatches;
+use platform_core::stream::Keys;
 use serde_json::json;
 use worker::dead_letters;
 
@@ -83,4 +85,65 @@ pub(crate) async fn stream(ctl: &Ctl, out: &mut impl std::io::Write) -> Result<(
     }
     doc["deadLetters"] = json!(dead_letters);
     line(out, &doc)
+}
+
+/// KEYS: the partition count's key. ARGV: the count read (empty: none), the new one. Sets
+/// it only if nobody changed it since it was read.
+const SET_PARTITIONS: &str = r"
+local now = redis.call('GET', KEYS[1]) or ''
+if now ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+";
+
+/// `chatctl repartition N`: records `n` as the send stream's partition count, refusing
+/// while any partition of the count in force holds an entry not yet stored (undelivered or
+/// pending): its conversation may map elsewhere under the new count, and there it would be
+/// stored out of order, or, beyond the new count, never. Prints `{partitions, was}`.
+pub(crate) async fn repartition(
+    ctl: &Ctl,
+    n: usize,
+    out: &mut impl std::io::Write,
+) -> Result<(), Error> {
+    let mut conn = ctl.redis.get().await.failed("Redis")?;
+    let key = ctl.keys.partitions_key();
+    let recorded: Option<usize> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut *conn)
+        .await
+        .failed("reading the partition count")?;
+    let was = recorded.unwrap_or(1);
+    let in_force = Keys::new(ctl.keys.namespace()).partitioned(was);
+    let (depth, _) = worker::stats::depth_of_all(&mut *conn, &in_force)
+        .await
+        .failed("reading the stream")?;
+    match depth.undelivered {
+        Some(0) if depth.pending == 0 => {}
+        undelivered => {
+            return Err(Error::Failed(format!(
+                "the send stream is not drained: {} undelivered and {} pending entries in its \
+                 {was} partition(s); stop the chat instances, let the workers store them \
+                 (`chatctl stream`), then try again",
+                undelivered.map_or_else(|| "an unknown number of".to_string(), |u| u.to_string()),
+                depth.pending,
+            )))
+        }
+    }
+    let set: i64 = redis::cmd("EVAL")
+        .arg(SET_PARTITIONS)
+        .arg(1)
+        .arg(&key)
+        .arg(recorded.map(|r| r.to_string()).unwrap_or_default())
+        .arg(n)
+        .query_async(&mut *conn)
+        .await
+        .failed("recording the partition count")?;
+    if set == 0 {
+        return Err(Error::Failed(
+            "the partition count changed meanwhile; run the command again".into(),
+        ));
+    }
+    line(out, &json!({"partitions": n, "was": was}))?;
+    eprintln!("restart every chat instance and worker with STREAM_PARTITIONS={n}");
+    Ok(())
 }

@@ -155,8 +155,8 @@ pub fn commit_lock(p: usize) -> i64 {
 
 /// Checks (and on first use records) the deployment's partition count: sends queued for
 /// partitions no worker reads would wait forever. To change it, drain the streams, then
-/// delete [`Keys::partitions_key`] and restart every chat instance and worker with the new
-/// count. `Ok(Err(why))` when the counts differ.
+/// record the new count (`chatctl repartition`) and restart every chat instance and worker
+/// with it. `Ok(Err(why))` when the counts differ.
 pub async fn check_partitions(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
@@ -176,7 +176,7 @@ pub async fn check_partitions(
         Some(r) if r != n => Err(format!(
             "STREAM_PARTITIONS is {n} but this deployment's send stream has {r} partitions \
              (Redis key {}); to change it, stop the chat instances, let the workers drain \
-             the streams, delete that key and start everything with the new count",
+             the streams, run `chatctl repartition N` and start everything with the new count",
             keys.partitions_key()
         )),
         _ => Ok(()),

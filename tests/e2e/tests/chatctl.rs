@@ -457,3 +457,63 @@ async fn exports_hold_a_conversation_and_a_users_data() {
     fails(&s, &["export", "user", "nobody"], "no user nobody").await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn repartition_waits_for_a_drained_stream_and_the_services_follow_the_new_count() {
+    let mut s = Stack::empty().await;
+    s.partitions = 2;
+    s.chat_env.push(("SEND_WAIT_MS".into(), "100".into()));
+    s.start_chat().await;
+    s.start_worker().await;
+    s.start_gateway(&[]).await;
+    let conv = s.group(&["a", "b"]).await;
+    s.send_messages(&conv, "a", 2).await;
+
+    // With sends queued and no worker, the count cannot change.
+    s.workers.pop().unwrap().kill();
+    let r = s
+        .post(
+            &format!("/conversations/{conv}/messages"),
+            json!({"senderId": "a", "body": "queued"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    fails(&s, &["repartition", "4"], "not drained: 1 undelivered").await;
+
+    // Drained, it does: a worker and a chat instance started with the old count then
+    // refuse to start; with the new one they work.
+    s.start_worker().await;
+    s.eventually("drained", Duration::from_secs(15), || s.queue_drained())
+        .await;
+    let done = ok(&s, &["repartition", "4"], "").await;
+    assert_eq!(done.lines()[0], json!({"partitions": 4, "was": 2}));
+    assert!(
+        done.stderr.contains("STREAM_PARTITIONS=4"),
+        "{}",
+        done.stderr
+    );
+    let mut old = s.spawn_worker(&[]);
+    let status = old.exited(Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|st| !st.success()), "{status:?}");
+    s.workers.clear();
+    s.partitions = 4;
+    s.start_worker().await;
+    let chat = s.chat.take().unwrap();
+    let port = chat.port;
+    drop(chat);
+    s.start_chat_on(port).await;
+    s.send_messages(&conv, "b", 2).await;
+    let stored: i64 = s
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 5);
+
+    for bad in ["0", "257", "two"] {
+        let run = chatctl(&s, &["repartition", bad], "").await;
+        assert_eq!(run.status, 2, "repartition {bad}: {}", run.stderr);
+    }
+}
