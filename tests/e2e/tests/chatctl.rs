@@ -495,9 +495,19 @@ async fn repartition_waits_for_a_drained_stream_and_the_services_follow_the_new_
     let mut old = s.spawn_worker(&[]);
     let status = old.exited(Duration::from_secs(20)).await;
     assert!(status.is_some_and(|st| !st.success()), "{status:?}");
-    s.workers.clear();
+    // The worker of the old count stops (releasing its leases), one of the new starts.
+    let stopping = s.workers.pop().unwrap();
+    tokio::task::spawn_blocking(move || stopping.terminate())
+        .await
+        .unwrap();
     s.partitions = 4;
     s.start_worker().await;
+    s.eventually(
+        "the new worker owns every partition",
+        Duration::from_secs(10),
+        || async { s.lease_owners().await.iter().all(Option::is_some) },
+    )
+    .await;
     let chat = s.chat.take().unwrap();
     let port = chat.port;
     drop(chat);

@@ -369,7 +369,7 @@ async fn a_stopping_worker_hands_its_partitions_over_at_once() {
     assert!(status.success(), "{status}");
     // SIGTERM: it finished its batch, released its leases and left the live workers, so the
     // other one takes everything within a round, not when the leases would have expired.
-    shared_within(&s, 1, 4, Duration::from_secs(5)).await;
+    shared_within(&s, 1, 4, Duration::from_secs(10)).await;
 
     let mut conversations = Vec::new();
     let mut seen = HashSet::new();
