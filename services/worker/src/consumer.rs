@@ -187,19 +187,7 @@ impl Consumer {
             .context("XGROUP CREATE")?;
         let mut cursor = "0-0".to_string();
         loop {
-            let mut conn = self.redis.get().await.context("Redis pool")?;
-            let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&self.config.consumer)
-                .arg(0)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(self.config.batch_max)
-                .query_async(&mut *conn)
-                .await
-                .context("XAUTOCLAIM")?;
-            drop(conn);
+            let reply = self.autoclaim(stream, 0, &cursor).await?;
             if !reply.claimed.is_empty() {
                 tracing::info!(
                     partition = p,
@@ -615,20 +603,8 @@ impl Consumer {
                 self.handle(tagged(p, claimed), Some(*deliveries)).await;
             }
         }
-        let mut conn = self.redis.get().await.context("Redis pool")?;
         if pending.iter().any(|p| p.3 < self.config.max_deliveries) {
-            let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&self.config.consumer)
-                .arg(idle)
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(self.config.batch_max)
-                .query_async(&mut *conn)
-                .await
-                .context("XAUTOCLAIM")?;
-            drop(conn);
+            let reply = self.autoclaim(stream, idle, "0-0").await?;
             if !reply.claimed.is_empty() {
                 tracing::info!(
                     count = reply.claimed.len(),
@@ -636,10 +612,30 @@ impl Consumer {
                 );
                 self.handle(tagged(p, reply.claimed), None).await;
             }
-        } else {
-            drop(conn);
         }
         self.trim(stream).await
+    }
+
+    /// Up to `batch_max` entries of `stream` pending on any consumer for at least
+    /// `min_idle_ms`, from `cursor` on, made this worker's (XAUTOCLAIM).
+    async fn autoclaim(
+        &self,
+        stream: &str,
+        min_idle_ms: u64,
+        cursor: &str,
+    ) -> Result<redis::streams::StreamAutoClaimReply, Failure> {
+        let mut conn = self.redis.get().await.context("Redis pool")?;
+        redis::cmd("XAUTOCLAIM")
+            .arg(stream)
+            .arg(GROUP)
+            .arg(&self.config.consumer)
+            .arg(min_idle_ms)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(self.config.batch_max)
+            .query_async(&mut *conn)
+            .await
+            .context("XAUTOCLAIM")
     }
 
     /// Removes entries every consumer has acknowledged: everything below the oldest pending

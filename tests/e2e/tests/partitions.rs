@@ -86,6 +86,35 @@ async fn queue_in_order(s: &Stack, u: &User, conversation: &str, tag: &str, n: u
     }
 }
 
+/// Queues `n` messages in order to each of `conversations` at once (see [`queue_in_order`]),
+/// then waits until the workers have stored them all.
+async fn queue_all_and_drain(s: &Stack, u: &User, conversations: &[String], tag: &str, n: usize) {
+    futures_util::future::join_all(
+        conversations
+            .iter()
+            .map(|c| queue_in_order(s, u, c, tag, n)),
+    )
+    .await;
+    s.eventually("the queue drained", Duration::from_secs(30), || {
+        s.queue_drained()
+    })
+    .await;
+}
+
+/// The first page of `u`'s conversation listing, `limit` long.
+async fn first_page(s: &Stack, u: &User, limit: usize) -> e2e::Reply {
+    let r = s
+        .request(
+            "GET",
+            &format!("/conversations/user/{}?limit={limit}", u.id),
+            Some(&u.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r
+}
+
 /// The bodies of `conversation`, oldest first (in `seq` order), as history serves them.
 async fn bodies(s: &Stack, u: &User, conversation: &str) -> Vec<String> {
     s.history_of(u, conversation)
@@ -112,16 +141,7 @@ async fn workers_share_the_partitions_and_keep_each_conversations_order() {
         conversations.push(c);
     }
     // Every conversation queued at once, each in order: both workers store at the same time.
-    futures_util::future::join_all(
-        conversations
-            .iter()
-            .map(|c| queue_in_order(&s, &ann, c, "m", 40)),
-    )
-    .await;
-    s.eventually("the queue drained", Duration::from_secs(30), || {
-        s.queue_drained()
-    })
-    .await;
+    queue_all_and_drain(&s, &ann, &conversations, "m", 40).await;
     let want: Vec<String> = (0..40).map(|i| format!("m {i}")).collect();
     for c in &conversations {
         // Each stored once, in the order queued: one worker at a time owns a partition.
@@ -196,16 +216,7 @@ async fn a_dead_workers_partitions_and_pending_entries_move_to_a_live_one() {
     shared_as(&s, 2, 2).await;
     s.workers.remove(0).kill();
     shared_as(&s, 1, 4).await;
-    futures_util::future::join_all(
-        conversations
-            .iter()
-            .map(|c| queue_in_order(&s, &ann, c, "after", 3)),
-    )
-    .await;
-    s.eventually("the queue drained", Duration::from_secs(30), || {
-        s.queue_drained()
-    })
-    .await;
+    queue_all_and_drain(&s, &ann, &conversations, "after", 3).await;
     for c in &conversations {
         let got = bodies(&s, &ann, c).await;
         assert_eq!(got[10..], ["after 0", "after 1", "after 2"], "{c}");
@@ -285,15 +296,7 @@ async fn the_listing_pages_consistently_while_another_partition_commits_late() {
         .await;
     assert_eq!(r.status, 201, "the other partition commits meanwhile");
 
-    let first = s
-        .request(
-            "GET",
-            &format!("/conversations/user/{}?limit=2", ann.id),
-            Some(&ann.token),
-            None,
-        )
-        .await;
-    assert_eq!(first.status, 200);
+    let first = first_page(&s, &ann, 2).await;
     assert_eq!(
         first.body[0]["id"],
         free.as_str(),
@@ -318,14 +321,7 @@ async fn the_listing_pages_consistently_while_another_partition_commits_late() {
     );
     assert_eq!(walked.last(), Some(&late), "placed as of the first page");
     // A new listing sees the late message (stamped before "meanwhile"): second newest.
-    let again = s
-        .request(
-            "GET",
-            &format!("/conversations/user/{}?limit=2", ann.id),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    let again = first_page(&s, &ann, 2).await;
     assert_eq!(again.body[0]["id"], free.as_str());
     assert_eq!(again.body[1]["id"], late.as_str());
 }
