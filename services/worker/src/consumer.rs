@@ -67,6 +67,9 @@ pub(crate) struct Consumer {
     pub shutdown: CancellationToken,
 }
 
+/// Most batches one read of the owned partitions brings (see `Consumer::read`).
+const READ_BATCHES: usize = 16;
+
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
@@ -160,10 +163,13 @@ impl Consumer {
                 next_maintenance = Instant::now() + self.config.maintenance_every;
             }
             match self.read(conn, &current).await {
-                Ok(entries) => {
+                Ok(mut entries) => {
                     backoff = RETRY_MIN;
-                    if !entries.is_empty() {
+                    // Batches of at most `batch_max`, each partition's entries in order.
+                    while !entries.is_empty() {
+                        let rest = entries.split_off(entries.len().min(self.config.batch_max));
                         self.handle(entries, None).await;
+                        entries = rest;
                     }
                 }
                 Err(e) => {
@@ -225,16 +231,17 @@ impl Consumer {
     }
 
     /// New entries from the partitions in `from` (one read, blocking until any has some),
-    /// each tagged with its partition. COUNT applies per stream, so each partition gets its
-    /// share of `batch_max`.
+    /// each tagged with its partition, each partition's in stream order. COUNT applies per
+    /// stream: each partition may bring a whole batch, up to [`READ_BATCHES`] batches in all
+    /// (so a busy partition among idle ones still fills its batches); the caller stores them
+    /// `batch_max` at a time.
     async fn read(
         &self,
         conn: &mut MultiplexedConnection,
         from: &[usize],
     ) -> redis::RedisResult<Vec<(usize, StreamId)>> {
         let max = self.config.batch_max;
-        // At most `batch_max` in all (one from each when that is less than one apiece).
-        let each = (max / from.len().max(1)).max(1);
+        let each = (max * READ_BATCHES / from.len().max(1)).clamp(1, max);
         let streams: Vec<&str> = from
             .iter()
             .map(|p| self.keys.streams()[*p].as_str())
@@ -250,7 +257,7 @@ impl Consumer {
             tokio::time::sleep(self.config.batch_wait).await;
             let opts = StreamReadOptions::default()
                 .group(GROUP, &self.config.consumer)
-                .count(((max - entries.len()) / from.len()).max(1));
+                .count((max - entries.len()).min(each));
             let more: Option<StreamReadReply> = conn.xread_options(&streams, &ids, &opts).await?;
             entries.extend(self.flatten(more));
         }

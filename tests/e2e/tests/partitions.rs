@@ -378,3 +378,63 @@ async fn a_stopping_worker_hands_its_partitions_over_at_once() {
         s.send_messages(c, "a", 3).await;
     }
 }
+
+/// Batches of `worker`'s that held more than `le` entries, and all its batches.
+async fn batches_over(s: &Stack, worker: usize, le: u32) -> (f64, f64) {
+    let url = s.workers[worker].metrics_url();
+    let all = s.metric(&url, "worker_batch_size_count").await;
+    let within = s
+        .metric(
+            &url,
+            &format!("worker_batch_size_bucket{{service=\"worker\",le=\"{le}\"}}"),
+        )
+        .await;
+    (all - within, all)
+}
+
+#[tokio::test]
+async fn a_backlog_fills_whole_batches_and_no_batch_exceeds_batch_max() {
+    let mut s = Stack::secure_partitioned(4, 0).await;
+    s.worker_env.push(("BATCH_MAX".into(), "10".into()));
+    let (ann, ben) = (s.sign_up("ann").await, s.sign_up("ben").await);
+    let conversations = spread(&s, &ann, &ben, 4, 2).await;
+
+    // One busy partition among four idle ones still gets whole batches of 10.
+    queue_in_order(&s, &ann, &conversations[0], "hot", 40).await;
+    s.start_worker().await;
+    s.eventually("the queue drained", Duration::from_secs(30), || {
+        s.queue_drained()
+    })
+    .await;
+    let (over_5, all) = batches_over(&s, 0, 5).await;
+    let (over_10, _) = batches_over(&s, 0, 10).await;
+    assert!(over_5 > 0.0, "no batch over 5 entries in {all}");
+    assert_eq!(over_10, 0.0, "a batch over BATCH_MAX");
+
+    // Every partition busy: one read brings up to 10 from each, stored 10 at a time, each
+    // conversation in order.
+    let stopping = s.workers.remove(0);
+    tokio::task::spawn_blocking(move || stopping.terminate())
+        .await
+        .unwrap();
+    futures_util::future::join_all(
+        conversations
+            .iter()
+            .map(|c| queue_in_order(&s, &ann, c, "all", 10)),
+    )
+    .await;
+    s.start_worker().await;
+    s.eventually("the queue drained", Duration::from_secs(30), || {
+        s.queue_drained()
+    })
+    .await;
+    let (over_10, all) = batches_over(&s, 0, 10).await;
+    assert!(all >= 8.0, "{all} batches");
+    assert_eq!(over_10, 0.0, "a batch over BATCH_MAX");
+    let want: Vec<String> = (0..10).map(|i| format!("all {i}")).collect();
+    for c in &conversations {
+        let got = bodies(&s, &ann, c).await;
+        let got: Vec<String> = got.into_iter().filter(|b| b.starts_with("all")).collect();
+        assert_eq!(got, want, "{c}");
+    }
+}
