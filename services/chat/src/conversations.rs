@@ -400,9 +400,9 @@ struct Listed {
 /// never changes: the pages partition the conversations the user had, each exactly once.
 /// The cursor carries the snapshot and the last item's (activity, id); the next page is what
 /// sorts strictly after it. A cursor's partition count is its own (a cursor from before a
-/// change of `STREAM_PARTITIONS` still decodes, and pages as it did). Conversations the user joins after
-/// the first page may fall anywhere (they arrive as `conversation:created`). What each item
-/// shows (last message, unread count) is live.
+/// change of `STREAM_PARTITIONS` still decodes, and pages as it did). Conversations the user
+/// joins after the first page may fall anywhere (they arrive as `conversation:created`).
+/// What each item shows (last message, unread count) is live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListCursor {
     /// Per partition, by number.
