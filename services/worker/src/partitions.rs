@@ -143,13 +143,21 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> Result<(
             tracing::warn!(error = %e, partition = p, "cannot release a lease");
         }
     }
-    let mut conn = shared.redis.get().await.context("Redis pool")?;
-    let _: i64 = redis::cmd("ZREM")
-        .arg(shared.keys.workers())
-        .arg(&shared.config.consumer)
-        .query_async(&mut *conn)
-        .await
-        .context("leaving the live workers")?;
+    // Out of the live workers now rather than when its heartbeat goes stale, so that the
+    // others' fair share grows at once. A stop while Redis is away is still a clean stop.
+    let left: Result<i64, Failure> = async {
+        let mut conn = shared.redis.get().await.context("Redis pool")?;
+        redis::cmd("ZREM")
+            .arg(shared.keys.workers())
+            .arg(&shared.config.consumer)
+            .query_async(&mut *conn)
+            .await
+            .context("leaving the live workers")
+    }
+    .await;
+    if let Err(e) = left {
+        tracing::warn!(error = %e, "cannot leave the live workers; the heartbeat will expire");
+    }
     Ok(())
 }
 
