@@ -124,7 +124,9 @@ pub(crate) async fn run(shared: Shared, shutdown: CancellationToken) -> Result<(
             if let Err(e) = gauges(&shared).await {
                 tracing::warn!(error = %e, "cannot read the stream's depth");
             }
-            gauges_at = tokio::time::Instant::now() + tick;
+            // As often as before partitions (maintenance's cadence, 2 s by default), not
+            // every round: every worker reads every partition's depth for the totals.
+            gauges_at = tokio::time::Instant::now() + shared.config.maintenance_every;
         }
         let next = if wanting {
             tick.min(WANTING_EVERY)
