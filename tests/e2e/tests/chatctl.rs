@@ -146,11 +146,13 @@ async fn migrate_prepares_a_fresh_database_and_accounts_sign_in() {
     // Create: the password from standard input, registration's rules.
     let created = ok(
         &s,
-        &["user", "create", "ann", "--display-name", "Ann Admin"],
+        &["user", "create", "ann", "--display-name", " Ann Admin "],
         "first-password\n",
     )
     .await;
     assert_eq!(created.lines()[0]["userId"], "ann");
+    // Stored trimmed, as the name is counted.
+    assert_eq!(created.lines()[0]["displayName"], "Ann Admin");
     let (status, body) = sign_in(&s, "ann", "first-password").await;
     assert_eq!(status, 200, "{body:?}");
     assert_eq!(body["user"]["displayName"], "Ann Admin");

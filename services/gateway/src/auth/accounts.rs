@@ -77,6 +77,8 @@ pub(super) async fn register(
     let body: Register = json::read_body(headers, body, BODY_LIMIT).await?;
     validate::user_id("userId", &body.user_id)?;
     validate::display_name("displayName", &body.display_name)?;
+    // Stored as validated: `display_name` counts the name trimmed.
+    let display_name = validate::trimmed(body.display_name);
     password::check("password", &body.password)?;
     let key = auth.key("register:a", address);
     let limit = [(key.as_str(), auth.limits.registrations_per_address)];
@@ -90,7 +92,7 @@ pub(super) async fn register(
         )
         .await?;
     if client
-        .execute(&stmt, &[&body.user_id, &body.display_name, &hash])
+        .execute(&stmt, &[&body.user_id, &display_name, &hash])
         .await?
         == 0
     {
@@ -101,7 +103,7 @@ pub(super) async fn register(
     }
     let user = SessionUser {
         user_id: body.user_id,
-        display_name: body.display_name,
+        display_name,
     };
     let issued = auth.sessions.issue(&auth.redis, &user).await?;
     Ok(session(StatusCode::CREATED, &issued, &user))
