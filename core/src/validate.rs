@@ -46,13 +46,17 @@ pub fn json_no_nul(field: &str, v: &serde_json::Value) -> Result<(), ApiError> {
     }
 }
 
-/// Counts characters (not bytes) and checks `min..=max` after trimming; no NUL.
+/// Counts characters (not bytes): at most `max` as sent (the documents' `maxLength`), at
+/// least `min` once trimmed (white space alone is not text); no NUL. The caller stores the
+/// text trimmed ([`trimmed`]).
 pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiError> {
     no_nul(field, v)?;
-    let n = v.trim().chars().count();
-    if n < min || n > max {
+    // Bytes bound characters from above: no count when the bytes already fit.
+    let over = v.len() > max && v.chars().count() > max;
+    let short = min > 0 && v.trim().chars().nth(min - 1).is_none();
+    if over || short {
         Err(ApiError::bad_request(format!(
-            "{field} must be {min}-{max} characters"
+            "{field} must be {min}-{max} characters, {min} or more besides white space"
         )))
     } else {
         Ok(())
@@ -113,10 +117,18 @@ mod tests {
     }
 
     #[test]
-    fn lengths_count_characters_after_trimming() {
+    fn lengths_count_characters_as_sent_and_need_text_once_trimmed() {
         assert!(text_len("body", "  ", 1, 10).is_err());
-        assert!(text_len("body", " é ", 1, 1).is_ok());
+        assert!(text_len("body", "", 1, 10).is_err());
+        // The maximum counts characters as sent, padding included (JSON Schema's maxLength).
+        assert!(text_len("body", "éé", 1, 2).is_ok());
+        assert!(text_len("body", " é ", 1, 3).is_ok());
+        assert!(text_len("body", " é ", 1, 2).is_err());
         assert!(text_len("body", "ééé", 1, 2).is_err());
+        assert!(text_len("body", "\n\na\n\n", 1, 4).is_err());
+        // The minimum counts the text without its padding.
+        assert!(text_len("name", " a ", 2, 10).is_err());
+        assert!(text_len("name", " ab ", 2, 10).is_ok());
     }
 
     #[test]

@@ -330,21 +330,24 @@ async fn accounts_tokens_expiry_and_revocation() {
         .await
         .assert_error(409);
 
-    // A name is stored as it is counted: trimmed. 100 characters once trimmed is accepted,
-    // and neither the answer nor a later sign-in shows the padding (a 101-character name
-    // was once answered and stored).
-    let name = format!("\u{a0} {}\t", "é".repeat(100));
+    // A name is at most 100 characters as sent, and stored trimmed: neither the answer nor
+    // a later sign-in shows the padding (a padded 101-character name was once answered and
+    // stored, which the document does not allow).
+    let name = |n: usize| format!("\u{a0} {}\t", "é".repeat(n));
+    reg(json!({"userId": "fay", "displayName": name(98), "password": "fay's secret"}))
+        .await
+        .assert_error(400);
     let padded =
-        reg(json!({"userId": "fay", "displayName": name, "password": "fay's secret"})).await;
+        reg(json!({"userId": "fay", "displayName": name(97), "password": "fay's secret"})).await;
     assert_eq!(padded.status, 201, "{:?}", padded.body);
-    assert_eq!(padded.body["user"]["displayName"], "é".repeat(100));
+    assert_eq!(padded.body["user"]["displayName"], "é".repeat(97));
     let signed_in = s
         .post(
             "/auth/login",
             json!({"userId": "fay", "password": "fay's secret"}),
         )
         .await;
-    assert_eq!(signed_in.body["user"]["displayName"], "é".repeat(100));
+    assert_eq!(signed_in.body["user"]["displayName"], "é".repeat(97));
 
     // Sign in: wrong password and unknown user look the same.
     let login = |user: &str, password: &str| {

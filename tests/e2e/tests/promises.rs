@@ -405,7 +405,13 @@ async fn a_body_is_stored_as_it_was_validated() {
     s.start_gateway(&[]).await;
     let conv = s.group(&["a", "b"]).await;
     let path = format!("/conversations/{conv}/messages");
-    let padded = format!("  a{}", " ".repeat(900_000));
+    // 4,000 characters as sent (the document's maxLength), padding included; one more is
+    // refused however little of it is text.
+    let padded = format!("  a{}", " ".repeat(3_997));
+    let over = format!("{padded} ");
+    s.post(&path, json!({"senderId": "a", "body": over}))
+        .await
+        .assert_error(400);
     let r = s
         .post(&path, json!({"senderId": "a", "body": padded}))
         .await;
@@ -418,6 +424,14 @@ async fn a_body_is_stored_as_it_was_validated() {
             "PATCH",
             &format!("{path}/{id}"),
             Some(json!({"body": format!("b{}\n", " ".repeat(10_000))})),
+        )
+        .await;
+    edited.assert_error(400);
+    let edited = s
+        .call(
+            "PATCH",
+            &format!("{path}/{id}"),
+            Some(json!({"body": format!("b{}\n", " ".repeat(3_000))})),
         )
         .await;
     assert_eq!(edited.status, 200);
@@ -488,9 +502,20 @@ async fn commit_notices_stay_under_their_byte_bound() {
 
 #[tokio::test]
 async fn display_names_are_stored_as_validated() {
-    // A display name is 1-100 characters counted trimmed: the padding must not be kept.
+    // A display name is 1-100 characters as sent, stored trimmed: the padding must not be
+    // kept. Longer is refused, however little of it is text.
     let s = Stack::start().await;
-    let padded = |name: &str| format!("  {name}{}", " ".repeat(200_000));
+    let padded = |name: &str| format!("  {name}{}", " ".repeat(95));
+    let over = |name: &str| format!("{} ", padded(name));
+    s.post(
+        "/conversations",
+        json!({"type": "group", "members": [
+            {"userId": "a", "displayName": over("Ann")},
+            {"userId": "b", "displayName": "Bob"},
+        ]}),
+    )
+    .await
+    .assert_error(400);
     let r = s
         .post(
             "/conversations",

@@ -484,7 +484,7 @@ export interface components {
         };
         Member: {
             userId: string;
-            /** @description 1-100 characters once trimmed, no NUL. */
+            /** @description 1-100 characters, not white space alone; stored without its leading and trailing white space; no NUL. */
             displayName: string;
         };
         /** @description A one_to_one has exactly 2 members; a group 2 to 1000. Each member once; signed in, the caller is one of them and every member a registered user (400 otherwise). */
@@ -507,7 +507,7 @@ export interface components {
         };
         SendMessage: {
             senderId: string;
-            /** @description 1-4000 characters once leading and trailing white space is trimmed (the trimmed text is stored); no NUL. */
+            /** @description 1-4000 characters, not white space alone; leading and trailing white space is trimmed (the trimmed text is stored); no NUL. */
             body: string;
             /** @description The sender's own id for this send (retries with the same one are answered with the first message): 1-128 characters, no control characters. */
             clientMessageId?: string;
@@ -520,7 +520,7 @@ export interface components {
             attachmentIds?: string[];
         };
         EditMessage: {
-            /** @description 1-4000 characters once leading and trailing white space is trimmed (the trimmed text is stored); no NUL. */
+            /** @description 1-4000 characters, not white space alone; leading and trailing white space is trimmed (the trimmed text is stored); no NUL. */
             body: string;
         };
         Message: {
@@ -585,7 +585,7 @@ export interface components {
         };
         User: {
             userId: string;
-            /** @description 1-100 characters once trimmed, no NUL. */
+            /** @description 1-100 characters, not white space alone; stored without its leading and trailing white space; no NUL. */
             displayName: string;
         };
         Session: {
@@ -596,7 +596,7 @@ export interface components {
         };
         ConversationMember: {
             userId: string;
-            /** @description 1-100 characters once trimmed, no NUL. */
+            /** @description 1-100 characters, not white space alone; stored without its leading and trailing white space; no NUL. */
             displayName: string;
             /** @enum {string} */
             role: "owner" | "admin" | "member";
@@ -1646,7 +1646,7 @@ export interface operations {
             content: {
                 "application/json": {
                     userId: string;
-                    /** @description 1-100 characters once trimmed, no NUL. */
+                    /** @description 1-100 characters, not white space alone; stored without its leading and trailing white space; no NUL. */
                     displayName: string;
                     password: string;
                 };
