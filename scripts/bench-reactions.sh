@@ -35,7 +35,7 @@ wait_http "http://127.0.0.1:$port/readyz" 30
 stats() {
   # The statistics are flushed by each backend within a second of its transactions.
   sleep 2
-  "$(pg_bin)/psql" -qtA "$PG_URL" -c "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'messages'"
+  "$(pg_bin)/psql" -qtA "$PG_URL" -c "SELECT sum(n_tup_upd) || ' ' || sum(n_tup_hot_upd) FROM pg_stat_user_tables WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'messages'::regclass)"
 }
 echo "machine: $(machine); load average before: $(load_average)"
 # Nothing but the burst touches the table after this: the group, the one message (an

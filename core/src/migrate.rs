@@ -70,6 +70,11 @@ pub const ALL: &[Migration] = &[
         name: "search pending list merged apart",
         sql: include_str!("../migrations/0012_search_pending_list_merged_apart.sql"),
     },
+    Migration {
+        version: 13,
+        name: "messages partitioned by conversation",
+        sql: include_str!("../migrations/0013_messages_partitioned.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"

@@ -205,6 +205,12 @@ pub async fn hydrate(
         .iter()
         .filter_map(|m| m.reply_to.as_ref().map(|r| r.id))
         .collect();
+    // A reply quotes a message of its own conversation: only those partitions are read.
+    let replying: Vec<Uuid> = messages
+        .iter()
+        .filter(|m| m.reply_to.is_some())
+        .map(|m| m.conversation_id)
+        .collect();
     // Kind 0: a replied-to message; kind 1: one emoji of one message, in display order;
     // kind 2: one attachment (a partial index on message_id: a page without attachments
     // costs one index probe per message).
@@ -213,7 +219,7 @@ pub async fn hydrate(
             "SELECT 0 AS kind, o.id, o.sender_id, left(o.body, $3),
                     o.deleted_at IS NOT NULL, NULL::text[], NULL::timestamptz AS first_at,
                     NULL::uuid, NULL::bigint, NULL::int, NULL::int, NULL::smallint AS pos
-             FROM messages o WHERE o.id = ANY($2)
+             FROM messages o WHERE o.id = ANY($2) AND o.conversation_id = ANY($4)
              UNION ALL
              SELECT 1, r.message_id, NULL, r.emoji, false,
                     array_agg(r.user_id ORDER BY r.reacted_at, r.user_id), min(r.reacted_at),
@@ -228,7 +234,7 @@ pub async fn hydrate(
         )
         .await?;
     let rows = client
-        .query(&stmt, &[&ids, &originals, &PREVIEW_CHARS_SQL])
+        .query(&stmt, &[&ids, &originals, &PREVIEW_CHARS_SQL, &replying])
         .await?;
     let now = crate::time::now_millis();
     let mut previews: HashMap<Uuid, ReplyTo> = HashMap::new();

@@ -217,8 +217,8 @@ async fn reply_preview(
         let client = state.pg.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT conversation_id = $2 AND deleted_at IS NULL, sender_id, left(body, $3)
-                 FROM messages WHERE id = $1",
+                "SELECT deleted_at IS NULL, sender_id, left(body, $3)
+                 FROM messages WHERE id = $1 AND conversation_id = $2",
             )
             .await?;
         let row = client

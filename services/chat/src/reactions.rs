@@ -143,8 +143,8 @@ async fn reactable(
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM conversation_members
                             WHERE conversation_id = $1 AND user_id = $2),
-                    (SELECT conversation_id = $1 AND deleted_at IS NULL
-                     FROM messages WHERE id = $3)
+                    (SELECT deleted_at IS NULL
+                     FROM messages WHERE id = $3 AND conversation_id = $1)
              FROM conversations WHERE id = $1",
         )
         .await?;

@@ -192,10 +192,13 @@ async fn store_together(
     let mut already: HashMap<Uuid, Option<Message>> = HashMap::new();
     if !missing.is_empty() {
         let ids: Vec<Uuid> = missing.iter().map(|m| m.id).collect();
+        // Their conversations too: only their partitions are read.
+        let conversations: Vec<Uuid> = missing.iter().map(|m| m.conversation_id).collect();
         let sql = format!(
-            "SELECT {COLUMNS}, m.deleted_at IS NOT NULL FROM messages m WHERE m.id = ANY($1)"
+            "SELECT {COLUMNS}, m.deleted_at IS NOT NULL FROM messages m
+             WHERE m.id = ANY($1) AND m.conversation_id = ANY($2)"
         );
-        for r in client.query(&sql, &[&ids]).await? {
+        for r in client.query(&sql, &[&ids, &conversations]).await? {
             let deleted: bool = r.get(COLUMN_COUNT);
             let m = Message::from_row(&r, 0);
             already.insert(m.id, (!deleted).then_some(m));

@@ -57,7 +57,9 @@ async fn merge(pg: &PgPool) -> Result<i64, Failure> {
     let client = pg.get().await.context("PostgreSQL pool")?;
     let row = client
         .query_one(
-            "SELECT gin_clean_pending_list('messages_search'::regclass)",
+            // The index is partitioned (migration 13): each partition's list is merged.
+            "SELECT coalesce(sum(gin_clean_pending_list(inhrelid::regclass)), 0)::int8
+             FROM pg_inherits WHERE inhparent = 'messages_search'::regclass",
             &[],
         )
         .await

@@ -414,7 +414,7 @@ pub(crate) async fn download(
                     c.attachments_revoked_at
              FROM attachments a
              LEFT JOIN conversations c ON c.id = a.conversation_id
-             LEFT JOIN messages m ON m.id = a.message_id
+             LEFT JOIN messages m ON m.id = a.message_id AND m.conversation_id = a.conversation_id
              WHERE a.id = $1",
         )
         .await?;

@@ -71,14 +71,16 @@ async fn round(state: &State, orphans_since: &mut Option<SystemTime>) -> Result<
                                    LIMIT $1)
                         AND message_id IS NULL AND deleted_at IS NULL";
         let orphaned = "UPDATE attachments a SET deleted_at = now()
-                        WHERE a.id IN (SELECT id FROM attachments
-                                       WHERE message_id IS NOT NULL AND deleted_at IS NULL
-                                         AND claimed_at < $2 AND claimed_at >= $3
+                        WHERE a.id IN (SELECT o.id FROM attachments o
+                                       WHERE o.message_id IS NOT NULL AND o.deleted_at IS NULL
+                                         AND o.claimed_at < $2 AND o.claimed_at >= $3
                                          AND NOT EXISTS (SELECT 1 FROM messages m
-                                                         WHERE m.id = message_id)
+                                                         WHERE m.id = o.message_id
+                                                           AND m.conversation_id = o.conversation_id)
                                        LIMIT $1)
                           AND a.deleted_at IS NULL
-                          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id)";
+                          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id
+                                                                     AND m.conversation_id = a.conversation_id)";
         mark_all(&client, unsent, &[&BATCH, &cutoff]).await?;
         mark_all(&client, orphaned, &[&BATCH, &cutoff, &since]).await?;
         *orphans_since = Some(cutoff);
