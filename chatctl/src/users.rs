@@ -29,7 +29,7 @@ pub(crate) async fn command(
                 .cloned()
                 .unwrap_or_default();
             validate::display_name("--display-name", &display_name)?;
-            // Stored as validated: `display_name` counts the name trimmed.
+            // Stored trimmed: `display_name` needs text once trimmed, and what is kept is that text.
             let display_name = validate::trimmed(display_name);
             let hash = new_hash()?;
             let client = ctl.pg().await?;

@@ -90,6 +90,13 @@ CREATE INDEX messages_search ON messages
     WITH (gin_pending_list_limit = 4096)
     WHERE deleted_at IS NULL;
 
+-- Migration 11's trigger: a message's attachments are deleted with it (it went with the old
+-- table). On a partitioned table PostgreSQL clones it onto every partition.
+CREATE TRIGGER attachments_message_deleted
+    AFTER UPDATE OF deleted_at ON messages
+    FOR EACH ROW WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL)
+    EXECUTE FUNCTION attachments_message_deleted();
+
 -- Statistics on the search expression, per partition. The search index is partial, and
 -- PostgreSQL does not use a partial index's statistics: without these, two common words were
 -- estimated at a few rows per partition (a default selectivity), so each partition read every

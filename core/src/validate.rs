@@ -63,7 +63,7 @@ pub fn text_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ApiE
     }
 }
 
-/// `v` without leading and trailing whitespace, as [`text_len`] counts it; no copy when
+/// `v` without leading and trailing whitespace, whose length [`text_len`] checks; no copy when
 /// there is none.
 pub fn trimmed(v: String) -> String {
     let t = v.trim();

@@ -97,7 +97,7 @@ pub(crate) async fn start(
         status: "ringing".into(),
         started_at: time::now_millis(),
         ended_at: None,
-        // Stored as validated: `display_name` counts each name trimmed.
+        // Stored trimmed: `display_name` needs text once trimmed, and what is kept is that text.
         participants: body
             .participants
             .into_iter()

@@ -264,7 +264,7 @@ pub(crate) async fn named(
         .into_iter()
         .map(|m| Member {
             user_id: m.user_id,
-            // Stored as validated: `display_name` counts the name trimmed.
+            // Stored trimmed: `display_name` needs text once trimmed, and what is kept is that text.
             display_name: validate::trimmed(m.display_name.unwrap_or_default()),
             role: Role::Member.as_str().to_string(),
         })

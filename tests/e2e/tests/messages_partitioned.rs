@@ -139,6 +139,18 @@ async fn the_migration_keeps_messages_order_markers_and_deduplication() {
         used >= 2,
         "the seeded conversations fell in {used} partition"
     );
+    // Migration 11's trigger (a message's attachments are deleted with it) is on the new
+    // table: it went with the old one once.
+    let triggers: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_trigger
+             WHERE tgrelid = 'messages'::regclass AND tgname = 'attachments_message_deleted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 1);
     // Every partition has statistics on the search expression (the search index is partial,
     // and PostgreSQL does not use a partial index's), and the migration's ANALYZE filled
     // those of the partitions that hold rows.

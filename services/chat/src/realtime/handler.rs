@@ -349,7 +349,7 @@ impl ChatEvents {
         {
             return Outcome::Done(false);
         }
-        // Kept and shown as validated: `display_name` counts the name trimmed.
+        // Kept and shown trimmed: `display_name` needs text once trimmed, and that text is shown.
         join.display_name = validate::trimmed(std::mem::take(&mut join.display_name));
         let previous = st.who();
         if previous.as_ref().is_some_and(|p| p.user_id == join.user_id) {

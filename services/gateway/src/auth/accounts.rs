@@ -77,7 +77,7 @@ pub(super) async fn register(
     let body: Register = json::read_body(headers, body, BODY_LIMIT).await?;
     validate::user_id("userId", &body.user_id)?;
     validate::display_name("displayName", &body.display_name)?;
-    // Stored as validated: `display_name` counts the name trimmed.
+    // Stored trimmed: `display_name` needs text once trimmed, and what is kept is that text.
     let display_name = validate::trimmed(body.display_name);
     password::check("password", &body.password)?;
     let key = auth.key("register:a", address);
