@@ -11,10 +11,10 @@
 -- until their conversation is deleted (ON DELETE CASCADE), as before.
 --
 -- The partition count is fixed by this migration; changing it means copying the table again
--- (as below). 16 keeps a generic plan's locks (PostgreSQL 15 locks every partition of a
--- generic plan before pruning) inside a backend's fast-path lock slots for the table
--- itself, and is enough to split the table's maintenance well past the capacity model's
--- yearly volume (docs/capacity.md).
+-- (as below). More is not free: PostgreSQL 15 locks every partition of a generic plan before
+-- pruning, and each insert opens the indexes of every partition its rows go to
+-- (docs/perf/2026-12-messages-partitioned.md). 16 splits the table's maintenance well past
+-- the capacity model's yearly volume (docs/capacity.md).
 --
 -- On an existing database the rows are copied into the new table in this migration's
 -- transaction: sends keep being accepted into the Redis stream meanwhile, and the worker
@@ -47,8 +47,8 @@ CREATE TABLE messages (
     edited_at         timestamptz,
     deleted_at        timestamptz,
     reply_to_id       uuid,
-    -- A unique key must hold the partition key. The id comes first: the few lookups by id
-    -- alone (a search's `before` cursor, the attachment sweep) probe each partition's index.
+    -- A unique key must hold the partition key. The id comes first: the one lookup by id
+    -- alone (a search's `before` cursor) probes each partition's index.
     PRIMARY KEY (id, conversation_id)
 ) PARTITION BY HASH (conversation_id);
 ALTER SEQUENCE messages_seq OWNED BY messages.seq;
