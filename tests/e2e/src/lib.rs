@@ -777,6 +777,20 @@ impl Stack {
         r.body.as_array().expect("a page").clone()
     }
 
+    /// The first page of `u`'s conversation listing (its default size), as `u` sees it (200).
+    pub async fn listing_of(&self, u: &User) -> Vec<serde_json::Value> {
+        let r = self
+            .request(
+                "GET",
+                &format!("/conversations/user/{}", u.id),
+                Some(&u.token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body.as_array().expect("a page").clone()
+    }
+
     /// `POST /conversations/:id/messages` as `u` with `body` (its `senderId` set to `u`).
     pub async fn send_json(&self, u: &User, conversation: &str, mut body: Value) -> Reply {
         body["senderId"] = Value::from(u.id.as_str());

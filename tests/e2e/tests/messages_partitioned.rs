@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use e2e::{Stack, User};
+use e2e::Stack;
 use platform_core::migrate;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -57,19 +57,6 @@ fn bodies(page: &[Value]) -> Vec<String> {
     page.iter()
         .map(|m| m["body"].as_str().unwrap().to_string())
         .collect()
-}
-
-async fn listing(s: &Stack, u: &User) -> Vec<Value> {
-    let r = s
-        .request(
-            "GET",
-            &format!("/conversations/user/{}", u.id),
-            Some(&u.token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body.as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -189,7 +176,7 @@ async fn the_migration_keeps_messages_order_markers_and_deduplication() {
         unread.insert(page[1]["id"].clone());
     }
     // Bob's markers: on his message, three of ann's live ones after it.
-    let listed = listing(&s, &bob).await;
+    let listed = s.listing_of(&bob).await;
     assert_eq!(listed.len(), CONVERSATIONS);
     for item in &listed {
         assert_eq!(item["unreadCount"], 3, "{item:?}");

@@ -19,22 +19,8 @@ async fn read(s: &Stack, u: &User, conversation: &str, message: &str) -> Reply {
     .await
 }
 
-/// The caller's first listing page (compat size), as `id -> item`.
-async fn listing(s: &Stack, u: &User) -> Vec<Value> {
-    let r = s
-        .request(
-            "GET",
-            &format!("/conversations/user/{}", u.id),
-            Some(&u.token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body.as_array().unwrap().clone()
-}
-
 async fn item(s: &Stack, u: &User, conversation: &str) -> Value {
-    listing(s, u)
+    s.listing_of(u)
         .await
         .into_iter()
         .find(|c| c["id"] == conversation)
