@@ -130,7 +130,9 @@ pub(crate) async fn messages(
     // the word index's bitmap with the (conversation_id, seq) index's for those conversations
     // and reads only rows that match both; written as `IN (subquery)` it joins after reading
     // every row that has the words (7x slower for two common words on the 1M benchmark:
-    // docs/perf/2026-12-search.md). Planned for each query's words (not a cached generic plan).
+    // docs/perf/2026-12-search.md). Planned for each query's words (not a cached generic plan),
+    // in each partition that holds the caller's conversations, from the words' statistics of
+    // migration 13 (docs/perf/2026-12-messages-partitioned.md).
     let only = if s.conversation.is_some() {
         "AND m.conversation_id = $5"
     } else {
