@@ -303,7 +303,7 @@ pub const SETTINGS: &[Setting] = &[
         var: "MESSAGE_MAX_CHARS",
         services: &["chat"],
         default: Value("4000"),
-        meaning: "message body limit (after trimming)",
+        meaning: "message body limit, in characters as sent (stored trimmed)",
     },
     Setting {
         var: "DEDUPE_TTL_SECS",
