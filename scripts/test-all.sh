@@ -6,8 +6,9 @@
 # tests with the official JavaScript client (installed from npm here), and schemathesis
 # against the gateway's OpenAPI document (installed from PyPI into target/), cargo-deny's
 # licence and ban checks (deny.toml; cargo-deny built into target/tools), the goose crate's
-# unit tests, the run command (scripts/test-run-stack.sh), then a bounded cargo-fuzz run of
-# every fuzz target.
+# unit tests, the run command (scripts/test-run-stack.sh), the services on several hosts
+# behind HAProxy (scripts/test-cluster.sh: network namespaces, so root), then a bounded
+# cargo-fuzz run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -88,6 +89,7 @@ step "Socket.IO interop with the official client"
 
 UI_BIN_DIR="$E2E_BIN_DIR" bash scripts/test-ui.sh  # the browser UI: Vitest, its build, then Chromium end to end
 bash scripts/test-compose.sh  # compose files (no Docker engine here) and the stack smoke test
+bash scripts/test-cluster.sh  # many hosts (network namespaces) behind HAProxy, and host losses
 
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

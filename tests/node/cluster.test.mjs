@@ -1,0 +1,207 @@
+// The platform on several hosts behind HAProxy (scripts/test-cluster.sh makes the hosts out
+// of network namespaces and starts everything): two gateways behind the balancer's public
+// port, three chat instances behind its internal one (sticky by its SERVERID cookie), two
+// workers sharing the send stream's partitions. Every socket is checked for exactly-once
+// and order against the messages sent; the faults are whole hosts lost: the host's link cut
+// first (no FIN or RST reaches anyone, as when a machine loses power), then its processes
+// killed.
+// Env (set by the script): LB_URL, REDIS_URL, CLUSTER_NAMESPACE, STREAM_PARTITIONS,
+// HOST_NS_<host>, HOST_LINK_<host>, HOST_ADDR_<host> for app1, app2, app3 and work2.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { io } from "socket.io-client";
+import { request, waitFor, register as registerAt } from "./support.mjs";
+
+const LB = process.env.LB_URL;
+const STATS = `${LB}:8404/stats;csv`;
+const NS = process.env.CLUSTER_NAMESPACE;
+const PARTITIONS = Number(process.env.STREAM_PARTITIONS);
+const RUN = `cl${Date.now().toString(36)}`;
+const redis = new URL(process.env.REDIS_URL);
+
+const http = (method, path, token, body) => request(LB, method, path, token, body);
+const register = (name) => registerAt(LB, RUN, name);
+
+const clients = [];
+after(() => clients.forEach((c) => c.socket.close()));
+
+// A socket of `user` through the balancer that reconnects by itself and asks for recovery,
+// recording every event and every connect. `pin`: the chat instance HAProxy is asked for
+// (its cookie), as a client sent back there by the cookie would ask.
+function client(user, { transports = ["websocket"], pin } = {}) {
+  const socket = io(LB, {
+    forceNew: true,
+    transports,
+    auth: { token: user.token, recovery: true },
+    reconnection: true,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 500,
+    randomizationFactor: 0,
+    // Long-polling keeps the balancer's cookie (engine.io-client's cookie jar in Node); a
+    // pinned socket sends only its own.
+    withCredentials: !pin,
+    extraHeaders: pin ? { cookie: `SERVERID=${pin}` } : {},
+  });
+  const c = { socket, user, name: `${user.userId}${pin ? `@${pin}` : ""} (${transports})`, events: [], connects: [], disconnects: [], errors: [] };
+  socket.onAny((event, ...args) => c.events.push({ event, data: args[0] }));
+  socket.on("connect", () => c.connects.push({ recovered: socket.recovered }));
+  socket.on("disconnect", (reason) => c.disconnects.push(reason));
+  socket.on("connect_error", (e) => c.errors.push(e.message));
+  clients.push(c);
+  return c;
+}
+
+const created = (c) => c.events.filter((e) => e.event === "message:created").map((e) => e.data.id);
+
+async function connects(c, n = 1) {
+  await waitFor(`connect #${n} of ${c.name} (errors: ${c.errors.join("; ")})`, () => c.connects.length >= n, 20_000);
+  return c.connects[n - 1];
+}
+
+async function group(owner, members) {
+  const r = await http("POST", "/conversations", owner.token, {
+    type: "group",
+    name: "cluster",
+    members: members.map((u) => ({ userId: u.userId, displayName: "x" })),
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.id;
+}
+
+// A send through the balancer: 201 (stored) or 202 (queued: will be stored).
+async function send(user, cid, body) {
+  const r = await http("POST", `/conversations/${cid}/messages`, user.token, { senderId: user.userId, body });
+  assert.ok([201, 202].includes(r.status), `send: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.id;
+}
+
+async function listing(user, cid) {
+  const r = await http("GET", `/conversations/${cid}/messages?limit=500`, user.token);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.map((m) => m.id);
+}
+
+// HAProxy's view of its servers: `{ "chats/chat3": { status, scur } }`.
+async function servers() {
+  const text = await (await fetch(STATS)).text();
+  const [head, ...rows] = text.trim().split("\n");
+  const cols = head.replace(/^# /, "").split(",");
+  const out = {};
+  for (const row of rows) {
+    const f = Object.fromEntries(row.split(",").map((v, i) => [cols[i], v]));
+    out[`${f.pxname}/${f.svname}`] = { status: f.status, scur: Number(f.scur) };
+  }
+  return out;
+}
+
+// The host's link goes down first, so that nothing it held says goodbye, then every process
+// on it is killed.
+function lose(host) {
+  execFileSync("ip", ["link", "set", process.env[`HOST_LINK_${host}`], "down"]);
+  const pids = execFileSync("ip", ["netns", "pids", process.env[`HOST_NS_${host}`]]).toString().trim().split(/\s+/).filter(Boolean);
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+const redisGet = (key) =>
+  execFileSync("redis-cli", ["-h", redis.hostname, "-p", redis.port, "--raw", "GET", key]).toString().trim();
+const leases = () => Array.from({ length: PARTITIONS }, (_, p) => redisGet(`${NS}:messages:lease:${p}`));
+// core::stream::partition_of: the id's last four bytes, big-endian, modulo the partitions.
+const partitionOf = (cid) => parseInt(cid.replaceAll("-", "").slice(-8), 16) % PARTITIONS;
+
+// Each socket got exactly the messages sent, once each, in the order they were stored.
+function exactlyOnce(c, expected) {
+  assert.deepEqual(created(c), expected, `${c.name}: every message once, in order`);
+}
+
+let alice, bob, carol, dave, cid;
+const sent = [];
+let pinned, polling, loose;
+
+test("through the balancer: REST on either gateway, sockets on all three chat instances, long-polling sticky", async () => {
+  [alice, bob, carol, dave] = await Promise.all(["alice", "bob", "carol", "dave"].map(register));
+  cid = await group(alice, [alice, bob, carol, dave]);
+  pinned = ["chat1", "chat2", "chat3"].map((pin) => client(bob, { pin }));
+  polling = client(carol, { transports: ["polling"] });
+  loose = client(dave, { transports: ["polling", "websocket"] });
+  for (const c of [...pinned, polling, loose]) await connects(c);
+
+  const view = await servers();
+  for (const chat of ["chat1", "chat2", "chat3"]) {
+    assert.equal(view[`chats/${chat}`].status, "UP", chat);
+    assert.ok(view[`chats/${chat}`].scur >= 1, `a session through ${chat}: ${JSON.stringify(view)}`);
+  }
+  for (const gw of ["gw1", "gw2"]) assert.equal(view[`gateways/${gw}`].status, "UP", gw);
+
+  for (let i = 0; i < 10; i++) sent.push(await send(alice, cid, `live ${i}`));
+  const all = [...pinned, polling, loose];
+  await waitFor("every message on every socket", () => all.every((c) => created(c).length >= sent.length), 15_000);
+  for (const c of all) {
+    exactlyOnce(c, sent);
+    assert.equal(c.connects.length, 1, `${c.name} never reconnected: ${c.disconnects.join(", ")}`);
+  }
+  // Each long-polling request went to the instance holding its session: one that did not
+  // would have been refused (unknown sid), ending the session.
+  assert.equal(polling.socket.io.engine.transport.name, "polling");
+  assert.deepEqual(polling.disconnects, []);
+  assert.deepEqual(await listing(alice, cid), sent);
+});
+
+test("a chat host lost: its clients reconnect to another instance and recover what they missed", async () => {
+  const onApp3 = pinned[2];
+  lose("app3");
+  await waitFor("the lost instance's socket notices", () => onApp3.disconnects.length >= 1, 15_000);
+  await waitFor("HAProxy marks chat3 down", async () => (await servers())["chats/chat3"].status.startsWith("DOWN"), 10_000);
+
+  // Sent while it is away, through whichever gateway and surviving instance.
+  for (let i = 0; i < 5; i++) sent.push(await send(alice, cid, `while away ${i}`));
+  const back = await connects(onApp3, 2);
+  assert.equal(back.recovered, true, "recovered on another instance");
+
+  const all = [...pinned, polling, loose];
+  await waitFor("every message on every socket", () => all.every((c) => created(c).length >= sent.length), 15_000);
+  for (const c of all) {
+    exactlyOnce(c, sent);
+    // Any socket the lost host held (the unpinned ones may have been there too) came back
+    // with its session.
+    assert.ok(c.connects.slice(1).every((k) => k.recovered), `${c.name}: ${JSON.stringify(c.connects)}`);
+  }
+  assert.deepEqual(await listing(alice, cid), sent);
+});
+
+test("a worker host lost: its partitions move to the other worker, and every answered send is stored once", async () => {
+  // Both workers own partitions.
+  await waitFor("both workers holding leases", () => new Set(leases()).size === 2, 15_000);
+  const lost = leases().map((owner, p) => (owner === "worker-work2" ? p : -1)).filter((p) => p >= 0);
+  assert.ok(lost.length >= 1, `worker-work2 owns a partition: ${leases()}`);
+
+  // A conversation on each partition of the worker about to be lost.
+  const convs = [];
+  for (let tries = 0; tries < 64 && !lost.every((p) => convs.some((c) => partitionOf(c) === p)); tries++) {
+    const c = await group(alice, [alice, bob]);
+    if (lost.includes(partitionOf(c))) convs.push(c);
+  }
+  assert.ok(lost.every((p) => convs.some((c) => partitionOf(c) === p)), "a conversation on each lost partition");
+  convs.push(await group(alice, [alice, bob]));
+
+  // Sends flowing in every conversation while the host goes.
+  const answered = new Map(convs.map((c) => [c, []]));
+  const flows = convs.map(async (c) => {
+    for (let i = 0; i < 6; i++) answered.get(c).push(await send(alice, c, `around the loss ${i}`));
+  });
+  await new Promise((r) => setTimeout(r, 150));
+  lose("work2");
+  await Promise.all(flows);
+
+  await waitFor("every partition owned by the surviving worker", () => leases().every((o) => o === "worker-app2"), 15_000);
+  for (const c of convs) {
+    await waitFor(`every answered send of ${c} stored`, async () => (await listing(alice, c)).length >= answered.get(c).length, 20_000);
+    assert.deepEqual(await listing(alice, c), answered.get(c), `${c}: each send stored once, in order`);
+  }
+});
