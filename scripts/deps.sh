@@ -182,3 +182,65 @@ s3_down() {
   fi
   S3_STARTED_PID=""
 }
+
+# A Redis Cluster for the tests run against one (issue 19): 3 masters with a replica each,
+# on HOST, ports FIRST to FIRST+5 (redis-cli --cluster create), unless a healthy cluster
+# answers at FIRST already; stopped and its folder removed at exit. Sets
+# REDIS_CLUSTER_SEEDS to its nodes (`host:port,...`, what REDIS_CLUSTER_NODES takes).
+# Not in a `$(...)`: the clean-up is registered in the calling shell.
+# redis_cluster_up HOST FIRST [DIR] [RUN...]: RUN, when given, is a command prefix to start
+# each server with (the cluster harness runs them in network namespaces).
+REDIS_CLUSTER_STARTED=()
+REDIS_CLUSTER_TEMP=()
+REDIS_CLUSTER_DOWN_REGISTERED=""
+REDIS_CLUSTER_SEEDS=""
+
+redis_cluster_ok() { [ "$(redis-cli -h "$1" -p "$2" cluster info 2>/dev/null | tr -d '\r' | grep -c '^cluster_state:ok')" = 1 ]; }
+
+redis_cluster_up() {
+  local host="$1" first="$2" dir="${3:-}"; shift 2; [ $# -gt 0 ] && shift
+  local nodes=() port
+  for ((port = first; port < first + 6; port++)); do nodes+=("$host:$port"); done
+  REDIS_CLUSTER_SEEDS="$(IFS=,; echo "${nodes[*]}")"
+  if redis_cluster_ok "$host" "$first"; then
+    deps_log "a Redis Cluster answers at $host:$first; using it"; return 0
+  fi
+  deps_install redis-server redis-server || return 1
+  [ -n "$REDIS_CLUSTER_DOWN_REGISTERED" ] || { on_exit redis_cluster_down; REDIS_CLUSTER_DOWN_REGISTERED=1; }
+  if [ -z "$dir" ]; then dir="$(mktemp -d /tmp/chat-redis-cluster.XXXXXX)"; REDIS_CLUSTER_TEMP+=("$dir"); fi
+  deps_log "starting a Redis Cluster on $host:$first-$((first + 5)) (3 masters, 3 replicas; data in $dir)"
+  for ((port = first; port < first + 6; port++)); do
+    mkdir -p "$dir/$port"
+    "$@" redis-server --bind "$host" --port "$port" --protected-mode no --cluster-enabled yes \
+      --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
+      --dir "$dir/$port" --appendonly yes --appendfsync everysec --save "" \
+      --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" \
+      || { deps_log "Redis on $port did not start"; return 1; }
+  done
+  for ((port = first; port < first + 6; port++)); do
+    wait_for 10 "Redis on $host:$port" redis_answers "$host" "$port" || return 1
+    REDIS_CLUSTER_STARTED+=("$(cat "$dir/$port/redis.pid")")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 \
+    || { deps_log "redis-cli --cluster create failed:"; tail -20 "$dir/create.log" >&2; return 1; }
+  for ((port = first; port < first + 6; port++)); do
+    wait_for 20 "the cluster's state at $host:$port" redis_cluster_ok "$host" "$port" || return 1
+  done
+  # Every replica attached before anyone relies on a failover.
+  wait_for 20 "3 replicas attached" redis_cluster_replicas "$host" "$first" 3 || return 1
+}
+
+redis_cluster_replicas() {
+  [ "$(redis-cli -h "$1" -p "$2" cluster nodes 2>/dev/null | grep -c ' slave ')" -ge "$3" ]
+}
+
+redis_cluster_down() {
+  local pid dir
+  for pid in "${REDIS_CLUSTER_STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${REDIS_CLUSTER_STARTED[@]}"; do
+    wait_for 10 "Redis $pid to stop" eval "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true
+  done
+  [ ${#REDIS_CLUSTER_STARTED[@]} -eq 0 ] || deps_log "Redis Cluster stopped"
+  for dir in "${REDIS_CLUSTER_TEMP[@]}"; do rm -rf "$dir"; done
+  REDIS_CLUSTER_STARTED=(); REDIS_CLUSTER_TEMP=()
+}

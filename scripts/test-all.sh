@@ -4,7 +4,9 @@
 # E2E_REDIS_URL point at running servers; stopped again on exit) and an S3 server (s3s-fs,
 # E2E_S3_*), and the Socket.IO interop
 # tests with the official JavaScript client (installed from npm here), and schemathesis
-# against the gateway's OpenAPI document (installed from PyPI into target/), cargo-deny's
+# against the gateway's OpenAPI document (installed from PyPI into target/), the end-to-end
+# tests again against a Redis Cluster started here (E2E_REDIS_CLUSTER_PORT, default 27001 to
+# 27006), cargo-deny's
 # licence and ban checks (deny.toml; cargo-deny built into target/tools), the goose crate's
 # unit tests, the run command (scripts/test-run-stack.sh), the services on several hosts
 # behind HAProxy (scripts/test-cluster.sh: network namespaces, so root), then a bounded
@@ -72,6 +74,17 @@ tail -n 1 "$deny_log"
 
 step "unit and end-to-end tests"
 cargo test --workspace
+
+step "end-to-end tests again, against a Redis Cluster (3 masters with a replica each)"
+# Every e2e file but those that run their own servers (faults), build single-Redis pools of
+# their own (recovery_store) or only check the HTTP contract (contract).
+redis_cluster_up 127.0.0.1 "${E2E_REDIS_CLUSTER_PORT:-27001}"
+cluster_tests=()
+for f in tests/e2e/tests/*.rs; do
+  case "$(basename "$f" .rs)" in faults | recovery_store | contract) continue ;; esac
+  cluster_tests+=(--test "$(basename "$f" .rs)")
+done
+E2E_REDIS_CLUSTER_NODES="$REDIS_CLUSTER_SEEDS" cargo test -p e2e "${cluster_tests[@]}"
 # The goose load tests are a workspace of their own (goose is a heavy build the root
 # workspace leaves out); their unit tests run here.
 cargo test --manifest-path loadtest/goose/Cargo.toml

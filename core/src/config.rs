@@ -238,13 +238,18 @@ impl Listen {
     }
 }
 
-/// The shared stores: `CHAT_DATABASE_URL`, `REDIS_URL` (or `REDIS_HOST` + `REDIS_PORT`),
-/// `CHAT_NAMESPACE`, and the pool sizes `PG_POOL_SIZE` and `REDIS_POOL_SIZE`.
+/// The shared stores: `CHAT_DATABASE_URL`, `REDIS_URL` (or `REDIS_HOST` + `REDIS_PORT`) or
+/// `REDIS_CLUSTER_NODES`, `CHAT_NAMESPACE`, and the pool sizes `PG_POOL_SIZE` and
+/// `REDIS_POOL_SIZE`.
 #[derive(Debug, Clone)]
 pub struct Stores {
     pub database_url: String,
+    /// One Redis (unused with a cluster).
     pub redis_url: String,
-    /// Prefix of every Redis key and channel.
+    /// Redis Cluster's seed nodes (`redis://` URLs); empty for one Redis.
+    pub redis_cluster: Vec<String>,
+    /// Prefix of every Redis key and channel: `CHAT_NAMESPACE`, in braces with a cluster
+    /// ([`key_prefix`]).
     pub namespace: String,
     pub pg_pool_size: usize,
     pub redis_pool_size: u32,
@@ -253,14 +258,77 @@ pub struct Stores {
 impl Stores {
     /// The pool sizes' defaults are the service's (the registry's).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let redis_cluster = cluster_nodes(env)?;
+        let namespace = env.string("CHAT_NAMESPACE");
+        if namespace.contains(['{', '}']) {
+            return Err(ConfigError {
+                var: "CHAT_NAMESPACE".into(),
+                value: namespace,
+                reason: "braces are reserved (a Redis Cluster hash tag is made of the namespace)"
+                    .into(),
+            });
+        }
         Ok(Stores {
             database_url: env.database_url()?,
             redis_url: env.redis_url()?,
-            namespace: env.string("CHAT_NAMESPACE"),
+            namespace: key_prefix(&namespace, !redis_cluster.is_empty()),
+            redis_cluster,
             pg_pool_size: env.number("PG_POOL_SIZE", 1, 1000)?,
             redis_pool_size: env.number("REDIS_POOL_SIZE", 1, 1000)?,
         })
     }
+
+    /// Whether Redis is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.redis_cluster.is_empty()
+    }
+}
+
+/// The prefix of every Redis key and channel of `namespace`. With a cluster it is the
+/// namespace in braces, a hash tag: every key and channel then hashes to one slot, so that
+/// every script and MULTI (which may only touch one slot) works as on one Redis, and channels
+/// are sharded ones of that slot (`crate::pubsub`). The one place this is decided.
+pub fn key_prefix(namespace: &str, cluster: bool) -> String {
+    if cluster {
+        format!("{{{namespace}}}")
+    } else {
+        namespace.to_string()
+    }
+}
+
+/// `REDIS_CLUSTER_NODES`: comma-separated `host:port` or `redis://` URLs, as URLs.
+fn cluster_nodes(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = env.raw("REDIS_CLUSTER_NODES") else {
+        return Ok(Vec::new());
+    };
+    let bad = |reason: &str| ConfigError {
+        var: "REDIS_CLUSTER_NODES".into(),
+        value: raw.clone(),
+        reason: reason.into(),
+    };
+    let mut nodes = Vec::new();
+    for node in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let url = if node.contains("://") {
+            node.to_string()
+        } else {
+            format!("redis://{node}")
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(bad(
+                "expected host:port or redis:// URLs, separated by commas",
+            ));
+        }
+        if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
+            return Err(bad(
+                "expected host:port or redis:// URLs, separated by commas",
+            ));
+        }
+        nodes.push(url);
+    }
+    if nodes.is_empty() || nodes.len() > 64 {
+        return Err(bad("expected 1 to 64 nodes"));
+    }
+    Ok(nodes)
 }
 
 /// Prints a configuration error and exits with status 2.
@@ -317,6 +385,44 @@ mod tests {
     #[should_panic(expected = "does not declare")]
     fn another_services_variable_cannot_be_read() {
         Env::from_pairs("web", &[]).raw("BATCH_MAX");
+    }
+
+    #[test]
+    fn a_cluster_puts_the_namespace_in_braces_and_takes_nodes_or_urls() {
+        let one =
+            Stores::from_env(&Env::from_pairs("chat", &[("CHAT_NAMESPACE", "team")])).unwrap();
+        assert!(!one.is_cluster());
+        assert_eq!(one.namespace, "team");
+        let env = Env::from_pairs(
+            "chat",
+            &[
+                ("CHAT_NAMESPACE", "team"),
+                (
+                    "REDIS_CLUSTER_NODES",
+                    "10.0.0.1:7000, redis://:pw@10.0.0.2:7001,",
+                ),
+            ],
+        );
+        let cluster = Stores::from_env(&env).unwrap();
+        assert!(cluster.is_cluster());
+        assert_eq!(cluster.namespace, "{team}");
+        assert_eq!(
+            cluster.redis_cluster,
+            ["redis://10.0.0.1:7000", "redis://:pw@10.0.0.2:7001"]
+        );
+        // The password is not printed.
+        assert!(
+            !cluster.redis_target().contains("pw"),
+            "{}",
+            cluster.redis_target()
+        );
+        for bad in [",", "http://x:1", "redis://x:notaport"] {
+            let env = Env::from_pairs("chat", &[("REDIS_CLUSTER_NODES", bad)]);
+            let e = Stores::from_env(&env).unwrap_err();
+            assert_eq!(e.var, "REDIS_CLUSTER_NODES", "{bad}");
+        }
+        let braces = Env::from_pairs("chat", &[("CHAT_NAMESPACE", "a{b}")]);
+        assert_eq!(Stores::from_env(&braces).unwrap_err().var, "CHAT_NAMESPACE");
     }
 
     #[test]

@@ -21,9 +21,23 @@ impl Stores {
         postgres(&self.database_url, self.pg_pool_size)
     }
 
-    /// The Redis pool these settings describe (lazy too).
+    /// Where Redis is, for messages: the URL (password hidden) or the cluster's seed nodes.
+    pub fn redis_target(&self) -> String {
+        if self.is_cluster() {
+            let nodes: Vec<String> = self.redis_cluster.iter().map(|n| redact(n)).collect();
+            format!("the Redis Cluster of {}", nodes.join(","))
+        } else {
+            redact(&self.redis_url)
+        }
+    }
+
+    /// The Redis pool these settings describe (lazy too): one Redis, or the cluster.
     pub fn redis(&self) -> Result<RedisPool, ConfigError> {
-        redis(&self.redis_url, self.redis_pool_size)
+        if self.is_cluster() {
+            redis_cluster(&self.redis_cluster, self.redis_pool_size)
+        } else {
+            redis(&self.redis_url, self.redis_pool_size)
+        }
     }
 }
 
@@ -80,26 +94,118 @@ pub fn redis(url: &str, max_size: u32) -> Result<RedisPool, ConfigError> {
         value: redact(url),
         reason: format!("{e}"),
     })?;
-    let mgr = RedisManager { inner };
-    Ok(bb8::Pool::builder()
+    Ok(pool(RedisManager::Single(inner), max_size))
+}
+
+/// A pool of Redis Cluster connections (each one reaches every node, following the slot map
+/// and retrying through `MOVED`, `ASK` and failovers); lazy like [`redis`].
+pub fn redis_cluster(nodes: &[String], max_size: u32) -> Result<RedisPool, ConfigError> {
+    Ok(pool(
+        RedisManager::Cluster(Box::new(cluster_client(nodes, None)?)),
+        max_size,
+    ))
+}
+
+/// A Redis Cluster client on `nodes`; with `push`, RESP3 and every node's pushes
+/// (subscriptions' messages, disconnections) sent there.
+pub fn cluster_client(
+    nodes: &[String],
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> Result<redis::cluster::ClusterClient, ConfigError> {
+    cluster_builder(nodes, push)
+        .build()
+        .map_err(|e| cluster_error(nodes, e))
+}
+
+/// The cluster client every connection to it is made with: a command that meets a failover
+/// (`CLUSTERDOWN`, `MOVED`, a lost node) is retried for about ten seconds, from 100 ms apart
+/// to at most a second (the crate's default waits up to minutes).
+fn cluster_builder(
+    nodes: &[String],
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> redis::cluster::ClusterClientBuilder {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .retries(12)
+        .min_retry_wait(100)
+        .max_retry_wait(1000);
+    if let Some(tx) = push {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(tx);
+    }
+    builder
+}
+
+fn cluster_error(nodes: &[String], e: impl std::fmt::Display) -> ConfigError {
+    ConfigError {
+        var: "REDIS_CLUSTER_NODES".into(),
+        value: nodes
+            .iter()
+            .map(|n| redact(n))
+            .collect::<Vec<_>>()
+            .join(","),
+        reason: format!("{e}"),
+    }
+}
+
+/// A connection of its own, outside the pool, whose answers may take up to
+/// `response_timeout`: for blocking commands (`XREADGROUP ... BLOCK`), which on a shared
+/// connection would hold up every other command.
+pub async fn dedicated(
+    stores: &Stores,
+    response_timeout: Duration,
+) -> redis::RedisResult<RedisConn> {
+    let inner = if stores.is_cluster() {
+        let client = cluster_builder(&stores.redis_cluster, None)
+            .response_timeout(response_timeout)
+            .build()?;
+        Inner::Cluster(client.get_async_connection().await?)
+    } else {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        let client = redis::Client::open(stores.redis_url.as_str())?;
+        Inner::Single(
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await?,
+        )
+    };
+    Ok(RedisConn {
+        inner,
+        broken: false,
+    })
+}
+
+fn pool(mgr: RedisManager, max_size: u32) -> RedisPool {
+    bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECT_TIMEOUT)
         // Checking out must not cost a PING round trip per command: a connection that failed
         // is marked by `RedisConn` and replaced when it comes back (`has_broken`).
         .test_on_check_out(false)
-        .build_unchecked(mgr))
+        .build_unchecked(mgr)
 }
 
 /// bb8-redis's manager, plus the one thing it lacks: noticing a dead connection without a
 /// PING on every checkout. A multiplexed connection never recovers once its socket is gone,
-/// so the first connection-level error marks it, and bb8 drops it on return.
-pub struct RedisManager {
-    inner: bb8_redis::RedisConnectionManager,
+/// so the first connection-level error marks it, and bb8 drops it on return. With a cluster,
+/// the same for a cluster connection (which reconnects to nodes by itself; a connection-level
+/// error still replaces it, which costs a reconnection and nothing else).
+pub enum RedisManager {
+    Single(bb8_redis::RedisConnectionManager),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 pub struct RedisConn {
-    inner: redis::aio::MultiplexedConnection,
+    inner: Inner,
     broken: bool,
+}
+
+enum Inner {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl RedisConn {
@@ -123,7 +229,10 @@ impl redis::aio::ConnectionLike for RedisConn {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            let r = self.inner.req_packed_command(cmd).await;
+            let r = match &mut self.inner {
+                Inner::Single(c) => c.req_packed_command(cmd).await,
+                Inner::Cluster(c) => c.req_packed_command(cmd).await,
+            };
             self.note(r)
         })
     }
@@ -135,16 +244,19 @@ impl redis::aio::ConnectionLike for RedisConn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            let r = self
-                .inner
-                .req_packed_commands(pipeline, offset, count)
-                .await;
+            let r = match &mut self.inner {
+                Inner::Single(c) => c.req_packed_commands(pipeline, offset, count).await,
+                Inner::Cluster(c) => c.req_packed_commands(pipeline, offset, count).await,
+            };
             self.note(r)
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.inner.get_db()
+        match &self.inner {
+            Inner::Single(c) => c.get_db(),
+            Inner::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -153,14 +265,21 @@ impl bb8::ManageConnection for RedisManager {
     type Error = redis::RedisError;
 
     async fn connect(&self) -> Result<RedisConn, redis::RedisError> {
+        let inner = match self {
+            RedisManager::Single(m) => Inner::Single(m.connect().await?),
+            RedisManager::Cluster(c) => Inner::Cluster(c.get_async_connection().await?),
+        };
         Ok(RedisConn {
-            inner: self.inner.connect().await?,
+            inner,
             broken: false,
         })
     }
 
     async fn is_valid(&self, conn: &mut RedisConn) -> Result<(), redis::RedisError> {
-        self.inner.is_valid(&mut conn.inner).await
+        match (self, &mut conn.inner) {
+            (RedisManager::Single(m), Inner::Single(c)) => m.is_valid(c).await,
+            _ => redis::cmd("PING").query_async(conn).await,
+        }
     }
 
     fn has_broken(&self, conn: &mut RedisConn) -> bool {

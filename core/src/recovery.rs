@@ -257,11 +257,15 @@ impl Keys {
 /// several), and PUBLISHes `@<first offset> <body>`. Returns the first offset or false.
 ///
 /// Numbers go through `%.0f`: Lua 5.1 numbers are doubles, exact for integers below 2^53,
-/// and `tostring` would print 1.7e+12.
-pub const RECORD_FN: &str = r"
+/// and `tostring` would print 1.7e+12. It publishes with [`crate::pubsub::PUBLISH_FN`]'s
+/// `publish`, which it includes.
+pub static RECORD_FN: LazyLock<String> =
+    LazyLock::new(|| format!("{}{RECORD_BODY}", crate::pubsub::PUBLISH_FN));
+
+const RECORD_BODY: &str = r"
 local function record(seq, chan, retention, prefix, body, entries)
   if retention == 0 or #entries == 0 then
-    redis.call('PUBLISH', chan, body)
+    publish(chan, body)
     return false
   end
   local t = redis.call('TIME')
@@ -297,7 +301,7 @@ local function record(seq, chan, retention, prefix, body, entries)
     end
   end
   local first = msid .. '-' .. string.format('%.0f', n)
-  redis.call('PUBLISH', chan, '@' .. first .. ' ' .. body)
+  publish(chan, '@' .. first .. ' ' .. body)
   return first
 end
 ";
@@ -322,7 +326,7 @@ end
 return record(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], entries)
 ";
 
-static RECORD_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{RECORD_FN}{RECORD_MAIN}"));
+static RECORD_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{}{RECORD_MAIN}", *RECORD_FN));
 static RECORD: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(&RECORD_SOURCE));
 
 /// One recorded event of a published message: what it is and whose logs it goes to.
@@ -395,7 +399,7 @@ pub async fn publish(
 ) -> Result<Option<Offset>, ApiError> {
     let mut conn = redis.get().await?;
     if window.is_off() || entries.is_empty() {
-        let _: i64 = redis::cmd("PUBLISH")
+        let _: i64 = redis::cmd(crate::pubsub::publish_command(channel))
             .arg(channel)
             .arg(body)
             .query_async(&mut *conn)
@@ -426,7 +430,10 @@ pub fn add_publish(
     entries: &[Entry<'_>],
 ) {
     if window.is_off() || entries.is_empty() {
-        pipe.cmd("PUBLISH").arg(channel).arg(body).ignore();
+        pipe.cmd(crate::pubsub::publish_command(channel))
+            .arg(channel)
+            .arg(body)
+            .ignore();
         return;
     }
     let (ks, args) = record_args(keys, window, channel, body, entries);

@@ -87,7 +87,9 @@ pub fn well_formed(token: &str) -> bool {
 /// channel. Past the cap, the user's oldest sessions end (and are announced). Returns 1 when
 /// the epoch moved (nothing issued), else 0.
 static ISSUE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(&format!(
+        "{}{}",
+        crate::pubsub::PUBLISH_FN,
         r"
 if ARGV[7] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[7] then return 1 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -100,41 +102,45 @@ if extra > 0 then
     redis.call('DEL', ARGV[6] .. id)
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
-  redis.call('PUBLISH', ARGV[8], table.concat(ids, ' '))
+  publish(ARGV[8], table.concat(ids, ' '))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 0
-",
-    )
+"
+    ))
 });
 
 /// Ends one session: KEYS[1] the session, KEYS[2] the user's sessions; ARGV: session id,
 /// revocations channel.
 static REVOKE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(&format!(
+        "{}{}",
+        crate::pubsub::PUBLISH_FN,
         r"
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[1])
+publish(ARGV[2], ARGV[1])
 return 0
-",
-    )
+"
+    ))
 });
 
 /// Revokes every session of a user and moves the user's epoch (KEYS[2]): the session keys
 /// listed in the user's set, then the set. ARGV: session key prefix, revocations channel.
 /// Returns the new epoch.
 static REVOKE_ALL: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(&format!(
+        "{}{}",
+        crate::pubsub::PUBLISH_FN,
         r"
 local epoch = redis.call('INCR', KEYS[2])
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 redis.call('DEL', KEYS[1])
-if #ids > 0 then redis.call('PUBLISH', ARGV[2], table.concat(ids, ' ')) end
+if #ids > 0 then publish(ARGV[2], table.concat(ids, ' ')) end
 return epoch
-",
-    )
+"
+    ))
 });
 
 /// Looks a session up and, when it is live, counts a hit against a limit of the request's

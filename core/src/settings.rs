@@ -192,6 +192,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "Redis's port, when `REDIS_URL` is unset",
     },
     Setting {
+        var: "REDIS_CLUSTER_NODES",
+        services: &["gateway", "chat", "call", "worker", "chatctl"],
+        default: Unset("unset (one Redis, `REDIS_URL`)"),
+        meaning: "Redis Cluster instead of one Redis: comma-separated seed nodes (`host:port` or `redis://` URLs; the others are discovered). Every key and channel of the namespace is then in one hash slot (the prefix becomes `{CHAT_NAMESPACE}`) and channels are sharded (`SPUBLISH`/`SSUBSCRIBE`); `REDIS_URL` is not used",
+    },
+    Setting {
         var: "CHAT_NAMESPACE",
         services: &["gateway", "chat", "call", "worker", "chatctl"],
         default: Value("chat"),

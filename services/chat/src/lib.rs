@@ -214,8 +214,8 @@ async fn wait_for_redis(state: &State) -> Result<(), Failure> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => {
-                let url = pools::redact(&state.config.stores.redis_url);
-                return Err(Failure::new(format!("Redis unreachable at {url}"), e));
+                let target = state.config.stores.redis_target();
+                return Err(Failure::new(format!("Redis unreachable: {target}"), e));
             }
         }
     }

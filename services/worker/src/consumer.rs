@@ -20,11 +20,10 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use platform_core::events::name;
-use platform_core::pools::{PgPool, RedisPool};
+use platform_core::pools::{PgPool, RedisConn, RedisPool};
 use platform_core::recovery;
 use platform_core::stream::{self, Entry, Keys, FIELD, GROUP};
 use platform_core::{Context, Failure};
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use tokio::time::Instant;
@@ -97,7 +96,7 @@ return #out
 static ANNOUNCE_REDELIVERED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}{ANNOUNCE_REDELIVERED_MAIN}",
-        platform_core::recovery::RECORD_FN
+        *platform_core::recovery::RECORD_FN
     )
 });
 
@@ -111,7 +110,7 @@ return 0
 
 impl Consumer {
     pub(crate) async fn run(mut self) {
-        let mut reader: Option<MultiplexedConnection> = None;
+        let mut reader: Option<RedisConn> = None;
         let mut next_maintenance = Instant::now();
         let mut backoff = RETRY_MIN;
         let mut current: Vec<usize> = Vec::new();
@@ -186,7 +185,7 @@ impl Consumer {
     /// previous owner left pending there, however recently it was delivered. Its lease has
     /// expired or was given up, so it stores nothing more of this partition (a batch it was
     /// still storing is stored once all the same, and announced once).
-    async fn take_over(&self, conn: &mut MultiplexedConnection, p: usize) -> Result<(), Failure> {
+    async fn take_over(&self, conn: &mut RedisConn, p: usize) -> Result<(), Failure> {
         let stream = &self.keys.streams()[p];
         stream::create_group(conn, stream)
             .await
@@ -219,15 +218,12 @@ impl Consumer {
 
     /// Blocking reads get a connection of their own: on a shared multiplexed connection they
     /// would hold up every other command.
-    async fn connect_reader(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let client = redis::Client::open(self.config.stores.redis_url.as_str())?;
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(self.config.block + Duration::from_secs(5)))
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?;
-        Ok(conn)
+    async fn connect_reader(&self) -> redis::RedisResult<RedisConn> {
+        platform_core::pools::dedicated(
+            &self.config.stores,
+            self.config.block + Duration::from_secs(5),
+        )
+        .await
     }
 
     /// New entries from the partitions in `from` (one read, blocking until any has some),
@@ -237,7 +233,7 @@ impl Consumer {
     /// `batch_max` at a time.
     async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut RedisConn,
         from: &[usize],
     ) -> redis::RedisResult<Vec<(usize, StreamId)>> {
         let max = self.config.batch_max;

@@ -5,7 +5,10 @@
 //! Environment: `E2E_DATABASE_URL` (an admin connection, default
 //! `postgres://postgres@127.0.0.1:25432/postgres`), `E2E_REDIS_URL` (default
 //! `redis://127.0.0.1:26379`), `E2E_BIN_DIR` (default `target/debug`). The test command
-//! (`scripts/test-all.sh`) starts the servers and builds the binaries first. The fault tests
+//! (`scripts/test-all.sh`) starts the servers and builds the binaries first. With
+//! `E2E_REDIS_CLUSTER_NODES` (seed nodes, as `REDIS_CLUSTER_NODES` takes them) the services
+//! use that Redis Cluster instead of `E2E_REDIS_URL`, and [`Stack::redis`] reaches the node
+//! serving the stack's namespace. The fault tests
 //! run private servers of their own ([`servers`]) so they can restart them. [`s3`] gives a
 //! test its own bucket on the S3 server the test command starts.
 
@@ -27,6 +30,57 @@ pub fn admin_url() -> String {
 
 pub fn redis_url() -> String {
     std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:26379".into())
+}
+
+/// `E2E_REDIS_CLUSTER_NODES`: the Redis Cluster the stacks use instead, if set.
+pub fn redis_cluster_nodes() -> Option<String> {
+    std::env::var("E2E_REDIS_CLUSTER_NODES")
+        .ok()
+        .filter(|n| !n.is_empty())
+}
+
+/// The `redis://` URL of the master serving `key`'s slot in the cluster of seed `nodes`.
+async fn slot_master(nodes: &str, key: &str) -> String {
+    let seed = nodes.split(',').next().unwrap_or_default();
+    let seed = if seed.contains("://") {
+        seed.to_string()
+    } else {
+        format!("redis://{seed}")
+    };
+    let mut c = redis::Client::open(seed.as_str())
+        .expect("cluster seed url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to a cluster seed");
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .expect("CLUSTER KEYSLOT");
+    // Each range: [start, end, [host, port, id, ...] of its master, replicas...].
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut c)
+        .await
+        .expect("CLUSTER SLOTS");
+    for range in ranges {
+        let redis::Value::Array(r) = range else {
+            continue;
+        };
+        let (Some(redis::Value::Int(start)), Some(redis::Value::Int(end))) = (r.first(), r.get(1))
+        else {
+            continue;
+        };
+        if (*start..=*end).contains(&slot) {
+            if let Some(redis::Value::Array(master)) = r.get(2) {
+                let host: String = redis::from_redis_value_ref(&master[0]).expect("host");
+                let port: i64 = redis::from_redis_value_ref(&master[1]).expect("port");
+                return format!("redis://{host}:{port}");
+            }
+        }
+    }
+    panic!("no master serves slot {slot}");
 }
 
 /// `node --test` of one file of `tests/node` (the official socket.io-client tests); add its
@@ -176,6 +230,8 @@ pub struct Stack {
     pub worker_env: Vec<(String, String)>,
     admin_url: String,
     redis_url: String,
+    /// The Redis Cluster's seed nodes, when the stack uses one ([`redis_cluster_nodes`]).
+    pub redis_cluster: Option<String>,
     /// `SOCKET_DIR` of the stack's chat service and gateways (Unix sockets between them, and
     /// WebSockets handed to chat); `None` before starting them: TCP only, as on separate hosts.
     pub socket_dir: Option<PathBuf>,
@@ -224,7 +280,8 @@ impl Stack {
 
     /// Which worker (consumer name) holds each partition's lease now.
     pub async fn lease_owners(&self) -> Vec<Option<String>> {
-        let keys = platform_core::stream::Keys::new(&self.namespace).partitioned(self.partitions);
+        let keys =
+            platform_core::stream::Keys::new(&self.key_prefix()).partitioned(self.partitions);
         let mut r = self.redis().await;
         let mut out = Vec::new();
         for p in 0..self.partitions {
@@ -308,6 +365,7 @@ impl Stack {
             worker_env: Vec::new(),
             admin_url: admin,
             redis_url: redis,
+            redis_cluster: redis_cluster_nodes(),
             // Short, under /tmp: a Unix socket path holds at most 107 bytes.
             socket_dir: Some(std::env::temp_dir().join("e2e-sock").join(unique("s"))),
             partitions: std::env::var("E2E_STREAM_PARTITIONS")
@@ -319,7 +377,7 @@ impl Stack {
 
     /// The send stream's partitions, by number.
     pub fn streams(&self) -> Vec<String> {
-        platform_core::stream::Keys::new(&self.namespace)
+        platform_core::stream::Keys::new(&self.key_prefix())
             .partitioned(self.partitions)
             .streams()
             .to_vec()
@@ -369,6 +427,10 @@ impl Stack {
             .env("HOST", "127.0.0.1")
             .env("CHAT_DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
+            .env(
+                "REDIS_CLUSTER_NODES",
+                self.redis_cluster.as_deref().unwrap_or_default(),
+            )
             .env("CHAT_NAMESPACE", &self.namespace)
             .env("STREAM_PARTITIONS", self.partitions.to_string())
             // Tests send fast from one address: limits are raised unless a test sets them.
@@ -576,8 +638,20 @@ impl Stack {
         client
     }
 
+    /// The prefix of the stack's Redis keys and channels (the namespace, in braces on a
+    /// cluster: `platform_core::config::key_prefix`).
+    pub fn key_prefix(&self) -> String {
+        platform_core::config::key_prefix(&self.namespace, self.redis_cluster.is_some())
+    }
+
+    /// A connection to the stack's Redis: on a cluster, to the master serving the
+    /// namespace's slot (every key of the stack is there).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
+        let url = match &self.redis_cluster {
+            Some(nodes) => slot_master(nodes, &self.key_prefix()).await,
+            None => self.redis_url.clone(),
+        };
+        redis::Client::open(url.as_str())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -635,7 +709,7 @@ impl Stack {
     pub async fn dead_letters(&self) -> i64 {
         let mut r = self.redis().await;
         redis::cmd("XLEN")
-            .arg(format!("{}:messages:dead", self.namespace))
+            .arg(format!("{}:messages:dead", self.key_prefix()))
             .query_async(&mut r)
             .await
             .expect("XLEN")
@@ -812,18 +886,30 @@ impl Stack {
         self.request("DELETE", &path, Some(&by.token), None).await
     }
 
-    /// A connection subscribed to the worker's commit notices of this stack.
-    pub async fn committed_notices(&self) -> redis::aio::PubSub {
-        let mut pubsub = redis::Client::open(redis_url())
-            .expect("redis url")
-            .get_async_pubsub()
+    /// The stack's stores as its services read them (for `platform_core` calls in tests).
+    pub fn stores(&self) -> platform_core::config::Stores {
+        platform_core::config::Stores {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_cluster: self
+                .redis_cluster
+                .as_deref()
+                .map(|n| n.split(',').map(|n| format!("redis://{n}")).collect())
+                .unwrap_or_default(),
+            namespace: self.key_prefix(),
+            pg_pool_size: 4,
+            redis_pool_size: 4,
+        }
+    }
+
+    /// The worker's commit notices of this stack, as the chat service hears them (sharded
+    /// on a cluster): `next()` is the next one.
+    pub async fn committed_notices(&self) -> platform_core::pubsub::Messages {
+        let channel = platform_core::stream::Keys::new(&self.key_prefix()).notices;
+        let (_probe, messages) = platform_core::pubsub::subscribe(&self.stores(), &[&channel])
             .await
-            .expect("redis pubsub");
-        pubsub
-            .subscribe(format!("{}:committed", self.namespace))
-            .await
-            .expect("subscribe");
-        pubsub
+            .expect("subscribe to the commit notices");
+        messages
     }
 
     /// Sends `n` messages from `sender` to `conversation`, bodies `m0`, `m1`, …; each is
@@ -1056,7 +1142,7 @@ pub async fn refused_from_now_on(s: &Stack, base: &str, token: &str, limit: Dura
 pub async fn end_session_unannounced(s: &Stack) {
     let mut redis = s.redis().await;
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:session:*", s.namespace))
+        .arg(format!("{}:session:*", s.key_prefix()))
         .query_async(&mut redis)
         .await
         .unwrap();

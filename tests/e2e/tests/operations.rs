@@ -31,7 +31,7 @@ fn value(text: &str, prefix: &str) -> f64 {
 /// Puts `data` on the message stream as a producer would, behind the chat service's back.
 async fn queue(s: &Stack, data: &str) {
     let _: String = redis::cmd("XADD")
-        .arg(format!("{}:messages", s.namespace))
+        .arg(format!("{}:messages", s.key_prefix()))
         .arg("*")
         .arg("d")
         .arg(data)
@@ -560,7 +560,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_its_deliveries() {
     let id = uuid::Uuid::now_v7();
     let mut r = s.redis().await;
     let _: () = redis::cmd("SET")
-        .arg(format!("{}:pending:{id}", s.namespace))
+        .arg(format!("{}:pending:{id}", s.key_prefix()))
         .arg("{}")
         .query_async(&mut r)
         .await

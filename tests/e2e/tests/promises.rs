@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use e2e::servers::Postgres;
 use e2e::{Follower, Stack};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 /// The fault hook: the worker exits right after its first commit, before acknowledging.
@@ -351,7 +350,7 @@ async fn a_pending_mark_points_at_its_entry_and_queued_messages_stay_editable() 
         ids.push(sent.body["id"].as_str().unwrap().to_string());
     }
     let mut r = s.redis().await;
-    let mark = |id: &str| format!("{}:pending:{id}", s.namespace);
+    let mark = |id: &str| format!("{}:pending:{id}", s.key_prefix());
     // The mark holds the entry's stream id, not a second copy of the message.
     let (stream_id, json) = queued_entry(&s, &ids[0]).await;
     let held: String = redis::cmd("GET")
@@ -474,9 +473,8 @@ async fn commit_notices_stay_under_their_byte_bound() {
     s.start_worker().await;
     let mut sizes = Vec::new();
     let mut released = HashSet::new();
-    let mut messages = pubsub.on_message();
     while released.len() < ids.len() {
-        let msg = tokio::time::timeout(Duration::from_secs(20), messages.next())
+        let msg = tokio::time::timeout(Duration::from_secs(20), pubsub.next())
             .await
             .expect("every send released within 20 s")
             .expect("subscription open");

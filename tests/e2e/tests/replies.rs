@@ -515,7 +515,6 @@ async fn reactions_need_a_token_in_compat_mode_too() {
 /// through `hydrate` too: the edited reply carries its original's preview.
 #[tokio::test]
 async fn the_worker_announces_hydrated_messages() {
-    use futures_util::StreamExt;
     let mut s = Stack::secure(&[("SEND_WAIT_MS", "300")], &[]).await;
     let (ann, bob) = (s.sign_up("ann").await, s.sign_up("bob").await);
     let c = s.group_of(&ann, &[&bob]).await;
@@ -551,9 +550,8 @@ async fn the_worker_announces_hydrated_messages() {
 
     let mut pubsub = s.committed_notices().await;
     s.start_worker().await;
-    let mut notices = pubsub.on_message();
     loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), notices.next())
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), pubsub.next())
             .await
             .expect("the edit announced within 20 s")
             .expect("subscription open");

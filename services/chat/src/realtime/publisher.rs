@@ -78,7 +78,10 @@ async fn run(state: Arc<State>, mut rx: mpsc::Receiver<Job>) {
     while rx.recv_many(&mut jobs, PIPELINE).await > 0 {
         let mut pipe = redis::pipe();
         for j in &jobs {
-            pipe.cmd("PUBLISH").arg(&channel).arg(&j.body).ignore();
+            pipe.cmd(platform_core::pubsub::publish_command(&channel))
+                .arg(&channel)
+                .arg(&j.body)
+                .ignore();
         }
         let sent = match state.redis.get().await {
             Ok(mut conn) => pipe.query_async::<()>(&mut *conn).await.context("PUBLISH"),

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use platform_core::events::Envelope;
 use platform_core::pubsub;
 use platform_core::recovery::Offset;
@@ -36,12 +35,12 @@ pub(crate) async fn run(
     let mut first = true;
     while !shutdown.is_cancelled() {
         match pubsub::subscribe(
-            &state.config.stores.redis_url,
+            &state.config.stores,
             &[&keys.notices, &keys.events, &revocations],
         )
         .await
         {
-            Ok((sink, mut messages)) => {
+            Ok((probe, mut messages)) => {
                 backoff = Duration::from_millis(100);
                 let _ = ready.send(true);
                 // Anything missed while disconnected: presence is re-read in full, member
@@ -57,7 +56,7 @@ pub(crate) async fn run(
                 // One that hangs without closing would look alive while nothing is heard,
                 // and pages would be served stale: it is pinged, and counted lost when a
                 // ping goes unanswered.
-                let probe = pubsub::until_unanswered(sink);
+                let probe = probe.until_unanswered();
                 let mut probe = std::pin::pin!(probe);
                 loop {
                     let msg = tokio::select! {

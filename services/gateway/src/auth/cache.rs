@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use platform_core::pubsub;
 use platform_core::sessions::{self, Live, SessionUser, Sessions};
 use platform_core::sync;
@@ -151,7 +150,7 @@ impl Cache {
 /// Keeps the revocations subscription up until `shutdown`, the cache live while it is.
 pub(crate) async fn subscribe(
     cache: std::sync::Arc<Cache>,
-    redis_url: String,
+    stores: platform_core::config::Stores,
     sessions: Sessions,
     shutdown: CancellationToken,
 ) {
@@ -161,13 +160,13 @@ pub(crate) async fn subscribe(
     let channel = sessions.revocations();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match pubsub::subscribe(&redis_url, &[&channel]).await {
-            Ok((sink, mut messages)) => {
+        match pubsub::subscribe(&stores, &[&channel]).await {
+            Ok((probe, mut messages)) => {
                 backoff = Duration::from_millis(100);
                 cache.set_live(true);
                 // A connection that hangs without closing would deliver nothing and look
                 // alive: it is pinged, and one that does not answer counts as lost.
-                let probe = pubsub::until_unanswered(sink);
+                let probe = probe.until_unanswered();
                 let mut probe = std::pin::pin!(probe);
                 loop {
                     tokio::select! {

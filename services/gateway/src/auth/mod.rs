@@ -36,7 +36,8 @@ pub(crate) struct Auth {
     namespace: String,
     hasher: password::Hasher,
     cache: Arc<cache::Cache>,
-    redis_url: String,
+    /// Where the revocations subscription connects.
+    stores: platform_core::config::Stores,
 }
 
 /// The accounts' routes (their paths are in the gateway's route table).
@@ -97,7 +98,7 @@ impl Auth {
             namespace: config.stores.namespace.clone(),
             hasher: password::Hasher::new(),
             cache: Arc::new(cache::Cache::new(config.session_cache_max)),
-            redis_url: config.stores.redis_url.clone(),
+            stores: config.stores.clone(),
         })
     }
 
@@ -106,7 +107,7 @@ impl Auth {
     pub(crate) fn start(&self, shutdown: CancellationToken) {
         tokio::spawn(cache::subscribe(
             self.cache.clone(),
-            self.redis_url.clone(),
+            self.stores.clone(),
             self.sessions.clone(),
             shutdown,
         ));
