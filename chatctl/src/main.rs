@@ -25,6 +25,8 @@ const NAME: &str = "chatctl";
 #[derive(Debug, Clone)]
 struct Config {
     stores: Stores,
+    /// `REDIS_WAIT_REPLICAS`: replicas a revocation must reach before it is confirmed.
+    wait_replicas: u32,
     /// `STREAM_PARTITIONS`: the send stream's partitions.
     stream_partitions: usize,
     /// The lifetime of the pending mark and `clientMessageId` record a replay queues again
@@ -34,8 +36,10 @@ struct Config {
 
 impl Config {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let stores = Stores::from_env(env)?;
         Ok(Config {
-            stores: Stores::from_env(env)?,
+            wait_replicas: platform_core::config::wait_replicas(env, &stores)?,
+            stores,
             stream_partitions: env.number(
                 "STREAM_PARTITIONS",
                 1,

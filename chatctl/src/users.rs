@@ -101,7 +101,8 @@ async fn revoke(ctl: &Ctl, user: &str) -> Result<(), Error> {
     let sessions = Sessions::new(
         &ctl.config.stores.namespace,
         std::time::Duration::from_secs(1),
-    );
+    )
+    .with_wait_replicas(ctl.config.wait_replicas);
     sessions.revoke_all(&ctl.redis, user).await?;
     Ok(())
 }

@@ -284,6 +284,15 @@ impl Stores {
     }
 }
 
+/// `REDIS_WAIT_REPLICAS`: the replicas that must acknowledge a promised write; unset, 1 with
+/// a cluster (whose masters have replicas to fail over to), else 0.
+pub fn wait_replicas(env: &Env, stores: &Stores) -> Result<u32, ConfigError> {
+    if env.raw("REDIS_WAIT_REPLICAS").is_none() {
+        return Ok(u32::from(stores.is_cluster()));
+    }
+    env.number("REDIS_WAIT_REPLICAS", 0, 16)
+}
+
 /// The prefix of every Redis key and channel of `namespace`. With a cluster it is the
 /// namespace in braces, a hash tag: every key and channel then hashes to one slot, so that
 /// every script and MULTI (which may only touch one slot) works as on one Redis, and channels

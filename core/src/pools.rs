@@ -208,7 +208,38 @@ enum Inner {
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
+/// How long a promised write waits for its replicas ([`RedisConn::replicated`]).
+pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
+
 impl RedisConn {
+    /// Whether `replicas` replicas hold every write this connection made to the node serving
+    /// `key` (Redis `WAIT`, at most [`REPLICA_WAIT`]): what `REDIS_WAIT_REPLICAS` asks of a
+    /// write before it is confirmed. True at once for 0.
+    pub async fn replicated(&mut self, key: &str, replicas: u32) -> redis::RedisResult<bool> {
+        if replicas == 0 {
+            return Ok(true);
+        }
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(REPLICA_WAIT.as_millis() as u64);
+        let r = match &mut self.inner {
+            Inner::Single(c) => wait.query_async::<i64>(c).await,
+            // WAIT names no key: sent to the node holding `key`'s slot, over the connection
+            // the write went through (the cluster's own routing would ask every master).
+            Inner::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let node = Route::with_key(key, SlotAddr::Master);
+                c.route_command(
+                    wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+                )
+                .await
+                .and_then(|v| redis::from_redis_value::<i64>(v).map_err(Into::into))
+            }
+        };
+        let acknowledged = self.note(r)?;
+        Ok(acknowledged >= i64::from(replicas))
+    }
+
     fn note<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
         if let Err(e) = &r {
             if e.is_io_error()

@@ -57,6 +57,8 @@ pub struct Sessions {
     ttl: Duration,
     /// Live sessions one user may hold; signing in again ends the oldest.
     max_per_user: u32,
+    /// Replicas a revocation must reach before it is confirmed (`REDIS_WAIT_REPLICAS`).
+    wait_replicas: u32,
 }
 
 /// The default of [`Sessions::max_per_user`] (`MAX_SESSIONS_PER_USER`'s in the registry: a test
@@ -198,7 +200,36 @@ impl Sessions {
             namespace: namespace.to_string(),
             ttl,
             max_per_user: MAX_PER_USER,
+            wait_replicas: 0,
         }
+    }
+
+    /// The same, confirming revocations only once `n` Redis replicas hold them: a failover
+    /// then cannot bring a revoked session back.
+    pub fn with_wait_replicas(mut self, n: u32) -> Self {
+        self.wait_replicas = n;
+        self
+    }
+
+    /// Err (503, retry) unless the revocation just written on `conn` reached the replicas.
+    async fn replicated(
+        &self,
+        conn: &mut crate::pools::RedisConn,
+        key: &str,
+    ) -> Result<(), ApiError> {
+        if conn.replicated(key, self.wait_replicas).await? {
+            return Ok(());
+        }
+        tracing::warn!(
+            replicas = self.wait_replicas,
+            "a revocation was not replicated in time"
+        );
+        let mut e = ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "the revocation is not yet replicated; retry",
+        );
+        e.retry_after = Some(1);
+        Err(e)
     }
 
     /// The same with another cap on live sessions per user.
@@ -414,7 +445,7 @@ impl Sessions {
             .arg(self.revocations())
             .invoke_async::<i64>(&mut *conn)
             .await?;
-        Ok(())
+        self.replicated(&mut conn, &key).await
     }
 
     /// Ends every session of a user (password change) and moves the user's epoch, so no
@@ -429,6 +460,7 @@ impl Sessions {
             .arg(self.revocations())
             .invoke_async(&mut *conn)
             .await?;
+        self.replicated(&mut conn, &self.epoch_key(user_id)).await?;
         Ok(Epoch(epoch))
     }
 }

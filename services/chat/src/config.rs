@@ -22,6 +22,8 @@ pub struct Config {
     pub recovery_window: platform_core::recovery::Window,
     /// How long a send waits for the worker's commit before answering 202.
     pub send_wait: Duration,
+    /// `REDIS_WAIT_REPLICAS`: replicas a queued send must reach before it is answered 202.
+    pub wait_replicas: u32,
     pub body_limit: usize,
     pub message_max_chars: usize,
     /// How long `clientMessageId`s and pending marks are remembered in Redis.
@@ -175,9 +177,11 @@ impl Config {
         let presence_grace = env
             .millis("PRESENCE_GRACE_MS", 0, 3_600_000)?
             .min(Duration::from_secs(recovery_window.secs()));
+        let stores = Stores::from_env(env)?;
         Ok(Config {
             listen: Listen::from_env(env)?,
-            stores: Stores::from_env(env)?,
+            wait_replicas: platform_core::config::wait_replicas(env, &stores)?,
+            stores,
             stream_partitions: env.number("STREAM_PARTITIONS", 1, stream::PARTITIONS_MAX)?,
             recovery_window,
             send_wait: env.millis("SEND_WAIT_MS", 0, 60_000)?,

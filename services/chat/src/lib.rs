@@ -115,7 +115,7 @@ pub fn app(config: Config) -> Result<App, platform_core::config::ConfigError> {
         pages,
         pg_generic,
         members: members::MemberCache::new(config.member_cache_size, lookups),
-        queue: queue::Queue::new(keys.clone(), config.dedupe_ttl_secs),
+        queue: queue::Queue::new(keys.clone(), config.dedupe_ttl_secs, config.wait_replicas),
         waiters: waiters::Waiters::default(),
         reaction_events: reactions::Coalescer::default(),
         attachments: attachments::Attachments::new(

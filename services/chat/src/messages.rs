@@ -142,7 +142,7 @@ pub(crate) async fn send(
         let last_try = tries >= STALE_RETRIES;
         // The claim stays with a queued message, or one about to be authorised again.
         let keep = match &queued {
-            Ok(Enqueued::Queued) => true,
+            Ok(Enqueued::Queued | Enqueued::Unreplicated) => true,
             Ok(Enqueued::Stale) => !last_try,
             _ => false,
         };
@@ -151,6 +151,20 @@ pub(crate) async fn send(
         }
         match queued? {
             Enqueued::Queued => break,
+            Enqueued::Unreplicated => {
+                // Stored in time is a 201 like any other; otherwise no 202 can be promised.
+                let stored = match wait {
+                    Some(w) => w.until(state.config.send_wait).await,
+                    None => None,
+                };
+                return match stored {
+                    Some(Outcome::Stored) => Ok(json::respond(StatusCode::CREATED, &message)),
+                    Some(Outcome::Duplicate(original)) => {
+                        Ok(json::respond(StatusCode::OK, &original))
+                    }
+                    None => Err(crate::queue::unreplicated("the send is queued")),
+                };
+            }
             Enqueued::Duplicate(first) => return retried(state, first, respond_async).await,
             Enqueued::Limited(wait) => {
                 return Err(ApiError::rate_limited("too many sends; retry later", wait))

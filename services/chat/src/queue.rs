@@ -70,6 +70,8 @@ pub(crate) struct Queue {
     enqueue: redis::Script,
     raise: redis::Script,
     ttl_secs: u64,
+    /// `REDIS_WAIT_REPLICAS`: replicas a queued entry must reach before it is confirmed.
+    wait_replicas: u32,
     /// The task that writes sends in batches, started by the first send.
     batcher: OnceLock<mpsc::UnboundedSender<Job>>,
 }
@@ -92,6 +94,8 @@ struct Job {
 /// What the script answered for one send.
 enum Reply {
     Queued,
+    /// Queued, but not on `REDIS_WAIT_REPLICAS` replicas in time: a failover could lose it.
+    Unreplicated,
     Stale,
     /// Over a send limit: retry after this long.
     Limited(Duration),
@@ -101,6 +105,9 @@ enum Reply {
 
 pub(crate) enum Enqueued {
     Queued,
+    /// Queued, but not yet on the replicas `REDIS_WAIT_REPLICAS` asks for: it may be stored,
+    /// or lost with a failover, so it must not be answered 202.
+    Unreplicated,
     /// The conversation's members changed after the list the send was authorised by was
     /// read: nothing was queued.
     Stale,
@@ -111,12 +118,13 @@ pub(crate) enum Enqueued {
 }
 
 impl Queue {
-    pub(crate) fn new(keys: Keys, ttl_secs: u64) -> Self {
+    pub(crate) fn new(keys: Keys, ttl_secs: u64, wait_replicas: u32) -> Self {
         Queue {
             keys,
             enqueue: redis::Script::new(&format!("{OVER_FN}{ENQUEUE}")),
             raise: redis::Script::new(RAISE),
             ttl_secs,
+            wait_replicas,
             batcher: OnceLock::new(),
         }
     }
@@ -181,6 +189,7 @@ impl Queue {
             .map_err(|_| ApiError::internal("queueing a send", "the batch writer stopped"))??;
         match reply {
             Reply::Queued => Ok(Enqueued::Queued),
+            Reply::Unreplicated => Ok(Enqueued::Unreplicated),
             Reply::Stale => Ok(Enqueued::Stale),
             Reply::Limited(wait) => Ok(Enqueued::Limited(wait)),
             Reply::First(raw) => match decode_create(raw) {
@@ -236,6 +245,7 @@ impl Queue {
             streams: self.keys.streams().to_vec(),
             enqueue: self.enqueue.clone(),
             ttl_secs: self.ttl_secs,
+            wait_replicas: self.wait_replicas,
         }
     }
 
@@ -260,15 +270,30 @@ impl Queue {
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let mut conn = redis.get().await?;
         // Its message's partition, behind the message's own entry.
+        let stream = self.keys.stream_of(entry.conversation_id());
         let _: String = redis::cmd("XADD")
-            .arg(self.keys.stream_of(entry.conversation_id()))
+            .arg(stream)
             .arg("*")
             .arg(FIELD)
             .arg(raw)
             .query_async(&mut *conn)
             .await?;
+        if !conn.replicated(stream, self.wait_replicas).await? {
+            return Err(unreplicated("the edit or delete is queued"));
+        }
         Ok(())
     }
+}
+
+/// The answer to a promise a failover could still break (`REDIS_WAIT_REPLICAS`): 503, retry.
+pub(crate) fn unreplicated(what: &str) -> ApiError {
+    tracing::warn!("{what} but not yet replicated; answered 503");
+    let mut e = ApiError::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("{what} but not yet replicated: retry (with the same clientMessageId for a send)"),
+    );
+    e.retry_after = Some(1);
+    e
 }
 
 /// What the batch task needs to write sends.
@@ -278,6 +303,7 @@ struct Writer {
     streams: Vec<String>,
     enqueue: redis::Script,
     ttl_secs: u64,
+    wait_replicas: u32,
 }
 
 /// Writes the waiting sends, one transaction at a time, until every sender is gone.
@@ -336,6 +362,23 @@ impl Writer {
                 }
                 other => reply_of(other),
             });
+        }
+        // Confirmed only once on the replicas asked for: one WAIT for the whole batch.
+        if self.wait_replicas > 0 && out.iter().any(|r| matches!(r, Ok(Reply::Queued))) {
+            let replicated = conn
+                .replicated(&self.streams[0], self.wait_replicas)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "WAIT for the replicas of queued sends");
+                    false
+                });
+            if !replicated {
+                for r in &mut out {
+                    if matches!(r, Ok(Reply::Queued)) {
+                        *r = Ok(Reply::Unreplicated);
+                    }
+                }
+            }
         }
         Ok(out)
     }

@@ -42,6 +42,8 @@ pub struct Config {
     pub trust: Trust,
     /// Accounts live in PostgreSQL, sessions and rate counters in Redis.
     pub stores: Stores,
+    /// `REDIS_WAIT_REPLICAS`: replicas a revocation must reach before it is confirmed.
+    pub wait_replicas: u32,
     pub session_ttl: Duration,
     /// Live sessions per user; signing in again ends the oldest.
     pub max_sessions_per_user: u32,
@@ -206,6 +208,7 @@ impl Limits {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let stores = Stores::from_env(env)?;
         Ok(Config {
             listen: Listen::from_env(env)?,
             chat: upstream(env, "CHAT_SERVICE_URL")?,
@@ -221,7 +224,8 @@ impl Config {
             trusted_proxies: TrustedProxies::from_env(env)?,
             max_in_flight: env.number("MAX_IN_FLIGHT", 1, 1_000_000)?,
             trust: Trust::from_env(env)?,
-            stores: Stores::from_env(env)?,
+            wait_replicas: platform_core::config::wait_replicas(env, &stores)?,
+            stores,
             session_ttl: Duration::from_secs(env.number("SESSION_TTL_SECS", 1, 365 * 86_400)?),
             max_sessions_per_user: env.number("MAX_SESSIONS_PER_USER", 1, 10_000)?,
             session_cache_max: env.number("SESSION_CACHE_MAX", 0, 10_000_000)?,

@@ -39,8 +39,9 @@ pub fn redis_cluster_nodes() -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
-/// The `redis://` URL of the master serving `key`'s slot in the cluster of seed `nodes`.
-async fn slot_master(nodes: &str, key: &str) -> String {
+/// The `redis://` URLs of the master serving `key`'s slot in the cluster of seed `nodes`,
+/// and of its replicas.
+pub async fn slot_nodes(nodes: &str, key: &str) -> (String, Vec<String>) {
     let seed = nodes.split(',').next().unwrap_or_default();
     let seed = if seed.contains("://") {
         seed.to_string()
@@ -58,12 +59,20 @@ async fn slot_master(nodes: &str, key: &str) -> String {
         .query_async(&mut c)
         .await
         .expect("CLUSTER KEYSLOT");
-    // Each range: [start, end, [host, port, id, ...] of its master, replicas...].
+    // Each range: [start, end, [host, port, id, ...] of its master, then of each replica].
     let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(&mut c)
         .await
         .expect("CLUSTER SLOTS");
+    let url = |node: &redis::Value| {
+        let redis::Value::Array(n) = node else {
+            panic!("a node in CLUSTER SLOTS: {node:?}")
+        };
+        let host: String = redis::from_redis_value_ref(&n[0]).expect("host");
+        let port: i64 = redis::from_redis_value_ref(&n[1]).expect("port");
+        format!("redis://{host}:{port}")
+    };
     for range in ranges {
         let redis::Value::Array(r) = range else {
             continue;
@@ -73,11 +82,7 @@ async fn slot_master(nodes: &str, key: &str) -> String {
             continue;
         };
         if (*start..=*end).contains(&slot) {
-            if let Some(redis::Value::Array(master)) = r.get(2) {
-                let host: String = redis::from_redis_value_ref(&master[0]).expect("host");
-                let port: i64 = redis::from_redis_value_ref(&master[1]).expect("port");
-                return format!("redis://{host}:{port}");
-            }
+            return (url(&r[2]), r[3..].iter().map(url).collect());
         }
     }
     panic!("no master serves slot {slot}");
@@ -648,7 +653,7 @@ impl Stack {
     /// namespace's slot (every key of the stack is there).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         let url = match &self.redis_cluster {
-            Some(nodes) => slot_master(nodes, &self.key_prefix()).await,
+            Some(nodes) => slot_nodes(nodes, &self.key_prefix()).await.0,
             None => self.redis_url.clone(),
         };
         redis::Client::open(url.as_str())

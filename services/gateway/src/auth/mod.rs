@@ -92,7 +92,8 @@ impl Auth {
             pg: config.stores.postgres()?,
             redis: config.stores.redis()?,
             sessions: Sessions::new(&config.stores.namespace, config.session_ttl)
-                .with_max_per_user(config.max_sessions_per_user),
+                .with_max_per_user(config.max_sessions_per_user)
+                .with_wait_replicas(config.wait_replicas),
             trust: config.trust.clone(),
             limits: config.limits.clone(),
             namespace: config.stores.namespace.clone(),
