@@ -188,8 +188,7 @@ s3_down() {
 # answers at FIRST already; stopped and its folder removed at exit. Sets
 # REDIS_CLUSTER_SEEDS to its nodes (`host:port,...`, what REDIS_CLUSTER_NODES takes).
 # Not in a `$(...)`: the clean-up is registered in the calling shell.
-# redis_cluster_up HOST FIRST [DIR] [RUN...]: RUN, when given, is a command prefix to start
-# each server with (the cluster harness runs them in network namespaces).
+# redis_cluster_up HOST FIRST [DIR]
 REDIS_CLUSTER_STARTED=()
 REDIS_CLUSTER_TEMP=()
 REDIS_CLUSTER_DOWN_REGISTERED=""
@@ -198,7 +197,7 @@ REDIS_CLUSTER_SEEDS=""
 redis_cluster_ok() { [ "$(redis-cli -h "$1" -p "$2" cluster info 2>/dev/null | tr -d '\r' | grep -c '^cluster_state:ok')" = 1 ]; }
 
 redis_cluster_up() {
-  local host="$1" first="$2" dir="${3:-}"; shift 2; [ $# -gt 0 ] && shift
+  local host="$1" first="$2" dir="${3:-}"
   local nodes=() port
   for ((port = first; port < first + 6; port++)); do nodes+=("$host:$port"); done
   REDIS_CLUSTER_SEEDS="$(IFS=,; echo "${nodes[*]}")"
@@ -211,8 +210,9 @@ redis_cluster_up() {
   deps_log "starting a Redis Cluster on $host:$first-$((first + 5)) (3 masters, 3 replicas; data in $dir)"
   for ((port = first; port < first + 6; port++)); do
     mkdir -p "$dir/$port"
-    "$@" redis-server --bind "$host" --port "$port" --protected-mode no --cluster-enabled yes \
+    redis-server --bind "$host" --port "$port" --protected-mode no --cluster-enabled yes \
       --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
+      --cluster-replica-validity-factor 0 \
       --dir "$dir/$port" --appendonly yes --appendfsync everysec --save "" \
       --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" \
       || { deps_log "Redis on $port did not start"; return 1; }
@@ -230,8 +230,15 @@ redis_cluster_up() {
   wait_for 20 "3 replicas attached" redis_cluster_replicas "$host" "$first" 3 || return 1
 }
 
+# redis_cluster_replicas HOST PORT N: N replicas in the cluster, each with its link to its
+# master up (replicated, so able to take over).
 redis_cluster_replicas() {
-  [ "$(redis-cli -h "$1" -p "$2" cluster nodes 2>/dev/null | grep -c ' slave ')" -ge "$3" ]
+  local replicas n=0 r
+  replicas="$(redis-cli -h "$1" -p "$2" cluster nodes 2>/dev/null | awk '$3 ~ /slave/ {split($2, a, "@"); print a[1]}')"
+  for r in $replicas; do
+    redis-cli -h "${r%:*}" -p "${r##*:}" info replication 2>/dev/null | grep -q '^master_link_status:up' && n=$((n + 1))
+  done
+  [ "$n" -ge "$3" ]
 }
 
 redis_cluster_down() {

@@ -3,7 +3,9 @@
 # address on a bridge, and the services run on them as they would on separate machines (TCP
 # only, no shared sockets folder):
 #
-#   data  .10  PostgreSQL, Redis
+#   data  .10  PostgreSQL
+#   r1-r3 .31-.33  Redis Cluster: each host a master (port 7001) and the replica of another
+#              host's master (7002), so that losing a host loses one master and one replica
 #   lb    .20  HAProxy with the sample configuration, deploy/haproxy/chat.cfg: :80
 #              balances the two gateways; :3001 balances the three chat instances for the
 #              gateways, sticky by a cookie it inserts (SERVERID), so a long-polling
@@ -17,7 +19,9 @@
 # messages reach sockets on every instance, WebSocket and long-polling, exactly once; a chat
 # host lost (its link cut, its processes killed): its clients reconnect through the balancer
 # to another instance and recover what they missed; a worker host lost: its stream
-# partitions move to the other worker and every answered send is stored once.
+# partitions move to the other worker and every answered send is stored once; the host of
+# the Redis master serving the platform's keys lost: its replica is promoted, and every send
+# answered 201 or 202 is stored once (one answered 503 is retried with its clientMessageId).
 #
 # Needs root (ip netns); installs HAProxy, PostgreSQL and Redis with apt-get when missing.
 # CLUSTER_BIN_DIR: the services' binaries (default target/debug, built by the caller).
@@ -86,12 +90,15 @@ host app1 11
 host app2 12
 host app3 13
 host work2 14
-echo "hosts on $net.0/24: data lb app1 app2 app3 work2"
+host r1 31
+host r2 32
+host r3 33
+echo "hosts on $net.0/24: data lb app1 app2 app3 work2 r1 r2 r3"
 
-step "PostgreSQL and Redis on the data host"
+step "PostgreSQL on the data host"
 pg="$(pg_bin)"
 id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-mkdir -p "$work/pg" "$work/redis"
+mkdir -p "$work/pg"
 chown postgres "$work/pg"
 runuser -u postgres -- "$pg/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 >"$work/initdb.log" 2>&1 \
   || { cat "$work/initdb.log"; fail "initdb"; }
@@ -102,18 +109,38 @@ on data runuser -u postgres -- "$pg/pg_ctl" -D "$work/pg/data" -l "$work/pg/serv
 stop_pg() { on data runuser -u postgres -- "$pg/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1; }
 on_exit stop_pg
 "$pg/psql" -q "postgres://postgres@${addr[data]}:5432/postgres" -c "CREATE DATABASE chat" >/dev/null
-on data redis-server --bind "${addr[data]}" --port 6379 --protected-mode no --dir "$work/redis" --appendonly yes --save "" \
-  --logfile "$work/redis/redis.log" &
-track_bg $!
-wait_for 10 "Redis on the data host" redis_answers "${addr[data]}" 6379 || fail "Redis did not answer"
+
+step "Redis Cluster on r1, r2, r3 (3 masters, 3 replicas)"
+redis_nodes=()
+for h in r1 r2 r3; do
+  for port in 7001 7002; do
+    mkdir -p "$work/redis/$h-$port"
+    on "$h" redis-server --bind "${addr[$h]}" --port "$port" --protected-mode no --cluster-enabled yes \
+      --cluster-config-file "$work/redis/$h-$port/nodes.conf" --cluster-node-timeout 1500 \
+      --cluster-replica-validity-factor 0 \
+      --dir "$work/redis/$h-$port" --appendonly yes --save "" --logfile "$work/redis/$h-$port/redis.log" &
+    track_bg $!
+  done
+done
+# Masters first (7001 on each host), then replicas: redis-cli gives each master a replica on
+# another host.
+for port in 7001 7002; do for h in r1 r2 r3; do redis_nodes+=("${addr[$h]}:$port"); done; done
+for n in "${redis_nodes[@]}"; do wait_for 10 "Redis at $n" redis_answers "${n%:*}" "${n##*:}" || fail "Redis at $n"; done
+redis-cli --cluster create "${redis_nodes[@]}" --cluster-replicas 1 --cluster-yes >"$work/redis/create.log" 2>&1 \
+  || { cat "$work/redis/create.log"; fail "redis-cli --cluster create"; }
+for n in "${redis_nodes[@]}"; do
+  wait_for 20 "the cluster's state at $n" redis_cluster_ok "${n%:*}" "${n##*:}" || fail "Redis Cluster state"
+done
+wait_for 20 "3 replicas attached" redis_cluster_replicas "${addr[r1]}" 7001 3 || fail "Redis Cluster replicas"
+redis-cli -h "${addr[r1]}" -p 7001 cluster nodes | awk '{print $2, $3}' | sort
 
 step "services: 2 gateways, 3 chat instances, 2 workers, call"
 secret="$(random_secret)"
 partitions=4
 common=(
   CHAT_DATABASE_URL="postgres://postgres@${addr[data]}:5432/chat"
-  REDIS_URL="redis://${addr[data]}:6379"
-  CHAT_NAMESPACE=cluster AUTH_MODE=token INTERNAL_SECRET="$secret" RUST_LOG=warn
+  REDIS_CLUSTER_NODES="${addr[r1]}:7001,${addr[r2]}:7001,${addr[r3]}:7001"
+  CHAT_NAMESPACE=cluster AUTH_MODE=token INTERNAL_SECRET="$secret" RUST_LOG="${CLUSTER_RUST_LOG:-warn}"
   STREAM_PARTITIONS=$partitions
   # Bounded faults: a lost worker's partitions move after 3 s (the lease), a dead socket is
   # noticed within 3 s (ping and pong).
@@ -148,12 +175,17 @@ track_bg $!
 wait_http "http://${addr[lb]}/readyz" 30 || { cat "$work/haproxy.log"; fail "the gateways behind HAProxy"; }
 
 step "the tests, through the balancer (tests/node/cluster.test.mjs)"
-export LB_URL="http://${addr[lb]}" REDIS_URL="redis://${addr[data]}:6379" CLUSTER_NAMESPACE=cluster
+export LB_URL="http://${addr[lb]}" REDIS_SEED="${addr[r1]}:7001" CLUSTER_NAMESPACE=cluster
 export STREAM_PARTITIONS=$partitions
-for h in app1 app2 app3 work2; do
+for h in app1 app2 app3 work2 r1 r2 r3; do
   export "HOST_NS_$h=${ns[$h]}" "HOST_LINK_$h=${veth[$h]}" "HOST_ADDR_$h=${addr[$h]}"
 done
-if ! (cd tests/node && timeout 240 node --test --test-concurrency=1 cluster.test.mjs); then
+# CLUSTER_TESTS: a pattern of test names to run alone (the first one sets up the others).
+pattern=()
+[ -z "${CLUSTER_TESTS:-}" ] || pattern=(--test-name-pattern "$CLUSTER_TESTS")
+if ! (cd tests/node && timeout 300 node --test --test-concurrency=1 "${pattern[@]}" cluster.test.mjs); then
   for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done
+  # CLUSTER_HOLD=SECONDS: keep everything up that long to look at it.
+  [ -z "${CLUSTER_HOLD:-}" ] || { echo "holding for ${CLUSTER_HOLD}s ($work)"; sleep "$CLUSTER_HOLD"; }
   fail "cluster tests"
 fi

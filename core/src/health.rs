@@ -35,10 +35,7 @@ pub async fn ready(pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Response {
     let redis_ok = match redis {
         None => None,
         Some(pool) => Some(match pool.get().await {
-            Ok(mut c) => redis::cmd("PING")
-                .query_async::<String>(&mut *c)
-                .await
-                .is_ok(),
+            Ok(mut c) => c.ping().await.is_ok(),
             Err(_) => false,
         }),
     };

@@ -14,6 +14,11 @@ pub type PgPool = deadpool_postgres::Pool;
 pub type RedisPool = bb8::Pool<RedisManager>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a cluster node has to accept a connection, and to answer a command (the longest
+/// the services send, `WAIT`, takes [`REPLICA_WAIT`]); blocking reads have their own
+/// ([`dedicated`]).
+const CLUSTER_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Stores {
     /// The PostgreSQL pool these settings describe (lazy: nothing is connected yet).
@@ -34,7 +39,7 @@ impl Stores {
     /// The Redis pool these settings describe (lazy too): one Redis, or the cluster.
     pub fn redis(&self) -> Result<RedisPool, ConfigError> {
         if self.is_cluster() {
-            redis_cluster(&self.redis_cluster, self.redis_pool_size)
+            redis_cluster(&self.redis_cluster, self.redis_pool_size, &self.namespace)
         } else {
             redis(&self.redis_url, self.redis_pool_size)
         }
@@ -98,10 +103,20 @@ pub fn redis(url: &str, max_size: u32) -> Result<RedisPool, ConfigError> {
 }
 
 /// A pool of Redis Cluster connections (each one reaches every node, following the slot map
-/// and retrying through `MOVED`, `ASK` and failovers); lazy like [`redis`].
-pub fn redis_cluster(nodes: &[String], max_size: u32) -> Result<RedisPool, ConfigError> {
+/// and retrying through `MOVED`, `ASK` and failovers); lazy like [`redis`]. `home`: a key of
+/// the slot every key of the namespace is in (`crate::config::key_prefix`), where the
+/// commands that name no key ([`RedisConn::ping`], [`RedisConn::replicated`]) go.
+pub fn redis_cluster(
+    nodes: &[String],
+    max_size: u32,
+    home: &str,
+) -> Result<RedisPool, ConfigError> {
     Ok(pool(
-        RedisManager::Cluster(Box::new(cluster_client(nodes, None)?)),
+        RedisManager::Cluster(Box::new(Cluster {
+            client: cluster_client(nodes, None)?,
+            home: home.into(),
+            generation: Default::default(),
+        })),
         max_size,
     ))
 }
@@ -117,15 +132,19 @@ pub fn cluster_client(
         .map_err(|e| cluster_error(nodes, e))
 }
 
-/// The cluster client every connection to it is made with: a command that meets a failover
-/// (`CLUSTERDOWN`, `MOVED`, a lost node) is retried for about ten seconds, from 100 ms apart
-/// to at most a second (the crate's default waits up to minutes).
+/// The cluster client every connection to it is made with. A node whose host is lost answers
+/// nothing, neither a connection nor a command, until TCP gives up minutes later: a node
+/// has [`CLUSTER_CONNECT_TIMEOUT`] to connect and [`CLUSTER_RESPONSE_TIMEOUT`] to answer, then
+/// counts as lost, and the command is retried on the slot map the cluster then gives (its
+/// replica promoted) for about ten seconds, from 100 ms apart to at most a second (the
+/// crate's default waits up to minutes).
 fn cluster_builder(
     nodes: &[String],
     push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
 ) -> redis::cluster::ClusterClientBuilder {
     let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
-        .connection_timeout(CONNECT_TIMEOUT)
+        .connection_timeout(CLUSTER_CONNECT_TIMEOUT)
+        .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
         .retries(12)
         .min_retry_wait(100)
         .max_retry_wait(1000);
@@ -160,7 +179,10 @@ pub async fn dedicated(
         let client = cluster_builder(&stores.redis_cluster, None)
             .response_timeout(response_timeout)
             .build()?;
-        Inner::Cluster(client.get_async_connection().await?)
+        Inner::Cluster(
+            client.get_async_connection().await?,
+            stores.namespace.as_str().into(),
+        )
     } else {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(response_timeout))
@@ -175,47 +197,87 @@ pub async fn dedicated(
     Ok(RedisConn {
         inner,
         broken: false,
+        generation: None,
     })
 }
 
 fn pool(mgr: RedisManager, max_size: u32) -> RedisPool {
+    // Checking out must not cost a PING round trip per command: a connection that failed is
+    // marked by `RedisConn` and replaced when it comes back (`has_broken`). A cluster pool's
+    // check at checkout is in memory (`RedisConn::usable`).
+    let cluster = matches!(mgr, RedisManager::Cluster(_));
     bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECT_TIMEOUT)
-        // Checking out must not cost a PING round trip per command: a connection that failed
-        // is marked by `RedisConn` and replaced when it comes back (`has_broken`).
-        .test_on_check_out(false)
+        .test_on_check_out(cluster)
         .build_unchecked(mgr)
 }
 
 /// bb8-redis's manager, plus the one thing it lacks: noticing a dead connection without a
 /// PING on every checkout. A multiplexed connection never recovers once its socket is gone,
-/// so the first connection-level error marks it, and bb8 drops it on return. With a cluster,
-/// the same for a cluster connection (which reconnects to nodes by itself; a connection-level
-/// error still replaces it, which costs a reconnection and nothing else).
+/// so the first connection-level error marks it, and bb8 drops it on return.
+///
+/// With a cluster, a connection-level error (a node that does not answer: its host lost)
+/// also ends the pool's generation: every other connection made before it is dropped at its
+/// next checkout (a check in memory) rather than used. Each had the slot map of before a
+/// failover, and would have kept it until a command of its own timed out on the lost node.
+/// New ones read the slot map again.
 pub enum RedisManager {
     Single(bb8_redis::RedisConnectionManager),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    Cluster(Box<Cluster>),
+}
+
+pub struct Cluster {
+    client: redis::cluster::ClusterClient,
+    /// The home key ([`redis_cluster`]).
+    home: std::sync::Arc<str>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub struct RedisConn {
     inner: Inner,
     broken: bool,
+    /// With a cluster: the pool's generation when made, and the pool's counter.
+    generation: Option<(u64, std::sync::Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 enum Inner {
     Single(redis::aio::MultiplexedConnection),
-    Cluster(redis::cluster_async::ClusterConnection),
+    /// With the home key: where commands that name no key go.
+    Cluster(redis::cluster_async::ClusterConnection, std::sync::Arc<str>),
 }
 
+/// `cmd` (which names no key) to the master of `home`'s slot: the cluster's own routing would
+/// send it to every master, a lost one included.
+async fn at_home<T: redis::FromRedisValue>(
+    c: &mut redis::cluster_async::ClusterConnection,
+    home: &str,
+    cmd: redis::Cmd,
+) -> redis::RedisResult<T> {
+    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+    let node = Route::with_key(home, SlotAddr::Master);
+    let v = c
+        .route_command(
+            cmd,
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
+        )
+        .await?;
+    Ok(redis::from_redis_value(v)?)
+}
+
+/// How long [`RedisConn::ping`] waits: under the 2 s a balancer's probe is given
+/// (`deploy/haproxy/chat.cfg`).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long a promised write waits for its replicas ([`RedisConn::replicated`]).
-pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
+pub const REPLICA_WAIT: Duration = Duration::from_millis(250);
 
 impl RedisConn {
-    /// Whether `replicas` replicas hold every write this connection made to the node serving
-    /// `key` (Redis `WAIT`, at most [`REPLICA_WAIT`]): what `REDIS_WAIT_REPLICAS` asks of a
-    /// write before it is confirmed. True at once for 0.
-    pub async fn replicated(&mut self, key: &str, replicas: u32) -> redis::RedisResult<bool> {
+    /// Whether `replicas` replicas hold every write this connection made (Redis `WAIT`, at
+    /// most [`REPLICA_WAIT`]; on a cluster, to the namespace's node, over the connection the
+    /// writes went through): what `REDIS_WAIT_REPLICAS` asks of a write before it is
+    /// confirmed. True at once for 0.
+    pub async fn replicated(&mut self, replicas: u32) -> redis::RedisResult<bool> {
         if replicas == 0 {
             return Ok(true);
         }
@@ -223,21 +285,32 @@ impl RedisConn {
         wait.arg(replicas).arg(REPLICA_WAIT.as_millis() as u64);
         let r = match &mut self.inner {
             Inner::Single(c) => wait.query_async::<i64>(c).await,
-            // WAIT names no key: sent to the node holding `key`'s slot, over the connection
-            // the write went through (the cluster's own routing would ask every master).
-            Inner::Cluster(c) => {
-                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-                let node = Route::with_key(key, SlotAddr::Master);
-                c.route_command(
-                    wait,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(node)),
-                )
-                .await
-                .and_then(|v| redis::from_redis_value::<i64>(v).map_err(Into::into))
-            }
+            Inner::Cluster(c, home) => at_home(c, home, wait).await,
         };
         let acknowledged = self.note(r)?;
         Ok(acknowledged >= i64::from(replicas))
+    }
+
+    /// PING (on a cluster, the namespace's node: what the service depends on), answered
+    /// within [`PING_TIMEOUT`] or counted as a connection-level failure. The bound is its own:
+    /// a readiness probe that gives up first would drop the call before any error is seen,
+    /// and a connection stuck on a lost node would be lent out again and again.
+    pub async fn ping(&mut self) -> redis::RedisResult<()> {
+        let ping = redis::cmd("PING");
+        let call = async {
+            match &mut self.inner {
+                Inner::Single(c) => ping.query_async::<String>(c).await.map(drop),
+                Inner::Cluster(c, home) => at_home::<String>(c, home, ping).await.map(drop),
+            }
+        };
+        let r = match tokio::time::timeout(PING_TIMEOUT, call).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "PING unanswered",
+            ))),
+        };
+        self.note(r)
     }
 
     fn note<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
@@ -248,9 +321,21 @@ impl RedisConn {
                 || e.is_timeout()
             {
                 self.broken = true;
+                if let Some((made, pool)) = &self.generation {
+                    pool.fetch_max(made + 1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
         r
+    }
+
+    /// Whether it may still be used: not broken, and (cluster) of the pool's generation.
+    fn usable(&self) -> bool {
+        !self.broken
+            && self
+                .generation
+                .as_ref()
+                .is_none_or(|(made, pool)| *made >= pool.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -262,7 +347,7 @@ impl redis::aio::ConnectionLike for RedisConn {
         Box::pin(async move {
             let r = match &mut self.inner {
                 Inner::Single(c) => c.req_packed_command(cmd).await,
-                Inner::Cluster(c) => c.req_packed_command(cmd).await,
+                Inner::Cluster(c, _) => c.req_packed_command(cmd).await,
             };
             self.note(r)
         })
@@ -277,7 +362,7 @@ impl redis::aio::ConnectionLike for RedisConn {
         Box::pin(async move {
             let r = match &mut self.inner {
                 Inner::Single(c) => c.req_packed_commands(pipeline, offset, count).await,
-                Inner::Cluster(c) => c.req_packed_commands(pipeline, offset, count).await,
+                Inner::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count).await,
             };
             self.note(r)
         })
@@ -286,7 +371,7 @@ impl redis::aio::ConnectionLike for RedisConn {
     fn get_db(&self) -> i64 {
         match &self.inner {
             Inner::Single(c) => c.get_db(),
-            Inner::Cluster(c) => c.get_db(),
+            Inner::Cluster(c, _) => c.get_db(),
         }
     }
 }
@@ -298,23 +383,40 @@ impl bb8::ManageConnection for RedisManager {
     async fn connect(&self) -> Result<RedisConn, redis::RedisError> {
         let inner = match self {
             RedisManager::Single(m) => Inner::Single(m.connect().await?),
-            RedisManager::Cluster(c) => Inner::Cluster(c.get_async_connection().await?),
+            RedisManager::Cluster(c) => {
+                let made = c.generation.load(std::sync::atomic::Ordering::Relaxed);
+                let conn = c.client.get_async_connection().await?;
+                return Ok(RedisConn {
+                    inner: Inner::Cluster(conn, c.home.clone()),
+                    broken: false,
+                    generation: Some((made, c.generation.clone())),
+                });
+            }
         };
         Ok(RedisConn {
             inner,
             broken: false,
+            generation: None,
         })
     }
 
     async fn is_valid(&self, conn: &mut RedisConn) -> Result<(), redis::RedisError> {
-        match (self, &mut conn.inner) {
-            (RedisManager::Single(m), Inner::Single(c)) => m.is_valid(c).await,
-            _ => redis::cmd("PING").query_async(conn).await,
+        if let (RedisManager::Single(m), Inner::Single(c)) = (self, &mut conn.inner) {
+            return m.is_valid(c).await;
+        }
+        // Cluster pools check at checkout (`test_on_check_out`): in memory only.
+        if conn.usable() {
+            Ok(())
+        } else {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "a connection of an earlier generation",
+            )))
         }
     }
 
     fn has_broken(&self, conn: &mut RedisConn) -> bool {
-        conn.broken
+        !conn.usable()
     }
 }
 

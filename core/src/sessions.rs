@@ -212,12 +212,8 @@ impl Sessions {
     }
 
     /// Err (503, retry) unless the revocation just written on `conn` reached the replicas.
-    async fn replicated(
-        &self,
-        conn: &mut crate::pools::RedisConn,
-        key: &str,
-    ) -> Result<(), ApiError> {
-        if conn.replicated(key, self.wait_replicas).await? {
+    async fn replicated(&self, conn: &mut crate::pools::RedisConn) -> Result<(), ApiError> {
+        if conn.replicated(self.wait_replicas).await? {
             return Ok(());
         }
         tracing::warn!(
@@ -445,7 +441,7 @@ impl Sessions {
             .arg(self.revocations())
             .invoke_async::<i64>(&mut *conn)
             .await?;
-        self.replicated(&mut conn, &key).await
+        self.replicated(&mut conn).await
     }
 
     /// Ends every session of a user (password change) and moves the user's epoch, so no
@@ -460,7 +456,7 @@ impl Sessions {
             .arg(self.revocations())
             .invoke_async(&mut *conn)
             .await?;
-        self.replicated(&mut conn, &self.epoch_key(user_id)).await?;
+        self.replicated(&mut conn).await?;
         Ok(Epoch(epoch))
     }
 }

@@ -201,7 +201,7 @@ pub const SETTINGS: &[Setting] = &[
         var: "REDIS_WAIT_REPLICAS",
         services: &["gateway", "chat", "chatctl"],
         default: Unset("1 with `REDIS_CLUSTER_NODES`, else 0"),
-        meaning: "Redis replicas that must hold a promised write before it is confirmed (Redis `WAIT`, at most 1 s): a send before its 202 (one not replicated in time and not yet stored is answered 503: retry it with the same `clientMessageId`), a queued message's edit or delete before its 202, a sign-out or revocation before it is answered (else 503: retry). A failover then cannot lose what was confirmed. 0 to 16; 0: no waiting",
+        meaning: "Redis replicas that must hold a promised write before it is confirmed (Redis `WAIT`, at most 250 ms; after a wait in vain, sends skip it for 2 s): a send before its 202 (one not replicated in time and not yet stored is answered 503: retry it with the same `clientMessageId`), a queued message's edit or delete before its 202, a sign-out or revocation before it is answered (else 503: retry). A failover then cannot lose what was confirmed. 0 to 16; 0: no waiting",
     },
     Setting {
         var: "CHAT_NAMESPACE",

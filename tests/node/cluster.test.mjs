@@ -5,8 +5,9 @@
 // and order against the messages sent; the faults are whole hosts lost: the host's link cut
 // first (no FIN or RST reaches anyone, as when a machine loses power), then its processes
 // killed.
-// Env (set by the script): LB_URL, REDIS_URL, CLUSTER_NAMESPACE, STREAM_PARTITIONS,
-// HOST_NS_<host>, HOST_LINK_<host>, HOST_ADDR_<host> for app1, app2, app3 and work2.
+// Env (set by the script): LB_URL, REDIS_SEED (a Redis Cluster node, host:port),
+// CLUSTER_NAMESPACE, STREAM_PARTITIONS, HOST_NS_<host>, HOST_LINK_<host>, HOST_ADDR_<host>
+// for app1, app2, app3, work2, r1, r2 and r3.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -15,10 +16,11 @@ import { request, waitFor, register as registerAt } from "./support.mjs";
 
 const LB = process.env.LB_URL;
 const STATS = `${LB}:8404/stats;csv`;
-const NS = process.env.CLUSTER_NAMESPACE;
+// Every key of the namespace is in one hash slot on a cluster: its prefix is a hash tag.
+const PREFIX = `{${process.env.CLUSTER_NAMESPACE}}`;
 const PARTITIONS = Number(process.env.STREAM_PARTITIONS);
 const RUN = `cl${Date.now().toString(36)}`;
-const redis = new URL(process.env.REDIS_URL);
+const [redisHost, redisPort] = process.env.REDIS_SEED.split(":");
 
 const http = (method, path, token, body) => request(LB, method, path, token, body);
 const register = (name) => registerAt(LB, RUN, name);
@@ -53,6 +55,9 @@ function client(user, { transports = ["websocket"], pin } = {}) {
 }
 
 const created = (c) => c.events.filter((e) => e.event === "message:created").map((e) => e.data.id);
+// The same, of one conversation.
+const createdIn = (c, conversation) =>
+  c.events.filter((e) => e.event === "message:created" && e.data.conversationId === conversation).map((e) => e.data.id);
 
 async function connects(c, n = 1) {
   await waitFor(`connect #${n} of ${c.name} (errors: ${c.errors.join("; ")})`, () => c.connects.length >= n, 20_000);
@@ -109,9 +114,38 @@ function lose(host) {
   }
 }
 
-const redisGet = (key) =>
-  execFileSync("redis-cli", ["-h", redis.hostname, "-p", redis.port, "--raw", "GET", key]).toString().trim();
-const leases = () => Array.from({ length: PARTITIONS }, (_, p) => redisGet(`${NS}:messages:lease:${p}`));
+// A command to the cluster (redis-cli follows redirections), through any node still up:
+// the one that answered last, first.
+let redisNode = `${redisHost}:${redisPort}`;
+function redisCli(...args) {
+  const nodes = ["r1", "r2", "r3"].flatMap((h) => [7001, 7002].map((p) => `${process.env[`HOST_ADDR_${h}`]}:${p}`));
+  let last;
+  for (const node of [redisNode, ...nodes.filter((n) => n !== redisNode)]) {
+    const [host, port] = node.split(":");
+    try {
+      const out = execFileSync("redis-cli", ["-c", "-h", host, "-p", port, "--raw", ...args], { timeout: 1000 }).toString().trim();
+      redisNode = node;
+      return out;
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+const leases = () => Array.from({ length: PARTITIONS }, (_, p) => redisCli("GET", `${PREFIX}:messages:lease:${p}`));
+// The address of the master serving the namespace's slot, from CLUSTER NODES.
+function slotMaster() {
+  const slot = Number(redisCli("CLUSTER", "KEYSLOT", PREFIX));
+  for (const line of redisCli("CLUSTER", "NODES").split("\n")) {
+    const f = line.split(" ");
+    if (!f[2].includes("master") || f[2].includes("fail")) continue;
+    for (const range of f.slice(8)) {
+      const [a, b = a] = range.split("-").map(Number);
+      if (slot >= a && slot <= b) return f[1].split("@")[0];
+    }
+  }
+  return null;
+}
 // core::stream::partition_of: the id's last four bytes, big-endian, modulo the partitions.
 const partitionOf = (cid) => parseInt(cid.replaceAll("-", "").slice(-8), 16) % PARTITIONS;
 
@@ -203,5 +237,82 @@ test("a worker host lost: its partitions move to the other worker, and every ans
   for (const c of convs) {
     await waitFor(`every answered send of ${c} stored`, async () => (await listing(alice, c)).length >= answered.get(c).length, 20_000);
     assert.deepEqual(await listing(alice, c), answered.get(c), `${c}: each send stored once, in order`);
+  }
+});
+
+test("the host of the Redis master serving the platform lost: its replica takes over, and every confirmed send is stored once", async () => {
+  const before = slotMaster();
+  const host = ["r1", "r2", "r3"].find((h) => before.startsWith(`${process.env[`HOST_ADDR_${h}`]}:`));
+  assert.ok(host, `the master ${before} is on one of the Redis hosts`);
+  const alive = [pinned[0], pinned[1], polling, loose];
+
+  // A send's answer, 0 when there was none (while Redis fails over, the instances are not
+  // ready and the balancer cuts what they hold).
+  const post = async (cmid) => {
+    try {
+      return await http("POST", `/conversations/${cid}/messages`, alice.token, { senderId: alice.userId, body: cmid, clientMessageId: cmid });
+    } catch {
+      return { status: 0, body: null };
+    }
+  };
+  // Sends keep coming, each with its clientMessageId, while the master's host goes.
+  const outcomes = [];
+  let lostAt = null;
+  const flow = (async () => {
+    for (let i = 0; i < 30; i++) {
+      const cmid = `failover-${i}`;
+      const t = Date.now();
+      const r = await post(cmid);
+      outcomes.push({ cmid, status: r.status, id: r.body?.id, at: ((t - (lostAt ?? t)) / 1000).toFixed(1), took: ((Date.now() - t) / 1000).toFixed(1) });
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  lostAt = Date.now();
+  lose(host);
+  // When the cluster gave the slot to the replica, for the figures below.
+  let promotedAt = null;
+  const watch = setInterval(() => {
+    if (promotedAt === null && slotMaster() !== before) promotedAt = Date.now();
+  }, 200);
+  after(() => clearInterval(watch));
+  await flow;
+
+  await waitFor("a replica promoted for the namespace's slot", () => {
+    const now = slotMaster();
+    return now && now !== before;
+  }, 20_000);
+
+  console.log(`# first answers (s after the loss, status, s taken): ${outcomes.map((o) => `${o.at}:${o.status}:${o.took}`).join(" ")}`);
+  // What was confirmed (201, 202) is kept; what was not (503, a timeout) is retried with
+  // its clientMessageId until it is, and never stored twice.
+  for (const o of outcomes) {
+    assert.ok([0, 201, 202, 502, 503, 504].includes(o.status), `${o.cmid}: ${o.status}`);
+    o.first = o.status;
+    for (let tries = 0; ![200, 201, 202].includes(o.status) && tries < 480; tries++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const r = await post(o.cmid);
+      o.status = r.status;
+      o.id = r.body?.id;
+    }
+    assert.ok([200, 201, 202].includes(o.status), `${o.cmid} confirmed at last: ${o.status}`);
+  }
+  const back = Date.now();
+  clearInterval(watch);
+  const expected = [...sent, ...outcomes.map((o) => o.id)];
+  await waitFor("every confirmed send stored", async () => (await listing(alice, cid)).length >= expected.length, 30_000);
+  // Each stored once. In the order they were confirmed, not sent: one retried after its
+  // first try was lost is stored after those sent behind it.
+  const stored = await listing(alice, cid);
+  assert.deepEqual(stored.slice(0, sent.length), sent, "what came before, untouched");
+  assert.deepEqual([...stored].sort(), [...expected].sort(), "each confirmed send stored once");
+  console.log(`# failover: first answers ${JSON.stringify(outcomes.reduce((n, o) => ({ ...n, [o.first]: (n[o.first] ?? 0) + 1 }), {}))}; replica promoted ${promotedAt ? ((promotedAt - lostAt) / 1000).toFixed(1) : "?"} s and every send confirmed ${((back - lostAt) / 1000).toFixed(1)} s after the loss; master ${before} -> ${slotMaster()}`);
+  // The sockets saw the Redis failover too (their instances resubscribed; any the balancer
+  // cut came back and recovered): every message once.
+  await waitFor("every message on every socket", () => alive.every((c) => new Set(createdIn(c, cid)).size >= expected.length), 15_000);
+  for (const c of alive) {
+    const got = createdIn(c, cid);
+    console.log(`# ${c.name}: ${got.length} of ${expected.length} messages, ${got.length - new Set(got).size} repeated, ${c.connects.length - 1} reconnects`);
+    assert.deepEqual([...got].sort(), [...expected].sort(), `${c.name}: every message once`);
   }
 });

@@ -246,6 +246,7 @@ impl Queue {
             enqueue: self.enqueue.clone(),
             ttl_secs: self.ttl_secs,
             wait_replicas: self.wait_replicas,
+            unreplicated_until: std::sync::Mutex::new(None),
         }
     }
 
@@ -270,15 +271,14 @@ impl Queue {
             .map_err(|e| ApiError::internal("encoding a stream entry", e))?;
         let mut conn = redis.get().await?;
         // Its message's partition, behind the message's own entry.
-        let stream = self.keys.stream_of(entry.conversation_id());
         let _: String = redis::cmd("XADD")
-            .arg(stream)
+            .arg(self.keys.stream_of(entry.conversation_id()))
             .arg("*")
             .arg(FIELD)
             .arg(raw)
             .query_async(&mut *conn)
             .await?;
-        if !conn.replicated(stream, self.wait_replicas).await? {
+        if !conn.replicated(self.wait_replicas).await? {
             return Err(unreplicated("the edit or delete is queued"));
         }
         Ok(())
@@ -304,7 +304,15 @@ struct Writer {
     enqueue: redis::Script,
     ttl_secs: u64,
     wait_replicas: u32,
+    /// Until when batches do not wait for replicas, after one waited in vain: no replica is
+    /// keeping up (none left after a failover, say), and every batch would otherwise stall
+    /// the writer for `REPLICA_WAIT` to learn the same. Its sends are still answered once
+    /// stored (201), only not 202.
+    unreplicated_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long [`Writer::unreplicated_until`] lasts.
+const UNREPLICATED_FOR: Duration = Duration::from_secs(2);
 
 /// Writes the waiting sends, one transaction at a time, until every sender is gone.
 async fn batches(w: Writer, mut jobs: mpsc::UnboundedReceiver<Job>) {
@@ -365,13 +373,19 @@ impl Writer {
         }
         // Confirmed only once on the replicas asked for: one WAIT for the whole batch.
         if self.wait_replicas > 0 && out.iter().any(|r| matches!(r, Ok(Reply::Queued))) {
-            let replicated = conn
-                .replicated(&self.streams[0], self.wait_replicas)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "WAIT for the replicas of queued sends");
-                    false
-                });
+            let now = std::time::Instant::now();
+            let skip = platform_core::sync::lock(&self.unreplicated_until).is_some_and(|t| now < t);
+            let replicated = !skip
+                && conn
+                    .replicated(self.wait_replicas)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "WAIT for the replicas of queued sends");
+                        false
+                    });
+            if !replicated && !skip {
+                *platform_core::sync::lock(&self.unreplicated_until) = Some(now + UNREPLICATED_FOR);
+            }
             if !replicated {
                 for r in &mut out {
                     if matches!(r, Ok(Reply::Queued)) {
