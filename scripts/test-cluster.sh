@@ -26,6 +26,9 @@
 # Needs root (ip netns); installs HAProxy, PostgreSQL and Redis with apt-get when missing.
 # CLUSTER_BIN_DIR: the services' binaries (default target/debug, built by the caller).
 # Everything it makes (namespaces, bridge, servers, the work folder) is removed at exit.
+# For looking into a failure: CLUSTER_TESTS (a pattern of test names), CLUSTER_RUST_LOG (the
+# services' RUST_LOG, default warn), CLUSTER_KEEP=1 (keep the work folder and its logs),
+# CLUSTER_HOLD=SECONDS (after a failure, keep everything running that long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -180,12 +183,11 @@ export STREAM_PARTITIONS=$partitions
 for h in app1 app2 app3 work2 r1 r2 r3; do
   export "HOST_NS_$h=${ns[$h]}" "HOST_LINK_$h=${veth[$h]}" "HOST_ADDR_$h=${addr[$h]}"
 done
-# CLUSTER_TESTS: a pattern of test names to run alone (the first one sets up the others).
+# The first test sets up the others: a CLUSTER_TESTS pattern keeps it.
 pattern=()
 [ -z "${CLUSTER_TESTS:-}" ] || pattern=(--test-name-pattern "$CLUSTER_TESTS")
 if ! (cd tests/node && timeout 300 node --test --test-concurrency=1 "${pattern[@]}" cluster.test.mjs); then
   for f in "$work"/*.log; do echo "--- $f"; tail -n 30 "$f"; done
-  # CLUSTER_HOLD=SECONDS: keep everything up that long to look at it.
   [ -z "${CLUSTER_HOLD:-}" ] || { echo "holding for ${CLUSTER_HOLD}s ($work)"; sleep "$CLUSTER_HOLD"; }
   fail "cluster tests"
 fi
