@@ -194,6 +194,17 @@ REDIS_CLUSTER_TEMP=()
 REDIS_CLUSTER_DOWN_REGISTERED=""
 REDIS_CLUSTER_SEEDS=""
 
+# redis_cluster_args HOST PORT DIR: sets REDIS_CLUSTER_ARGS to a cluster node's settings, its
+# files in DIR, for redis-server (this file's cluster and the many-hosts harness's). A lost
+# master is found within 1.5 s, and its replica always takes over: what a replica lacks was
+# never confirmed to a client (REDIS_WAIT_REPLICAS), so its data's age does not matter.
+redis_cluster_args() {
+  REDIS_CLUSTER_ARGS=(--bind "$1" --port "$2" --protected-mode no --cluster-enabled yes
+    --cluster-config-file "$3/nodes.conf" --cluster-node-timeout 1500
+    --cluster-replica-validity-factor 0 --dir "$3" --appendonly yes --save ""
+    --logfile "$3/redis.log")
+}
+
 redis_cluster_ok() { [ "$(redis-cli -h "$1" -p "$2" cluster info 2>/dev/null | tr -d '\r' | grep -c '^cluster_state:ok')" = 1 ]; }
 
 redis_cluster_up() {
@@ -210,11 +221,8 @@ redis_cluster_up() {
   deps_log "starting a Redis Cluster on $host:$first-$((first + 5)) (3 masters, 3 replicas; data in $dir)"
   for ((port = first; port < first + 6; port++)); do
     mkdir -p "$dir/$port"
-    redis-server --bind "$host" --port "$port" --protected-mode no --cluster-enabled yes \
-      --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
-      --cluster-replica-validity-factor 0 \
-      --dir "$dir/$port" --appendonly yes --appendfsync everysec --save "" \
-      --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" \
+    redis_cluster_args "$host" "$port" "$dir/$port"
+    redis-server "${REDIS_CLUSTER_ARGS[@]}" --daemonize yes --pidfile "$dir/$port/redis.pid" \
       || { deps_log "Redis on $port did not start"; return 1; }
   done
   for ((port = first; port < first + 6; port++)); do

@@ -118,10 +118,8 @@ redis_nodes=()
 for h in r1 r2 r3; do
   for port in 7001 7002; do
     mkdir -p "$work/redis/$h-$port"
-    on "$h" redis-server --bind "${addr[$h]}" --port "$port" --protected-mode no --cluster-enabled yes \
-      --cluster-config-file "$work/redis/$h-$port/nodes.conf" --cluster-node-timeout 1500 \
-      --cluster-replica-validity-factor 0 \
-      --dir "$work/redis/$h-$port" --appendonly yes --save "" --logfile "$work/redis/$h-$port/redis.log" &
+    redis_cluster_args "${addr[$h]}" "$port" "$work/redis/$h-$port"
+    on "$h" redis-server "${REDIS_CLUSTER_ARGS[@]}" &
     track_bg $!
   done
 done
