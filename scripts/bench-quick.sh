@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 echo "machine: $(machine); load average $(load_average); profile ${BENCH_PROFILE:-bench}"
 cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" --no-run
+# criterion's progress goes to stderr, kept aside: shown (its end) only when a benchmark fails.
+err="$(mktemp)"
+on_exit rm -f "$err"
 cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
-  --warm-up-time "${BENCH_WARMUP:-0.2}" --measurement-time "${BENCH_MEASURE:-0.5}" "$@" 2>/dev/null | awk '
+  --warm-up-time "${BENCH_WARMUP:-0.2}" --measurement-time "${BENCH_MEASURE:-0.5}" "$@" 2>"$err" | awk '
   # criterion prints "name  time: [low median high]", the name alone on the line before
   # when it is long, then "thrpt: [...]" when a throughput is set. Comparisons with the
   # previous run ("change:" and lines of percentages) are left out.
@@ -32,7 +35,14 @@ cargo bench -q -p bench --profile "${BENCH_PROFILE:-bench}" -- \
     for (i = 1; i <= NF; i++) if ($i == "thrpt:") { printf "  %s %s", $(i + 3), $(i + 4) }
     next
   }
+  # What a benchmark says of itself ("search: corpus built in 61s", "history: skipped ...").
+  /^[a-z_]+: / { if (pending) print ""; pending = 0; print; next }
   pending && !/thrpt:/ { print ""; pending = 0 }
   !/time:|thrpt:/ && NF == 1 { name = $1 }
   END { if (pending) print "" }
-'
+' || {
+  status=$?
+  echo "bench-quick: a benchmark failed (exit $status); the end of its error output:" >&2
+  tail -n 40 "$err" >&2
+  exit "$status"
+}
