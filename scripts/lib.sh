@@ -46,6 +46,21 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# LOADTEST_LIMITS: the settings a load test gives the services (NAME=VALUE words), so that one
+# address driving thousands of users is not throttled (scripts/loadtest.sh,
+# scripts/bench-cluster.sh): sends, registrations, sign-in failures and connects; open
+# connections (a conversation of 999 members is 999 sockets); socket events (each typing
+# sender emits as fast as its events come back: 5/s after a burst of 20 would cap the typing
+# runs at about 200 events/s); the REST mix's conversations, edits and reads.
+LOADTEST_LIMITS=(
+  RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000
+  RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
+  MAX_CONNECTIONS_PER_ADDRESS=1000000
+  SOCKET_EVENT_BURST=100000 SOCKET_EVENTS_PER_SEC=100000 SOCKET_EVENTS_PER_USER_PER_MIN=10000000
+  RATE_CONVERSATIONS_PER_USER=1000000 RATE_CONVERSATIONS_PER_ADDRESS=1000000
+  RATE_EDITS_PER_USER=1000000 RATE_EDITS_PER_ADDRESS=1000000 RATE_READS_PER_USER=1000000 RATE_READS_PER_ADDRESS=1000000
+)
+
 # random_secret: 48 hex characters, for INTERNAL_SECRET and the like.
 random_secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 

@@ -87,16 +87,7 @@ export CHAT_DATABASE_URL="$PG_URL" REDIS_URL="$REDIS" RUST_LOG=warn CHAT_NAMESPA
 # one address driving thousands of users is not throttled (see the comment at the top).
 INTERNAL_SECRET="loadtest-$(random_secret)"
 export INTERNAL_SECRET
-export RATE_SENDS_PER_USER=1000000 RATE_SENDS_PER_ADDRESS=1000000 RATE_REGISTRATIONS_PER_ADDRESS=1000000 \
-  RATE_LOGIN_FAILURES_PER_USER=1000000 RATE_LOGIN_FAILURES_PER_ADDRESS=1000000 RATE_CONNECTS_PER_ADDRESS=1000000
-# Open connections from the one address: a conversation of 999 members is 999 sockets.
-export MAX_CONNECTIONS_PER_ADDRESS=1000000
-# Each typing sender emits as fast as its events come back: the per-socket and per-user event
-# limits (5/s after a burst of 20) would cap the typing runs at about 200 events/s.
-export SOCKET_EVENT_BURST=100000 SOCKET_EVENTS_PER_SEC=100000 SOCKET_EVENTS_PER_USER_PER_MIN=10000000
-# The REST mix makes conversations, edits and reads from this one address as fast as it can.
-export RATE_CONVERSATIONS_PER_USER=1000000 RATE_CONVERSATIONS_PER_ADDRESS=1000000 \
-  RATE_EDITS_PER_USER=1000000 RATE_EDITS_PER_ADDRESS=1000000 RATE_READS_PER_USER=1000000 RATE_READS_PER_ADDRESS=1000000
+export "${LOADTEST_LIMITS[@]}"
 
 # The stack is co-located as scripts/run-stack.sh runs it: chat and the gateway meet over Unix
 # sockets (WebSockets handed to chat). SOCKET_DIR= (empty) keeps them on TCP.
