@@ -14,9 +14,11 @@
 #
 # Environment: SOCKETS (gateway; direct: the sockets go through the balancer's internal port
 # straight to the chat instances, to price the gateway's tunnel), ROOMS (50), MEMBERS (20),
-# RATES ("200 400 max"), SENDERS (4), CLUSTER_BIN_DIR (the services and loadtest-goose;
-# default: a release build into target/release). Reports: target/loadtest/cluster-*.{html,json}
-# and the table in target/loadtest/cluster-summary-$SOCKETS.md. Needs root.
+# RATES ("sends 200 400 max"; `sends`: durable sends and no sockets, `wrk -t2 -c64` through
+# the balancer, the window closing once the queue is drained), SENDERS (4), CLUSTER_BIN_DIR
+# (the services, `sends` and loadtest-goose; default: a release build into target/release).
+# Reports: target/loadtest/cluster-*.{html,json,log} and the table in
+# target/loadtest/cluster-summary-$SOCKETS.md. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -24,12 +26,12 @@ source scripts/deps.sh
 STEP_PREFIX="bench-cluster: "
 
 SECS="${1:-20}"
-ROOMS="${ROOMS:-50}"; MEMBERS="${MEMBERS:-20}"; RATES="${RATES:-200 400 max}"; SENDERS="${SENDERS:-4}"
+ROOMS="${ROOMS:-50}"; MEMBERS="${MEMBERS:-20}"; RATES="${RATES:-sends 200 400 max}"; SENDERS="${SENDERS:-4}"
 OUT="$PWD/target/loadtest"
 mkdir -p "$OUT"
 if [ -z "${CLUSTER_BIN_DIR:-}" ]; then
   step "building (release)"
-  cargo build --release -q -p chat -p worker -p call -p gateway
+  cargo build --release -q -p chat -p worker -p call -p gateway -p loadtest
   cargo build --release -q --manifest-path loadtest/goose/Cargo.toml --target-dir "$PWD/target"
   CLUSTER_BIN_DIR="$PWD/target/release"
 fi
@@ -85,31 +87,69 @@ SOCKETS="${SOCKETS:-gateway}"
 socket_target=()
 [ "$SOCKETS" != direct ] || socket_target=(--socket-target "${addr[lb]}:3001")
 rt_pids="$(awk '$3 == "chat" { printf "%schat-%s=%s", sep, $1, $2; sep = "," }' "$work/idle.snap")"
-for rate in $RATES; do
-  name="cluster-$SOCKETS-$rate"
+# The namespace master's command statistics are reset before each run.
+redis_home() { redis-cli -h "${home_addr%:*}" -p "${home_addr##*:}" "$@"; }
+# window NAME COMMAND...: the run's measured window is COMMAND (every host read before and after).
+# Its status is COMMAND's.
+window() {
+  local name="$1" t0 status=0; shift
+  snapshot "$work/$name.before"
+  t0="$(date +%s.%N)"
+  "$@" || status=$?
+  snapshot "$work/$name.after"
+  echo "$t0 $(date +%s.%N)" >"$work/$name.window"
+  return "$status"
+}
+
+# broadcast NAME RATE: goose's broadcast scenario, its window opening once the users are
+# registered and their sockets connected (setup, password hashing included, is not what a
+# send costs) and closing with goose.
+broadcast() {
+  local name="$1" rate="$2" users="$ROOMS" per_s="$2" goose_pid
   # `max`: SENDERS senders a room, each sending as soon as its last message reached everyone.
-  users="$ROOMS"; per_s="$rate"
   [ "$rate" != max ] || { users=$((ROOMS * SENDERS)); per_s=0; }
-  step "$name: $ROOMS rooms of $MEMBERS through HAProxy, $rate sends/s, ${SECS}s (load average $(cut -d' ' -f1 /proc/loadavg))"
-  redis-cli -h "${home_addr%:*}" -p "${home_addr##*:}" config resetstat >/dev/null
   "$CLUSTER_BIN_DIR/loadtest-goose" --name "$name" --out "$OUT" --target "${addr[lb]}:80" "${socket_target[@]}" --kind chat \
     --scenarios broadcast --rooms "$ROOMS" --members "$MEMBERS" --rate "$per_s" --pids "$rt_pids" --sample-ms 500 -- \
-    --users "$ROOMS" --increase-rate "$ROOMS" --run-time "${SECS}s" \
+    --users "$users" --increase-rate "$users" --run-time "${SECS}s" \
     --report-file "$OUT/$name.html" --report-file "$OUT/$name.json" --error-log "$OUT/$name-errors.log" >"$OUT/$name.log" 2>&1 &
   goose_pid=$!
-  # The window starts once the users are registered and their sockets connected (setup,
-  # password hashing included, is not what a send costs) and ends with goose.
   wait_for 300 "$name's sockets" grep -q "and relaying" "$OUT/$name.log" || { tail -20 "$OUT/$name.log" >&2; fail "$name"; }
-  snapshot "$work/$name.before"
-  window_start="$(date +%s.%N)"
-  wait "$goose_pid" || { tail -20 "$OUT/$name.log" >&2; fail "$name"; }
-  snapshot "$work/$name.after"
-  echo "$window_start $(date +%s.%N)" >"$work/$name.window"
+  window "$name" wait "$goose_pid" || { tail -20 "$OUT/$name.log" >&2; fail "$name"; }
+  grep -E "^$name: " "$OUT/$name.log" || true
+}
+
+# sends NAME: durable sends with no sockets, `wrk -t2 -c64` through the balancer with 64
+# signed-in senders (scripts/wrk/sends.lua, as scripts/bench-sends.sh --wrk), the window
+# closing once the queue is drained; sends counted as the rows stored.
+stored() {
+  local last=-1 n
+  while true; do
+    n="$("$(pg_bin)/psql" -qtA "postgres://postgres@${addr[data]}:5432/chat" -c "SELECT count(*) FROM messages")"
+    [ "$n" = "$last" ] && { echo "$n"; return; }
+    last="$n"; sleep 1
+  done
+}
+wrk_drained() { wrk -t2 -c64 -d"${SECS}s" --latency -s scripts/wrk/sends.lua "http://${addr[lb]}" -- "$work/targets" >"$OUT/$1.log"; stored >"$work/$1.rows-after"; }
+sends() {
+  local name="$1"
+  command -v wrk >/dev/null || deps_install wrk wrk || fail "wrk is needed"
+  "$CLUSTER_BIN_DIR/sends" --target "${addr[lb]}:80" --senders 64 --signed-in --targets-to "$work/targets"
+  wrk -t2 -c64 -d3s -s scripts/wrk/sends.lua "http://${addr[lb]}" -- "$work/targets" >/dev/null
+  stored >"$work/$name.rows-before"
+  window "$name" wrk_drained "$name" || fail "$name: wrk"
+  echo $(($(cat "$work/$name.rows-after") - $(cat "$work/$name.rows-before"))) >"$work/$name.sent"
+  sed "s/^/$name: /" "$OUT/$name.log" | grep -E "Requests/sec|answered|p50"
+}
+
+for rate in $RATES; do
+  name="cluster-$SOCKETS-$rate"
+  step "$name: $ROOMS rooms of $MEMBERS through HAProxy, $rate, ${SECS}s (load average $(cut -d' ' -f1 /proc/loadavg))"
+  redis_home config resetstat >/dev/null
+  if [ "$rate" = sends ]; then sends "$name"; else broadcast "$name" "$rate"; fi
   # Where the namespace's master spends its time (setup included): the five costliest commands.
-  redis-cli -h "${home_addr%:*}" -p "${home_addr##*:}" info commandstats | tr -d '\r' \
+  redis_home info commandstats | tr -d '\r' \
     | awk -F'[:=,]' '/^cmdstat_/ { printf "%s %d calls %d usec\n", substr($1, 9), $3, $5 }' \
     | sort -k4 -nr | head -5 | sed "s/^/$name: namespace master: /"
-  grep -E "^$name: " "$OUT/$name.log" || true
 done
 
 step "CPU per send by role, and the model's figure (docs/capacity.md)"
@@ -132,11 +172,14 @@ runs = []
 for rate in rates.split():
     name = f"cluster-{sockets_via}-{rate}"
     before, after = snap(os.path.join(work, name + ".before")), snap(os.path.join(work, name + ".after"))
-    extra = json.load(open(os.path.join(out, name + "-extra.json")))
-    events = extra["sockets"]["events"]
-    sent = sum(e["sent"] for e in events.values())
+    if os.path.exists(os.path.join(work, name + ".sent")):
+        events, sent = {}, int(open(os.path.join(work, name + ".sent")).read())
+    else:
+        extra = json.load(open(os.path.join(out, name + "-extra.json")))
+        events = extra["sockets"]["events"]
+        sent = sum(e["sent"] for e in events.values())
     t0, t1 = map(float, open(os.path.join(work, name + ".window")).read().split())
-    deliveries = sum(e["events_per_s"] for e in events.values()) * extra["sockets"]["seconds"]
+    deliveries = sum(e["events_per_s"] for e in events.values()) * (extra["sockets"]["seconds"] if events else 0)
     cpu = {}
     for key, (label, ticks, _) in after.items():
         # A process started during the run counts from zero; one gone by its end is lost.
@@ -144,11 +187,11 @@ for rate in rates.split():
         cpu[label] = cpu.get(label, 0) + (ticks - was) / 100.0
     mem = [(key[0], rss, idle.get(key, (None, 0, rss))[2]) for key, (label, _, rss) in after.items() if label == "chat"]
     peak = {}
-    for m in extra.get("memory", []):
+    for m in (extra.get("memory", []) if events else []):
         peak[m["name"]] = m["peak_kib"]
     runs.append((rate, sent, deliveries, cpu, mem, peak, events, t1 - t0))
 labels = sorted({l for r in runs for l in r[3]}, key=lambda l: (l not in model, l))
-print("| role | " + " | ".join(f"{r[0]}/s: µs per send" for r in runs) + " | model |")
+print("| role | " + " | ".join(f"{r[0]}{'' if r[0] in ('max', 'sends') else '/s'}: µs per send" for r in runs) + " | model |")
 print("|---|" + "---:|" * (len(runs) + 1))
 for l in labels:
     cells = [f"{r[3].get(l, 0) * 1e6 / max(r[1], 1):.0f}" for r in runs]
@@ -157,14 +200,14 @@ tot = [sum(r[3].values()) * 1e6 / max(r[1], 1) for r in runs]
 print("| **all hosts** | " + " | ".join(f"**{t:.0f}**" for t in tot) + f" | {sum(model.values())} + HAProxy |")
 print()
 for rate, sent, deliveries, cpu, mem, peak, events, window in runs:
-    print(f"- {rate}/s: {sum(cpu.values()) / window:.2f} cores busy over the {window:.1f} s window; "
-          f"chat {cpu.get('chat', 0) * 1e6 / max(deliveries, 1):.1f} µs per delivery ({deliveries:.0f} deliveries)")
+    print(f"- {rate}: {sent} sends, {sent / window:.0f}/s, {sum(cpu.values()) / window:.2f} cores busy over the {window:.1f} s window"
+          + (f"; chat {cpu.get('chat', 0) * 1e6 / deliveries:.1f} µs per delivery ({deliveries:.0f} deliveries)" if deliveries else ""))
 for rate, sent, deliveries, cpu, mem, peak, events, window in runs:
     for kind, e in events.items():
-        print(f"- {rate}/s: {kind}: {e['sent']} sent, {e['complete']} reached every member, {e['timeouts']} timed out, "
+        print(f"- {rate}: {kind}: {e['sent']} sent, {e['complete']} reached every member, {e['timeouts']} timed out, "
               f"{e['events_per_s']:.0f} deliveries/s; every member p50 {e['every_member_ms']['p50']} ms, p99 {e['every_member_ms']['p99']} ms")
 sockets = int(rooms) * int(members)
-for rate, sent, deliveries, cpu, mem, peak, events, window in runs[:1]:
+for rate, sent, deliveries, cpu, mem, peak, events, window in [r for r in runs if r[6]][:1]:
     idle_kib = sum(m[2] for m in mem)
     peak_kib = sum(peak.values()) if peak else sum(m[1] for m in mem)
     print(f"\nchat memory: {idle_kib} KiB on the three instances before the sockets, peak {peak_kib} KiB with {sockets} sockets open: "

@@ -418,6 +418,19 @@ pub async fn publish(
     Ok(first.and_then(|s| s.parse().ok()))
 }
 
+/// The number of the last offset handed out (`rec:seq`'s `n`; 0 before any). Subscribers
+/// receive recorded messages in offset order, so one that heard up to this number missed
+/// nothing recorded.
+pub async fn last_number(redis: &RedisPool, keys: &Keys) -> Result<u64, ApiError> {
+    let mut conn = redis.get().await?;
+    let n: Option<u64> = redis::cmd("HGET")
+        .arg(keys.rec_seq())
+        .arg("n")
+        .query_async(&mut *conn)
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
 /// Adds to `pipe` what [`publish`] does, for a caller that settles other things in the same
 /// MULTI (the worker's commit notices). EVAL with the text, since a NOSCRIPT inside MULTI
 /// could not be retried; Redis caches the compiled script by its hash.

@@ -8,7 +8,9 @@
 // leave. Every scenario checks exactly-once and order: the events a recovered socket got are
 // compared with those of a socket of the same user that stayed connected, or with the HTTP
 // listing. The driver restarts every chat instance when asked: this file writes
-// CONTROL_DIR/restart and waits for CONTROL_DIR/restarted.
+// CONTROL_DIR/restart and waits for CONTROL_DIR/restarted. STACK=resync: one chat instance on
+// a Redis server of its own, whose pub/sub connections the driver kills again and again for
+// 1.5 s when asked (CONTROL_DIR/cut; it writes `cutting`, then `cut-done`).
 // Env: GATEWAY_URL, CHAT_B_URL, CONTROL_DIR, RUN (a prefix making user ids unique), STACK.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -26,6 +28,7 @@ const STACK = process.env.STACK ?? "main";
 const onMain = { skip: STACK !== "main" };
 const onShort = { skip: STACK !== "short" };
 const onOff = { skip: STACK !== "off" };
+const onResync = { skip: STACK !== "resync" };
 
 const http = (method, path, token, body, headers) =>
   request(GATEWAY, method, path, token, body, headers);
@@ -817,3 +820,40 @@ test("recovery off: a client asking for it gets no session id and no offsets", o
 function t_log(line) {
   process.stderr.write(`# ${line}\n`);
 }
+
+test("the instance's subscription lost while messages are recorded: its recovering sockets are closed once it is back and recover them, once, in order", onResync, async () => {
+  const [alice, bob] = await Promise.all(["resync-a", "resync-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const x = client(GATEWAY, bob);
+  const plain = client(GATEWAY, bob, { recovery: false });
+  await Promise.all([connects(x), connects(plain)]);
+  const first = (await send(alice, cid, "before the cut")).id;
+  await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
+
+  rmSync(join(CONTROL, "cutting"), { force: true });
+  rmSync(join(CONTROL, "cut-done"), { force: true });
+  writeFileSync(join(CONTROL, "cut"), "kill the pub/sub connections");
+  await waitFor("the driver cutting", () => existsSync(join(CONTROL, "cutting")), 30000);
+  // Stored while the instance hears nothing (answered 202 once the wait for the commit
+  // notice, which it does not hear, runs out).
+  const during = await Promise.all([1, 2, 3, 4, 5].map((i) => send(alice, cid, `during the cut ${i}`)));
+  await waitFor("the driver's cut over", () => existsSync(join(CONTROL, "cut-done")), 30000);
+  const live = (await send(alice, cid, "after the cut")).id;
+
+  const all = await listing(alice, cid);
+  assert.equal(all.length, 7, JSON.stringify(all));
+  assert.ok(during.every((m) => all.includes(m.id)), "every send of the cut stored");
+  await waitFor(`every message at the recovering socket (got ${created(x).length})`, () =>
+    all.every((id) => created(x).includes(id)), 15000);
+  await sleep(200);
+  assert.deepEqual(created(x), all, "exactly once, in order");
+  checkArguments(x, true);
+  assert.ok(x.connects.length >= 2, "closed and reconnected");
+  assert.ok(x.connects.slice(1).every((c) => c.recovered), `recovered: ${JSON.stringify(x.connects)}`);
+  assert.ok(x.connects.every((c) => c.pid === x.connects[0].pid), "one session throughout");
+  assert.ok(x.disconnects.every((r) => r === "transport close"), JSON.stringify(x.disconnects));
+  // Without recovery nothing could be replayed: the socket stays, and the client reads the
+  // conversation back over HTTP (the contract).
+  assert.equal(plain.connects.length, 1, "a socket without recovery stays connected");
+  assert.ok(created(plain).includes(live), "and gets what comes after");
+});

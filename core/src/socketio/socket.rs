@@ -73,6 +73,9 @@ pub enum DisconnectReason {
     ServerShuttingDown,
     /// The server closed the whole connection.
     ForcedClose,
+    /// The server closed the connection for the client to recover what it could not be
+    /// sent live ([`Socket::resync`]).
+    Resync,
 }
 
 impl DisconnectReason {
@@ -88,6 +91,7 @@ impl DisconnectReason {
             DisconnectReason::ParseError => "parse error",
             DisconnectReason::ServerShuttingDown => "server shutting down",
             DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::Resync => "server resync",
         }
     }
 
@@ -100,6 +104,7 @@ impl DisconnectReason {
             CloseReason::ParseError => DisconnectReason::ParseError,
             CloseReason::ServerShutdown => DisconnectReason::ServerShuttingDown,
             CloseReason::ServerClose | CloseReason::ConnectTimeout => DisconnectReason::ForcedClose,
+            CloseReason::Resync => DisconnectReason::Resync,
         }
     }
 
@@ -114,6 +119,7 @@ impl DisconnectReason {
                 | DisconnectReason::PingTimeout
                 | DisconnectReason::SlowClient
                 | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::Resync
         )
     }
 }
@@ -545,6 +551,13 @@ impl Socket {
     /// the JavaScript server): for a client that must not stay connected at all.
     pub fn close(&self) {
         self.inner.conn.close(CloseReason::ServerClose);
+    }
+
+    /// Closes the socket's whole connection as a transport failure would (the client
+    /// reconnects on its own), its state kept for recovery: for a client that missed events
+    /// the server could not send it live, which it gets back by recovering.
+    pub fn resync(&self) {
+        self.inner.conn.close(CloseReason::Resync);
     }
 
     /// Makes the socket leave its namespace (the connection stays open for others).

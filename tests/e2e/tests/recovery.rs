@@ -4,13 +4,16 @@
 //! the middle of a recovery (A with SIGTERM as in a redeploy, B with SIGKILL as in a crash,
 //! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` and a 2 s
 //! heartbeat runs the same file's past-the-window and silent-drop scenarios, and a third with
-//! recovery off (`RECOVERY_WINDOW_SECS=0`) its own. `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
+//! recovery off (`RECOVERY_WINDOW_SECS=0`) its own. A fourth, on a Redis server of its own,
+//! has its pub/sub connections killed again and again while messages are recorded, when the
+//! file asks (CONTROL_DIR/cut). `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use e2e::servers::Redis;
 use e2e::Stack;
 
 /// Lifts the per-socket event limits: the volatile scenario floods `typing:update`.
@@ -21,7 +24,10 @@ const CHAT_ENV: [(&str, &str); 3] = [
 ];
 
 async fn signed_in_stack(recovery_env: &[(&str, &str)]) -> Stack {
-    let mut s = Stack::empty().await;
+    signed_in_stack_on(Stack::empty().await, recovery_env).await
+}
+
+async fn signed_in_stack_on(mut s: Stack, recovery_env: &[(&str, &str)]) -> Stack {
     s.auth = e2e::Auth::Token(format!("secret-{}", uuid::Uuid::now_v7().simple()));
     for (k, v) in CHAT_ENV.iter().chain(recovery_env) {
         s.chat_env.push((k.to_string(), v.to_string()));
@@ -36,10 +42,11 @@ async fn signed_in_stack(recovery_env: &[(&str, &str)]) -> Stack {
     s
 }
 
-/// Runs the node file with `stack` (main or short) to its end, restarting every chat instance
-/// (`s.chat` and `b`) whenever it writes `restart` into the control directory; fails with its
-/// output unless it passed.
-async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str) {
+/// Runs the node file with `stack` (main, short, off or resync) to its end, restarting every
+/// chat instance (`s.chat` and `b`) whenever it writes `restart` into the control directory,
+/// and cutting the pub/sub connections of the Redis server `cut` whenever it writes `cut`;
+/// fails with its output unless it passed.
+async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut: Option<&str>) {
     let control = std::env::temp_dir().join(format!("recovery-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&control).expect("control dir");
     // `RECOVERY_TESTS=<regex>` runs only the scenarios whose names match.
@@ -87,6 +94,10 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str) {
             restart_every_chat_instance(s, b).await;
             std::fs::write(control.join("restarted"), "done").expect("restart answer");
         }
+        if let (Some(redis), true) = (cut, control.join("cut").exists()) {
+            std::fs::remove_file(control.join("cut")).expect("cut request");
+            cut_subscriptions(redis, &control).await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let report = format!(
@@ -97,6 +108,34 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str) {
     let _ = std::fs::remove_dir_all(&control);
     println!("{report}");
     assert!(status.success(), "node recovery tests failed:\n{report}");
+}
+
+/// Kills every pub/sub connection of the Redis server at `url` (the chat instance's
+/// subscription, the gateway's) every 10 ms for 1.5 s: each comes back after its backoff
+/// (100 ms and more) and is killed again at once, so what is published meanwhile is not
+/// heard. Writes `cutting` after the first kill and `cut-done` at the end.
+async fn cut_subscriptions(url: &str, control: &Path) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut first = true;
+    while Instant::now() < until {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut conn)
+            .await
+            .expect("CLIENT KILL");
+        if std::mem::take(&mut first) {
+            std::fs::write(control.join("cutting"), "cutting").expect("cutting");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::write(control.join("cut-done"), "done").expect("cut answer");
 }
 
 async fn restart_every_chat_instance(s: &mut Stack, b: &mut Option<e2e::Service>) {
@@ -119,7 +158,7 @@ async fn restart_every_chat_instance(s: &mut Stack, b: &mut Option<e2e::Service>
 async fn recovery_with_the_official_client_across_instances_and_restarts() {
     let mut s = signed_in_stack(&[]).await;
     let mut b = Some(s.start_chat_instance().await);
-    run_node(&mut s, &mut b, "main").await;
+    run_node(&mut s, &mut b, "main", None).await;
 }
 
 #[tokio::test]
@@ -132,11 +171,28 @@ async fn past_the_window_a_new_session_and_a_silent_drop() {
         ("PING_TIMEOUT_MS", "1000"),
     ])
     .await;
-    run_node(&mut s, &mut None, "short").await;
+    run_node(&mut s, &mut None, "short", None).await;
 }
 
 #[tokio::test]
 async fn recovery_off_no_session_and_no_offsets() {
     let mut s = signed_in_stack(&[("RECOVERY_WINDOW_SECS", "0")]).await;
-    run_node(&mut s, &mut None, "off").await;
+    run_node(&mut s, &mut None, "off", None).await;
+}
+
+/// The chat instance's subscription lost while messages are recorded: once it is back, its
+/// sockets with recovery are closed and recover what they missed, once and in order; one
+/// without recovery stays. On a single Redis server of its own (killing pub/sub connections
+/// of the shared one, or of the cluster, would disturb the tests beside it).
+#[tokio::test]
+async fn a_lost_subscription_sends_recovering_sockets_to_recover() {
+    if e2e::redis_cluster_nodes().is_some() {
+        println!("skipped against the cluster: it runs on a Redis server of its own");
+        return;
+    }
+    let redis = Redis::start();
+    let mut stack = Stack::empty_on(e2e::admin_url(), redis.url()).await;
+    stack.redis_cluster = None;
+    let mut s = signed_in_stack_on(stack, &[]).await;
+    run_node(&mut s, &mut None, "resync", Some(&redis.url())).await;
 }

@@ -28,6 +28,9 @@ pub enum CloseReason {
     ServerShutdown = 7,
     /// No Socket.IO namespace was joined within the connect timeout.
     ConnectTimeout = 8,
+    /// The application closed it so that the client reconnects and recovers what it
+    /// missed (events the server could not deliver to it live).
+    Resync = 9,
 }
 
 impl CloseReason {
@@ -41,6 +44,7 @@ impl CloseReason {
             6 => CloseReason::ServerClose,
             7 => CloseReason::ServerShutdown,
             8 => CloseReason::ConnectTimeout,
+            9 => CloseReason::Resync,
             _ => return None,
         })
     }

@@ -158,6 +158,23 @@ impl Realtime {
         }
     }
 
+    /// After the subscription was down while events were recorded: closes the sockets with
+    /// connection state recovery as a transport failure would, so that their clients
+    /// reconnect and recover what was not delivered here (their sessions are kept). Returns
+    /// how many.
+    pub(crate) fn resync_recovering(&self) -> usize {
+        let mut n = 0;
+        for s in self.io.of("/").sockets() {
+            if s.data::<handler::SocketState>()
+                .is_some_and(|st| st.pid.is_some())
+            {
+                s.resync();
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// After the subscription was down: closes the sockets whose session ended meanwhile.
     pub(crate) async fn recheck_sessions(&self, state: &State) {
         let sockets: Vec<_> = self

@@ -1,8 +1,11 @@
 //! The instance's Redis subscription: the worker's commit notices (which release waiting
 //! sends and announce messages) and the events channel (which any service publishes to).
 //! One connection, pinged (`platform_core::pubsub`), reconnected on failure. While it is down,
-//! sends answer 202 (still durably queued), realtime events are missed (clients read them back
-//! over HTTP) and no history page is served from memory.
+//! sends answer 202 (still durably queued), realtime events are not delivered and no history
+//! page is served from memory. Once it is back, if events were recorded meanwhile (the
+//! recovery counter is not the last one heard), the sockets with connection state recovery
+//! are closed for their clients to reconnect and recover them, once and in order; clients
+//! without recovery read them back over HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub(crate) async fn run(
     let revocations = rt.revocations();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
+    // The number of the last recorded event heard here (recovery on), `None` when not known.
+    let mut heard: Option<u64> = None;
     while !shutdown.is_cancelled() {
         match pubsub::subscribe(
             &state.config.stores,
@@ -49,10 +54,37 @@ pub(crate) async fn run(
                 rt.presence.changed();
                 // Changes may have been missed while it was down: pages start over.
                 state.pages.resume();
-                if !std::mem::take(&mut first) {
+                let after_loss = !std::mem::take(&mut first);
+                if after_loss {
                     state.members.clear();
                     rt.recheck_sessions(&state).await;
                 }
+                // Read once subscribed: whatever is recorded after it is heard live.
+                let recording = !state.config.recovery_window.is_off();
+                let counter = match recording {
+                    true => platform_core::recovery::last_number(&state.redis, &keys)
+                        .await
+                        .map_err(|e| tracing::warn!(error = %e, "recovery counter not read"))
+                        .ok(),
+                    false => None,
+                };
+                if after_loss && recording {
+                    // Unknown either side: events may have been missed. A counter below what
+                    // was heard went back with a failover (writes the replica never got), and
+                    // what was recorded since is not told apart from what was heard: missed.
+                    let missed = match (heard, counter) {
+                        (Some(h), Some(c)) => c != h,
+                        _ => true,
+                    };
+                    if missed {
+                        let n = rt.resync_recovering();
+                        tracing::info!(
+                            sockets = n,
+                            "events recorded while the subscription was down: sockets with recovery closed to recover them"
+                        );
+                    }
+                }
+                heard = counter;
                 // One that hangs without closing would look alive while nothing is heard,
                 // and pages would be served stale: it is pinged, and counted lost when a
                 // ping goes unanswered.
@@ -77,10 +109,16 @@ pub(crate) async fn run(
                     let mut payload = json.to_vec();
                     if msg.get_channel_name() == keys.notices {
                         match platform_core::json::decode::<Notice>(&mut payload) {
-                            Ok(n) => on_notice(&state, &rt, n, offset).await,
+                            Ok(n) => {
+                                // A notice's messages took consecutive offsets from its first.
+                                let events = n.created.len() + n.updated.len() + n.deleted.len();
+                                heard = heard_up_to(heard, offset, events);
+                                on_notice(&state, &rt, n, offset).await
+                            }
                             Err(e) => tracing::error!(error = %e, "unreadable commit notice"),
                         }
                     } else {
+                        heard = heard_up_to(heard, offset, 1);
                         match platform_core::json::decode::<Envelope<Value>>(&mut payload) {
                             Ok(env) => on_event(&state, &rt, env, offset).await,
                             Err(e) => tracing::error!(error = %e, "unreadable event"),
@@ -99,6 +137,18 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The last recorded event heard once a message recorded as `events` events from `first` is
+/// heard (an unrecorded one changes nothing).
+fn heard_up_to(heard: Option<u64>, first: Option<Offset>, events: usize) -> Option<u64> {
+    match first {
+        Some(o) if events > 0 => {
+            let last = o.n + events as u64 - 1;
+            Some(heard.map_or(last, |h| h.max(last)))
+        }
+        _ => heard,
     }
 }
 
@@ -177,5 +227,23 @@ async fn on_event(state: &State, rt: &Realtime, env: Envelope<Value>, offset: Op
             rt.presence.contacts_changed(&env.users);
         }
         _ => deliver(state, rt, env, offset).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_heard_follows_the_recorded_offsets() {
+        let at = |n| Some(Offset { ms: 1, n });
+        // A notice of three messages recorded from 5 covers 5, 6 and 7.
+        assert_eq!(heard_up_to(Some(4), at(5), 3), Some(7));
+        assert_eq!(heard_up_to(None, at(5), 3), Some(7));
+        // Unrecorded messages, and notices with no message, change nothing.
+        assert_eq!(heard_up_to(Some(7), None, 1), Some(7));
+        assert_eq!(heard_up_to(Some(7), at(8), 0), Some(7));
+        // Never backwards: a counter that went back after a failover differs from it.
+        assert_eq!(heard_up_to(Some(9), at(3), 1), Some(9));
     }
 }
