@@ -12,13 +12,14 @@
 #
 #   scripts/bench-cluster.sh [SECONDS=20]
 #
-# Environment: SOCKETS (gateway; direct: the sockets go through the balancer's internal port
+# Environment: CLUSTER_TOPOLOGY (tunnel; colocated: a gateway beside each chat instance, as
+# scripts/cluster-hosts.sh says), SOCKETS (gateway; direct: the sockets go through the balancer's internal port
 # straight to the chat instances, to price the gateway's tunnel), ROOMS (50), MEMBERS (20),
 # RATES ("sends 200 400 max"; `sends`: durable sends and no sockets, `wrk -t2 -c64` through
 # the balancer, the window closing once the queue is drained), SENDERS (4), CLUSTER_BIN_DIR
 # (the services, `sends` and loadtest-goose; default: a release build into target/release).
 # Reports: target/loadtest/cluster-*.{html,json,log} and the table in
-# target/loadtest/cluster-summary-$SOCKETS.md. Needs root.
+# target/loadtest/cluster-summary-<topology>-<sockets>.md. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -142,7 +143,7 @@ sends() {
 }
 
 for rate in $RATES; do
-  name="cluster-$SOCKETS-$rate"
+  name="cluster-$topology-$SOCKETS-$rate"
   step "$name: $ROOMS rooms of $MEMBERS through HAProxy, $rate, ${SECS}s (load average $(cut -d' ' -f1 /proc/loadavg))"
   redis_home config resetstat >/dev/null
   if [ "$rate" = sends ]; then sends "$name"; else broadcast "$name" "$rate"; fi
@@ -153,9 +154,9 @@ for rate in $RATES; do
 done
 
 step "CPU per send by role, and the model's figure (docs/capacity.md)"
-python3 - "$work" "$OUT" "$ROOMS" "$MEMBERS" "$SECS" "$(machine)" "$RATES" "$SOCKETS" <<'PY' | tee "$OUT/cluster-summary-$SOCKETS.md"
+python3 - "$work" "$OUT" "$ROOMS" "$MEMBERS" "$SECS" "$(machine)" "$RATES" "$SOCKETS" "$topology" <<'PY' | tee "$OUT/cluster-summary-$topology-$SOCKETS.md"
 import json, os, sys
-work, out, rooms, members, secs, machine, rates, sockets_via = sys.argv[1:]
+work, out, rooms, members, secs, machine, rates, sockets_via, topology = sys.argv[1:]
 # The model's inputs (docs/capacity.md, one machine at saturation), µs per send.
 model = {"gateway": 30, "chat": 46, "redis: namespace master": 28, "worker": 10, "postgresql": 27}
 def snap(path):
@@ -166,11 +167,11 @@ def snap(path):
     return rows
 idle = snap(os.path.join(work, "idle.snap"))
 print(f"# Capacity check on the namespace cluster\n\nmachine: {machine} (every host shares it); "
-      f"{rooms} rooms of {members}; {secs} s per run; REST through HAProxy and a gateway; "
+      f"{rooms} rooms of {members}; {secs} s per run; topology {topology}; REST through HAProxy and a gateway; "
       f"sockets through HAProxy and {'a gateway' if sockets_via == 'gateway' else 'straight'} to chat.\n")
 runs = []
 for rate in rates.split():
-    name = f"cluster-{sockets_via}-{rate}"
+    name = f"cluster-{topology}-{sockets_via}-{rate}"
     before, after = snap(os.path.join(work, name + ".before")), snap(os.path.join(work, name + ".after"))
     if os.path.exists(os.path.join(work, name + ".sent")):
         events, sent = {}, int(open(os.path.join(work, name + ".sent")).read())

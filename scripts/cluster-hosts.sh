@@ -12,12 +12,17 @@
 #              session's requests all reach the instance that holds it
 #   app1  .11  gateway, chat, call
 #   app2  .12  gateway, chat, worker
-#   app3  .13  chat
+#   app3  .13  chat (and a gateway, colocated)
 #   work2 .14  worker
+#
+# CLUSTER_TOPOLOGY: `tunnel` (the default: the gateways tunnel WebSockets to the chat
+# instances through the balancer) or `colocated` (a gateway beside each chat instance, the
+# pair sharing a SOCKET_DIR, so WebSockets are handed to the local chat; HAProxy's
+# configuration gets COLOCATED=1 and GATEWAY3).
 #
 # Sourced after scripts/lib.sh and scripts/deps.sh, it starts all of that and leaves:
 # `ns`, `addr`, `veth` (by host name), `on HOST COMMAND...` (runs in a host's namespace),
-# `work` (the work folder, with every server's log), `partitions`, `secret`, and the
+# `work` (the work folder, with every server's log), `partitions`, `secret`, `topology`, and the
 # balancer at http://${addr[lb]}. Needs root (ip netns); installs HAProxy, PostgreSQL and
 # Redis with apt-get when missing. CLUSTER_BIN_DIR: the services' binaries (default
 # target/debug, built by the caller); CLUSTER_RUST_LOG: their RUST_LOG (default warn);
@@ -25,6 +30,8 @@
 # service (words of NAME=VALUE). Everything it makes (namespaces, bridge, servers, the work
 # folder) is removed at exit.
 [ "$(id -u)" = 0 ] || fail "network namespaces need root"
+topology="${CLUSTER_TOPOLOGY:-tunnel}"
+case "$topology" in tunnel | colocated) ;; *) fail "CLUSTER_TOPOLOGY: tunnel or colocated, not $topology" ;; esac
 command -v ip >/dev/null 2>&1 || deps_install ip iproute2 || fail "iproute2 is needed"
 if ! command -v haproxy >/dev/null 2>&1; then
   deps_install haproxy haproxy || fail "HAProxy is needed"
@@ -123,7 +130,7 @@ done
 wait_for 20 "3 replicas attached" redis_cluster_replicas "${addr[r1]}" 7001 3 || fail "Redis Cluster replicas"
 redis-cli -h "${addr[r1]}" -p 7001 cluster nodes | awk '{print $2, $3}' | sort
 
-step "services: 2 gateways, 3 chat instances, 2 workers, call"
+step "services ($topology): gateways, 3 chat instances, 2 workers, call"
 secret="$(random_secret)"
 partitions=4
 common=(
@@ -145,14 +152,24 @@ service() {
     >"$work/$h-$name.log" 2>&1 &
   track_bg $!
 }
-service app1 chat 3001
-service app2 chat 3001
-service app3 chat 3001
+# CLUSTER_TOPOLOGY=colocated: a gateway beside each chat instance too (app3 gets one), each
+# pair sharing a SOCKET_DIR of its host: WebSockets are handed to the local chat instance.
+gateway_hosts=(app1 app2)
+if [ "$topology" = colocated ]; then
+  gateway_hosts=(app1 app2 app3)
+  for h in app1 app2 app3; do mkdir -p "$work/$h-run"; done
+fi
+socket_dir() { [ "$topology" != colocated ] || echo "SOCKET_DIR=$work/$1-run"; }
+for h in app1 app2 app3; do
+  # shellcheck disable=SC2046 # nothing, or one NAME=VALUE
+  service "$h" chat 3001 $(socket_dir "$h")
+done
 service app1 call 3002
 service app2 worker 3003
 service work2 worker 3003
-for h in app1 app2; do
-  service "$h" gateway 3000 CHAT_SERVICE_URL="http://${addr[lb]}:3001" CALL_SERVICE_URL="http://${addr[app1]}:3002"
+for h in "${gateway_hosts[@]}"; do
+  # shellcheck disable=SC2046 # nothing, or one NAME=VALUE
+  service "$h" gateway 3000 CHAT_SERVICE_URL="http://${addr[lb]}:3001" CALL_SERVICE_URL="http://${addr[app1]}:3002" $(socket_dir "$h")
 done
 for h in app1 app2 app3; do wait_http "http://${addr[$h]}:3001/readyz" 60 || { cat "$work/$h-chat.log"; fail "chat on $h"; }; done
 for h in app2 work2; do wait_http "http://${addr[$h]}:3003/readyz" 30 || { cat "$work/$h-worker.log"; fail "worker on $h"; }; done
@@ -160,6 +177,7 @@ for h in app2 work2; do wait_http "http://${addr[$h]}:3003/readyz" 30 || { cat "
 step "HAProxy on the lb host (deploy/haproxy/chat.cfg)"
 lb_env=(LB_ADDR="${addr[lb]}" GATEWAY1="${addr[app1]}:3000" GATEWAY2="${addr[app2]}:3000"
   CHAT1="${addr[app1]}:3001" CHAT2="${addr[app2]}:3001" CHAT3="${addr[app3]}:3001")
+[ "$topology" != colocated ] || lb_env+=(COLOCATED=1 GATEWAY3="${addr[app3]}:3000")
 env "${lb_env[@]}" haproxy -c -q -f deploy/haproxy/chat.cfg || fail "HAProxy refuses deploy/haproxy/chat.cfg"
 on lb env "${lb_env[@]}" haproxy -db -f deploy/haproxy/chat.cfg >"$work/haproxy.log" 2>&1 &
 track_bg $!

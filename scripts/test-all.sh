@@ -103,6 +103,7 @@ step "Socket.IO interop with the official client"
 UI_BIN_DIR="$E2E_BIN_DIR" bash scripts/test-ui.sh  # the browser UI: Vitest, its build, then Chromium end to end
 bash scripts/test-compose.sh  # compose files (no Docker engine here) and the stack smoke test
 bash scripts/test-cluster.sh  # many hosts (network namespaces) behind HAProxy, and host losses
+CLUSTER_TOPOLOGY=colocated bash scripts/test-cluster.sh  # the same, a gateway beside each chat instance
 
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -10,6 +10,8 @@
 # the Redis master serving the platform's keys lost: its replica is promoted, and every send
 # answered 201 or 202 is stored once (one answered 503 is retried with its clientMessageId).
 #
+# CLUSTER_TOPOLOGY=colocated runs the same tests with a gateway beside each chat instance
+# (SOCKET_DIR: WebSockets handed to the local chat), as deploy/haproxy/chat.cfg's COLOCATED.
 # Needs root (ip netns); installs HAProxy, PostgreSQL and Redis with apt-get when missing.
 # CLUSTER_BIN_DIR: the services' binaries (default target/debug, built by the caller).
 # Everything it makes (namespaces, bridge, servers, the work folder) is removed at exit.
@@ -26,7 +28,7 @@ source scripts/cluster-hosts.sh
 
 step "the tests, through the balancer (tests/node/cluster.test.mjs)"
 export LB_URL="http://${addr[lb]}" REDIS_SEED="${addr[r1]}:7001" CLUSTER_NAMESPACE=cluster
-export STREAM_PARTITIONS=$partitions
+export STREAM_PARTITIONS=$partitions CLUSTER_TOPOLOGY="$topology"
 for h in app1 app2 app3 work2 r1 r2 r3; do
   export "HOST_NS_$h=${ns[$h]}" "HOST_LINK_$h=${veth[$h]}" "HOST_ADDR_$h=${addr[$h]}"
 done

@@ -1,7 +1,9 @@
 // The platform on several hosts behind HAProxy (scripts/test-cluster.sh makes the hosts out
 // of network namespaces and starts everything): two gateways behind the balancer's public
 // port, three chat instances behind its internal one (sticky by its SERVERID cookie), two
-// workers sharing the send stream's partitions. Every socket is checked for exactly-once
+// workers sharing the send stream's partitions. CLUSTER_TOPOLOGY=colocated: a gateway beside
+// each chat instance instead, handing it its WebSockets, the gateways sticky (GWID): the
+// sockets' instances are then the gateways' servers. Every socket is checked for exactly-once
 // and order against the messages sent; the faults are whole hosts lost: the host's link cut
 // first (no FIN or RST reaches anyone, as when a machine loses power), then its processes
 // killed.
@@ -15,6 +17,12 @@ import { io } from "socket.io-client";
 import { request, waitFor, register as registerAt } from "./support.mjs";
 
 const LB = process.env.LB_URL;
+// Where a socket lands, in HAProxy's terms: the backend, its servers (one per chat host), and
+// the cookie that pins a client to one.
+const COLOCATED = process.env.CLUSTER_TOPOLOGY === "colocated";
+const SOCKETS = COLOCATED
+  ? { backend: "gateways", servers: ["gw1", "gw2", "gw3"], cookie: "GWID" }
+  : { backend: "chats", servers: ["chat1", "chat2", "chat3"], cookie: "SERVERID" };
 const STATS = `${LB}:8404/stats;csv`;
 // Every key of the namespace is in one hash slot on a cluster: its prefix is a hash tag.
 const PREFIX = `{${process.env.CLUSTER_NAMESPACE}}`;
@@ -43,7 +51,7 @@ function client(user, { transports = ["websocket"], pin } = {}) {
     // Long-polling keeps the balancer's cookie (engine.io-client's cookie jar in Node); a
     // pinned socket sends only its own.
     withCredentials: !pin,
-    extraHeaders: pin ? { cookie: `SERVERID=${pin}` } : {},
+    extraHeaders: pin ? { cookie: `${SOCKETS.cookie}=${pin}` } : {},
   });
   const c = { socket, user, name: `${user.userId}${pin ? `@${pin}` : ""} (${transports})`, events: [], connects: [], disconnects: [], errors: [] };
   socket.onAny((event, ...args) => c.events.push({ event, data: args[0] }));
@@ -87,7 +95,8 @@ async function listing(user, cid) {
   return r.body.map((m) => m.id);
 }
 
-// HAProxy's view of its servers: `{ "chats/chat3": { status, scur } }`.
+// HAProxy's view of its servers: `{ "chats/chat3": { status, scur, stot } }` (sessions now,
+// and since it started).
 async function servers() {
   const text = await (await fetch(STATS)).text();
   const [head, ...rows] = text.trim().split("\n");
@@ -95,7 +104,7 @@ async function servers() {
   const out = {};
   for (const row of rows) {
     const f = Object.fromEntries(row.split(",").map((v, i) => [cols[i], v]));
-    out[`${f.pxname}/${f.svname}`] = { status: f.status, scur: Number(f.scur) };
+    out[`${f.pxname}/${f.svname}`] = { status: f.status, scur: Number(f.scur), stot: Number(f.stot) };
   }
   return out;
 }
@@ -161,17 +170,22 @@ let pinned, polling, loose;
 test("through the balancer: REST on either gateway, sockets on all three chat instances, long-polling sticky", async () => {
   [alice, bob, carol, dave] = await Promise.all(["alice", "bob", "carol", "dave"].map(register));
   cid = await group(alice, [alice, bob, carol, dave]);
-  pinned = ["chat1", "chat2", "chat3"].map((pin) => client(bob, { pin }));
+  pinned = SOCKETS.servers.map((pin) => client(bob, { pin }));
   polling = client(carol, { transports: ["polling"] });
   loose = client(dave, { transports: ["polling", "websocket"] });
   for (const c of [...pinned, polling, loose]) await connects(c);
 
   const view = await servers();
-  for (const chat of ["chat1", "chat2", "chat3"]) {
-    assert.equal(view[`chats/${chat}`].status, "UP", chat);
-    assert.ok(view[`chats/${chat}`].scur >= 1, `a session through ${chat}: ${JSON.stringify(view)}`);
+  for (const server of SOCKETS.servers) {
+    assert.equal(view[`${SOCKETS.backend}/${server}`].status, "UP", server);
+    assert.ok(view[`${SOCKETS.backend}/${server}`].scur >= 1, `a session through ${server}: ${JSON.stringify(view)}`);
   }
   for (const gw of ["gw1", "gw2"]) assert.equal(view[`gateways/${gw}`].status, "UP", gw);
+  if (COLOCATED) {
+    // Nothing went through the internal port: each gateway handed its sockets, long-polls
+    // and API requests to the chat instance beside it.
+    for (const chat of ["chat1", "chat2", "chat3"]) assert.equal(view[`chats/${chat}`].stot, 0, `chats/${chat}: ${JSON.stringify(view)}`);
+  }
 
   for (let i = 0; i < 10; i++) sent.push(await send(alice, cid, `live ${i}`));
   const all = [...pinned, polling, loose];
@@ -191,7 +205,8 @@ test("a chat host lost: its clients reconnect to another instance and recover wh
   const onApp3 = pinned[2];
   lose("app3");
   await waitFor("the lost instance's socket notices", () => onApp3.disconnects.length >= 1, 15_000);
-  await waitFor("HAProxy marks chat3 down", async () => (await servers())["chats/chat3"].status.startsWith("DOWN"), 10_000);
+  const lost = `${SOCKETS.backend}/${SOCKETS.servers[2]}`;
+  await waitFor(`HAProxy marks ${lost} down`, async () => (await servers())[lost].status.startsWith("DOWN"), 10_000);
 
   // Sent while it is away, through whichever gateway and surviving instance.
   for (let i = 0; i < 5; i++) sent.push(await send(alice, cid, `while away ${i}`));
