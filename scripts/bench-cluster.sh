@@ -37,9 +37,9 @@ if [ -z "${CLUSTER_BIN_DIR:-}" ]; then
   CLUSTER_BIN_DIR="$PWD/target/release"
 fi
 export CLUSTER_BIN_DIR
-# The load comes from one address; pings at their default interval (the harness's 1.5 s is
-# for its fault tests), and the stale-entry claim at its default.
-CLUSTER_SERVICE_ENV="${LOADTEST_LIMITS[*]} PING_INTERVAL_MS=25000 PING_TIMEOUT_MS=20000 CLAIM_IDLE_MS=30000"
+# The load comes from one address; heartbeats and claims at the services' defaults, not the
+# fault tests' short ones.
+CLUSTER_SERVICE_ENV="${LOADTEST_LIMITS[*]}" CLUSTER_FAST_FAULTS=0
 source scripts/cluster-hosts.sh
 
 # The Redis server that holds the namespace's slot, and its replica (labelled apart from the
@@ -88,7 +88,7 @@ SOCKETS="${SOCKETS:-gateway}"
 socket_target=()
 [ "$SOCKETS" != direct ] || socket_target=(--socket-target "${addr[lb]}:3001")
 rt_pids="$(awk '$3 == "chat" { printf "%schat-%s=%s", sep, $1, $2; sep = "," }' "$work/idle.snap")"
-# The namespace master's command statistics are reset before each run.
+# redis-cli on the namespace's master.
 redis_home() { redis-cli -h "${home_addr%:*}" -p "${home_addr##*:}" "$@"; }
 # window NAME COMMAND...: the run's measured window is COMMAND (every host read before and after).
 # Its status is COMMAND's.

@@ -27,7 +27,8 @@
 # Redis with apt-get when missing. CLUSTER_BIN_DIR: the services' binaries (default
 # target/debug, built by the caller); CLUSTER_RUST_LOG: their RUST_LOG (default warn);
 # CLUSTER_KEEP=1 keeps the work folder. CLUSTER_SERVICE_ENV: more settings for every
-# service (words of NAME=VALUE). Everything it makes (namespaces, bridge, servers, the work
+# service (words of NAME=VALUE); CLUSTER_FAST_FAULTS=0: the services' own heartbeat and
+# claim timings instead of the fault tests' short ones. Everything it makes (namespaces, bridge, servers, the work
 # folder) is removed at exit.
 [ "$(id -u)" = 0 ] || fail "network namespaces need root"
 topology="${CLUSTER_TOPOLOGY:-tunnel}"
@@ -138,12 +139,13 @@ common=(
   REDIS_CLUSTER_NODES="${addr[r1]}:7001,${addr[r2]}:7001,${addr[r3]}:7001"
   CHAT_NAMESPACE=cluster AUTH_MODE=token INTERNAL_SECRET="$secret" RUST_LOG="${CLUSTER_RUST_LOG:-warn}"
   STREAM_PARTITIONS=$partitions
-  # Bounded faults: a lost worker's partitions move after 3 s (the lease), a dead socket is
-  # noticed within 3 s (ping and pong).
-  CLAIM_IDLE_MS=3000 PING_INTERVAL_MS=1500 PING_TIMEOUT_MS=1500
   # Every address here is one of ours: the balancer's X-Forwarded-For names the client.
   TRUSTED_PROXIES="$net.0/24"
 )
+# Bounded faults, for the fault tests: a lost worker's partitions move after 3 s (the
+# lease), a dead socket is noticed within 3 s (ping and pong). CLUSTER_FAST_FAULTS=0 keeps
+# the services' defaults (the benchmark).
+[ "${CLUSTER_FAST_FAULTS:-1}" = 0 ] || common+=(CLAIM_IDLE_MS=3000 PING_INTERVAL_MS=1500 PING_TIMEOUT_MS=1500)
 # shellcheck disable=SC2206 # words of NAME=VALUE on purpose
 common+=(${CLUSTER_SERVICE_ENV:-})
 service() {
