@@ -113,6 +113,8 @@ print(f"{'p99 ms at rate':34}" + "".join(f"{v:12.2f}" for v in p99) + f"   chat/
 print(f"{'delivered events/s, saturation':34}" + "".join(f"{v:12.0f}" for v in eps)
       + f"   chat/minimal {eps[1]/eps[0]:.2f} (>= 0.8), chat/node {eps[1]/eps[2]:.2f} (>= 3)")
 print(f"{'server KiB per idle connection':34}" + "".join(f"{v:12.2f}" for v in kib) + "   chat < 16")
+kern = [get("idle", n, "kernel_kib_per_conn_both_ends") for n in ("minimal", "chat", "node")]
+print(f"{'kernel KiB per connection (2 ends)':34}" + "".join(f"{v:12.2f}" for v in kern))
 off = [get("overload", n, "offered_per_s") for n in ("minimal", "chat", "node")]
 oeps = [get("overload", n, "events_per_s") for n in ("minimal", "chat", "node")]
 ofr = [get("overload", n, "delivered_fraction") for n in ("minimal", "chat", "node")]

@@ -90,6 +90,30 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The kernel's memory that sockets cost, in KiB: its slab caches (`Slab:` in
+/// `/proc/meminfo`: socket, inode, file and epoll objects among the rest) plus the pages TCP
+/// buffers hold (`mem` of the `TCP:` line of `/proc/net/sockstat`). Machine-wide: read before
+/// and after opening many connections, its growth is what they cost the kernel (both ends of
+/// each, on loopback).
+pub fn kernel_socket_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let slab: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages: u64 = sockstat
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.windows(2).find(|w| w[0] == "mem")?.get(1)?.parse().ok()
+        })
+        .unwrap_or(0);
+    slab + pages * 4
+}
+
 /// A latency histogram in microseconds, 1 µs to 60 s.
 pub fn histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")

@@ -193,6 +193,7 @@ async fn idle(a: &Args) {
         std::process::exit(2)
     };
     let before = rss_kib(pid);
+    let kernel_before = loadtest::kernel_socket_kib();
     let t = Instant::now();
     let conns = open_all(a, a.clients).await;
     let opened = t.elapsed();
@@ -212,8 +213,11 @@ async fn idle(a: &Args) {
     tokio::time::sleep(Duration::from_secs(a.settle)).await;
     let after = rss_kib(pid);
     let per = (after.saturating_sub(before)) as f64 / a.clients as f64;
+    // Both ends of every connection are sockets of this machine's kernel.
+    let kernel =
+        loadtest::kernel_socket_kib().saturating_sub(kernel_before) as f64 / a.clients as f64;
     println!(
-        "RESULT idle target={} connections={} closed={} open_secs={:.1} rss_before_kib={before} rss_after_kib={after} kib_per_conn={per:.2}",
+        "RESULT idle target={} connections={} closed={} open_secs={:.1} rss_before_kib={before} rss_after_kib={after} kib_per_conn={per:.2} kernel_kib_per_conn_both_ends={kernel:.2}",
         a.target,
         a.clients,
         closed.load(Ordering::Relaxed),
