@@ -68,6 +68,8 @@ supervise() {
     while :; do
       started=$SECONDS
       "$@" & child=$!
+      # A TERM that came between the start and `child=$!` found no child to stop.
+      if [ -n "$stopping" ]; then kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0; fi
       status=0; wait "$child" || status=$?
       # A trapped TERM interrupts `wait`: the child may still be stopping.
       if [ -n "$stopping" ]; then wait "$child" 2>/dev/null; exit 0; fi

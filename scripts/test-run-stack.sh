@@ -55,6 +55,9 @@ stop_stack() {
   local i
   for ((i = 0; i < 300; i++)); do kill -0 "$stack_pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$stack_pid" 2>/dev/null; then
+    echo "--- what was still running, and the run command's log" >&2
+    ps -o pid,stat,etime,cmd -g "$stack_pid" >&2 || true
+    tail -n 40 "$work/run$runs.log" >&2
     kill -KILL -- "-$stack_pid" 2>/dev/null || true
     fail "the run command did not stop on SIGINT"
   fi
