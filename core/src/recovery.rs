@@ -18,6 +18,10 @@
 //! is one XADD instead of 1,000, while a reconnect reads one log per conversation of the
 //! user, in one script call (see docs/perf/2026-12-recovery-layout.md for both sides).
 //!
+//! - `rec:recent`: every recorded message as it was published (channel `c`, message `b`),
+//!   for [`CATCH_UP_SECS`], under its first offset: what an instance whose subscription was
+//!   lost reads to catch up ([`recent_after`]), instead of sending its sockets to recover.
+//!
 //! One Lua function ([`RECORD_FN`]) assigns the offsets, appends the entries, and PUBLISHes
 //! the message prefixed with its first offset (`@<ms>-<n> <json>`), atomically: the order in
 //! which every subscriber receives messages IS the offset order. A message starting with `{`
@@ -54,6 +58,11 @@ pub const MAX_WINDOW_SECS: u64 = 86_400;
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
 /// Conversations read per replay script call: bounds the keys (two each) one call holds.
 pub const REPLAY_CHUNK: usize = 1_000;
+/// How long `rec:recent` keeps a recorded message: the longest a subscription may be lost and
+/// its instance still catch up by reading what it missed (a failover takes 2 to 3 s, the
+/// resubscription's backoff at most 2 more). Past it, the instance's recovering sockets are
+/// closed to recover by themselves.
+pub const CATCH_UP_SECS: u64 = 30;
 
 /// Whether an event is recorded (and so gets an offset): what a user must not miss. Never
 /// `typing:update`, `presence:update` or the internal `_...` markers.
@@ -219,6 +228,11 @@ impl Keys {
         format!("{}:rec:seq", self.namespace())
     }
 
+    /// Every recorded message as published, for [`CATCH_UP_SECS`].
+    pub fn rec_recent(&self) -> String {
+        format!("{}:rec:recent", self.namespace())
+    }
+
     /// The log of events addressed to a conversation's members.
     pub fn rec_conversation(&self, conversation: &Uuid) -> String {
         format!("{}:rec:c:{}", self.namespace(), conversation)
@@ -250,20 +264,26 @@ impl Keys {
     }
 }
 
-/// The Lua function every recording script shares: `record(seq, chan, retention, prefix,
-/// body, entries)`. `entries` is a list of `{event, data, {log keys...}, except or nil}`.
-/// With `retention` 0 or no entries it only PUBLISHes `body`; otherwise it takes `#entries`
-/// consecutive offsets, appends each entry to its logs (the data in a blob when there are
-/// several), and PUBLISHes `@<first offset> <body>`. Returns the first offset or false.
+/// The Lua function every recording script shares: `record(seq, recent, chan, retention,
+/// prefix, body, entries)`. `entries` is a list of `{event, data, {log keys...}, except or
+/// nil}`. With `retention` 0 or no entries it only PUBLISHes `body`; otherwise it takes
+/// `#entries` consecutive offsets, appends each entry to its logs (the data in a blob when
+/// there are several), PUBLISHes `@<first offset> <body>` and appends that message to
+/// `recent` (trimmed to [`CATCH_UP_SECS`]). Returns the first offset or false.
 ///
 /// Numbers go through `%.0f`: Lua 5.1 numbers are doubles, exact for integers below 2^53,
 /// and `tostring` would print 1.7e+12. It publishes with [`crate::pubsub::PUBLISH_FN`]'s
 /// `publish`, which it includes.
-pub static RECORD_FN: LazyLock<String> =
-    LazyLock::new(|| format!("{}{RECORD_BODY}", crate::pubsub::PUBLISH_FN));
+pub static RECORD_FN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}local CATCH_UP_MS = {}\n{RECORD_BODY}",
+        crate::pubsub::PUBLISH_FN,
+        CATCH_UP_SECS * 1000
+    )
+});
 
 const RECORD_BODY: &str = r"
-local function record(seq, chan, retention, prefix, body, entries)
+local function record(seq, recent, chan, retention, prefix, body, entries)
   if retention == 0 or #entries == 0 then
     publish(chan, body)
     return false
@@ -301,17 +321,22 @@ local function record(seq, chan, retention, prefix, body, entries)
     end
   end
   local first = msid .. '-' .. string.format('%.0f', n)
-  publish(chan, '@' .. first .. ' ' .. body)
+  local msg = '@' .. first .. ' ' .. body
+  publish(chan, msg)
+  -- pcall: a log out of step with the counter (someone deleted rec:seq) must not stop the
+  -- publishing; the instance that would read it sees the gap and falls back.
+  redis.pcall('XADD', recent, 'MINID', '~', string.format('%.0f', ms - CATCH_UP_MS), first,
+    'c', chan, 'b', msg)
   return first
 end
 ";
 
-/// KEYS: the counter hash, then every entry's logs in entry order. ARGV: channel,
-/// retention (s), blob prefix, body, entry count, then per entry: event, data, except (''
-/// for none), its number of logs.
+/// KEYS: the counter hash, the recent log, then every entry's logs in entry order. ARGV:
+/// channel, retention (s), blob prefix, body, entry count, then per entry: event, data,
+/// except ('' for none), its number of logs.
 const RECORD_MAIN: &str = r"
 local entries = {}
-local a, k = 6, 2
+local a, k = 6, 3
 for i = 1, tonumber(ARGV[5]) do
   local logs = {}
   for j = 1, tonumber(ARGV[a + 3]) do
@@ -323,7 +348,7 @@ for i = 1, tonumber(ARGV[5]) do
   entries[i] = {ARGV[a], ARGV[a + 1], logs, x}
   a = a + 4
 end
-return record(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], entries)
+return record(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], entries)
 ";
 
 static RECORD_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{}{RECORD_MAIN}", *RECORD_FN));
@@ -362,7 +387,7 @@ fn record_args(
     body: &[u8],
     entries: &[Entry<'_>],
 ) -> (Vec<String>, Vec<Vec<u8>>) {
-    let mut ks = vec![keys.rec_seq()];
+    let mut ks = vec![keys.rec_seq(), keys.rec_recent()];
     let mut args: Vec<Vec<u8>> = vec![
         channel.as_bytes().to_vec(),
         window.retention_secs().to_string().into_bytes(),
@@ -418,17 +443,68 @@ pub async fn publish(
     Ok(first.and_then(|s| s.parse().ok()))
 }
 
-/// The number of the last offset handed out (`rec:seq`'s `n`; 0 before any). Subscribers
-/// receive recorded messages in offset order, so one that heard up to this number missed
-/// nothing recorded.
-pub async fn last_number(redis: &RedisPool, keys: &Keys) -> Result<u64, ApiError> {
+/// The last offset handed out (`rec:seq`; `0-0` before any). Subscribers receive recorded
+/// messages in offset order, so one that heard up to this offset missed nothing recorded.
+pub async fn last_offset(redis: &RedisPool, keys: &Keys) -> Result<Offset, ApiError> {
     let mut conn = redis.get().await?;
-    let n: Option<u64> = redis::cmd("HGET")
+    let (n, ms): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
         .arg(keys.rec_seq())
         .arg("n")
+        .arg("ms")
         .query_async(&mut *conn)
         .await?;
-    Ok(n.unwrap_or(0))
+    Ok(Offset {
+        ms: ms.unwrap_or(0),
+        n: n.unwrap_or(0),
+    })
+}
+
+/// A recorded message as it was published: its channel and the message itself (`@<offset>
+/// <json>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub channel: String,
+    pub message: Vec<u8>,
+}
+
+/// A stream entry as XRANGE answers it: its id and its fields.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
+/// Up to `count` recorded messages published after the one whose first offset is `after`,
+/// in offset order, from `rec:recent` (which keeps [`CATCH_UP_SECS`] of them): the caller
+/// checks that they follow on from what it heard, since older ones are trimmed.
+pub async fn recent_after(
+    redis: &RedisPool,
+    keys: &Keys,
+    after: Offset,
+    count: usize,
+) -> Result<Vec<Published>, ApiError> {
+    let mut conn = redis.get().await?;
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
+        .arg(keys.rec_recent())
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(&mut *conn)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let mut p = Published {
+                channel: String::new(),
+                message: Vec::new(),
+            };
+            for (k, v) in fields {
+                match k.as_str() {
+                    "c" => p.channel = String::from_utf8_lossy(&v).into_owned(),
+                    "b" => p.message = v,
+                    _ => {}
+                }
+            }
+            p
+        })
+        .collect())
 }
 
 /// Adds to `pipe` what [`publish`] does, for a caller that settles other things in the same
@@ -847,6 +923,7 @@ mod tests {
             ks,
             [
                 "t:rec:seq",
+                "t:rec:recent",
                 &keys.rec_conversation(&c),
                 "t:rec:u:a",
                 "t:rec:u:b"

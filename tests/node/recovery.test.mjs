@@ -9,8 +9,9 @@
 // compared with those of a socket of the same user that stayed connected, or with the HTTP
 // listing. The driver restarts every chat instance when asked: this file writes
 // CONTROL_DIR/restart and waits for CONTROL_DIR/restarted. STACK=resync: one chat instance on
-// a Redis server of its own, whose pub/sub connections the driver kills again and again for
-// 1.5 s when asked (CONTROL_DIR/cut; it writes `cutting`, then `cut-done`).
+// a Redis server of its own, whose subscriptions the driver cuts when asked (CONTROL_DIR/cut,
+// saying `keep` or `forget`; it writes `cutting`) until this file writes `release` (it then
+// deletes the recent log if told to forget, lets subscriptions back and writes `cut-done`).
 // Env: GATEWAY_URL, CHAT_B_URL, CONTROL_DIR, RUN (a prefix making user ids unique), STACK.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -821,7 +822,51 @@ function t_log(line) {
   process.stderr.write(`# ${line}\n`);
 }
 
-test("the instance's subscription lost while messages are recorded: its recovering sockets are closed once it is back and recover them, once, in order", onResync, async () => {
+// Cuts the instance's subscription (the driver), sends 5 messages meanwhile, lets it back
+// (`forget`: with the recent log deleted, as if trimmed), waits for `back` and sends one
+// more; returns the ids of every message of the conversation and of the one sent after.
+async function sendThroughACut(alice, cid, forget, back) {
+  rmSync(join(CONTROL, "cutting"), { force: true });
+  rmSync(join(CONTROL, "cut-done"), { force: true });
+  writeFileSync(join(CONTROL, "cut"), forget ? "forget" : "keep");
+  await waitFor("the driver cutting", () => existsSync(join(CONTROL, "cutting")), 30000);
+  // Stored while the instance hears nothing (answered 202 once the wait for the commit
+  // notice, which it does not hear, runs out).
+  const during = await Promise.all([1, 2, 3, 4, 5].map((i) => send(alice, cid, `during the cut ${i}`)));
+  writeFileSync(join(CONTROL, "release"), "release");
+  await waitFor("the driver's cut over", () => existsSync(join(CONTROL, "cut-done")), 30000);
+  await back();
+  const live = (await send(alice, cid, "after the cut")).id;
+  const all = await listing(alice, cid);
+  assert.equal(all.length, 7, JSON.stringify(all));
+  assert.ok(during.every((m) => all.includes(m.id)), "every send of the cut stored");
+  return { all, live };
+}
+
+test("the instance's subscription lost while messages are recorded: once it is back it catches up, and every socket gets them once, in order, without reconnecting", onResync, async () => {
+  const [alice, bob] = await Promise.all(["catch-a", "catch-b"].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const x = client(GATEWAY, bob);
+  const plain = client(GATEWAY, bob, { recovery: false });
+  await Promise.all([connects(x), connects(plain)]);
+  const first = (await send(alice, cid, "before the cut")).id;
+  await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
+
+  const { all } = await sendThroughACut(alice, cid, false, async () => {});
+  for (const c of [x, plain]) {
+    await waitFor(`every message at a socket (got ${created(c).length})`, () =>
+      all.every((id) => created(c).includes(id)), 15000);
+  }
+  await sleep(200);
+  assert.deepEqual(created(x), all, "exactly once, in order (recovery)");
+  assert.deepEqual(created(plain), all, "exactly once, in order (no recovery)");
+  checkArguments(x, true);
+  checkArguments(plain, false);
+  assert.equal(x.connects.length, 1, `stayed connected: ${JSON.stringify(x.disconnects)}`);
+  assert.equal(plain.connects.length, 1, `stayed connected: ${JSON.stringify(plain.disconnects)}`);
+});
+
+test("the instance's subscription lost and the recent log no longer reaching back: its recovering sockets are closed once it is back and recover them, once, in order", onResync, async () => {
   const [alice, bob] = await Promise.all(["resync-a", "resync-b"].map(register));
   const cid = await group(alice, [alice, bob]);
   const x = client(GATEWAY, bob);
@@ -830,19 +875,10 @@ test("the instance's subscription lost while messages are recorded: its recoveri
   const first = (await send(alice, cid, "before the cut")).id;
   await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
 
-  rmSync(join(CONTROL, "cutting"), { force: true });
-  rmSync(join(CONTROL, "cut-done"), { force: true });
-  writeFileSync(join(CONTROL, "cut"), "kill the pub/sub connections");
-  await waitFor("the driver cutting", () => existsSync(join(CONTROL, "cutting")), 30000);
-  // Stored while the instance hears nothing (answered 202 once the wait for the commit
-  // notice, which it does not hear, runs out).
-  const during = await Promise.all([1, 2, 3, 4, 5].map((i) => send(alice, cid, `during the cut ${i}`)));
-  await waitFor("the driver's cut over", () => existsSync(join(CONTROL, "cut-done")), 30000);
-  const live = (await send(alice, cid, "after the cut")).id;
-
-  const all = await listing(alice, cid);
-  assert.equal(all.length, 7, JSON.stringify(all));
-  assert.ok(during.every((m) => all.includes(m.id)), "every send of the cut stored");
+  // The instance subscribed again once it closed the recovering socket: what comes after
+  // reaches the other one live.
+  const back = () => waitFor("the recovering socket closed", () => x.disconnects.length > 0, 15000);
+  const { all, live } = await sendThroughACut(alice, cid, true, back);
   await waitFor(`every message at the recovering socket (got ${created(x).length})`, () =>
     all.every((id) => created(x).includes(id)), 15000);
   await sleep(200);
@@ -855,5 +891,5 @@ test("the instance's subscription lost while messages are recorded: its recoveri
   // Without recovery nothing could be replayed: the socket stays, and the client reads the
   // conversation back over HTTP (the contract).
   assert.equal(plain.connects.length, 1, "a socket without recovery stays connected");
-  assert.ok(created(plain).includes(live), "and gets what comes after");
+  await waitFor("what comes after, live", () => created(plain).includes(live));
 });

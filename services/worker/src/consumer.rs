@@ -76,8 +76,9 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// message to a `created` notice published at the end: a worker that still held the entry
 /// in parallel (and acknowledged it first) has announced it. The notice is recorded for
 /// recovery like any other (`record`, from `platform_core::recovery::RECORD_FN`).
-/// KEYS: stream, notices channel, the recovery counter hash. ARGV: group, retention (s, 0 =
-/// not recorded), blob prefix, then (stream id, message JSON, its conversation's log) triples.
+/// KEYS: stream, notices channel, the recovery counter hash, the recent log. ARGV: group,
+/// retention (s, 0 = not recorded), blob prefix, then (stream id, message JSON, its
+/// conversation's log) triples.
 const ANNOUNCE_REDELIVERED_MAIN: &str = r#"
 local out, entries = {}, {}
 for i = 4, #ARGV, 3 do
@@ -87,7 +88,7 @@ for i = 4, #ARGV, 3 do
   end
 end
 if #out > 0 then
-  record(KEYS[3], KEYS[2], tonumber(ARGV[2]), ARGV[3],
+  record(KEYS[3], KEYS[4], KEYS[2], tonumber(ARGV[2]), ARGV[3],
     '{"created":[' .. table.concat(out, ',') .. ']}', entries)
 end
 return #out
@@ -533,10 +534,11 @@ impl Consumer {
             let (cmd, size, _) = call.get_or_insert_with(|| {
                 let mut c = redis::cmd("EVAL");
                 c.arg(ANNOUNCE_REDELIVERED.as_str())
-                    .arg(3)
+                    .arg(4)
                     .arg(&self.keys.streams()[stream_id.partition])
                     .arg(&self.keys.notices)
                     .arg(self.keys.rec_seq())
+                    .arg(self.keys.rec_recent())
                     .arg(GROUP)
                     .arg(self.config.recovery_window.retention_secs())
                     .arg(self.keys.rec_payload_prefix());

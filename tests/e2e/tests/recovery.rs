@@ -5,8 +5,8 @@
 //! both back on their ports). A second stack with `RECOVERY_WINDOW_SECS=2` and a 2 s
 //! heartbeat runs the same file's past-the-window and silent-drop scenarios, and a third with
 //! recovery off (`RECOVERY_WINDOW_SECS=0`) its own. A fourth, on a Redis server of its own,
-//! has its pub/sub connections killed again and again while messages are recorded, when the
-//! file asks (CONTROL_DIR/cut). `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
+//! has its pub/sub connections cut while messages are recorded, when the file asks
+//! (CONTROL_DIR/cut). `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
 
 use std::io::Read;
 use std::path::Path;
@@ -95,8 +95,9 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut:
             std::fs::write(control.join("restarted"), "done").expect("restart answer");
         }
         if let (Some(redis), true) = (cut, control.join("cut").exists()) {
+            let asked = std::fs::read_to_string(control.join("cut")).expect("cut request");
             std::fs::remove_file(control.join("cut")).expect("cut request");
-            cut_subscriptions(redis, &control).await;
+            cut_subscriptions(redis, &control, asked.trim() == "forget").await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -110,31 +111,53 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut:
     assert!(status.success(), "node recovery tests failed:\n{report}");
 }
 
-/// Kills every pub/sub connection of the Redis server at `url` (the chat instance's
-/// subscription, the gateway's) every 10 ms for 1.5 s: each comes back after its backoff
-/// (100 ms and more) and is killed again at once, so what is published meanwhile is not
-/// heard. Writes `cutting` after the first kill and `cut-done` at the end.
-async fn cut_subscriptions(url: &str, control: &Path) {
+/// Cuts the subscriptions of the Redis server at `url` (the chat instance's, the gateway's):
+/// subscribing is refused (ACL) and every pub/sub connection killed, so what is published
+/// meanwhile is not heard; writes `cutting`. Once the file writes `release`, subscribing is
+/// allowed again (after deleting the recent log when `cut` said `forget`, as if it had been
+/// trimmed) and `cut-done` is written.
+async fn cut_subscriptions(url: &str, control: &Path, forget: bool) {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let until = Instant::now() + Duration::from_millis(1500);
-    let mut first = true;
-    while Instant::now() < until {
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
+    let acl = |rule: &'static str| {
+        let mut c = redis::cmd("ACL");
+        c.arg("SETUSER").arg("default");
+        for command in ["subscribe", "ssubscribe", "psubscribe"] {
+            c.arg(format!("{rule}{command}"));
+        }
+        c
+    };
+    let (): () = acl("-").query_async(&mut conn).await.expect("ACL");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT KILL");
+    std::fs::write(control.join("cutting"), "cutting").expect("cutting");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !control.join("release").exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if forget {
+        let recent: Vec<String> = redis::cmd("KEYS")
+            .arg("*:rec:recent")
             .query_async(&mut conn)
             .await
-            .expect("CLIENT KILL");
-        if std::mem::take(&mut first) {
-            std::fs::write(control.join("cutting"), "cutting").expect("cutting");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+            .expect("KEYS");
+        assert!(!recent.is_empty(), "no recent log to forget");
+        let _: i64 = redis::cmd("DEL")
+            .arg(&recent)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
     }
+    let (): () = acl("+").query_async(&mut conn).await.expect("ACL");
+    let _ = std::fs::remove_file(control.join("release"));
     std::fs::write(control.join("cut-done"), "done").expect("cut answer");
 }
 
@@ -180,12 +203,13 @@ async fn recovery_off_no_session_and_no_offsets() {
     run_node(&mut s, &mut None, "off", None).await;
 }
 
-/// The chat instance's subscription lost while messages are recorded: once it is back, its
-/// sockets with recovery are closed and recover what they missed, once and in order; one
-/// without recovery stays. On a single Redis server of its own (killing pub/sub connections
-/// of the shared one, or of the cluster, would disturb the tests beside it).
+/// The chat instance's subscription lost while messages are recorded: once it is back, it
+/// catches up from the recent log and every socket gets what it missed, once and in order;
+/// when that log no longer reaches back, its sockets with recovery are closed and recover it,
+/// and one without recovery stays. On a single Redis server of its own (cutting pub/sub
+/// connections of the shared one, or of the cluster, would disturb the tests beside it).
 #[tokio::test]
-async fn a_lost_subscription_sends_recovering_sockets_to_recover() {
+async fn a_lost_subscription_is_caught_up_or_its_sockets_recover() {
     if e2e::redis_cluster_nodes().is_some() {
         println!("skipped against the cluster: it runs on a Redis server of its own");
         return;

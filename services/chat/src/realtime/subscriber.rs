@@ -3,17 +3,20 @@
 //! One connection, pinged (`platform_core::pubsub`), reconnected on failure. While it is down,
 //! sends answer 202 (still durably queued), realtime events are not delivered and no history
 //! page is served from memory. Once it is back, if events were recorded meanwhile (the
-//! recovery counter is not the last one heard), the sockets with connection state recovery
-//! are closed for their clients to reconnect and recover them, once and in order; clients
-//! without recovery read them back over HTTP.
+//! recovery counter is not the last one heard), the instance catches up: it reads what it
+//! missed from the recent log (`platform_core::recovery::recent_after`) and handles it as if
+//! heard live, so every socket gets it, once and in order. When that log no longer reaches
+//! back (a long outage, a failover that lost writes), the sockets with connection state
+//! recovery are closed for their clients to reconnect and recover, and clients without
+//! recovery read what they missed over HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use platform_core::events::Envelope;
 use platform_core::pubsub;
-use platform_core::recovery::Offset;
-use platform_core::stream::Notice;
+use platform_core::recovery::{self, Offset};
+use platform_core::stream::{Keys, Notice};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +39,8 @@ pub(crate) async fn run(
     let revocations = rt.revocations();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
-    // The number of the last recorded event heard here (recovery on), `None` when not known.
-    let mut heard: Option<u64> = None;
+    // The last recorded event heard here (recovery on), `None` when not known.
+    let mut heard: Option<Offset> = None;
     while !shutdown.is_cancelled() {
         match pubsub::subscribe(
             &state.config.stores,
@@ -62,29 +65,49 @@ pub(crate) async fn run(
                 // Read once subscribed: whatever is recorded after it is heard live.
                 let recording = !state.config.recovery_window.is_off();
                 let counter = match recording {
-                    true => platform_core::recovery::last_number(&state.redis, &keys)
+                    true => recovery::last_offset(&state.redis, &keys)
                         .await
                         .map_err(|e| tracing::warn!(error = %e, "recovery counter not read"))
                         .ok(),
                     false => None,
                 };
+                // Recorded messages up to this number were handled by the catch-up: their
+                // live copies, heard since the subscription began, are skipped.
+                let mut caught_up_to = 0;
+                let mut caught_up = None;
                 if after_loss && recording {
                     // Unknown either side: events may have been missed. A counter below what
                     // was heard went back with a failover (writes the replica never got), and
-                    // what was recorded since is not told apart from what was heard: missed.
-                    let missed = match (heard, counter) {
-                        (Some(h), Some(c)) => c != h,
-                        _ => true,
+                    // what was recorded since is not told apart from what was heard: missed,
+                    // and not to be caught up from a log that went back with it.
+                    let outcome = match (heard, counter) {
+                        (Some(h), Some(c)) if c.n == h.n => Ok(()),
+                        (Some(h), Some(c)) if c.n > h.n => {
+                            let mut last = h;
+                            let r = catch_up(&state, &rt, &keys, &mut last, c.n).await;
+                            // What it handled, even if it then failed, is not handled again.
+                            caught_up_to = last.n;
+                            if r.is_ok() {
+                                tracing::info!(
+                                    events = last.n - h.n,
+                                    "caught up with the events recorded while the subscription was down"
+                                );
+                                caught_up = Some(last);
+                            }
+                            r
+                        }
+                        _ => Err("what was heard is not known, or the counter went back"),
                     };
-                    if missed {
+                    if let Err(why) = outcome {
                         let n = rt.resync_recovering();
                         tracing::info!(
                             sockets = n,
-                            "events recorded while the subscription was down: sockets with recovery closed to recover them"
+                            why,
+                            "events recorded while the subscription was down not caught up: sockets with recovery closed to recover them"
                         );
                     }
                 }
-                heard = counter;
+                heard = caught_up.or(counter);
                 // One that hangs without closing would look alive while nothing is heard,
                 // and pages would be served stale: it is pinged, and counted lost when a
                 // ping goes unanswered.
@@ -100,30 +123,14 @@ pub(crate) async fn run(
                         () = shutdown.cancelled() => return,
                     };
                     let Some(msg) = msg else { break };
-                    if msg.get_channel_name() == revocations {
+                    let channel = msg.get_channel_name();
+                    if channel == revocations {
                         rt.revoked(std::str::from_utf8(msg.get_payload_bytes()).unwrap_or(""));
                         continue;
                     }
-                    // A recorded message carries the offset of its (first) event.
-                    let (offset, json) = platform_core::recovery::split(msg.get_payload_bytes());
-                    let mut payload = json.to_vec();
-                    if msg.get_channel_name() == keys.notices {
-                        match platform_core::json::decode::<Notice>(&mut payload) {
-                            Ok(n) => {
-                                // A notice's messages took consecutive offsets from its first.
-                                let events = n.created.len() + n.updated.len() + n.deleted.len();
-                                heard = heard_up_to(heard, offset, events);
-                                on_notice(&state, &rt, n, offset).await
-                            }
-                            Err(e) => tracing::error!(error = %e, "unreadable commit notice"),
-                        }
-                    } else {
-                        heard = heard_up_to(heard, offset, 1);
-                        match platform_core::json::decode::<Envelope<Value>>(&mut payload) {
-                            Ok(env) => on_event(&state, &rt, env, offset).await,
-                            Err(e) => tracing::error!(error = %e, "unreadable event"),
-                        }
-                    }
+                    let notice = channel == keys.notices;
+                    let payload = msg.get_payload_bytes();
+                    handle(&state, &rt, notice, payload, &mut heard, caught_up_to).await;
                 }
                 let _ = ready.send(false);
                 // Changes are not heard now: no page is served from memory until it is back.
@@ -140,12 +147,122 @@ pub(crate) async fn run(
     }
 }
 
+/// Recorded messages read from the recent log per round trip while catching up.
+const CATCH_UP_CHUNK: usize = 500;
+/// Most recorded messages one catch-up reads; past it the recovering sockets are sent to
+/// recover by themselves (each within its own replay limit), as when the log is too short.
+const CATCH_UP_MAX: usize = 20_000;
+
+/// Handles one message of the notices channel (`notice`) or of the events channel, heard live
+/// or read back by [`catch_up`]; a recorded one whose every event is at most `skip_through`
+/// was handled already. Returns how many recorded events it covers (0: not recorded, or
+/// unreadable).
+async fn handle(
+    state: &State,
+    rt: &Realtime,
+    notice: bool,
+    message: &[u8],
+    heard: &mut Option<Offset>,
+    skip_through: u64,
+) -> usize {
+    // A recorded message carries the offset of its (first) event.
+    let (offset, json) = recovery::split(message);
+    let mut payload = json.to_vec();
+    if notice {
+        match platform_core::json::decode::<Notice>(&mut payload) {
+            Ok(n) => {
+                // A notice's messages took consecutive offsets from its first.
+                let events = n.created.len() + n.updated.len() + n.deleted.len();
+                if !handled(offset, events, skip_through) {
+                    *heard = heard_up_to(*heard, offset, events);
+                    on_notice(state, rt, n, offset).await;
+                }
+                offset.map_or(0, |_| events)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable commit notice");
+                0
+            }
+        }
+    } else {
+        if handled(offset, 1, skip_through) {
+            return 1;
+        }
+        *heard = heard_up_to(*heard, offset, 1);
+        match platform_core::json::decode::<Envelope<Value>>(&mut payload) {
+            Ok(env) => on_event(state, rt, env, offset).await,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable event");
+                return 0;
+            }
+        }
+        usize::from(offset.is_some())
+    }
+}
+
+/// Whether a message recorded as `events` events from `first` is all at most `skip_through`.
+fn handled(first: Option<Offset>, events: usize, skip_through: u64) -> bool {
+    first.is_some_and(|o| events > 0 && o.n + events as u64 - 1 <= skip_through)
+}
+
+/// Reads what was recorded after `last` up to the counter's `upto` from the recent log, and
+/// handles it in order as if heard live, moving `last` along. Fails, before handling
+/// anything out of order, when the log does not follow on from `last` (trimmed, or
+/// lost with a failover) or does not reach `upto`, holds more than [`CATCH_UP_MAX`] messages,
+/// or cannot be read.
+async fn catch_up(
+    state: &State,
+    rt: &Realtime,
+    keys: &Keys,
+    last: &mut Offset,
+    upto: u64,
+) -> Result<(), &'static str> {
+    let mut from = *last;
+    let mut read = 0;
+    while last.n < upto {
+        if read >= CATCH_UP_MAX {
+            return Err("too many events to catch up");
+        }
+        let batch = recovery::recent_after(&state.redis, keys, from, CATCH_UP_CHUNK)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the recent log not read");
+                "the recent log could not be read"
+            })?;
+        if batch.is_empty() {
+            return Err("the recent log does not reach the counter");
+        }
+        read += batch.len();
+        for p in batch {
+            let (first, _) = recovery::split(&p.message);
+            let Some(first) = first.filter(|f| f.n == last.n + 1) else {
+                return Err("the recent log no longer follows on from what was heard");
+            };
+            let notice = p.channel == keys.notices;
+            if !notice && p.channel != keys.events {
+                return Err("the recent log holds another channel's message");
+            }
+            let mut heard = Some(*last);
+            let events = handle(state, rt, notice, &p.message, &mut heard, 0).await;
+            match heard {
+                Some(h) if events > 0 => *last = h,
+                _ => return Err("an unreadable message in the recent log"),
+            }
+            from = first;
+        }
+    }
+    Ok(())
+}
+
 /// The last recorded event heard once a message recorded as `events` events from `first` is
 /// heard (an unrecorded one changes nothing).
-fn heard_up_to(heard: Option<u64>, first: Option<Offset>, events: usize) -> Option<u64> {
+fn heard_up_to(heard: Option<Offset>, first: Option<Offset>, events: usize) -> Option<Offset> {
     match first {
         Some(o) if events > 0 => {
-            let last = o.n + events as u64 - 1;
+            let last = Offset {
+                ms: o.ms,
+                n: o.n + events as u64 - 1,
+            };
             Some(heard.map_or(last, |h| h.max(last)))
         }
         _ => heard,
@@ -238,12 +355,25 @@ mod tests {
     fn what_was_heard_follows_the_recorded_offsets() {
         let at = |n| Some(Offset { ms: 1, n });
         // A notice of three messages recorded from 5 covers 5, 6 and 7.
-        assert_eq!(heard_up_to(Some(4), at(5), 3), Some(7));
-        assert_eq!(heard_up_to(None, at(5), 3), Some(7));
+        assert_eq!(heard_up_to(at(4), at(5), 3), at(7));
+        assert_eq!(heard_up_to(None, at(5), 3), at(7));
         // Unrecorded messages, and notices with no message, change nothing.
-        assert_eq!(heard_up_to(Some(7), None, 1), Some(7));
-        assert_eq!(heard_up_to(Some(7), at(8), 0), Some(7));
+        assert_eq!(heard_up_to(at(7), None, 1), at(7));
+        assert_eq!(heard_up_to(at(7), at(8), 0), at(7));
         // Never backwards: a counter that went back after a failover differs from it.
-        assert_eq!(heard_up_to(Some(9), at(3), 1), Some(9));
+        assert_eq!(heard_up_to(at(9), at(3), 1), at(9));
+    }
+
+    #[test]
+    fn live_copies_of_what_was_caught_up_are_skipped() {
+        let at = |n| Some(Offset { ms: 1, n });
+        // Caught up to 7: a notice of 5 to 7 and an event at 7 were handled; 6 to 8 was not.
+        assert!(handled(at(5), 3, 7));
+        assert!(handled(at(7), 1, 7));
+        assert!(!handled(at(6), 3, 7));
+        assert!(!handled(at(8), 1, 7));
+        // Unrecorded messages are never skipped, nor anything when nothing was caught up.
+        assert!(!handled(None, 1, 7));
+        assert!(!handled(at(1), 1, 0));
     }
 }
