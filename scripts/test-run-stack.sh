@@ -28,7 +28,9 @@ stack_pid=""
 runs=0
 
 # Started with job control on: the run command gets a process group of its own, with SIGINT
-# not ignored, as in a terminal.
+# not ignored, as in a terminal (`env --default-signal`: a shell started with SIGINT ignored,
+# as `nohup cmd &` starts it, hands that on and cannot trap it, and Ctrl-C would then stop
+# the services but not the run command).
 start_stack() {
   runs=$((runs + 1))
   set -m
@@ -36,7 +38,7 @@ start_stack() {
     CHAT_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/chat" REDIS_URL="redis://127.0.0.1:$redis_port" \
     CHAT_PORT=$chat_port WORKER_PORT=$worker_port CALL_PORT=$call_port GATEWAY_PORT=$gateway_port WEB_PORT=$web_port \
     RESTART_MAX_DELAY=2 RUST_LOG=warn \
-    bash scripts/run-stack.sh >"$work/run$runs.log" 2>&1 &
+    env --default-signal=INT bash scripts/run-stack.sh >"$work/run$runs.log" 2>&1 &
   stack_pid=$!
   set +m
   wait_for 120 "the gateway, or the run command's exit" stack_up_or_gone

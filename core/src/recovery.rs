@@ -13,14 +13,13 @@
 //!   is never replayed to).
 //! - `rec:j:<conversation>`: user -> the counter when that user was added ("joined floor"):
 //!   replay skips what came before, so nothing from before a re-addition comes back.
+//! - `rec:recent`: every recorded message as it was published (channel `c`, message `b`),
+//!   for [`CATCH_UP_SECS`], under its first offset: what an instance whose subscription was
+//!   lost reads to catch up ([`recent_after`]), instead of sending its sockets to recover.
 //!
 //! Why per conversation, not per recipient: one message to a conversation of 1,000 members
 //! is one XADD instead of 1,000, while a reconnect reads one log per conversation of the
 //! user, in one script call (see docs/perf/2026-12-recovery-layout.md for both sides).
-//!
-//! - `rec:recent`: every recorded message as it was published (channel `c`, message `b`),
-//!   for [`CATCH_UP_SECS`], under its first offset: what an instance whose subscription was
-//!   lost reads to catch up ([`recent_after`]), instead of sending its sockets to recover.
 //!
 //! One Lua function ([`RECORD_FN`]) assigns the offsets, appends the entries, and PUBLISHes
 //! the message prefixed with its first offset (`@<ms>-<n> <json>`), atomically: the order in

@@ -853,8 +853,8 @@ test("the instance's subscription lost while messages are recorded: once it is b
   await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
 
   const { all } = await sendThroughACut(alice, cid, false, async () => {});
-  for (const c of [x, plain]) {
-    await waitFor(`every message at a socket (got ${created(c).length})`, () =>
+  for (const [c, which] of [[x, "with"], [plain, "without"]]) {
+    await waitFor(`every message at the socket ${which} recovery (got ${created(c).length}, connected ${c.connects.length} times)`, () =>
       all.every((id) => created(c).includes(id)), 15000);
   }
   await sleep(200);
