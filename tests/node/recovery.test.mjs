@@ -822,6 +822,19 @@ function t_log(line) {
   process.stderr.write(`# ${line}\n`);
 }
 
+// Alice and Bob in a group; Bob with a socket asking for recovery (`x`) and one not (`plain`),
+// both connected and hearing Alice's first message.
+async function twoSocketsOfBob(prefix) {
+  const [alice, bob] = await Promise.all([`${prefix}-a`, `${prefix}-b`].map(register));
+  const cid = await group(alice, [alice, bob]);
+  const x = client(GATEWAY, bob);
+  const plain = client(GATEWAY, bob, { recovery: false });
+  await Promise.all([connects(x), connects(plain)]);
+  const first = (await send(alice, cid, "before the cut")).id;
+  await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
+  return { alice, cid, x, plain };
+}
+
 // Cuts the instance's subscription (the driver), sends 5 messages meanwhile, lets it back
 // (`forget`: with the recent log deleted, as if trimmed), waits for `back` and sends one
 // more; returns the ids of every message of the conversation and of the one sent after.
@@ -844,13 +857,7 @@ async function sendThroughACut(alice, cid, forget, back) {
 }
 
 test("the instance's subscription lost while messages are recorded: once it is back it catches up, and every socket gets them once, in order, without reconnecting", onResync, async () => {
-  const [alice, bob] = await Promise.all(["catch-a", "catch-b"].map(register));
-  const cid = await group(alice, [alice, bob]);
-  const x = client(GATEWAY, bob);
-  const plain = client(GATEWAY, bob, { recovery: false });
-  await Promise.all([connects(x), connects(plain)]);
-  const first = (await send(alice, cid, "before the cut")).id;
-  await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
+  const { alice, cid, x, plain } = await twoSocketsOfBob("catch");
 
   const { all } = await sendThroughACut(alice, cid, false, async () => {});
   for (const [c, which] of [[x, "with"], [plain, "without"]]) {
@@ -867,13 +874,7 @@ test("the instance's subscription lost while messages are recorded: once it is b
 });
 
 test("the instance's subscription lost and the recent log no longer reaching back: its recovering sockets are closed once it is back and recover them, once, in order", onResync, async () => {
-  const [alice, bob] = await Promise.all(["resync-a", "resync-b"].map(register));
-  const cid = await group(alice, [alice, bob]);
-  const x = client(GATEWAY, bob);
-  const plain = client(GATEWAY, bob, { recovery: false });
-  await Promise.all([connects(x), connects(plain)]);
-  const first = (await send(alice, cid, "before the cut")).id;
-  await waitFor("live before the cut", () => created(x).includes(first) && created(plain).includes(first));
+  const { alice, cid, x, plain } = await twoSocketsOfBob("resync");
 
   // The instance subscribed again once it closed the recovering socket: what comes after
   // reaches the other one live.
