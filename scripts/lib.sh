@@ -10,7 +10,13 @@ LIB_SH_LOADED=1
 
 # step TEXT: a header before each stage of a script. STEP_PREFIX (unset: none) names the
 # script in the header when its output lands inside another's (e.g. "[ui] ").
-step() { printf '\n==> %s%s\n' "${STEP_PREFIX:-}" "$*"; }
+# Under the test command (STEPS_STARTED, set by test-all.sh) each step says when it began, so
+# a run's log shows where its time went.
+step() {
+  local at=""
+  [ -z "${STEPS_STARTED:-}" ] || at="[$(( ($(date +%s) - STEPS_STARTED) / 60 ))m$(( ($(date +%s) - STEPS_STARTED) % 60 ))s] "
+  printf '\n==> %s%s%s\n' "$at" "${STEP_PREFIX:-}" "$*"
+}
 
 # fail TEXT: the reason on stderr, then exit 1 (the clean-ups run).
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }

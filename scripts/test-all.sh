@@ -19,6 +19,7 @@ source scripts/deps.sh
 export E2E_DATABASE_URL="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
 export E2E_REDIS_URL="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 export E2E_BIN_DIR="$PWD/target/debug"
+export STEPS_STARTED="${STEPS_STARTED:-$(date +%s)}"
 # One build of everything per run: incremental state would only cost disk and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
@@ -107,3 +108,4 @@ CLUSTER_TOPOLOGY=colocated bash scripts/test-cluster.sh  # the same, a gateway b
 
 step "fuzzing (each parser and the router, bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+step "done"
