@@ -4,10 +4,10 @@
 # where set, the median throughput. Extra arguments go to criterion (a name filter, say).
 #   scripts/bench-quick.sh [FILTER]
 # Environment: BENCH_PROFILE (cargo profile, default `bench`), BENCH_WARMUP and
-# BENCH_MEASURE (seconds). The test command runs it as
-# `BENCH_PROFILE=bench-ci BENCH_WARMUP=0.05 BENCH_MEASURE=0.2`: every benchmark runs and
-# prints its figure, from a build without LTO (figures close to, not equal to, `cargo bench`).
-# The full run is `cargo bench -p bench`.
+# BENCH_MEASURE (seconds). `BENCH_PROFILE=bench-ci BENCH_WARMUP=0.05 BENCH_MEASURE=0.2`
+# prints every figure quickly from a build without LTO (figures close to, not equal to,
+# `cargo bench`). The full run is `cargo bench -p bench`; the test command only runs each
+# benchmark once, unmeasured (`cargo test --bench '*'`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -79,10 +79,13 @@ python3 tests/compose/check_compose.py "$work/compose-test.json" . --test-overla
 (cd tests/compose && COMPOSE_JSON="$work/compose.json" python3 -m unittest test_check_compose.py)
 
 step "the stack from the debug binaries"
-packages=(-p gateway -p chat -p call -p worker)
-[ -f services/web/Cargo.toml ] && packages+=(-p web)
-cargo build --quiet "${packages[@]}"
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+# COMPOSE_BIN_DIR: binaries already built (the test command's); else built here.
+if [ -n "${COMPOSE_BIN_DIR:-}" ]; then
+  bin="$COMPOSE_BIN_DIR"
+else
+  cargo build --quiet --workspace --bins
+  bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+fi
 pg_admin="${E2E_DATABASE_URL:-postgres://postgres@127.0.0.1:25432/postgres}"
 redis_url="${E2E_REDIS_URL:-redis://127.0.0.1:26379}"
 deps_up "$pg_admin" "$redis_url"

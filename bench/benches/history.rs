@@ -96,7 +96,7 @@ fn percentiles(s: &InProcess, name: &str, path: &str, n: usize) {
         |_| {
             s.rt.block_on(page(s, path));
         },
-        || format!(", {bytes} bytes"),
+        |_| format!(", {bytes} bytes"),
     );
 }
 

@@ -103,7 +103,7 @@ fn listing(c: &mut Criterion) {
         |_| {
             s.rt.block_on(page(&s, &first));
         },
-        String::new,
+        |_| String::new(),
     );
     service::percentiles(
         "listing/third_page_100",
@@ -111,7 +111,7 @@ fn listing(c: &mut Criterion) {
         |_| {
             s.rt.block_on(page(&s, &third));
         },
-        String::new,
+        |_| String::new(),
     );
     service::percentiles(
         "listing/first_page_500",
@@ -119,7 +119,7 @@ fn listing(c: &mut Criterion) {
         |_| {
             s.rt.block_on(page(&s, &largest));
         },
-        String::new,
+        |_| String::new(),
     );
     s.stop();
 }

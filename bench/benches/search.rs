@@ -11,6 +11,10 @@
 //! `BENCH_SEARCH_DROP=1` drops it at the end. Criterion measures each kind of two-word query
 //! (common+rare, common+common, rare+rare, and a common phrase); then 500 requests of each
 //! print p50 and p99 with the load average (`cargo bench -p bench --bench search`).
+//!
+//! In criterion's test mode (the test command) the corpus is 20,000 messages in 1,000
+//! conversations, in `bench_search_corpus_test`, built every run and dropped at the end: the
+//! kept corpus is left alone.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -69,9 +73,34 @@ const SEED: &str = "
     ORDER BY k;
 ";
 
-const CONVERSATIONS: i32 = 10_000;
-const MESSAGES: i32 = 1_000_000;
 const VOCABULARY: i32 = 20_000;
+
+/// Where the corpus lives and how large it is.
+struct Corpus {
+    db: &'static str,
+    conversations: i32,
+    messages: i32,
+    /// Built once and kept between runs (the measured corpus), or built and dropped each run.
+    kept: bool,
+}
+
+fn corpus() -> Corpus {
+    if bench::test_mode() {
+        Corpus {
+            db: "bench_search_corpus_test",
+            conversations: 1_000,
+            messages: 20_000,
+            kept: false,
+        }
+    } else {
+        Corpus {
+            db: DB,
+            conversations: 10_000,
+            messages: 1_000_000,
+            kept: true,
+        }
+    }
+}
 
 struct Setup {
     s: InProcess,
@@ -85,7 +114,7 @@ struct Setup {
 /// Fills the migrated database with the corpus. The search index is dropped during the bulk
 /// insert and built again once (as `CREATE INDEX` on a populated table, which is how the
 /// migration meets an existing database), from its own definition, whatever it is.
-async fn seed(d: &tokio_postgres::Client) {
+async fn seed(d: &tokio_postgres::Client, corpus: &Corpus) {
     let started = Instant::now();
     let def: String = d
         .query_one("SELECT pg_get_indexdef('messages_search'::regclass)", &[])
@@ -101,8 +130,8 @@ async fn seed(d: &tokio_postgres::Client) {
     .await
     .expect("empty");
     let sql = SEED
-        .replace("$C", &CONVERSATIONS.to_string())
-        .replace("$N", &MESSAGES.to_string())
+        .replace("$C", &corpus.conversations.to_string())
+        .replace("$N", &corpus.messages.to_string())
         .replace("$V", &VOCABULARY.to_string());
     d.batch_execute(&sql).await.expect("seed");
     let inserted = started.elapsed();
@@ -126,10 +155,11 @@ async fn seed(d: &tokio_postgres::Client) {
 }
 
 fn setup() -> Option<Setup> {
+    let corpus = corpus();
     let database = Database {
-        name: DB,
-        recreate: std::env::var("BENCH_SEARCH_FRESH").is_ok_and(|v| v == "1"),
-        drop_at_stop: std::env::var("BENCH_SEARCH_DROP").is_ok_and(|v| v == "1"),
+        name: corpus.db,
+        recreate: !corpus.kept || std::env::var("BENCH_SEARCH_FRESH").is_ok_and(|v| v == "1"),
+        drop_at_stop: !corpus.kept || std::env::var("BENCH_SEARCH_DROP").is_ok_and(|v| v == "1"),
     };
     let settings = [("AUTH_MODE", "token"), ("INTERNAL_SECRET", SECRET)];
     let s = InProcess::start("search", database, &settings)?;
@@ -142,9 +172,12 @@ fn setup() -> Option<Setup> {
             .flatten()
             .is_some_and(|r| r.get::<_, i32>(0) == CORPUS_VERSION);
         if built {
-            println!("search: reusing the corpus in {DB} (BENCH_SEARCH_FRESH=1 rebuilds it)");
+            println!(
+                "search: reusing the corpus in {} (BENCH_SEARCH_FRESH=1 rebuilds it)",
+                corpus.db
+            );
         } else {
-            seed(&d).await;
+            seed(&d, &corpus).await;
         }
         let words: Vec<String> = d
             .query("SELECT word FROM bench_words ORDER BY rank", &[])
@@ -224,7 +257,7 @@ fn percentiles(s: &Setup, name: &str, queries: &[String], n: usize) {
         &format!("search/{name}"),
         n,
         |i| found.set(found.get() + s.s.rt.block_on(s.search(&queries[i % queries.len()]))),
-        || {
+        |n| {
             let cancelled = match s.cancelled.get() {
                 0 => String::new(),
                 c => format!(", {c} cancelled by the time limit (503)"),

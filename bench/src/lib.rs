@@ -1,9 +1,27 @@
 //! Inputs shared by the criterion benchmarks in `benches/`: realistic messages, send bodies
 //! and a server with many in-process sockets; [`service`] runs the chat service in process for
 //! the HTTP benchmarks. Run them with `cargo bench -p bench`, or
-//! `scripts/bench-quick.sh` for the short mode the test command uses.
+//! `scripts/bench-quick.sh` for a short mode. The test command runs each once, unmeasured, in
+//! criterion's test mode (`cargo test --bench '*'`): see [`test_mode`].
 
 pub mod service;
+
+/// Whether criterion runs this benchmark binary in its test mode: each benchmark once,
+/// nothing measured (`cargo test --benches`, or `cargo bench -- --test`). The rule is
+/// criterion's own: measured only when run with `--bench` and without `--test`. A benchmark
+/// whose setup is costly (a large corpus, hundreds of timed requests) makes it small then:
+/// the test command checks that every benchmark works, not what it measures.
+pub fn test_mode() -> bool {
+    let mut bench = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--test" => return true,
+            "--bench" => bench = true,
+            _ => {}
+        }
+    }
+    !bench
+}
 
 use bytes::Bytes;
 use platform_core::model::Message;

@@ -39,8 +39,15 @@ pub fn load_average() -> String {
 }
 
 /// Times `n` calls of `f` (given the call's index) and prints p50 and p99 on one line, with
-/// `note()` (what the calls found, read after them) and the load average.
-pub fn percentiles(name: &str, n: usize, mut f: impl FnMut(usize), note: impl FnOnce() -> String) {
+/// `note(calls)` (what the calls found, read after them) and the load average. In criterion's
+/// test mode ([`crate::test_mode`]) it makes 3 calls, whatever `n`.
+pub fn percentiles(
+    name: &str,
+    n: usize,
+    mut f: impl FnMut(usize),
+    note: impl FnOnce(usize) -> String,
+) {
+    let n = if crate::test_mode() { n.min(3) } else { n };
     let mut times: Vec<Duration> = (0..n)
         .map(|i| {
             let t = Instant::now();
@@ -54,7 +61,7 @@ pub fn percentiles(name: &str, n: usize, mut f: impl FnMut(usize), note: impl Fn
         "{name:<40} p50 {:>8.2?}  p99 {:>8.2?}  ({n} requests{}; load average {})",
         at(0.50),
         at(0.99),
-        note(),
+        note(n),
         load_average()
     );
 }
