@@ -4,8 +4,13 @@
 //!
 //! Layout (all under the namespace, see [`crate::stream::Keys`]):
 //! - `rec:seq`: a hash holding the one counter `n` and the last `ms` handed out. Every
-//!   recorded event gets the [`Offset`] `<ms>-<n>`: `n` strictly increasing, `ms` Redis
-//!   `TIME` that never goes back. Offsets order by `n`.
+//!   recorded event gets the [`Offset`] `<ms>-<n>`: `n` strictly increasing and never below
+//!   the master's clock in microseconds, `ms` Redis `TIME` that never goes back. Offsets
+//!   order by `n`. The clock is what keeps them increasing across a failover: a replica
+//!   promoted without the last offsets the subscribers heard (asynchronous replication) has
+//!   an older counter, but hands out `n` from its clock, which the failover's seconds have
+//!   carried past them (the masters' clocks must agree to better than a failover takes).
+//!   Numbers are therefore not consecutive from one call to the next, only within one.
 //! - `rec:c:<conversation>`: a stream per conversation, for events addressed to its members;
 //!   `rec:u:<user>`: a stream per user, for events addressed to listed users. The entry id IS
 //!   the offset; fields `e` (event name), `d` (data JSON) or `r` (the data is in the blob
@@ -13,9 +18,11 @@
 //!   is never replayed to).
 //! - `rec:j:<conversation>`: user -> the counter when that user was added ("joined floor"):
 //!   replay skips what came before, so nothing from before a re-addition comes back.
-//! - `rec:recent`: every recorded message as it was published (channel `c`, message `b`),
-//!   for [`CATCH_UP_SECS`], under its first offset: what an instance whose subscription was
-//!   lost reads to catch up ([`recent_after`]), instead of sending its sockets to recover.
+//! - `rec:recent`: every recorded message as it was published (channel `c`, message `b`,
+//!   and `p` the counter before it), for [`CATCH_UP_SECS`], under its first offset: what an
+//!   instance whose subscription was lost reads to catch up ([`recent_after`]), instead of
+//!   sending its sockets to recover. `p` chains the entries: one whose `p` is above the last
+//!   offset an instance heard means that something between them is gone.
 //!
 //! Why per conversation, not per recipient: one message to a conversation of 1,000 members
 //! is one XADD instead of 1,000, while a reconnect reads one log per conversation of the
@@ -292,9 +299,13 @@ local function record(seq, recent, chan, retention, prefix, body, entries)
   local last = tonumber(redis.call('HGET', seq, 'ms') or '0')
   if ms < last then ms = last end
   local count = #entries
-  local n = redis.call('HINCRBY', seq, 'n', count) - count + 1
+  -- n: one past the last handed out, and never below the clock in microseconds, so that a
+  -- replica promoted without the last offsets heard hands out offsets above them.
+  local prev = tonumber(redis.call('HGET', seq, 'n') or '0')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if n <= prev then n = prev + 1 end
   local msid = string.format('%.0f', ms)
-  redis.call('HSET', seq, 'ms', msid)
+  redis.call('HSET', seq, 'n', string.format('%.0f', n + count - 1), 'ms', msid)
   local minid = string.format('%.0f', ms - retention * 1000)
   -- Each log's TTL once per call: a notice puts many messages into few conversations.
   local expired = {}
@@ -325,7 +336,7 @@ local function record(seq, recent, chan, retention, prefix, body, entries)
   -- pcall: a log out of step with the counter (someone deleted rec:seq) must not stop the
   -- publishing; the instance that would read it sees the gap and falls back.
   redis.pcall('XADD', recent, 'MINID', '~', string.format('%.0f', ms - CATCH_UP_MS), first,
-    'c', chan, 'b', msg)
+    'c', chan, 'b', msg, 'p', string.format('%.0f', prev))
   return first
 end
 ";
@@ -464,6 +475,9 @@ pub async fn last_offset(redis: &RedisPool, keys: &Keys) -> Result<Offset, ApiEr
 pub struct Published {
     pub channel: String,
     pub message: Vec<u8>,
+    /// The counter when it was recorded: the last `n` handed out before its first offset
+    /// (none in an entry of a version that did not write it).
+    pub prev: Option<u64>,
 }
 
 /// A stream entry as XRANGE answers it: its id and its fields.
@@ -493,11 +507,13 @@ pub async fn recent_after(
             let mut p = Published {
                 channel: String::new(),
                 message: Vec::new(),
+                prev: None,
             };
             for (k, v) in fields {
                 match k.as_str() {
                     "c" => p.channel = String::from_utf8_lossy(&v).into_owned(),
                     "b" => p.message = v,
+                    "p" => p.prev = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()),
                     _ => {}
                 }
             }

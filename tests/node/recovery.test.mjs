@@ -10,8 +10,11 @@
 // listing. The driver restarts every chat instance when asked: this file writes
 // CONTROL_DIR/restart and waits for CONTROL_DIR/restarted. STACK=resync: one chat instance on
 // a Redis server of its own, whose subscriptions the driver cuts when asked (CONTROL_DIR/cut,
-// saying `keep` or `forget`; it writes `cutting`) until this file writes `release` (it then
-// deletes the recent log if told to forget, lets subscriptions back and writes `cut-done`).
+// saying `keep`, `forget` or `rollback`; it writes `cutting`) until this file writes
+// `release` (it then deletes the recent log if told to forget, lets subscriptions back and
+// writes `cut-done`). `rollback` first puts the recovery keys back as they were when this
+// file wrote CONTROL_DIR/snapshot (answered `snapshot-done`): a failover to a replica that
+// had not received what was recorded since.
 // Env: GATEWAY_URL, CHAT_B_URL, CONTROL_DIR, RUN (a prefix making user ids unique), STACK.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -836,12 +839,14 @@ async function twoSocketsOfBob(prefix) {
 }
 
 // Cuts the instance's subscription (the driver), sends 5 messages meanwhile, lets it back
-// (`forget`: with the recent log deleted, as if trimmed), waits for `back` and sends one
-// more; returns the ids of every message of the conversation and of the one sent after.
-async function sendThroughACut(alice, cid, forget, back) {
+// (`how`: `keep`; `forget`, with the recent log deleted, as if trimmed; `rollback`, see the
+// top), waits for `back` and sends one more; returns the ids of every message of the
+// conversation and of the one sent after.
+async function sendThroughACut(alice, cid, how, back) {
+  const before = (await listing(alice, cid)).length;
   rmSync(join(CONTROL, "cutting"), { force: true });
   rmSync(join(CONTROL, "cut-done"), { force: true });
-  writeFileSync(join(CONTROL, "cut"), forget ? "forget" : "keep");
+  writeFileSync(join(CONTROL, "cut"), how);
   await waitFor("the driver cutting", () => existsSync(join(CONTROL, "cutting")), 30000);
   // Stored while the instance hears nothing (answered 202 once the wait for the commit
   // notice, which it does not hear, runs out).
@@ -851,7 +856,7 @@ async function sendThroughACut(alice, cid, forget, back) {
   await back();
   const live = (await send(alice, cid, "after the cut")).id;
   const all = await listing(alice, cid);
-  assert.equal(all.length, 7, JSON.stringify(all));
+  assert.equal(all.length, before + 6, JSON.stringify(all));
   assert.ok(during.every((m) => all.includes(m.id)), "every send of the cut stored");
   return { all, live };
 }
@@ -859,7 +864,7 @@ async function sendThroughACut(alice, cid, forget, back) {
 test("the instance's subscription lost while messages are recorded: once it is back it catches up, and every socket gets them once, in order, without reconnecting", onResync, async () => {
   const { alice, cid, x, plain } = await twoSocketsOfBob("catch");
 
-  const { all } = await sendThroughACut(alice, cid, false, async () => {});
+  const { all } = await sendThroughACut(alice, cid, "keep", async () => {});
   for (const [c, which] of [[x, "with"], [plain, "without"]]) {
     await waitFor(`every message at the socket ${which} recovery (got ${created(c).length}, connected ${c.connects.length} times)`, () =>
       all.every((id) => created(c).includes(id)), 15000);
@@ -873,13 +878,34 @@ test("the instance's subscription lost while messages are recorded: once it is b
   assert.equal(plain.connects.length, 1, `stayed connected: ${JSON.stringify(plain.disconnects)}`);
 });
 
+test("a failover that lost events the instance had heard, then more recorded while its subscription was down: it catches up with those, and every socket gets every message once, in order, without reconnecting", onResync, async () => {
+  const { alice, cid, x, plain } = await twoSocketsOfBob("failover");
+  writeFileSync(join(CONTROL, "snapshot"), "snapshot");
+  await waitFor("the driver's snapshot", () => existsSync(join(CONTROL, "snapshot-done")), 30000);
+  // Heard by the instance and both sockets, then lost with the old master's recovery keys.
+  const heard = (await send(alice, cid, "heard, then lost from Redis")).id;
+  await waitFor("heard", () => created(x).includes(heard) && created(plain).includes(heard));
+
+  const { all } = await sendThroughACut(alice, cid, "rollback", async () => {});
+  for (const [c, which] of [[x, "with"], [plain, "without"]]) {
+    await waitFor(`every message at the socket ${which} recovery (got ${created(c).length}, connected ${c.connects.length} times)`, () =>
+      all.every((id) => created(c).includes(id)), 15000);
+  }
+  await sleep(200);
+  assert.deepEqual(created(x), all, "exactly once, in order (recovery)");
+  assert.deepEqual(created(plain), all, "exactly once, in order (no recovery)");
+  checkArguments(x, true);
+  assert.equal(x.connects.length, 1, `stayed connected: ${JSON.stringify(x.disconnects)}`);
+  assert.equal(plain.connects.length, 1, `stayed connected: ${JSON.stringify(plain.disconnects)}`);
+});
+
 test("the instance's subscription lost and the recent log no longer reaching back: its recovering sockets are closed once it is back and recover them, once, in order", onResync, async () => {
   const { alice, cid, x, plain } = await twoSocketsOfBob("resync");
 
   // The instance subscribed again once it closed the recovering socket: what comes after
   // reaches the other one live.
   const back = () => waitFor("the recovering socket closed", () => x.disconnects.length > 0, 15000);
-  const { all, live } = await sendThroughACut(alice, cid, true, back);
+  const { all, live } = await sendThroughACut(alice, cid, "forget", back);
   await waitFor(`every message at the recovering socket (got ${created(x).length})`, () =>
     all.every((id) => created(x).includes(id)), 15000);
   await sleep(200);

@@ -6,7 +6,9 @@
 //! heartbeat runs the same file's past-the-window and silent-drop scenarios, and a third with
 //! recovery off (`RECOVERY_WINDOW_SECS=0`) its own. A fourth, on a Redis server of its own,
 //! has its pub/sub connections cut while messages are recorded, when the file asks
-//! (CONTROL_DIR/cut). `RECOVERY_TESTS=<regex>` runs only the matching scenarios.
+//! (CONTROL_DIR/cut), and its recovery keys rolled back to a snapshot (CONTROL_DIR/snapshot)
+//! as a failover to a replica that lagged would. `RECOVERY_TESTS=<regex>` runs only the
+//! matching scenarios.
 
 use std::io::Read;
 use std::path::Path;
@@ -81,6 +83,8 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut:
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
     let deadline = Instant::now() + Duration::from_secs(600);
+    // The recovery keys as a replica would have had them (CONTROL_DIR/snapshot).
+    let mut replica = None;
     let status = loop {
         if let Some(status) = child.try_wait().expect("node status") {
             break status;
@@ -94,10 +98,20 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut:
             restart_every_chat_instance(s, b).await;
             std::fs::write(control.join("restarted"), "done").expect("restart answer");
         }
+        if let (Some(redis), true) = (cut, control.join("snapshot").exists()) {
+            std::fs::remove_file(control.join("snapshot")).expect("snapshot request");
+            replica = Some(dump_recovery_keys(redis).await);
+            std::fs::write(control.join("snapshot-done"), "done").expect("snapshot answer");
+        }
         if let (Some(redis), true) = (cut, control.join("cut").exists()) {
             let asked = std::fs::read_to_string(control.join("cut")).expect("cut request");
             std::fs::remove_file(control.join("cut")).expect("cut request");
-            cut_subscriptions(redis, &control, asked.trim() == "forget").await;
+            let how = match asked.trim() {
+                "forget" => Cut::Forget,
+                "rollback" => Cut::Rollback(replica.take().expect("a snapshot before")),
+                _ => Cut::Keep,
+            };
+            cut_subscriptions(redis, &control, how).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -111,12 +125,85 @@ async fn run_node(s: &mut Stack, b: &mut Option<e2e::Service>, stack: &str, cut:
     assert!(status.success(), "node recovery tests failed:\n{report}");
 }
 
+/// What becomes of the recovery keys during a cut.
+enum Cut {
+    Keep,
+    /// The recent log is deleted before subscribing is allowed again, as if trimmed.
+    Forget,
+    /// Once the subscriptions are cut, every recovery key is put back as it was at the
+    /// snapshot (those made since deleted): what a failover to a replica that had not
+    /// received the events recorded since does, events the instance had heard.
+    Rollback(Vec<(String, Vec<u8>, i64)>),
+}
+
+/// Every recovery key (`*:rec:*`) of the Redis server at `url`: name, `DUMP`, `PTTL`.
+async fn dump_recovery_keys(url: &str) -> Vec<(String, Vec<u8>, i64)> {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:rec:*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    let mut out = Vec::new();
+    for k in keys {
+        let (dump, ttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .cmd("DUMP")
+            .arg(&k)
+            .cmd("PTTL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .expect("DUMP");
+        if let Some(dump) = dump {
+            out.push((k, dump, ttl.max(0)));
+        }
+    }
+    assert!(
+        out.iter().any(|(k, ..)| k.ends_with(":rec:seq")),
+        "no recovery counter in the snapshot"
+    );
+    out
+}
+
+async fn roll_back(conn: &mut redis::aio::MultiplexedConnection, to: &[(String, Vec<u8>, i64)]) {
+    let now: Vec<String> = redis::cmd("KEYS")
+        .arg("*:rec:*")
+        .query_async(conn)
+        .await
+        .expect("KEYS");
+    let made_since: Vec<&String> = now
+        .iter()
+        .filter(|k| !to.iter().any(|(d, ..)| d == *k))
+        .collect();
+    if !made_since.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&made_since)
+            .query_async(conn)
+            .await
+            .expect("DEL");
+    }
+    for (k, dump, ttl) in to {
+        let (): () = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(*ttl)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query_async(conn)
+            .await
+            .expect("RESTORE");
+    }
+}
+
 /// Cuts the subscriptions of the Redis server at `url` (the chat instance's, the gateway's):
 /// subscribing is refused (ACL) and every pub/sub connection killed, so what is published
-/// meanwhile is not heard; writes `cutting`. Once the file writes `release`, subscribing is
-/// allowed again (after deleting the recent log when `cut` said `forget`, as if it had been
-/// trimmed) and `cut-done` is written.
-async fn cut_subscriptions(url: &str, control: &Path, forget: bool) {
+/// meanwhile is not heard; then rolls the recovery keys back if asked ([`Cut`]) and writes
+/// `cutting`. Once the file writes `release`, subscribing is allowed again (after deleting
+/// the recent log when asked to forget it) and `cut-done` is written.
+async fn cut_subscriptions(url: &str, control: &Path, how: Cut) {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -138,12 +225,15 @@ async fn cut_subscriptions(url: &str, control: &Path, forget: bool) {
         .query_async(&mut conn)
         .await
         .expect("CLIENT KILL");
+    if let Cut::Rollback(to) = &how {
+        roll_back(&mut conn, to).await;
+    }
     std::fs::write(control.join("cutting"), "cutting").expect("cutting");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !control.join("release").exists() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if forget {
+    if matches!(how, Cut::Forget) {
         let recent: Vec<String> = redis::cmd("KEYS")
             .arg("*:rec:recent")
             .query_async(&mut conn)

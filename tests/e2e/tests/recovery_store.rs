@@ -111,6 +111,43 @@ impl Store {
             .unwrap()
     }
 
+    /// The first offset and the chained counter (`p`) of every message in the recent log.
+    async fn recent(&self) -> Vec<(Offset, Option<u64>)> {
+        recovery::recent_after(&self.redis, &self.keys, Offset::default(), 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (recovery::split(&p.message).0.unwrap(), p.prev))
+            .collect()
+    }
+
+    /// What `keys` hold now, to be put back by [`Store::restore`].
+    async fn dump(&self, keys: &[String]) -> Vec<(String, Vec<u8>)> {
+        let mut c = self.conn().await;
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Vec<u8> = redis::cmd("DUMP").arg(k).query_async(&mut c).await.unwrap();
+            out.push((k.clone(), v));
+        }
+        out
+    }
+
+    /// Puts back what [`Store::dump`] read: the state of a replica that never got what
+    /// was written since.
+    async fn restore(&self, dumped: &[(String, Vec<u8>)]) {
+        let mut c = self.conn().await;
+        for (k, v) in dumped {
+            let (): () = redis::cmd("RESTORE")
+                .arg(k)
+                .arg(0)
+                .arg(v.as_slice())
+                .arg("REPLACE")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+
     async fn seq(&self) -> u64 {
         let mut c = self.conn().await;
         let n: Option<u64> = redis::cmd("HGET")
@@ -189,6 +226,7 @@ async fn offsets_increase_and_publish_order_is_offset_order() {
     }
     assert_eq!(returned.len(), publishers * each, "every offset is unique");
     let mut last: Option<Offset> = None;
+    let mut heard = Vec::new();
     for _ in 0..publishers * each {
         let payload = next(&mut ps).await;
         let (offset, json) = recovery::split(&payload);
@@ -196,18 +234,79 @@ async fn offsets_increase_and_publish_order_is_offset_order() {
         let env: Envelope<Value> = serde_json::from_slice(json).unwrap();
         assert_eq!(env.event, "message:created");
         if let Some(l) = last {
-            assert_eq!(
-                offset.n,
-                l.n + 1,
-                "the subscriber sees offset order, no hole"
-            );
+            assert!(offset.n > l.n, "the subscriber sees offset order");
             assert!(offset.ms >= l.ms, "ms never goes back");
         }
         assert!(returned.contains(&offset.n));
+        heard.push(offset);
         last = Some(offset);
+    }
+    // The recent log chains them: each was recorded right after the one before it.
+    let recent = s.recent().await;
+    assert_eq!(recent.iter().map(|r| r.0).collect::<Vec<_>>(), heard);
+    for w in recent.windows(2) {
+        assert_eq!(
+            w[1].1,
+            Some(w[0].0.n),
+            "no hole between {:?} and {:?}",
+            w[0],
+            w[1]
+        );
     }
     let log = s.log(&s.keys.rec_conversation(&conv)).await;
     assert_eq!(log.len(), publishers * each);
+    s.clean().await;
+}
+
+/// What a Redis failover with asynchronous replication does: the promoted replica lacks the
+/// last events recorded, which subscribers had heard. What it records next must be numbered
+/// above them (else a socket that heard them, or an instance catching up from them, would
+/// skip the new events that reused their numbers), and the recent log must say where it
+/// follows on from.
+#[tokio::test]
+async fn a_promoted_replica_that_lost_heard_offsets_numbers_after_them() {
+    let s = Store::new();
+    let conv = Uuid::now_v7();
+    let w = Window::default();
+    let logs = [
+        s.keys.rec_seq(),
+        s.keys.rec_recent(),
+        s.keys.rec_conversation(&conv),
+    ];
+    let e1 = s
+        .publish(w, "message:created", Some(conv), &[], json!(1))
+        .await
+        .unwrap();
+    let replica = s.dump(&logs).await;
+    let e2 = s
+        .publish(w, "message:created", Some(conv), &[], json!(2))
+        .await
+        .unwrap();
+    let e3 = s
+        .publish(w, "message:created", Some(conv), &[], json!(3))
+        .await
+        .unwrap();
+    // Failed over: e2 and e3 were heard, and are gone.
+    s.restore(&replica).await;
+    assert_eq!(s.seq().await, e1.n);
+    let e4 = s
+        .publish(w, "message:created", Some(conv), &[], json!(4))
+        .await
+        .unwrap();
+    assert!(e4 > e3, "{e4} numbered after {e3}, which was heard");
+    // An instance that heard e3 reads e4 next, recorded after e1 (below e3: it follows on).
+    assert_eq!(s.recent().await, vec![(e1, Some(0)), (e4, Some(e1.n))]);
+    let after = recovery::recent_after(&s.redis, &s.keys, e3, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(recovery::split(&after[0].message).0, Some(e4));
+    // A socket whose last event was e2 or e3 recovers e4.
+    for heard in [e2, e3] {
+        let r = s.replay("u", heard, &[conv], 100).await.unwrap();
+        let got: Vec<Offset> = r.events.iter().map(|m| m.offset).collect();
+        assert_eq!(got, vec![e4], "after {heard}");
+    }
     s.clean().await;
 }
 
@@ -279,8 +378,13 @@ async fn a_notice_takes_consecutive_offsets() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(o.n, first.n + 3);
+    assert!(o.n > first.n + 2);
     assert_eq!(recovery::split(&next(&mut ps).await).0, Some(o));
+    // Recorded right after the notice's three.
+    assert_eq!(
+        s.recent().await,
+        vec![(first, Some(0)), (o, Some(first.n + 2))]
+    );
     s.clean().await;
 }
 
@@ -590,7 +694,14 @@ async fn replay_over_many_conversations_reads_in_chunks_below_the_cut() {
     while !writer.is_finished() {
         let r = s.replay("u", start, &convs, 10_000).await.unwrap();
         let ns: Vec<u64> = r.events.iter().map(|m| m.offset.n).collect();
-        let want: Vec<u64> = (start.n + 1..=r.cut).collect();
+        // Every event recorded by the cut is in the recent log by now.
+        let want: Vec<u64> = s
+            .recent()
+            .await
+            .into_iter()
+            .map(|(o, _)| o.n)
+            .filter(|n| *n > start.n && *n <= r.cut)
+            .collect();
         assert_eq!(ns, want, "exactly the events up to the cut");
     }
     writer.await.unwrap();

@@ -5,8 +5,9 @@
 //! page is served from memory. Once it is back, if events were recorded meanwhile (the
 //! recovery counter is not the last one heard), the instance catches up: it reads what it
 //! missed from the recent log (`platform_core::recovery::recent_after`) and handles it as if
-//! heard live, so every socket gets it, once and in order. When that log no longer reaches
-//! back (a long outage, a failover that lost writes), the sockets with connection state
+//! heard live, so every socket gets it, once and in order; after a failover that lost
+//! offsets heard here too, since what the promoted replica records is numbered above them.
+//! When that log no longer reaches back (a long outage), the sockets with connection state
 //! recovery are closed for their clients to reconnect and recover, and clients without
 //! recovery read what they missed over HTTP.
 
@@ -77,26 +78,27 @@ pub(crate) async fn run(
                 let mut caught_up = None;
                 if after_loss && recording {
                     // Unknown either side: events may have been missed. A counter below what
-                    // was heard went back with a failover (writes the replica never got), and
-                    // what was recorded since is not told apart from what was heard: missed,
-                    // and not to be caught up from a log that went back with it.
+                    // was heard went back with a failover (offsets the replica never got):
+                    // those events were heard here, and any recorded since took offsets
+                    // above them (`platform_core::recovery`), so the counter would be above
+                    // too. Either way what follows what was heard is in the recent log.
                     let outcome = match (heard, counter) {
-                        (Some(h), Some(c)) if c.n == h.n => Ok(()),
-                        (Some(h), Some(c)) if c.n > h.n => {
+                        (Some(h), Some(c)) if c.n <= h.n => Ok(()),
+                        (Some(h), Some(c)) => {
                             let mut last = h;
                             let r = catch_up(&state, &rt, &keys, &mut last, c.n).await;
                             // What it handled, even if it then failed, is not handled again.
                             caught_up_to = last.n;
-                            if r.is_ok() {
+                            if let Ok(events) = r {
                                 tracing::info!(
-                                    events = last.n - h.n,
+                                    events,
                                     "caught up with the events recorded while the subscription was down"
                                 );
                                 caught_up = Some(last);
                             }
-                            r
+                            r.map(|_| ())
                         }
-                        _ => Err("what was heard is not known, or the counter went back"),
+                        _ => Err("what was heard is not known"),
                     };
                     if let Err(why) = outcome {
                         let n = rt.resync_recovering();
@@ -206,19 +208,24 @@ fn handled(first: Option<Offset>, events: usize, skip_through: u64) -> bool {
 }
 
 /// Reads what was recorded after `last` up to the counter's `upto` from the recent log, and
-/// handles it in order as if heard live, moving `last` along. Fails, before handling
-/// anything out of order, when the log does not follow on from `last` (trimmed, or
-/// lost with a failover) or does not reach `upto`, holds more than [`CATCH_UP_MAX`] messages,
-/// or cannot be read.
+/// handles it in order as if heard live, moving `last` along; returns how many events.
+/// Fails, before handling anything out of order, when the log does not follow on from
+/// `last` (trimmed) or does not reach `upto`, holds more than [`CATCH_UP_MAX`] messages, or
+/// cannot be read.
+///
+/// An entry follows on when the counter it was recorded after (`prev`) is at most `last`:
+/// equal as a rule; below after a failover that lost offsets heard here (what the promoted
+/// replica recorded before it was heard, and what it records after is numbered above).
 async fn catch_up(
     state: &State,
     rt: &Realtime,
     keys: &Keys,
     last: &mut Offset,
     upto: u64,
-) -> Result<(), &'static str> {
+) -> Result<usize, &'static str> {
     let mut from = *last;
     let mut read = 0;
+    let mut handled = 0;
     while last.n < upto {
         if read >= CATCH_UP_MAX {
             return Err("too many events to catch up");
@@ -235,7 +242,11 @@ async fn catch_up(
         read += batch.len();
         for p in batch {
             let (first, _) = recovery::split(&p.message);
-            let Some(first) = first.filter(|f| f.n == last.n + 1) else {
+            // An entry of a version that did not chain them took the next number.
+            let follows = |f: &Offset| {
+                f.n > last.n && p.prev.map_or(f.n == last.n + 1, |prev| prev <= last.n)
+            };
+            let Some(first) = first.filter(follows) else {
                 return Err("the recent log no longer follows on from what was heard");
             };
             let notice = p.channel == keys.notices;
@@ -248,10 +259,11 @@ async fn catch_up(
                 Some(h) if events > 0 => *last = h,
                 _ => return Err("an unreadable message in the recent log"),
             }
+            handled += events;
             from = first;
         }
     }
-    Ok(())
+    Ok(handled)
 }
 
 /// The last recorded event heard once a message recorded as `events` events from `first` is
