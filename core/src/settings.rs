@@ -846,6 +846,12 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "`on`: one line per request at INFO under the target `access` (method, route, status, duration, request id). Off by default: a line per request is a lot of log to keep (about 200 bytes each), and at full load it costs CPU (BENCHMARKS.md)",
     },
     Setting {
+        var: "READY_GRACE_MS",
+        services: &["gateway", "chat", "call", "worker"],
+        default: Value("20000"),
+        meaning: "how long `/readyz` still answers 200 (status `degraded`) once PostgreSQL or Redis, having answered before, stops answering: a failover of a store every instance shares must not take every instance out of a load balancer at once (0 to 600000; set it above the stores' failover time)",
+    },
+    Setting {
         var: "SHUTDOWN_DRAIN_MS",
         services: &["gateway", "chat", "call", "worker", "web"],
         default: Value("0"),
@@ -905,6 +911,10 @@ mod tests {
         assert_eq!(
             default("RECOVERY_WINDOW_SECS"),
             crate::recovery::DEFAULT_WINDOW_SECS.to_string()
+        );
+        assert_eq!(
+            default("READY_GRACE_MS"),
+            crate::health::Grace::DEFAULT_MS.to_string()
         );
         assert_eq!(
             find("MAX_SESSIONS_PER_USER")

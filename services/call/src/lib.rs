@@ -150,7 +150,10 @@ impl dispatch::Service for App {
         let h = &parts.headers;
         match route {
             Route::Healthz => Ok(health::alive()),
-            Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+            Route::Readyz => {
+                let grace = state.config.stores.ready_grace;
+                Ok(health::ready(grace, Some(&state.pg), Some(&state.redis)).await)
+            }
             Route::Start => calls::start(state, who, h, body).await,
             Route::ForConversation => calls::for_conversation(state, who, p.get(0)).await,
             Route::Get => calls::get(state, who, p.get(0)).await,

@@ -164,7 +164,10 @@ impl dispatch::Service for App {
         let h = &parts.headers;
         match route {
             Route::Healthz => Ok(health::alive()),
-            Route::Readyz => Ok(health::ready(Some(&state.pg), Some(&state.redis)).await),
+            Route::Readyz => {
+                let grace = state.config.stores.ready_grace;
+                Ok(health::ready(grace, Some(&state.pg), Some(&state.redis)).await)
+            }
             Route::CreateConversation => conversations::create(state, who, h, body).await,
             Route::UserConversations => {
                 conversations::for_user(state, who, p.get(0), parts.uri.query()).await

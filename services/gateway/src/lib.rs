@@ -329,7 +329,8 @@ impl App {
         forward.stream(parts, body).await
     }
 
-    /// Ready when every upstream answers its `/healthz`.
+    /// Ready when every upstream answers its `/healthz` and the stores count as up
+    /// ([`health::check`]: a store that stopped answering is borne with for its grace).
     async fn ready(&self) -> Response {
         if let Some(res) = health::shutting_down() {
             return res;
@@ -349,21 +350,19 @@ impl App {
                 )
             }
         };
-        let stores = async {
-            health::ready(Some(&s.auth.pg), Some(&s.auth.redis))
-                .await
-                .status()
-                .is_success()
-        };
+        let stores = health::check(
+            s.config.stores.ready_grace,
+            Some(&s.auth.pg),
+            Some(&s.auth.redis),
+        );
         let (chat, call, stores) =
             tokio::join!(check(&s.config.chat), check(&s.config.call), stores);
-        let up = |ok: bool| if ok { "up" } else { "down" };
-        let all = chat && call && stores;
+        let all = chat && call && stores.counted;
         let body = serde_json::json!({
-            "status": if all { "ready" } else { "unavailable" },
-            "chat": up(chat),
-            "call": up(call),
-            "accounts": up(stores),
+            "status": if all { stores.status() } else { "unavailable" },
+            "chat": health::up_or_down(chat),
+            "call": health::up_or_down(call),
+            "accounts": health::up_or_down(stores.all_up()),
         });
         let status = if all {
             StatusCode::OK

@@ -51,6 +51,7 @@ pub async fn run(
     let admin = Admin {
         pg: pg.clone(),
         redis: redis.clone(),
+        ready_grace: config.stores.ready_grace,
         keys: keys.clone(),
         stats: stats.clone(),
         router: Arc::new(
@@ -112,6 +113,7 @@ platform_core::route_labels! {
 struct Admin {
     pg: PgPool,
     redis: RedisPool,
+    ready_grace: health::Grace,
     keys: Keys,
     stats: Arc<stats::Stats>,
     router: Arc<Router<AdminRoute>>,
@@ -142,7 +144,10 @@ impl dispatch::Service for Admin {
     async fn call(&self, route: AdminRoute, _: dispatch::Routed<'_>) -> Result<Response, ApiError> {
         match route {
             AdminRoute::Healthz => Ok(health::alive()),
-            AdminRoute::Readyz => Ok(health::ready(Some(&self.pg), Some(&self.redis)).await),
+            AdminRoute::Readyz => {
+                let (grace, pg, redis) = (self.ready_grace, &self.pg, &self.redis);
+                Ok(health::ready(grace, Some(pg), Some(redis)).await)
+            }
             AdminRoute::DeadLetters => self.dead_letters().await,
         }
     }

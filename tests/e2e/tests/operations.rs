@@ -1,8 +1,8 @@
 //! What operators see: Prometheus metrics on every service (on its metrics port, not its
 //! public one: requests by exact status code, the process's figures, `build_info`, pool
 //! gauges), an access log line per request, readiness turning 503 as soon as shutdown
-//! begins, and poison entries moved to the dead-letter stream (listed by the worker) without
-//! blocking the stream.
+//! begins and bearing with a shared store's short outage, and poison entries moved to the
+//! dead-letter stream (listed by the worker) without blocking the stream.
 
 use std::time::Duration;
 
@@ -693,4 +693,63 @@ fn selectors_name_their_metrics() {
         selected_metrics(r#"sum by (le) (rate(a_bucket{service=~"$service"}[5m])) / b:c{x="{"}"#),
         ["a_bucket", "b:c"]
     );
+}
+
+/// A store every instance shares stopping for a moment (a Redis failover, here its commands
+/// held by `CLIENT PAUSE`) must not take every instance out of a load balancer at once, which
+/// `on-marked-down shutdown-sessions` would turn into every client disconnected: `/readyz`
+/// stays 200, saying `degraded` and naming the store, for `READY_GRACE_MS`; then 503; and 200
+/// again once the store answers. On a Redis server of its own (pausing the shared one would
+/// disturb the tests beside it).
+#[tokio::test]
+async fn readiness_bears_with_a_shared_store_for_its_grace_then_fails() {
+    let redis = e2e::servers::Redis::start();
+    let mut s = Stack::empty_on(e2e::admin_url(), redis.url()).await;
+    s.redis_cluster = None;
+    s.chat_env.push(("READY_GRACE_MS".into(), "2500".into()));
+    s.start_chat().await;
+    let url = format!("{}/readyz", s.chat.as_ref().unwrap().url());
+    let readyz = || async {
+        let r = s.http.get(&url).send().await.unwrap();
+        e2e::Reply::from(r).await
+    };
+    let ready = readyz().await;
+    assert_eq!(
+        (ready.status, ready.body["status"].as_str()),
+        (200, Some("ready"))
+    );
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let paused = std::time::Instant::now();
+    let (): () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(7_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The PING goes unanswered (1 s): down, but within the grace.
+    let first = readyz().await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body["status"], "degraded");
+    assert_eq!(first.body["redis"], "down");
+    assert_eq!(first.body["postgres"], "up");
+    // Past the grace: out of rotation, while Redis still holds everything.
+    let mut last = first;
+    while last.status == 200 && paused.elapsed() < Duration::from_millis(6_000) {
+        last = readyz().await;
+    }
+    assert_eq!(last.status, 503, "{:?}", last.body);
+    assert_eq!(last.body["status"], "unavailable");
+    assert!(
+        paused.elapsed() >= Duration::from_millis(2_500),
+        "503 before the grace was over"
+    );
+    // Back once Redis answers again.
+    s.eventually("ready again", Duration::from_secs(10), || async {
+        let r = readyz().await;
+        r.status == 200 && r.body["status"] == "ready"
+    })
+    .await;
 }
