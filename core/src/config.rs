@@ -253,8 +253,6 @@ pub struct Stores {
     pub namespace: String,
     pub pg_pool_size: usize,
     pub redis_pool_size: u32,
-    /// `READY_GRACE_MS`: how long `/readyz` bears with a store that stopped answering.
-    pub ready_grace: crate::health::Grace,
 }
 
 impl Stores {
@@ -277,7 +275,6 @@ impl Stores {
             redis_cluster,
             pg_pool_size: env.number("PG_POOL_SIZE", 1, 1000)?,
             redis_pool_size: env.number("REDIS_POOL_SIZE", 1, 1000)?,
-            ready_grace: crate::health::Grace::from_env(env)?,
         })
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::pools::{PgPool, RedisPool};
+use crate::pools::{PgPool, RedisPool, PING_TIMEOUT};
 use crate::{json, Response};
 
 /// `READY_GRACE_MS`: how long a data store that answered before may go unanswered while
@@ -120,25 +120,37 @@ pub fn up_or_down(up: bool) -> &'static str {
     }
 }
 
-/// Asks each given store a trivial query, and judges them with `grace`.
+/// Asks each given store a trivial query, and judges them with `grace`. Each has
+/// [`PING_TIMEOUT`] to answer, a free connection included, so that a store that hangs is
+/// judged, and the check answered, well within a load balancer's probe timeout.
 pub async fn check(grace: Grace, pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Stores {
     let postgres = async {
-        match pg {
-            None => None,
-            Some(pool) => Some(match pool.get().await {
+        let pool = pg?;
+        let query = async {
+            match pool.get().await {
                 Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
                 Err(_) => false,
-            }),
-        }
+            }
+        };
+        Some(
+            tokio::time::timeout(PING_TIMEOUT, query)
+                .await
+                .unwrap_or(false),
+        )
     };
     let redis = async {
-        match redis {
-            None => None,
-            Some(pool) => Some(match pool.get().await {
+        let pool = redis?;
+        let ping = async {
+            match pool.get().await {
                 Ok(mut c) => c.ping().await.is_ok(),
                 Err(_) => false,
-            }),
-        }
+            }
+        };
+        Some(
+            tokio::time::timeout(PING_TIMEOUT, ping)
+                .await
+                .unwrap_or(false),
+        )
     };
     let (postgres, redis) = tokio::join!(postgres, redis);
     let now = Instant::now();

@@ -11,6 +11,8 @@ use platform_core::identity::Trust;
 pub struct Config {
     pub listen: Listen,
     pub stores: Stores,
+    /// `READY_GRACE_MS`: how long `/readyz` bears with a store that stopped answering.
+    pub ready_grace: platform_core::health::Grace,
     /// `RECOVERY_WINDOW_SECS`: how long the call events it records are kept (off at 0).
     pub recovery_window: platform_core::recovery::Window,
     /// A call ringing longer than this becomes `missed`.
@@ -32,6 +34,7 @@ impl Config {
             // Only the gateway talks to it: not reachable from other machines unless asked.
             listen: Listen::from_env(env)?,
             stores: Stores::from_env(env)?,
+            ready_grace: platform_core::health::Grace::from_env(env)?,
             recovery_window: platform_core::recovery::Window::from_env(env)?,
             ring_timeout: env.millis("RING_TIMEOUT_MS", 100, 3_600_000)?,
             max_signals: env.number("MAX_SIGNALS_PER_CALL", 1, 100_000)?,

@@ -151,7 +151,7 @@ impl dispatch::Service for App {
         match route {
             Route::Healthz => Ok(health::alive()),
             Route::Readyz => {
-                let grace = state.config.stores.ready_grace;
+                let grace = state.config.ready_grace;
                 Ok(health::ready(grace, Some(&state.pg), Some(&state.redis)).await)
             }
             Route::Start => calls::start(state, who, h, body).await,

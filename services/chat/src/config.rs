@@ -15,6 +15,8 @@ use platform_core::stream;
 pub struct Config {
     pub listen: Listen,
     pub stores: Stores,
+    /// `READY_GRACE_MS`: how long `/readyz` bears with a store that stopped answering.
+    pub ready_grace: platform_core::health::Grace,
     /// `STREAM_PARTITIONS`: the send stream's partitions (`platform_core::stream::Keys`).
     pub stream_partitions: usize,
     /// `RECOVERY_WINDOW_SECS`: how long recorded realtime events are kept for connection
@@ -182,6 +184,7 @@ impl Config {
             listen: Listen::from_env(env)?,
             wait_replicas: platform_core::config::wait_replicas(env, &stores)?,
             stores,
+            ready_grace: platform_core::health::Grace::from_env(env)?,
             stream_partitions: env.number("STREAM_PARTITIONS", 1, stream::PARTITIONS_MAX)?,
             recovery_window,
             send_wait: env.millis("SEND_WAIT_MS", 0, 60_000)?,

@@ -42,6 +42,8 @@ pub struct Config {
     pub trust: Trust,
     /// Accounts live in PostgreSQL, sessions and rate counters in Redis.
     pub stores: Stores,
+    /// `READY_GRACE_MS`: how long `/readyz` bears with a store that stopped answering.
+    pub ready_grace: platform_core::health::Grace,
     /// `REDIS_WAIT_REPLICAS`: replicas a revocation must reach before it is confirmed.
     pub wait_replicas: u32,
     pub session_ttl: Duration,
@@ -226,6 +228,7 @@ impl Config {
             trust: Trust::from_env(env)?,
             wait_replicas: platform_core::config::wait_replicas(env, &stores)?,
             stores,
+            ready_grace: platform_core::health::Grace::from_env(env)?,
             session_ttl: Duration::from_secs(env.number("SESSION_TTL_SECS", 1, 365 * 86_400)?),
             max_sessions_per_user: env.number("MAX_SESSIONS_PER_USER", 1, 10_000)?,
             session_cache_max: env.number("SESSION_CACHE_MAX", 0, 10_000_000)?,

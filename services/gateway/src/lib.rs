@@ -350,11 +350,7 @@ impl App {
                 )
             }
         };
-        let stores = health::check(
-            s.config.stores.ready_grace,
-            Some(&s.auth.pg),
-            Some(&s.auth.redis),
-        );
+        let stores = health::check(s.config.ready_grace, Some(&s.auth.pg), Some(&s.auth.redis));
         let (chat, call, stores) =
             tokio::join!(check(&s.config.chat), check(&s.config.call), stores);
         let all = chat && call && stores.counted;

@@ -12,6 +12,8 @@ pub struct Config {
     /// Health endpoints only.
     pub listen: Listen,
     pub stores: Stores,
+    /// `READY_GRACE_MS`: how long `/readyz` bears with a store that stopped answering.
+    pub ready_grace: platform_core::health::Grace,
     /// `STREAM_PARTITIONS`: the send stream's partitions, shared among the live workers.
     pub stream_partitions: usize,
     /// `RECOVERY_WINDOW_SECS`: how long the events it records are kept (off at 0).
@@ -69,6 +71,7 @@ impl Config {
             // Its pools' defaults (4, 2): one transaction at a time, the search index's merge
             // and the admin endpoints; the stream reader has a connection of its own.
             stores: Stores::from_env(env)?,
+            ready_grace: platform_core::health::Grace::from_env(env)?,
             stream_partitions: env.number(
                 "STREAM_PARTITIONS",
                 1,

@@ -51,7 +51,7 @@ pub async fn run(
     let admin = Admin {
         pg: pg.clone(),
         redis: redis.clone(),
-        ready_grace: config.stores.ready_grace,
+        ready_grace: config.ready_grace,
         keys: keys.clone(),
         stats: stats.clone(),
         router: Arc::new(

@@ -904,7 +904,6 @@ impl Stack {
             namespace: self.key_prefix(),
             pg_pool_size: 4,
             redis_pool_size: 4,
-            ready_grace: platform_core::health::Grace::default(),
         }
     }
 
