@@ -110,6 +110,11 @@ on_exit stop_pg
 "$pg/psql" -q "postgres://postgres@${addr[data]}:5432/postgres" -c "CREATE DATABASE chat" >/dev/null
 
 step "Redis Cluster on r1, r2, r3 (3 masters, 3 replicas)"
+# A master lost is given up after 4 s: slower than the balancer's two failed probes (0.6 s),
+# as a production failover is (`cluster-node-timeout` defaults to 15 s), so that the
+# failover test shows whether losing a store takes every instance out of the balancer (it
+# must not: READY_GRACE_MS).
+REDIS_CLUSTER_NODE_TIMEOUT_MS="${REDIS_CLUSTER_NODE_TIMEOUT_MS:-4000}"
 redis_nodes=()
 for h in r1 r2 r3; do
   for port in 7001 7002; do

@@ -200,11 +200,13 @@ REDIS_CLUSTER_SEEDS=""
 
 # redis_cluster_args HOST PORT DIR: sets REDIS_CLUSTER_ARGS to a cluster node's settings, its
 # files in DIR, for redis-server (this file's cluster and the many-hosts harness's). A lost
-# master is found within 1.5 s, and its replica always takes over: what a replica lacks was
-# never confirmed to a client (REDIS_WAIT_REPLICAS), so its data's age does not matter.
+# master is found within REDIS_CLUSTER_NODE_TIMEOUT_MS (default 1.5 s), and its replica
+# always takes over: what a replica lacks was never confirmed to a client
+# (REDIS_WAIT_REPLICAS), so its data's age does not matter.
 redis_cluster_args() {
   REDIS_CLUSTER_ARGS=(--bind "$1" --port "$2" --protected-mode no --cluster-enabled yes
-    --cluster-config-file "$3/nodes.conf" --cluster-node-timeout 1500
+    --cluster-config-file "$3/nodes.conf"
+    --cluster-node-timeout "${REDIS_CLUSTER_NODE_TIMEOUT_MS:-1500}"
     --cluster-replica-validity-factor 0 --dir "$3" --appendonly yes --save ""
     --logfile "$3/redis.log")
 }
