@@ -7,8 +7,9 @@
 # host lost (its link cut, its processes killed): its clients reconnect through the balancer
 # to another instance and recover what they missed; a worker host lost: its stream
 # partitions move to the other worker and every answered send is stored once; the host of
-# the Redis master serving the platform's keys lost: its replica is promoted, and every send
-# answered 201 or 202 is stored once (one answered 503 is retried with its clientMessageId).
+# the Redis master serving the platform's keys lost: its replica is promoted, every send
+# answered 201 or 202 is stored once (one answered 503 is retried with its clientMessageId),
+# and no socket is disconnected.
 #
 # CLUSTER_TOPOLOGY=colocated runs the same tests with a gateway beside each chat instance
 # (SOCKET_DIR: WebSockets handed to the local chat), as deploy/haproxy/chat.cfg's COLOCATED.
