@@ -291,16 +291,23 @@ impl RedisConn {
         Ok(acknowledged >= i64::from(replicas))
     }
 
-    /// PING (on a cluster, the namespace's node: what the service depends on), answered
-    /// within [`PING_TIMEOUT`] or counted as a connection-level failure. The bound is its own:
-    /// a readiness probe that gives up first would drop the call before any error is seen,
-    /// and a connection stuck on a lost node would be lent out again and again.
+    /// PING, answered within [`PING_TIMEOUT`] or counted as a connection-level failure. On a
+    /// cluster, `EXISTS` of the home key instead: what the service depends on is the master
+    /// of the namespace's slot, and a command routed to a node whose connection is down goes
+    /// to its replica (or any node), which would answer a PING; a replica answers a key's
+    /// command with `MOVED` to the master, so this one is answered by the master or fails.
+    /// The bound is its own: a readiness probe that gives up first would drop the call
+    /// before any error is seen, and a connection stuck on a lost node would be lent out
+    /// again and again.
     pub async fn ping(&mut self) -> redis::RedisResult<()> {
-        let ping = redis::cmd("PING");
         let call = async {
             match &mut self.inner {
-                Inner::Single(c) => ping.query_async::<String>(c).await.map(drop),
-                Inner::Cluster(c, home) => at_home::<String>(c, home, ping).await.map(drop),
+                Inner::Single(c) => redis::cmd("PING").query_async::<String>(c).await.map(drop),
+                Inner::Cluster(c, home) => {
+                    let mut exists = redis::cmd("EXISTS");
+                    exists.arg(&**home);
+                    exists.query_async::<i64>(c).await.map(drop)
+                }
             }
         };
         let r = match tokio::time::timeout(PING_TIMEOUT, call).await {

@@ -285,6 +285,19 @@ test("the host of the Redis master serving the platform lost: its replica takes 
   await new Promise((r) => setTimeout(r, 300));
   lostAt = Date.now();
   lose(host);
+  // A chat instance's readiness meanwhile, asked straight: the namespace's master is gone
+  // (its replica must not answer for it), and the instance stays in the balancer for
+  // READY_GRACE_MS all the same.
+  const readiness = [];
+  const probe = setInterval(async () => {
+    try {
+      const r = await fetch(`http://${process.env.HOST_ADDR_app1}:3001/readyz`, { signal: AbortSignal.timeout(3000) });
+      readiness.push({ status: r.status, body: await r.json(), at: Date.now() });
+    } catch (e) {
+      readiness.push({ status: 0, body: String(e), at: Date.now() });
+    }
+  }, 250);
+  after(() => clearInterval(probe));
   // When the cluster gave the slot to the replica, for the figures below.
   let promotedAt = null;
   const watch = setInterval(() => {
@@ -297,6 +310,14 @@ test("the host of the Redis master serving the platform lost: its replica takes 
     const now = slotMaster();
     return now && now !== before;
   }, 20_000);
+  clearInterval(probe);
+  const seen = readiness.map((r) => `${((r.at - lostAt) / 1000).toFixed(1)}:${r.status}:${r.body?.status ?? r.body}`);
+  console.log(`# chat on app1, /readyz (s after the loss, status): ${seen.join(" ")}`);
+  // Answered before the promotion was seen (its poll is 200 ms apart; 300 ms to spare).
+  const gone = readiness.filter((r) => r.at < (promotedAt ?? Date.now()) - 300);
+  assert.ok(gone.length >= 3, `answers while the master was gone: ${seen}`);
+  assert.ok(gone.every((r) => r.status === 200 && r.body.status === "degraded" && r.body.redis === "down"), `the master's loss seen until it was replaced: ${seen}`);
+  assert.ok(readiness.every((r) => r.status === 200), `ready within the grace: ${seen}`);
 
   console.log(`# first answers (s after the loss, status, s taken): ${outcomes.map((o) => `${o.at}:${o.status}:${o.took}`).join(" ")}`);
   // What was confirmed (201, 202) is kept; what was not (503, a timeout) is retried with
