@@ -126,30 +126,26 @@ pub fn up_or_down(up: bool) -> &'static str {
 pub async fn check(grace: Grace, pg: Option<&PgPool>, redis: Option<&RedisPool>) -> Stores {
     let postgres = async {
         let pool = pg?;
-        let query = async {
-            match pool.get().await {
-                Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
-                Err(_) => false,
-            }
-        };
         Some(
-            tokio::time::timeout(PING_TIMEOUT, query)
-                .await
-                .unwrap_or(false),
+            answers(async {
+                match pool.get().await {
+                    Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+                    Err(_) => false,
+                }
+            })
+            .await,
         )
     };
     let redis = async {
         let pool = redis?;
-        let ping = async {
-            match pool.get().await {
-                Ok(mut c) => c.ping().await.is_ok(),
-                Err(_) => false,
-            }
-        };
         Some(
-            tokio::time::timeout(PING_TIMEOUT, ping)
-                .await
-                .unwrap_or(false),
+            answers(async {
+                match pool.get().await {
+                    Ok(mut c) => c.ping().await.is_ok(),
+                    Err(_) => false,
+                }
+            })
+            .await,
         )
     };
     let (postgres, redis) = tokio::join!(postgres, redis);
@@ -164,6 +160,13 @@ pub async fn check(grace: Grace, pg: Option<&PgPool>, redis: Option<&RedisPool>)
         redis,
         counted: pg_counted && redis_counted,
     }
+}
+
+/// Whether `query` came out true within [`PING_TIMEOUT`].
+async fn answers(query: impl std::future::Future<Output = bool>) -> bool {
+    tokio::time::timeout(PING_TIMEOUT, query)
+        .await
+        .unwrap_or(false)
 }
 
 /// 200 when every given store answers a trivial query (`"ready"`), or one that answered

@@ -1159,6 +1159,47 @@ pub async fn end_session_unannounced(s: &Stack) {
         .unwrap();
 }
 
+/// What `keys` hold now (`DUMP` and `PTTL`; a key that does not exist is left out), to be
+/// put back by [`restore_keys`]: the state of a replica that never receives what is written
+/// after it, for tests of a failover that loses writes.
+pub async fn dump_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &[String],
+) -> Vec<(String, Vec<u8>, i64)> {
+    let mut out = Vec::new();
+    for k in keys {
+        let (dump, ttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .cmd("DUMP")
+            .arg(k)
+            .cmd("PTTL")
+            .arg(k)
+            .query_async(conn)
+            .await
+            .expect("DUMP");
+        if let Some(dump) = dump {
+            out.push((k.clone(), dump, ttl.max(0)));
+        }
+    }
+    out
+}
+
+/// Puts back what [`dump_keys`] read, with what was left of each key's TTL.
+pub async fn restore_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    dumped: &[(String, Vec<u8>, i64)],
+) {
+    for (k, dump, ttl) in dumped {
+        let (): () = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(*ttl)
+            .arg(dump.as_slice())
+            .arg("REPLACE")
+            .query_async(conn)
+            .await
+            .expect("RESTORE");
+    }
+}
+
 /// Makes the stack's Redis hold every command for `ms` milliseconds (`CLIENT PAUSE ... ALL`),
 /// as a connection that hangs without closing would look to its clients, then waits until
 /// the pause is over and half a second more. Disturbs every test sharing that Redis: call it

@@ -136,7 +136,7 @@ enum Cut {
     Rollback(Vec<(String, Vec<u8>, i64)>),
 }
 
-/// Every recovery key (`*:rec:*`) of the Redis server at `url`: name, `DUMP`, `PTTL`.
+/// Every recovery key (`*:rec:*`) of the Redis server at `url`, as [`e2e::dump_keys`] has it.
 async fn dump_recovery_keys(url: &str) -> Vec<(String, Vec<u8>, i64)> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
@@ -148,20 +148,7 @@ async fn dump_recovery_keys(url: &str) -> Vec<(String, Vec<u8>, i64)> {
         .query_async(&mut conn)
         .await
         .expect("KEYS");
-    let mut out = Vec::new();
-    for k in keys {
-        let (dump, ttl): (Option<Vec<u8>>, i64) = redis::pipe()
-            .cmd("DUMP")
-            .arg(&k)
-            .cmd("PTTL")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .expect("DUMP");
-        if let Some(dump) = dump {
-            out.push((k, dump, ttl.max(0)));
-        }
-    }
+    let out = e2e::dump_keys(&mut conn, &keys).await;
     assert!(
         out.iter().any(|(k, ..)| k.ends_with(":rec:seq")),
         "no recovery counter in the snapshot"
@@ -169,6 +156,7 @@ async fn dump_recovery_keys(url: &str) -> Vec<(String, Vec<u8>, i64)> {
     out
 }
 
+/// The recovery keys as they were at the snapshot `to`, those made since deleted.
 async fn roll_back(conn: &mut redis::aio::MultiplexedConnection, to: &[(String, Vec<u8>, i64)]) {
     let now: Vec<String> = redis::cmd("KEYS")
         .arg("*:rec:*")
@@ -186,16 +174,7 @@ async fn roll_back(conn: &mut redis::aio::MultiplexedConnection, to: &[(String, 
             .await
             .expect("DEL");
     }
-    for (k, dump, ttl) in to {
-        let (): () = redis::cmd("RESTORE")
-            .arg(k)
-            .arg(*ttl)
-            .arg(dump.as_slice())
-            .arg("REPLACE")
-            .query_async(conn)
-            .await
-            .expect("RESTORE");
-    }
+    e2e::restore_keys(conn, to).await;
 }
 
 /// Cuts the subscriptions of the Redis server at `url` (the chat instance's, the gateway's):

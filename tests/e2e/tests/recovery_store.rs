@@ -121,33 +121,6 @@ impl Store {
             .collect()
     }
 
-    /// What `keys` hold now, to be put back by [`Store::restore`].
-    async fn dump(&self, keys: &[String]) -> Vec<(String, Vec<u8>)> {
-        let mut c = self.conn().await;
-        let mut out = Vec::new();
-        for k in keys {
-            let v: Vec<u8> = redis::cmd("DUMP").arg(k).query_async(&mut c).await.unwrap();
-            out.push((k.clone(), v));
-        }
-        out
-    }
-
-    /// Puts back what [`Store::dump`] read: the state of a replica that never got what
-    /// was written since.
-    async fn restore(&self, dumped: &[(String, Vec<u8>)]) {
-        let mut c = self.conn().await;
-        for (k, v) in dumped {
-            let (): () = redis::cmd("RESTORE")
-                .arg(k)
-                .arg(0)
-                .arg(v.as_slice())
-                .arg("REPLACE")
-                .query_async(&mut c)
-                .await
-                .unwrap();
-        }
-    }
-
     async fn seq(&self) -> u64 {
         let mut c = self.conn().await;
         let n: Option<u64> = redis::cmd("HGET")
@@ -277,7 +250,7 @@ async fn a_promoted_replica_that_lost_heard_offsets_numbers_after_them() {
         .publish(w, "message:created", Some(conv), &[], json!(1))
         .await
         .unwrap();
-    let replica = s.dump(&logs).await;
+    let replica = e2e::dump_keys(&mut s.conn().await, &logs).await;
     let e2 = s
         .publish(w, "message:created", Some(conv), &[], json!(2))
         .await
@@ -287,7 +260,7 @@ async fn a_promoted_replica_that_lost_heard_offsets_numbers_after_them() {
         .await
         .unwrap();
     // Failed over: e2 and e3 were heard, and are gone.
-    s.restore(&replica).await;
+    e2e::restore_keys(&mut s.conn().await, &replica).await;
     assert_eq!(s.seq().await, e1.n);
     let e4 = s
         .publish(w, "message:created", Some(conv), &[], json!(4))
